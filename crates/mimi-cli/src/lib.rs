@@ -1,0 +1,1 @@
+//! mimi: the MIMI command-line client

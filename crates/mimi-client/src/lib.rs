@@ -1,0 +1,1 @@
+//! MIMI client SDK

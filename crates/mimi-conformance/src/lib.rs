@@ -1,0 +1,1 @@
+//! Real-process conformance tests for MIMI providers

@@ -1,0 +1,1 @@
+//! Provider-vouched client credentials: X.509 issue and verification

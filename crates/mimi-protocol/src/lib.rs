@@ -1,0 +1,1 @@
+//! MIMI provider-to-provider wire types (draft-ietf-mimi-protocol-06)

@@ -1,0 +1,1 @@
+//! mimid: a MIMI provider (hub and follower)
