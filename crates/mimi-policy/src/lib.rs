@@ -1,1 +1,24 @@
-//! MIMI room policy (draft-ietf-mimi-room-policy-03): roles, capabilities, authorization
+#![doc = include_str!("../README.md")]
+
+mod base_policy;
+mod capabilities;
+mod codec;
+mod decision;
+mod default_roles;
+mod error;
+mod preauth;
+mod roles;
+
+// Public API.
+//
+// Wire types of the policy components (TLS presentation language, tls_codec derives):
+pub use crate::base_policy::{BaseRoomPolicy, Uri};
+pub use crate::capabilities::Capability;
+pub use crate::preauth::{Claim, ClaimId, PreAuthData, PreAuthRoleEntry};
+pub use crate::roles::{Role, RoleData, RoleIndex, SingleSourceRoleChangeTargets};
+// The default role set of a group room:
+pub use crate::default_roles::default_roles;
+// The authorization decision:
+pub use crate::decision::{ParticipantChange, RoleCounts, RoomPolicy};
+// Errors:
+pub use crate::error::{Error, PolicyDenied};

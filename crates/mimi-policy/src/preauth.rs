@@ -1,0 +1,186 @@
+//! Preauthorized users: the `preauth_list` component (draft-ietf-mimi-room-policy-03 §4).
+//!
+//! Only the wire types so far; claim matching against MLS credentials comes with full room
+//! policy support.
+
+use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+
+use crate::codec::{self, check_len};
+use crate::error::Error;
+use crate::roles::Role;
+
+/// Most entries in one `PreAuthData` (IN-POLICY-5).
+const MAX_ENTRIES: usize = 256;
+/// Most claims in one claim set.
+const MAX_CLAIMS: usize = 32;
+/// Longest claim ID or claim value, in bytes.
+const MAX_CLAIM_LEN: usize = 1024;
+
+/// Which claim of a credential to compare (`ClaimId`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
+)]
+pub struct ClaimId {
+    /// MLS `CredentialType` of the credential carrying the claim.
+    pub credential_type: u16,
+    /// An X.509 OID (DER), a JWT claim name, or a CWT map key.
+    pub id: Vec<u8>,
+}
+
+/// One claim that must match exactly (`Claim`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
+)]
+pub struct Claim {
+    /// Which claim.
+    pub claim_id: ClaimId,
+    /// The value it must have.
+    pub claim_value: Vec<u8>,
+}
+
+/// A claim set and the role granted when all its claims match (`PreAuthRoleEntry`).
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
+)]
+pub struct PreAuthRoleEntry {
+    /// Claims that must all match.
+    pub claimset: Vec<Claim>,
+    /// The granted role; the draft carries a whole `Role` here, not an index.
+    pub target_role: Role,
+}
+
+/// The `preauth_list` component data, also the `PreAuthUpdate` payload (§4).
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    TlsSerialize,
+    TlsDeserialize,
+    TlsDeserializeBytes,
+    TlsSize,
+)]
+pub struct PreAuthData {
+    /// Entries in evaluation order; the first match wins.
+    pub preauthorized_entries: Vec<PreAuthRoleEntry>,
+}
+
+impl PreAuthData {
+    /// Component ID of `preauth_list` (suggested value, §10.1.3).
+    pub const COMPONENT_ID: u16 = 0x0026;
+
+    /// Decodes a whole buffer, rejecting trailing bytes and over-long vectors.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let data: Self = codec::decode_exact(bytes, "PreAuthData")?;
+        data.check_bounds()?;
+        Ok(data)
+    }
+
+    /// Encodes to TLS presentation language, refusing what `decode` would reject.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check_bounds()?;
+        codec::encode(self, "PreAuthData")
+    }
+
+    fn check_bounds(&self) -> Result<(), Error> {
+        check_len(
+            "preauthorized_entries",
+            self.preauthorized_entries.len(),
+            MAX_ENTRIES,
+        )?;
+        for entry in &self.preauthorized_entries {
+            check_len("claimset", entry.claimset.len(), MAX_CLAIMS)?;
+            for claim in &entry.claimset {
+                check_len("id", claim.claim_id.id.len(), MAX_CLAIM_LEN)?;
+                check_len("claim_value", claim.claim_value.len(), MAX_CLAIM_LEN)?;
+            }
+            entry.target_role.check_bounds()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::Capability;
+    use crate::roles::RoleIndex;
+
+    fn sample() -> PreAuthData {
+        let mut role = Role::new(RoleIndex(2), "employee");
+        role.role_capabilities = vec![Capability::CAN_JOIN_IF_PREAUTHORIZED];
+        PreAuthData {
+            preauthorized_entries: vec![
+                PreAuthRoleEntry {
+                    claimset: vec![
+                        Claim {
+                            claim_id: ClaimId {
+                                credential_type: 0x0002,
+                                id: vec![0x55, 0x04, 0x0b],
+                            },
+                            claim_value: b"HR".to_vec(),
+                        },
+                        Claim {
+                            claim_id: ClaimId {
+                                credential_type: 0x0002,
+                                id: vec![0x55, 0x04, 0x06],
+                            },
+                            claim_value: b"FR".to_vec(),
+                        },
+                    ],
+                    target_role: role,
+                },
+                PreAuthRoleEntry {
+                    claimset: Vec::new(),
+                    target_role: Role::new(RoleIndex(5), "policy_enforcer"),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn preauth_data_round_trips() {
+        for data in [sample(), PreAuthData::default()] {
+            let bytes = data.encode().unwrap();
+            assert_eq!(PreAuthData::decode(&bytes).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn rejects_every_truncation() {
+        let bytes = sample().encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert!(
+                PreAuthData::decode(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = sample().encode().unwrap();
+        bytes.extend_from_slice(&[0, 0]);
+        assert!(matches!(
+            PreAuthData::decode(&bytes),
+            Err(Error::TrailingData { count: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_too_many_claims() {
+        let mut data = sample();
+        let claim = data.preauthorized_entries[0].claimset[0].clone();
+        data.preauthorized_entries[0].claimset = vec![claim; MAX_CLAIMS + 1];
+        let bytes = codec::encode(&data, "PreAuthData").unwrap();
+        assert!(matches!(
+            PreAuthData::decode(&bytes),
+            Err(Error::VectorTooLong {
+                field: "claimset",
+                ..
+            })
+        ));
+    }
+}
