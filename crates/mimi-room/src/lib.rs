@@ -1,1 +1,26 @@
-//! A MIMI room: OpenMLS group plus room components, as hub (PublicGroup) or member
+//! A MIMI room: one OpenMLS group plus the room components inside its GroupContext.
+//!
+//! [`HubRoom`] is the hub's view (an OpenMLS `PublicGroup`: validate, apply, export the tree);
+//! [`MemberState`] is a client's view of all its rooms (OpenMLS `MlsGroup`s: create, commit,
+//! encrypt, process). Both run the same checks from the `validation` module, so a hub and its
+//! clients agree on what is valid. This crate does no I/O: state goes in and out as snapshots.
+//! OpenMLS types stay inside this crate; callers see bytes and our own types.
+
+mod components;
+mod credentials;
+mod error;
+mod hub;
+mod member;
+mod proposals;
+mod provider;
+mod validation;
+
+// Public API.
+pub use components::Participant;
+pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
+pub use error::{Refusal, RoomError};
+pub use hub::{Accepted, HubRoom};
+pub use member::{
+    ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
+    PendingCommit, RoomView,
+};

@@ -1,0 +1,159 @@
+//! Room state kept in the GroupContext `app_data_dictionary` (draft-ietf-mimi-protocol-06 §4.4,
+//! draft-ietf-mls-extensions AppDataUpdate): the participant list (0x0022) and the roles list
+//! (0x0025), decoded into our own types, and the interpretation of AppDataUpdate proposals.
+
+use mimi_policy::{RoleData, RoleIndex, RoomPolicy};
+use mimi_protocol::{
+    IdentifierUri, ParticipantListData, ParticipantListUpdate, UserRolePair, Wire,
+};
+use openmls::component::ComponentData;
+use openmls::group::AppDataDictionaryUpdater;
+use openmls::prelude::{AppDataDictionary, AppDataUpdateOperation, AppDataUpdateProposal};
+
+use crate::error::RoomError;
+
+/// Component ID of the participant list (draft-ietf-mimi-protocol-06 §10.3).
+pub(crate) const PARTICIPANT_LIST: u16 = 0x0022;
+/// Component ID of the roles list (draft-ietf-mimi-room-policy-03, suggested value).
+pub(crate) const ROLES_LIST: u16 = 0x0025;
+
+/// One participant: a user URI and its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The user's URI, `mimi://domain/u/name`.
+    pub user: String,
+    /// The user's role index in the room's roles list.
+    pub role: u32,
+}
+
+/// The room components this crate understands, decoded.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomComponents {
+    pub(crate) participants: ParticipantListData,
+    pub(crate) policy: RoomPolicy,
+}
+
+impl RoomComponents {
+    /// Reads the components from a GroupContext dictionary; both must be present.
+    pub(crate) fn from_dictionary(dict: Option<&AppDataDictionary>) -> Result<Self, RoomError> {
+        let dict =
+            dict.ok_or_else(|| RoomError::not_allowed("group has no app_data_dictionary"))?;
+        let participants = dict
+            .get(&PARTICIPANT_LIST)
+            .ok_or_else(|| RoomError::not_allowed("group has no participant_list component"))?;
+        let participants = ParticipantListData::decode(participants)
+            .map_err(|e| RoomError::malformed("participant_list", e))?;
+        let roles = dict
+            .get(&ROLES_LIST)
+            .ok_or_else(|| RoomError::not_allowed("group has no roles_list component"))?;
+        let roles = RoleData::decode(roles).map_err(|e| RoomError::malformed("roles_list", e))?;
+        let policy = RoomPolicy::new(roles).map_err(|e| RoomError::not_allowed(e.to_string()))?;
+        Ok(Self {
+            participants,
+            policy,
+        })
+    }
+
+    /// The participants as URI strings with roles.
+    pub(crate) fn participants(&self) -> Vec<Participant> {
+        participants_of(&self.participants)
+    }
+
+    /// The role of `user`, or the non-participant role 0.
+    pub(crate) fn role_of(&self, user: &str) -> RoleIndex {
+        role_in(&self.participants, user)
+    }
+}
+
+/// The initial dictionary of a new room: the creator as the only participant, default roles.
+pub(crate) fn initial_dictionary(
+    creator_user: &str,
+    creator_role: u32,
+) -> Result<AppDataDictionary, RoomError> {
+    let participants = ParticipantListData {
+        participants: vec![pair(creator_user, creator_role)],
+    };
+    let mut dict = AppDataDictionary::new();
+    dict.insert(PARTICIPANT_LIST, participants.encode());
+    let roles = mimi_policy::default_roles()
+        .encode()
+        .map_err(|_| RoomError::Internal("default roles do not encode"))?;
+    dict.insert(ROLES_LIST, roles);
+    Ok(dict)
+}
+
+/// Applies the AppDataUpdate proposals of one commit, in order, to `before`'s components and
+/// records the results in `updater`. Returns the new participant list.
+///
+/// Only the participant list may change for now; any other component update is refused, as is
+/// removing the participant list.
+pub(crate) fn apply_app_data_updates<'a>(
+    before: &ParticipantListData,
+    proposals: impl Iterator<Item = &'a AppDataUpdateProposal>,
+    updater: &mut AppDataDictionaryUpdater<'_>,
+) -> Result<ParticipantListData, RoomError> {
+    let mut list = before.clone();
+    let mut touched = false;
+    for proposal in proposals {
+        if proposal.component_id() != PARTICIPANT_LIST {
+            return Err(RoomError::not_allowed(format!(
+                "changing component {:#06x} is not supported",
+                proposal.component_id()
+            )));
+        }
+        match proposal.operation() {
+            AppDataUpdateOperation::Update(payload) => {
+                let update = ParticipantListUpdate::decode(payload.as_ref())
+                    .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
+                list = list
+                    .apply(&update)
+                    .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
+                touched = true;
+            }
+            AppDataUpdateOperation::Remove => {
+                return Err(RoomError::not_allowed(
+                    "the participant list cannot be removed",
+                ));
+            }
+        }
+    }
+    if touched {
+        updater.set(ComponentData::from_parts(
+            PARTICIPANT_LIST,
+            list.encode().into(),
+        ));
+    }
+    Ok(list)
+}
+
+pub(crate) fn pair(user: &str, role: u32) -> UserRolePair {
+    UserRolePair {
+        user: IdentifierUri::new(user),
+        role_index: role,
+    }
+}
+
+pub(crate) fn participants_of(list: &ParticipantListData) -> Vec<Participant> {
+    list.participants
+        .iter()
+        .map(|p| Participant {
+            user: p.user.as_str().to_owned(),
+            role: p.role_index,
+        })
+        .collect()
+}
+
+pub(crate) fn role_in(list: &ParticipantListData, user: &str) -> RoleIndex {
+    list.participants
+        .iter()
+        .find(|p| p.user.as_str() == user)
+        .map(|p| RoleIndex(p.role_index))
+        .unwrap_or(RoleIndex::NON_PARTICIPANT)
+}
+
+pub(crate) fn index_of(list: &ParticipantListData, user: &str) -> Option<u32> {
+    list.participants
+        .iter()
+        .position(|p| p.user.as_str() == user)
+        .and_then(|i| u32::try_from(i).ok())
+}

@@ -1,0 +1,361 @@
+//! The hub's view of a room: an OpenMLS `PublicGroup` that validates every handshake message
+//! against MLS and MIMI rules before it is applied (draft-ietf-mimi-protocol-06 §5.2, §5.3).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mimi_policy::{Capability, RoleIndex};
+use openmls::group::GroupId;
+use openmls::prelude::{
+    LeafNodeIndex, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProposalStore,
+    ProtocolMessage, PublicGroup, QueuedProposal, RatchetTreeIn, Sender, StagedCommit,
+};
+use openmls_traits::OpenMlsProvider as _;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use crate::components::{Participant, RoomComponents, apply_app_data_updates};
+use crate::credentials::{TrustAnchor, VerifiedMember};
+use crate::error::{Refusal, RoomError};
+use crate::proposals::{check_standalone_proposal, departing_users};
+use crate::provider::MlsProvider;
+use crate::validation::{check_commit, commit_facts, verified_members};
+
+/// A room as its hub sees it.
+pub struct HubRoom {
+    room_uri: String,
+    provider: MlsProvider,
+    group: PublicGroup,
+    /// Verified identity of every member, by leaf index (kept in step with `group`).
+    members: BTreeMap<u32, VerifiedMember>,
+}
+
+/// What the hub accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// A commit moved the room to `epoch`.
+    Commit {
+        /// The new epoch.
+        epoch: u64,
+        /// Providers whose clients must receive the commit: every domain that had a member
+        /// before it, including clients it removes (draft §5.4).
+        notify_domains: BTreeSet<String>,
+    },
+    /// A standalone proposal was accepted and queued for the next commit.
+    Proposal {
+        /// Providers with members in the current epoch.
+        notify_domains: BTreeSet<String>,
+    },
+}
+
+impl HubRoom {
+    /// Starts hosting a room from the creator's GroupInfo (an MLSMessage) and ratchet tree.
+    ///
+    /// HUB-040: the group ID is the room URI, the group has exactly one member, vouched for,
+    /// whose user is `creator_user` and the only participant.
+    pub fn create(
+        anchor: &TrustAnchor,
+        room_uri: &str,
+        creator_user: &str,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        now: u64,
+    ) -> Result<Self, RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(group_info)
+            .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
+        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
+            return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
+        };
+        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let provider = MlsProvider::default();
+        let (group, _) = PublicGroup::from_external(
+            provider.crypto(),
+            provider.storage(),
+            tree,
+            group_info,
+            ProposalStore::new(),
+        )
+        .map_err(|e| RoomError::invalid(format!("group state does not verify: {e:?}")))?;
+        if group.group_id().as_slice() != room_uri.as_bytes() {
+            return Err(RoomError::invalid("the group ID is not the room URI"));
+        }
+        let members = verified_members(anchor, group.members(), now)?;
+        let room = Self {
+            room_uri: room_uri.to_owned(),
+            provider,
+            group,
+            members,
+        };
+        let components = room.components()?;
+        let participants = components.participants();
+        let creator_is_only_member =
+            room.members.len() == 1 && room.members.values().all(|m| m.user_uri == creator_user);
+        let creator_is_only_participant =
+            participants.len() == 1 && participants[0].user == creator_user;
+        if !creator_is_only_member || !creator_is_only_participant {
+            return Err(RoomError::not_allowed(
+                "a new room must hold exactly its creator as member and participant",
+            ));
+        }
+        let role = RoleIndex(participants[0].role);
+        if role == RoleIndex::NON_PARTICIPANT || role == RoleIndex::BANNED {
+            return Err(RoomError::not_allowed("the creator must hold a real role"));
+        }
+        Ok(room)
+    }
+
+    /// Restores a room saved with [`HubRoom::snapshot`].
+    pub fn load(
+        anchor: &TrustAnchor,
+        room_uri: &str,
+        snapshot: &[u8],
+        now: u64,
+    ) -> Result<Self, RoomError> {
+        let provider = MlsProvider::from_snapshot(snapshot)?;
+        let group_id = GroupId::from_slice(room_uri.as_bytes());
+        let group = PublicGroup::load(provider.storage(), &group_id)
+            .map_err(|_| RoomError::CorruptState("cannot read the public group"))?
+            .ok_or(RoomError::CorruptState("snapshot holds no public group"))?;
+        let members = verified_members(anchor, group.members(), now)?;
+        Ok(Self {
+            room_uri: room_uri.to_owned(),
+            provider,
+            group,
+            members,
+        })
+    }
+
+    /// The persisted form of this room's state.
+    pub fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
+        self.provider.snapshot()
+    }
+
+    /// The room URI.
+    pub fn room_uri(&self) -> &str {
+        &self.room_uri
+    }
+
+    /// The current MLS epoch.
+    pub fn epoch(&self) -> u64 {
+        self.group.group_context().epoch().as_u64()
+    }
+
+    /// The participant list.
+    pub fn participants(&self) -> Result<Vec<Participant>, RoomError> {
+        Ok(self.components()?.participants())
+    }
+
+    /// The device URIs of the members, by user URI.
+    pub fn members(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in self.members.values() {
+            out.entry(m.user_uri.clone())
+                .or_default()
+                .push(m.device_uri.clone());
+        }
+        out
+    }
+
+    /// The provider domains with at least one member client.
+    pub fn member_domains(&self) -> BTreeSet<String> {
+        self.members.values().map(|m| m.domain.clone()).collect()
+    }
+
+    /// The ratchet tree, TLS-encoded, for joiners.
+    pub fn ratchet_tree(&self) -> Result<Vec<u8>, RoomError> {
+        self.group
+            .export_ratchet_tree()
+            .tls_serialize_detached()
+            .map_err(|_| RoomError::Internal("ratchet tree does not encode"))
+    }
+
+    /// Validates and applies one handshake message (a PublicMessage proposal or commit).
+    /// On any refusal the room is unchanged.
+    pub fn process_handshake(
+        &mut self,
+        anchor: &TrustAnchor,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Accepted, RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(message)
+            .map_err(|e| RoomError::malformed("MLSMessage", e))?;
+        let protocol = message
+            .try_into_protocol_message()
+            .map_err(|_| RoomError::invalid("not a proposal or commit"))?;
+        // HUB-010: handshakes are PublicMessages so the hub can check them.
+        let ProtocolMessage::PublicMessage(_) = &protocol else {
+            return Err(RoomError::not_allowed(
+                "handshake messages must be PublicMessages",
+            ));
+        };
+        // HUB-011: the message is for this room and the current epoch.
+        if protocol.group_id().as_slice() != self.room_uri.as_bytes() {
+            return Err(RoomError::invalid("message is for another group"));
+        }
+        let current = self.epoch();
+        if protocol.epoch().as_u64() != current {
+            return Err(RoomError::Refused(Refusal::WrongEpoch { current }));
+        }
+        // HUB-012: framing, signature, membership tag and MLS proposal rules (OpenMLS ValSem).
+        let processed = self
+            .group
+            .process_message(self.provider.crypto(), protocol)
+            .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+        let sender = match processed.sender() {
+            Sender::Member(leaf) => *leaf,
+            _ => {
+                return Err(RoomError::not_allowed(
+                    "only members may send handshakes here (external joins are not supported yet)",
+                ));
+            }
+        };
+        let components = self.components()?;
+        match processed.into_content() {
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                self.accept_proposal(*proposal, sender, &components)
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let after = components.participants.clone();
+                self.accept_commit(anchor, *staged, sender, &components, after, now)
+            }
+            ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                let mut updater = self.group.app_data_dictionary_updater();
+                let after = apply_app_data_updates(
+                    &components.participants,
+                    unresolved.app_data_update_proposals(),
+                    &mut updater,
+                )?;
+                let updates = updater.changes();
+                let staged = self
+                    .group
+                    .stage_app_data_commit(self.provider.crypto(), *unresolved, updates)
+                    .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+                self.accept_commit(anchor, staged, sender, &components, after, now)
+            }
+            _ => Err(RoomError::invalid("unexpected message content")),
+        }
+    }
+
+    /// Checks that `user` may post an application message of `epoch` (draft §5.3).
+    pub fn check_application(&self, epoch: u64, user: &str) -> Result<(), RoomError> {
+        let components = self.components()?;
+        let role = components.role_of(user);
+        // HUB-030: the sender is an active participant, not leaving, allowed to send.
+        let active = self.members.values().any(|m| m.user_uri == user);
+        if role == RoleIndex::NON_PARTICIPANT || !active {
+            return Err(RoomError::not_allowed(format!(
+                "{user} is not an active participant"
+            )));
+        }
+        if self.departing_users()?.contains(user) {
+            return Err(RoomError::not_allowed(format!(
+                "{user} is leaving the room"
+            )));
+        }
+        if !components
+            .policy
+            .has_capability(role, Capability::CAN_SEND_MESSAGE)
+        {
+            return Err(RoomError::not_allowed(format!(
+                "{user} may not send messages"
+            )));
+        }
+        // HUB-031: the message is for the current epoch.
+        let current = self.epoch();
+        if epoch < current {
+            return Err(RoomError::Refused(Refusal::WrongEpoch { current }));
+        }
+        if epoch > current {
+            return Err(RoomError::not_allowed(format!(
+                "epoch {epoch} is in the future"
+            )));
+        }
+        Ok(())
+    }
+
+    fn components(&self) -> Result<RoomComponents, RoomError> {
+        RoomComponents::from_dictionary(
+            self.group
+                .group_context()
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+    }
+
+    fn departing_users(&self) -> Result<BTreeSet<String>, RoomError> {
+        let queued = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+        Ok(departing_users(
+            queued.iter().map(|(_, q)| q),
+            &self.members,
+        ))
+    }
+
+    fn accept_proposal(
+        &mut self,
+        proposal: QueuedProposal,
+        sender: LeafNodeIndex,
+        components: &RoomComponents,
+    ) -> Result<Accepted, RoomError> {
+        check_standalone_proposal(&proposal, sender, &self.members, components)?;
+        self.group
+            .add_proposal(self.provider.storage(), proposal)
+            .map_err(|_| RoomError::Internal("cannot queue proposal"))?;
+        Ok(Accepted::Proposal {
+            notify_domains: self.member_domains(),
+        })
+    }
+
+    fn accept_commit(
+        &mut self,
+        anchor: &TrustAnchor,
+        staged: StagedCommit,
+        committer: LeafNodeIndex,
+        components: &RoomComponents,
+        after: mimi_protocol::ParticipantListData,
+        now: u64,
+    ) -> Result<Accepted, RoomError> {
+        // HUB-013: a commit covers every proposal the hub accepted in this epoch (draft §5.2).
+        let covered: BTreeSet<Vec<u8>> = staged
+            .queued_proposals()
+            .map(|q| q.proposal_reference_ref().as_slice().to_vec())
+            .collect();
+        let queued = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+        if let Some((missing, _)) = queued.iter().find(|(r, _)| !covered.contains(r.as_slice())) {
+            return Err(RoomError::invalid(format!(
+                "commit omits pending proposal {}",
+                hex_short(missing.as_slice())
+            )));
+        }
+        let departing = departing_users(queued.iter().map(|(_, q)| q), &self.members);
+        let facts = commit_facts(
+            anchor,
+            &self.members,
+            committer,
+            &staged,
+            components.participants.clone(),
+            after,
+            now,
+        )?;
+        check_commit(&components.policy, &facts, &departing)?;
+        let notify_domains: BTreeSet<String> =
+            self.members.values().map(|m| m.domain.clone()).collect();
+        self.group
+            .merge_commit(self.provider.storage(), staged)
+            .map_err(|e| RoomError::mls(e))?;
+        self.members = verified_members(anchor, self.group.members(), now)?;
+        Ok(Accepted::Commit {
+            epoch: self.epoch(),
+            notify_domains,
+        })
+    }
+}
+
+fn hex_short(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,674 @@
+//! A client's side of its rooms: OpenMLS `MlsGroup`s that create rooms, commit participant and
+//! membership changes together, encrypt messages and process what the hub fans out. The same
+//! MIMI checks as the hub run on everything received (see [`crate::validation`]).
+
+use std::collections::BTreeMap;
+
+use mimi_protocol::{ParticipantListUpdate, Wire};
+use openmls::component::ComponentId;
+use openmls::group::GroupId;
+use openmls::prelude::{
+    AppDataDictionaryExtension, AppDataUpdateOperation, AppDataUpdateProposal, BasicCredential,
+    Capabilities, Ciphersuite, CredentialType, CredentialWithKey, Extension, ExtensionType,
+    Extensions, ExternalSender, KeyPackage, KeyPackageIn, LeafNodeIndex,
+    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
+    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessedMessageContent, Proposal, ProposalType,
+    ProtocolMessage, ProtocolVersion, RatchetTreeIn, RequiredCapabilitiesExtension, Sender,
+    StagedCommit, StagedWelcome,
+};
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::OpenMlsProvider as _;
+use openmls_traits::types::SignatureScheme;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use crate::components::{
+    PARTICIPANT_LIST, Participant, RoomComponents, apply_app_data_updates, index_of,
+    initial_dictionary, pair,
+};
+use crate::credentials::{ClientIdentity, TrustAnchor, verify_member, x509_credential};
+use crate::error::RoomError;
+use crate::proposals::{check_standalone_proposal, departing_users};
+use crate::provider::MlsProvider;
+use crate::validation::{check_commit, commit_facts, verified_members};
+
+/// The one cipher suite MIMI rooms use here (RFC 9420 §17.1, 0x0001).
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// How many past epochs a client keeps keys for, so messages sent just before a commit still
+/// decrypt after it.
+const MAX_PAST_EPOCHS: usize = 8;
+
+/// Role of a room's creator in the default role set (mimi-policy: owner).
+pub const CREATOR_ROLE: u32 = 4;
+/// Role of a user added to a room in the default role set (mimi-policy: member).
+pub const ADDED_USER_ROLE: u32 = 2;
+
+/// The hub's external-sender entry for a new room (RFC 9420 §12.1.8.1, draft §4.4 item 5).
+#[derive(Debug, Clone)]
+pub struct HubSender {
+    /// The hub's raw Ed25519 signature public key.
+    pub signature_key: Vec<u8>,
+    /// The hub's provider URI, `mimi://domain`, used as its basic credential identity.
+    pub provider_uri: String,
+}
+
+/// A new room, ready to be handed to the hub.
+#[derive(Debug, Clone)]
+pub struct CreatedRoom {
+    /// GroupInfo as an MLSMessage, without the ratchet tree.
+    pub group_info: Vec<u8>,
+    /// The ratchet tree, TLS-encoded.
+    pub ratchet_tree: Vec<u8>,
+}
+
+/// A commit waiting for the hub's verdict.
+#[derive(Debug, Clone)]
+pub struct PendingCommit {
+    /// The commit as an MLSMessage (PublicMessage).
+    pub commit: Vec<u8>,
+    /// The Welcome for added clients, as an MLSMessage.
+    pub welcome: Option<Vec<u8>>,
+    /// The new epoch's GroupInfo as an MLSMessage, without the ratchet tree.
+    pub group_info: Option<Vec<u8>>,
+}
+
+/// What processing one fanned-out message produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// An application message.
+    Message {
+        /// The sending device.
+        sender_device: String,
+        /// The sending user.
+        sender_user: String,
+        /// The decrypted application data (MIMI content).
+        data: Vec<u8>,
+        /// The epoch it was sent in.
+        epoch: u64,
+    },
+    /// A commit moved the room to a new epoch.
+    Commit {
+        /// The new epoch.
+        epoch: u64,
+        /// Whether this client was removed by it.
+        removed_me: bool,
+    },
+    /// A proposal was stored for the next commit.
+    Proposal,
+    /// A handshake of an epoch this client has already left (for example its own commit).
+    Stale,
+}
+
+/// What a client knows about one room.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    /// The current epoch.
+    pub epoch: u64,
+    /// The participant list.
+    pub participants: Vec<Participant>,
+    /// Device URIs of the members, by user URI.
+    pub members: BTreeMap<String, Vec<String>>,
+    /// Whether proposals are waiting for a commit.
+    pub has_pending_proposals: bool,
+}
+
+/// All MLS state of one client.
+pub struct MemberState {
+    provider: MlsProvider,
+}
+
+impl Default for MemberState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemberState {
+    /// Empty state for a new client.
+    pub fn new() -> Self {
+        Self {
+            provider: MlsProvider::default(),
+        }
+    }
+
+    /// Restores state saved with [`MemberState::snapshot`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Self, RoomError> {
+        Ok(Self {
+            provider: MlsProvider::from_snapshot(bytes)?,
+        })
+    }
+
+    /// The persisted form of this state.
+    pub fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
+        self.provider.snapshot()
+    }
+
+    /// Generates and stores a new Ed25519 signature key; returns the raw public key.
+    pub fn generate_signature_key(&self) -> Result<Vec<u8>, RoomError> {
+        let keys = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(RoomError::mls)?;
+        keys.store(self.provider.storage())
+            .map_err(RoomError::mls)?;
+        Ok(keys.to_public_vec())
+    }
+
+    /// Creates `count` fresh KeyPackages (TLS-encoded `KeyPackage`s).
+    pub fn key_packages(
+        &self,
+        me: &ClientIdentity,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, RoomError> {
+        let signer = self.signer(me)?;
+        let credential = credential_with_key(me)?;
+        (0..count)
+            .map(|_| {
+                let bundle = KeyPackage::builder()
+                    .leaf_node_capabilities(capabilities())
+                    .build(CIPHERSUITE, &self.provider, &signer, credential.clone())
+                    .map_err(RoomError::mls)?;
+                bundle
+                    .key_package()
+                    .tls_serialize_detached()
+                    .map_err(|_| RoomError::Internal("key package does not encode"))
+            })
+            .collect()
+    }
+
+    /// Creates a room whose MLS group ID is the room URI, with `creator_user` as its owner.
+    pub fn create_room(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        creator_user: &str,
+        hub: &HubSender,
+    ) -> Result<CreatedRoom, RoomError> {
+        let signer = self.signer(me)?;
+        let hub_credential = BasicCredential::new(hub.provider_uri.as_bytes().to_vec());
+        let extensions = Extensions::from_vec(vec![
+            Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+                &[ExtensionType::AppDataDictionary],
+                &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
+                &[CredentialType::X509],
+            )),
+            Extension::ExternalSenders(vec![ExternalSender::new(
+                hub.signature_key.clone().into(),
+                hub_credential.into(),
+            )]),
+            Extension::AppDataDictionary(AppDataDictionaryExtension::new(initial_dictionary(
+                creator_user,
+                CREATOR_ROLE,
+            )?)),
+        ])
+        .map_err(RoomError::mls)?;
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .capabilities(capabilities())
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(false)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .with_group_context_extensions(extensions)
+            .build();
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            &signer,
+            &config,
+            GroupId::from_slice(room_uri.as_bytes()),
+            credential_with_key(me)?,
+        )
+        .map_err(RoomError::mls)?;
+        let group_info = group
+            .export_group_info(self.provider.crypto(), &signer, false)
+            .map_err(RoomError::mls)?;
+        Ok(CreatedRoom {
+            group_info: encode_message(&group_info)?,
+            ratchet_tree: group
+                .export_ratchet_tree()
+                .tls_serialize_detached()
+                .map_err(|_| RoomError::Internal("ratchet tree does not encode"))?,
+        })
+    }
+
+    /// Builds one commit adding each user as a participant together with its clients'
+    /// KeyPackages (draft §5.2: the participant-list add is in the same commit as the Adds).
+    pub fn add_users(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        users: &[(String, Vec<Vec<u8>>)],
+    ) -> Result<PendingCommit, RoomError> {
+        let mut group = self.group(room_uri)?;
+        let components = group_components(&group)?;
+        let mut key_packages = Vec::new();
+        for (user, packages) in users {
+            if index_of(&components.participants, user).is_some() {
+                return Err(RoomError::Misuse(format!(
+                    "{user} is already a participant"
+                )));
+            }
+            for bytes in packages {
+                key_packages.push(self.validated_key_package(bytes)?);
+            }
+        }
+        let update = ParticipantListUpdate {
+            changed_role_participants: Vec::new(),
+            removed_indices: Vec::new(),
+            added_participants: users
+                .iter()
+                .map(|(u, _)| pair(u, ADDED_USER_ROLE))
+                .collect(),
+        };
+        self.commit(
+            me,
+            &mut group,
+            vec![participant_update(&update)],
+            key_packages,
+            Vec::new(),
+        )
+    }
+
+    /// Builds one commit removing `user` from the participant list and all its clients from
+    /// the group (draft §5.2: in the same commit).
+    pub fn remove_user(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        room_uri: &str,
+        user: &str,
+        now: u64,
+    ) -> Result<PendingCommit, RoomError> {
+        let mut group = self.group(room_uri)?;
+        let components = group_components(&group)?;
+        let index = index_of(&components.participants, user)
+            .ok_or_else(|| RoomError::Misuse(format!("{user} is not a participant")))?;
+        let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+            .into_iter()
+            .filter(|(_, m)| m.user_uri == user)
+            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+            .collect();
+        let update = ParticipantListUpdate {
+            changed_role_participants: Vec::new(),
+            removed_indices: vec![index],
+            added_participants: Vec::new(),
+        };
+        self.commit(
+            me,
+            &mut group,
+            vec![participant_update(&update)],
+            Vec::new(),
+            leaves,
+        )
+    }
+
+    /// Builds the proposals for leaving: the participant-list removal of our own user and a
+    /// SelfRemove (draft §6.5 step 1). Someone else's next commit completes the departure.
+    pub fn leave(&self, me: &ClientIdentity, room_uri: &str) -> Result<Vec<Vec<u8>>, RoomError> {
+        let mut group = self.group(room_uri)?;
+        let signer = self.signer(me)?;
+        let components = group_components(&group)?;
+        let my_user = user_of_device(&me.device_uri)?;
+        let index = index_of(&components.participants, &my_user)
+            .ok_or_else(|| RoomError::Misuse(format!("{my_user} is not a participant")))?;
+        let update = ParticipantListUpdate {
+            changed_role_participants: Vec::new(),
+            removed_indices: vec![index],
+            added_participants: Vec::new(),
+        };
+        let (list_proposal, _) = group
+            .propose_app_data_update(
+                &self.provider,
+                &signer,
+                PARTICIPANT_LIST as ComponentId,
+                AppDataUpdateOperation::Update(update.encode().into()),
+            )
+            .map_err(RoomError::mls)?;
+        let self_remove = group
+            .leave_group_via_self_remove(&self.provider, &signer)
+            .map_err(RoomError::mls)?;
+        Ok(vec![
+            encode_message(&list_proposal)?,
+            encode_message(&self_remove)?,
+        ])
+    }
+
+    /// Commits the proposals waiting in the room, if any.
+    pub fn commit_pending(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+    ) -> Result<Option<PendingCommit>, RoomError> {
+        let mut group = self.group(room_uri)?;
+        if group.pending_proposals().next().is_none() {
+            return Ok(None);
+        }
+        self.commit(me, &mut group, Vec::new(), Vec::new(), Vec::new())
+            .map(Some)
+    }
+
+    /// Applies our commit after the hub accepted it.
+    pub fn merge_pending_commit(&self, room_uri: &str) -> Result<u64, RoomError> {
+        let mut group = self.group(room_uri)?;
+        group
+            .merge_pending_commit(&self.provider)
+            .map_err(RoomError::mls)?;
+        Ok(group.epoch().as_u64())
+    }
+
+    /// Drops our commit after the hub refused it.
+    pub fn discard_pending_commit(&self, room_uri: &str) -> Result<(), RoomError> {
+        let mut group = self.group(room_uri)?;
+        group
+            .clear_pending_commit(self.provider.storage())
+            .map_err(RoomError::mls)
+    }
+
+    /// Encrypts application data (MIMI content) as a PrivateMessage; returns the MLSMessage
+    /// and the epoch it belongs to.
+    pub fn encrypt(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        data: &[u8],
+    ) -> Result<(Vec<u8>, u64), RoomError> {
+        let mut group = self.group(room_uri)?;
+        let signer = self.signer(me)?;
+        let message = group
+            .create_message(&self.provider, &signer, data)
+            .map_err(RoomError::mls)?;
+        Ok((encode_message(&message)?, group.epoch().as_u64()))
+    }
+
+    /// Joins a room from a Welcome (MLSMessage) and the ratchet tree the hub supplied, after
+    /// checking every member is vouched for and a participant. Returns the room URI.
+    pub fn join(
+        &self,
+        anchor: &TrustAnchor,
+        welcome: &[u8],
+        ratchet_tree: &[u8],
+        now: u64,
+    ) -> Result<String, RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(welcome)
+            .map_err(|e| RoomError::malformed("Welcome message", e))?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(RoomError::malformed("Welcome message", "not a Welcome"));
+        };
+        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let join_config = MlsGroupJoinConfig::builder()
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(false)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .build();
+        let staged =
+            StagedWelcome::new_from_welcome(&self.provider, &join_config, welcome, Some(tree))
+                .map_err(RoomError::mls)?;
+        let group = staged.into_group(&self.provider).map_err(RoomError::mls)?;
+        let room_uri = String::from_utf8(group.group_id().as_slice().to_vec())
+            .map_err(|_| RoomError::not_allowed("group ID is not a room URI"))?;
+        // JOIN-001: every member is vouched for and belongs to a non-banned participant.
+        let components = group_components(&group)?;
+        let members = verified_members(anchor, group.members(), now)?;
+        for member in members.values() {
+            if !crate::proposals::is_real_role(components.role_of(&member.user_uri)) {
+                return Err(RoomError::not_allowed(format!(
+                    "the joined room holds {} whose user is not an active participant",
+                    member.device_uri
+                )));
+            }
+        }
+        Ok(room_uri)
+    }
+
+    /// Processes one message the hub fanned out for `room_uri`.
+    pub fn process(
+        &self,
+        anchor: &TrustAnchor,
+        room_uri: &str,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Incoming, RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(message)
+            .map_err(|e| RoomError::malformed("MLSMessage", e))?;
+        let protocol: ProtocolMessage = message
+            .try_into_protocol_message()
+            .map_err(|_| RoomError::malformed("MLSMessage", "not a group message"))?;
+        let mut group = self.group(room_uri)?;
+        let current = group.epoch().as_u64();
+        let is_handshake = protocol.is_handshake_message();
+        if is_handshake && protocol.epoch().as_u64() < current {
+            return Ok(Incoming::Stale);
+        }
+        let epoch = protocol.epoch().as_u64();
+        let processed = group
+            .process_message(&self.provider, protocol)
+            .map_err(RoomError::mls)?;
+        let sender = match processed.sender() {
+            Sender::Member(leaf) => Some(*leaf),
+            _ => None,
+        };
+        let credential = processed.credential().clone();
+        let components = group_components(&group)?;
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let sender =
+                    sender.ok_or_else(|| RoomError::invalid("application from non-member"))?;
+                let key = group
+                    .member_at(sender)
+                    .map(|m| m.signature_key)
+                    .ok_or_else(|| RoomError::invalid("application from an empty leaf"))?;
+                let who = verify_member(anchor, &credential, &key, now)?;
+                Ok(Incoming::Message {
+                    sender_device: who.device_uri,
+                    sender_user: who.user_uri,
+                    data: app.into_bytes(),
+                    epoch,
+                })
+            }
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                let sender =
+                    sender.ok_or_else(|| RoomError::invalid("proposal from non-member"))?;
+                let members = verified_members(anchor, group.members(), now)?;
+                check_standalone_proposal(&proposal, sender, &members, &components)?;
+                group
+                    .store_pending_proposal(self.provider.storage(), *proposal)
+                    .map_err(RoomError::mls)?;
+                Ok(Incoming::Proposal)
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let sender = sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
+                let after = components.participants.clone();
+                self.accept_commit(anchor, &mut group, *staged, sender, &components, after, now)
+            }
+            ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                let sender = sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
+                let mut updater = group.app_data_dictionary_updater();
+                let after = apply_app_data_updates(
+                    &components.participants,
+                    unresolved.app_data_update_proposals(),
+                    &mut updater,
+                )?;
+                let updates = updater.changes();
+                let staged = group
+                    .stage_app_data_commit(&self.provider, *unresolved, updates)
+                    .map_err(RoomError::mls)?;
+                self.accept_commit(anchor, &mut group, staged, sender, &components, after, now)
+            }
+            _ => Ok(Incoming::Stale),
+        }
+    }
+
+    /// What this client knows about a room.
+    pub fn room_view(
+        &self,
+        anchor: &TrustAnchor,
+        room_uri: &str,
+        now: u64,
+    ) -> Result<RoomView, RoomError> {
+        let group = self.group(room_uri)?;
+        let components = group_components(&group)?;
+        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in verified_members(anchor, group.members(), now)?.into_values() {
+            members.entry(m.user_uri).or_default().push(m.device_uri);
+        }
+        Ok(RoomView {
+            epoch: group.epoch().as_u64(),
+            participants: components.participants(),
+            members,
+            has_pending_proposals: group.pending_proposals().next().is_some(),
+        })
+    }
+
+    /// Whether this client is still a member of the room's group.
+    pub fn is_active(&self, room_uri: &str) -> bool {
+        self.group(room_uri).map(|g| g.is_active()).unwrap_or(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept_commit(
+        &self,
+        anchor: &TrustAnchor,
+        group: &mut MlsGroup,
+        staged: StagedCommit,
+        committer: LeafNodeIndex,
+        components: &RoomComponents,
+        after: mimi_protocol::ParticipantListData,
+        now: u64,
+    ) -> Result<Incoming, RoomError> {
+        let members = verified_members(anchor, group.members(), now)?;
+        let departing = departing_users(group.pending_proposals(), &members);
+        let facts = commit_facts(
+            anchor,
+            &members,
+            committer,
+            &staged,
+            components.participants.clone(),
+            after,
+            now,
+        )?;
+        check_commit(&components.policy, &facts, &departing)?;
+        let removed_me = staged.self_removed();
+        group
+            .merge_staged_commit(&self.provider, staged)
+            .map_err(RoomError::mls)?;
+        Ok(Incoming::Commit {
+            epoch: group.epoch().as_u64(),
+            removed_me,
+        })
+    }
+
+    fn commit(
+        &self,
+        me: &ClientIdentity,
+        group: &mut MlsGroup,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removes: Vec<LeafNodeIndex>,
+    ) -> Result<PendingCommit, RoomError> {
+        let signer = self.signer(me)?;
+        let before = group_components(group)?.participants;
+        let mut stage = group
+            .commit_builder()
+            .propose_adds(adds)
+            .propose_removals(removes)
+            .add_proposals(proposals)
+            .load_psks(self.provider.storage())
+            .map_err(RoomError::mls)?
+            .create_group_info(true);
+        let mut updater = stage.app_data_dictionary_updater();
+        apply_app_data_updates(&before, stage.app_data_update_proposals(), &mut updater)?;
+        let updates = updater.changes();
+        stage.with_app_data_dictionary_updates(updates);
+        let bundle = stage
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &signer,
+                |_| true,
+            )
+            .map_err(RoomError::mls)?
+            .stage_commit(&self.provider)
+            .map_err(RoomError::mls)?;
+        let (commit, welcome, group_info) = bundle.into_messages();
+        Ok(PendingCommit {
+            commit: encode_message(&commit)?,
+            welcome: welcome.as_ref().map(encode_message).transpose()?,
+            group_info: group_info.as_ref().map(encode_message).transpose()?,
+        })
+    }
+
+    fn group(&self, room_uri: &str) -> Result<MlsGroup, RoomError> {
+        MlsGroup::load(
+            self.provider.storage(),
+            &GroupId::from_slice(room_uri.as_bytes()),
+        )
+        .map_err(|_| RoomError::CorruptState("cannot read group"))?
+        .ok_or_else(|| RoomError::Misuse(format!("not a member of {room_uri}")))
+    }
+
+    fn signer(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
+        SignatureKeyPair::read(
+            self.provider.storage(),
+            &me.signature_public_key,
+            SignatureScheme::ED25519,
+        )
+        .ok_or(RoomError::CorruptState(
+            "signature key missing from client state",
+        ))
+    }
+
+    fn validated_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, RoomError> {
+        let package = KeyPackageIn::tls_deserialize_exact(bytes)
+            .map_err(|e| RoomError::malformed("KeyPackage", e))?;
+        package
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| RoomError::invalid(format!("key package: {e:?}")))
+    }
+}
+
+/// The leaf capabilities every MIMI client advertises.
+fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        Some(&[ExtensionType::AppDataDictionary]),
+        Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
+        Some(&[CredentialType::Basic, CredentialType::X509]),
+    )
+}
+
+fn credential_with_key(me: &ClientIdentity) -> Result<CredentialWithKey, RoomError> {
+    Ok(CredentialWithKey {
+        credential: x509_credential(&me.chain)?,
+        signature_key: me.signature_public_key.clone().into(),
+    })
+}
+
+fn participant_update(update: &ParticipantListUpdate) -> Proposal {
+    Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+        PARTICIPANT_LIST as ComponentId,
+        update.encode(),
+    )))
+}
+
+fn group_components(group: &MlsGroup) -> Result<RoomComponents, RoomError> {
+    RoomComponents::from_dictionary(
+        group
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary()),
+    )
+}
+
+fn encode_message(message: &MlsMessageOut) -> Result<Vec<u8>, RoomError> {
+    message
+        .tls_serialize_detached()
+        .map_err(|_| RoomError::Internal("MLS message does not encode"))
+}
+
+/// The user URI of a device URI `mimi://d/d/user/device`.
+fn user_of_device(device_uri: &str) -> Result<String, RoomError> {
+    let uri: mimi_protocol::MimiUri = device_uri
+        .parse()
+        .map_err(|e| RoomError::Misuse(format!("bad device URI {device_uri}: {e}")))?;
+    uri.user_of_device()
+        .map(|u| u.to_string())
+        .ok_or_else(|| RoomError::Misuse(format!("{device_uri} is not a device URI")))
+}

@@ -1,0 +1,106 @@
+//! Standalone proposals the hub and members accept: a user leaving (draft-ietf-mimi-protocol-06
+//! §6.5: SelfRemove or Remove of its own clients, plus a participant-list AppDataUpdate
+//! removing itself). Anything else is refused until later issues add it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mimi_policy::{ParticipantChange, RoleCounts, RoleIndex};
+use mimi_protocol::{ParticipantListUpdate, Wire};
+use openmls::prelude::{AppDataUpdateOperation, LeafNodeIndex, Proposal, QueuedProposal, Sender};
+
+use crate::components::{PARTICIPANT_LIST, RoomComponents, index_of};
+use crate::credentials::VerifiedMember;
+use crate::error::RoomError;
+
+/// HUB-050..HUB-053: checks one standalone proposal from member `sender`.
+pub(crate) fn check_standalone_proposal(
+    proposal: &QueuedProposal,
+    sender: LeafNodeIndex,
+    members: &BTreeMap<u32, VerifiedMember>,
+    components: &RoomComponents,
+) -> Result<(), RoomError> {
+    let me = members
+        .get(&sender.u32())
+        .ok_or_else(|| RoomError::not_allowed("proposal from an empty leaf"))?;
+    match proposal.proposal() {
+        // HUB-050: a client may always remove itself.
+        Proposal::SelfRemove => Ok(()),
+        // HUB-051: a client may remove other clients of its own user.
+        Proposal::Remove(remove) => {
+            let target = members
+                .get(&remove.removed().u32())
+                .ok_or_else(|| RoomError::invalid("remove of an empty leaf"))?;
+            if target.user_uri == me.user_uri {
+                Ok(())
+            } else {
+                Err(RoomError::not_allowed(
+                    "removing another user's clients needs a commit with the participant change",
+                ))
+            }
+        }
+        // HUB-052: a participant-list update that only removes the sender's own user, which
+        // the sender's role allows (canRemoveSelf).
+        Proposal::AppDataUpdate(update) => {
+            if update.component_id() != PARTICIPANT_LIST {
+                return Err(RoomError::not_allowed(format!(
+                    "standalone change of component {:#06x} is not supported",
+                    update.component_id()
+                )));
+            }
+            let AppDataUpdateOperation::Update(payload) = update.operation() else {
+                return Err(RoomError::not_allowed(
+                    "the participant list cannot be removed",
+                ));
+            };
+            let update = ParticipantListUpdate::decode(payload.as_ref())
+                .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
+            let my_index = index_of(&components.participants, &me.user_uri)
+                .ok_or_else(|| RoomError::not_allowed("the sender is not a participant"))?;
+            let only_removes_me = update.changed_role_participants.is_empty()
+                && update.added_participants.is_empty()
+                && update.removed_indices == [my_index];
+            if !only_removes_me {
+                return Err(RoomError::not_allowed(
+                    "a standalone participant-list update may only remove its sender",
+                ));
+            }
+            let role = components.role_of(&me.user_uri);
+            components
+                .policy
+                .authorize_changes(
+                    role,
+                    &[ParticipantChange::Remove {
+                        target_role: role,
+                        is_self: true,
+                    }],
+                    &RoleCounts::new(),
+                )
+                .map_err(|denied| RoomError::not_allowed(denied.to_string()))
+        }
+        // HUB-053: nothing else yet.
+        other => Err(RoomError::not_allowed(format!(
+            "standalone {:?} proposals are not accepted",
+            other.proposal_type()
+        ))),
+    }
+}
+
+/// Users whose departure is pending: senders of queued participant-list updates (which, by
+/// HUB-052, only remove their sender). Their removal was authorized when accepted.
+pub(crate) fn departing_users<'a>(
+    queued: impl Iterator<Item = &'a QueuedProposal>,
+    members: &BTreeMap<u32, VerifiedMember>,
+) -> BTreeSet<String> {
+    queued
+        .filter(|q| matches!(q.proposal(), Proposal::AppDataUpdate(_)))
+        .filter_map(|q| match q.sender() {
+            Sender::Member(leaf) => members.get(&leaf.u32()).map(|m| m.user_uri.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Role index helper for callers outside this module.
+pub(crate) fn is_real_role(role: RoleIndex) -> bool {
+    role != RoleIndex::NON_PARTICIPANT && role != RoleIndex::BANNED
+}

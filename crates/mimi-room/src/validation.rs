@@ -1,0 +1,265 @@
+//! The checks a hub and every member run on a commit or proposal before accepting it, so that
+//! both sides agree on what is valid (draft-ietf-mimi-protocol-06 §5.2, room-policy-03 §4).
+//! Each check has an ID listed in docs/validation.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mimi_policy::{ParticipantChange, RoleCounts, RoleIndex, RoomPolicy};
+use mimi_protocol::ParticipantListData;
+use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
+
+use crate::components::{participants_of, role_in};
+use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
+use crate::error::RoomError;
+
+/// What one commit does, in MIMI terms.
+#[derive(Debug)]
+pub(crate) struct CommitFacts {
+    /// The committer's verified identity.
+    pub(crate) committer: VerifiedMember,
+    /// The participant list before and after the commit.
+    pub(crate) before: ParticipantListData,
+    pub(crate) after: ParticipantListData,
+    /// Every client in the group after the commit.
+    pub(crate) members_after: Vec<VerifiedMember>,
+}
+
+/// The members of a group before a commit, verified, by leaf index.
+pub(crate) fn verified_members(
+    anchor: &TrustAnchor,
+    members: impl Iterator<Item = Member>,
+    now: u64,
+) -> Result<BTreeMap<u32, VerifiedMember>, RoomError> {
+    members
+        .map(|m| {
+            let verified = verify_member(anchor, &m.credential, &m.signature_key, now)?;
+            Ok((m.index.u32(), verified))
+        })
+        .collect()
+}
+
+/// Collects the [`CommitFacts`] of a staged commit.
+///
+/// HUB-020: only Add, Remove, SelfRemove, Update and AppDataUpdate proposals are accepted.
+/// HUB-021: every added client's credential is vouched for by its domain (ID-001, ID-002).
+/// HUB-022: a leaf that changes keeps the same device identity.
+pub(crate) fn commit_facts(
+    anchor: &TrustAnchor,
+    members_before: &BTreeMap<u32, VerifiedMember>,
+    committer: LeafNodeIndex,
+    staged: &StagedCommit,
+    before: ParticipantListData,
+    after: ParticipantListData,
+    now: u64,
+) -> Result<CommitFacts, RoomError> {
+    let committer_identity = members_before
+        .get(&committer.u32())
+        .cloned()
+        .ok_or_else(|| RoomError::not_allowed("the committer is not a member"))?;
+    let mut removed_leaves = BTreeSet::new();
+    let mut added = Vec::new();
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::Add(add) => {
+                let leaf = add.key_package().leaf_node();
+                added.push(verify_member(
+                    anchor,
+                    leaf.credential(),
+                    leaf.signature_key().as_slice(),
+                    now,
+                )?);
+            }
+            Proposal::Remove(remove) => {
+                removed_leaves.insert(remove.removed().u32());
+            }
+            Proposal::SelfRemove => match queued.sender() {
+                Sender::Member(leaf) => {
+                    removed_leaves.insert(leaf.u32());
+                }
+                _ => return Err(RoomError::invalid("self-remove from a non-member")),
+            },
+            Proposal::Update(update) => {
+                let leaf = update.leaf_node();
+                let Sender::Member(index) = queued.sender() else {
+                    return Err(RoomError::invalid("update from a non-member"));
+                };
+                check_same_device(anchor, members_before, index.u32(), leaf, now)?;
+            }
+            Proposal::AppDataUpdate(_) => {}
+            other => {
+                return Err(RoomError::not_allowed(format!(
+                    "{:?} proposals are not accepted in MIMI rooms yet",
+                    other.proposal_type()
+                )));
+            }
+        }
+    }
+    if let Some(leaf) = staged.update_path_leaf_node() {
+        check_same_device(anchor, members_before, committer.u32(), leaf, now)?;
+    }
+    if let Some(leaf) = removed_leaves
+        .iter()
+        .find(|l| !members_before.contains_key(l))
+    {
+        return Err(RoomError::invalid(format!("remove of empty leaf {leaf}")));
+    }
+    let members_after: Vec<VerifiedMember> = members_before
+        .iter()
+        .filter(|(leaf, _)| !removed_leaves.contains(leaf))
+        .map(|(_, m)| m.clone())
+        .chain(added.iter().cloned())
+        .collect();
+    Ok(CommitFacts {
+        committer: committer_identity,
+        before,
+        after,
+        members_after,
+    })
+}
+
+/// Runs the MIMI checks on a commit's facts.
+pub(crate) fn check_commit(
+    policy: &RoomPolicy,
+    facts: &CommitFacts,
+    departing: &BTreeSet<String>,
+) -> Result<(), RoomError> {
+    let actor = role_in(&facts.before, &facts.committer.user_uri);
+    // HUB-001: only a participant with a real role may commit.
+    if actor == RoleIndex::NON_PARTICIPANT || actor == RoleIndex::BANNED {
+        return Err(RoomError::not_allowed(format!(
+            "{} is not an active participant",
+            facts.committer.user_uri
+        )));
+    }
+    // HUB-002: the committer's own clients are not removed by a commit of its own user's
+    // departure; leaving goes through proposals (draft §6.5, three steps).
+    // Removals of departing users were authorized when their proposals were accepted.
+    let changes: Vec<ParticipantChange> =
+        participant_changes(&facts.before, &facts.after, &facts.committer.user_uri)
+            .into_iter()
+            .filter(|(user, change)| {
+                !(departing.contains(user) && matches!(change, ParticipantChange::Remove { .. }))
+            })
+            .map(|(_, change)| change)
+            .collect();
+    let counts = role_counts(&facts.after, &facts.members_after);
+    // HUB-003: room policy authorizes every participant-list change.
+    if !changes.is_empty() {
+        policy
+            .authorize_changes(RoleIndex(actor.0), &changes, &counts)
+            .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
+    }
+    // HUB-004: every client in the group belongs to a participant that is not banned.
+    for member in &facts.members_after {
+        let role = role_in(&facts.after, &member.user_uri);
+        if role == RoleIndex::NON_PARTICIPANT {
+            return Err(RoomError::not_allowed(format!(
+                "client {} would be a member but {} is not a participant",
+                member.device_uri, member.user_uri
+            )));
+        }
+        if role == RoleIndex::BANNED {
+            return Err(RoomError::not_allowed(format!(
+                "client {} would stay a member but {} is banned",
+                member.device_uri, member.user_uri
+            )));
+        }
+    }
+    // HUB-005: a user removed from the list loses all its clients in the same commit (covered by
+    // HUB-004); an added client of a user that was not a participant needs the participant-list
+    // add in the same commit (also HUB-004). Here: no duplicate device in the group.
+    let mut devices = BTreeSet::new();
+    for member in &facts.members_after {
+        if !devices.insert(member.device_uri.as_str()) {
+            return Err(RoomError::not_allowed(format!(
+                "device {} would be in the group twice",
+                member.device_uri
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The participant-list changes between two lists, as the policy crate wants them.
+pub(crate) fn participant_changes(
+    before: &ParticipantListData,
+    after: &ParticipantListData,
+    actor_user: &str,
+) -> Vec<(String, ParticipantChange)> {
+    let old: BTreeMap<String, u32> = participants_of(before)
+        .into_iter()
+        .map(|p| (p.user, p.role))
+        .collect();
+    let new: BTreeMap<String, u32> = participants_of(after)
+        .into_iter()
+        .map(|p| (p.user, p.role))
+        .collect();
+    let mut changes = Vec::new();
+    for (user, &role) in &old {
+        let is_self = user == actor_user;
+        match new.get(user) {
+            None => changes.push((
+                user.clone(),
+                ParticipantChange::Remove {
+                    target_role: RoleIndex(role),
+                    is_self,
+                },
+            )),
+            Some(&to) if to != role => changes.push((
+                user.clone(),
+                ParticipantChange::ChangeRole {
+                    from: RoleIndex(role),
+                    to: RoleIndex(to),
+                    is_self,
+                },
+            )),
+            Some(_) => {}
+        }
+    }
+    for (user, &role) in &new {
+        if !old.contains_key(user) {
+            changes.push((
+                user.clone(),
+                ParticipantChange::Add {
+                    user_role: RoleIndex(role),
+                },
+            ));
+        }
+    }
+    changes
+}
+
+/// Participants and active participants per role after a change.
+pub(crate) fn role_counts(list: &ParticipantListData, members: &[VerifiedMember]) -> RoleCounts {
+    let active: BTreeSet<&str> = members.iter().map(|m| m.user_uri.as_str()).collect();
+    let mut counts = RoleCounts::new();
+    for p in participants_of(list) {
+        counts.add_participant(RoleIndex(p.role), active.contains(p.user.as_str()));
+    }
+    counts
+}
+
+fn check_same_device(
+    anchor: &TrustAnchor,
+    members_before: &BTreeMap<u32, VerifiedMember>,
+    leaf_index: u32,
+    leaf: &openmls::prelude::LeafNode,
+    now: u64,
+) -> Result<(), RoomError> {
+    let old = members_before
+        .get(&leaf_index)
+        .ok_or_else(|| RoomError::invalid(format!("update of empty leaf {leaf_index}")))?;
+    let new = verify_member(
+        anchor,
+        leaf.credential(),
+        leaf.signature_key().as_slice(),
+        now,
+    )?;
+    if new.device_uri != old.device_uri {
+        return Err(RoomError::not_allowed(format!(
+            "leaf of {} tried to become {}",
+            old.device_uri, new.device_uri
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mimi_identity::{DevCa, ProviderIdentity, Validity};
+use mimi_room::{
+    Accepted, ClientIdentity, HubRoom, HubSender, Incoming, MemberState, Refusal, RoomError,
+    TrustAnchor,
+};
+
+struct Client {
+    state: MemberState,
+    me: ClientIdentity,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn client(provider: &ProviderIdentity, user: &str) -> Client {
+    let state = MemberState::new();
+    let key = state.generate_signature_key().unwrap();
+    let device_uri = format!("mimi://{}/d/{user}/phone", provider.domain());
+    let chain = provider
+        .issue_client(&device_uri, &key, Validity::one_year_from(now() - 60))
+        .unwrap();
+    Client {
+        state,
+        me: ClientIdentity {
+            device_uri,
+            chain,
+            signature_public_key: key,
+        },
+    }
+}
+
+fn provider(ca: &DevCa, domain: &str) -> ProviderIdentity {
+    let creds = ca.issue_provider(domain).unwrap();
+    ProviderIdentity::from_pem(&creds.identity_cert_pem, &creds.identity_key_pem).unwrap()
+}
+
+struct World {
+    anchor: TrustAnchor,
+    hub: HubRoom,
+    alice: Client,
+    bob: Client,
+    cathy: Client,
+    room: String,
+}
+
+fn world_with_alice_and_bob() -> World {
+    let ca = DevCa::generate("test root").unwrap();
+    let anchor = TrustAnchor::from_der(ca.cert_der());
+    let (a, b, c) = (
+        provider(&ca, "a.example"),
+        provider(&ca, "b.example"),
+        provider(&ca, "c.example"),
+    );
+    let alice = client(&a, "alice");
+    let bob = client(&b, "bob");
+    let cathy = client(&c, "cathy");
+    let room = "mimi://a.example/r/clubhouse".to_string();
+    let hub_sender = HubSender {
+        signature_key: vec![7; 32],
+        provider_uri: "mimi://a.example".into(),
+    };
+    let created = alice
+        .state
+        .create_room(&alice.me, &room, "mimi://a.example/u/alice", &hub_sender)
+        .unwrap();
+    let mut hub = HubRoom::create(
+        &anchor,
+        &room,
+        "mimi://a.example/u/alice",
+        &created.group_info,
+        &created.ratchet_tree,
+        now(),
+    )
+    .unwrap();
+    let bob_kp = bob.state.key_packages(&bob.me, 1).unwrap();
+    let commit = alice
+        .state
+        .add_users(
+            &alice.me,
+            &room,
+            &[("mimi://b.example/u/bob".into(), bob_kp)],
+        )
+        .unwrap();
+    let accepted = hub
+        .process_handshake(&anchor, &commit.commit, now())
+        .unwrap();
+    assert!(matches!(accepted, Accepted::Commit { epoch: 1, .. }));
+    alice.state.merge_pending_commit(&room).unwrap();
+    let joined = bob
+        .state
+        .join(
+            &anchor,
+            commit.welcome.as_ref().unwrap(),
+            &hub.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(joined, room);
+    World {
+        anchor,
+        hub,
+        alice,
+        bob,
+        cathy,
+        room,
+    }
+}
+
+#[test]
+fn added_user_joins_and_messages_flow_both_ways() {
+    let w = world_with_alice_and_bob();
+    let (ct, epoch) = w
+        .alice
+        .state
+        .encrypt(&w.alice.me, &w.room, b"hello bob")
+        .unwrap();
+    w.hub
+        .check_application(epoch, "mimi://a.example/u/alice")
+        .unwrap();
+    let got = w.bob.state.process(&w.anchor, &w.room, &ct, now()).unwrap();
+    assert_eq!(
+        got,
+        Incoming::Message {
+            sender_device: "mimi://a.example/d/alice/phone".into(),
+            sender_user: "mimi://a.example/u/alice".into(),
+            data: b"hello bob".to_vec(),
+            epoch: 1,
+        }
+    );
+    let view = w.bob.state.room_view(&w.anchor, &w.room, now()).unwrap();
+    assert_eq!(view.participants.len(), 2);
+    assert_eq!(view.members.len(), 2);
+}
+
+#[test]
+fn member_adds_a_third_user_and_everyone_follows() {
+    let mut w = world_with_alice_and_bob();
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let commit = w
+        .bob
+        .state
+        .add_users(
+            &w.bob.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    let accepted = w
+        .hub
+        .process_handshake(&w.anchor, &commit.commit, now())
+        .unwrap();
+    let Accepted::Commit { notify_domains, .. } = accepted else {
+        panic!()
+    };
+    assert_eq!(
+        notify_domains.into_iter().collect::<Vec<_>>(),
+        ["a.example", "b.example"]
+    );
+    w.bob.state.merge_pending_commit(&w.room).unwrap();
+    let got = w
+        .alice
+        .state
+        .process(&w.anchor, &w.room, &commit.commit, now())
+        .unwrap();
+    assert_eq!(
+        got,
+        Incoming::Commit {
+            epoch: 2,
+            removed_me: false
+        }
+    );
+    w.cathy
+        .state
+        .join(
+            &w.anchor,
+            commit.welcome.as_ref().unwrap(),
+            &w.hub.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(w.hub.participants().unwrap().len(), 3);
+}
+
+#[test]
+fn leaving_takes_proposals_then_someone_elses_commit() {
+    let mut w = world_with_alice_and_bob();
+    let proposals = w.bob.state.leave(&w.bob.me, &w.room).unwrap();
+    for p in &proposals {
+        w.hub.process_handshake(&w.anchor, p, now()).unwrap();
+        assert_eq!(
+            w.alice.state.process(&w.anchor, &w.room, p, now()).unwrap(),
+            Incoming::Proposal
+        );
+    }
+    // Bob may no longer post once his departure is accepted.
+    let refused = w.hub.check_application(1, "mimi://b.example/u/bob");
+    assert!(matches!(
+        refused,
+        Err(RoomError::Refused(Refusal::NotAllowed(_)))
+    ));
+    let commit = w
+        .alice
+        .state
+        .commit_pending(&w.alice.me, &w.room)
+        .unwrap()
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &commit.commit, now())
+        .unwrap();
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    let got = w
+        .bob
+        .state
+        .process(&w.anchor, &w.room, &commit.commit, now())
+        .unwrap();
+    assert_eq!(
+        got,
+        Incoming::Commit {
+            epoch: 2,
+            removed_me: true
+        }
+    );
+    assert_eq!(w.hub.participants().unwrap().len(), 1);
+    assert_eq!(w.hub.members().len(), 1);
+}
+
+#[test]
+fn hub_refuses_commit_for_an_old_epoch_and_changes_nothing() {
+    let mut w = world_with_alice_and_bob();
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let first = w
+        .bob
+        .state
+        .add_users(
+            &w.bob.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    let racing = w
+        .alice
+        .state
+        .remove_user(
+            &w.anchor,
+            &w.alice.me,
+            &w.room,
+            "mimi://b.example/u/bob",
+            now(),
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &first.commit, now())
+        .unwrap();
+    let snapshot = w.hub.snapshot().unwrap();
+    let refused = w.hub.process_handshake(&w.anchor, &racing.commit, now());
+    assert!(matches!(
+        refused,
+        Err(RoomError::Refused(Refusal::WrongEpoch { current: 2 }))
+    ));
+    assert_eq!(w.hub.snapshot().unwrap(), snapshot);
+}
+
+#[test]
+fn member_may_not_remove_another_user_but_owner_may() {
+    let mut w = world_with_alice_and_bob();
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let add = w
+        .alice
+        .state
+        .add_users(
+            &w.alice.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &add.commit, now())
+        .unwrap();
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    w.bob
+        .state
+        .process(&w.anchor, &w.room, &add.commit, now())
+        .unwrap();
+    let bad = w
+        .bob
+        .state
+        .remove_user(
+            &w.anchor,
+            &w.bob.me,
+            &w.room,
+            "mimi://c.example/u/cathy",
+            now(),
+        )
+        .unwrap();
+    let before = w.hub.snapshot().unwrap();
+    let refused = w.hub.process_handshake(&w.anchor, &bad.commit, now());
+    assert!(
+        matches!(refused, Err(RoomError::Refused(Refusal::NotAllowed(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(w.hub.snapshot().unwrap(), before);
+    w.bob.state.discard_pending_commit(&w.room).unwrap();
+    let good = w
+        .alice
+        .state
+        .remove_user(
+            &w.anchor,
+            &w.alice.me,
+            &w.room,
+            "mimi://c.example/u/cathy",
+            now(),
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &good.commit, now())
+        .unwrap();
+    assert_eq!(w.hub.participants().unwrap().len(), 2);
+}
+
+#[test]
+fn hub_room_survives_a_snapshot_round_trip() {
+    let w = world_with_alice_and_bob();
+    let bytes = w.hub.snapshot().unwrap();
+    let loaded = HubRoom::load(&w.anchor, &w.room, &bytes, now()).unwrap();
+    assert_eq!(loaded.epoch(), 1);
+    assert_eq!(
+        loaded.participants().unwrap(),
+        w.hub.participants().unwrap()
+    );
+}

@@ -1,0 +1,91 @@
+//! Local users and their clients (the provider-internal side of the client API).
+
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::{StoreError, StoreGuard, Tx};
+
+/// A registered client of a local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// `mimi://domain/d/user/device`.
+    pub device_uri: String,
+    /// The local user name.
+    pub user_name: String,
+    /// The client's credential chain as issued (DER certificates, TLS-encoded by the caller).
+    pub chain: Vec<u8>,
+}
+
+impl Tx<'_> {
+    /// Adds a user if it does not exist yet.
+    pub fn ensure_user(&self, name: &str, now: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO users (name, created_at) VALUES (?1, ?2)",
+            params![name, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Registers a client; the bearer token is stored only as its SHA-256 hash.
+    pub fn add_client(&self, client: &Client, token: &[u8], now: u64) -> Result<(), StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO clients (device_uri, user_name, token_hash, chain, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                client.device_uri,
+                client.user_name,
+                token_hash(token),
+                client.chain,
+                now as i64
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists(client.device_uri.clone()));
+        }
+        Ok(())
+    }
+}
+
+impl StoreGuard<'_> {
+    /// The client holding `token`, if any.
+    pub fn client_by_token(&self, token: &[u8]) -> Result<Option<Client>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT device_uri, user_name, chain FROM clients WHERE token_hash = ?1",
+                params![token_hash(token)],
+                |r| {
+                    Ok(Client {
+                        device_uri: r.get(0)?,
+                        user_name: r.get(1)?,
+                        chain: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Whether a local user exists.
+    pub fn user_exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM users WHERE name = ?1", params![name], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+
+    /// The device URIs of a user's clients.
+    pub fn devices_of(&self, user_name: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri")?;
+        let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn token_hash(token: &[u8]) -> Vec<u8> {
+    Sha256::digest(token).to_vec()
+}

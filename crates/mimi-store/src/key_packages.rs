@@ -1,0 +1,125 @@
+//! KeyPackages uploaded by local clients, claimed at most once (draft-ietf-mimi-protocol-06
+//! §5.1), and the KeyPackageRef routes a hub keeps to deliver Welcomes.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{StoreError, StoreGuard, Tx};
+
+/// A KeyPackage handed out for one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKeyPackage {
+    /// The client it belongs to.
+    pub device_uri: String,
+    /// The TLS-encoded KeyPackage.
+    pub key_package: Vec<u8>,
+}
+
+impl Tx<'_> {
+    /// Stores a KeyPackage of a local client, with its KeyPackageRef.
+    pub fn add_key_package(
+        &self,
+        device_uri: &str,
+        user_name: &str,
+        key_package: &[u8],
+        kp_ref: &[u8],
+    ) -> Result<(), StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![device_uri, user_name, key_package, kp_ref],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Exists("key package".into()));
+        }
+        Ok(())
+    }
+
+    /// Claims one unclaimed KeyPackage per client of `user_name` for `room_uri`. Clients
+    /// without one are returned with `None`. A claimed KeyPackage is never handed out again.
+    pub fn claim_key_packages(
+        &self,
+        user_name: &str,
+        room_uri: &str,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+        let devices: Vec<String> = {
+            let mut stmt = self.conn().prepare(
+                "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
+            )?;
+            let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for device in devices {
+            let row: Option<(i64, Vec<u8>)> = self
+                .conn()
+                .query_row(
+                    "SELECT id, key_package FROM key_packages
+                     WHERE device_uri = ?1 AND claimed_for_room IS NULL ORDER BY id LIMIT 1",
+                    params![device],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match row {
+                Some((id, kp)) => {
+                    self.conn().execute(
+                        "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
+                        params![room_uri, id],
+                    )?;
+                    out.push((device, Some(kp)));
+                }
+                None => out.push((device, None)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that the KeyPackage `kp_ref` came from provider `domain` (hub side).
+    pub fn add_welcome_route(
+        &self,
+        kp_ref: &[u8],
+        domain: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO welcome_routes (kp_ref, domain, created_at) VALUES (?1, ?2, ?3)",
+            params![kp_ref, domain, now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The provider that supplied KeyPackage `kp_ref`, if the hub relayed it.
+    pub fn welcome_route(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
+                params![kp_ref],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The local client whose KeyPackage has reference `kp_ref`.
+    pub fn device_of_key_package(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT device_uri FROM key_packages WHERE kp_ref = ?1",
+                params![kp_ref],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+impl StoreGuard<'_> {
+    /// How many unclaimed KeyPackages a client has left.
+    pub fn unclaimed_key_packages(&self, device_uri: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL",
+            params![device_uri],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
