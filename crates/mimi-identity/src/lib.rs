@@ -1,1 +1,19 @@
-//! Provider-vouched client credentials: X.509 issue and verification
+#![doc = include_str!("../README.md")]
+
+mod certificate;
+mod dev_ca;
+mod device_uri;
+mod domain;
+mod error;
+mod issuance;
+mod provider_identity;
+mod validity;
+mod verify;
+
+// Public API: the dev root CA and what it issues to providers, a provider's identity CA and the
+// client credentials it issues, and the checks a peer runs on what it is shown.
+pub use dev_ca::{DevCa, ProviderCredentials};
+pub use error::Error;
+pub use provider_identity::ProviderIdentity;
+pub use validity::Validity;
+pub use verify::{VerifiedClient, tls_peer_domain, verify_client_chain};
