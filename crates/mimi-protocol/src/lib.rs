@@ -1,1 +1,48 @@
-//! MIMI provider-to-provider wire types (draft-ietf-mimi-protocol-06)
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod components;
+mod directory;
+mod error;
+mod identifiers;
+mod messages;
+mod mls;
+mod participant_list;
+mod status;
+
+#[cfg(test)]
+mod test_fixtures;
+
+// Public API.
+//
+// Codec: every wire type implements `Wire` (exact decode, typed errors, bounded lengths).
+pub use codec::{MAX_BODY, MAX_DESCRIPTION, MAX_MLS_OBJECT, MAX_URI, Wire};
+// Errors, grouped by who is at fault (see the `error` module doc).
+pub use error::{DecodeError, ParticipantListError, UriError};
+// Identifiers (draft §3).
+pub use identifiers::{IdentifierUri, MimiUri, MimiUriKind};
+// MLS objects carried as validated bytes (RFC 9420).
+pub use mls::{
+    Capabilities, CipherSuite, ContentType, Credential, Extension, ExternalSender, GroupInfo,
+    HpkeCiphertext, HpkePublicKey, KeyPackage, Lifetime, MlsMessage, MlsMessageKind,
+    RequiredCapabilities, Sender, SignaturePublicKey, Welcome,
+};
+// Endpoint bodies (draft §5.3).
+pub use messages::{
+    ClientKeyMaterial, FanoutMessage, FanoutTail, Frank, GroupInfoCode, GroupInfoOption,
+    GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
+    GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
+    KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs, KeyMaterialResponse,
+    KeyMaterialUserCode, PartialGroupInfo, PendingProposal, Protocol, RatchetTreeOption,
+    RatchetTreePresence, RatchetTreeRepresentation, SubmitMessageRequest, SubmitMessageResponse,
+    SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode,
+    UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
+};
+// Room components (draft §7, mls-extensions).
+pub use components::ComponentId;
+pub use participant_list::{
+    ParticipantListData, ParticipantListUpdate, UserRolePair, UserindexRolePair,
+};
+// Directory (draft §5.2) and the refusal-to-status-code mapping.
+pub use directory::{DIRECTORY_PATH, Directory};
+pub use status::Refusal;
