@@ -363,10 +363,12 @@ mod tests {
                     let removed: HashSet<u32> = update.removed_indices.iter().copied().collect();
                     prop_assert_eq!(
                         after.participants.len(),
-                        before.participants.len() - removed.len() + update.added_participants.len()
+                        before.participants.len() - removed.len()
+                            + update.added_participants.len()
                     );
                     // Users stay unique, so the result encodes and decodes.
-                    prop_assert_eq!(ParticipantListData::decode(&after.encode()).unwrap(), after.clone());
+                    let decoded = ParticipantListData::decode(&after.encode()).unwrap();
+                    prop_assert_eq!(decoded, after.clone());
                     for (i, p) in before.participants.iter().enumerate() {
                         let i = i as u32;
                         let found = after.find(&p.user);
@@ -390,7 +392,8 @@ mod tests {
                         .map(|(_, p)| &p.user)
                         .chain(update.added_participants.iter().map(|p| &p.user))
                         .collect();
-                    let got: Vec<&IdentifierUri> = after.participants.iter().map(|p| &p.user).collect();
+                    let got: Vec<&IdentifierUri> =
+                        after.participants.iter().map(|p| &p.user).collect();
                     prop_assert_eq!(kept, got);
                 }
                 Err(_) => {
@@ -402,9 +405,16 @@ mod tests {
                     let mut seen = HashSet::new();
                     let dup_removed = !update.removed_indices.iter().all(|i| seen.insert(*i));
                     let mut seen = HashSet::new();
-                    let dup_changed = !update.changed_role_participants.iter().all(|c| seen.insert(c.user_index));
-                    let both = update.changed_role_participants.iter().any(|c| update.removed_indices.contains(&c.user_index));
-                    let mut users: HashSet<&IdentifierUri> = before.participants.iter().map(|p| &p.user).collect();
+                    let dup_changed = !update
+                        .changed_role_participants
+                        .iter()
+                        .all(|c| seen.insert(c.user_index));
+                    let both = update
+                        .changed_role_participants
+                        .iter()
+                        .any(|c| update.removed_indices.contains(&c.user_index));
+                    let mut users: HashSet<&IdentifierUri> =
+                        before.participants.iter().map(|p| &p.user).collect();
                     let bad_add = !update.added_participants.iter().all(|p| users.insert(&p.user));
                     prop_assert!(out_of_range || dup_removed || dup_changed || both || bad_add);
                 }

@@ -109,6 +109,7 @@ impl Codec for KeyMaterialRequestTbs {
         let target_user = IdentifierUri::read(r)?;
         let room_id = IdentifierUri::read(r)?;
         let acceptable_ciphersuites = read_codec_vec(r, Self::NAME, MAX_MLS_OBJECT)?;
+        // IN-PROTO-21: the draft requires a non-empty list.
         if acceptable_ciphersuites.is_empty() {
             return Err(DecodeError::Malformed {
                 ty: Self::NAME,

@@ -25,6 +25,7 @@ impl Codec for SubmitMessageRequest {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let protocol = Protocol::read(r)?;
         let app_message = MlsMessage::read(r)?;
+        // IN-PROTO-21: only an application PrivateMessage may be submitted.
         if app_message.kind() != MlsMessageKind::PrivateMessage
             || app_message.content_type() != Some(ContentType::Application)
         {

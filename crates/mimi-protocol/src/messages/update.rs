@@ -362,7 +362,7 @@ pub enum UpdateOutcome {
 /// The answer to `POST /update`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateRoomResponse {
-    /// Human-readable detail; may be empty (IN-PROTO-13: `string` is `opaque<V>` UTF-8).
+    /// Human-readable detail, may be empty (`string` = `opaque<V>` UTF-8, IN-PROTO-1/13).
     pub error_description: String,
     /// The response code and its data.
     pub outcome: UpdateOutcome,

@@ -161,7 +161,7 @@ impl Codec for KeyPackage {
         let init_key = HpkePublicKey::read(r)?;
         let leaf_node = LeafNode::read(r)?;
         let LeafNodeSource::KeyPackage(lifetime) = leaf_node.source else {
-            // RFC 9420 §10.1: the leaf of a KeyPackage must have source key_package.
+            // RFC 9420 §10.1: the leaf of a KeyPackage must have source key_package (IN-PROTO-21).
             return Err(DecodeError::Malformed {
                 ty: Self::NAME,
                 reason: "leaf node source is not key_package",
