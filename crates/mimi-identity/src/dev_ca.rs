@@ -85,7 +85,17 @@ impl DevCa {
 
     /// Issues the TLS certificate and the identity CA certificate of provider `domain`.
     pub fn issue_provider(&self, domain: &str) -> Result<ProviderCredentials, Error> {
-        self.issue_provider_with_validity(domain, DEV_VALIDITY)
+        self.issue_provider_with_validity(domain, DEV_VALIDITY, &[])
+    }
+
+    /// [`Self::issue_provider`], with the TLS certificate also naming the IP addresses the
+    /// provider serves on, so local clients can reach it by address (IN-ID-9).
+    pub fn issue_provider_for(
+        &self,
+        domain: &str,
+        ips: &[std::net::IpAddr],
+    ) -> Result<ProviderCredentials, Error> {
+        self.issue_provider_with_validity(domain, DEV_VALIDITY, ips)
     }
 
     /// [`Self::issue_provider`] with an explicit validity, for tests of expired providers.
@@ -93,6 +103,7 @@ impl DevCa {
         &self,
         domain: &str,
         validity: Validity,
+        ips: &[std::net::IpAddr],
     ) -> Result<ProviderCredentials, Error> {
         check_domain(domain)?;
         let dns_name = SanType::DnsName(domain.try_into().map_err(Error::generation)?);
@@ -101,6 +112,8 @@ impl DevCa {
         let mut tls = base_params(validity)?;
         tls.distinguished_name.push(DnType::CommonName, domain);
         tls.subject_alt_names = vec![dns_name.clone()];
+        tls.subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
         tls.is_ca = IsCa::ExplicitNoCa;
         tls.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         // One certificate serves the HTTPS server and the mutual-TLS client side (IN-ID-4).

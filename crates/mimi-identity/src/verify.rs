@@ -371,7 +371,7 @@ mod tests {
     fn refuses_a_chain_whose_identity_ca_expired() {
         let root = DevCa::generate("mimi test root").unwrap();
         let creds = root
-            .issue_provider_with_validity("a.example", Validity::new(NOW - DAY, NOW))
+            .issue_provider_with_validity("a.example", Validity::new(NOW - DAY, NOW), &[])
             .unwrap();
         let identity =
             ProviderIdentity::from_pem(&creds.identity_cert_pem, &creds.identity_key_pem).unwrap();

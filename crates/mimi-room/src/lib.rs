@@ -13,6 +13,7 @@ mod hub;
 mod member;
 mod proposals;
 mod provider;
+mod signing;
 mod validation;
 
 // Public API.
@@ -23,4 +24,7 @@ pub use hub::{Accepted, HubRoom};
 pub use member::{
     ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
     PendingCommit, RoomView,
+};
+pub use signing::{
+    check_key_package, credential_bytes, sign_with_label, verify_credential, verify_with_label,
 };

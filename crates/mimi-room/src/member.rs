@@ -603,6 +603,10 @@ impl MemberState {
         .ok_or_else(|| RoomError::Misuse(format!("not a member of {room_uri}")))
     }
 
+    pub(crate) fn signer_for(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
+        self.signer(me)
+    }
+
     fn signer(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
         SignatureKeyPair::read(
             self.provider.storage(),

@@ -1,1 +1,206 @@
-//! mimid: a MIMI provider (hub and follower)
+//! `mimid`, a MIMI provider: hub for the rooms it hosts, follower in rooms hosted elsewhere
+//! (draft-ietf-mimi-protocol-06), plus the API its own clients use.
+//!
+//! Layout: `federation` (provider-to-provider endpoints) and `client_api` (own clients) are the
+//! HTTP surface; `hub`, `follower` and `key_material` hold the protocol roles; `delivery` puts
+//! accepted messages into inboxes and the durable `fanout_queue`; `http` is the mutual-TLS
+//! accept loop; `config`, `init` and `tls` set a provider up.
+
+mod client_api;
+mod config;
+mod delivery;
+mod error;
+mod fanout_queue;
+mod federation;
+mod follower;
+mod http;
+mod hub;
+mod init;
+mod key_material;
+mod peers;
+mod state;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+// Public API.
+pub use config::{Config, Limits};
+pub use init::init;
+
+/// Serves `config` on an already-bound `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let tls = tls::TlsMaterial::load(&config)?;
+    let server_tls = tls.server_config()?;
+    let state = state::AppState::new(config, &tls)?;
+    let router = federation::routes()
+        .merge(client_api::routes())
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .with_state(state.clone());
+    let mut background = JoinSet::new();
+    fanout_queue::run_senders(&state, &mut background);
+    tracing::info!(domain = %state.config.domain, addr = %listener.local_addr()?, "serving");
+    http::serve(
+        listener,
+        server_tls,
+        router,
+        state.config.limits.max_connections,
+        shutdown,
+    )
+    .await;
+    background.abort_all();
+    while background.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(name = "mimid", version, about = "A MIMI provider: hub and follower")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create keys, certificates and a config for a provider.
+    Init {
+        /// This provider's domain.
+        #[arg(long)]
+        domain: String,
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Directory for config, keys and data.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Directory of the development CA (created if missing).
+        #[arg(long)]
+        ca: PathBuf,
+        /// A peer provider, `domain=https://ip:port` (repeatable).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+    },
+    /// Serve until interrupted.
+    Serve {
+        /// The config file written by `mimid init`.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a config file without serving.
+    CheckConfig {
+        /// The config file.
+        config: PathBuf,
+    },
+}
+
+/// The `mimid` command line; returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIMID_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mimid: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init {
+            domain,
+            listen,
+            dir,
+            ca,
+            peers,
+        } => {
+            let mut map = BTreeMap::new();
+            for p in peers {
+                let (d, url) = p
+                    .split_once('=')
+                    .with_context(|| format!("--peer {p:?} is not domain=https://ip:port"))?;
+                map.insert(d.to_owned(), url.to_owned());
+            }
+            let path = init(&domain, listen, &dir, &ca, map)?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let config = Config::load(&config)?;
+            tls::TlsMaterial::load(&config)?;
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("ready {}", listener.local_addr()?);
+                }
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+                run(config, listener, shutdown_signal()).await
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

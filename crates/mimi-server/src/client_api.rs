@@ -1,0 +1,375 @@
+//! The API between this provider and its own clients (provider-internal, not specified by the
+//! drafts; our design is in docs/client-api.md). Clients authenticate with a bearer token from
+//! registration; MLS and MIMI bodies travel as their TLS-PL bytes, the rest as JSON.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use mimi_identity::Validity;
+use mimi_protocol::{
+    IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage, Protocol, SubmitMessageRequest,
+    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
+};
+use mimi_store::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::{AppState, now_secs};
+use crate::{hub, key_material};
+
+/// The client routes.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/client/v1/info", get(info))
+        .route("/client/v1/register", post(register))
+        .route("/client/v1/key-packages", post(upload_key_packages))
+        .route("/client/v1/rooms", post(create_room))
+        .route("/client/v1/key-material", post(key_material_handler))
+        .route("/client/v1/update/{*room}", post(update))
+        .route("/client/v1/submit/{*room}", post(submit))
+        .route("/client/v1/inbox", get(inbox))
+        .route("/client/v1/inbox/ack", post(ack))
+        .route("/client/v1/unsubscribe", post(unsubscribe))
+}
+
+#[derive(Serialize)]
+struct Info {
+    domain: String,
+    provider_uri: String,
+    hub_signature_key: String,
+}
+
+async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
+    Json(Info {
+        domain: state.domain().to_owned(),
+        provider_uri: format!("mimi://{}", state.domain()),
+        hub_signature_key: hex::encode(&state.hub_public_key),
+    })
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    user: String,
+    device: String,
+    signature_key: String,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    device_uri: String,
+    user_uri: String,
+    token: String,
+    chain: Vec<String>,
+}
+
+/// Registration is open in this development setup: anyone reaching the client API may create
+/// a user name that is still free (docs/client-api.md).
+async fn register(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<RegisterRequest>,
+) -> Result<Json<Registered>, ApiError> {
+    let device = MimiUri::device(state.domain(), &request.user, &request.device)
+        .map_err(|e| ApiError::bad_request(format!("bad user or device name: {e}")))?;
+    let user = MimiUri::user(state.domain(), &request.user)
+        .map_err(|e| ApiError::bad_request(format!("bad user name: {e}")))?;
+    let key = hex::decode(&request.signature_key)
+        .map_err(|_| ApiError::bad_request("signature_key is not hex"))?;
+    let chain = state
+        .identity
+        .issue_client(
+            &device.to_string(),
+            &key,
+            Validity::one_year_from(now_secs().saturating_sub(300)),
+        )
+        .map_err(|e| ApiError::bad_request(format!("cannot issue credential: {e}")))?;
+    let token: [u8; 32] = rand::random();
+    let chain_hex: Vec<String> = chain.iter().map(hex::encode).collect();
+    let stored = Client {
+        device_uri: device.to_string(),
+        user_name: request.user.clone(),
+        chain: serde_json::to_vec(&chain_hex).map_err(ApiError::internal)?,
+    };
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let mut guard = s.store.lock()?;
+        let tx = guard.begin()?;
+        tx.ensure_user(&stored.user_name, now_secs())?;
+        tx.add_client(&stored, &token, now_secs())
+            .map_err(|e| match e {
+                mimi_store::StoreError::Exists(what) => {
+                    ApiError::conflict(format!("{what} is already registered"))
+                }
+                other => ApiError::internal(other),
+            })?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await??;
+    tracing::info!(device = %device, "client registered");
+    Ok(Json(Registered {
+        device_uri: device.to_string(),
+        user_uri: user.to_string(),
+        token: hex::encode(token),
+        chain: chain_hex,
+    }))
+}
+
+async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Client, ApiError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| hex::decode(t.trim()).ok())
+        .ok_or_else(|| ApiError::unauthorized("missing or malformed bearer token"))?;
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.store.lock()?.client_by_token(&token))
+        .await?
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::unauthorized("unknown token"))
+}
+
+fn user_uri(state: &AppState, client: &Client) -> String {
+    format!("mimi://{}/u/{}", state.domain(), client.user_name)
+}
+
+#[derive(Deserialize)]
+struct KeyPackageUpload {
+    key_packages: Vec<String>,
+}
+
+async fn upload_key_packages(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(upload): Json<KeyPackageUpload>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let mut checked = Vec::new();
+    for hex_kp in &upload.key_packages {
+        let bytes =
+            hex::decode(hex_kp).map_err(|_| ApiError::bad_request("key package is not hex"))?;
+        let (who, kp_ref) = mimi_room::check_key_package(&state.anchor, &bytes, now_secs())
+            .map_err(|e| ApiError::bad_request(format!("key package refused: {e}")))?;
+        if who.device_uri != client.device_uri {
+            return Err(ApiError::forbidden("key package belongs to another client"));
+        }
+        checked.push((bytes, kp_ref));
+    }
+    let count = checked.len();
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let mut guard = s.store.lock()?;
+        let tx = guard.begin()?;
+        for (bytes, kp_ref) in &checked {
+            tx.add_key_package(&client.device_uri, &client.user_name, bytes, kp_ref)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })
+    .await??;
+    Ok(Json(serde_json::json!({ "stored": count })))
+}
+
+#[derive(Deserialize)]
+struct CreateRoom {
+    name: String,
+    group_info: String,
+    ratchet_tree: String,
+}
+
+async fn create_room(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<CreateRoom>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let room = MimiUri::room(state.domain(), &request.name)
+        .map_err(|e| ApiError::bad_request(format!("bad room name: {e}")))?
+        .to_string();
+    let group_info = hex::decode(&request.group_info)
+        .map_err(|_| ApiError::bad_request("group_info is not hex"))?;
+    let tree = hex::decode(&request.ratchet_tree)
+        .map_err(|_| ApiError::bad_request("ratchet_tree is not hex"))?;
+    let user = user_uri(&state, &client);
+    let s = state.clone();
+    let r = room.clone();
+    tokio::task::spawn_blocking(move || {
+        hub::create_room(&s, &client.device_uri, &user, &r, &group_info, &tree)
+    })
+    .await??;
+    Ok(Json(serde_json::json!({ "room": room })))
+}
+
+async fn key_material_handler(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let request = KeyMaterialRequest::decode(&body)?;
+    if request.requesting_user.as_str() != user_uri(&state, &client) {
+        return Err(ApiError::forbidden("requestingUser is not you"));
+    }
+    Ok(key_material::route(&state, request, None).await?.encode())
+}
+
+async fn update(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &headers).await?;
+    let room =
+        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = UpdateRequest::decode(&body)?;
+    let room_uri = room.to_string();
+    if room.domain() == state.domain() {
+        let response =
+            tokio::task::spawn_blocking(move || hub::update(&state, &room_uri, request.bundle))
+                .await??;
+        return Ok(response.encode());
+    }
+    let path = format!("/v1/update/{}", room.to_path_segment());
+    let answer = forward(&state, room.domain(), &path, body.to_vec()).await?;
+    UpdateRoomResponse::decode(&answer)
+        .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
+    Ok(answer)
+}
+
+async fn submit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let room =
+        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: MlsMessage::from_bytes(&body)?,
+        sending_uri: IdentifierUri::new(user_uri(&state, &client)),
+    };
+    let room_uri = room.to_string();
+    if room.domain() == state.domain() {
+        let response =
+            tokio::task::spawn_blocking(move || hub::submit(&state, &room_uri, request)).await??;
+        return Ok(response.encode());
+    }
+    let path = format!("/v1/submitMessage/{}", room.to_path_segment());
+    let answer = forward(&state, room.domain(), &path, request.encode()).await?;
+    SubmitMessageResponse::decode(&answer)
+        .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
+    Ok(answer)
+}
+
+async fn forward(
+    state: &AppState,
+    domain: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    let answer = state
+        .peers
+        .post(domain, path, body)
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
+    if !answer.status.is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "{domain} answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body).trim()
+        )));
+    }
+    Ok(answer.body)
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Serialize)]
+struct InboxEntry {
+    id: i64,
+    room: String,
+    body: String,
+}
+
+/// Most entries returned by one inbox read; clients page with `after`.
+const INBOX_PAGE: usize = 256;
+
+async fn inbox(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<InboxQuery>,
+) -> Result<Json<Vec<InboxEntry>>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let items = tokio::task::spawn_blocking(move || {
+        state
+            .store
+            .lock()?
+            .inbox(&client.device_uri, query.after, INBOX_PAGE)
+    })
+    .await??;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|i| InboxEntry {
+                id: i.id,
+                room: i.room_uri,
+                body: hex::encode(i.body),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Ack {
+    up_to: i64,
+}
+
+async fn ack(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(ack): Json<Ack>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let mut guard = state.store.lock()?;
+        let tx = guard.begin()?;
+        tx.ack_inbox(&client.device_uri, ack.up_to)?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await??;
+    Ok(Json(serde_json::json!({})))
+}
+
+#[derive(Deserialize)]
+struct Unsubscribe {
+    room: String,
+}
+
+async fn unsubscribe(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<Unsubscribe>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        let mut guard = state.store.lock()?;
+        let tx = guard.begin()?;
+        tx.unsubscribe(&request.room, &client.device_uri)?;
+        tx.commit()?;
+        Ok(())
+    })
+    .await??;
+    Ok(Json(serde_json::json!({})))
+}

@@ -1,0 +1,101 @@
+//! `mimid.toml`: everything a provider needs to serve, read into typed structs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This provider's domain, e.g. `a.example`.
+    pub domain: String,
+    /// Address to listen on for both the federation and the client API.
+    pub listen: SocketAddr,
+    /// Directory holding the database and key files (relative paths below resolve here).
+    pub dir: PathBuf,
+    /// PEM file of the federation trust anchor (the root CA).
+    pub ca_cert: PathBuf,
+    /// PEM file of this provider's TLS certificate (server and mutual-TLS client).
+    pub tls_cert: PathBuf,
+    /// PEM file of the TLS private key.
+    pub tls_key: PathBuf,
+    /// PEM file of this provider's identity CA certificate (vouches for its clients).
+    pub identity_cert: PathBuf,
+    /// PEM file of the identity CA private key.
+    pub identity_key: PathBuf,
+    /// File with the hub's raw Ed25519 external-sender key (32-byte seed, hex).
+    pub hub_key: PathBuf,
+    /// Peer providers: domain -> base URL (`https://127.0.0.1:8402`). The URL's host is
+    /// where to connect; TLS and `Host` use the domain.
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Bounds on work and memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, bytes. A 10,000-member commit with its GroupInfo is well
+    /// under 8 MiB; default 16 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Concurrent connections served; more wait in the accept queue. Default 512.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Timeout of one outbound request to a peer, seconds. Default 10.
+    #[serde(default = "default_peer_timeout")]
+    pub peer_timeout_secs: u64,
+    /// Longest wait between retries of a failed `/notify`, milliseconds. Default 30,000.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            max_connections: default_max_connections(),
+            peer_timeout_secs: default_peer_timeout(),
+            max_backoff_ms: default_max_backoff(),
+        }
+    }
+}
+
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_peer_timeout() -> u64 {
+    10
+}
+fn default_max_backoff() -> u64 {
+    30_000
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// A path from the config, resolved against `dir`.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Putting accepted messages on their way, inside the transaction that accepted them: into the
+//! inboxes of local clients, or into the durable per-peer `/notify` queue.
+
+use std::collections::BTreeSet;
+
+use mimi_protocol::{FanoutMessage, FanoutTail, Wire};
+use mimi_store::{StoreError, Tx};
+
+use crate::state::AppState;
+
+/// Sends one FanoutMessage to every domain in `domains` (ours is delivered locally).
+pub(crate) fn fan_out(
+    tx: &Tx<'_>,
+    state: &AppState,
+    room_uri: &str,
+    message: &FanoutMessage,
+    domains: &BTreeSet<String>,
+    now: u64,
+) -> Result<(), StoreError> {
+    let body = message.encode();
+    for domain in domains {
+        if domain == state.domain() {
+            deliver_local(tx, room_uri, message, &body, now)?;
+        } else {
+            tx.enqueue_notify(domain, room_uri, &body, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Delivers one FanoutMessage to local clients: a Welcome to the clients whose KeyPackages it
+/// names (subscribing them to the room), anything else to the room's subscribers.
+pub(crate) fn deliver_local(
+    tx: &Tx<'_>,
+    room_uri: &str,
+    message: &FanoutMessage,
+    body: &[u8],
+    now: u64,
+) -> Result<(), StoreError> {
+    if let FanoutTail::Welcome { .. } = message.tail {
+        for kp_ref in message.message.new_member_refs() {
+            if let Some(device) = tx.device_of_key_package(&kp_ref)? {
+                tx.subscribe(room_uri, &device)?;
+                tx.deliver(&device, room_uri, body, now)?;
+            }
+        }
+        return Ok(());
+    }
+    for device in tx.subscribers(room_uri)? {
+        tx.deliver(&device, room_uri, body, now)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The provider-to-provider API (draft-ietf-mimi-protocol-06 §5): every request comes over
+//! mutual TLS from a peer identified by its certificate's domain, which must match `From`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use mimi_protocol::{
+    DIRECTORY_PATH, Directory, GroupInfoCode, GroupInfoRequest, GroupInfoResponse, GroupInfoResult,
+    IdentifierUri, KeyMaterialRequest, MimiUri, Protocol, SubmitMessageRequest, UpdateRequest,
+    Wire,
+};
+
+use crate::error::ApiError;
+use crate::http::PeerDomain;
+use crate::state::AppState;
+use crate::{follower, hub, key_material};
+
+/// The federation routes.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(DIRECTORY_PATH, get(directory))
+        .route("/v1/keyMaterial/{*target}", post(key_material_handler))
+        .route("/v1/update/{*room}", post(update))
+        .route("/v1/submitMessage/{*room}", post(submit))
+        .route("/v1/notify/{*room}", post(notify))
+        .route("/v1/groupInfo/{*room}", post(group_info))
+}
+
+/// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
+/// domain>`; FED-003: `Host` names us.
+fn authenticate(
+    state: &AppState,
+    peer: &PeerDomain,
+    headers: &HeaderMap,
+) -> Result<String, ApiError> {
+    let domain = peer
+        .0
+        .clone()
+        .ok_or_else(|| ApiError::unauthorized("a provider client certificate is required"))?;
+    let from = headers
+        .get("from")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if from != format!("mimi@{domain}") {
+        return Err(ApiError::forbidden(format!(
+            "From header {from:?} does not match certificate of {domain}"
+        )));
+    }
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+    if host != state.domain() {
+        return Err(ApiError::forbidden(format!(
+            "Host {host:?} is not {}",
+            state.domain()
+        )));
+    }
+    Ok(domain)
+}
+
+fn room_param(param: &str) -> Result<MimiUri, ApiError> {
+    MimiUri::from_path_segment(param)
+        .map_err(|e| ApiError::bad_request(format!("bad room in path: {e}")))
+}
+
+async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
+    axum::Json(Directory::for_base_url(&base))
+}
+
+async fn key_material_handler(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let request = KeyMaterialRequest::decode(&body)?;
+    let target = MimiUri::from_path_segment(&target)
+        .map_err(|e| ApiError::bad_request(format!("bad target in path: {e}")))?;
+    if target.to_string() != request.target_user.as_str() {
+        return Err(ApiError::bad_request("path and body name different users"));
+    }
+    Ok(key_material::route(&state, request, Some(&peer))
+        .await?
+        .encode())
+}
+
+async fn update(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    let room = room_param(&room)?.to_string();
+    let request = UpdateRequest::decode(&body)?;
+    let response =
+        tokio::task::spawn_blocking(move || hub::update(&state, &room, request.bundle)).await??;
+    Ok(response.encode())
+}
+
+async fn submit(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = room_param(&room)?.to_string();
+    let request = SubmitMessageRequest::decode(&body)?;
+    // FED-010: a follower submits only for its own users.
+    let sender = request
+        .sending_uri
+        .to_mimi()
+        .map_err(|e| ApiError::bad_request(format!("bad sendingUri: {e}")))?;
+    if sender.domain() != peer {
+        return Err(ApiError::forbidden(format!(
+            "{peer} cannot submit for {sender}"
+        )));
+    }
+    let response =
+        tokio::task::spawn_blocking(move || hub::submit(&state, &room, request)).await??;
+    Ok(response.encode())
+}
+
+async fn notify(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = room_param(&room)?;
+    let room_domain = room.domain().to_owned();
+    let room = room.to_string();
+    tokio::task::spawn_blocking(move || {
+        follower::notify(&state, &peer, &room, &room_domain, &body)
+    })
+    .await??;
+    Ok(StatusCode::CREATED)
+}
+
+/// External joins are not supported yet: a well-formed request for a hosted room is answered
+/// `notAuthorized` (draft §5.5 allows it in place of `noSuchRoom` too).
+async fn group_info(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    let room = room_param(&room)?.to_string();
+    GroupInfoRequest::decode(&body)?;
+    Ok(GroupInfoResponse {
+        protocol: Protocol::Mls10,
+        room_id: IdentifierUri::new(room),
+        result: GroupInfoResult::Failure(GroupInfoCode::NOT_AUTHORIZED),
+    }
+    .encode())
+}

@@ -1,0 +1,247 @@
+//! The hub role (draft-ietf-mimi-protocol-06 §5.2, §5.3): rooms this provider hosts. Each
+//! request loads the room, lets `mimi-room` validate, and in one transaction persists the new
+//! state and queues the fan-out before answering.
+
+use std::collections::BTreeSet;
+
+use mimi_protocol::{
+    FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, MlsMessageKind, RatchetTreeOption,
+    SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse,
+};
+use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
+use mimi_store::{StoreGuard, StoredRoom};
+
+use crate::delivery::fan_out;
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms, now_secs};
+
+/// Starts hosting a room created by a local client.
+pub(crate) fn create_room(
+    state: &AppState,
+    creator_device: &str,
+    creator_user: &str,
+    room_uri: &str,
+    group_info: &[u8],
+    ratchet_tree: &[u8],
+) -> Result<(), ApiError> {
+    let room = HubRoom::create(
+        &state.anchor,
+        room_uri,
+        creator_user,
+        group_info,
+        ratchet_tree,
+        now_secs(),
+    )
+    .map_err(|e| ApiError::bad_request(format!("cannot create {room_uri}: {e}")))?;
+    let mut guard = state.store.lock()?;
+    let tx = guard.begin()?;
+    let stored = StoredRoom {
+        room_uri: room_uri.to_owned(),
+        snapshot: room.snapshot().map_err(ApiError::internal)?,
+        epoch: room.epoch(),
+        group_info: Some(group_info.to_vec()),
+    };
+    tx.create_room(&stored, now_secs()).map_err(|e| match e {
+        mimi_store::StoreError::Exists(_) => {
+            ApiError::conflict(format!("room {room_uri} already exists"))
+        }
+        other => ApiError::internal(other),
+    })?;
+    tx.subscribe(room_uri, creator_device)?;
+    tx.commit()?;
+    tracing::info!(room = room_uri, creator = creator_user, "room created");
+    Ok(())
+}
+
+/// Whether this provider hosts `room_uri`.
+pub(crate) fn hosts(state: &AppState, room_uri: &str) -> Result<bool, ApiError> {
+    Ok(state.store.lock()?.room(room_uri)?.is_some())
+}
+
+/// Handles an `UpdateRequest` for a hosted room.
+pub(crate) fn update(
+    state: &AppState,
+    room_uri: &str,
+    bundle: HandshakeBundle,
+) -> Result<UpdateRoomResponse, ApiError> {
+    let mut guard = state.store.lock()?;
+    let mut room = load(state, &guard, room_uri)?;
+    let now = now_secs();
+    let ts = now_ms();
+    let mut fanouts: Vec<(FanoutMessage, BTreeSet<String>)> = Vec::new();
+    let mut group_info = None;
+    match bundle {
+        HandshakeBundle::Commit {
+            commit,
+            welcome,
+            group_info_option,
+            ..
+        } => {
+            let accepted = match room.process_handshake(&state.anchor, commit.as_bytes(), now) {
+                Ok(a) => a,
+                Err(e) => return refusal_to_update(room_uri, e),
+            };
+            let Accepted::Commit {
+                notify_domains,
+                epoch,
+            } = accepted
+            else {
+                return Ok(UpdateRoomResponse::not_allowed("expected a commit"));
+            };
+            tracing::info!(room = room_uri, epoch, "commit accepted");
+            if let GroupInfoOption::Full(info) = group_info_option {
+                group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
+            }
+            fanouts.push((
+                FanoutMessage::commit(ts, commit, Vec::new()),
+                notify_domains,
+            ));
+            if let Some(welcome) = welcome {
+                let message = wrap(0x0003, welcome.as_bytes())?;
+                let tree = room.ratchet_tree().map_err(ApiError::internal)?;
+                let mut domains = BTreeSet::new();
+                for kp_ref in welcome.new_member_refs() {
+                    let tx = guard.begin()?;
+                    let route = tx.welcome_route(kp_ref)?;
+                    let local = tx
+                        .device_of_key_package(kp_ref)?
+                        .map(|_| state.domain().to_owned());
+                    drop(tx);
+                    match route.or(local) {
+                        Some(d) => {
+                            domains.insert(d);
+                        }
+                        None => tracing::warn!(
+                            room = room_uri,
+                            "welcome for a key package the hub did not relay"
+                        ),
+                    }
+                }
+                fanouts.push((
+                    FanoutMessage::welcome(
+                        ts,
+                        message,
+                        RatchetTreeOption::Full { ratchet_tree: tree },
+                    ),
+                    domains,
+                ));
+            }
+        }
+        HandshakeBundle::Proposal {
+            proposal,
+            more_proposals,
+        } => {
+            let mut domains = BTreeSet::new();
+            for p in std::iter::once(&proposal).chain(more_proposals.iter()) {
+                match room.process_handshake(&state.anchor, p.as_bytes(), now) {
+                    Ok(Accepted::Proposal { notify_domains }) => domains = notify_domains,
+                    Ok(_) => return Ok(UpdateRoomResponse::not_allowed("expected proposals")),
+                    Err(e) => return refusal_to_update(room_uri, e),
+                }
+            }
+            tracing::info!(
+                room = room_uri,
+                count = 1 + more_proposals.len(),
+                "proposals accepted"
+            );
+            fanouts.push((
+                FanoutMessage::proposal(ts, proposal, more_proposals),
+                domains,
+            ));
+        }
+    }
+    let tx = guard.begin()?;
+    tx.update_room(
+        &StoredRoom {
+            room_uri: room_uri.to_owned(),
+            snapshot: room.snapshot().map_err(ApiError::internal)?,
+            epoch: room.epoch(),
+            group_info,
+        },
+        now,
+    )?;
+    for (message, domains) in &fanouts {
+        fan_out(&tx, state, room_uri, message, domains, now)?;
+    }
+    tx.commit()?;
+    state.outbox_wake.notify_waiters();
+    Ok(UpdateRoomResponse::success(ts))
+}
+
+/// Handles a `SubmitMessageRequest` for a hosted room.
+pub(crate) fn submit(
+    state: &AppState,
+    room_uri: &str,
+    request: SubmitMessageRequest,
+) -> Result<SubmitMessageResponse, ApiError> {
+    let message = request.app_message;
+    if message.kind() != MlsMessageKind::PrivateMessage
+        || message.group_id() != Some(room_uri.as_bytes())
+    {
+        return Ok(SubmitMessageResponse::not_allowed());
+    }
+    let epoch = message.epoch().unwrap_or(0);
+    let mut guard = state.store.lock()?;
+    let room = load(state, &guard, room_uri)?;
+    match room.check_application(epoch, request.sending_uri.as_str()) {
+        Ok(()) => {}
+        Err(RoomError::Refused(Refusal::WrongEpoch { current })) => {
+            return Ok(SubmitMessageResponse::epoch_too_old(current));
+        }
+        Err(RoomError::Refused(refusal)) => {
+            tracing::info!(room = room_uri, sender = request.sending_uri.as_str(), %refusal, "message refused");
+            return Ok(SubmitMessageResponse::not_allowed());
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let ts = now_ms();
+    let now = now_secs();
+    let domains = room.member_domains();
+    let tx = guard.begin()?;
+    fan_out(
+        &tx,
+        state,
+        room_uri,
+        &FanoutMessage::application(ts, message, None),
+        &domains,
+        now,
+    )?;
+    tx.commit()?;
+    state.outbox_wake.notify_waiters();
+    Ok(SubmitMessageResponse::accepted(ts, None))
+}
+
+fn load(state: &AppState, guard: &StoreGuard<'_>, room_uri: &str) -> Result<HubRoom, ApiError> {
+    let stored = guard
+        .room(room_uri)?
+        .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
+    HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now_secs()).map_err(ApiError::internal)
+}
+
+fn refusal_to_update(room_uri: &str, error: RoomError) -> Result<UpdateRoomResponse, ApiError> {
+    tracing::info!(room = room_uri, %error, "handshake refused");
+    match error {
+        RoomError::Refused(Refusal::WrongEpoch { current }) => Ok(UpdateRoomResponse::wrong_epoch(
+            current,
+            "the room is at another epoch",
+        )),
+        RoomError::Refused(Refusal::NotAllowed(why)) => Ok(UpdateRoomResponse::not_allowed(&why)),
+        RoomError::Refused(Refusal::InvalidProposal(why)) => {
+            Ok(UpdateRoomResponse::invalid_proposal(Vec::new(), &why))
+        }
+        RoomError::Malformed { .. } => Ok(UpdateRoomResponse::invalid_proposal(
+            Vec::new(),
+            &error.to_string(),
+        )),
+        other => Err(ApiError::internal(other)),
+    }
+}
+
+/// Wraps a bare Welcome or GroupInfo in an MLSMessage (version mls10, given wire format).
+fn wrap(wire_format: u16, inner: &[u8]) -> Result<MlsMessage, ApiError> {
+    let mut bytes = Vec::with_capacity(inner.len() + 4);
+    bytes.extend_from_slice(&1u16.to_be_bytes());
+    bytes.extend_from_slice(&wire_format.to_be_bytes());
+    bytes.extend_from_slice(inner);
+    MlsMessage::from_bytes(&bytes).map_err(ApiError::from)
+}

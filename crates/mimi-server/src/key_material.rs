@@ -1,0 +1,176 @@
+//! `keyMaterial` (draft-ietf-mimi-protocol-06 §5.1): answering for local users, and the hub's
+//! relaying for its rooms, recording which provider supplied each KeyPackage so the Welcome can
+//! be routed back.
+
+use mimi_protocol::{
+    ClientKeyMaterial, IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
+    MimiUri, Protocol, Wire,
+};
+
+use crate::error::ApiError;
+use crate::hub;
+use crate::state::{AppState, now_secs};
+
+/// Routes a request from a local client or a peer: answer it, relay it to the target's
+/// provider (we are the room's hub), or send it to the room's hub (we are a follower).
+pub(crate) async fn route(
+    state: &AppState,
+    request: KeyMaterialRequest,
+    from_peer: Option<&str>,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let target = uri(&request.target_user)?;
+    let room = uri(&request.room_id)?;
+    let we_are_hub = room.domain() == state.domain();
+    if target.domain() == state.domain() && (we_are_hub || from_peer == Some(room.domain())) {
+        let state_ref = state;
+        return answer(state_ref, &request);
+    }
+    if we_are_hub {
+        if !hub::hosts(state, request.room_id.as_str())? {
+            return Err(ApiError::not_found(format!(
+                "unknown room {}",
+                request.room_id.as_str()
+            )));
+        }
+        let response = forward(state, target.domain(), &target, &request).await?;
+        record_routes(state, target.domain(), &response)?;
+        return Ok(response);
+    }
+    if from_peer.is_some() {
+        return Err(ApiError::forbidden(
+            "key material for a room must be requested from its hub",
+        ));
+    }
+    forward(state, room.domain(), &target, &request).await
+}
+
+async fn forward(
+    state: &AppState,
+    domain: &str,
+    target: &MimiUri,
+    request: &KeyMaterialRequest,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let path = format!("/v1/keyMaterial/{}", target.to_path_segment());
+    let answer = state
+        .peers
+        .post(domain, &path, request.encode())
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
+    if !answer.status.is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "{domain} answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body).trim()
+        )));
+    }
+    KeyMaterialResponse::decode(&answer.body)
+        .map_err(|e| ApiError::bad_gateway(format!("{domain} sent a malformed answer: {e}")))
+}
+
+/// HUB-060: each returned KeyPackage is vouched for by the target's own provider; remember
+/// where it came from.
+fn record_routes(
+    state: &AppState,
+    domain: &str,
+    response: &KeyMaterialResponse,
+) -> Result<(), ApiError> {
+    let mut guard = state.store.lock()?;
+    let tx = guard.begin()?;
+    for client in &response.clients {
+        if let ClientKeyMaterial::Success { key_package, .. } = client {
+            let (who, kp_ref) =
+                mimi_room::check_key_package(&state.anchor, key_package.as_bytes(), now_secs())
+                    .map_err(|e| {
+                        ApiError::bad_gateway(format!("{domain} returned a bad key package: {e}"))
+                    })?;
+            if who.domain != domain {
+                return Err(ApiError::bad_gateway(format!(
+                    "{domain} returned a key package of {}",
+                    who.domain
+                )));
+            }
+            tx.add_welcome_route(&kp_ref, domain, now_secs())?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// KM-001..KM-004: verify the requester's credential and signature, then claim one KeyPackage
+/// per client of the local target user. Claimed packages are never handed out again.
+fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialResponse, ApiError> {
+    let now = now_secs();
+    let who = mimi_room::verify_credential(
+        &state.anchor,
+        &request.requester_credential.encode(),
+        &request.requester_signature_key.0,
+        now,
+    )
+    .map_err(|e| ApiError::forbidden(format!("requester credential: {e}")))?;
+    if who.user_uri != request.requesting_user.as_str() {
+        return Err(ApiError::forbidden(
+            "requester credential does not match requestingUser",
+        ));
+    }
+    mimi_room::verify_with_label(
+        &request.requester_signature_key.0,
+        "KeyMaterialRequestTBS",
+        &request.tbs().encode(),
+        &request.key_material_request_signature,
+    )
+    .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    let target = uri(&request.target_user)?;
+    let user_name = target.id().unwrap_or_default().to_owned();
+    let mut guard = state.store.lock()?;
+    if !guard.user_exists(&user_name)? {
+        return Ok(KeyMaterialResponse {
+            protocol: Protocol::Mls10,
+            user_status: KeyMaterialUserCode::USER_UNKNOWN,
+            user_uri: request.target_user.clone(),
+            clients: Vec::new(),
+        });
+    }
+    let tx = guard.begin()?;
+    let claimed = tx.claim_key_packages(&user_name, request.room_id.as_str())?;
+    tx.commit()?;
+    let mut clients = Vec::new();
+    let mut found = 0;
+    for (device, package) in &claimed {
+        let client_uri = IdentifierUri::new(device.clone());
+        match package {
+            Some(bytes) => {
+                found += 1;
+                clients.push(ClientKeyMaterial::Success {
+                    client_uri,
+                    key_package: mimi_protocol::KeyPackage::from_bytes(bytes)
+                        .map_err(ApiError::internal)?,
+                });
+            }
+            None => clients.push(ClientKeyMaterial::KeyMaterialExhausted { client_uri }),
+        }
+    }
+    let user_status = if found == claimed.len() && found > 0 {
+        KeyMaterialUserCode::SUCCESS
+    } else if found > 0 {
+        KeyMaterialUserCode::PARTIAL_SUCCESS
+    } else {
+        KeyMaterialUserCode::NO_COMPATIBLE_MATERIAL
+    };
+    tracing::info!(
+        target = request.target_user.as_str(),
+        room = request.room_id.as_str(),
+        found,
+        "key material claimed"
+    );
+    Ok(KeyMaterialResponse {
+        protocol: Protocol::Mls10,
+        user_status,
+        user_uri: request.target_user.clone(),
+        clients,
+    })
+}
+
+fn uri(id: &IdentifierUri) -> Result<MimiUri, ApiError> {
+    id.to_mimi()
+        .map_err(|e| ApiError::bad_request(format!("bad URI {}: {e}", id.as_str())))
+}

@@ -1,0 +1,93 @@
+//! Outbound requests to peer providers over mutual TLS. A peer is addressed by its domain (TLS
+//! server name and `Host`), connected at the address from the config, and every request names
+//! us in `From: mimi@<our domain>` (draft-ietf-mimi-protocol-06 §4.2).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::http::StatusCode;
+
+use crate::config::Config;
+use crate::tls::TlsMaterial;
+
+/// A peer's answer.
+pub(crate) struct PeerResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The HTTP client for all peers.
+pub(crate) struct Peers {
+    client: reqwest::Client,
+    ports: BTreeMap<String, u16>,
+    from: String,
+}
+
+impl Peers {
+    pub(crate) fn new(config: &Config, tls: &TlsMaterial) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls.client_config()?)
+            .timeout(Duration::from_secs(config.limits.peer_timeout_secs))
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30));
+        let mut ports = BTreeMap::new();
+        for (domain, url) in &config.peers {
+            let rest = url
+                .strip_prefix("https://")
+                .with_context(|| format!("peer {domain}: URL must start with https://"))?;
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let addr: SocketAddr = authority
+                .parse()
+                .with_context(|| format!("peer {domain}: {authority} is not an ip:port"))?;
+            builder = builder.resolve(domain, addr);
+            ports.insert(domain.clone(), addr.port());
+        }
+        Ok(Self {
+            client: builder.build()?,
+            ports,
+            from: format!("mimi@{}", config.domain),
+        })
+    }
+
+    /// POSTs `body` to `path` (starting with `/v1/`) at `domain`.
+    pub(crate) async fn post(
+        &self,
+        domain: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<PeerResponse> {
+        let port = self
+            .ports
+            .get(domain)
+            .with_context(|| format!("{domain} is not a configured peer"))?;
+        let response = self
+            .client
+            .post(format!("https://{domain}:{port}{path}"))
+            .header("From", &self.from)
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("{domain} unreachable"))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .bytes()
+            .await
+            .context("reading the peer's answer")?
+            .to_vec();
+        Ok(PeerResponse {
+            status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            retry_after,
+            body,
+        })
+    }
+}

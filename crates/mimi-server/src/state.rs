@@ -1,0 +1,77 @@
+//! What every handler shares: config, store, keys, the peer client and the fan-out wake-up.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use mimi_identity::ProviderIdentity;
+use mimi_room::TrustAnchor;
+use mimi_store::Store;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::peers::Peers;
+use crate::tls::TlsMaterial;
+
+/// Shared server state.
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) anchor: TrustAnchor,
+    pub(crate) identity: ProviderIdentity,
+    pub(crate) hub_public_key: Vec<u8>,
+    pub(crate) peers: Peers,
+    /// Woken whenever the outbox gains entries.
+    pub(crate) outbox_wake: Notify,
+}
+
+impl AppState {
+    pub(crate) fn new(config: Config, tls: &TlsMaterial) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&config.dir)?;
+        let store = Store::open(&config.dir.join("mimid.sqlite"))?;
+        let identity = ProviderIdentity::from_pem(
+            &std::fs::read_to_string(config.path(&config.identity_cert))?,
+            &std::fs::read_to_string(config.path(&config.identity_key))?,
+        )
+        .context("cannot load the identity CA")?;
+        if identity.domain() != config.domain {
+            anyhow::bail!(
+                "identity certificate is for {}, not {}",
+                identity.domain(),
+                config.domain
+            );
+        }
+        let seed = hex::decode(std::fs::read_to_string(config.path(&config.hub_key))?.trim())
+            .context("hub key is not hex")?;
+        let hub = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| anyhow::anyhow!("hub key is not an Ed25519 seed"))?;
+        let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
+        let peers = Peers::new(&config, tls)?;
+        Ok(Arc::new(Self {
+            anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
+            config,
+            store,
+            identity,
+            hub_public_key,
+            peers,
+            outbox_wake: Notify::new(),
+        }))
+    }
+
+    pub(crate) fn domain(&self) -> &str {
+        &self.config.domain
+    }
+}
+
+/// Milliseconds since the UNIX epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the UNIX epoch.
+pub(crate) fn now_secs() -> u64 {
+    now_ms() / 1000
+}
