@@ -1,10 +1,10 @@
-//! Decodes arbitrary bytes as MIMI content and as a status report; whatever is accepted must
+//! Decodes arbitrary bytes as MIMI content, a status report and derived values; whatever is accepted must
 //! re-encode to exactly the same bytes (the encoding is canonical, IN-CONTENT-1).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mimi_content::{MessageStatusReport, MimiContent};
+use mimi_content::{MessageDerivedValues, MessageStatusReport, MimiContent};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(content) = MimiContent::decode(data) {
@@ -17,5 +17,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(report) = MessageStatusReport::decode(data) {
         assert_eq!(report.encode(), data, "status re-encoding differs");
+    }
+    if let Ok(values) = MessageDerivedValues::decode(data) {
+        assert_eq!(values.encode(), data, "derived values re-encoding differs");
     }
 });

@@ -2,6 +2,7 @@
 
 mod cbor;
 mod content;
+mod derived;
 mod error;
 mod extensions;
 mod json;
@@ -24,6 +25,8 @@ pub use part::{
 pub use cbor::Value;
 pub use extensions::{ExtensionKey, Extensions};
 pub use more_extensions::{ExternalMessageId, ExternalScope, LastSeen, SenderTimestamp, SubSecond};
+// What a receiver derives per message (not on the wire).
+pub use derived::{HubTimestamp, MessageDerivedValues};
 // Receipts (draft-mahy-mimi-message-status-01).
 pub use status::{MessageStatus, MessageStatusReport, PerMessageStatus};
 // Errors; `ContentError` is the name the client code uses for `Error`.

@@ -228,3 +228,29 @@ fn every_prefix_of_every_vector_is_rejected() {
         }
     }
 }
+
+#[test]
+fn implied_original_round_trips_and_carries_the_stale_id() {
+    use mimi_content::{HubTimestamp, MessageDerivedValues};
+
+    let path = vector_path("implied-original.cbor");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    let values = MessageDerivedValues::decode(&bytes).expect("implied-original decodes");
+    assert_eq!(values.encode(), bytes);
+    assert_eq!(
+        values.hub_accepted_timestamp,
+        HubTimestamp::Millis(1_644_387_225_019)
+    );
+    assert_eq!(values.sender_leaf_index, 4);
+    assert_eq!(values.sender_user_url, "mimi://example.com/u/alice-smith");
+    // Known erratum: the .cbor carries Original's -07-style ID, not the -08 one.
+    let original = load_vectors()
+        .into_iter()
+        .find(|v| v.name == "original")
+        .expect("original vector");
+    assert_eq!(
+        values.message_id.to_string(),
+        original.obsolete_message_id_07
+    );
+    assert_ne!(values.message_id.to_string(), original.message_id);
+}
