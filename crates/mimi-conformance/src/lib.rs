@@ -1,1 +1,659 @@
-//! Real-process conformance tests for MIMI providers
+//! Real-process conformance tests for MIMI providers.
+//!
+//! The harness starts real `mimid` processes on loopback and drives them with the real `mimi`
+//! command-line client, so a test exercises exactly what a person running the binaries gets:
+//! TLS with the development CA, the federation API between providers, SQLite on disk and
+//! crash-restarts with `SIGKILL`.
+//!
+//! The binaries are not built by the tests. Run `cargo build -p mimi-server -p mimi-cli` first
+//! (`scripts/test.sh` does); the harness looks for them in `$MIMI_BIN_DIR`, else in
+//! `$CARGO_TARGET_DIR/debug`, else in `target/debug` of this workspace.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a `mimid serve` may take to print its `ready` line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`wait_until`] keeps syncing before it gives up.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The pause between two rounds of [`wait_until`].
+pub const WAIT_STEP: Duration = Duration::from_millis(200);
+/// How long one `mimi` or `curl` command may run before the harness kills it and fails.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A shared, append-only record of every command the test ran, printed when it fails.
+type Transcript = Arc<Mutex<Vec<String>>>;
+
+/// The path of a built binary of this workspace (`mimid` or `mimi`); panics with a hint if missing.
+pub fn binary(name: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = if let Some(dir) = std::env::var_os("MIMI_BIN_DIR") {
+        PathBuf::from(dir)
+    } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        workspace.join(target).join("debug")
+    } else {
+        workspace.join("target/debug")
+    };
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build -p mimi-server -p mimi-cli` before these tests \
+         (scripts/test.sh does), or point MIMI_BIN_DIR at the directory holding `mimid` and `mimi`",
+        path.display()
+    );
+    path
+}
+
+/// Runs `cmd` to completion, killing it after [`COMMAND_TIMEOUT`]; panics if it cannot start.
+pub fn run_with_timeout(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let status = wait_with_timeout(&mut child, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{shown} still running after {COMMAND_TIMEOUT:?}; killed it"));
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return Some(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Describes a finished command for failure messages: its exit status and both outputs.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Several `mimid` providers on loopback that know each other as peers and share one dev CA.
+pub struct Network {
+    // Declared before `dir` so the processes die before their directories are removed.
+    providers: Vec<Provider>,
+    transcript: Transcript,
+    ca_dir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Network {
+    /// Initialises and starts one provider per domain, each with every other one as a peer.
+    pub fn start(domains: &[&str]) -> Network {
+        let dir = tempfile::Builder::new()
+            .prefix("mimi-conformance-")
+            .tempdir()
+            .expect("cannot create a temporary directory");
+        let ca_dir = dir.path().join("ca");
+        let mimid = binary("mimid");
+        // Hold every listener until all ports are chosen so two providers never get the same one.
+        let listeners: Vec<TcpListener> = domains
+            .iter()
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
+            .collect();
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("listener address"))
+            .collect();
+        drop(listeners);
+        let transcript = Transcript::default();
+        let mut providers = Vec::new();
+        for (i, domain) in domains.iter().enumerate() {
+            let pdir = dir.path().join(domain);
+            let mut cmd = Command::new(&mimid);
+            cmd.arg("init")
+                .args(["--domain", domain])
+                .args(["--listen", &addrs[i].to_string()])
+                .arg("--dir")
+                .arg(&pdir)
+                .arg("--ca")
+                .arg(&ca_dir);
+            for (j, peer) in domains.iter().enumerate() {
+                if i != j {
+                    cmd.arg("--peer")
+                        .arg(format!("{peer}=https://{}", addrs[j]));
+                }
+            }
+            let output = run_with_timeout(&mut cmd);
+            record(&transcript, &format!("{cmd:?}"), &output);
+            assert!(
+                output.status.success(),
+                "`mimid init` for {domain} failed: {}",
+                describe(&output)
+            );
+            providers.push(Provider {
+                domain: (*domain).to_owned(),
+                addr: addrs[i],
+                config: pdir.join("mimid.toml"),
+                stderr_log: pdir.join("mimid.stderr.log"),
+                stdout_log: pdir.join("mimid.stdout.log"),
+                dir: pdir,
+                child: None,
+                mimid: mimid.clone(),
+            });
+        }
+        let mut network = Network {
+            providers,
+            transcript,
+            ca_dir,
+            dir,
+        };
+        for provider in &mut network.providers {
+            provider.start();
+        }
+        network
+    }
+
+    /// The provider serving `domain`; panics if there is none.
+    pub fn provider(&mut self, domain: &str) -> &mut Provider {
+        self.providers
+            .iter_mut()
+            .find(|p| p.domain == domain)
+            .unwrap_or_else(|| panic!("no provider {domain} in this network"))
+    }
+
+    /// The shared development CA certificate every provider trusts.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca_dir.join("ca.pem")
+    }
+
+    /// The network's scratch directory (removed when the network is dropped).
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Registers `user` at the provider for `domain` with a fresh profile and returns the client.
+    pub fn client(&mut self, domain: &str, user: &str) -> Client {
+        let server = format!("https://{}", self.provider(domain).addr);
+        let client = Client {
+            profile: self
+                .dir
+                .path()
+                .join("profiles")
+                .join(format!("{user}@{domain}")),
+            user: user.to_owned(),
+            domain: domain.to_owned(),
+            mimi: binary("mimi"),
+            transcript: Arc::clone(&self.transcript),
+        };
+        let ca = self.ca_cert();
+        let ca = ca.to_str().expect("temporary paths are UTF-8");
+        client.run_ok(&["register", "--server", &server, "--ca", ca, "--user", user]);
+        client
+    }
+
+    /// POSTs `body` to `path` (e.g. `/v1/notify/a.example/r/x`) on the provider for `to`, over TLS
+    /// with `curl`, presenting `cert` as client certificate and `From: mimi@{from}`.
+    pub fn post(
+        &mut self,
+        cert: ClientCert,
+        from: &str,
+        to: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Answer {
+        let ca = self.ca_cert();
+        let port = self.provider(to).addr.port();
+        let scratch = self.dir.path().join("curl");
+        fs::create_dir_all(&scratch).expect("cannot create the curl scratch directory");
+        let body_file = scratch.join("request.bin");
+        let answer_file = scratch.join("answer.bin");
+        let _ = fs::remove_file(&answer_file);
+        fs::write(&body_file, body).expect("cannot write the request body");
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "-X", "POST"])
+            .arg("--cacert")
+            .arg(&ca)
+            .arg("--resolve")
+            .arg(format!("{to}:{port}:127.0.0.1"))
+            .args(["-H", &format!("From: mimi@{from}")])
+            .args(["-H", "Content-Type: application/octet-stream"])
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg("-o")
+            .arg(&answer_file)
+            .args(["-w", "%{http_code}"]);
+        let key_and_cert = match cert {
+            ClientCert::None => None,
+            ClientCert::Provider(domain) => {
+                let p = self.provider(domain);
+                Some((p.dir.join("tls.pem"), p.dir.join("tls.key")))
+            }
+            ClientCert::Files { cert, key } => Some((cert.to_owned(), key.to_owned())),
+        };
+        if let Some((cert, key)) = key_and_cert {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        cmd.arg(format!("https://{to}:{port}{path}"));
+        let output = run_with_timeout(&mut cmd);
+        record(&self.transcript, &format!("{cmd:?}"), &output);
+        Answer {
+            curl_ok: output.status.success(),
+            status: String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0),
+            body: fs::read(&answer_file).unwrap_or_default(),
+            curl_stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        }
+    }
+
+    fn dump_logs(&self) {
+        eprintln!("===== commands run by the test =====");
+        for entry in self
+            .transcript
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            eprintln!("{entry}");
+        }
+        for p in &self.providers {
+            for log in [&p.stderr_log, &p.stdout_log] {
+                eprintln!("===== {} {} =====", p.domain, log.display());
+                eprintln!("{}", tail(log, 300));
+            }
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for provider in &mut self.providers {
+            provider.kill();
+        }
+        if thread::panicking() {
+            self.dump_logs();
+        }
+    }
+}
+
+/// Which client certificate `curl` presents in [`Network::post`].
+#[derive(Clone, Copy, Debug)]
+pub enum ClientCert<'a> {
+    /// No client certificate at all.
+    None,
+    /// The TLS certificate and key `mimid init` wrote for this provider domain.
+    Provider(&'a str),
+    /// Arbitrary PEM files, e.g. a self-signed certificate.
+    Files {
+        /// The certificate (PEM).
+        cert: &'a Path,
+        /// Its private key (PEM).
+        key: &'a Path,
+    },
+}
+
+/// What a provider answered to a raw HTTP request made with `curl`.
+#[derive(Debug)]
+pub struct Answer {
+    /// Whether `curl` completed the exchange (false on TLS failures and dropped connections).
+    pub curl_ok: bool,
+    /// The HTTP status, 0 if there was none.
+    pub status: u16,
+    /// The response body.
+    pub body: Vec<u8>,
+    /// What `curl` said on stderr.
+    pub curl_stderr: String,
+}
+
+/// One `mimid` provider: its config directory and, while running, its process.
+pub struct Provider {
+    /// The provider's domain, e.g. `a.example`.
+    pub domain: String,
+    /// The loopback address it listens on.
+    pub addr: SocketAddr,
+    /// The directory `mimid init` filled (`mimid.toml`, `tls.pem`, `tls.key`, ...).
+    pub dir: PathBuf,
+    config: PathBuf,
+    stderr_log: PathBuf,
+    stdout_log: PathBuf,
+    child: Option<Child>,
+    mimid: PathBuf,
+}
+
+impl Provider {
+    /// Starts `mimid serve` with this provider's config and waits for its `ready` line.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.domain);
+        let mut stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .expect("cannot open the stderr log");
+        let _ = writeln!(stderr, "----- mimid serve starting -----");
+        let mut child = Command::new(&self.mimid)
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start mimid for {}: {e}", self.domain));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout_log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stdout_log)
+            .expect("cannot open the stdout log");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(stdout_log, "{line}");
+                if line.starts_with("ready ")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        self.child = Some(child);
+        match ready_rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                let announced = line["ready ".len()..].trim();
+                assert_eq!(
+                    announced.parse::<SocketAddr>().ok(),
+                    Some(self.addr),
+                    "{} announced `{line}`, expected `ready {}`",
+                    self.domain,
+                    self.addr
+                );
+            }
+            Err(e) => {
+                self.kill();
+                panic!(
+                    "mimid for {} printed no `ready` line ({e}); its stderr:\n{}",
+                    self.domain,
+                    tail(&self.stderr_log, 100)
+                );
+            }
+        }
+    }
+
+    /// Kills the process with `SIGKILL` (no clean shutdown) and reaps it; no-op if not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `mimi` user with its own profile directory, registered at one provider.
+pub struct Client {
+    /// The user name, e.g. `alice`.
+    pub user: String,
+    /// The provider domain the user is registered at.
+    pub domain: String,
+    profile: PathBuf,
+    mimi: PathBuf,
+    transcript: Transcript,
+}
+
+impl Client {
+    /// The user's URI, e.g. `mimi://a.example/u/alice`.
+    pub fn uri(&self) -> String {
+        format!("mimi://{}/u/{}", self.domain, self.user)
+    }
+
+    /// Runs `mimi --profile PDIR ARGS...` and returns whatever it did.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(&self.mimi);
+        cmd.arg("--profile").arg(&self.profile).args(args);
+        let output = run_with_timeout(&mut cmd);
+        record(
+            &self.transcript,
+            &format!("{}@{} $ mimi {}", self.user, self.domain, args.join(" ")),
+            &output,
+        );
+        output
+    }
+
+    /// Runs a command that must succeed and returns its trimmed stdout.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{}@{}: `mimi {}` failed: {}",
+            self.user,
+            self.domain,
+            args.join(" "),
+            describe(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Runs a command that must fail with a non-empty error on stderr, and returns that stderr.
+    pub fn run_expect_failure(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "{}@{}: `mimi {}` should have failed but succeeded: {}",
+            self.user,
+            self.domain,
+            args.join(" "),
+            describe(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        assert!(
+            !stderr.is_empty(),
+            "{}@{}: `mimi {}` failed without saying why on stderr",
+            self.user,
+            self.domain,
+            args.join(" ")
+        );
+        stderr
+    }
+
+    /// `room create NAME`: returns the new room's URI.
+    pub fn room_create(&self, name: &str) -> String {
+        let out = self.run_ok(&["room", "create", name]);
+        let uri = out.lines().last().unwrap_or_default().trim().to_owned();
+        assert!(
+            uri.starts_with("mimi://"),
+            "`room create` printed `{out}`, not a room URI"
+        );
+        uri
+    }
+
+    /// `room add ROOM USER`.
+    pub fn add(&self, room: &str, user: &str) {
+        self.run_ok(&["room", "add", room, user]);
+    }
+
+    /// `room remove ROOM USER`.
+    pub fn remove(&self, room: &str, user: &str) {
+        self.run_ok(&["room", "remove", room, user]);
+    }
+
+    /// `room leave ROOM`.
+    pub fn leave(&self, room: &str) {
+        self.run_ok(&["room", "leave", room]);
+    }
+
+    /// `send ROOM TEXT`: returns the message ID it printed.
+    pub fn send(&self, room: &str, text: &str) -> String {
+        let out = self.run_ok(&["send", room, text]);
+        let id = out.lines().last().unwrap_or_default().trim().to_owned();
+        assert!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "`send` printed `{out}`, not a hex message ID"
+        );
+        id
+    }
+
+    /// `sync`, which must succeed.
+    pub fn sync(&self) {
+        self.run_ok(&["sync"]);
+    }
+
+    /// `sync`, returning its stderr on failure (e.g. while the provider is down).
+    pub fn try_sync(&self) -> Result<(), String> {
+        let output = self.run(&["sync"]);
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}@{}: sync failed: {}",
+                self.user,
+                self.domain,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        }
+    }
+
+    /// `messages ROOM --json`, parsed.
+    pub fn messages(&self, room: &str) -> Vec<Value> {
+        self.json_list(&["messages", room, "--json"])
+    }
+
+    /// `room members ROOM --json`, parsed.
+    pub fn members(&self, room: &str) -> Vec<Value> {
+        self.json_list(&["room", "members", room, "--json"])
+    }
+
+    fn json_list(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.run_ok(args);
+        match serde_json::from_str::<Value>(&out) {
+            Ok(Value::Array(items)) => items,
+            other => panic!(
+                "`mimi {}` printed no JSON array ({other:?}): {out}",
+                args.join(" ")
+            ),
+        }
+    }
+}
+
+/// Syncs every client, then asks `probe`, until it returns `Ok`; panics after [`WAIT_TIMEOUT`]
+/// with `what` and the probe's (or sync's) last complaint.
+pub fn wait_until<T>(
+    clients: &[&Client],
+    what: &str,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        let synced: Result<(), String> = clients.iter().try_for_each(|c| c.try_sync());
+        let last = match synced.and_then(|()| probe()) {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        assert!(
+            start.elapsed() < WAIT_TIMEOUT,
+            "timed out after {WAIT_TIMEOUT:?} waiting for {what}; last state: {last}"
+        );
+        thread::sleep(WAIT_STEP);
+    }
+}
+
+/// The `(sender, text)` pairs of a `messages --json` list, in order.
+pub fn senders_and_texts(messages: &[Value]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| (field(m, "sender"), field(m, "text")))
+        .collect()
+}
+
+/// The sorted user URIs of a `room members --json` list.
+pub fn member_users(members: &[Value]) -> Vec<String> {
+    let mut users: Vec<String> = members.iter().map(|m| field(m, "user")).collect();
+    users.sort();
+    users
+}
+
+/// A string field of a JSON object; panics naming the object if it is missing.
+pub fn field(object: &Value, name: &str) -> String {
+    object
+        .get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string `{name}` in {object}"))
+        .to_owned()
+}
+
+fn record(transcript: &Transcript, command: &str, output: &Output) {
+    let mut entry = format!("$ {command}\n  -> {}", output.status);
+    for (name, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim();
+        if !text.is_empty() {
+            let shown: String = text.chars().take(2000).collect();
+            entry.push_str(&format!("\n  {name}: {shown}"));
+        }
+    }
+    transcript
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(entry);
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    match File::open(path) {
+        Ok(mut file) => {
+            let _ = file.read_to_string(&mut text);
+        }
+        Err(e) => return format!("(cannot read {}: {e})", path.display()),
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for garbage request bodies.
+pub fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}

@@ -1,0 +1,116 @@
+//! Room life cycle across three providers: joining, sending, removal and leaving.
+
+use mimi_conformance::{Network, member_users, senders_and_texts};
+
+use crate::{assert_one_line, expected, ids, snapshot, wait_joined, wait_members, wait_messages};
+
+#[test]
+fn three_providers_one_room() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+
+    let room = alice.room_create("clubhouse");
+    assert_eq!(room, "mimi://a.example/r/clubhouse");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    bob.add(&room, &cathy.uri());
+    wait_joined(&cathy, &room);
+    let everyone = [alice.uri(), bob.uri(), cathy.uri()];
+    wait_members(&alice, &room, &everyone);
+
+    let sent = [
+        (&alice, "hello from a"),
+        (&bob, "hello from b"),
+        (&cathy, "hello from c"),
+    ];
+    let sent_ids: Vec<String> = sent.iter().map(|(c, text)| c.send(&room, text)).collect();
+
+    for client in [&alice, &bob, &cathy] {
+        let messages = wait_messages(client, &room, sent.len());
+        assert_eq!(
+            senders_and_texts(&messages),
+            expected(&sent),
+            "{} sees the wrong history",
+            client.uri()
+        );
+        assert_eq!(ids(&messages), sent_ids, "{} sees other IDs", client.uri());
+        let mut want = everyone.to_vec();
+        want.sort();
+        assert_eq!(member_users(&client.members(&room)), want);
+    }
+}
+
+#[test]
+fn removed_participant_and_non_participant_are_refused() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let dave = net.client("c.example", "dave");
+    let room = alice.room_create("private");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    // While a participant, bob can post.
+    bob.send(&room, "bob was here");
+    wait_messages(&alice, &room, 1);
+
+    alice.remove(&room, &bob.uri());
+    wait_members(&alice, &room, &[alice.uri()]);
+    let before = snapshot(&alice, &room);
+
+    let refused = bob.run_expect_failure(&["send", &room, "bob after removal"]);
+    assert_one_line(&refused);
+    let refused = dave.run_expect_failure(&["send", &room, "dave never invited"]);
+    assert_one_line(&refused);
+
+    assert_eq!(
+        snapshot(&alice, &room),
+        before,
+        "a refused post changed the room"
+    );
+    assert_eq!(
+        senders_and_texts(&before.1),
+        [(bob.uri(), "bob was here".to_owned())]
+    );
+}
+
+#[test]
+fn cathy_leaves_then_her_posts_are_refused() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("leaving");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    alice.add(&room, &cathy.uri());
+    wait_joined(&cathy, &room);
+    cathy.send(&room, "cathy was here");
+    wait_messages(&alice, &room, 1);
+
+    cathy.leave(&room);
+    // Alice's client commits the pending leave proposal before her message.
+    alice.sync();
+    alice.send(&room, "bye cathy");
+    let remaining = [alice.uri(), bob.uri()];
+    wait_members(&alice, &room, &remaining);
+    wait_members(&bob, &room, &remaining);
+    let before = snapshot(&alice, &room);
+
+    let refused = cathy.run_expect_failure(&["send", &room, "cathy after leaving"]);
+    assert_one_line(&refused);
+
+    assert_eq!(
+        snapshot(&alice, &room),
+        before,
+        "a refused post changed the room"
+    );
+    assert_eq!(
+        senders_and_texts(&wait_messages(&bob, &room, 2)),
+        [
+            (cathy.uri(), "cathy was here".to_owned()),
+            (alice.uri(), "bye cathy".to_owned()),
+        ]
+    );
+}
