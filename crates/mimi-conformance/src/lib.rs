@@ -44,6 +44,7 @@ pub fn binary(name: &str) -> PathBuf {
         workspace.join("target/debug")
     };
     let path = dir.join(name);
+    let path = path.canonicalize().unwrap_or(path);
     assert!(
         path.is_file(),
         "{} not found: run `cargo build -p mimi-server -p mimi-cli` before these tests \
@@ -57,6 +58,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn run_with_timeout(cmd: &mut Command) -> Output {
     let shown = format!("{cmd:?}");
     let mut child = cmd
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -364,6 +366,7 @@ impl Provider {
             .arg("serve")
             .arg("--config")
             .arg(&self.config)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
