@@ -8,6 +8,9 @@
 //! The binaries are not built by the tests. Run `cargo build -p mimi-server -p mimi-cli` first
 //! (`scripts/test.sh` does); the harness looks for them in `$MIMI_BIN_DIR`, else in
 //! `$CARGO_TARGET_DIR/debug`, else in `target/debug` of this workspace.
+//!
+//! When a test fails, the harness prints every command it ran and each provider's log; set
+//! `MIMI_CONFORMANCE_LOGS=1` to print them for passing tests too (with `--nocapture`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -302,7 +305,7 @@ impl Drop for Network {
         for provider in &mut self.providers {
             provider.kill();
         }
-        if thread::panicking() {
+        if thread::panicking() || std::env::var_os("MIMI_CONFORMANCE_LOGS").is_some() {
             self.dump_logs();
         }
     }
