@@ -1,1 +1,178 @@
-//! mimi: the MIMI command-line client
+//! `mimi`, the command-line client: register, rooms, messages, and `mimi demo`, which runs
+//! three providers and three users on this machine.
+//!
+//! Results go to stdout (plain, or JSON with `--json`); diagnostics to stderr. Exit codes: 0
+//! success, 1 a clean refusal (the hub said no, nothing found), 2 any other error.
+
+mod commands;
+mod demo;
+mod output;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a clean "no": the provider or hub refused, or nothing matched.
+const EXIT_REFUSED: u8 = 1;
+/// Exit code for every other failure.
+const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "mimi",
+    version,
+    about = "MIMI command-line client",
+    after_help = "Exit codes: 0 success, 1 refused or not found, 2 error."
+)]
+struct Cli {
+    /// Profile directory holding this account's state.
+    #[arg(long, global = true, default_value = "./mimi-profile")]
+    profile: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an account on a provider.
+    Register {
+        /// The provider's client API, e.g. https://127.0.0.1:8401.
+        #[arg(long)]
+        server: String,
+        /// PEM file of the CA that issued the provider's certificate.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The user name.
+        #[arg(long)]
+        user: String,
+        /// The device name.
+        #[arg(long, default_value = "cli")]
+        device: String,
+    },
+    /// Room operations.
+    Room {
+        #[command(subcommand)]
+        command: RoomCommand,
+    },
+    /// Send a text message; prints its message ID (hex).
+    Send {
+        /// The room URI.
+        room: String,
+        /// The text.
+        text: String,
+    },
+    /// Fetch and process everything pending.
+    Sync {
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a room's messages in display order.
+    Messages {
+        /// The room URI.
+        room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run three providers and three users on this machine and show a conversation.
+    Demo {
+        /// Print a JSON summary instead of the transcript.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoomCommand {
+    /// Create a room hosted by your provider; prints its URI.
+    Create {
+        /// The room name.
+        name: String,
+    },
+    /// Add a user (mimi://domain/u/name) with all its clients.
+    Add {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+    },
+    /// Remove a user and all its clients.
+    Remove {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+    },
+    /// Leave a room.
+    Leave {
+        /// The room URI.
+        room: String,
+    },
+    /// List participants with roles and clients.
+    Members {
+        /// The room URI.
+        room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the rooms this client knows.
+    List,
+}
+
+/// The `mimi` command line; returns the process exit code.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIMI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mimi: error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mimi: error: {e:#}");
+            let refused = e
+                .downcast_ref::<mimi_client::ClientError>()
+                .is_some_and(|c| matches!(c, mimi_client::ClientError::Refused(_)));
+            if let Some(hint) = hint_for(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(if refused { EXIT_REFUSED } else { EXIT_ERROR })
+        }
+    }
+}
+
+fn hint_for(e: &anyhow::Error) -> Option<&'static str> {
+    match e.downcast_ref::<mimi_client::ClientError>()? {
+        mimi_client::ClientError::Provider(_) => {
+            Some("is mimid running and reachable at the profile's server address?")
+        }
+        _ => None,
+    }
+}

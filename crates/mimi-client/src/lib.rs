@@ -1,1 +1,16 @@
-//! MIMI client SDK
+//! The MIMI client SDK: one account on one provider, its MLS state, its rooms and messages.
+//!
+//! A [`Client`] is opened from a profile directory (SQLite), talks to its own provider's client
+//! API, and keeps everything durable: each operation saves the MLS state together with what it
+//! produced, so a crash never leaves the profile half-updated. Messages are MIMI content inside
+//! MLS PrivateMessages; providers never see plaintext.
+
+mod api;
+mod client;
+mod error;
+mod profile;
+
+// Public API.
+pub use client::{Client, MemberEntry, SyncReport};
+pub use error::ClientError;
+pub use profile::StoredMessage;

@@ -516,6 +516,18 @@ impl MemberState {
         })
     }
 
+    /// Whether this client has proposed to leave the room and waits for someone's commit.
+    pub fn is_leaving(&self, room_uri: &str) -> bool {
+        let Ok(group) = self.group(room_uri) else {
+            return false;
+        };
+        let own = group.own_leaf_index();
+        group.pending_proposals().any(|q| {
+            matches!(q.proposal(), Proposal::SelfRemove)
+                && matches!(q.sender(), Sender::Member(l) if *l == own)
+        })
+    }
+
     /// Whether this client is still a member of the room's group.
     pub fn is_active(&self, room_uri: &str) -> bool {
         self.group(room_uri).map(|g| g.is_active()).unwrap_or(false)

@@ -1,0 +1,770 @@
+//! Client operations: register, create and change rooms, send, sync.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mimi_content::MimiContent;
+use mimi_protocol::{
+    CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
+    GroupInfoOption, HandshakeBundle, IdentifierUri, KeyMaterialRequestTbs, KeyMaterialResponse,
+    MlsMessage, Protocol, RatchetTreeOption, RequiredCapabilities, SignaturePublicKey,
+    SubmitMessageResponse, SubmitOutcome, UpdateOutcome, UpdateRequest, UpdateRoomResponse,
+    Welcome, Wire,
+};
+use mimi_room::{ClientIdentity, HubSender, Incoming, MemberState, PendingCommit, TrustAnchor};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::Api;
+use crate::error::ClientError;
+use crate::profile::{self, Account, Profile, StoredMessage};
+
+/// KeyPackages uploaded at registration and kept in stock.
+const KEY_PACKAGE_STOCK: usize = 10;
+
+/// One account, opened from its profile directory.
+pub struct Client {
+    dir: PathBuf,
+    profile: Profile,
+    account: Account,
+    state: MemberState,
+    api: Api,
+    anchor: TrustAnchor,
+}
+
+/// One row of `room members`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberEntry {
+    /// The user URI.
+    pub user: String,
+    /// The user's role index.
+    pub role: u32,
+    /// The user's clients in the group.
+    pub clients: Vec<String>,
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncReport {
+    /// Messages received.
+    pub messages: usize,
+    /// Rooms joined.
+    pub joined: Vec<String>,
+    /// Commits and proposals processed.
+    pub handshakes: usize,
+    /// Items that could not be processed, with the reason.
+    pub errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    device_uri: String,
+    user_uri: String,
+    token: String,
+    chain: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    domain: String,
+    provider_uri: String,
+    hub_signature_key: String,
+}
+
+#[derive(Deserialize)]
+struct InboxEntry {
+    id: i64,
+    room: String,
+    body: String,
+}
+
+impl Client {
+    /// Registers `user` (device `device`) at `server` and creates the profile in `dir`.
+    pub async fn register(
+        dir: &Path,
+        server: &str,
+        ca_pem: &str,
+        user: &str,
+        device: &str,
+    ) -> Result<Self, ClientError> {
+        let mut profile = Profile::open(dir)?;
+        if profile.account()?.is_some() {
+            return Err(ClientError::Usage(format!(
+                "{} already holds an account",
+                dir.display()
+            )));
+        }
+        let mut api = Api::new(server, ca_pem, None)?;
+        let info: Info = api.get_json("/client/v1/info").await?;
+        let state = MemberState::new();
+        let key = state.generate_signature_key()?;
+        let registered: Registered = api
+            .post_json(
+                "/client/v1/register",
+                &serde_json::json!({ "user": user, "device": device, "signature_key": hex::encode(&key) }),
+            )
+            .await?;
+        let chain = registered
+            .chain
+            .iter()
+            .map(hex::decode)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ClientError::Provider("malformed credential chain".into()))?;
+        api.set_token(registered.token.clone());
+        let account = Account {
+            server: server.to_owned(),
+            ca_pem: ca_pem.to_owned(),
+            domain: info.domain,
+            device_uri: registered.device_uri,
+            user_uri: registered.user_uri,
+            token: registered.token,
+            chain,
+            signature_key: key,
+            inbox_cursor: 0,
+        };
+        let tx = profile.transaction()?;
+        profile::save_account(&tx, &account)?;
+        profile::save_snapshot(&tx, &state.snapshot()?)?;
+        tx.commit()?;
+        let mut client = Self::assemble(dir, profile, account, state, api)?;
+        client.upload_key_packages(KEY_PACKAGE_STOCK).await?;
+        Ok(client)
+    }
+
+    /// Opens an existing profile.
+    pub fn open(dir: &Path) -> Result<Self, ClientError> {
+        let profile = Profile::open(dir)?;
+        let account = profile.account()?.ok_or_else(|| {
+            ClientError::Usage(format!(
+                "no account in {}; run `mimi register` first",
+                dir.display()
+            ))
+        })?;
+        let snapshot = profile
+            .mls_snapshot()?
+            .ok_or_else(|| ClientError::Profile("MLS state missing".into()))?;
+        let state = MemberState::from_snapshot(&snapshot)?;
+        let api = Api::new(
+            &account.server,
+            &account.ca_pem,
+            Some(account.token.clone()),
+        )?;
+        Self::assemble(dir, profile, account, state, api)
+    }
+
+    fn assemble(
+        dir: &Path,
+        profile: Profile,
+        account: Account,
+        state: MemberState,
+        api: Api,
+    ) -> Result<Self, ClientError> {
+        let anchor_der = CertificateDer::pem_slice_iter(account.ca_pem.as_bytes())
+            .next()
+            .ok_or_else(|| ClientError::Profile("no CA certificate".into()))?
+            .map_err(|e| ClientError::Profile(format!("bad CA certificate: {e}")))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            profile,
+            account,
+            state,
+            api,
+            anchor: TrustAnchor::from_der(anchor_der.to_vec()),
+        })
+    }
+
+    /// This client's user URI.
+    pub fn user_uri(&self) -> &str {
+        &self.account.user_uri
+    }
+
+    /// This client's device URI.
+    pub fn device_uri(&self) -> &str {
+        &self.account.device_uri
+    }
+
+    /// This client's provider domain.
+    pub fn domain(&self) -> &str {
+        &self.account.domain
+    }
+
+    /// Creates a room hosted by our provider; returns its URI.
+    pub async fn create_room(&mut self, name: &str) -> Result<String, ClientError> {
+        let info: Info = self.api.get_json("/client/v1/info").await?;
+        let room_uri = mimi_protocol::MimiUri::room(&self.account.domain, name)
+            .map_err(|e| ClientError::Usage(format!("bad room name {name:?}: {e}")))?
+            .to_string();
+        let hub = HubSender {
+            signature_key: hex::decode(&info.hub_signature_key)
+                .map_err(|_| ClientError::Provider("bad hub key".into()))?,
+            provider_uri: info.provider_uri,
+        };
+        let me = self.me();
+        let created = self.attempt(|s| s.create_room(&me, &room_uri, &me_user(&me), &hub))?;
+        let answer: serde_json::Value = match self
+            .api
+            .post_json(
+                "/client/v1/rooms",
+                &serde_json::json!({
+                    "name": name,
+                    "group_info": hex::encode(&created.group_info),
+                    "ratchet_tree": hex::encode(&created.ratchet_tree),
+                }),
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        let room = answer["room"].as_str().unwrap_or(&room_uri).to_owned();
+        let tx = self.profile.transaction()?;
+        profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+        profile::set_room(&tx, &room, true)?;
+        tx.commit()?;
+        Ok(room)
+    }
+
+    /// Adds `user` (a user URI) to `room` with all the clients its provider has KeyPackages for.
+    pub async fn add(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let response = self.key_material(room, user).await?;
+        let packages: Vec<Vec<u8>> = response
+            .clients
+            .iter()
+            .filter_map(|c| match c {
+                ClientKeyMaterial::Success { key_package, .. } => {
+                    Some(key_package.as_bytes().to_vec())
+                }
+                _ => None,
+            })
+            .collect();
+        if packages.is_empty() {
+            return Err(ClientError::Refused(format!(
+                "no key material for {user} ({:?})",
+                response.user_status
+            )));
+        }
+        let me = self.me();
+        let pending =
+            self.attempt(|s| s.add_users(&me, room, &[(user.to_owned(), packages.clone())]))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Removes `user` and all its clients from `room`.
+    pub async fn remove(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let me = self.me();
+        let anchor = self.anchor.clone();
+        let pending = self.attempt(|s| s.remove_user(&anchor, &me, room, user, now_secs()))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Leaves `room`: proposes our removal; the next commit by another member completes it.
+    pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        let me = self.me();
+        let proposals = self.attempt(|s| s.leave(&me, room))?;
+        let mut messages = proposals
+            .iter()
+            .map(|p| MlsMessage::from_bytes(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Usage(format!("internal: {e}")))?;
+        let first = messages.remove(0);
+        let bundle = HandshakeBundle::Proposal {
+            proposal: first,
+            more_proposals: messages,
+        };
+        let answer = self.update(room, bundle).await;
+        match answer {
+            Ok(UpdateRoomResponse {
+                outcome: UpdateOutcome::Success { .. },
+                ..
+            }) => {
+                let tx = self.profile.transaction()?;
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                tx.commit()?;
+                Ok(())
+            }
+            Ok(refused) => {
+                self.reload()?;
+                Err(ClientError::Refused(describe_update(&refused)))
+            }
+            Err(e) => {
+                self.reload()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Syncs, then sends a text message; returns its MIMI message ID (hex).
+    pub async fn send(&mut self, room: &str, text: &str) -> Result<String, ClientError> {
+        self.sync().await?;
+        self.post(room, text).await
+    }
+
+    /// Sends a text message with whatever this client currently knows, without syncing first
+    /// (the hub decides whether it is still allowed); returns its message ID (hex).
+    pub async fn post(&mut self, room: &str, text: &str) -> Result<String, ClientError> {
+        if !self.state.is_active(room) {
+            return Err(ClientError::Usage(format!("not a member of {room}")));
+        }
+        if self.state.is_leaving(room) {
+            return Err(ClientError::Usage(format!(
+                "you are leaving {room}; another member's next commit completes it"
+            )));
+        }
+        self.commit_pending(room).await?;
+        let content = MimiContent::text(text)
+            .with_sender_uri(&self.account.user_uri)
+            .with_room_uri(room);
+        let id = content.message_id(&self.account.user_uri, room).to_string();
+        let me = self.me();
+        let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
+        let hash = Sha256::digest(&ciphertext).to_vec();
+        let path = format!("/client/v1/submit/{}", room_path(room)?);
+        let answer = match self.api.post_bytes(&path, ciphertext).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        let response = SubmitMessageResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed submit answer: {e}")))?;
+        match response.outcome {
+            SubmitOutcome::Accepted {
+                accepted_timestamp, ..
+            } => {
+                let tx = self.profile.transaction()?;
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                profile::mark_sent(&tx, &hash)?;
+                profile::add_message(
+                    &tx,
+                    room,
+                    &StoredMessage {
+                        id: id.clone(),
+                        sender: self.account.user_uri.clone(),
+                        timestamp: accepted_timestamp,
+                        text: Some(text.to_owned()),
+                    },
+                )?;
+                tx.commit()?;
+                Ok(id)
+            }
+            SubmitOutcome::NotAllowed => {
+                self.reload()?;
+                Err(ClientError::Refused(format!(
+                    "the hub does not allow {} to post in {room}",
+                    self.account.user_uri
+                )))
+            }
+            SubmitOutcome::EpochTooOld { current_epoch } => {
+                self.reload()?;
+                Err(ClientError::Refused(format!(
+                    "the room moved on to epoch {current_epoch}; sync and retry"
+                )))
+            }
+            SubmitOutcome::Other(code) => {
+                self.reload()?;
+                Err(ClientError::Refused(format!("the hub answered {code:?}")))
+            }
+        }
+    }
+
+    /// Fetches and processes everything pending at our provider.
+    pub async fn sync(&mut self) -> Result<SyncReport, ClientError> {
+        let mut report = SyncReport::default();
+        loop {
+            let path = format!("/client/v1/inbox?after={}", self.account.inbox_cursor);
+            let entries: Vec<InboxEntry> = self.api.get_json(&path).await?;
+            let Some(last) = entries.last().map(|e| e.id) else {
+                break;
+            };
+            let mut messages = Vec::new();
+            let mut room_changes = Vec::new();
+            for entry in &entries {
+                match self.process_entry(entry, &mut report) {
+                    Ok(Some(Processed::Message(m))) => messages.push((entry.room.clone(), m)),
+                    Ok(Some(Processed::Room(room, active))) => room_changes.push((room, active)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(room = %entry.room, error = %e, "inbox item not processed");
+                        report.errors.push(format!("{}: {e}", entry.room));
+                    }
+                }
+            }
+            self.account.inbox_cursor = last;
+            let tx = self.profile.transaction()?;
+            profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+            for (room, m) in &messages {
+                profile::add_message(&tx, room, m)?;
+            }
+            for (room, active) in &room_changes {
+                profile::set_room(&tx, room, *active)?;
+            }
+            profile::set_cursor(&tx, last)?;
+            tx.commit()?;
+            // The acknowledgement only frees server space; our cursor already moved on.
+            let _: serde_json::Value = self
+                .api
+                .post_json(
+                    "/client/v1/inbox/ack",
+                    &serde_json::json!({ "up_to": last }),
+                )
+                .await?;
+            for (room, active) in &room_changes {
+                if !active {
+                    let _: serde_json::Value = self
+                        .api
+                        .post_json(
+                            "/client/v1/unsubscribe",
+                            &serde_json::json!({ "room": room }),
+                        )
+                        .await?;
+                }
+            }
+        }
+        if !report.joined.is_empty() {
+            self.upload_key_packages(report.joined.len()).await?;
+        }
+        Ok(report)
+    }
+
+    /// The messages of a room, in display order (hub timestamp, then message ID).
+    pub fn messages(&self, room: &str) -> Result<Vec<StoredMessage>, ClientError> {
+        self.profile.messages(room)
+    }
+
+    /// The participants of a room, with roles and clients.
+    pub fn members(&self, room: &str) -> Result<Vec<MemberEntry>, ClientError> {
+        let view = self.state.room_view(&self.anchor, room, now_secs())?;
+        Ok(view
+            .participants
+            .into_iter()
+            .map(|p| MemberEntry {
+                clients: view.members.get(&p.user).cloned().unwrap_or_default(),
+                user: p.user,
+                role: p.role,
+            })
+            .collect())
+    }
+
+    /// The rooms this client knows, with whether it is still a member.
+    pub fn rooms(&self) -> Result<Vec<(String, bool)>, ClientError> {
+        self.profile.rooms()
+    }
+
+    /// The profile directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn process_entry(
+        &mut self,
+        entry: &InboxEntry,
+        report: &mut SyncReport,
+    ) -> Result<Option<Processed>, ClientError> {
+        let body = hex::decode(&entry.body)
+            .map_err(|_| ClientError::Provider("inbox body is not hex".into()))?;
+        let fanout = FanoutMessage::decode(&body)
+            .map_err(|e| ClientError::Provider(format!("bad fanout: {e}")))?;
+        if let FanoutTail::Welcome {
+            ratchet_tree_option,
+        } = &fanout.tail
+        {
+            let RatchetTreeOption::Full { ratchet_tree } = ratchet_tree_option else {
+                return Err(ClientError::Provider(
+                    "welcome without a ratchet tree".into(),
+                ));
+            };
+            if self.state.is_active(&entry.room) {
+                return Ok(None);
+            }
+            let room = self.state.join(
+                &self.anchor,
+                fanout.message.as_bytes(),
+                ratchet_tree,
+                now_secs(),
+            )?;
+            report.joined.push(room.clone());
+            return Ok(Some(Processed::Room(room, true)));
+        }
+        if self
+            .profile
+            .was_sent(&Sha256::digest(fanout.message.as_bytes()))?
+        {
+            return Ok(None);
+        }
+        if !self.state.is_active(&entry.room) {
+            return Ok(None);
+        }
+        let incoming = self.state.process(
+            &self.anchor,
+            &entry.room,
+            fanout.message.as_bytes(),
+            now_secs(),
+        )?;
+        // A proposal bundle carries further proposals in its tail (draft §5.4 moreProposals).
+        if let FanoutTail::Proposal { more_proposals } = &fanout.tail {
+            for proposal in more_proposals {
+                self.state
+                    .process(&self.anchor, &entry.room, proposal.as_bytes(), now_secs())?;
+                report.handshakes += 1;
+            }
+        }
+        match incoming {
+            Incoming::Message {
+                sender_user, data, ..
+            } => {
+                report.messages += 1;
+                let (id, text) = match MimiContent::decode(&data) {
+                    Ok(content) => (
+                        content.message_id(&sender_user, &entry.room).to_string(),
+                        content.plain_text(),
+                    ),
+                    Err(e) => (
+                        hex::encode(Sha256::digest(&data)),
+                        Some(format!("[undecodable content: {e}]")),
+                    ),
+                };
+                Ok(Some(Processed::Message(StoredMessage {
+                    id,
+                    sender: sender_user,
+                    timestamp: fanout.timestamp,
+                    text,
+                })))
+            }
+            Incoming::Commit { removed_me, .. } => {
+                report.handshakes += 1;
+                Ok(removed_me.then(|| Processed::Room(entry.room.clone(), false)))
+            }
+            Incoming::Proposal => {
+                report.handshakes += 1;
+                Ok(None)
+            }
+            Incoming::Stale => Ok(None),
+        }
+    }
+
+    async fn upload_key_packages(&mut self, count: usize) -> Result<(), ClientError> {
+        let me = self.me();
+        let packages = self.state.key_packages(&me, count)?;
+        let tx = self.profile.transaction()?;
+        profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+        tx.commit()?;
+        let _: serde_json::Value = self
+            .api
+            .post_json(
+                "/client/v1/key-packages",
+                &serde_json::json!({ "key_packages": packages.iter().map(hex::encode).collect::<Vec<_>>() }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn key_material(
+        &mut self,
+        room: &str,
+        user: &str,
+    ) -> Result<KeyMaterialResponse, ClientError> {
+        let me = self.me();
+        let credential = Credential::decode(&mimi_room::credential_bytes(&me)?)
+            .map_err(|e| ClientError::Profile(format!("own credential: {e}")))?;
+        let tbs = KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::new(self.account.user_uri.clone()),
+            target_user: IdentifierUri::new(user),
+            room_id: IdentifierUri::new(room),
+            acceptable_ciphersuites: vec![CipherSuite(1)],
+            required_capabilities: RequiredCapabilities {
+                extension_types: vec![0x0006],
+                proposal_types: vec![0x0008, 0x000a],
+                credential_types: vec![2],
+            },
+            requester_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
+            requester_credential: credential,
+        };
+        let signature =
+            mimi_room::sign_with_label(&self.state, &me, "KeyMaterialRequestTBS", &tbs.encode())?;
+        let request = tbs.with_signature(signature);
+        let answer = self
+            .api
+            .post_bytes("/client/v1/key-material", request.encode())
+            .await?;
+        KeyMaterialResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed key material: {e}")))
+    }
+
+    async fn commit_pending(&mut self, room: &str) -> Result<(), ClientError> {
+        // A leaving member cannot commit its own removal; someone else will.
+        if self.state.is_leaving(room) {
+            return Ok(());
+        }
+        let me = self.me();
+        if let Some(pending) = self.attempt(|s| s.commit_pending(&me, room))? {
+            self.submit_commit(room, pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn submit_commit(
+        &mut self,
+        room: &str,
+        pending: PendingCommit,
+    ) -> Result<(), ClientError> {
+        let bundle = match commit_bundle(&pending) {
+            Ok(b) => b,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        match self.update(room, bundle).await {
+            Ok(UpdateRoomResponse {
+                outcome: UpdateOutcome::Success { .. },
+                ..
+            }) => {
+                self.state.merge_pending_commit(room)?;
+                let tx = self.profile.transaction()?;
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                tx.commit()?;
+                Ok(())
+            }
+            Ok(refused) => {
+                self.reload()?;
+                Err(ClientError::Refused(describe_update(&refused)))
+            }
+            Err(e) => {
+                self.reload()?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn update(
+        &mut self,
+        room: &str,
+        bundle: HandshakeBundle,
+    ) -> Result<UpdateRoomResponse, ClientError> {
+        let path = format!("/client/v1/update/{}", room_path(room)?);
+        let answer = self
+            .api
+            .post_bytes(&path, UpdateRequest { bundle }.encode())
+            .await?;
+        UpdateRoomResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed update answer: {e}")))
+    }
+
+    /// Runs an MLS operation; on failure, drops whatever it did to the in-memory state.
+    fn attempt<T>(
+        &mut self,
+        op: impl FnOnce(&MemberState) -> Result<T, mimi_room::RoomError>,
+    ) -> Result<T, ClientError> {
+        match op(&self.state) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.reload()?;
+                Err(match e {
+                    mimi_room::RoomError::Misuse(m) => ClientError::Usage(m),
+                    other => ClientError::Room(other),
+                })
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<(), ClientError> {
+        let snapshot = self
+            .profile
+            .mls_snapshot()?
+            .ok_or_else(|| ClientError::Profile("MLS state missing".into()))?;
+        self.state = MemberState::from_snapshot(&snapshot)?;
+        Ok(())
+    }
+
+    fn me(&self) -> ClientIdentity {
+        ClientIdentity {
+            device_uri: self.account.device_uri.clone(),
+            chain: self.account.chain.clone(),
+            signature_public_key: self.account.signature_key.clone(),
+        }
+    }
+}
+
+enum Processed {
+    Message(StoredMessage),
+    Room(String, bool),
+}
+
+fn me_user(me: &ClientIdentity) -> String {
+    me.device_uri
+        .parse::<mimi_protocol::MimiUri>()
+        .ok()
+        .and_then(|d| d.user_of_device())
+        .map(|u| u.to_string())
+        .unwrap_or_default()
+}
+
+fn commit_bundle(pending: &PendingCommit) -> Result<HandshakeBundle, ClientError> {
+    let internal = |e: mimi_protocol::DecodeError| ClientError::Usage(format!("internal: {e}"));
+    let commit = MlsMessage::from_bytes(&pending.commit).map_err(internal)?;
+    let welcome = match &pending.welcome {
+        Some(w) => Some(Welcome::from_bytes(strip_header(w)?).map_err(internal)?),
+        None => None,
+    };
+    let group_info = pending
+        .group_info
+        .as_ref()
+        .ok_or_else(|| ClientError::Usage("internal: commit without GroupInfo".into()))?;
+    Ok(HandshakeBundle::Commit {
+        commit,
+        welcome,
+        group_info_option: GroupInfoOption::Full(
+            GroupInfo::from_bytes(strip_header(group_info)?).map_err(internal)?,
+        ),
+        ratchet_tree_option: RatchetTreeOption::DistributionService,
+    })
+}
+
+/// The body of an MLSMessage (after version and wire format).
+fn strip_header(message: &[u8]) -> Result<&[u8], ClientError> {
+    message
+        .get(4..)
+        .ok_or_else(|| ClientError::Usage("internal: truncated MLS message".into()))
+}
+
+fn room_path(room: &str) -> Result<String, ClientError> {
+    room.parse::<mimi_protocol::MimiUri>()
+        .map(|u| u.to_path_segment())
+        .map_err(|e| ClientError::Usage(format!("bad room URI {room}: {e}")))
+}
+
+fn describe_update(response: &UpdateRoomResponse) -> String {
+    let code = match &response.outcome {
+        UpdateOutcome::Success { .. } => "success".to_owned(),
+        UpdateOutcome::WrongEpoch { current_epoch } => {
+            format!("wrongEpoch (room at epoch {current_epoch})")
+        }
+        UpdateOutcome::NotAllowed => "notAllowed".to_owned(),
+        UpdateOutcome::InvalidProposal { .. } => "invalidProposal".to_owned(),
+        UpdateOutcome::Other(c) => format!("{c:?}"),
+    };
+    if response.error_description.is_empty() {
+        code
+    } else {
+        format!("{code}: {}", response.error_description)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,245 @@
+//! The profile: one SQLite file holding the account, the MLS state and the message history.
+//! Each unit of work (a command, a sync batch) saves in one transaction.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::ClientError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    server TEXT NOT NULL,
+    ca_pem TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    device_uri TEXT NOT NULL,
+    user_uri TEXT NOT NULL,
+    token TEXT NOT NULL,
+    chain TEXT NOT NULL,
+    signature_key BLOB NOT NULL,
+    inbox_cursor INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room_uri TEXT PRIMARY KEY, active INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    room_uri TEXT NOT NULL,
+    id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    text TEXT,
+    PRIMARY KEY (room_uri, id)
+);
+CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
+";
+
+/// The account fields.
+#[derive(Debug, Clone)]
+pub(crate) struct Account {
+    pub(crate) server: String,
+    pub(crate) ca_pem: String,
+    pub(crate) domain: String,
+    pub(crate) device_uri: String,
+    pub(crate) user_uri: String,
+    pub(crate) token: String,
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) signature_key: Vec<u8>,
+    pub(crate) inbox_cursor: i64,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredMessage {
+    /// The MIMI message ID, hex.
+    pub id: String,
+    /// The sender's user URI.
+    pub sender: String,
+    /// The hub's acceptance time, ms since the UNIX epoch.
+    pub timestamp: u64,
+    /// The text, if the message has a text part.
+    pub text: Option<String>,
+}
+
+pub(crate) struct Profile {
+    conn: Connection,
+}
+
+impl Profile {
+    pub(crate) fn open(dir: &Path) -> Result<Self, ClientError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ClientError::Profile(format!("cannot create {}: {e}", dir.display())))?;
+        let conn = Connection::open(dir.join("profile.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    pub(crate) fn account(&self) -> Result<Option<Account>, ClientError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT server, ca_pem, domain, device_uri, user_uri, token, chain, signature_key, inbox_cursor FROM account",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, Vec<u8>>(7)?,
+                        r.get::<_, i64>(8)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((
+            server,
+            ca_pem,
+            domain,
+            device_uri,
+            user_uri,
+            token,
+            chain,
+            signature_key,
+            inbox_cursor,
+        )) = row
+        else {
+            return Ok(None);
+        };
+        let chain: Vec<String> = serde_json::from_str(&chain)
+            .map_err(|e| ClientError::Profile(format!("bad chain: {e}")))?;
+        let chain = chain
+            .iter()
+            .map(hex::decode)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::Profile(format!("bad chain: {e}")))?;
+        Ok(Some(Account {
+            server,
+            ca_pem,
+            domain,
+            device_uri,
+            user_uri,
+            token,
+            chain,
+            signature_key,
+            inbox_cursor,
+        }))
+    }
+
+    pub(crate) fn mls_snapshot(&self) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self
+            .conn
+            .query_row("SELECT snapshot FROM mls_state", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub(crate) fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, ClientError> {
+        Ok(self.conn.transaction()?)
+    }
+
+    pub(crate) fn messages(&self, room_uri: &str) -> Result<Vec<StoredMessage>, ClientError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, sender, timestamp, text FROM messages WHERE room_uri = ?1 ORDER BY timestamp, id",
+        )?;
+        let rows = stmt.query_map(params![room_uri], |r| {
+            Ok(StoredMessage {
+                id: r.get(0)?,
+                sender: r.get(1)?,
+                timestamp: r.get::<_, i64>(2)? as u64,
+                text: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn rooms(&self) -> Result<Vec<(String, bool)>, ClientError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT room_uri, active FROM rooms ORDER BY room_uri")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(crate) fn was_sent(&self, hash: &[u8]) -> Result<bool, ClientError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM sent WHERE hash = ?1", params![hash], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+}
+
+pub(crate) fn save_account(tx: &rusqlite::Transaction<'_>, a: &Account) -> Result<(), ClientError> {
+    let chain: Vec<String> = a.chain.iter().map(hex::encode).collect();
+    tx.execute(
+        "INSERT OR REPLACE INTO account (id, server, ca_pem, domain, device_uri, user_uri, token, chain, signature_key, inbox_cursor)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            a.server,
+            a.ca_pem,
+            a.domain,
+            a.device_uri,
+            a.user_uri,
+            a.token,
+            serde_json::to_string(&chain).map_err(|e| ClientError::Profile(e.to_string()))?,
+            a.signature_key,
+            a.inbox_cursor
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn save_snapshot(
+    tx: &rusqlite::Transaction<'_>,
+    snapshot: &[u8],
+) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO mls_state (id, snapshot) VALUES (1, ?1)",
+        params![snapshot],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_cursor(tx: &rusqlite::Transaction<'_>, cursor: i64) -> Result<(), ClientError> {
+    tx.execute("UPDATE account SET inbox_cursor = ?1", params![cursor])?;
+    Ok(())
+}
+
+pub(crate) fn set_room(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    active: bool,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR REPLACE INTO rooms (room_uri, active) VALUES (?1, ?2)",
+        params![room_uri, active as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn add_message(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    m: &StoredMessage,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO messages (room_uri, id, sender, timestamp, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![room_uri, m.id, m.sender, m.timestamp as i64, m.text],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn mark_sent(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO sent (hash) VALUES (?1)",
+        params![hash],
+    )?;
+    Ok(())
+}
