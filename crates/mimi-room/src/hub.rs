@@ -347,7 +347,7 @@ impl HubRoom {
             self.members.values().map(|m| m.domain.clone()).collect();
         self.group
             .merge_commit(self.provider.storage(), staged)
-            .map_err(|e| RoomError::mls(e))?;
+            .map_err(RoomError::mls)?;
         self.members = verified_members(anchor, self.group.members(), now)?;
         Ok(Accepted::Commit {
             epoch: self.epoch(),

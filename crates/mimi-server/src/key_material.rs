@@ -135,9 +135,9 @@ fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialR
     tx.commit()?;
     let mut clients = Vec::new();
     let mut found = 0;
-    for (device, package) in &claimed {
-        let client_uri = IdentifierUri::new(device.clone());
-        match package {
+    for claim in &claimed {
+        let client_uri = IdentifierUri::new(claim.device_uri.clone());
+        match &claim.key_package {
             Some(bytes) => {
                 found += 1;
                 clients.push(ClientKeyMaterial::Success {

@@ -5,13 +5,13 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{StoreError, StoreGuard, Tx};
 
-/// A KeyPackage handed out for one room.
+/// The outcome of claiming a KeyPackage of one client for one room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedKeyPackage {
-    /// The client it belongs to.
+    /// The client.
     pub device_uri: String,
-    /// The TLS-encoded KeyPackage.
-    pub key_package: Vec<u8>,
+    /// Its TLS-encoded KeyPackage, or `None` if it had none left.
+    pub key_package: Option<Vec<u8>>,
 }
 
 impl Tx<'_> {
@@ -40,7 +40,7 @@ impl Tx<'_> {
         &self,
         user_name: &str,
         room_uri: &str,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
         let devices: Vec<String> = {
             let mut stmt = self.conn().prepare(
                 "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
@@ -65,9 +65,15 @@ impl Tx<'_> {
                         "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
                         params![room_uri, id],
                     )?;
-                    out.push((device, Some(kp)));
+                    out.push(ClaimedKeyPackage {
+                        device_uri: device,
+                        key_package: Some(kp),
+                    });
                 }
-                None => out.push((device, None)),
+                None => out.push(ClaimedKeyPackage {
+                    device_uri: device,
+                    key_package: None,
+                }),
             }
         }
         Ok(out)
