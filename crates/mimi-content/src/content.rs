@@ -104,7 +104,7 @@ impl MimiContent {
     }
 
     /// Decodes one message, rejecting anything the draft forbids (see
-    /// `docs/interop-notes-content.md`).
+    /// `docs/interop-notes.md`).
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         Self::decode_strict(bytes).map_err(Error::Decode)
     }

@@ -63,7 +63,7 @@ impl Error {
 /// Why a byte string is not valid MIMI content (the peer's fault).
 ///
 /// Offsets are byte positions in the input. The rejection rules are listed in
-/// `docs/interop-notes-content.md` (IN-CONTENT-1 for non-deterministic encodings).
+/// `docs/interop-notes.md` (IN-CONTENT-1 for non-deterministic encodings).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
