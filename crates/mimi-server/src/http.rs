@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -18,7 +19,11 @@ use tower::ServiceExt as _;
 #[derive(Debug, Clone)]
 pub(crate) struct PeerDomain(pub(crate) Option<String>);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish.
+/// How long open connections may take to finish their requests after shutdown begins.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// (closing idle keep-alive connections at once) for at most [`DRAIN_TIMEOUT`].
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -29,6 +34,7 @@ pub(crate) async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -50,6 +56,7 @@ pub(crate) async fn serve(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let watcher = graceful.watcher();
         connections.spawn(async move {
             let _permit = permit;
             let stream = match acceptor.accept(tcp).await {
@@ -73,15 +80,21 @@ pub(crate) async fn serve(
                 },
             );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
         });
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
     }
+    // Stop accepting; let requests in flight finish, then drop whatever is left.
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    connections.abort_all();
     while connections.join_next().await.is_some() {}
 }
