@@ -85,9 +85,48 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
-        Ok(config)
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+
+    /// Parses config text; unknown keys are errors that name the key.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Every problem found in the config and the files it names (empty when it is usable).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if mimi_protocol::MimiUri::provider(&self.domain).is_err() {
+            problems.push(format!("domain {:?} is not a valid DNS name", self.domain));
+        }
+        for (name, path) in [
+            ("ca_cert", &self.ca_cert),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("identity_cert", &self.identity_cert),
+            ("identity_key", &self.identity_key),
+            ("hub_key", &self.hub_key),
+        ] {
+            let full = self.path(path);
+            if !full.is_file() {
+                problems.push(format!("{name}: {} does not exist", full.display()));
+            }
+        }
+        for (domain, url) in &self.peers {
+            let addr = url
+                .strip_prefix("https://")
+                .map(|r| r.split('/').next().unwrap_or(r));
+            if addr.and_then(|a| a.parse::<SocketAddr>().ok()).is_none() {
+                problems.push(format!("peers.{domain}: {url:?} is not https://ip:port"));
+            }
+            if domain == &self.domain {
+                problems.push(format!("peers.{domain}: a provider cannot be its own peer"));
+            }
+        }
+        if self.limits.max_connections == 0 {
+            problems.push("limits.max_connections must be at least 1".into());
+        }
+        problems
     }
 
     /// A path from the config, resolved against `dir`.

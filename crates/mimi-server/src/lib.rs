@@ -161,8 +161,20 @@ fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
-            tls::TlsMaterial::load(&config)?;
-            Ok(())
+            let mut problems = config.problems();
+            if problems.is_empty()
+                && let Err(e) = tls::TlsMaterial::load(&config)
+            {
+                problems.push(format!("{e:#}"));
+            }
+            for p in &problems {
+                eprintln!("mimid: config: {p}");
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} problem(s) in the config", problems.len())
+            }
         }
         Command::Serve { config } => {
             let config = Config::load(&config)?;

@@ -1,0 +1,73 @@
+use std::collections::BTreeMap;
+
+use mimi_server::Config;
+
+const EXAMPLE: &str = include_str!("../../../../mimid.example.toml");
+
+#[test]
+fn example_config_parses_with_every_field() {
+    let config = Config::parse(EXAMPLE).expect("the shipped example parses");
+    assert_eq!(config.domain, "a.example");
+    assert_eq!(config.peers.len(), 2);
+    assert_eq!(config.limits.max_body_bytes, 16 * 1024 * 1024);
+}
+
+#[test]
+fn misspelled_key_is_an_error_that_names_the_key() {
+    let broken = EXAMPLE.replace("peer_timeout_secs", "peer_timeout_sec");
+    let error = Config::parse(&broken)
+        .expect_err("unknown key refused")
+        .to_string();
+    assert!(error.contains("peer_timeout_sec"), "{error}");
+    let broken = EXAMPLE.replace("hub_key =", "hubkey =");
+    let error = Config::parse(&broken)
+        .expect_err("unknown key refused")
+        .to_string();
+    assert!(error.contains("hubkey"), "{error}");
+}
+
+#[test]
+fn init_writes_a_config_that_has_no_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut peers = BTreeMap::new();
+    peers.insert(
+        "b.example".to_string(),
+        "https://127.0.0.1:8402".to_string(),
+    );
+    let path = mimi_server::init(
+        "a.example",
+        "127.0.0.1:8401".parse().unwrap(),
+        &dir.path().join("a"),
+        &dir.path().join("ca"),
+        peers,
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.problems(), Vec::<String>::new());
+    // A second provider reuses the CA that the first created.
+    let ca_before = std::fs::read(dir.path().join("ca/ca.pem")).unwrap();
+    mimi_server::init(
+        "b.example",
+        "127.0.0.1:8402".parse().unwrap(),
+        &dir.path().join("b"),
+        &dir.path().join("ca"),
+        BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("ca/ca.pem")).unwrap(),
+        ca_before
+    );
+}
+
+#[test]
+fn problems_are_all_reported_not_only_the_first() {
+    let mut config = Config::parse(EXAMPLE).unwrap();
+    config.dir = "/nonexistent-mimid-dir".into();
+    config
+        .peers
+        .insert("a.example".into(), "http://nope".into());
+    let problems = config.problems();
+    // six missing files, a bad peer URL and a self-peer
+    assert!(problems.len() >= 8, "{problems:#?}");
+}

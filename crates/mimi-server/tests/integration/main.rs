@@ -1,0 +1,3 @@
+//! mimid tests that need no network: configuration files and `mimid init`.
+
+mod config;
