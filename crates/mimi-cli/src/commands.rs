@@ -21,9 +21,18 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             out!("{}", client.device_uri());
         }
         Command::Room { command } => room(&profile, command).await?,
-        Command::Send { room, text } => {
+        Command::Send {
+            room,
+            text,
+            no_sync,
+        } => {
             let mut client = Client::open(&profile)?;
-            out!("{}", client.send(&room, &text).await?);
+            let id = if no_sync {
+                client.post(&room, &text).await?
+            } else {
+                client.send(&room, &text).await?
+            };
+            out!("{id}");
         }
         Command::Sync { json } => {
             let mut client = Client::open(&profile)?;

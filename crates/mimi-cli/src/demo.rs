@@ -295,7 +295,7 @@ async fn conversation(
     let refused = cathy.post(&room, "am I still here?").await;
     t.check(
         "cathy's client refuses to post while she is leaving",
-        matches!(&refused, Err(ClientError::Usage(_))),
+        matches!(&refused, Err(ClientError::NotAllowed(_))),
         format!("{:?}", refused.err().map(|e| e.to_string())),
     );
     let left = wait(&mut cathy, |c| {

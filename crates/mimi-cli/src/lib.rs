@@ -62,6 +62,10 @@ enum Command {
         room: String,
         /// The text.
         text: String,
+        /// Do not fetch pending messages first: send with what this client knows and let the
+        /// hub decide (useful to see the hub's own refusals).
+        #[arg(long)]
+        no_sync: bool,
     },
     /// Fetch and process everything pending.
     Sync {
@@ -159,7 +163,13 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             eprintln!("mimi: error: {e:#}");
             let refused = e
                 .downcast_ref::<mimi_client::ClientError>()
-                .is_some_and(|c| matches!(c, mimi_client::ClientError::Refused(_)));
+                .is_some_and(|c| {
+                    matches!(
+                        c,
+                        mimi_client::ClientError::Refused(_)
+                            | mimi_client::ClientError::NotAllowed(_)
+                    )
+                });
             if let Some(hint) = hint_for(&e) {
                 eprintln!("hint: {hint}");
             }

@@ -313,10 +313,10 @@ impl Client {
     /// (the hub decides whether it is still allowed); returns its message ID (hex).
     pub async fn post(&mut self, room: &str, text: &str) -> Result<String, ClientError> {
         if !self.state.is_active(room) {
-            return Err(ClientError::Usage(format!("not a member of {room}")));
+            return Err(ClientError::NotAllowed(format!("not a member of {room}")));
         }
         if self.state.is_leaving(room) {
-            return Err(ClientError::Usage(format!(
+            return Err(ClientError::NotAllowed(format!(
                 "you are leaving {room}; another member's next commit completes it"
             )));
         }
@@ -672,6 +672,9 @@ impl Client {
             Err(e) => {
                 self.reload()?;
                 Err(match e {
+                    mimi_room::RoomError::Misuse(m) if m.starts_with("not a member") => {
+                        ClientError::NotAllowed(m)
+                    }
                     mimi_room::RoomError::Misuse(m) => ClientError::Usage(m),
                     other => ClientError::Room(other),
                 })

@@ -11,6 +11,9 @@ pub enum ClientError {
     /// The hub or our provider refused the action; nothing changed.
     #[error("refused: {0}")]
     Refused(String),
+    /// This client knows the action is not allowed (not a member, leaving) and did not try.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     /// The provider could not be reached or answered with an error.
     #[error("provider: {0}")]
     Provider(String),

@@ -59,8 +59,17 @@ fn removed_participant_and_non_participant_are_refused() {
     wait_members(&alice, &room, &[alice.uri()]);
     let before = snapshot(&alice, &room);
 
+    // Bob's client has not yet seen the commit that removed him: the hub itself refuses.
+    let refused = bob.run_expect_failure(&["send", "--no-sync", &room, "bob after removal"]);
+    assert_one_line(&refused);
+    assert!(
+        refused.contains("refused") && refused.contains("does not allow"),
+        "{refused}"
+    );
+    // Once his client knows, it refuses on its own.
     let refused = bob.run_expect_failure(&["send", &room, "bob after removal"]);
     assert_one_line(&refused);
+    assert!(refused.contains("not a member"), "{refused}");
     let refused = dave.run_expect_failure(&["send", &room, "dave never invited"]);
     assert_one_line(&refused);
 
