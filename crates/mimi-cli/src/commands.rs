@@ -78,6 +78,7 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         RoomCommand::Create { name } => out!("{}", client.create_room(&name).await?),
         RoomCommand::Add { room, user } => client.add(&room, &user).await?,
         RoomCommand::Remove { room, user } => client.remove(&room, &user).await?,
+        RoomCommand::Join { room } => client.join(&room).await?,
         RoomCommand::Leave { room } => client.leave(&room).await?,
         RoomCommand::Members { room, json } => {
             client.sync().await?;

@@ -110,6 +110,11 @@ enum RoomCommand {
         /// The user URI.
         user: String,
     },
+    /// Join a room your user already participates in, as a new device (external commit).
+    Join {
+        /// The room URI.
+        room: String,
+    },
     /// Leave a room.
     Leave {
         /// The room URI.

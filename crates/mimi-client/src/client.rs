@@ -6,10 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mimi_content::MimiContent;
 use mimi_protocol::{
     CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
-    GroupInfoOption, HandshakeBundle, IdentifierUri, KeyMaterialRequestTbs, KeyMaterialResponse,
-    MlsMessage, Protocol, RatchetTreeOption, RequiredCapabilities, SignaturePublicKey,
-    SubmitMessageResponse, SubmitOutcome, UpdateOutcome, UpdateRequest, UpdateRoomResponse,
-    Welcome, Wire,
+    GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
+    GroupInfoResponse, GroupInfoResult, HandshakeBundle, HpkePublicKey, IdentifierUri,
+    KeyMaterialRequestTbs, KeyMaterialResponse, MlsMessage, Protocol, RatchetTreeOption,
+    RequiredCapabilities, SignaturePublicKey, SubmitMessageResponse, SubmitOutcome, UpdateOutcome,
+    UpdateRequest, UpdateRoomResponse, Welcome, Wire,
 };
 use mimi_room::{ClientIdentity, HubSender, Incoming, MemberState, PendingCommit, TrustAnchor};
 use rustls_pki_types::CertificateDer;
@@ -289,6 +290,121 @@ impl Client {
             }) => {
                 let tx = self.profile.transaction()?;
                 profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                tx.commit()?;
+                Ok(())
+            }
+            Ok(refused) => {
+                self.reload()?;
+                Err(ClientError::Refused(describe_update(&refused)))
+            }
+            Err(e) => {
+                self.reload()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Joins a room this client's user already participates in, as a new device: asks the
+    /// hub for the GroupInfo (draft §5.5) and sends an external commit.
+    pub async fn join(&mut self, room: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        if self.state.is_active(room) {
+            return Err(ClientError::Usage(format!("already a member of {room}")));
+        }
+        let me = self.me();
+        let credential = Credential::decode(&mimi_room::credential_bytes(&me)?)
+            .map_err(|e| ClientError::Profile(format!("own credential: {e}")))?;
+        let (hpke_public, hpke_private) = mimi_room::new_hpke_keypair()?;
+        let tbs = GroupInfoRequestTbs {
+            protocol: Protocol::Mls10,
+            cipher_suite: CipherSuite(1),
+            requesting_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
+            requesting_credential: credential,
+            group_info_public_key: HpkePublicKey(hpke_public),
+            joining_code: None,
+        };
+        let signature =
+            mimi_room::sign_with_label(&self.state, &me, "GroupInfoRequestTBS", &tbs.encode())?;
+        let request = GroupInfoRequest {
+            protocol: tbs.protocol,
+            cipher_suite: tbs.cipher_suite,
+            requesting_signature_key: tbs.requesting_signature_key,
+            requesting_credential: tbs.requesting_credential,
+            group_info_public_key: tbs.group_info_public_key,
+            joining_code: Vec::new(),
+            signature,
+        };
+        let path = format!("/client/v1/group-info/{}", room_path(room)?);
+        let answer = self.api.post_bytes(&path, request.encode()).await?;
+        let response = GroupInfoResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed GroupInfo answer: {e}")))?;
+        let tbs = response.tbs();
+        let GroupInfoResult::Success(success) = response.result else {
+            return Err(ClientError::Refused(format!(
+                "the hub does not let {} join {room} ({:?})",
+                self.account.device_uri, response.result
+            )));
+        };
+        // JOIN-003: the hub signed the answer; JOIN-002 (in mimi-room) checks that this hub is
+        // the room's external sender.
+        let tbs =
+            tbs.ok_or_else(|| ClientError::Provider("GroupInfo answer without TBS".into()))?;
+        let hub_key = &success.hub_sender.signature_key.0;
+        mimi_room::verify_with_label(
+            hub_key,
+            "GroupInfoResponseTBS",
+            &tbs.encode(),
+            &success.signature,
+        )
+        .map_err(|e| ClientError::Refused(format!("GroupInfo answer: {e}")))?;
+        let plaintext = mimi_room::decrypt_with_label(
+            &hpke_private,
+            "GroupInfo and ratchet_tree encryption",
+            room.as_bytes(),
+            &success.encrypted_groupinfo_and_tree.kem_output,
+            &success.encrypted_groupinfo_and_tree.ciphertext,
+        )?;
+        let tbe = GroupInfoRatchetTreeTbe::decode(&plaintext)
+            .map_err(|e| ClientError::Provider(format!("malformed GroupInfo: {e}")))?;
+        let RatchetTreeOption::Full { ratchet_tree } = &tbe.ratchet_tree_option else {
+            return Err(ClientError::Provider(
+                "GroupInfo without a ratchet tree".into(),
+            ));
+        };
+        let group_info = MlsMessage::from(tbe.group_info.clone());
+        let anchor = self.anchor.clone();
+        let hub_sender = success.hub_sender.encode();
+        let (joined, pending) = self.attempt(|s| {
+            s.join_by_external_commit(
+                &anchor,
+                &me,
+                group_info.as_bytes(),
+                ratchet_tree.as_slice(),
+                &hub_sender,
+                now_secs(),
+            )
+        })?;
+        if joined != room {
+            self.reload()?;
+            return Err(ClientError::Refused(format!(
+                "the hub sent the GroupInfo of {joined}"
+            )));
+        }
+        let bundle = match commit_bundle(&pending) {
+            Ok(b) => b,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        match self.update(room, bundle).await {
+            Ok(UpdateRoomResponse {
+                outcome: UpdateOutcome::Success { .. },
+                ..
+            }) => {
+                let tx = self.profile.transaction()?;
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                profile::set_room(&tx, room, true)?;
                 tx.commit()?;
                 Ok(())
             }

@@ -207,13 +207,22 @@ impl Network {
 
     /// Registers `user` at the provider for `domain` with a fresh profile and returns the client.
     pub fn client(&mut self, domain: &str, user: &str) -> Client {
+        self.register(domain, user, None)
+    }
+
+    /// Registers another device of `user` at `domain` with its own profile.
+    pub fn device(&mut self, domain: &str, user: &str, device: &str) -> Client {
+        self.register(domain, user, Some(device))
+    }
+
+    fn register(&mut self, domain: &str, user: &str, device: Option<&str>) -> Client {
         let server = format!("https://{}", self.provider(domain).addr);
+        let profile = match device {
+            Some(d) => format!("{user}@{domain}-{d}"),
+            None => format!("{user}@{domain}"),
+        };
         let client = Client {
-            profile: self
-                .dir
-                .path()
-                .join("profiles")
-                .join(format!("{user}@{domain}")),
+            profile: self.dir.path().join("profiles").join(profile),
             user: user.to_owned(),
             domain: domain.to_owned(),
             mimi: binary("mimi"),
@@ -221,7 +230,11 @@ impl Network {
         };
         let ca = self.ca_cert();
         let ca = ca.to_str().expect("temporary paths are UTF-8");
-        client.run_ok(&["register", "--server", &server, "--ca", ca, "--user", user]);
+        let mut args = vec!["register", "--server", &server, "--ca", ca, "--user", user];
+        if let Some(d) = device {
+            args.extend(["--device", d]);
+        }
+        client.run_ok(&args);
         client
     }
 

@@ -17,7 +17,9 @@ use crate::credentials::{TrustAnchor, VerifiedMember};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
-use crate::validation::{check_commit, commit_facts, verified_members};
+use crate::validation::{
+    check_commit, check_external_commit, commit_facts, may_add_own_client, verified_members,
+};
 
 /// A room as its hub sees it.
 pub struct HubRoom {
@@ -200,15 +202,24 @@ impl HubRoom {
             .group
             .process_message(self.provider.crypto(), protocol)
             .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+        let components = self.components()?;
         let sender = match processed.sender() {
             Sender::Member(leaf) => *leaf,
+            Sender::NewMemberCommit => {
+                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+                else {
+                    return Err(RoomError::not_allowed(
+                        "an external commit may not change room components",
+                    ));
+                };
+                return self.accept_external_commit(anchor, *staged, now);
+            }
             _ => {
                 return Err(RoomError::not_allowed(
-                    "only members may send handshakes here (external joins are not supported yet)",
+                    "external proposals are not accepted from clients",
                 ));
             }
         };
-        let components = self.components()?;
         match processed.into_content() {
             ProcessedMessageContent::ProposalMessage(proposal) => {
                 self.accept_proposal(*proposal, sender, &components)
@@ -270,6 +281,42 @@ impl HubRoom {
             )));
         }
         Ok(())
+    }
+
+    /// HUB-070: may `user` add a client of its own by external commit (draft §5.5).
+    pub fn check_external_join(&self, user: &str) -> Result<(), RoomError> {
+        may_add_own_client(&self.components()?, user)
+    }
+
+    /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: an external
+    /// commit cannot land while hub-accepted proposals wait (they would be lost, IN-ROOM-7).
+    fn accept_external_commit(
+        &mut self,
+        anchor: &TrustAnchor,
+        staged: StagedCommit,
+        now: u64,
+    ) -> Result<Accepted, RoomError> {
+        let queued = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+        if !queued.is_empty() {
+            return Err(RoomError::not_allowed(
+                "proposals are pending in this epoch; join after the next commit",
+            ));
+        }
+        let joiner =
+            check_external_commit(anchor, &self.members, &self.components()?, &staged, now)?;
+        let mut notify_domains = self.member_domains();
+        notify_domains.insert(joiner.domain.clone());
+        self.group
+            .merge_commit(self.provider.storage(), staged)
+            .map_err(RoomError::mls)?;
+        self.members = verified_members(anchor, self.group.members(), now)?;
+        Ok(Accepted::Commit {
+            epoch: self.epoch(),
+            notify_domains,
+        })
     }
 
     fn components(&self) -> Result<RoomComponents, RoomError> {

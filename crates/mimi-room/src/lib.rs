@@ -26,5 +26,6 @@ pub use member::{
     PendingCommit, RoomView,
 };
 pub use signing::{
-    check_key_package, credential_bytes, sign_with_label, verify_credential, verify_with_label,
+    check_key_package, credential_bytes, decrypt_with_label, encrypt_with_label, label_content,
+    new_hpke_keypair, sign_with_label, verify_credential, verify_with_label,
 };

@@ -29,7 +29,7 @@ use crate::credentials::{ClientIdentity, TrustAnchor, verify_member, x509_creden
 use crate::error::RoomError;
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
-use crate::validation::{check_commit, commit_facts, verified_members};
+use crate::validation::{check_commit, check_external_commit, commit_facts, verified_members};
 
 /// The one cipher suite MIMI rooms use here (RFC 9420 §17.1, 0x0001).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -417,6 +417,93 @@ impl MemberState {
         Ok(room_uri)
     }
 
+    /// Joins a room by external commit (draft §5.5, a new device of a participant), from the
+    /// GroupInfo (MLSMessage) and ratchet tree the hub sent. `hub_sender` (a TLS-encoded
+    /// `ExternalSender`) must be one of the room's external senders. Returns the room URI and the commit for the hub; until the hub accepts
+    /// it, the caller must not persist this state.
+    pub fn join_by_external_commit(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        hub_sender: &[u8],
+        now: u64,
+    ) -> Result<(String, PendingCommit), RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(group_info)
+            .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
+        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
+            return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
+        };
+        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let signer = self.signer(me)?;
+        let join_config = MlsGroupJoinConfig::builder()
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(false)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .build();
+        let (group, bundle) = MlsGroup::external_commit_builder()
+            .with_ratchet_tree(tree)
+            .with_config(join_config)
+            .build_group(&self.provider, group_info, credential_with_key(me)?)
+            .map_err(RoomError::mls)?
+            .leaf_node_parameters(
+                openmls::prelude::LeafNodeParameters::builder()
+                    .with_capabilities(capabilities())
+                    .build(),
+            )
+            .load_psks(self.provider.storage())
+            .map_err(RoomError::mls)?
+            .create_group_info(true)
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &signer,
+                |_| true,
+            )
+            .map_err(RoomError::mls)?
+            .finalize(&self.provider)
+            .map_err(RoomError::mls)?;
+        let room_uri = String::from_utf8(group.group_id().as_slice().to_vec())
+            .map_err(|_| RoomError::not_allowed("group ID is not a room URI"))?;
+        // JOIN-002: the GroupInfo came from this room's hub.
+        let hub_is_sender = group
+            .extensions()
+            .external_senders()
+            .is_some_and(|senders| {
+                senders
+                    .iter()
+                    .any(|s| s.tls_serialize_detached().is_ok_and(|b| b == hub_sender))
+            });
+        if !hub_is_sender {
+            return Err(RoomError::not_allowed(
+                "the GroupInfo does not name its sender as the room's hub",
+            ));
+        }
+        // JOIN-001 for external joins too; whether we may join is the hub's call (HUB-070).
+        let components = group_components(&group)?;
+        for member in verified_members(anchor, group.members(), now)?.values() {
+            if member.device_uri != me.device_uri
+                && !crate::proposals::is_real_role(components.role_of(&member.user_uri))
+            {
+                return Err(RoomError::not_allowed(format!(
+                    "the room holds {} whose user is not an active participant",
+                    member.device_uri
+                )));
+            }
+        }
+        let (commit, _, group_info) = bundle.into_messages();
+        Ok((
+            room_uri,
+            PendingCommit {
+                commit: encode_message(&commit)?,
+                welcome: None,
+                group_info: group_info.as_ref().map(encode_message).transpose()?,
+            },
+        ))
+    }
+
     /// Processes one message the hub fanned out for `room_uri`.
     pub fn process(
         &self,
@@ -446,6 +533,23 @@ impl MemberState {
         };
         let credential = processed.credential().clone();
         let components = group_components(&group)?;
+        if matches!(processed.sender(), Sender::NewMemberCommit) {
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+            else {
+                return Err(RoomError::not_allowed(
+                    "an external commit may not change room components",
+                ));
+            };
+            let members = verified_members(anchor, group.members(), now)?;
+            check_external_commit(anchor, &members, &components, &staged, now)?;
+            group
+                .merge_staged_commit(&self.provider, *staged)
+                .map_err(RoomError::mls)?;
+            return Ok(Incoming::Commit {
+                epoch: group.epoch().as_u64(),
+                removed_me: false,
+            });
+        }
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let sender =

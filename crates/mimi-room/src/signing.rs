@@ -106,3 +106,74 @@ fn sign_content(label: &str, content: &[u8]) -> Result<Vec<u8>, RoomError> {
     );
     Ok(out)
 }
+
+/// The `SignContent` bytes of `SignWithLabel` (RFC 9420 §5.1.2), for signers outside OpenMLS
+/// (the hub's own key).
+pub fn label_content(label: &str, content: &[u8]) -> Result<Vec<u8>, RoomError> {
+    sign_content(label, content)
+}
+
+/// `EncryptWithLabel` (RFC 9420 §5.1.3) with the room cipher suite's HPKE; returns
+/// `(kem_output, ciphertext)`.
+pub fn encrypt_with_label(
+    public_key: &[u8],
+    label: &str,
+    context: &[u8],
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), RoomError> {
+    let info = encrypt_context(label, context)?;
+    let sealed = RustCrypto::default()
+        .hpke_seal(
+            crate::member::CIPHERSUITE.hpke_config(),
+            public_key,
+            &info,
+            &[],
+            plaintext,
+        )
+        .map_err(|_| RoomError::not_allowed("cannot encrypt to the requester's HPKE key"))?;
+    Ok((
+        sealed.kem_output.as_slice().to_vec(),
+        sealed.ciphertext.as_slice().to_vec(),
+    ))
+}
+
+/// `DecryptWithLabel`, the inverse of [`encrypt_with_label`].
+pub fn decrypt_with_label(
+    private_key: &[u8],
+    label: &str,
+    context: &[u8],
+    kem_output: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, RoomError> {
+    let info = encrypt_context(label, context)?;
+    let input = openmls_traits::types::HpkeCiphertext {
+        kem_output: kem_output.to_vec().into(),
+        ciphertext: ciphertext.to_vec().into(),
+    };
+    RustCrypto::default()
+        .hpke_open(
+            crate::member::CIPHERSUITE.hpke_config(),
+            &input,
+            private_key,
+            &info,
+            &[],
+        )
+        .map_err(|_| RoomError::not_allowed(format!("cannot decrypt {label}")))
+}
+
+/// A fresh HPKE key pair for the room cipher suite: `(public, private)`.
+pub fn new_hpke_keypair() -> Result<(Vec<u8>, Vec<u8>), RoomError> {
+    use openmls_traits::random::OpenMlsRand as _;
+    let crypto = RustCrypto::default();
+    let ikm = crypto
+        .random_vec(32)
+        .map_err(|_| RoomError::Internal("no randomness"))?;
+    let pair = crypto
+        .derive_hpke_keypair(crate::member::CIPHERSUITE.hpke_config(), &ikm)
+        .map_err(|_| RoomError::Internal("cannot derive an HPKE key pair"))?;
+    Ok((pair.public, pair.private.to_vec()))
+}
+
+fn encrypt_context(label: &str, context: &[u8]) -> Result<Vec<u8>, RoomError> {
+    sign_content(label, context)
+}

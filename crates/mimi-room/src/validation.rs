@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mimi_policy::{ParticipantChange, RoleCounts, RoleIndex, RoomPolicy};
+use mimi_policy::{Capability, ParticipantChange, RoleCounts, RoleIndex, RoomPolicy};
 use mimi_protocol::ParticipantListData;
 use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
 
-use crate::components::{participants_of, role_in};
+use crate::components::{RoomComponents, participants_of, role_in};
 use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::RoomError;
+use crate::proposals::is_real_role;
 
 /// What one commit does, in MIMI terms.
 #[derive(Debug)]
@@ -262,4 +263,78 @@ fn check_same_device(
         )));
     }
     Ok(())
+}
+
+/// HUB-070: a user may add a client of its own: a participant with a real role and
+/// `canAddOwnClient` (room-policy-03 §4).
+pub(crate) fn may_add_own_client(components: &RoomComponents, user: &str) -> Result<(), RoomError> {
+    let role = components.role_of(user);
+    if !is_real_role(role) {
+        return Err(RoomError::not_allowed(format!(
+            "{user} is not a participant"
+        )));
+    }
+    if !components
+        .policy
+        .has_capability(role, Capability::CAN_ADD_OWN_CLIENT)
+    {
+        return Err(RoomError::not_allowed(format!(
+            "{user} may not add clients"
+        )));
+    }
+    Ok(())
+}
+
+/// HUB-071: an external commit adds one client vouched for by its provider, of a user that may
+/// add its own clients; HUB-072: besides ExternalInit it may only remove an older leaf of the
+/// same device; HUB-073: a device already in the group must replace its old leaf. Returns the
+/// joiner.
+pub(crate) fn check_external_commit(
+    anchor: &TrustAnchor,
+    members: &BTreeMap<u32, VerifiedMember>,
+    components: &RoomComponents,
+    staged: &StagedCommit,
+    now: u64,
+) -> Result<VerifiedMember, RoomError> {
+    let leaf = staged
+        .update_path_leaf_node()
+        .ok_or_else(|| RoomError::invalid("external commit without a path"))?;
+    let joiner = verify_member(
+        anchor,
+        leaf.credential(),
+        leaf.signature_key().as_slice(),
+        now,
+    )?;
+    may_add_own_client(components, &joiner.user_uri)?;
+    let mut replaces_old_leaf = false;
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::ExternalInit(_) => {}
+            Proposal::Remove(remove) => {
+                let same_device = members
+                    .get(&remove.removed().u32())
+                    .is_some_and(|m| m.device_uri == joiner.device_uri);
+                if !same_device {
+                    return Err(RoomError::not_allowed(
+                        "an external commit may only replace the joiner's own old leaf",
+                    ));
+                }
+                replaces_old_leaf = true;
+            }
+            other => {
+                return Err(RoomError::not_allowed(format!(
+                    "{:?} proposals are not accepted in external commits",
+                    other.proposal_type()
+                )));
+            }
+        }
+    }
+    let already_in = members.values().any(|m| m.device_uri == joiner.device_uri);
+    if already_in && !replaces_old_leaf {
+        return Err(RoomError::not_allowed(format!(
+            "{} is already in the group",
+            joiner.device_uri
+        )));
+    }
+    Ok(joiner)
 }

@@ -12,8 +12,9 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use mimi_identity::Validity;
 use mimi_protocol::{
-    IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage, Protocol, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
+    GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
+    Protocol, Sender, SubmitMessageRequest, SubmitMessageResponse, UpdateOutcome, UpdateRequest,
+    UpdateRoomResponse, Wire,
 };
 use mimi_store::Client;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/rooms", post(create_room))
         .route("/client/v1/key-material", post(key_material_handler))
         .route("/client/v1/update/{*room}", post(update))
+        .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
         .route("/client/v1/inbox", get(inbox))
         .route("/client/v1/inbox/ack", post(ack))
@@ -223,20 +225,69 @@ async fn update(
     Path(room): Path<String>,
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
-    authenticate(&state, &headers).await?;
+    let client = authenticate(&state, &headers).await?;
     let room =
         MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let request = UpdateRequest::decode(&body)?;
     let room_uri = room.to_string();
+    let external_join =
+        request.bundle.proposal_or_commit().sender() == Some(Sender::NewMemberCommit);
+    let response = if room.domain() == state.domain() {
+        let s = state.clone();
+        let r = room_uri.clone();
+        tokio::task::spawn_blocking(move || hub::update(&s, &r, request.bundle)).await??
+    } else {
+        let path = format!("/v1/update/{}", room.to_path_segment());
+        let answer = forward(&state, room.domain(), &path, body.to_vec()).await?;
+        UpdateRoomResponse::decode(&answer)
+            .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?
+    };
+    // A client that joined by external commit receives the room's fan-out from now on.
+    if external_join && matches!(response.outcome, UpdateOutcome::Success { .. }) {
+        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+            let mut guard = state.store.lock()?;
+            let tx = guard.begin()?;
+            tx.subscribe(&room_uri, &client.device_uri)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await??;
+    }
+    Ok(response.encode())
+}
+
+async fn group_info(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let room =
+        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let request = GroupInfoRequest::decode(&body)?;
+    let who = mimi_room::verify_credential(
+        &state.anchor,
+        &request.requesting_credential.encode(),
+        &request.requesting_signature_key.0,
+        now_secs(),
+    )
+    .map_err(|e| ApiError::forbidden(format!("credential: {e}")))?;
+    if who.device_uri != client.device_uri {
+        return Err(ApiError::forbidden("the request names another client"));
+    }
     if room.domain() == state.domain() {
-        let response =
-            tokio::task::spawn_blocking(move || hub::update(&state, &room_uri, request.bundle))
-                .await??;
+        let room_uri = room.to_string();
+        let response = tokio::task::spawn_blocking(move || {
+            let domain = state.domain().to_owned();
+            hub::group_info(&state, &room_uri, &request, &domain)
+        })
+        .await??;
         return Ok(response.encode());
     }
-    let path = format!("/v1/update/{}", room.to_path_segment());
+    let path = format!("/v1/groupInfo/{}", room.to_path_segment());
     let answer = forward(&state, room.domain(), &path, body.to_vec()).await?;
-    UpdateRoomResponse::decode(&answer)
+    GroupInfoResponse::decode(&answer)
         .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
     Ok(answer)
 }

@@ -10,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mimi_protocol::{
-    DIRECTORY_PATH, Directory, GroupInfoCode, GroupInfoRequest, GroupInfoResponse, GroupInfoResult,
-    IdentifierUri, KeyMaterialRequest, MimiUri, Protocol, SubmitMessageRequest, UpdateRequest,
-    Wire,
+    DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri, SubmitMessageRequest,
+    UpdateRequest, Wire,
 };
 
 use crate::error::ApiError;
@@ -152,8 +151,7 @@ async fn notify(
     Ok(StatusCode::CREATED)
 }
 
-/// External joins are not supported yet: a well-formed request for a hosted room is answered
-/// `notAuthorized` (draft §5.5 allows it in place of `noSuchRoom` too).
+/// `POST /groupInfo` (draft §5.5): for a new client of a participant.
 async fn group_info(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<PeerDomain>,
@@ -161,13 +159,11 @@ async fn group_info(
     Path(room): Path<String>,
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
-    authenticate(&state, &peer, &headers)?;
+    let peer = authenticate(&state, &peer, &headers)?;
     let room = room_param(&room)?.to_string();
-    GroupInfoRequest::decode(&body)?;
-    Ok(GroupInfoResponse {
-        protocol: Protocol::Mls10,
-        room_id: IdentifierUri::new(room),
-        result: GroupInfoResult::Failure(GroupInfoCode::NOT_AUTHORIZED),
-    }
-    .encode())
+    let request = GroupInfoRequest::decode(&body)?;
+    let response =
+        tokio::task::spawn_blocking(move || hub::group_info(&state, &room, &request, &peer))
+            .await??;
+    Ok(response.encode())
 }

@@ -5,8 +5,11 @@
 use std::collections::BTreeSet;
 
 use mimi_protocol::{
-    FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, MlsMessageKind, RatchetTreeOption,
-    SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse,
+    CipherSuite, Credential, ExternalSender, FanoutMessage, GroupInfoCode, GroupInfoOption,
+    GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse, GroupInfoResponseTbs,
+    GroupInfoResult, GroupInfoSuccess, HandshakeBundle, HpkeCiphertext, IdentifierUri, MlsMessage,
+    MlsMessageKind, Protocol, RatchetTreeOption, SignaturePublicKey, SubmitMessageRequest,
+    SubmitMessageResponse, UpdateRoomResponse, Wire,
 };
 use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
 use mimi_store::{StoreGuard, StoredRoom};
@@ -209,6 +212,106 @@ pub(crate) fn submit(
     tx.commit()?;
     state.outbox_wake.notify_waiters();
     Ok(SubmitMessageResponse::accepted(ts, None))
+}
+
+/// Answers a `GroupInfoRequest` (draft §5.5): a participant allowed to add its own clients gets
+/// the room's GroupInfo and ratchet tree, encrypted to its HPKE key and signed by the hub.
+pub(crate) fn group_info(
+    state: &AppState,
+    room_uri: &str,
+    request: &GroupInfoRequest,
+    requester_domain: &str,
+) -> Result<GroupInfoResponse, ApiError> {
+    let now = now_secs();
+    let refuse = || GroupInfoResponse {
+        protocol: Protocol::Mls10,
+        room_id: IdentifierUri::new(room_uri),
+        result: GroupInfoResult::Failure(GroupInfoCode::NOT_AUTHORIZED),
+    };
+    // GI-001: the requester's credential is vouched for by the provider that asks for it and
+    // its signature over the request verifies.
+    let who = mimi_room::verify_credential(
+        &state.anchor,
+        &request.requesting_credential.encode(),
+        &request.requesting_signature_key.0,
+        now,
+    )
+    .map_err(|e| ApiError::forbidden(format!("requester credential: {e}")))?;
+    if who.domain != requester_domain {
+        return Err(ApiError::forbidden(format!(
+            "{requester_domain} cannot ask for {}",
+            who.device_uri
+        )));
+    }
+    mimi_room::verify_with_label(
+        &request.requesting_signature_key.0,
+        "GroupInfoRequestTBS",
+        &request.tbs().encode(),
+        &request.signature,
+    )
+    .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    let guard = state.store.lock()?;
+    // GI-002: unknown rooms and unauthorized users get the same answer (draft §5.5).
+    let Some(stored) = guard.room(room_uri)? else {
+        return Ok(refuse());
+    };
+    let room = HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now)
+        .map_err(ApiError::internal)?;
+    if let Err(e) = room.check_external_join(&who.user_uri) {
+        tracing::info!(room = room_uri, requester = %who.device_uri, error = %e, "group info refused");
+        return Ok(refuse());
+    }
+    let group_info = stored
+        .group_info
+        .as_deref()
+        .and_then(|gi| MlsMessage::from_bytes(gi).ok())
+        .and_then(|m| m.as_group_info().cloned())
+        .ok_or_else(|| ApiError::internal("room has no GroupInfo"))?;
+    let tbe = GroupInfoRatchetTreeTbe {
+        group_info,
+        ratchet_tree_option: RatchetTreeOption::Full {
+            ratchet_tree: room.ratchet_tree().map_err(ApiError::internal)?,
+        },
+        pending_proposals: Vec::new(),
+    };
+    let (kem_output, ciphertext) = mimi_room::encrypt_with_label(
+        &request.group_info_public_key.0,
+        "GroupInfo and ratchet_tree encryption",
+        room_uri.as_bytes(),
+        &tbe.encode(),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hub_sender = ExternalSender {
+        signature_key: SignaturePublicKey(state.hub_public_key.clone()),
+        credential: Credential::Basic {
+            identity: format!("mimi://{}", state.domain()).into_bytes(),
+        },
+    };
+    let tbs = GroupInfoResponseTbs {
+        protocol: Protocol::Mls10,
+        room_id: IdentifierUri::new(room_uri),
+        status: GroupInfoCode::SUCCESS,
+        cipher_suite: CipherSuite(1),
+        hub_sender: hub_sender.clone(),
+        encrypted_groupinfo_and_tree: HpkeCiphertext {
+            kem_output,
+            ciphertext,
+        },
+    };
+    let content = mimi_room::label_content("GroupInfoResponseTBS", &tbs.encode())
+        .map_err(ApiError::internal)?;
+    let signature = state.hub_key.sign(&content).as_ref().to_vec();
+    tracing::info!(room = room_uri, requester = %who.device_uri, "group info sent");
+    Ok(GroupInfoResponse {
+        protocol: Protocol::Mls10,
+        room_id: IdentifierUri::new(room_uri),
+        result: GroupInfoResult::Success(GroupInfoSuccess {
+            cipher_suite: CipherSuite(1),
+            hub_sender,
+            encrypted_groupinfo_and_tree: tbs.encrypted_groupinfo_and_tree,
+            signature,
+        }),
+    })
 }
 
 fn load(state: &AppState, guard: &StoreGuard<'_>, room_uri: &str) -> Result<HubRoom, ApiError> {

@@ -20,6 +20,8 @@ pub(crate) struct AppState {
     pub(crate) anchor: TrustAnchor,
     pub(crate) identity: ProviderIdentity,
     pub(crate) hub_public_key: Vec<u8>,
+    /// The hub's external-sender key, which also signs GroupInfo responses.
+    pub(crate) hub_key: ring::signature::Ed25519KeyPair,
     pub(crate) peers: Peers,
     /// Woken whenever the outbox gains entries.
     pub(crate) outbox_wake: Notify,
@@ -53,6 +55,7 @@ impl AppState {
             store,
             identity,
             hub_public_key,
+            hub_key: hub,
             peers,
             outbox_wake: Notify::new(),
         }))

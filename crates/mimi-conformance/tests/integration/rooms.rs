@@ -123,3 +123,41 @@ fn cathy_leaves_then_her_posts_are_refused() {
         ]
     );
 }
+
+#[test]
+fn second_device_joins_through_group_info_and_an_outsider_cannot() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("devices");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+
+    // Bob's tablet asks the hub for the GroupInfo through b.example and joins by external commit.
+    let tablet = net.device("b.example", "bob", "tablet");
+    tablet.run_ok(&["room", "join", &room]);
+    alice.send(&room, "hello, both of bob's devices");
+    let got = wait_messages(&tablet, &room, 1);
+    assert_eq!(
+        senders_and_texts(&got),
+        [(alice.uri(), "hello, both of bob's devices".to_owned())]
+    );
+    let members = alice.members(&room);
+    let bob_entry = members
+        .iter()
+        .find(|m| m["user"] == bob.uri())
+        .expect("bob is a participant");
+    assert_eq!(
+        bob_entry["clients"].as_array().map(Vec::len),
+        Some(2),
+        "{members:?}"
+    );
+
+    // Dave is no participant: the hub refuses him the GroupInfo, and nothing changes.
+    let dave = net.client("b.example", "dave");
+    let before = snapshot(&alice, &room);
+    let refused = dave.run_expect_failure(&["room", "join", &room]);
+    assert_one_line(&refused);
+    assert!(refused.contains("does not let"), "{refused}");
+    assert_eq!(snapshot(&alice, &room), before);
+}

@@ -41,7 +41,9 @@ fn provider(ca: &DevCa, domain: &str) -> ProviderIdentity {
 }
 
 struct World {
+    a: ProviderIdentity,
     anchor: TrustAnchor,
+    add_bob: mimi_room::PendingCommit,
     hub: HubRoom,
     alice: Client,
     bob: Client,
@@ -103,7 +105,9 @@ fn world_with_alice_and_bob() -> World {
         .unwrap();
     assert_eq!(joined, room);
     World {
+        a,
         anchor,
+        add_bob: commit,
         hub,
         alice,
         bob,
@@ -333,4 +337,107 @@ fn hub_room_survives_a_snapshot_round_trip() {
         loaded.participants().unwrap(),
         w.hub.participants().unwrap()
     );
+}
+
+fn hub_sender_bytes() -> Vec<u8> {
+    use openmls::prelude::{BasicCredential, ExternalSender};
+    use tls_codec::Serialize as _;
+    ExternalSender::new(
+        vec![7; 32].into(),
+        BasicCredential::new(b"mimi://a.example".to_vec()).into(),
+    )
+    .tls_serialize_detached()
+    .unwrap()
+}
+
+#[test]
+fn second_device_of_a_participant_joins_by_external_commit() {
+    let mut w = world_with_alice_and_bob();
+    let tablet = client(&w.a, "alice");
+    let tablet = Client {
+        me: ClientIdentity {
+            device_uri: "mimi://a.example/d/alice/tablet".into(),
+            ..tablet.me.clone()
+        },
+        ..tablet
+    };
+    let tablet_chain =
+        w.a.issue_client(
+            &tablet.me.device_uri,
+            &tablet.me.signature_public_key,
+            Validity::one_year_from(now() - 60),
+        )
+        .unwrap();
+    let tablet = Client {
+        me: ClientIdentity {
+            chain: tablet_chain,
+            ..tablet.me.clone()
+        },
+        ..tablet
+    };
+    w.hub
+        .check_external_join("mimi://a.example/u/alice")
+        .unwrap();
+    let (room, commit) = tablet
+        .state
+        .join_by_external_commit(
+            &w.anchor,
+            &tablet.me,
+            w.add_bob.group_info.as_ref().unwrap(),
+            &w.hub.ratchet_tree().unwrap(),
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(room, w.room);
+    let accepted = w
+        .hub
+        .process_handshake(&w.anchor, &commit.commit, now())
+        .unwrap();
+    assert!(matches!(accepted, Accepted::Commit { epoch: 2, .. }));
+    assert_eq!(w.hub.members()["mimi://a.example/u/alice"].len(), 2);
+    // Bob follows, and the new device reads what bob sends next.
+    w.bob
+        .state
+        .process(&w.anchor, &w.room, &commit.commit, now())
+        .unwrap();
+    let (ct, _) = w
+        .bob
+        .state
+        .encrypt(&w.bob.me, &w.room, b"welcome, tablet")
+        .unwrap();
+    let got = tablet
+        .state
+        .process(&w.anchor, &w.room, &ct, now())
+        .unwrap();
+    assert!(matches!(got, Incoming::Message { data, .. } if data == b"welcome, tablet"));
+}
+
+#[test]
+fn non_participant_cannot_join_by_external_commit() {
+    let mut w = world_with_alice_and_bob();
+    assert!(
+        w.hub
+            .check_external_join("mimi://c.example/u/cathy")
+            .is_err()
+    );
+    let (_, commit) = w
+        .cathy
+        .state
+        .join_by_external_commit(
+            &w.anchor,
+            &w.cathy.me,
+            w.add_bob.group_info.as_ref().unwrap(),
+            &w.hub.ratchet_tree().unwrap(),
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    let before = w.hub.snapshot().unwrap();
+    let refused = w.hub.process_handshake(&w.anchor, &commit.commit, now());
+    assert!(
+        matches!(refused, Err(RoomError::Refused(Refusal::NotAllowed(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(w.hub.snapshot().unwrap(), before);
 }
