@@ -271,7 +271,8 @@ impl Client {
     pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
         self.sync().await?;
         let me = self.me();
-        let proposals = self.attempt(|s| s.leave(&me, room))?;
+        let anchor = self.anchor.clone();
+        let proposals = self.attempt(|s| s.leave(&anchor, &me, room, now_secs()))?;
         let mut messages = proposals
             .iter()
             .map(|p| MlsMessage::from_bytes(p))

@@ -298,20 +298,35 @@ impl MemberState {
         )
     }
 
-    /// Builds the proposals for leaving: the participant-list removal of our own user and a
-    /// SelfRemove (draft §6.5 step 1). Someone else's next commit completes the departure.
-    pub fn leave(&self, me: &ClientIdentity, room_uri: &str) -> Result<Vec<Vec<u8>>, RoomError> {
+    /// Builds the proposals for leaving: the participant-list removal of our own user, a
+    /// Remove of each of our user's other clients and a SelfRemove of this one (draft §6.5
+    /// step 1; HUB-004 wants every client of a departing user gone in the same commit).
+    /// Someone else's next commit completes the departure.
+    pub fn leave(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        room_uri: &str,
+        now: u64,
+    ) -> Result<Vec<Vec<u8>>, RoomError> {
         let mut group = self.group(room_uri)?;
         let signer = self.signer(me)?;
         let components = group_components(&group)?;
         let my_user = user_of_device(&me.device_uri)?;
         let index = index_of(&components.participants, &my_user)
             .ok_or_else(|| RoomError::Misuse(format!("{my_user} is not a participant")))?;
+        let own_leaf = group.own_leaf_index().u32();
+        let other_devices: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+            .into_iter()
+            .filter(|(leaf, m)| *leaf != own_leaf && m.user_uri == my_user)
+            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+            .collect();
         let update = ParticipantListUpdate {
             changed_role_participants: Vec::new(),
             removed_indices: vec![index],
             added_participants: Vec::new(),
         };
+        let mut proposals = Vec::new();
         let (list_proposal, _) = group
             .propose_app_data_update(
                 &self.provider,
@@ -320,13 +335,18 @@ impl MemberState {
                 AppDataUpdateOperation::Update(update.encode().into()),
             )
             .map_err(RoomError::mls)?;
+        proposals.push(encode_message(&list_proposal)?);
+        for leaf in other_devices {
+            let (remove, _) = group
+                .propose_remove_member(&self.provider, &signer, leaf)
+                .map_err(RoomError::mls)?;
+            proposals.push(encode_message(&remove)?);
+        }
         let self_remove = group
             .leave_group_via_self_remove(&self.provider, &signer)
             .map_err(RoomError::mls)?;
-        Ok(vec![
-            encode_message(&list_proposal)?,
-            encode_message(&self_remove)?,
-        ])
+        proposals.push(encode_message(&self_remove)?);
+        Ok(proposals)
     }
 
     /// Commits the proposals waiting in the room, if any.

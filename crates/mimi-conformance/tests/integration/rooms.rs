@@ -160,4 +160,10 @@ fn second_device_joins_through_group_info_and_an_outsider_cannot() {
     assert_one_line(&refused);
     assert!(refused.contains("does not let"), "{refused}");
     assert_eq!(snapshot(&alice, &room), before);
+
+    // Leaving from one device takes the user's other devices along in the same commit.
+    bob.leave(&room);
+    alice.sync();
+    alice.send(&room, "bye bob");
+    wait_members(&alice, &room, &[alice.uri()]);
 }

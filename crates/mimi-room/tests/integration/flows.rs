@@ -194,7 +194,11 @@ fn member_adds_a_third_user_and_everyone_follows() {
 #[test]
 fn leaving_takes_proposals_then_someone_elses_commit() {
     let mut w = world_with_alice_and_bob();
-    let proposals = w.bob.state.leave(&w.bob.me, &w.room).unwrap();
+    let proposals = w
+        .bob
+        .state
+        .leave(&w.anchor, &w.bob.me, &w.room, now())
+        .unwrap();
     for p in &proposals {
         w.hub.process_handshake(&w.anchor, p, now()).unwrap();
         assert_eq!(
