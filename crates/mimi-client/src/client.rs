@@ -283,26 +283,7 @@ impl Client {
             proposal: first,
             more_proposals: messages,
         };
-        let answer = self.update(room, bundle).await;
-        match answer {
-            Ok(UpdateRoomResponse {
-                outcome: UpdateOutcome::Success { .. },
-                ..
-            }) => {
-                let tx = self.profile.transaction()?;
-                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-                tx.commit()?;
-                Ok(())
-            }
-            Ok(refused) => {
-                self.reload()?;
-                Err(ClientError::Refused(describe_update(&refused)))
-            }
-            Err(e) => {
-                self.reload()?;
-                Err(e)
-            }
-        }
+        self.hand_to_hub(room, bundle, Accepted::Keep).await
     }
 
     /// Joins a room this client's user already participates in, as a new device: asks the
@@ -398,26 +379,7 @@ impl Client {
                 return Err(e);
             }
         };
-        match self.update(room, bundle).await {
-            Ok(UpdateRoomResponse {
-                outcome: UpdateOutcome::Success { .. },
-                ..
-            }) => {
-                let tx = self.profile.transaction()?;
-                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-                profile::set_room(&tx, room, true)?;
-                tx.commit()?;
-                Ok(())
-            }
-            Ok(refused) => {
-                self.reload()?;
-                Err(ClientError::Refused(describe_update(&refused)))
-            }
-            Err(e) => {
-                self.reload()?;
-                Err(e)
-            }
-        }
+        self.hand_to_hub(room, bundle, Accepted::Joined).await
     }
 
     /// Syncs, then sends a text message; returns its MIMI message ID (hex).
@@ -743,26 +705,39 @@ impl Client {
                 return Err(e);
             }
         };
-        match self.update(room, bundle).await {
+        self.hand_to_hub(room, bundle, Accepted::MergeCommit).await
+    }
+
+    /// Sends a handshake bundle to the hub. If the hub accepts it, finishes the operation and
+    /// saves; otherwise drops what the operation did to the in-memory state.
+    async fn hand_to_hub(
+        &mut self,
+        room: &str,
+        bundle: HandshakeBundle,
+        then: Accepted,
+    ) -> Result<(), ClientError> {
+        let refusal = match self.update(room, bundle).await {
             Ok(UpdateRoomResponse {
                 outcome: UpdateOutcome::Success { .. },
                 ..
-            }) => {
-                self.state.merge_pending_commit(room)?;
-                let tx = self.profile.transaction()?;
-                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-                tx.commit()?;
-                Ok(())
-            }
-            Ok(refused) => {
-                self.reload()?;
-                Err(ClientError::Refused(describe_update(&refused)))
-            }
-            Err(e) => {
-                self.reload()?;
-                Err(e)
-            }
+            }) => None,
+            Ok(refused) => Some(ClientError::Refused(describe_update(&refused))),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refusal {
+            self.reload()?;
+            return Err(e);
         }
+        if let Accepted::MergeCommit = then {
+            self.state.merge_pending_commit(room)?;
+        }
+        let tx = self.profile.transaction()?;
+        profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+        if let Accepted::Joined = then {
+            profile::set_room(&tx, room, true)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     async fn update(
@@ -815,6 +790,16 @@ impl Client {
             signature_public_key: self.account.signature_key.clone(),
         }
     }
+}
+
+/// What to do once the hub accepted a handshake bundle.
+enum Accepted {
+    /// Our own commit: merge it.
+    MergeCommit,
+    /// Proposals: keep the state as it is.
+    Keep,
+    /// An external commit: the room is now ours.
+    Joined,
 }
 
 enum Processed {

@@ -96,22 +96,19 @@ async fn register(
         user_name: request.user.clone(),
         chain: serde_json::to_vec(&chain_hex).map_err(ApiError::internal)?,
     };
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        let mut guard = s.store.lock()?;
-        let tx = guard.begin()?;
-        tx.ensure_user(&stored.user_name, now_secs())?;
-        tx.add_client(&stored, &token, now_secs())
-            .map_err(|e| match e {
-                mimi_store::StoreError::Exists(what) => {
-                    ApiError::conflict(format!("{what} is already registered"))
-                }
-                other => ApiError::internal(other),
-            })?;
-        tx.commit()?;
-        Ok(())
-    })
-    .await??;
+    state
+        .write(move |tx| {
+            tx.ensure_user(&stored.user_name, now_secs())?;
+            tx.add_client(&stored, &token, now_secs())
+                .map_err(|e| match e {
+                    mimi_store::StoreError::Exists(what) => {
+                        ApiError::conflict(format!("{what} is already registered"))
+                    }
+                    other => ApiError::internal(other),
+                })?;
+            Ok(())
+        })
+        .await?;
     tracing::info!(device = %device, "client registered");
     Ok(Json(Registered {
         device_uri: device.to_string(),
@@ -162,17 +159,14 @@ async fn upload_key_packages(
         checked.push((bytes, kp_ref));
     }
     let count = checked.len();
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        let mut guard = s.store.lock()?;
-        let tx = guard.begin()?;
-        for (bytes, kp_ref) in &checked {
-            tx.add_key_package(&client.device_uri, &client.user_name, bytes, kp_ref)?;
-        }
-        tx.commit()?;
-        Ok(())
-    })
-    .await??;
+    state
+        .write(move |tx| {
+            for (bytes, kp_ref) in &checked {
+                tx.add_key_package(&client.device_uri, &client.user_name, bytes, kp_ref)?;
+            }
+            Ok(())
+        })
+        .await?;
     Ok(Json(serde_json::json!({ "stored": count })))
 }
 
@@ -244,14 +238,9 @@ async fn update(
     };
     // A client that joined by external commit receives the room's fan-out from now on.
     if external_join && matches!(response.outcome, UpdateOutcome::Success { .. }) {
-        tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-            let mut guard = state.store.lock()?;
-            let tx = guard.begin()?;
-            tx.subscribe(&room_uri, &client.device_uri)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await??;
+        state
+            .write(move |tx| Ok(tx.subscribe(&room_uri, &client.device_uri)?))
+            .await?;
     }
     Ok(response.encode())
 }
@@ -392,14 +381,9 @@ async fn ack(
     Json(ack): Json<Ack>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        let mut guard = state.store.lock()?;
-        let tx = guard.begin()?;
-        tx.ack_inbox(&client.device_uri, ack.up_to)?;
-        tx.commit()?;
-        Ok(())
-    })
-    .await??;
+    state
+        .write(move |tx| Ok(tx.ack_inbox(&client.device_uri, ack.up_to)?))
+        .await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -414,13 +398,8 @@ async fn unsubscribe(
     Json(request): Json<Unsubscribe>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        let mut guard = state.store.lock()?;
-        let tx = guard.begin()?;
-        tx.unsubscribe(&request.room, &client.device_uri)?;
-        tx.commit()?;
-        Ok(())
-    })
-    .await??;
+    state
+        .write(move |tx| Ok(tx.unsubscribe(&request.room, &client.device_uri)?))
+        .await?;
     Ok(Json(serde_json::json!({})))
 }

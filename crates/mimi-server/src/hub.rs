@@ -104,12 +104,10 @@ pub(crate) fn update(
                 let tree = room.ratchet_tree().map_err(ApiError::internal)?;
                 let mut domains = BTreeSet::new();
                 for kp_ref in welcome.new_member_refs() {
-                    let tx = guard.begin()?;
-                    let route = tx.welcome_route(kp_ref)?;
-                    let local = tx
+                    let route = guard.welcome_route(kp_ref)?;
+                    let local = guard
                         .device_of_key_package(kp_ref)?
                         .map(|_| state.domain().to_owned());
-                    drop(tx);
                     match route.or(local) {
                         Some(d) => {
                             domains.insert(d);

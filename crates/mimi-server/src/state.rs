@@ -6,10 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use mimi_identity::ProviderIdentity;
 use mimi_room::TrustAnchor;
-use mimi_store::Store;
+use mimi_store::{Store, Tx};
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::peers::Peers;
 use crate::tls::TlsMaterial;
 
@@ -63,6 +64,24 @@ impl AppState {
 
     pub(crate) fn domain(&self) -> &str {
         &self.config.domain
+    }
+
+    /// Runs `work` in one store transaction on the blocking pool and commits it if `work`
+    /// succeeds; the caller answers only after this returns.
+    pub(crate) async fn write<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = state.store.lock()?;
+            let tx = guard.begin()?;
+            let value = work(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await?
     }
 }
 

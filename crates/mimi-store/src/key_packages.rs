@@ -93,10 +93,17 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The local client whose KeyPackage has reference `kp_ref`.
+    pub fn device_of_key_package(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+        device_of_key_package(self.conn(), kp_ref)
+    }
+}
+
+impl StoreGuard<'_> {
     /// The provider that supplied KeyPackage `kp_ref`, if the hub relayed it.
     pub fn welcome_route(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn()
+            .conn
             .query_row(
                 "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
                 params![kp_ref],
@@ -107,18 +114,9 @@ impl Tx<'_> {
 
     /// The local client whose KeyPackage has reference `kp_ref`.
     pub fn device_of_key_package(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT device_uri FROM key_packages WHERE kp_ref = ?1",
-                params![kp_ref],
-                |r| r.get(0),
-            )
-            .optional()?)
+        device_of_key_package(&self.conn, kp_ref)
     }
-}
 
-impl StoreGuard<'_> {
     /// How many unclaimed KeyPackages a client has left.
     pub fn unclaimed_key_packages(&self, device_uri: &str) -> Result<u64, StoreError> {
         let n: i64 = self.conn.query_row(
@@ -128,4 +126,17 @@ impl StoreGuard<'_> {
         )?;
         Ok(n as u64)
     }
+}
+
+fn device_of_key_package(
+    conn: &rusqlite::Connection,
+    kp_ref: &[u8],
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT device_uri FROM key_packages WHERE kp_ref = ?1",
+            params![kp_ref],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
