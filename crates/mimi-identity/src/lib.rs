@@ -16,4 +16,6 @@ pub use dev_ca::{DevCa, ProviderCredentials};
 pub use error::Error;
 pub use provider_identity::ProviderIdentity;
 pub use validity::Validity;
-pub use verify::{VerifiedClient, tls_peer_domain, verify_client_chain};
+pub use verify::{
+    VerifiedClient, tls_peer_domain, verify_client_chain, verify_client_chain_ignoring_time,
+};

@@ -346,7 +346,17 @@ impl HubRoom {
         sender: LeafNodeIndex,
         components: &RoomComponents,
     ) -> Result<Accepted, RoomError> {
-        check_standalone_proposal(&proposal, sender, &self.members, components)?;
+        let queued = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+        check_standalone_proposal(
+            &proposal,
+            sender,
+            &self.members,
+            components,
+            queued.iter().map(|(_, q)| q),
+        )?;
         self.group
             .add_proposal(self.provider.storage(), proposal)
             .map_err(|_| RoomError::Internal("cannot queue proposal"))?;

@@ -25,7 +25,7 @@ use crate::components::{
     PARTICIPANT_LIST, Participant, RoomComponents, apply_app_data_updates, index_of,
     initial_dictionary, pair,
 };
-use crate::credentials::{ClientIdentity, TrustAnchor, verify_member, x509_credential};
+use crate::credentials::{ClientIdentity, TrustAnchor, identify_member, x509_credential};
 use crate::error::RoomError;
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
@@ -296,6 +296,30 @@ impl MemberState {
             Vec::new(),
             leaves,
         )
+    }
+
+    /// Builds one commit removing all clients of `user` while it stays a participant (a kick,
+    /// room-policy `canKick`); the user may come back with a new device.
+    pub fn kick(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        room_uri: &str,
+        user: &str,
+        now: u64,
+    ) -> Result<PendingCommit, RoomError> {
+        let mut group = self.group(room_uri)?;
+        let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+            .into_iter()
+            .filter(|(_, m)| m.user_uri == user)
+            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+            .collect();
+        if leaves.is_empty() {
+            return Err(RoomError::Misuse(format!(
+                "{user} has no clients in {room_uri}"
+            )));
+        }
+        self.commit(me, &mut group, Vec::new(), Vec::new(), leaves)
     }
 
     /// Builds the proposals for leaving: the participant-list removal of our own user, a
@@ -578,7 +602,7 @@ impl MemberState {
                     .member_at(sender)
                     .map(|m| m.signature_key)
                     .ok_or_else(|| RoomError::invalid("application from an empty leaf"))?;
-                let who = verify_member(anchor, &credential, &key, now)?;
+                let who = identify_member(anchor, &credential, &key)?;
                 Ok(Incoming::Message {
                     sender_device: who.device_uri,
                     sender_user: who.user_uri,
@@ -590,7 +614,13 @@ impl MemberState {
                 let sender =
                     sender.ok_or_else(|| RoomError::invalid("proposal from non-member"))?;
                 let members = verified_members(anchor, group.members(), now)?;
-                check_standalone_proposal(&proposal, sender, &members, &components)?;
+                check_standalone_proposal(
+                    &proposal,
+                    sender,
+                    &members,
+                    &components,
+                    group.pending_proposals(),
+                )?;
                 group
                     .store_pending_proposal(self.provider.storage(), *proposal)
                     .map_err(RoomError::mls)?;
@@ -614,6 +644,16 @@ impl MemberState {
                     .stage_app_data_commit(&self.provider, *unresolved, updates)
                     .map_err(RoomError::mls)?;
                 self.accept_commit(anchor, &mut group, staged, sender, &components, after, now)
+            }
+            // Our own commit came back before we merged it (its acceptance was not seen).
+            ProcessedMessageContent::OwnPendingCommit => {
+                group
+                    .merge_pending_commit(&self.provider)
+                    .map_err(RoomError::mls)?;
+                Ok(Incoming::Commit {
+                    epoch: group.epoch().as_u64(),
+                    removed_me: false,
+                })
             }
             _ => Ok(Incoming::Stale),
         }

@@ -4,21 +4,31 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mimi_policy::{ParticipantChange, RoleCounts, RoleIndex};
+use mimi_policy::{ParticipantChange, RoleIndex};
 use mimi_protocol::{ParticipantListUpdate, Wire};
 use openmls::prelude::{AppDataUpdateOperation, LeafNodeIndex, Proposal, QueuedProposal, Sender};
 
 use crate::components::{PARTICIPANT_LIST, RoomComponents, index_of};
 use crate::credentials::VerifiedMember;
 use crate::error::RoomError;
+use crate::validation::role_counts;
 
 /// HUB-050..HUB-053: checks one standalone proposal from member `sender`.
-pub(crate) fn check_standalone_proposal(
+///
+/// `queued` are the proposals already accepted in this epoch: HUB-054 allows only one
+/// participant-list update among them, because each carries indices into the list as it stood
+/// at the start of the epoch and a second one would point at the wrong user once the first is
+/// applied (IN-ROOM-8).
+pub(crate) fn check_standalone_proposal<'a>(
     proposal: &QueuedProposal,
     sender: LeafNodeIndex,
     members: &BTreeMap<u32, VerifiedMember>,
     components: &RoomComponents,
+    queued: impl Iterator<Item = &'a QueuedProposal>,
 ) -> Result<(), RoomError> {
+    let list_update_pending = queued
+        .into_iter()
+        .any(|q| matches!(q.proposal(), Proposal::AppDataUpdate(_)));
     let me = members
         .get(&sender.u32())
         .ok_or_else(|| RoomError::not_allowed("proposal from an empty leaf"))?;
@@ -64,7 +74,21 @@ pub(crate) fn check_standalone_proposal(
                     "a standalone participant-list update may only remove its sender",
                 ));
             }
+            if list_update_pending {
+                return Err(RoomError::not_allowed(
+                    "another participant-list change is pending; retry after the next commit",
+                ));
+            }
             let role = components.role_of(&me.user_uri);
+            let after = components
+                .participants
+                .apply(&update)
+                .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
+            let members_after: Vec<VerifiedMember> = members
+                .values()
+                .filter(|m| m.user_uri != me.user_uri)
+                .cloned()
+                .collect();
             components
                 .policy
                 .authorize_changes(
@@ -73,7 +97,7 @@ pub(crate) fn check_standalone_proposal(
                         target_role: role,
                         is_self: true,
                     }],
-                    &RoleCounts::new(),
+                    &role_counts(&after, &members_after),
                 )
                 .map_err(|denied| RoomError::not_allowed(denied.to_string()))
         }

@@ -9,7 +9,7 @@ use mimi_protocol::ParticipantListData;
 use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
 
 use crate::components::{RoomComponents, participants_of, role_in};
-use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
+use crate::credentials::{TrustAnchor, VerifiedMember, identify_member, verify_member};
 use crate::error::RoomError;
 use crate::proposals::is_real_role;
 
@@ -21,19 +21,25 @@ pub(crate) struct CommitFacts {
     /// The participant list before and after the commit.
     pub(crate) before: ParticipantListData,
     pub(crate) after: ParticipantListData,
+    /// Clients added by the commit.
+    pub(crate) added: Vec<VerifiedMember>,
+    /// Clients removed by the commit, except those that proposed their own removal or whose
+    /// user did (already authorized when the proposal was accepted).
+    pub(crate) removed_by_others: Vec<VerifiedMember>,
     /// Every client in the group after the commit.
     pub(crate) members_after: Vec<VerifiedMember>,
 }
 
-/// The members of a group before a commit, verified, by leaf index.
+/// The members of a group, identified, by leaf index. Their credentials were checked when they
+/// were admitted; `_now` is not used for them (IN-ID-10).
 pub(crate) fn verified_members(
     anchor: &TrustAnchor,
     members: impl Iterator<Item = Member>,
-    now: u64,
+    _now: u64,
 ) -> Result<BTreeMap<u32, VerifiedMember>, RoomError> {
     members
         .map(|m| {
-            let verified = verify_member(anchor, &m.credential, &m.signature_key, now)?;
+            let verified = identify_member(anchor, &m.credential, &m.signature_key)?;
             Ok((m.index.u32(), verified))
         })
         .collect()
@@ -58,6 +64,7 @@ pub(crate) fn commit_facts(
         .cloned()
         .ok_or_else(|| RoomError::not_allowed("the committer is not a member"))?;
     let mut removed_leaves = BTreeSet::new();
+    let mut self_initiated = BTreeSet::new();
     let mut added = Vec::new();
     for queued in staged.queued_proposals() {
         match queued.proposal() {
@@ -71,11 +78,20 @@ pub(crate) fn commit_facts(
                 )?);
             }
             Proposal::Remove(remove) => {
-                removed_leaves.insert(remove.removed().u32());
+                let target = remove.removed().u32();
+                removed_leaves.insert(target);
+                // A Remove proposed (not committed) by a client of the same user.
+                if let Sender::Member(sender) = queued.sender()
+                    && *sender != committer
+                    && same_user(members_before, sender.u32(), target)
+                {
+                    self_initiated.insert(target);
+                }
             }
             Proposal::SelfRemove => match queued.sender() {
                 Sender::Member(leaf) => {
                     removed_leaves.insert(leaf.u32());
+                    self_initiated.insert(leaf.u32());
                 }
                 _ => return Err(RoomError::invalid("self-remove from a non-member")),
             },
@@ -104,6 +120,11 @@ pub(crate) fn commit_facts(
     {
         return Err(RoomError::invalid(format!("remove of empty leaf {leaf}")));
     }
+    let removed_by_others = removed_leaves
+        .iter()
+        .filter(|leaf| !self_initiated.contains(leaf))
+        .filter_map(|leaf| members_before.get(leaf).cloned())
+        .collect();
     let members_after: Vec<VerifiedMember> = members_before
         .iter()
         .filter(|(leaf, _)| !removed_leaves.contains(leaf))
@@ -114,6 +135,8 @@ pub(crate) fn commit_facts(
         committer: committer_identity,
         before,
         after,
+        added,
+        removed_by_others,
         members_after,
     })
 }
@@ -148,6 +171,47 @@ pub(crate) fn check_commit(
     if !changes.is_empty() {
         policy
             .authorize_changes(RoleIndex(actor.0), &changes, &counts)
+            .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
+    }
+    let mut counts = counts;
+    counts.set_clients(u32::try_from(facts.members_after.len()).unwrap_or(u32::MAX));
+    // HUB-006: removing clients of a user who stays a participant is a kick, or the removal
+    // of the committer's own other clients; each needs its capability.
+    let staying: BTreeSet<String> = participants_of(&facts.after)
+        .into_iter()
+        .map(|p| p.user)
+        .collect();
+    for removed in &facts.removed_by_others {
+        if !staying.contains(&removed.user_uri) {
+            continue;
+        }
+        let decision = if removed.user_uri == facts.committer.user_uri {
+            policy.authorize_remove_own_client(actor, &counts)
+        } else {
+            policy.authorize_kick(actor, role_in(&facts.after, &removed.user_uri), &counts)
+        };
+        decision.map_err(|denied| {
+            RoomError::not_allowed(format!("removing {}: {denied}", removed.device_uri))
+        })?;
+    }
+    // HUB-007: a new client of a user who already was a participant may be added only by
+    // that user (canAddOwnClient); others' new devices join by external commit.
+    let listed_before: BTreeSet<String> = participants_of(&facts.before)
+        .into_iter()
+        .map(|p| p.user)
+        .collect();
+    for added in &facts.added {
+        if !listed_before.contains(&added.user_uri) {
+            continue;
+        }
+        if added.user_uri != facts.committer.user_uri {
+            return Err(RoomError::not_allowed(format!(
+                "{} may only be added by its own user",
+                added.device_uri
+            )));
+        }
+        policy
+            .authorize_add_own_client(actor, &counts)
             .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
     }
     // HUB-004: every client in the group belongs to a participant that is not banned.
@@ -337,4 +401,11 @@ pub(crate) fn check_external_commit(
         )));
     }
     Ok(joiner)
+}
+
+fn same_user(members: &BTreeMap<u32, VerifiedMember>, a: u32, b: u32) -> bool {
+    match (members.get(&a), members.get(&b)) {
+        (Some(x), Some(y)) => x.user_uri == y.user_uri,
+        _ => false,
+    }
 }

@@ -445,3 +445,108 @@ fn non_participant_cannot_join_by_external_commit() {
     );
     assert_eq!(w.hub.snapshot().unwrap(), before);
 }
+
+#[test]
+fn member_may_not_kick_another_users_clients_but_owner_may() {
+    let mut w = world_with_alice_and_bob();
+    let bad = w
+        .bob
+        .state
+        .kick(
+            &w.anchor,
+            &w.bob.me,
+            &w.room,
+            "mimi://a.example/u/alice",
+            now(),
+        )
+        .unwrap();
+    let before = w.hub.snapshot().unwrap();
+    let refused = w.hub.process_handshake(&w.anchor, &bad.commit, now());
+    assert!(
+        matches!(refused, Err(RoomError::Refused(Refusal::NotAllowed(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(w.hub.snapshot().unwrap(), before);
+    w.bob.state.discard_pending_commit(&w.room).unwrap();
+    let good = w
+        .alice
+        .state
+        .kick(
+            &w.anchor,
+            &w.alice.me,
+            &w.room,
+            "mimi://b.example/u/bob",
+            now(),
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &good.commit, now())
+        .unwrap();
+    // Bob stays a participant without clients.
+    assert_eq!(w.hub.participants().unwrap().len(), 2);
+    assert_eq!(w.hub.members().len(), 1);
+}
+
+#[test]
+fn second_pending_participant_list_change_is_refused_until_a_commit() {
+    let mut w = world_with_alice_and_bob();
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let add = w
+        .alice
+        .state
+        .add_users(
+            &w.alice.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &add.commit, now())
+        .unwrap();
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    w.bob
+        .state
+        .process(&w.anchor, &w.room, &add.commit, now())
+        .unwrap();
+    w.cathy
+        .state
+        .join(
+            &w.anchor,
+            add.welcome.as_ref().unwrap(),
+            &w.hub.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    let bob_leaves = w
+        .bob
+        .state
+        .leave(&w.anchor, &w.bob.me, &w.room, now())
+        .unwrap();
+    let cathy_leaves = w
+        .cathy
+        .state
+        .leave(&w.anchor, &w.cathy.me, &w.room, now())
+        .unwrap();
+    for p in &bob_leaves {
+        w.hub.process_handshake(&w.anchor, p, now()).unwrap();
+    }
+    let refused = w.hub.process_handshake(&w.anchor, &cathy_leaves[0], now());
+    assert!(
+        matches!(refused, Err(RoomError::Refused(Refusal::NotAllowed(_)))),
+        "{refused:?}"
+    );
+    // The room still moves on: alice commits bob's departure.
+    for p in &bob_leaves {
+        w.alice.state.process(&w.anchor, &w.room, p, now()).unwrap();
+    }
+    let commit = w
+        .alice
+        .state
+        .commit_pending(&w.alice.me, &w.room)
+        .unwrap()
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &commit.commit, now())
+        .unwrap();
+    assert_eq!(w.hub.participants().unwrap().len(), 2);
+}
