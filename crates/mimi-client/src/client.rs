@@ -407,14 +407,14 @@ impl Client {
         let me = self.me();
         let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
         let hash = Sha256::digest(&ciphertext).to_vec();
+        // The sender ratchet moved: keep that, whatever the hub says, so no key is used twice.
+        // The hash lets sync skip our own message when the hub fans it back.
+        let tx = self.profile.transaction()?;
+        profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+        profile::mark_sent(&tx, &hash)?;
+        tx.commit()?;
         let path = format!("/client/v1/submit/{}", room_path(room)?);
-        let answer = match self.api.post_bytes(&path, ciphertext).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.reload()?;
-                return Err(e);
-            }
-        };
+        let answer = self.api.post_bytes(&path, ciphertext).await?;
         let response = SubmitMessageResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed submit answer: {e}")))?;
         match response.outcome {
@@ -422,8 +422,6 @@ impl Client {
                 accepted_timestamp, ..
             } => {
                 let tx = self.profile.transaction()?;
-                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-                profile::mark_sent(&tx, &hash)?;
                 profile::add_message(
                     &tx,
                     room,
@@ -437,21 +435,14 @@ impl Client {
                 tx.commit()?;
                 Ok(id)
             }
-            SubmitOutcome::NotAllowed => {
-                self.reload()?;
-                Err(ClientError::Refused(format!(
-                    "the hub does not allow {} to post in {room}",
-                    self.account.user_uri
-                )))
-            }
-            SubmitOutcome::EpochTooOld { current_epoch } => {
-                self.reload()?;
-                Err(ClientError::Refused(format!(
-                    "the room moved on to epoch {current_epoch}; sync and retry"
-                )))
-            }
+            SubmitOutcome::NotAllowed => Err(ClientError::Refused(format!(
+                "the hub does not allow {} to post in {room}",
+                self.account.user_uri
+            ))),
+            SubmitOutcome::EpochTooOld { current_epoch } => Err(ClientError::Refused(format!(
+                "the room moved on to epoch {current_epoch}; sync and retry"
+            ))),
             SubmitOutcome::Other(code) => {
-                self.reload()?;
                 Err(ClientError::Refused(format!("the hub answered {code:?}")))
             }
         }
@@ -466,30 +457,33 @@ impl Client {
             let Some(last) = entries.last().map(|e| e.id) else {
                 break;
             };
-            let mut messages = Vec::new();
             let mut room_changes = Vec::new();
             for entry in &entries {
-                match self.process_entry(entry, &mut report) {
-                    Ok(Some(Processed::Message(m))) => messages.push((entry.room.clone(), m)),
-                    Ok(Some(Processed::Room(room, active))) => room_changes.push((room, active)),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(room = %entry.room, error = %e, "inbox item not processed");
-                        report.errors.push(format!("{}: {e}", entry.room));
-                    }
+                // Each entry is applied and saved on its own, so a failure rolls back exactly
+                // that entry and everything before it stays.
+                let outcome = self.process_entry(entry, &mut report);
+                if let Err(e) = &outcome {
+                    tracing::warn!(room = %entry.room, error = %e, "inbox item not processed");
+                    report.errors.push(format!(
+                        "{}: item {} not processed: {e}",
+                        entry.room, entry.id
+                    ));
+                    self.reload()?;
                 }
+                self.account.inbox_cursor = entry.id;
+                let tx = self.profile.transaction()?;
+                match outcome {
+                    Ok(Some(Processed::Message(m))) => profile::add_message(&tx, &entry.room, &m)?,
+                    Ok(Some(Processed::Room(room, active))) => {
+                        profile::set_room(&tx, &room, active)?;
+                        room_changes.push((room, active));
+                    }
+                    Ok(None) | Err(_) => {}
+                }
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                profile::set_cursor(&tx, entry.id)?;
+                tx.commit()?;
             }
-            self.account.inbox_cursor = last;
-            let tx = self.profile.transaction()?;
-            profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-            for (room, m) in &messages {
-                profile::add_message(&tx, room, m)?;
-            }
-            for (room, active) in &room_changes {
-                profile::set_room(&tx, room, *active)?;
-            }
-            profile::set_cursor(&tx, last)?;
-            tx.commit()?;
             // The acknowledgement only frees server space; our cursor already moved on.
             let _: serde_json::Value = self
                 .api
@@ -682,6 +676,10 @@ impl Client {
     }
 
     async fn commit_pending(&mut self, room: &str) -> Result<(), ClientError> {
+        // A commit whose verdict never came and that sync did not bring back was not accepted.
+        if self.state.has_pending_commit(room) {
+            self.state.discard_pending_commit(room)?;
+        }
         // A leaving member cannot commit its own removal; someone else will.
         if self.state.is_leaving(room) {
             return Ok(());
@@ -722,6 +720,16 @@ impl Client {
                 ..
             }) => None,
             Ok(refused) => Some(ClientError::Refused(describe_update(&refused))),
+            // No verdict: the hub may have accepted our commit. Keep it pending and saved; when
+            // it comes back through sync it is merged, otherwise the next operation drops it.
+            Err(e @ ClientError::Provider(_)) if matches!(then, Accepted::MergeCommit) => {
+                let tx = self.profile.transaction()?;
+                profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+                tx.commit()?;
+                return Err(ClientError::Provider(format!(
+                    "{e}; the commit may have been accepted, `mimi sync` settles it"
+                )));
+            }
             Err(e) => Some(e),
         };
         if let Some(e) = refusal {

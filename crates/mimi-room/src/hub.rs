@@ -53,12 +53,16 @@ impl HubRoom {
     ///
     /// HUB-040: the group ID is the room URI, the group has exactly one member, vouched for,
     /// whose user is `creator_user` and the only participant.
+    ///
+    /// HUB-041: the hub (`hub_sender`, a TLS-encoded `ExternalSender`) is one of the group's
+    /// external senders (draft §4.4 item 5).
     pub fn create(
         anchor: &TrustAnchor,
         room_uri: &str,
         creator_user: &str,
         group_info: &[u8],
         ratchet_tree: &[u8],
+        hub_sender: &[u8],
         now: u64,
     ) -> Result<Self, RoomError> {
         let message = MlsMessageIn::tls_deserialize_exact(group_info)
@@ -79,6 +83,20 @@ impl HubRoom {
         .map_err(|e| RoomError::invalid(format!("group state does not verify: {e:?}")))?;
         if group.group_id().as_slice() != room_uri.as_bytes() {
             return Err(RoomError::invalid("the group ID is not the room URI"));
+        }
+        let hub_listed = group
+            .group_context()
+            .extensions()
+            .external_senders()
+            .is_some_and(|senders| {
+                senders
+                    .iter()
+                    .any(|s| s.tls_serialize_detached().is_ok_and(|b| b == hub_sender))
+            });
+        if !hub_listed {
+            return Err(RoomError::not_allowed(
+                "the hub must be an external sender of the room's group",
+            ));
         }
         let members = verified_members(anchor, group.members(), now)?;
         let room = Self {

@@ -441,9 +441,14 @@ impl MemberState {
             .use_ratchet_tree_extension(false)
             .max_past_epochs(MAX_PAST_EPOCHS)
             .build();
-        let staged =
-            StagedWelcome::new_from_welcome(&self.provider, &join_config, welcome, Some(tree))
-                .map_err(RoomError::mls)?;
+        // A Welcome into a room we left or were removed from replaces the dead group; callers
+        // never pass a Welcome for a room this client is active in.
+        let staged = StagedWelcome::build_from_welcome(&self.provider, &join_config, welcome)
+            .map_err(RoomError::mls)?
+            .with_ratchet_tree(tree)
+            .replace_old_group()
+            .build()
+            .map_err(RoomError::mls)?;
         let group = staged.into_group(&self.provider).map_err(RoomError::mls)?;
         let room_uri = String::from_utf8(group.group_id().as_slice().to_vec())
             .map_err(|_| RoomError::not_allowed("group ID is not a room URI"))?;
@@ -690,6 +695,13 @@ impl MemberState {
             matches!(q.proposal(), Proposal::SelfRemove)
                 && matches!(q.sender(), Sender::Member(l) if *l == own)
         })
+    }
+
+    /// Whether a commit of ours waits for the hub's verdict in this room.
+    pub fn has_pending_commit(&self, room_uri: &str) -> bool {
+        self.group(room_uri)
+            .map(|g| g.pending_commit().is_some())
+            .unwrap_or(false)
     }
 
     /// Whether this client is still a member of the room's group.

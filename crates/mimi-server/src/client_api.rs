@@ -156,13 +156,22 @@ async fn upload_key_packages(
         if who.device_uri != client.device_uri {
             return Err(ApiError::forbidden("key package belongs to another client"));
         }
-        checked.push((bytes, kp_ref));
+        let not_after = mimi_protocol::KeyPackage::from_bytes(&bytes)
+            .map(|kp| kp.lifetime().not_after)
+            .map_err(|e| ApiError::bad_request(format!("key package: {e}")))?;
+        checked.push((bytes, kp_ref, not_after));
     }
     let count = checked.len();
     state
         .write(move |tx| {
-            for (bytes, kp_ref) in &checked {
-                tx.add_key_package(&client.device_uri, &client.user_name, bytes, kp_ref)?;
+            for (bytes, kp_ref, not_after) in &checked {
+                tx.add_key_package(
+                    &client.device_uri,
+                    &client.user_name,
+                    bytes,
+                    kp_ref,
+                    *not_after,
+                )?;
             }
             Ok(())
         })

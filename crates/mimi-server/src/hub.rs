@@ -5,11 +5,10 @@
 use std::collections::BTreeSet;
 
 use mimi_protocol::{
-    CipherSuite, Credential, ExternalSender, FanoutMessage, GroupInfoCode, GroupInfoOption,
-    GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse, GroupInfoResponseTbs,
-    GroupInfoResult, GroupInfoSuccess, HandshakeBundle, HpkeCiphertext, IdentifierUri, MlsMessage,
-    MlsMessageKind, Protocol, RatchetTreeOption, SignaturePublicKey, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRoomResponse, Wire,
+    CipherSuite, FanoutMessage, GroupInfoCode, GroupInfoOption, GroupInfoRatchetTreeTbe,
+    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess,
+    HandshakeBundle, HpkeCiphertext, IdentifierUri, MlsMessage, MlsMessageKind, Protocol,
+    RatchetTreeOption, SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse, Wire,
 };
 use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
 use mimi_store::{StoreGuard, StoredRoom};
@@ -33,6 +32,7 @@ pub(crate) fn create_room(
         creator_user,
         group_info,
         ratchet_tree,
+        &state.hub_sender().encode(),
         now_secs(),
     )
     .map_err(|e| ApiError::bad_request(format!("cannot create {room_uri}: {e}")))?;
@@ -73,6 +73,7 @@ pub(crate) fn update(
     let ts = now_ms();
     let mut fanouts: Vec<(FanoutMessage, BTreeSet<String>)> = Vec::new();
     let mut group_info = None;
+    let mut removed_local: Vec<String> = Vec::new();
     match bundle {
         HandshakeBundle::Commit {
             commit,
@@ -80,6 +81,7 @@ pub(crate) fn update(
             group_info_option,
             ..
         } => {
+            let members_before = room.members();
             let accepted = match room.process_handshake(&state.anchor, commit.as_bytes(), now) {
                 Ok(a) => a,
                 Err(e) => return refusal_to_update(room_uri, e),
@@ -91,10 +93,40 @@ pub(crate) fn update(
             else {
                 return Ok(UpdateRoomResponse::not_allowed("expected a commit"));
             };
-            tracing::info!(room = room_uri, epoch, "commit accepted");
-            if let GroupInfoOption::Full(info) = group_info_option {
-                group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
+            // HUB-080: the GroupInfo for joiners is for this room and the new epoch. Nothing is
+            // saved yet, so refusing here leaves the room as it was.
+            match group_info_option {
+                GroupInfoOption::Full(info)
+                    if info.group_id() == room_uri.as_bytes() && info.epoch() == epoch =>
+                {
+                    group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
+                }
+                GroupInfoOption::Full(_) => {
+                    return Ok(UpdateRoomResponse::invalid_proposal(
+                        Vec::new(),
+                        "the GroupInfo is not for this room's new epoch",
+                    ));
+                }
+                GroupInfoOption::Partial(_) => {
+                    return Ok(UpdateRoomResponse::invalid_proposal(
+                        Vec::new(),
+                        "partial GroupInfo is not supported; send a full one",
+                    ));
+                }
             }
+            tracing::info!(room = room_uri, epoch, "commit accepted");
+            // Local clients the commit removed get it, then no more of the room (draft §5.2).
+            let members_after = room.members();
+            removed_local = members_before
+                .values()
+                .flatten()
+                .filter(|d| !members_after.values().flatten().any(|a| a == *d))
+                .filter(|d| {
+                    d.parse::<mimi_protocol::MimiUri>()
+                        .is_ok_and(|u| u.domain() == state.domain())
+                })
+                .cloned()
+                .collect();
             fanouts.push((
                 FanoutMessage::commit(ts, commit, Vec::new()),
                 notify_domains,
@@ -163,6 +195,9 @@ pub(crate) fn update(
     )?;
     for (message, domains) in &fanouts {
         fan_out(&tx, state, room_uri, message, domains, now)?;
+    }
+    for device in &removed_local {
+        tx.unsubscribe(room_uri, device)?;
     }
     tx.commit()?;
     state.outbox_wake.notify_waiters();
@@ -279,12 +314,7 @@ pub(crate) fn group_info(
         &tbe.encode(),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let hub_sender = ExternalSender {
-        signature_key: SignaturePublicKey(state.hub_public_key.clone()),
-        credential: Credential::Basic {
-            identity: format!("mimi://{}", state.domain()).into_bytes(),
-        },
-    };
+    let hub_sender = state.hub_sender();
     let tbs = GroupInfoResponseTbs {
         protocol: Protocol::Mls10,
         room_id: IdentifierUri::new(room_uri),

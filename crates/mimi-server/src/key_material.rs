@@ -131,7 +131,7 @@ fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialR
         });
     }
     let tx = guard.begin()?;
-    let claimed = tx.claim_key_packages(&user_name, request.room_id.as_str())?;
+    let claimed = tx.claim_key_packages(&user_name, request.room_id.as_str(), now)?;
     tx.commit()?;
     let mut clients = Vec::new();
     let mut found = 0;

@@ -66,6 +66,17 @@ impl AppState {
         &self.config.domain
     }
 
+    /// This hub's entry in a room's `external_senders`: its key with the basic credential
+    /// `mimi://DOMAIN` (IN-SERVER-5), TLS-encoded.
+    pub(crate) fn hub_sender(&self) -> mimi_protocol::ExternalSender {
+        mimi_protocol::ExternalSender {
+            signature_key: mimi_protocol::SignaturePublicKey(self.hub_public_key.clone()),
+            credential: mimi_protocol::Credential::Basic {
+                identity: format!("mimi://{}", self.domain()).into_bytes(),
+            },
+        }
+    }
+
     /// Runs `work` in one store transaction on the blocking pool and commits it if `work`
     /// succeeds; the caller answers only after this returns.
     pub(crate) async fn write<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>

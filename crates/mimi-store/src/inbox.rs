@@ -6,6 +6,9 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{StoreError, StoreGuard, Tx};
 
+/// How long a `/notify` body hash is remembered, seconds (two weeks).
+pub(crate) const DUPLICATE_WINDOW_SECS: u64 = 14 * 24 * 3600;
+
 /// One message waiting for a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxItem {
@@ -42,8 +45,13 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records a `/notify` body hash; returns false if it was seen before.
+    /// Records a `/notify` body hash; returns false if it was seen before. Hashes older than
+    /// [`DUPLICATE_WINDOW_SECS`] are forgotten: a hub retries for far less than that.
     pub fn first_sighting(&self, body_hash: &[u8], now: u64) -> Result<bool, StoreError> {
+        self.conn().execute(
+            "DELETE FROM notify_seen WHERE received_at < ?1",
+            params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
+        )?;
         let seen = self
             .conn()
             .query_row(

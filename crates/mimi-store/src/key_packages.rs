@@ -15,18 +15,20 @@ pub struct ClaimedKeyPackage {
 }
 
 impl Tx<'_> {
-    /// Stores a KeyPackage of a local client, with its KeyPackageRef.
+    /// Stores a KeyPackage of a local client, with its KeyPackageRef and the end of its
+    /// lifetime (seconds since the UNIX epoch).
     pub fn add_key_package(
         &self,
         device_uri: &str,
         user_name: &str,
         key_package: &[u8],
         kp_ref: &[u8],
+        not_after: u64,
     ) -> Result<(), StoreError> {
         let inserted = self.conn().execute(
-            "INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![device_uri, user_name, key_package, kp_ref],
+            "INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![device_uri, user_name, key_package, kp_ref, not_after.min(i64::MAX as u64) as i64],
         )?;
         if inserted == 0 {
             return Err(StoreError::Exists("key package".into()));
@@ -34,12 +36,14 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Claims one unclaimed KeyPackage per client of `user_name` for `room_uri`. Clients
-    /// without one are returned with `None`. A claimed KeyPackage is never handed out again.
+    /// Claims one unclaimed, unexpired KeyPackage per client of `user_name` for `room_uri`.
+    /// Clients without one are returned with `None`. A claimed KeyPackage is never handed out
+    /// again (draft §5.1).
     pub fn claim_key_packages(
         &self,
         user_name: &str,
         room_uri: &str,
+        now: u64,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
         let devices: Vec<String> = {
             let mut stmt = self.conn().prepare(
@@ -54,8 +58,9 @@ impl Tx<'_> {
                 .conn()
                 .query_row(
                     "SELECT id, key_package FROM key_packages
-                     WHERE device_uri = ?1 AND claimed_for_room IS NULL ORDER BY id LIMIT 1",
-                    params![device],
+                     WHERE device_uri = ?1 AND claimed_for_room IS NULL AND not_after > ?2
+                     ORDER BY id LIMIT 1",
+                    params![device, now as i64],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;

@@ -37,7 +37,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Replaces a hosted room's state.
+    /// Replaces a hosted room's state; a `None` GroupInfo keeps the stored one.
     pub fn update_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE rooms SET snapshot = ?2, epoch = ?3,

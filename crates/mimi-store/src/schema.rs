@@ -25,6 +25,7 @@ CREATE TABLE key_packages (
     user_name TEXT NOT NULL,
     key_package BLOB NOT NULL,
     kp_ref BLOB NOT NULL UNIQUE,
+    not_after INTEGER NOT NULL,
     claimed_for_room TEXT
 );
 CREATE INDEX key_packages_unclaimed ON key_packages(user_name, device_uri)
@@ -68,6 +69,7 @@ CREATE TABLE notify_seen (
     body_hash BLOB PRIMARY KEY,
     received_at INTEGER NOT NULL
 );
+CREATE INDEX notify_seen_by_age ON notify_seen(received_at);
 ";
 
 /// Sets durability pragmas and creates or upgrades the schema.

@@ -77,6 +77,7 @@ fn world_with_alice_and_bob() -> World {
         "mimi://a.example/u/alice",
         &created.group_info,
         &created.ratchet_tree,
+        &hub_sender_bytes(),
         now(),
     )
     .unwrap();

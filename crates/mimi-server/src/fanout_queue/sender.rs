@@ -87,11 +87,14 @@ async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<
                     .await??;
                 }
                 Some(hint) => {
-                    let backoff = hint.map(|d| d.as_millis() as u64).unwrap_or_else(|| {
-                        (FIRST_BACKOFF_MS << item.attempts.min(16))
-                            .min(s.config.limits.max_backoff_ms)
-                    });
-                    let next = now_ms() + backoff;
+                    let max = s.config.limits.max_backoff_ms;
+                    let backoff = hint
+                        .map(|d| (d.as_millis() as u64).min(max))
+                        .unwrap_or_else(|| {
+                            (FIRST_BACKOFF_MS << item.attempts.min(16))
+                                .min(s.config.limits.max_backoff_ms)
+                        });
+                    let next = now_ms().saturating_add(backoff);
                     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
                         let mut g = s.store.lock()?;
                         let tx = g.begin()?;
