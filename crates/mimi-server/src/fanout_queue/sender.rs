@@ -12,6 +12,9 @@ use crate::state::{AppState, now_ms};
 
 /// First retry delay after a failure; doubles per attempt up to `limits.max_backoff_ms`.
 const FIRST_BACKOFF_MS: u64 = 200;
+/// Attempts after which an entry the peer keeps refusing as malformed or forbidden (a 4xx other
+/// than 408 and 429) is dropped, so one poisoned entry cannot block the peer's queue forever.
+const MAX_REFUSED_ATTEMPTS: u32 = 10;
 /// How often an idle sender looks at its queue even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -63,8 +66,20 @@ async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<
                 Err(_) => format!("/v1/notify/{}", item.room_uri),
             };
             let outcome = state.peers.post(peer, &path, item.body.clone()).await;
+            let permanent_refusal = matches!(&outcome, Ok(r) if r.status.is_client_error()
+                && r.status != StatusCode::REQUEST_TIMEOUT
+                && r.status != StatusCode::TOO_MANY_REQUESTS);
+            if permanent_refusal && item.attempts + 1 >= MAX_REFUSED_ATTEMPTS {
+                tracing::error!(
+                    peer,
+                    room = %item.room_uri,
+                    attempts = item.attempts + 1,
+                    "peer keeps refusing a notify; dropping it"
+                );
+            }
             let retry_after = match outcome {
                 Ok(r) if r.status == StatusCode::CREATED => None,
+                _ if permanent_refusal && item.attempts + 1 >= MAX_REFUSED_ATTEMPTS => None,
                 Ok(r) => {
                     tracing::info!(peer, status = %r.status, "notify not accepted, will retry");
                     Some(r.retry_after)
