@@ -4,7 +4,7 @@ use crate::output::out;
 use anyhow::Context as _;
 use mimi_client::Client;
 
-use crate::{Cli, Command, RoomCommand};
+use crate::{Cli, Command, ContentCommand, RoomCommand};
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = cli.profile;
@@ -68,6 +68,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo { json } => crate::demo::run(json).await?,
+        Command::Content { command } => content(command)?,
     }
     Ok(())
 }
@@ -95,6 +96,44 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
             for (room, active) in client.rooms()? {
                 out!("{room}{}", if active { "" } else { " (left)" });
             }
+        }
+    }
+    Ok(())
+}
+
+fn content(command: ContentCommand) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    use mimi_content::MimiContent;
+
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match command {
+        ContentCommand::Decode { file, json: _ } => {
+            let content = MimiContent::decode(&read(&file)?)
+                .with_context(|| format!("{} is not valid MIMI content", file.display()))?;
+            out!("{}", serde_json::to_string_pretty(&content.to_json())?);
+        }
+        ContentCommand::Encode { file } => {
+            let json: serde_json::Value = serde_json::from_slice(&read(&file)?)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let content = MimiContent::from_json(&json)
+                .with_context(|| format!("{} is not MIMI content", file.display()))?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&content.encode())?;
+            stdout.flush()?;
+        }
+        ContentCommand::Id { file, sender, room } => {
+            let content = MimiContent::decode(&read(&file)?)
+                .with_context(|| format!("{} is not valid MIMI content", file.display()))?;
+            let sender = sender
+                .or_else(|| content.extensions.sender_uri().map(str::to_owned))
+                .context("no --sender and no senderUri extension")?;
+            let room = room
+                .or_else(|| content.extensions.room_uri().map(str::to_owned))
+                .context("no --room and no roomUri extension")?;
+            out!("{}", content.try_message_id(&sender, &room)?);
         }
     }
     Ok(())

@@ -81,11 +81,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work with MIMI content files (draft-ietf-mimi-content-08), offline.
+    Content {
+        #[command(subcommand)]
+        command: ContentCommand,
+    },
     /// Run three providers and three users on this machine and show a conversation.
     Demo {
         /// Print a JSON summary instead of the transcript.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContentCommand {
+    /// Decode a CBOR file and print it as JSON (byte strings in hex).
+    Decode {
+        /// The CBOR file.
+        file: PathBuf,
+        /// Print JSON (the default; kept for symmetry with other commands).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the JSON shape `content decode` prints and write deterministic CBOR to stdout.
+    Encode {
+        /// The JSON file.
+        file: PathBuf,
+    },
+    /// Print the message ID (hex) of a CBOR file.
+    Id {
+        /// The CBOR file.
+        file: PathBuf,
+        /// The sender's user URI (default: the senderUri extension).
+        #[arg(long)]
+        sender: Option<String>,
+        /// The room URI (default: the roomUri extension).
+        #[arg(long)]
+        room: Option<String>,
     },
 }
 
