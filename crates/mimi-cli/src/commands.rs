@@ -25,14 +25,42 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             room,
             text,
             no_sync,
+            reply_to,
         } => {
             let mut client = Client::open(&profile)?;
-            let id = if no_sync {
-                client.post(&room, &text).await?
-            } else {
-                client.send(&room, &text).await?
+            let id = match (no_sync, reply_to) {
+                (_, Some(to)) => client.reply(&room, &to, &text).await?,
+                (true, None) => client.post(&room, &text).await?,
+                (false, None) => client.send(&room, &text).await?,
             };
             out!("{id}");
+        }
+        Command::React { room, id, emoji } => {
+            out!(
+                "{}",
+                Client::open(&profile)?.react(&room, &id, &emoji).await?
+            );
+        }
+        Command::Unreact { room, id, emoji } => {
+            out!(
+                "{}",
+                Client::open(&profile)?.unreact(&room, &id, &emoji).await?
+            );
+        }
+        Command::Edit {
+            room,
+            id,
+            text,
+            danger_edit_others,
+        } => {
+            let mut client = Client::open(&profile)?;
+            out!(
+                "{}",
+                client.edit(&room, &id, &text, danger_edit_others).await?
+            );
+        }
+        Command::Delete { room, id } => {
+            out!("{}", Client::open(&profile)?.delete(&room, &id).await?);
         }
         Command::Sync { json } => {
             let mut client = Client::open(&profile)?;
@@ -58,12 +86,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 out!("{}", serde_json::to_string(&messages)?);
             } else {
                 for m in messages {
-                    out!(
-                        "{} {}: {}",
-                        m.timestamp,
-                        m.sender,
-                        m.text.unwrap_or_default()
-                    );
+                    out!("{}", human_line(&m));
                 }
             }
         }
@@ -137,4 +160,26 @@ fn content(command: ContentCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One message as a line: time, short ID, sender, reply, text or state, reactions.
+fn human_line(m: &mimi_client::StoredMessage) -> String {
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    let mut line = format!("{} {} {}:", m.timestamp, short(&m.id), m.sender);
+    if let Some(to) = &m.reply_to {
+        line.push_str(&format!(" (reply to {})", short(to)));
+    }
+    match (&m.invalid, m.deleted, &m.text) {
+        (Some(why), _, _) => line.push_str(&format!(" [invalid: {why}]")),
+        (None, true, _) => line.push_str(" [deleted]"),
+        (None, false, Some(text)) => line.push_str(&format!(" {text}")),
+        (None, false, None) => line.push_str(" [no text]"),
+    }
+    if m.edited && !m.deleted {
+        line.push_str(" [edited]");
+    }
+    for (reaction, users) in &m.reactions {
+        line.push_str(&format!(" {reaction}x{}", users.len()));
+    }
+    line
 }

@@ -66,6 +66,47 @@ enum Command {
         /// hub decide (useful to see the hub's own refusals).
         #[arg(long)]
         no_sync: bool,
+        /// Reply to this message ID.
+        #[arg(long, conflicts_with = "no_sync")]
+        reply_to: Option<String>,
+    },
+    /// React to a message (usually with one emoji).
+    React {
+        /// The room URI.
+        room: String,
+        /// The message ID.
+        id: String,
+        /// The reaction.
+        emoji: String,
+    },
+    /// Withdraw your reaction to a message.
+    Unreact {
+        /// The room URI.
+        room: String,
+        /// The message ID.
+        id: String,
+        /// The reaction to withdraw.
+        emoji: String,
+    },
+    /// Replace the text of one of your messages.
+    Edit {
+        /// The room URI.
+        room: String,
+        /// The message ID.
+        id: String,
+        /// The new text.
+        text: String,
+        /// Send the edit even for someone else's message; receivers ignore it. For testing
+        /// other clients' validation only.
+        #[arg(long, hide = true)]
+        danger_edit_others: bool,
+    },
+    /// Delete one of your messages.
+    Delete {
+        /// The room URI.
+        room: String,
+        /// The message ID.
+        id: String,
     },
     /// Fetch and process everything pending.
     Sync {

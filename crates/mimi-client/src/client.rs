@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mimi_content::MimiContent;
+use mimi_content::{MessageId, MimiContent};
 use mimi_protocol::{
     CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
     GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Api;
 use crate::error::ClientError;
-use crate::profile::{self, Account, Profile, StoredMessage};
+use crate::history::{Event, EventKind, StoredMessage, event_from_content, fold};
+use crate::profile::{self, Account, Profile};
 
 /// KeyPackages uploaded at registration and kept in stock.
 const KEY_PACKAGE_STOCK: usize = 10;
@@ -391,6 +392,102 @@ impl Client {
     /// Sends a text message with whatever this client currently knows, without syncing first
     /// (the hub decides whether it is still allowed); returns its message ID (hex).
     pub async fn post(&mut self, room: &str, text: &str) -> Result<String, ClientError> {
+        self.post_content(room, MimiContent::text(text)).await
+    }
+
+    /// Syncs, then replies to message `to` (hex ID).
+    pub async fn reply(&mut self, room: &str, to: &str, text: &str) -> Result<String, ClientError> {
+        self.sync().await?;
+        let to = self.known_message(room, to)?.0;
+        self.post_content(room, MimiContent::reply(to, text)).await
+    }
+
+    /// Syncs, then reacts to message `to` with `reaction` (usually one emoji).
+    pub async fn react(
+        &mut self,
+        room: &str,
+        to: &str,
+        reaction: &str,
+    ) -> Result<String, ClientError> {
+        self.sync().await?;
+        let to = self.known_message(room, to)?.0;
+        self.post_content(room, MimiContent::reaction(to, reaction))
+            .await
+    }
+
+    /// Syncs, then withdraws our `reaction` to message `to`.
+    pub async fn unreact(
+        &mut self,
+        room: &str,
+        to: &str,
+        reaction: &str,
+    ) -> Result<String, ClientError> {
+        self.sync().await?;
+        let events = self.profile.events(room)?;
+        let mine = events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.kind == EventKind::Reaction
+                    && e.sender == self.account.user_uri
+                    && e.target.as_deref() == Some(to)
+                    && e.text.as_deref() == Some(reaction)
+            })
+            .ok_or_else(|| {
+                ClientError::NotAllowed(format!("you did not react {reaction} to {to}"))
+            })?;
+        let reaction_id = parse_id(&mine.id)?;
+        self.post_content(room, MimiContent::unlike(reaction_id))
+            .await
+    }
+
+    /// Syncs, then replaces the text of our message `original`. With `allow_foreign`, sends
+    /// the edit even for someone else's message (receivers ignore it; for conformance tests).
+    pub async fn edit(
+        &mut self,
+        room: &str,
+        original: &str,
+        text: &str,
+        allow_foreign: bool,
+    ) -> Result<String, ClientError> {
+        self.sync().await?;
+        let (id, sender) = self.known_message(room, original)?;
+        if sender != self.account.user_uri && !allow_foreign {
+            return Err(ClientError::NotAllowed(format!(
+                "{original} was sent by {sender}, not you"
+            )));
+        }
+        self.post_content(room, MimiContent::edit(id, text)).await
+    }
+
+    /// Syncs, then deletes our message `original`.
+    pub async fn delete(&mut self, room: &str, original: &str) -> Result<String, ClientError> {
+        self.sync().await?;
+        let (id, sender) = self.known_message(room, original)?;
+        if sender != self.account.user_uri {
+            return Err(ClientError::NotAllowed(format!(
+                "{original} was sent by {sender}, not you"
+            )));
+        }
+        self.post_content(room, MimiContent::delete(id)).await
+    }
+
+    /// A message of this room we know: its ID and sender.
+    fn known_message(&self, room: &str, id: &str) -> Result<(MessageId, String), ClientError> {
+        let parsed = parse_id(id)?;
+        let events = self.profile.events(room)?;
+        let found = events
+            .iter()
+            .find(|e| e.id == id && e.kind == EventKind::Text)
+            .ok_or_else(|| ClientError::NotAllowed(format!("no message {id} in {room}")))?;
+        Ok((parsed, found.sender.clone()))
+    }
+
+    async fn post_content(
+        &mut self,
+        room: &str,
+        content: MimiContent,
+    ) -> Result<String, ClientError> {
         if !self.state.is_active(room) {
             return Err(ClientError::NotAllowed(format!("not a member of {room}")));
         }
@@ -400,10 +497,9 @@ impl Client {
             )));
         }
         self.commit_pending(room).await?;
-        let content = MimiContent::text(text)
+        let content = content
             .with_sender_uri(&self.account.user_uri)
             .with_room_uri(room);
-        let id = content.message_id(&self.account.user_uri, room).to_string();
         let me = self.me();
         let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
         let hash = Sha256::digest(&ciphertext).to_vec();
@@ -421,19 +517,12 @@ impl Client {
             SubmitOutcome::Accepted {
                 accepted_timestamp, ..
             } => {
+                let event =
+                    event_from_content(&content, &self.account.user_uri, room, accepted_timestamp);
                 let tx = self.profile.transaction()?;
-                profile::add_message(
-                    &tx,
-                    room,
-                    &StoredMessage {
-                        id: id.clone(),
-                        sender: self.account.user_uri.clone(),
-                        timestamp: accepted_timestamp,
-                        text: Some(text.to_owned()),
-                    },
-                )?;
+                profile::add_event(&tx, room, &event)?;
                 tx.commit()?;
-                Ok(id)
+                Ok(event.id)
             }
             SubmitOutcome::NotAllowed => Err(ClientError::Refused(format!(
                 "the hub does not allow {} to post in {room}",
@@ -473,7 +562,7 @@ impl Client {
                 self.account.inbox_cursor = entry.id;
                 let tx = self.profile.transaction()?;
                 match outcome {
-                    Ok(Some(Processed::Message(m))) => profile::add_message(&tx, &entry.room, &m)?,
+                    Ok(Some(Processed::Message(e))) => profile::add_event(&tx, &entry.room, &e)?,
                     Ok(Some(Processed::Room(room, active))) => {
                         profile::set_room(&tx, &room, active)?;
                         room_changes.push((room, active));
@@ -512,7 +601,7 @@ impl Client {
 
     /// The messages of a room, in display order (hub timestamp, then message ID).
     pub fn messages(&self, room: &str) -> Result<Vec<StoredMessage>, ClientError> {
-        self.profile.messages(room)
+        Ok(fold(&self.profile.events(room)?))
     }
 
     /// The participants of a room, with roles and clients.
@@ -597,22 +686,21 @@ impl Client {
                 sender_user, data, ..
             } => {
                 report.messages += 1;
-                let (id, text) = match MimiContent::decode(&data) {
-                    Ok(content) => (
-                        content.message_id(&sender_user, &entry.room).to_string(),
-                        content.plain_text(),
-                    ),
-                    Err(e) => (
-                        hex::encode(Sha256::digest(&data)),
-                        Some(format!("[undecodable content: {e}]")),
-                    ),
+                let event = match MimiContent::decode(&data) {
+                    Ok(content) => {
+                        event_from_content(&content, &sender_user, &entry.room, fanout.timestamp)
+                    }
+                    Err(e) => Event {
+                        id: hex::encode(Sha256::digest(&data)),
+                        sender: sender_user,
+                        timestamp: fanout.timestamp,
+                        kind: EventKind::Text,
+                        target: None,
+                        text: None,
+                        invalid: Some(format!("undecodable content: {e}")),
+                    },
                 };
-                Ok(Some(Processed::Message(StoredMessage {
-                    id,
-                    sender: sender_user,
-                    timestamp: fanout.timestamp,
-                    text,
-                })))
+                Ok(Some(Processed::Message(event)))
             }
             Incoming::Commit { removed_me, .. } => {
                 report.handshakes += 1;
@@ -811,7 +899,7 @@ enum Accepted {
 }
 
 enum Processed {
-    Message(StoredMessage),
+    Message(Event),
     Room(String, bool),
 }
 
@@ -880,4 +968,9 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+fn parse_id(id: &str) -> Result<MessageId, ClientError> {
+    id.parse()
+        .map_err(|_| ClientError::Usage(format!("{id:?} is not a message ID (64 hex digits)")))
 }

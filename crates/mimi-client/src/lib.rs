@@ -8,9 +8,10 @@
 mod api;
 mod client;
 mod error;
+mod history;
 mod profile;
 
 // Public API.
 pub use client::{Client, MemberEntry, SyncReport};
 pub use error::ClientError;
-pub use profile::StoredMessage;
+pub use history::StoredMessage;

@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::ClientError;
+use crate::history::{Event, EventKind};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS account (
@@ -22,12 +23,15 @@ CREATE TABLE IF NOT EXISTS account (
 );
 CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (room_uri TEXT PRIMARY KEY, active INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
+CREATE TABLE IF NOT EXISTS events (
     room_uri TEXT NOT NULL,
     id TEXT NOT NULL,
     sender TEXT NOT NULL,
     timestamp INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
     text TEXT,
+    invalid TEXT,
     PRIMARY KEY (room_uri, id)
 );
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
@@ -45,19 +49,6 @@ pub(crate) struct Account {
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) signature_key: Vec<u8>,
     pub(crate) inbox_cursor: i64,
-}
-
-/// One stored message.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StoredMessage {
-    /// The MIMI message ID, hex.
-    pub id: String,
-    /// The sender's user URI.
-    pub sender: String,
-    /// The hub's acceptance time, ms since the UNIX epoch.
-    pub timestamp: u64,
-    /// The text, if the message has a text part.
-    pub text: Option<String>,
 }
 
 pub(crate) struct Profile {
@@ -142,16 +133,21 @@ impl Profile {
         Ok(self.conn.transaction()?)
     }
 
-    pub(crate) fn messages(&self, room_uri: &str) -> Result<Vec<StoredMessage>, ClientError> {
+    /// A room's events in display order: hub timestamp, then message ID.
+    pub(crate) fn events(&self, room_uri: &str) -> Result<Vec<Event>, ClientError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, sender, timestamp, text FROM messages WHERE room_uri = ?1 ORDER BY timestamp, id",
+            "SELECT id, sender, timestamp, kind, target, text, invalid FROM events
+             WHERE room_uri = ?1 ORDER BY timestamp, id",
         )?;
         let rows = stmt.query_map(params![room_uri], |r| {
-            Ok(StoredMessage {
+            Ok(Event {
                 id: r.get(0)?,
                 sender: r.get(1)?,
                 timestamp: r.get::<_, i64>(2)? as u64,
-                text: r.get(3)?,
+                kind: EventKind::parse(&r.get::<_, String>(3)?),
+                target: r.get(4)?,
+                text: r.get(5)?,
+                invalid: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -224,14 +220,24 @@ pub(crate) fn set_room(
     Ok(())
 }
 
-pub(crate) fn add_message(
+pub(crate) fn add_event(
     tx: &rusqlite::Transaction<'_>,
     room_uri: &str,
-    m: &StoredMessage,
+    e: &Event,
 ) -> Result<(), ClientError> {
     tx.execute(
-        "INSERT OR IGNORE INTO messages (room_uri, id, sender, timestamp, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![room_uri, m.id, m.sender, m.timestamp as i64, m.text],
+        "INSERT OR IGNORE INTO events (room_uri, id, sender, timestamp, kind, target, text, invalid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            room_uri,
+            e.id,
+            e.sender,
+            e.timestamp as i64,
+            e.kind.as_str(),
+            e.target,
+            e.text,
+            e.invalid
+        ],
     )?;
     Ok(())
 }

@@ -167,3 +167,80 @@ fn second_device_joins_through_group_info_and_an_outsider_cannot() {
     alice.send(&room, "bye bob");
     wait_members(&alice, &room, &[alice.uri()]);
 }
+
+#[test]
+fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ignored() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("features");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    alice.add(&room, &cathy.uri());
+    wait_joined(&cathy, &room);
+
+    let first = alice.send(&room, "first draft");
+    wait_messages(&bob, &room, 1);
+    let reply = bob
+        .run_ok(&["send", &room, "nice", "--reply-to", &first])
+        .trim()
+        .to_owned();
+    wait_messages(&cathy, &room, 2);
+    cathy.run_ok(&["react", &room, &first, "❤"]);
+    bob.run_ok(&["react", &room, &first, "👍"]);
+    alice.run_ok(&["edit", &room, &first, "final text"]);
+    // Bob's client refuses to edit alice's message; forced, every receiver ignores it.
+    let refused = bob.run_expect_failure(&["edit", &room, &first, "bob was here"]);
+    assert!(refused.contains("not you"), "{refused}");
+    bob.run_ok(&[
+        "edit",
+        &room,
+        &first,
+        "bob was here",
+        "--danger-edit-others",
+    ]);
+    bob.run_ok(&["unreact", &room, &first, "👍"]);
+    bob.run_ok(&["delete", &room, &reply]);
+    let last = alice.send(&room, "done");
+
+    for client in [&alice, &bob, &cathy] {
+        let view = wait_until_view(client, &room, &last);
+        let m1 = view
+            .iter()
+            .find(|m| m["id"] == first.as_str())
+            .expect("first message");
+        assert_eq!(m1["text"], "final text", "{} sees {m1}", client.uri());
+        assert_eq!(m1["edited"], true);
+        assert_eq!(m1["deleted"], false);
+        assert_eq!(
+            m1["reactions"],
+            serde_json::json!({ "❤": [cathy.uri()] }),
+            "{m1}"
+        );
+        let m2 = view
+            .iter()
+            .find(|m| m["id"] == reply.as_str())
+            .expect("reply");
+        assert_eq!(m2["reply_to"], first.as_str());
+        assert_eq!(m2["deleted"], true);
+        assert_eq!(m2["text"], serde_json::Value::Null);
+    }
+}
+
+/// Syncs `client` until the message `last` is in its view of `room`; returns that view.
+fn wait_until_view(
+    client: &mimi_conformance::Client,
+    room: &str,
+    last: &str,
+) -> Vec<serde_json::Value> {
+    for _ in 0..100 {
+        client.sync();
+        let view = client.messages(room);
+        if view.iter().any(|m| m["id"] == last) {
+            return view;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{} never received {last}", client.uri());
+}

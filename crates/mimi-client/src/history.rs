@@ -1,0 +1,263 @@
+//! A room's history as people see it (draft-ietf-mimi-content-08 feature recipes): received
+//! content is classified (text, reaction, edit, delete, unreact), validated against who sent it
+//! through MLS, stored as events, and folded into one view per message: its latest text, whether
+//! it was edited or deleted, and who reacted with what.
+
+use std::collections::BTreeMap;
+
+use mimi_content::{Disposition, MimiContent, PartBody};
+use serde::Serialize;
+
+/// What one stored event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    /// A message with text (perhaps a reply).
+    Text,
+    /// A reaction to `target`.
+    Reaction,
+    /// A new text for `target`.
+    Edit,
+    /// A retraction of `target`.
+    Delete,
+    /// A withdrawal of the reaction `target`.
+    Unreact,
+}
+
+impl EventKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Reaction => "reaction",
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+            Self::Unreact => "unreact",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "reaction" => Self::Reaction,
+            "edit" => Self::Edit,
+            "delete" => Self::Delete,
+            "unreact" => Self::Unreact,
+            _ => Self::Text,
+        }
+    }
+}
+
+/// One event as stored in the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) id: String,
+    pub(crate) sender: String,
+    pub(crate) timestamp: u64,
+    pub(crate) kind: EventKind,
+    /// The message replied or reacted to, or replaced.
+    pub(crate) target: Option<String>,
+    pub(crate) text: Option<String>,
+    /// Why the event failed validation, if it did.
+    pub(crate) invalid: Option<String>,
+}
+
+/// A message as shown: `mimi messages --json` prints a list of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    /// The MIMI message ID (hex) of its first version.
+    pub id: String,
+    /// The sender's user URI.
+    pub sender: String,
+    /// The hub's acceptance time, ms since the UNIX epoch.
+    pub timestamp: u64,
+    /// The current text; `None` once deleted or when the message has no text part.
+    pub text: Option<String>,
+    /// The message this one replies to.
+    pub reply_to: Option<String>,
+    /// Whether its sender replaced the text.
+    pub edited: bool,
+    /// Whether its sender deleted it.
+    pub deleted: bool,
+    /// Reactions: emoji (or other reaction text) to the users who reacted, sorted.
+    pub reactions: BTreeMap<String, Vec<String>>,
+    /// Set when the message failed validation: it is reported, not shown as valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+}
+
+/// Classifies decoded content and checks it against the MLS sender and the room (CLI-001:
+/// senderUri equals the MLS sender's user; CLI-002: roomUri equals the room).
+pub(crate) fn event_from_content(
+    content: &MimiContent,
+    mls_sender_user: &str,
+    room: &str,
+    timestamp: u64,
+) -> Event {
+    let id = content.message_id(mls_sender_user, room).to_string();
+    let reaction = content.body.disposition.effective() == Disposition::REACTION;
+    let null = matches!(content.body.body, PartBody::Null);
+    let (kind, target) = match (content.replaces, reaction, null) {
+        (Some(t), true, true) => (EventKind::Unreact, Some(t)),
+        (Some(t), false, true) => (EventKind::Delete, Some(t)),
+        (Some(t), _, false) => (EventKind::Edit, Some(t)),
+        (None, true, _) => (EventKind::Reaction, content.in_reply_to),
+        (None, false, _) => (EventKind::Text, content.in_reply_to),
+    };
+    let invalid = match (
+        content.extensions.sender_uri(),
+        content.extensions.room_uri(),
+    ) {
+        (Some(s), _) if s != mls_sender_user => Some(format!(
+            "content names sender {s} but MLS says {mls_sender_user}"
+        )),
+        (None, _) => Some("content carries no sender URI".to_owned()),
+        (_, Some(r)) if r != room => Some(format!("content names room {r}, not {room}")),
+        (_, None) => Some("content carries no room URI".to_owned()),
+        _ if kind == EventKind::Reaction && target.is_none() => {
+            Some("a reaction without inReplyTo".to_owned())
+        }
+        _ => None,
+    };
+    Event {
+        id,
+        sender: mls_sender_user.to_owned(),
+        timestamp,
+        kind,
+        target: target.map(|t| t.to_string()),
+        text: if null { None } else { content.plain_text() },
+        invalid,
+    }
+}
+
+/// Folds a room's events (in display order) into messages. Edits, deletes and withdrawn
+/// reactions count only when they come from the original's sender (CLI-003); others are ignored.
+pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
+    let mut messages: Vec<StoredMessage> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut reactions: BTreeMap<&str, (&Event, bool)> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == EventKind::Text) {
+        index.insert(&e.id, messages.len());
+        messages.push(StoredMessage {
+            id: e.id.clone(),
+            sender: e.sender.clone(),
+            timestamp: e.timestamp,
+            text: if e.invalid.is_some() {
+                None
+            } else {
+                e.text.clone()
+            },
+            reply_to: e.target.clone(),
+            edited: false,
+            deleted: false,
+            reactions: BTreeMap::new(),
+            invalid: e.invalid.clone(),
+        });
+    }
+    for e in events.iter().filter(|e| e.invalid.is_none()) {
+        match e.kind {
+            EventKind::Text => {}
+            EventKind::Reaction => {
+                reactions.insert(&e.id, (e, true));
+            }
+            EventKind::Unreact => {
+                if let Some(t) = e.target.as_deref()
+                    && let Some((r, alive)) = reactions.get_mut(t)
+                    && r.sender == e.sender
+                {
+                    *alive = false;
+                }
+            }
+            EventKind::Edit | EventKind::Delete => {
+                let Some(&i) = e.target.as_deref().and_then(|t| index.get(t)) else {
+                    continue;
+                };
+                let m = &mut messages[i];
+                if m.sender != e.sender || m.deleted {
+                    continue;
+                }
+                if e.kind == EventKind::Edit {
+                    m.text = e.text.clone();
+                    m.edited = true;
+                } else {
+                    m.text = None;
+                    m.deleted = true;
+                }
+            }
+        }
+    }
+    for (r, alive) in reactions.values() {
+        let (Some(target), Some(text), true) = (r.target.as_deref(), r.text.as_deref(), *alive)
+        else {
+            continue;
+        };
+        if let Some(&i) = index.get(target) {
+            let users = messages[i].reactions.entry(text.to_owned()).or_default();
+            if !users.contains(&r.sender) {
+                users.push(r.sender.clone());
+                users.sort();
+            }
+        }
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = "mimi://a.example/r/r";
+    const ALICE: &str = "mimi://a.example/u/alice";
+    const BOB: &str = "mimi://b.example/u/bob";
+
+    fn event(content: MimiContent, sender: &str, ts: u64) -> Event {
+        let content = content.with_sender_uri(sender).with_room_uri(ROOM);
+        event_from_content(&content, sender, ROOM, ts)
+    }
+
+    #[test]
+    fn edits_and_deletes_count_only_from_the_original_sender() {
+        let original = event(MimiContent::text("hi"), ALICE, 1);
+        let id: mimi_content::MessageId = original.id.parse().unwrap();
+        let forged = event(MimiContent::edit(id, "forged"), BOB, 2);
+        let fine = event(MimiContent::edit(id, "hello"), ALICE, 3);
+        let view = fold(&[original.clone(), forged, fine]);
+        assert_eq!(view[0].text.as_deref(), Some("hello"));
+        assert!(view[0].edited);
+        let forged_delete = event(MimiContent::delete(id), BOB, 4);
+        let view = fold(&[original, forged_delete]);
+        assert!(!view[0].deleted);
+    }
+
+    #[test]
+    fn reactions_group_by_emoji_and_can_be_withdrawn_by_their_sender_only() {
+        let original = event(MimiContent::text("hi"), ALICE, 1);
+        let id: mimi_content::MessageId = original.id.parse().unwrap();
+        let like = event(MimiContent::reaction(id, "❤"), BOB, 2);
+        let like_id: mimi_content::MessageId = like.id.parse().unwrap();
+        let also = event(MimiContent::reaction(id, "❤"), ALICE, 3);
+        let forged_unlike = event(MimiContent::unlike(like_id), ALICE, 4);
+        let view = fold(&[original.clone(), like.clone(), also.clone(), forged_unlike]);
+        assert_eq!(
+            view[0].reactions["❤"],
+            vec![ALICE.to_string(), BOB.to_string()]
+        );
+        let unlike = event(MimiContent::unlike(like_id), BOB, 5);
+        let view = fold(&[original, like, also, unlike]);
+        assert_eq!(view[0].reactions["❤"], vec![ALICE.to_string()]);
+    }
+
+    #[test]
+    fn content_naming_another_sender_or_room_is_reported_not_shown() {
+        let spoofed = MimiContent::text("I am bob")
+            .with_sender_uri(BOB)
+            .with_room_uri(ROOM);
+        let e = event_from_content(&spoofed, ALICE, ROOM, 1);
+        assert!(e.invalid.as_deref().unwrap().contains("MLS says"));
+        let view = fold(&[e]);
+        assert_eq!(view[0].text, None);
+        assert!(view[0].invalid.is_some());
+        let elsewhere = MimiContent::text("x")
+            .with_sender_uri(ALICE)
+            .with_room_uri("mimi://a.example/r/other");
+        let e = event_from_content(&elsewhere, ALICE, ROOM, 1);
+        assert!(e.invalid.as_deref().unwrap().contains("names room"));
+    }
+}
