@@ -59,6 +59,13 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 client.edit(&room, &id, &text, danger_edit_others).await?
             );
         }
+        Command::Attach { room, file } => {
+            out!("{}", Client::open(&profile)?.attach(&room, &file).await?);
+        }
+        Command::Download { room, id, out } => {
+            let bytes = Client::open(&profile)?.download(&room, &id, &out).await?;
+            out!("{bytes}");
+        }
         Command::Delete { room, id } => {
             out!("{}", Client::open(&profile)?.delete(&room, &id).await?);
         }
@@ -174,6 +181,9 @@ fn human_line(m: &mimi_client::StoredMessage) -> String {
         (None, true, _) => line.push_str(" [deleted]"),
         (None, false, Some(text)) => line.push_str(&format!(" {text}")),
         (None, false, None) => line.push_str(" [no text]"),
+    }
+    if let Some(a) = &m.attachment {
+        line.push_str(&format!(" [attachment {} ({} bytes)]", a.filename, a.size));
     }
     if m.edited && !m.deleted {
         line.push_str(" [edited]");

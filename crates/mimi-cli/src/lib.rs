@@ -101,6 +101,23 @@ enum Command {
         #[arg(long, hide = true)]
         danger_edit_others: bool,
     },
+    /// Send a file, encrypted end to end (the providers store only ciphertext).
+    Attach {
+        /// The room URI.
+        room: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Download and decrypt a message's attachment, checking it was not tampered with.
+    Download {
+        /// The room URI.
+        room: String,
+        /// The message ID.
+        id: String,
+        /// Where to write the file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Delete one of your messages.
     Delete {
         /// The room URI.

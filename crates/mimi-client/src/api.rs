@@ -57,6 +57,11 @@ impl Api {
         Ok(checked(response).await?.json().await?)
     }
 
+    pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let response = self.request(reqwest::Method::GET, path).send().await?;
+        Ok(checked(response).await?.bytes().await?.to_vec())
+    }
+
     pub(crate) async fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -101,7 +106,7 @@ async fn checked(response: reqwest::Response) -> Result<reqwest::Response, Clien
     let body = response.text().await.unwrap_or_default();
     let body = body.trim().to_owned();
     Err(match status.as_u16() {
-        400 | 403 | 404 | 409 => ClientError::Refused(body),
+        400 | 403 | 404 | 409 | 413 => ClientError::Refused(body),
         401 => ClientError::Usage(format!("the provider does not know this client: {body}")),
         _ => ClientError::Provider(format!("{status}: {body}")),
     })

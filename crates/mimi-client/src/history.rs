@@ -57,6 +57,65 @@ pub(crate) struct Event {
     pub(crate) text: Option<String>,
     /// Why the event failed validation, if it did.
     pub(crate) invalid: Option<String>,
+    /// The attachment it carries, if any.
+    pub(crate) attachment: Option<Attachment>,
+}
+
+/// An encrypted attachment as carried in an external part (draft-ietf-mimi-content-08 §4):
+/// where it is and how to check and decrypt it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Attachment {
+    /// Where the ciphertext is stored.
+    pub url: String,
+    /// Media type of the plaintext.
+    pub content_type: String,
+    /// Size of the plaintext, bytes.
+    pub size: u64,
+    /// Suggested file name.
+    pub filename: String,
+    /// AEAD algorithm (1 = AES-128-GCM).
+    #[serde(skip_serializing)]
+    pub(crate) enc_alg: u16,
+    /// AEAD key, nonce and additional data (hex in the profile, never printed).
+    #[serde(skip_serializing)]
+    pub(crate) key: Vec<u8>,
+    #[serde(skip_serializing)]
+    pub(crate) nonce: Vec<u8>,
+    #[serde(skip_serializing)]
+    pub(crate) aad: Vec<u8>,
+    /// SHA-256 of the ciphertext at `url`.
+    #[serde(skip_serializing)]
+    pub(crate) content_hash: Vec<u8>,
+}
+
+impl Attachment {
+    /// The profile's encoding (all fields, hex for bytes).
+    pub(crate) fn to_stored(&self) -> String {
+        serde_json::json!({
+            "url": self.url, "content_type": self.content_type, "size": self.size,
+            "filename": self.filename, "enc_alg": self.enc_alg, "key": hex::encode(&self.key),
+            "nonce": hex::encode(&self.nonce), "aad": hex::encode(&self.aad),
+            "content_hash": hex::encode(&self.content_hash),
+        })
+        .to_string()
+    }
+
+    /// Reads [`Attachment::to_stored`] back.
+    pub(crate) fn from_stored(text: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let bytes = |k: &str| v[k].as_str().and_then(|h| hex::decode(h).ok());
+        Some(Self {
+            url: v["url"].as_str()?.to_owned(),
+            content_type: v["content_type"].as_str()?.to_owned(),
+            size: v["size"].as_u64()?,
+            filename: v["filename"].as_str()?.to_owned(),
+            enc_alg: u16::try_from(v["enc_alg"].as_u64()?).ok()?,
+            key: bytes("key")?,
+            nonce: bytes("nonce")?,
+            aad: bytes("aad")?,
+            content_hash: bytes("content_hash")?,
+        })
+    }
 }
 
 /// A message as shown: `mimi messages --json` prints a list of these.
@@ -78,6 +137,8 @@ pub struct StoredMessage {
     pub deleted: bool,
     /// Reactions: emoji (or other reaction text) to the users who reacted, sorted.
     pub reactions: BTreeMap<String, Vec<String>>,
+    /// The attachment, if the message carries one (download it with `mimi download`).
+    pub attachment: Option<Attachment>,
     /// Set when the message failed validation: it is reported, not shown as valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
@@ -124,6 +185,20 @@ pub(crate) fn event_from_content(
         target: target.map(|t| t.to_string()),
         text: if null { None } else { content.plain_text() },
         invalid,
+        attachment: match &content.body.body {
+            PartBody::External(ext) => Some(Attachment {
+                url: ext.url.clone(),
+                content_type: ext.content_type.clone(),
+                size: ext.size,
+                filename: ext.filename.clone(),
+                enc_alg: ext.enc_alg,
+                key: ext.key.clone(),
+                nonce: ext.nonce.clone(),
+                aad: ext.aad.clone(),
+                content_hash: ext.content_hash.clone(),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -148,6 +223,7 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
             edited: false,
             deleted: false,
             reactions: BTreeMap::new(),
+            attachment: e.attachment.clone(),
             invalid: e.invalid.clone(),
         });
     }
@@ -178,6 +254,7 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
                     m.edited = true;
                 } else {
                     m.text = None;
+                    m.attachment = None;
                     m.deleted = true;
                 }
             }

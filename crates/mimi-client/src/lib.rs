@@ -14,4 +14,4 @@ mod profile;
 // Public API.
 pub use client::{Client, MemberEntry, SyncReport};
 pub use error::ClientError;
-pub use history::StoredMessage;
+pub use history::{Attachment, StoredMessage};

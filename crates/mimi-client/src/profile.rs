@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::ClientError;
-use crate::history::{Event, EventKind};
+use crate::history::{Attachment, Event, EventKind};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS account (
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS events (
     target TEXT,
     text TEXT,
     invalid TEXT,
+    attachment TEXT,
     PRIMARY KEY (room_uri, id)
 );
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
@@ -136,7 +137,7 @@ impl Profile {
     /// A room's events in display order: hub timestamp, then message ID.
     pub(crate) fn events(&self, room_uri: &str) -> Result<Vec<Event>, ClientError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, sender, timestamp, kind, target, text, invalid FROM events
+            "SELECT id, sender, timestamp, kind, target, text, invalid, attachment FROM events
              WHERE room_uri = ?1 ORDER BY timestamp, id",
         )?;
         let rows = stmt.query_map(params![room_uri], |r| {
@@ -148,6 +149,9 @@ impl Profile {
                 target: r.get(4)?,
                 text: r.get(5)?,
                 invalid: r.get(6)?,
+                attachment: r
+                    .get::<_, Option<String>>(7)?
+                    .and_then(|a| Attachment::from_stored(&a)),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -226,8 +230,9 @@ pub(crate) fn add_event(
     e: &Event,
 ) -> Result<(), ClientError> {
     tx.execute(
-        "INSERT OR IGNORE INTO events (room_uri, id, sender, timestamp, kind, target, text, invalid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO events
+             (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             room_uri,
             e.id,
@@ -236,7 +241,8 @@ pub(crate) fn add_event(
             e.kind.as_str(),
             e.target,
             e.text,
-            e.invalid
+            e.invalid,
+            e.attachment.as_ref().map(Attachment::to_stored)
         ],
     )?;
     Ok(())

@@ -34,6 +34,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/update/{*room}", post(update))
         .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
+        .route("/client/v1/assets", post(upload_asset))
+        .route("/client/v1/download", get(download))
         .route("/client/v1/inbox", get(inbox))
         .route("/client/v1/inbox/ack", post(ack))
         .route("/client/v1/unsubscribe", post(unsubscribe))
@@ -411,4 +413,58 @@ async fn unsubscribe(
         .write(move |tx| Ok(tx.unsubscribe(&request.room, &client.device_uri)?))
         .await?;
     Ok(Json(serde_json::json!({})))
+}
+
+async fn upload_asset(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let url = crate::assets::upload(&state, client.device_uri, body.to_vec()).await?;
+    Ok(Json(serde_json::json!({ "url": url })))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    room: String,
+    url: String,
+}
+
+/// Downloads an asset for a local client: ours directly, others through the room's hub
+/// (`proxyDownload`), so the asset's host never learns who downloads (draft §5.9).
+async fn download(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<DownloadQuery>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &headers).await?;
+    let (domain, id) = crate::assets::parse_url(&query.url)?;
+    if domain == state.domain() {
+        return crate::assets::local(&state, &id).await;
+    }
+    let room: MimiUri = query
+        .room
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("bad room: {e}")))?;
+    if room.domain() == state.domain() {
+        return crate::assets::proxy(&state, &query.url).await;
+    }
+    let path = format!(
+        "/v1/proxyDownload/{}",
+        crate::assets::encode_segment(&query.url)
+    );
+    let answer = state
+        .peers
+        .get(room.domain(), &path)
+        .await
+        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
+    if !answer.status.is_success() {
+        return Err(ApiError::bad_gateway(format!(
+            "the hub answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body).trim()
+        )));
+    }
+    Ok(answer.body)
 }

@@ -45,6 +45,10 @@ pub struct Limits {
     /// under 8 MiB; default 16 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Largest attachment a local client may upload, bytes. Default 10 MiB: photos and short
+    /// clips; must stay below `max_body_bytes`.
+    #[serde(default = "default_max_asset")]
+    pub max_asset_bytes: usize,
     /// Concurrent connections served; more wait in the accept queue. Default 512.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -60,6 +64,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: default_max_body(),
+            max_asset_bytes: default_max_asset(),
             max_connections: default_max_connections(),
             peer_timeout_secs: default_peer_timeout(),
             max_backoff_ms: default_max_backoff(),
@@ -69,6 +74,9 @@ impl Default for Limits {
 
 fn default_max_body() -> usize {
     16 * 1024 * 1024
+}
+fn default_max_asset() -> usize {
+    10 * 1024 * 1024
 }
 fn default_max_connections() -> usize {
     512
@@ -122,6 +130,9 @@ impl Config {
             if domain == &self.domain {
                 problems.push(format!("peers.{domain}: a provider cannot be its own peer"));
             }
+        }
+        if self.limits.max_asset_bytes >= self.limits.max_body_bytes {
+            problems.push("limits.max_asset_bytes must be below limits.max_body_bytes".into());
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.max_connections must be at least 1".into());

@@ -28,6 +28,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/submitMessage/{*room}", post(submit))
         .route("/v1/notify/{*room}", post(notify))
         .route("/v1/groupInfo/{*room}", post(group_info))
+        .route("/v1/assets/{id}", get(asset))
+        .route("/v1/proxyDownload/{url}", get(proxy_download))
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
@@ -166,4 +168,27 @@ async fn group_info(
         tokio::task::spawn_blocking(move || hub::group_info(&state, &room, &request, &peer))
             .await??;
     Ok(response.encode())
+}
+
+/// `GET /v1/assets/{id}`: a peer (typically a hub proxying for its followers) fetches one of our
+/// assets; they are ciphertext, readable by any authenticated provider.
+async fn asset(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::assets::local(&state, &id).await
+}
+
+/// `GET /v1/proxyDownload/{downloadUrl}` (draft §5.9): the hub fetches an asset for a peer.
+async fn proxy_download(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(url): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::assets::proxy(&state, &url).await
 }

@@ -6,6 +6,7 @@
 //! accepted messages into inboxes and the durable `fanout_queue`; `http` is the mutual-TLS
 //! accept loop; `config`, `init` and `tls` set a provider up.
 
+mod assets;
 mod client_api;
 mod config;
 mod delivery;

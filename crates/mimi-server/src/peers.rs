@@ -52,6 +52,12 @@ impl Peers {
         })
     }
 
+    /// GETs `path` (starting with `/v1/`) at `domain`.
+    pub(crate) async fn get(&self, domain: &str, path: &str) -> anyhow::Result<PeerResponse> {
+        self.send(domain, self.request(reqwest::Method::GET, domain, path)?)
+            .await
+    }
+
     /// POSTs `body` to `path` (starting with `/v1/`) at `domain`.
     pub(crate) async fn post(
         &self,
@@ -59,16 +65,35 @@ impl Peers {
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<PeerResponse> {
+        let request = self
+            .request(reqwest::Method::POST, domain, path)?
+            .header("Content-Type", "application/octet-stream")
+            .body(body);
+        self.send(domain, request).await
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        domain: &str,
+        path: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
         let port = self
             .ports
             .get(domain)
             .with_context(|| format!("{domain} is not a configured peer"))?;
-        let response = self
+        Ok(self
             .client
-            .post(format!("https://{domain}:{port}{path}"))
-            .header("From", &self.from)
-            .header("Content-Type", "application/octet-stream")
-            .body(body)
+            .request(method, format!("https://{domain}:{port}{path}"))
+            .header("From", &self.from))
+    }
+
+    async fn send(
+        &self,
+        domain: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<PeerResponse> {
+        let response = request
             .send()
             .await
             .with_context(|| format!("{domain} unreachable"))?;
@@ -89,5 +114,10 @@ impl Peers {
             retry_after,
             body,
         })
+    }
+
+    /// Whether `domain` is a configured peer.
+    pub(crate) fn knows(&self, domain: &str) -> bool {
+        self.ports.contains_key(domain)
     }
 }

@@ -7,6 +7,7 @@
 //! moment loses nothing that was acknowledged.
 
 mod accounts;
+mod assets;
 mod error;
 mod inbox;
 mod key_packages;

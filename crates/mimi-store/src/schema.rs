@@ -65,6 +65,12 @@ CREATE TABLE subscriptions (
     device_uri TEXT NOT NULL,
     PRIMARY KEY (room_uri, device_uri)
 );
+CREATE TABLE assets (
+    id TEXT PRIMARY KEY,
+    device_uri TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
 CREATE TABLE notify_seen (
     body_hash BLOB PRIMARY KEY,
     received_at INTEGER NOT NULL

@@ -244,3 +244,71 @@ fn wait_until_view(
     }
     panic!("{} never received {last}", client.uri());
 }
+
+#[test]
+fn attachment_of_five_mib_crosses_providers_through_the_hub_and_tampering_is_detected() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("files");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    alice.add(&room, &cathy.uri());
+    wait_joined(&cathy, &room);
+
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("photo.bin");
+    let data: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    // Bob (b.example) uploads to his own provider; cathy (c.example) downloads through the hub.
+    let id = bob
+        .run_ok(&["attach", &room, file.to_str().unwrap()])
+        .trim()
+        .to_owned();
+    wait_until_view(&cathy, &room, &id);
+    let out = scratch.path().join("got.bin");
+    cathy.run_ok(&["download", &room, &id, "--out", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "downloaded bytes differ"
+    );
+    let view = cathy.messages(&room);
+    let m = view.iter().find(|m| m["id"] == id.as_str()).unwrap();
+    assert_eq!(m["attachment"]["size"], data.len() as u64);
+    assert_eq!(m["attachment"]["filename"], "photo.bin");
+    assert!(
+        m["attachment"].get("key").is_none(),
+        "keys are never printed"
+    );
+
+    // b.example never held the plaintext: its database has no 64-byte run of the file.
+    let db = net.provider("b.example").dir.join("mimid.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT bytes FROM assets", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        !stored.windows(64).any(|w| w == &data[1000..1064]),
+        "plaintext on the server"
+    );
+
+    // A provider that swaps the stored bytes is caught.
+    let mut tampered = stored.clone();
+    tampered[10] ^= 1;
+    conn.execute("UPDATE assets SET bytes = ?1", [tampered])
+        .unwrap();
+    let refused =
+        cathy.run_expect_failure(&["download", &room, &id, "--out", out.to_str().unwrap()]);
+    assert_one_line(&refused);
+    assert!(refused.contains("tampered"), "{refused}");
+
+    // Over the provider's limit: one clear line, nothing sent.
+    let big = scratch.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 11 * 1024 * 1024]).unwrap();
+    let refused = alice.run_expect_failure(&["attach", &room, big.to_str().unwrap()]);
+    assert_one_line(&refused);
+    assert!(refused.contains("limit"), "{refused}");
+}
