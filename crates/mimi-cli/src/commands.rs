@@ -59,6 +59,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 client.edit(&room, &id, &text, danger_edit_others).await?
             );
         }
+        Command::Mark { room, status } => {
+            let status = mimi_client::MessageStatus::from_name(&status)
+                .with_context(|| format!("unknown status {status:?} (try read or delivered)"))?;
+            let count = Client::open(&profile)?.mark(&room, status).await?;
+            out!("{count}");
+        }
         Command::Attach { room, file } => {
             out!("{}", Client::open(&profile)?.attach(&room, &file).await?);
         }
@@ -187,6 +193,9 @@ fn human_line(m: &mimi_client::StoredMessage) -> String {
     }
     if m.edited && !m.deleted {
         line.push_str(" [edited]");
+    }
+    for (status, users) in &m.receipts {
+        line.push_str(&format!(" {status}:{}", users.len()));
     }
     for (reaction, users) in &m.reactions {
         line.push_str(&format!(" {reaction}x{}", users.len()));

@@ -101,6 +101,14 @@ enum Command {
         #[arg(long, hide = true)]
         danger_edit_others: bool,
     },
+    /// Report receipts (draft-mahy-mimi-message-status) for the room's messages from others.
+    Mark {
+        /// The room URI.
+        room: String,
+        /// The status to report: delivered, read, unread, hidden, ...
+        #[arg(long, default_value = "read")]
+        status: String,
+    },
     /// Send a file, encrypted end to end (the providers store only ciphertext).
     Attach {
         /// The room URI.

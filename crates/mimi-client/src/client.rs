@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mimi_content::{MessageId, MimiContent};
+use mimi_content::{MessageId, MessageStatus, MessageStatusReport, MimiContent};
 use mimi_protocol::{
     CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
     GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::Api;
 use crate::error::ClientError;
-use crate::history::{Event, EventKind, StoredMessage, event_from_content, fold};
+use crate::history::{Event, EventKind, StoredMessage, event_from_content, fold, status_content};
 use crate::profile::{self, Account, Profile};
 
 /// KeyPackages uploaded at registration and kept in stock.
@@ -579,6 +579,33 @@ impl Client {
         std::fs::write(out, &plaintext)
             .map_err(|e| ClientError::Usage(format!("cannot write {}: {e}", out.display())))?;
         Ok(plaintext.len() as u64)
+    }
+
+    /// Syncs, then reports `status` (delivered, read, ...) for every message of others in the
+    /// room whose status from us differs; returns how many messages the report covers (0 sends
+    /// nothing).
+    pub async fn mark(&mut self, room: &str, status: MessageStatus) -> Result<usize, ClientError> {
+        self.sync().await?;
+        let me = self.account.user_uri.clone();
+        let ids: Vec<MessageId> = self
+            .messages(room)?
+            .iter()
+            .filter(|m| m.sender != me && m.invalid.is_none())
+            .filter(|m| {
+                let name = status.name().unwrap_or_default();
+                !m.receipts
+                    .get(name)
+                    .is_some_and(|users| users.contains(&me))
+            })
+            .filter_map(|m| m.id.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let count = ids.len();
+        let report = MessageStatusReport::new(ids, status);
+        self.post_content(room, status_content(&report)).await?;
+        Ok(count)
     }
 
     /// A message of this room we know: its ID and sender.

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use mimi_content::{Disposition, MimiContent, PartBody};
+use mimi_content::{
+    Disposition, MessageStatus, MessageStatusReport, MimiContent, NestedPart, PartBody,
+};
 use serde::Serialize;
 
 /// What one stored event does.
@@ -21,6 +23,8 @@ pub(crate) enum EventKind {
     Delete,
     /// A withdrawal of the reaction `target`.
     Unreact,
+    /// A message-status report (receipts); `text` holds `[[id, status], ...]` as JSON.
+    Status,
 }
 
 impl EventKind {
@@ -31,6 +35,7 @@ impl EventKind {
             Self::Edit => "edit",
             Self::Delete => "delete",
             Self::Unreact => "unreact",
+            Self::Status => "status",
         }
     }
 
@@ -40,6 +45,7 @@ impl EventKind {
             "edit" => Self::Edit,
             "delete" => Self::Delete,
             "unreact" => Self::Unreact,
+            "status" => Self::Status,
             _ => Self::Text,
         }
     }
@@ -137,11 +143,26 @@ pub struct StoredMessage {
     pub deleted: bool,
     /// Reactions: emoji (or other reaction text) to the users who reacted, sorted.
     pub reactions: BTreeMap<String, Vec<String>>,
+    /// Receipts: status name (`delivered`, `read`, ...) to the users whose latest report for
+    /// this message has that status, sorted.
+    pub receipts: BTreeMap<String, Vec<String>>,
     /// The attachment, if the message carries one (download it with `mimi download`).
     pub attachment: Option<Attachment>,
     /// Set when the message failed validation: it is reported, not shown as valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
+}
+
+/// Media type of a message-status report (draft-mahy-mimi-message-status-01), carried as the
+/// single inline part of a MIMI content message (IN-CONTENT-14).
+pub(crate) const STATUS_MEDIA_TYPE: &str = "application/mimi-message-status";
+
+/// A MIMI content message carrying a message-status report.
+pub(crate) fn status_content(report: &MessageStatusReport) -> MimiContent {
+    MimiContent::new(
+        rand::random(),
+        NestedPart::single(Disposition::SESSION, STATUS_MEDIA_TYPE, report.encode()),
+    )
 }
 
 /// Classifies decoded content and checks it against the MLS sender and the room (CLI-001:
@@ -153,6 +174,31 @@ pub(crate) fn event_from_content(
     timestamp: u64,
 ) -> Event {
     let id = content.message_id(mls_sender_user, room).to_string();
+    if let PartBody::Single(part) = &content.body.body
+        && part.content_type == STATUS_MEDIA_TYPE
+    {
+        let (text, problem) = match MessageStatusReport::decode(&part.content) {
+            Ok(report) => {
+                let list: Vec<(String, u8)> = report
+                    .statuses
+                    .iter()
+                    .map(|s| (s.message_id.to_string(), s.status.0))
+                    .collect();
+                (serde_json::to_string(&list).ok(), None)
+            }
+            Err(e) => (None, Some(format!("malformed status report: {e}"))),
+        };
+        return Event {
+            id,
+            sender: mls_sender_user.to_owned(),
+            timestamp,
+            kind: EventKind::Status,
+            target: None,
+            text,
+            invalid: problem.or_else(|| sender_problem(content, mls_sender_user, room)),
+            attachment: None,
+        };
+    }
     let reaction = content.body.disposition.effective() == Disposition::REACTION;
     let null = matches!(content.body.body, PartBody::Null);
     let (kind, target) = match (content.replaces, reaction, null) {
@@ -202,6 +248,22 @@ pub(crate) fn event_from_content(
     }
 }
 
+/// CLI-001/CLI-002: what is wrong with the content's sender and room, if anything.
+fn sender_problem(content: &MimiContent, mls_sender_user: &str, room: &str) -> Option<String> {
+    match (
+        content.extensions.sender_uri(),
+        content.extensions.room_uri(),
+    ) {
+        (Some(s), _) if s != mls_sender_user => Some(format!(
+            "content names sender {s} but MLS says {mls_sender_user}"
+        )),
+        (None, _) => Some("content carries no sender URI".to_owned()),
+        (_, Some(r)) if r != room => Some(format!("content names room {r}, not {room}")),
+        (_, None) => Some("content carries no room URI".to_owned()),
+        _ => None,
+    }
+}
+
 /// Folds a room's events (in display order) into messages. Edits, deletes and withdrawn
 /// reactions count only when they come from the original's sender (CLI-003); others are ignored.
 pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
@@ -223,13 +285,26 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
             edited: false,
             deleted: false,
             reactions: BTreeMap::new(),
+            receipts: BTreeMap::new(),
             attachment: e.attachment.clone(),
             invalid: e.invalid.clone(),
         });
     }
+    // The latest status each user reported for each message (events are in display order).
+    let mut statuses: BTreeMap<(String, String), u8> = BTreeMap::new();
     for e in events.iter().filter(|e| e.invalid.is_none()) {
         match e.kind {
             EventKind::Text => {}
+            EventKind::Status => {
+                let list: Vec<(String, u8)> = e
+                    .text
+                    .as_deref()
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .unwrap_or_default();
+                for (id, status) in list {
+                    statuses.insert((id, e.sender.clone()), status);
+                }
+            }
             EventKind::Reaction => {
                 reactions.insert(&e.id, (e, true));
             }
@@ -258,6 +333,19 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
                     m.deleted = true;
                 }
             }
+        }
+    }
+    for ((id, user), status) in &statuses {
+        if let Some(&i) = index.get(id.as_str()) {
+            let name = MessageStatus(*status)
+                .name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("status-{status}"));
+            messages[i]
+                .receipts
+                .entry(name)
+                .or_default()
+                .push(user.clone());
         }
     }
     for (r, alive) in reactions.values() {

@@ -15,3 +15,4 @@ mod profile;
 pub use client::{Client, MemberEntry, SyncReport};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
+pub use mimi_content::MessageStatus;

@@ -202,6 +202,10 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
     ]);
     bob.run_ok(&["unreact", &room, &first, "👍"]);
     bob.run_ok(&["delete", &room, &reply]);
+    // Receipts: bob reports delivery, cathy delivery then reading; the latest status counts.
+    bob.run_ok(&["mark", &room, "--status", "delivered"]);
+    cathy.run_ok(&["mark", &room, "--status", "delivered"]);
+    cathy.run_ok(&["mark", &room]);
     let last = alice.send(&room, "done");
 
     for client in [&alice, &bob, &cathy] {
@@ -216,6 +220,11 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
         assert_eq!(
             m1["reactions"],
             serde_json::json!({ "❤": [cathy.uri()] }),
+            "{m1}"
+        );
+        assert_eq!(
+            m1["receipts"],
+            serde_json::json!({ "delivered": [bob.uri()], "read": [cathy.uri()] }),
             "{m1}"
         );
         let m2 = view
