@@ -26,12 +26,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             text,
             no_sync,
             reply_to,
+            expires,
+            markdown,
         } => {
             let mut client = Client::open(&profile)?;
-            let id = match (no_sync, reply_to) {
-                (_, Some(to)) => client.reply(&room, &to, &text).await?,
-                (true, None) => client.post(&room, &text).await?,
-                (false, None) => client.send(&room, &text).await?,
+            let id = if no_sync {
+                client.post(&room, &text).await?
+            } else {
+                let options = mimi_client::SendOptions {
+                    text,
+                    reply_to,
+                    expires_secs: expires,
+                    markdown,
+                };
+                client.send_with(&room, &options).await?
             };
             out!("{id}");
         }
@@ -190,6 +198,9 @@ fn human_line(m: &mimi_client::StoredMessage) -> String {
     }
     if let Some(a) = &m.attachment {
         line.push_str(&format!(" [attachment {} ({} bytes)]", a.filename, a.size));
+    }
+    if m.expired {
+        line.push_str(" [expired]");
     }
     if m.edited && !m.deleted {
         line.push_str(" [edited]");

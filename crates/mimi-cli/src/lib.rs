@@ -69,6 +69,12 @@ enum Command {
         /// Reply to this message ID.
         #[arg(long, conflicts_with = "no_sync")]
         reply_to: Option<String>,
+        /// Let the message expire this many seconds from now.
+        #[arg(long, conflicts_with = "no_sync")]
+        expires: Option<u64>,
+        /// Send the text as markdown, with a plain-text alternative.
+        #[arg(long, conflicts_with = "no_sync")]
+        markdown: bool,
     },
     /// React to a message (usually with one emoji).
     React {

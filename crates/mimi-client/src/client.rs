@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mimi_content::{MessageId, MessageStatus, MessageStatusReport, MimiContent};
+use mimi_content::{
+    Disposition, MessageId, MessageStatus, MessageStatusReport, MimiContent, MultiPart, NestedPart,
+    PartBody, PartSemantics,
+};
 use mimi_protocol::{
     CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
     GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
@@ -45,6 +48,19 @@ pub struct MemberEntry {
     pub role: u32,
     /// The user's clients in the group.
     pub clients: Vec<String>,
+}
+
+/// A text message and how to send it.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// The text.
+    pub text: String,
+    /// Reply to this message ID (hex).
+    pub reply_to: Option<String>,
+    /// Expire this many seconds from now.
+    pub expires_secs: Option<u64>,
+    /// Send the text as markdown with a plain-text alternative (chooseOne).
+    pub markdown: bool,
 }
 
 /// What one sync did.
@@ -395,6 +411,49 @@ impl Client {
         self.post_content(room, MimiContent::text(text)).await
     }
 
+    /// Syncs, then sends a message built by the caller (options such as `--expires` and
+    /// `--markdown`); returns its message ID (hex).
+    pub async fn send_with(
+        &mut self,
+        room: &str,
+        options: &SendOptions,
+    ) -> Result<String, ClientError> {
+        self.sync().await?;
+        let mut content = if options.markdown {
+            let plain = NestedPart::single(
+                Disposition::RENDER,
+                "text/plain;charset=utf-8",
+                options.text.as_bytes().to_vec(),
+            );
+            let markdown = NestedPart::single(
+                Disposition::RENDER,
+                "text/markdown;charset=utf-8",
+                options.text.as_bytes().to_vec(),
+            );
+            let alternatives = MultiPart::new(PartSemantics::ChooseOne, vec![plain, markdown])
+                .map_err(|e| ClientError::Usage(format!("cannot build the message: {e}")))?;
+            MimiContent::new(
+                rand::random(),
+                NestedPart::new(Disposition::RENDER, PartBody::Multi(alternatives)),
+            )
+        } else {
+            MimiContent::text(&options.text)
+        };
+        if let Some(to) = &options.reply_to {
+            content = content.with_in_reply_to(self.known_message(room, to)?.0);
+        }
+        if let Some(secs) = options.expires_secs {
+            let at = now_secs().saturating_add(secs);
+            let time = u32::try_from(at)
+                .map_err(|_| ClientError::Usage(format!("expiry {secs} s is too far away")))?;
+            content = content.with_expires(mimi_content::Expiration {
+                relative: false,
+                time,
+            });
+        }
+        self.post_content(room, content).await
+    }
+
     /// Syncs, then replies to message `to` (hex ID).
     pub async fn reply(&mut self, room: &str, to: &str, text: &str) -> Result<String, ClientError> {
         self.sync().await?;
@@ -737,7 +796,10 @@ impl Client {
 
     /// The messages of a room, in display order (hub timestamp, then message ID).
     pub fn messages(&self, room: &str) -> Result<Vec<StoredMessage>, ClientError> {
-        Ok(fold(&self.profile.events(room)?))
+        Ok(fold(
+            &self.profile.events(room)?,
+            now_secs().saturating_mul(1000),
+        ))
     }
 
     /// The participants of a room, with roles and clients.
@@ -835,6 +897,7 @@ impl Client {
                         text: None,
                         invalid: Some(format!("undecodable content: {e}")),
                         attachment: None,
+                        expires_at: None,
                     },
                 };
                 Ok(Some(Processed::Message(Box::new(event))))

@@ -65,6 +65,8 @@ pub(crate) struct Event {
     pub(crate) invalid: Option<String>,
     /// The attachment it carries, if any.
     pub(crate) attachment: Option<Attachment>,
+    /// When the message expires, ms since the UNIX epoch.
+    pub(crate) expires_at: Option<u64>,
 }
 
 /// An encrypted attachment as carried in an external part (draft-ietf-mimi-content-08 §4):
@@ -148,6 +150,11 @@ pub struct StoredMessage {
     pub receipts: BTreeMap<String, Vec<String>>,
     /// The attachment, if the message carries one (download it with `mimi download`).
     pub attachment: Option<Attachment>,
+    /// User and room URIs the text mentions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// Set once the message's expiry passed: its text and attachment are gone.
+    pub expired: bool,
     /// Set when the message failed validation: it is reported, not shown as valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
@@ -197,6 +204,7 @@ pub(crate) fn event_from_content(
             text,
             invalid: problem.or_else(|| sender_problem(content, mls_sender_user, room)),
             attachment: None,
+            expires_at: None,
         };
     }
     let reaction = content.body.disposition.effective() == Disposition::REACTION;
@@ -245,7 +253,36 @@ pub(crate) fn event_from_content(
             }),
             _ => None,
         },
+        // A relative expiry counts from the hub's acceptance, the moment every receiver agrees
+        // on (IN-CONTENT-15).
+        expires_at: content.expires.map(|e| {
+            let ms = u64::from(e.time) * 1000;
+            if e.relative {
+                timestamp.saturating_add(ms)
+            } else {
+                ms
+            }
+        }),
     }
+}
+
+/// The `mimi://` user and room URIs in a text (draft-ietf-mimi-content-08 mentions).
+fn mentions(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || "<>()[]\"',;".contains(c))
+        .map(|w| w.trim_end_matches(['.', '!', '?', ':']))
+        .filter(|w| {
+            w.parse::<mimi_protocol::MimiUri>().is_ok_and(|u| {
+                matches!(
+                    u.kind(),
+                    mimi_protocol::MimiUriKind::User | mimi_protocol::MimiUriKind::Room
+                )
+            })
+        })
+        .map(str::to_owned)
+        .collect();
+    found.dedup();
+    found
 }
 
 /// CLI-001/CLI-002: what is wrong with the content's sender and room, if anything.
@@ -264,9 +301,10 @@ fn sender_problem(content: &MimiContent, mls_sender_user: &str, room: &str) -> O
     }
 }
 
-/// Folds a room's events (in display order) into messages. Edits, deletes and withdrawn
-/// reactions count only when they come from the original's sender (CLI-003); others are ignored.
-pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
+/// Folds a room's events (in display order) into messages as of `now_ms`. Edits, deletes and
+/// withdrawn reactions count only when they come from the original's sender (CLI-003); others
+/// are ignored. Expired messages lose their text and attachment.
+pub(crate) fn fold(events: &[Event], now_ms: u64) -> Vec<StoredMessage> {
     let mut messages: Vec<StoredMessage> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     let mut reactions: BTreeMap<&str, (&Event, bool)> = BTreeMap::new();
@@ -287,6 +325,8 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
             reactions: BTreeMap::new(),
             receipts: BTreeMap::new(),
             attachment: e.attachment.clone(),
+            mentions: Vec::new(),
+            expired: e.expires_at.is_some_and(|at| at <= now_ms),
             invalid: e.invalid.clone(),
         });
     }
@@ -334,6 +374,13 @@ pub(crate) fn fold(events: &[Event]) -> Vec<StoredMessage> {
                 }
             }
         }
+    }
+    for m in &mut messages {
+        if m.expired {
+            m.text = None;
+            m.attachment = None;
+        }
+        m.mentions = mentions(m.text.as_deref().unwrap_or_default());
     }
     for ((id, user), status) in &statuses {
         if let Some(&i) = index.get(id.as_str()) {
@@ -383,11 +430,11 @@ mod tests {
         let id: mimi_content::MessageId = original.id.parse().unwrap();
         let forged = event(MimiContent::edit(id, "forged"), BOB, 2);
         let fine = event(MimiContent::edit(id, "hello"), ALICE, 3);
-        let view = fold(&[original.clone(), forged, fine]);
+        let view = fold(&[original.clone(), forged, fine], 0);
         assert_eq!(view[0].text.as_deref(), Some("hello"));
         assert!(view[0].edited);
         let forged_delete = event(MimiContent::delete(id), BOB, 4);
-        let view = fold(&[original, forged_delete]);
+        let view = fold(&[original, forged_delete], 0);
         assert!(!view[0].deleted);
     }
 
@@ -399,13 +446,16 @@ mod tests {
         let like_id: mimi_content::MessageId = like.id.parse().unwrap();
         let also = event(MimiContent::reaction(id, "❤"), ALICE, 3);
         let forged_unlike = event(MimiContent::unlike(like_id), ALICE, 4);
-        let view = fold(&[original.clone(), like.clone(), also.clone(), forged_unlike]);
+        let view = fold(
+            &[original.clone(), like.clone(), also.clone(), forged_unlike],
+            0,
+        );
         assert_eq!(
             view[0].reactions["❤"],
             vec![ALICE.to_string(), BOB.to_string()]
         );
         let unlike = event(MimiContent::unlike(like_id), BOB, 5);
-        let view = fold(&[original, like, also, unlike]);
+        let view = fold(&[original, like, also, unlike], 0);
         assert_eq!(view[0].reactions["❤"], vec![ALICE.to_string()]);
     }
 
@@ -416,7 +466,7 @@ mod tests {
             .with_room_uri(ROOM);
         let e = event_from_content(&spoofed, ALICE, ROOM, 1);
         assert!(e.invalid.as_deref().unwrap().contains("MLS says"));
-        let view = fold(&[e]);
+        let view = fold(&[e], 0);
         assert_eq!(view[0].text, None);
         assert!(view[0].invalid.is_some());
         let elsewhere = MimiContent::text("x")
@@ -424,5 +474,34 @@ mod tests {
             .with_room_uri("mimi://a.example/r/other");
         let e = event_from_content(&elsewhere, ALICE, ROOM, 1);
         assert!(e.invalid.as_deref().unwrap().contains("names room"));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_expiry_show_in_the_view() {
+        let room = "mimi://a.example/r/r";
+        let alice = "mimi://a.example/u/alice";
+        let content = MimiContent::text("hi mimi://b.example/u/bob, see mimi://a.example/r/other.")
+            .with_sender_uri(alice)
+            .with_room_uri(room)
+            .with_expires(mimi_content::Expiration {
+                relative: true,
+                time: 60,
+            });
+        let e = event_from_content(&content, alice, room, 1_000);
+        assert_eq!(e.expires_at, Some(61_000));
+        let fresh = fold(std::slice::from_ref(&e), 2_000);
+        assert_eq!(
+            fresh[0].mentions,
+            ["mimi://b.example/u/bob", "mimi://a.example/r/other"]
+        );
+        assert!(!fresh[0].expired);
+        let later = fold(&[e], 61_000);
+        assert!(later[0].expired);
+        assert_eq!(later[0].text, None);
     }
 }

@@ -12,7 +12,7 @@ mod history;
 mod profile;
 
 // Public API.
-pub use client::{Client, MemberEntry, SyncReport};
+pub use client::{Client, MemberEntry, SendOptions, SyncReport};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS events (
     text TEXT,
     invalid TEXT,
     attachment TEXT,
+    expires_at INTEGER,
     PRIMARY KEY (room_uri, id)
 );
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
@@ -137,7 +138,8 @@ impl Profile {
     /// A room's events in display order: hub timestamp, then message ID.
     pub(crate) fn events(&self, room_uri: &str) -> Result<Vec<Event>, ClientError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, sender, timestamp, kind, target, text, invalid, attachment FROM events
+            "SELECT id, sender, timestamp, kind, target, text, invalid, attachment, expires_at
+             FROM events
              WHERE room_uri = ?1 ORDER BY timestamp, id",
         )?;
         let rows = stmt.query_map(params![room_uri], |r| {
@@ -152,6 +154,7 @@ impl Profile {
                 attachment: r
                     .get::<_, Option<String>>(7)?
                     .and_then(|a| Attachment::from_stored(&a)),
+                expires_at: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -231,8 +234,8 @@ pub(crate) fn add_event(
 ) -> Result<(), ClientError> {
     tx.execute(
         "INSERT OR IGNORE INTO events
-             (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             room_uri,
             e.id,
@@ -242,7 +245,8 @@ pub(crate) fn add_event(
             e.target,
             e.text,
             e.invalid,
-            e.attachment.as_ref().map(Attachment::to_stored)
+            e.attachment.as_ref().map(Attachment::to_stored),
+            e.expires_at.map(|v| v.min(i64::MAX as u64) as i64)
         ],
     )?;
     Ok(())

@@ -202,6 +202,20 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
     ]);
     bob.run_ok(&["unreact", &room, &first, "👍"]);
     bob.run_ok(&["delete", &room, &reply]);
+    // Markdown with a plain alternative, a mention, and a message that expires at once.
+    let md = alice
+        .run_ok(&[
+            "send",
+            &room,
+            "**see** mimi://b.example/u/bob",
+            "--markdown",
+        ])
+        .trim()
+        .to_owned();
+    let gone = alice
+        .run_ok(&["send", &room, "self-destructs", "--expires", "0"])
+        .trim()
+        .to_owned();
     // Receipts: bob reports delivery, cathy delivery then reading; the latest status counts.
     bob.run_ok(&["mark", &room, "--status", "delivered"]);
     cathy.run_ok(&["mark", &room, "--status", "delivered"]);
@@ -227,6 +241,18 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
             serde_json::json!({ "delivered": [bob.uri()], "read": [cathy.uri()] }),
             "{m1}"
         );
+        let m3 = view
+            .iter()
+            .find(|m| m["id"] == md.as_str())
+            .expect("markdown message");
+        assert_eq!(m3["text"], "**see** mimi://b.example/u/bob");
+        assert_eq!(m3["mentions"], serde_json::json!([bob.uri()]));
+        let m4 = view
+            .iter()
+            .find(|m| m["id"] == gone.as_str())
+            .expect("expiring message");
+        assert_eq!(m4["expired"], true);
+        assert_eq!(m4["text"], serde_json::Value::Null);
         let m2 = view
             .iter()
             .find(|m| m["id"] == reply.as_str())
