@@ -28,6 +28,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             reply_to,
             expires,
             markdown,
+            topic,
         } => {
             let mut client = Client::open(&profile)?;
             let id = if no_sync {
@@ -38,6 +39,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                     reply_to,
                     expires_secs: expires,
                     markdown,
+                    topic,
                 };
                 client.send_with(&room, &options).await?
             };
@@ -187,6 +189,9 @@ fn content(command: ContentCommand) -> anyhow::Result<()> {
 fn human_line(m: &mimi_client::StoredMessage) -> String {
     let short = |id: &str| id.chars().take(12).collect::<String>();
     let mut line = format!("{} {} {}:", m.timestamp, short(&m.id), m.sender);
+    if let Some(topic) = &m.topic {
+        line.push_str(&format!(" #{topic}"));
+    }
     if let Some(to) = &m.reply_to {
         line.push_str(&format!(" (reply to {})", short(to)));
     }

@@ -75,6 +75,9 @@ enum Command {
         /// Send the text as markdown, with a plain-text alternative.
         #[arg(long, conflicts_with = "no_sync")]
         markdown: bool,
+        /// Post under a topic (thread) of the room.
+        #[arg(long, conflicts_with = "no_sync")]
+        topic: Option<String>,
     },
     /// React to a message (usually with one emoji).
     React {

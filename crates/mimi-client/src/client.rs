@@ -61,6 +61,8 @@ pub struct SendOptions {
     pub expires_secs: Option<u64>,
     /// Send the text as markdown with a plain-text alternative (chooseOne).
     pub markdown: bool,
+    /// A topic (thread) within the room.
+    pub topic: Option<String>,
 }
 
 /// What one sync did.
@@ -441,6 +443,11 @@ impl Client {
         };
         if let Some(to) = &options.reply_to {
             content = content.with_in_reply_to(self.known_message(room, to)?.0);
+        }
+        if let Some(topic) = &options.topic {
+            let topic = mimi_content::TopicId::new(topic.as_bytes().to_vec())
+                .map_err(|e| ClientError::Usage(format!("bad topic: {e}")))?;
+            content = content.with_topic_id(topic);
         }
         if let Some(secs) = options.expires_secs {
             let at = now_secs().saturating_add(secs);
@@ -898,6 +905,7 @@ impl Client {
                         invalid: Some(format!("undecodable content: {e}")),
                         attachment: None,
                         expires_at: None,
+                        topic: None,
                     },
                 };
                 Ok(Some(Processed::Message(Box::new(event))))

@@ -67,6 +67,8 @@ pub(crate) struct Event {
     pub(crate) attachment: Option<Attachment>,
     /// When the message expires, ms since the UNIX epoch.
     pub(crate) expires_at: Option<u64>,
+    /// The topic within the room (UTF-8, or hex when it is not).
+    pub(crate) topic: Option<String>,
 }
 
 /// An encrypted attachment as carried in an external part (draft-ietf-mimi-content-08 §4):
@@ -150,6 +152,9 @@ pub struct StoredMessage {
     pub receipts: BTreeMap<String, Vec<String>>,
     /// The attachment, if the message carries one (download it with `mimi download`).
     pub attachment: Option<Attachment>,
+    /// The topic within the room, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     /// User and room URIs the text mentions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
@@ -205,6 +210,7 @@ pub(crate) fn event_from_content(
             invalid: problem.or_else(|| sender_problem(content, mls_sender_user, room)),
             attachment: None,
             expires_at: None,
+            topic: None,
         };
     }
     let reaction = content.body.disposition.effective() == Disposition::REACTION;
@@ -216,21 +222,10 @@ pub(crate) fn event_from_content(
         (None, true, _) => (EventKind::Reaction, content.in_reply_to),
         (None, false, _) => (EventKind::Text, content.in_reply_to),
     };
-    let invalid = match (
-        content.extensions.sender_uri(),
-        content.extensions.room_uri(),
-    ) {
-        (Some(s), _) if s != mls_sender_user => Some(format!(
-            "content names sender {s} but MLS says {mls_sender_user}"
-        )),
-        (None, _) => Some("content carries no sender URI".to_owned()),
-        (_, Some(r)) if r != room => Some(format!("content names room {r}, not {room}")),
-        (_, None) => Some("content carries no room URI".to_owned()),
-        _ if kind == EventKind::Reaction && target.is_none() => {
-            Some("a reaction without inReplyTo".to_owned())
-        }
-        _ => None,
-    };
+    let invalid = sender_problem(content, mls_sender_user, room).or_else(|| {
+        (kind == EventKind::Reaction && target.is_none())
+            .then(|| "a reaction without inReplyTo".to_owned())
+    });
     Event {
         id,
         sender: mls_sender_user.to_owned(),
@@ -263,6 +258,10 @@ pub(crate) fn event_from_content(
                 ms
             }
         }),
+        topic: match content.topic_id.as_bytes() {
+            [] => None,
+            bytes => Some(String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| hex::encode(bytes))),
+        },
     }
 }
 
@@ -326,6 +325,7 @@ pub(crate) fn fold(events: &[Event], now_ms: u64) -> Vec<StoredMessage> {
             receipts: BTreeMap::new(),
             attachment: e.attachment.clone(),
             mentions: Vec::new(),
+            topic: e.topic.clone(),
             expired: e.expires_at.is_some_and(|at| at <= now_ms),
             invalid: e.invalid.clone(),
         });

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS events (
     invalid TEXT,
     attachment TEXT,
     expires_at INTEGER,
+    topic TEXT,
     PRIMARY KEY (room_uri, id)
 );
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
@@ -138,7 +139,8 @@ impl Profile {
     /// A room's events in display order: hub timestamp, then message ID.
     pub(crate) fn events(&self, room_uri: &str) -> Result<Vec<Event>, ClientError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, sender, timestamp, kind, target, text, invalid, attachment, expires_at
+            "SELECT id, sender, timestamp, kind, target, text, invalid, attachment, expires_at,
+                    topic
              FROM events
              WHERE room_uri = ?1 ORDER BY timestamp, id",
         )?;
@@ -155,6 +157,7 @@ impl Profile {
                     .get::<_, Option<String>>(7)?
                     .and_then(|a| Attachment::from_stored(&a)),
                 expires_at: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+                topic: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -234,8 +237,9 @@ pub(crate) fn add_event(
 ) -> Result<(), ClientError> {
     tx.execute(
         "INSERT OR IGNORE INTO events
-             (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment, expires_at,
+              topic)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             room_uri,
             e.id,
@@ -246,7 +250,8 @@ pub(crate) fn add_event(
             e.text,
             e.invalid,
             e.attachment.as_ref().map(Attachment::to_stored),
-            e.expires_at.map(|v| v.min(i64::MAX as u64) as i64)
+            e.expires_at.map(|v| v.min(i64::MAX as u64) as i64),
+            e.topic
         ],
     )?;
     Ok(())

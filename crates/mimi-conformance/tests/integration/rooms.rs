@@ -209,6 +209,8 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
             &room,
             "**see** mimi://b.example/u/bob",
             "--markdown",
+            "--topic",
+            "release",
         ])
         .trim()
         .to_owned();
@@ -247,6 +249,7 @@ fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ig
             .expect("markdown message");
         assert_eq!(m3["text"], "**see** mimi://b.example/u/bob");
         assert_eq!(m3["mentions"], serde_json::json!([bob.uri()]));
+        assert_eq!(m3["topic"], "release");
         let m4 = view
             .iter()
             .find(|m| m["id"] == gone.as_str())
