@@ -614,8 +614,8 @@ impl Client {
         }
         let path = format!(
             "/client/v1/download?room={}&url={}",
-            query_escape(room),
-            query_escape(&attachment.url)
+            mimi_protocol::percent_encode(room),
+            mimi_protocol::percent_encode(&attachment.url)
         );
         let ciphertext = self.api.get_bytes(&path).await?;
         // DL-001: what we got is what the sender uploaded; DL-002: it decrypts.
@@ -1181,17 +1181,4 @@ fn now_secs() -> u64 {
 fn parse_id(id: &str) -> Result<MessageId, ClientError> {
     id.parse()
         .map_err(|_| ClientError::Usage(format!("{id:?} is not a message ID (64 hex digits)")))
-}
-
-/// Percent-encodes a query value.
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -354,6 +354,20 @@ fn segment(s: &str) -> Result<String, UriError> {
 }
 
 /// Decodes `%XX` escapes; any other `%` use or a non-UTF-8 result is an error.
+/// Percent-encodes every byte but RFC 3986 unreserved characters, so that any value (a URL, a
+/// room URI) fits in one path segment or query value.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn percent_decode(s: &str) -> Result<String, UriError> {
     let bad = || UriError::PercentEncoding(s.to_owned());
     let bytes = s.as_bytes();
@@ -375,6 +389,17 @@ fn percent_decode(s: &str) -> Result<String, UriError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percent_encoding_round_trips_a_url() {
+        let url = "https://b.example:8402/v1/assets/00ff";
+        let encoded = percent_encode(url);
+        assert_eq!(
+            encoded,
+            "https%3A%2F%2Fb.example%3A8402%2Fv1%2Fassets%2F00ff"
+        );
+        assert_eq!(percent_decode(&encoded).unwrap(), url);
+    }
+
     use super::*;
     use crate::codec::Wire;
     use crate::codec::testing::check_wire;

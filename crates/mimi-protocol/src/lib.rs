@@ -20,7 +20,7 @@ pub use codec::{MAX_BODY, MAX_DESCRIPTION, MAX_MLS_OBJECT, MAX_URI, Wire};
 // Errors, grouped by who is at fault (see the `error` module doc).
 pub use error::{DecodeError, ParticipantListError, UriError};
 // Identifiers (draft §3).
-pub use identifiers::{IdentifierUri, MimiUri, MimiUriKind};
+pub use identifiers::{IdentifierUri, MimiUri, MimiUriKind, percent_encode};
 // MLS objects carried as validated bytes (RFC 9420).
 pub use mls::{
     Capabilities, CipherSuite, ContentType, Credential, Extension, ExternalSender, GroupInfo,

@@ -91,19 +91,6 @@ pub(crate) fn parse_url(url: &str) -> Result<(String, String), ApiError> {
     Ok((domain, id.to_owned()))
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, for a URL in a path segment.
-pub(crate) fn encode_segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,13 +107,5 @@ mod tests {
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(
-            encode_segment("https://a.b:1/x"),
-            "https%3A%2F%2Fa.b%3A1%2Fx"
-        );
     }
 }

@@ -452,7 +452,7 @@ async fn download(
     }
     let path = format!(
         "/v1/proxyDownload/{}",
-        crate::assets::encode_segment(&query.url)
+        mimi_protocol::percent_encode(&query.url)
     );
     let answer = state
         .peers
