@@ -709,34 +709,37 @@ impl Client {
         // The hash lets sync skip our own message when the hub fans it back.
         let tx = self.profile.transaction()?;
         profile::save_snapshot(&tx, &self.state.snapshot()?)?;
-        profile::mark_sent(&tx, &hash)?;
+        // Our own event, undated until the hub's acceptance (or its echo) dates it, so a lost
+        // answer does not lose the message from our own history.
+        let event = event_from_content(&content, &self.account.user_uri, room, 0);
+        profile::mark_sent(&tx, &hash, room, &event)?;
         tx.commit()?;
         let path = format!("/client/v1/submit/{}", room_path(room)?);
         let answer = self.api.post_bytes(&path, ciphertext).await?;
         let response = SubmitMessageResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed submit answer: {e}")))?;
-        match response.outcome {
+        let refusal = match response.outcome {
             SubmitOutcome::Accepted {
                 accepted_timestamp, ..
             } => {
-                let event =
-                    event_from_content(&content, &self.account.user_uri, room, accepted_timestamp);
                 let tx = self.profile.transaction()?;
-                profile::add_event(&tx, room, &event)?;
+                profile::date_event(&tx, room, &event.id, accepted_timestamp)?;
                 tx.commit()?;
-                Ok(event.id)
+                return Ok(event.id);
             }
-            SubmitOutcome::NotAllowed => Err(ClientError::Refused(format!(
+            SubmitOutcome::NotAllowed => format!(
                 "the hub does not allow {} to post in {room}",
                 self.account.user_uri
-            ))),
-            SubmitOutcome::EpochTooOld { current_epoch } => Err(ClientError::Refused(format!(
-                "the room moved on to epoch {current_epoch}; sync and retry"
-            ))),
-            SubmitOutcome::Other(code) => {
-                Err(ClientError::Refused(format!("the hub answered {code:?}")))
+            ),
+            SubmitOutcome::EpochTooOld { current_epoch } => {
+                format!("the room moved on to epoch {current_epoch}; sync and retry")
             }
-        }
+            SubmitOutcome::Other(code) => format!("the hub answered {code:?}"),
+        };
+        let tx = self.profile.transaction()?;
+        profile::drop_event(&tx, room, &event.id)?;
+        tx.commit()?;
+        Err(ClientError::Refused(refusal))
     }
 
     /// Fetches and processes everything pending at our provider.
@@ -765,6 +768,9 @@ impl Client {
                 let tx = self.profile.transaction()?;
                 match outcome {
                     Ok(Some(Processed::Message(e))) => profile::add_event(&tx, &entry.room, &e)?,
+                    Ok(Some(Processed::OwnEcho(id, ts))) => {
+                        profile::date_event(&tx, &entry.room, &id, ts)?
+                    }
                     Ok(Some(Processed::Room(room, active))) => {
                         profile::set_room(&tx, &room, active)?;
                         room_changes.push((room, active));
@@ -863,11 +869,12 @@ impl Client {
             report.joined.push(room.clone());
             return Ok(Some(Processed::Room(room, true)));
         }
-        if self
+        // Our own message coming back: we cannot decrypt it, but it dates our event.
+        if let Some(id) = self
             .profile
-            .was_sent(&Sha256::digest(fanout.message.as_bytes()))?
+            .sent_event(&Sha256::digest(fanout.message.as_bytes()))?
         {
-            return Ok(None);
+            return Ok(Some(Processed::OwnEcho(id, fanout.timestamp)));
         }
         if !self.state.is_active(&entry.room) {
             return Ok(None);
@@ -1108,6 +1115,8 @@ enum Accepted {
 
 enum Processed {
     Message(Box<Event>),
+    /// Our own message, fanned back with the hub's timestamp.
+    OwnEcho(String, u64),
     Room(String, bool),
 }
 

@@ -158,6 +158,9 @@ pub struct StoredMessage {
     /// User and room URIs the text mentions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// Set while the hub has not confirmed one of our own messages (its answer was lost).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// Set once the message's expiry passed: its text and attachment are gone.
     pub expired: bool,
     /// Set when the message failed validation: it is reported, not shown as valid.
@@ -326,6 +329,7 @@ pub(crate) fn fold(events: &[Event], now_ms: u64) -> Vec<StoredMessage> {
             attachment: e.attachment.clone(),
             mentions: Vec::new(),
             topic: e.topic.clone(),
+            pending: e.timestamp == 0,
             expired: e.expires_at.is_some_and(|at| at <= now_ms),
             invalid: e.invalid.clone(),
         });

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS events (
     topic TEXT,
     PRIMARY KEY (room_uri, id)
 );
-CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY, room_uri TEXT NOT NULL, event_id TEXT NOT NULL);
 ";
 
 /// The account fields.
@@ -171,14 +171,16 @@ impl Profile {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub(crate) fn was_sent(&self, hash: &[u8]) -> Result<bool, ClientError> {
+    /// The event ID of a message we sent, by the hash of its ciphertext.
+    pub(crate) fn sent_event(&self, hash: &[u8]) -> Result<Option<String>, ClientError> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM sent WHERE hash = ?1", params![hash], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
+            .query_row(
+                "SELECT event_id FROM sent WHERE hash = ?1",
+                params![hash],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 }
 
@@ -257,10 +259,44 @@ pub(crate) fn add_event(
     Ok(())
 }
 
-pub(crate) fn mark_sent(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<(), ClientError> {
+/// Records a message we are about to send: its ciphertext hash and its event, undated until
+/// the hub's acceptance (or its echo) gives it a timestamp.
+pub(crate) fn mark_sent(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &[u8],
+    room_uri: &str,
+    event: &Event,
+) -> Result<(), ClientError> {
     tx.execute(
-        "INSERT OR IGNORE INTO sent (hash) VALUES (?1)",
-        params![hash],
+        "INSERT OR IGNORE INTO sent (hash, room_uri, event_id) VALUES (?1, ?2, ?3)",
+        params![hash, room_uri, event.id],
+    )?;
+    add_event(tx, room_uri, event)
+}
+
+/// Dates our own event once the hub accepted it; only an undated event changes.
+pub(crate) fn date_event(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    id: &str,
+    timestamp: u64,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "UPDATE events SET timestamp = ?3 WHERE room_uri = ?1 AND id = ?2 AND timestamp = 0",
+        params![room_uri, id, timestamp as i64],
+    )?;
+    Ok(())
+}
+
+/// Forgets our own event the hub refused.
+pub(crate) fn drop_event(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    id: &str,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "DELETE FROM events WHERE room_uri = ?1 AND id = ?2",
+        params![room_uri, id],
     )?;
     Ok(())
 }
