@@ -86,15 +86,7 @@ fn removed_participant_and_non_participant_are_refused() {
 
 #[test]
 fn cathy_leaves_then_her_posts_are_refused() {
-    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
-    let alice = net.client("a.example", "alice");
-    let bob = net.client("b.example", "bob");
-    let cathy = net.client("c.example", "cathy");
-    let room = alice.room_create("leaving");
-    alice.add(&room, &bob.uri());
-    wait_joined(&bob, &room);
-    alice.add(&room, &cathy.uri());
-    wait_joined(&cathy, &room);
+    let (_net, alice, bob, cathy, room) = three_in_a_room("leaving");
     cathy.send(&room, "cathy was here");
     wait_messages(&alice, &room, 1);
 
@@ -170,15 +162,7 @@ fn second_device_joins_through_group_info_and_an_outsider_cannot() {
 
 #[test]
 fn replies_reactions_edits_and_deletes_reach_every_provider_and_forgeries_are_ignored() {
-    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
-    let alice = net.client("a.example", "alice");
-    let bob = net.client("b.example", "bob");
-    let cathy = net.client("c.example", "cathy");
-    let room = alice.room_create("features");
-    alice.add(&room, &bob.uri());
-    wait_joined(&bob, &room);
-    alice.add(&room, &cathy.uri());
-    wait_joined(&cathy, &room);
+    let (_net, alice, bob, cathy, room) = three_in_a_room("features");
 
     let first = alice.send(&room, "first draft");
     wait_messages(&bob, &room, 1);
@@ -285,15 +269,7 @@ fn wait_until_view(
 
 #[test]
 fn attachment_of_five_mib_crosses_providers_through_the_hub_and_tampering_is_detected() {
-    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
-    let alice = net.client("a.example", "alice");
-    let bob = net.client("b.example", "bob");
-    let cathy = net.client("c.example", "cathy");
-    let room = alice.room_create("files");
-    alice.add(&room, &bob.uri());
-    wait_joined(&bob, &room);
-    alice.add(&room, &cathy.uri());
-    wait_joined(&cathy, &room);
+    let (mut net, alice, bob, cathy, room) = three_in_a_room("files");
 
     let scratch = tempfile::tempdir().unwrap();
     let file = scratch.path().join("photo.bin");
@@ -349,4 +325,26 @@ fn attachment_of_five_mib_crosses_providers_through_the_hub_and_tampering_is_det
     let refused = alice.run_expect_failure(&["attach", &room, big.to_str().unwrap()]);
     assert_one_line(&refused);
     assert!(refused.contains("limit"), "{refused}");
+}
+
+/// Three providers; alice (hub a.example) creates `name` and adds bob@b and cathy@c, who join.
+fn three_in_a_room(
+    name: &str,
+) -> (
+    Network,
+    mimi_conformance::Client,
+    mimi_conformance::Client,
+    mimi_conformance::Client,
+    String,
+) {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create(name);
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    alice.add(&room, &cathy.uri());
+    wait_joined(&cathy, &room);
+    (net, alice, bob, cathy, room)
 }

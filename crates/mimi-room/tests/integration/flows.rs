@@ -278,24 +278,7 @@ fn hub_refuses_commit_for_an_old_epoch_and_changes_nothing() {
 #[test]
 fn member_may_not_remove_another_user_but_owner_may() {
     let mut w = world_with_alice_and_bob();
-    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
-    let add = w
-        .alice
-        .state
-        .add_users(
-            &w.alice.me,
-            &w.room,
-            &[("mimi://c.example/u/cathy".into(), kp)],
-        )
-        .unwrap();
-    w.hub
-        .process_handshake(&w.anchor, &add.commit, now())
-        .unwrap();
-    w.alice.state.merge_pending_commit(&w.room).unwrap();
-    w.bob
-        .state
-        .process(&w.anchor, &w.room, &add.commit, now())
-        .unwrap();
+    alice_adds_cathy(&mut w);
     let bad = w
         .bob
         .state
@@ -491,33 +474,7 @@ fn member_may_not_kick_another_users_clients_but_owner_may() {
 #[test]
 fn second_pending_participant_list_change_is_refused_until_a_commit() {
     let mut w = world_with_alice_and_bob();
-    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
-    let add = w
-        .alice
-        .state
-        .add_users(
-            &w.alice.me,
-            &w.room,
-            &[("mimi://c.example/u/cathy".into(), kp)],
-        )
-        .unwrap();
-    w.hub
-        .process_handshake(&w.anchor, &add.commit, now())
-        .unwrap();
-    w.alice.state.merge_pending_commit(&w.room).unwrap();
-    w.bob
-        .state
-        .process(&w.anchor, &w.room, &add.commit, now())
-        .unwrap();
-    w.cathy
-        .state
-        .join(
-            &w.anchor,
-            add.welcome.as_ref().unwrap(),
-            &w.hub.ratchet_tree().unwrap(),
-            now(),
-        )
-        .unwrap();
+    alice_adds_cathy(&mut w);
     let bob_leaves = w
         .bob
         .state
@@ -550,4 +507,35 @@ fn second_pending_participant_list_change_is_refused_until_a_commit() {
         .process_handshake(&w.anchor, &commit.commit, now())
         .unwrap();
     assert_eq!(w.hub.participants().unwrap().len(), 2);
+}
+
+/// Alice adds cathy; the hub accepts, alice and bob follow, cathy joins from the Welcome.
+fn alice_adds_cathy(w: &mut World) {
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let add = w
+        .alice
+        .state
+        .add_users(
+            &w.alice.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &add.commit, now())
+        .unwrap();
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    w.bob
+        .state
+        .process(&w.anchor, &w.room, &add.commit, now())
+        .unwrap();
+    w.cathy
+        .state
+        .join(
+            &w.anchor,
+            add.welcome.as_ref().unwrap(),
+            &w.hub.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
 }
