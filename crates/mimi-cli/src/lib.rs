@@ -4,6 +4,7 @@
 //! Results go to stdout (plain, or JSON with `--json`); diagnostics to stderr. Exit codes: 0
 //! success, 1 a clean refusal (the hub said no, nothing found), 2 any other error.
 
+mod bench;
 mod commands;
 mod demo;
 mod output;
@@ -166,6 +167,11 @@ enum Command {
         /// Print a JSON summary instead of the transcript.
         #[arg(long)]
         json: bool,
+    },
+    /// Measure providers and rooms (see BENCHMARKS.md); build with --release first.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
 }
 
