@@ -13,21 +13,108 @@ use openmls_traits::OpenMlsProvider as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::components::{Participant, RoomComponents, apply_app_data_updates};
-use crate::credentials::{TrustAnchor, VerifiedMember};
+use crate::credentials::{TrustAnchor, VerifiedMember, identify_member, verify_member};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
-use crate::validation::{
-    check_commit, check_external_commit, commit_facts, may_add_own_client, verified_members,
-};
+use crate::validation::{check_commit, check_external_commit, commit_facts, may_add_own_client};
 
 /// A room as its hub sees it.
+///
+/// Everything a per-message check needs is kept decoded next to the group and brought up to
+/// date only when a handshake changes it, so checking an application message costs a few map
+/// lookups whatever the room's size.
 pub struct HubRoom {
     room_uri: String,
     provider: MlsProvider,
     group: PublicGroup,
-    /// Verified identity of every member, by leaf index (kept in step with `group`).
+    /// Who the members are, kept in step with `group`.
+    roster: Roster,
+    /// The room components of the current epoch.
+    components: RoomComponents,
+    /// Users whose departure was proposed in this epoch (HUB-030).
+    departing: BTreeSet<String>,
+}
+
+/// Verified identity of every member by leaf index, with the counts derived from it.
+#[derive(Default)]
+struct Roster {
     members: BTreeMap<u32, VerifiedMember>,
+    /// The signature key each identity was verified with: a leaf whose key is unchanged keeps
+    /// its identity (a changed credential with the same key must keep the device identity,
+    /// HUB-022), so only new or re-keyed leaves are verified again.
+    keys: BTreeMap<u32, Vec<u8>>,
+    /// Member clients per user.
+    users: BTreeMap<String, usize>,
+    /// Member clients per provider domain.
+    domains: BTreeMap<String, usize>,
+}
+
+impl Roster {
+    /// Verifies every leaf of `group` from scratch.
+    fn build(anchor: &TrustAnchor, group: &PublicGroup) -> Result<Self, RoomError> {
+        let mut roster = Self::default();
+        roster.refresh(anchor, group)?;
+        Ok(roster)
+    }
+
+    /// Brings the roster in step with `group`; returns the members that left.
+    fn refresh(
+        &mut self,
+        anchor: &TrustAnchor,
+        group: &PublicGroup,
+    ) -> Result<Vec<VerifiedMember>, RoomError> {
+        let gone: Vec<u32> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|i| group.leaf(LeafNodeIndex::new(*i)).is_none())
+            .collect();
+        let mut removed = Vec::with_capacity(gone.len());
+        for index in gone {
+            if let Some(member) = self.remove(index) {
+                removed.push(member);
+            }
+        }
+        for (index, leaf) in group.treesync().full_leaves() {
+            let key = leaf.signature_key().as_slice();
+            if self.keys.get(&index.u32()).is_some_and(|k| k == key) {
+                continue;
+            }
+            let member = identify_member(anchor, leaf.credential(), key)?;
+            if let Some(old) = self.remove(index.u32())
+                && old.device_uri != member.device_uri
+            {
+                removed.push(old);
+            }
+            self.insert(index.u32(), member, key.to_vec());
+        }
+        Ok(removed)
+    }
+
+    fn insert(&mut self, index: u32, member: VerifiedMember, key: Vec<u8>) {
+        *self.users.entry(member.user_uri.clone()).or_default() += 1;
+        *self.domains.entry(member.domain.clone()).or_default() += 1;
+        self.keys.insert(index, key);
+        self.members.insert(index, member);
+    }
+
+    fn remove(&mut self, index: u32) -> Option<VerifiedMember> {
+        self.keys.remove(&index);
+        let member = self.members.remove(&index)?;
+        decrement(&mut self.users, &member.user_uri);
+        decrement(&mut self.domains, &member.domain);
+        Some(member)
+    }
+}
+
+fn decrement(map: &mut BTreeMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 /// What the hub accepted.
@@ -40,6 +127,8 @@ pub enum Accepted {
         /// Providers whose clients must receive the commit: every domain that had a member
         /// before it, including clients it removes (draft §5.4).
         notify_domains: BTreeSet<String>,
+        /// Member clients the commit removed (or replaced by another device).
+        removed: Vec<VerifiedMember>,
     },
     /// A standalone proposal was accepted and queued for the next commit.
     Proposal {
@@ -98,17 +187,23 @@ impl HubRoom {
                 "the hub must be an external sender of the room's group",
             ));
         }
-        let members = verified_members(anchor, group.members(), now)?;
-        let room = Self {
-            room_uri: room_uri.to_owned(),
-            provider,
-            group,
-            members,
-        };
-        let components = room.components()?;
-        let participants = components.participants();
-        let creator_is_only_member =
-            room.members.len() == 1 && room.members.values().all(|m| m.user_uri == creator_user);
+        // The creator's credential must be valid now, not merely have been once.
+        for (_, leaf) in group.treesync().full_leaves() {
+            verify_member(
+                anchor,
+                leaf.credential(),
+                leaf.signature_key().as_slice(),
+                now,
+            )?;
+        }
+        let room = Self::assemble(anchor, room_uri, provider, group)?;
+        let participants = room.components.participants();
+        let creator_is_only_member = room.roster.members.len() == 1
+            && room
+                .roster
+                .members
+                .values()
+                .all(|m| m.user_uri == creator_user);
         let creator_is_only_participant =
             participants.len() == 1 && participants[0].user == creator_user;
         if !creator_is_only_member || !creator_is_only_participant {
@@ -123,25 +218,41 @@ impl HubRoom {
         Ok(room)
     }
 
-    /// Restores a room saved with [`HubRoom::snapshot`].
+    /// Restores a room saved with [`HubRoom::snapshot`]. Members are identified whatever the
+    /// time (IN-ID-10), so `_now` is not consulted.
     pub fn load(
         anchor: &TrustAnchor,
         room_uri: &str,
         snapshot: &[u8],
-        now: u64,
+        _now: u64,
     ) -> Result<Self, RoomError> {
         let provider = MlsProvider::from_snapshot(snapshot)?;
         let group_id = GroupId::from_slice(room_uri.as_bytes());
         let group = PublicGroup::load(provider.storage(), &group_id)
             .map_err(|_| RoomError::CorruptState("cannot read the public group"))?
             .ok_or(RoomError::CorruptState("snapshot holds no public group"))?;
-        let members = verified_members(anchor, group.members(), now)?;
-        Ok(Self {
+        Self::assemble(anchor, room_uri, provider, group)
+    }
+
+    /// Decodes what the checks need from a loaded group.
+    fn assemble(
+        anchor: &TrustAnchor,
+        room_uri: &str,
+        provider: MlsProvider,
+        group: PublicGroup,
+    ) -> Result<Self, RoomError> {
+        let roster = Roster::build(anchor, &group)?;
+        let components = components_of(&group)?;
+        let mut room = Self {
             room_uri: room_uri.to_owned(),
             provider,
             group,
-            members,
-        })
+            roster,
+            components,
+            departing: BTreeSet::new(),
+        };
+        room.departing = room.compute_departing()?;
+        Ok(room)
     }
 
     /// The persisted form of this room's state.
@@ -161,13 +272,18 @@ impl HubRoom {
 
     /// The participant list.
     pub fn participants(&self) -> Result<Vec<Participant>, RoomError> {
-        Ok(self.components()?.participants())
+        Ok(self.components.participants())
+    }
+
+    /// The number of member clients.
+    pub fn member_count(&self) -> usize {
+        self.roster.members.len()
     }
 
     /// The device URIs of the members, by user URI.
     pub fn members(&self) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in self.members.values() {
+        for m in self.roster.members.values() {
             out.entry(m.user_uri.clone())
                 .or_default()
                 .push(m.device_uri.clone());
@@ -177,7 +293,7 @@ impl HubRoom {
 
     /// The provider domains with at least one member client.
     pub fn member_domains(&self) -> BTreeSet<String> {
-        self.members.values().map(|m| m.domain.clone()).collect()
+        self.roster.domains.keys().cloned().collect()
     }
 
     /// The ratchet tree, TLS-encoded, for joiners.
@@ -220,7 +336,7 @@ impl HubRoom {
             .group
             .process_message(self.provider.crypto(), protocol)
             .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
-        let components = self.components()?;
+        let components = self.components.clone();
         let sender = match processed.sender() {
             Sender::Member(leaf) => *leaf,
             Sender::NewMemberCommit => {
@@ -266,16 +382,16 @@ impl HubRoom {
 
     /// Checks that `user` may post an application message of `epoch` (draft §5.3).
     pub fn check_application(&self, epoch: u64, user: &str) -> Result<(), RoomError> {
-        let components = self.components()?;
+        let components = &self.components;
         let role = components.role_of(user);
         // HUB-030: the sender is an active participant, not leaving, allowed to send.
-        let active = self.members.values().any(|m| m.user_uri == user);
+        let active = self.roster.users.contains_key(user);
         if role == RoleIndex::NON_PARTICIPANT || !active {
             return Err(RoomError::not_allowed(format!(
                 "{user} is not an active participant"
             )));
         }
-        if self.departing_users()?.contains(user) {
+        if self.departing.contains(user) {
             return Err(RoomError::not_allowed(format!(
                 "{user} is leaving the room"
             )));
@@ -303,7 +419,7 @@ impl HubRoom {
 
     /// HUB-070: may `user` add a client of its own by external commit (draft §5.5).
     pub fn check_external_join(&self, user: &str) -> Result<(), RoomError> {
-        may_add_own_client(&self.components()?, user)
+        may_add_own_client(&self.components, user)
     }
 
     /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: an external
@@ -324,37 +440,41 @@ impl HubRoom {
             ));
         }
         let joiner =
-            check_external_commit(anchor, &self.members, &self.components()?, &staged, now)?;
+            check_external_commit(anchor, &self.roster.members, &self.components, &staged, now)?;
         let mut notify_domains = self.member_domains();
         notify_domains.insert(joiner.domain.clone());
+        self.merge(anchor, staged, notify_domains)
+    }
+
+    /// Applies an accepted commit and brings the decoded state in step. A failure here means
+    /// the in-memory room no longer matches its last saved state: callers drop it and reload.
+    fn merge(
+        &mut self,
+        anchor: &TrustAnchor,
+        staged: StagedCommit,
+        notify_domains: BTreeSet<String>,
+    ) -> Result<Accepted, RoomError> {
         self.group
             .merge_commit(self.provider.storage(), staged)
             .map_err(RoomError::mls)?;
-        self.members = verified_members(anchor, self.group.members(), now)?;
+        let removed = self.roster.refresh(anchor, &self.group)?;
+        self.components = components_of(&self.group)?;
+        self.departing.clear();
         Ok(Accepted::Commit {
             epoch: self.epoch(),
             notify_domains,
+            removed,
         })
     }
 
-    fn components(&self) -> Result<RoomComponents, RoomError> {
-        RoomComponents::from_dictionary(
-            self.group
-                .group_context()
-                .extensions()
-                .app_data_dictionary()
-                .map(|e| e.dictionary()),
-        )
-    }
-
-    fn departing_users(&self) -> Result<BTreeSet<String>, RoomError> {
+    fn compute_departing(&self) -> Result<BTreeSet<String>, RoomError> {
         let queued = self
             .group
             .queued_proposals(self.provider.storage())
             .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
         Ok(departing_users(
             queued.iter().map(|(_, q)| q),
-            &self.members,
+            &self.roster.members,
         ))
     }
 
@@ -371,13 +491,14 @@ impl HubRoom {
         check_standalone_proposal(
             &proposal,
             sender,
-            &self.members,
+            &self.roster.members,
             components,
             queued.iter().map(|(_, q)| q),
         )?;
         self.group
             .add_proposal(self.provider.storage(), proposal)
             .map_err(|_| RoomError::Internal("cannot queue proposal"))?;
+        self.departing = self.compute_departing()?;
         Ok(Accepted::Proposal {
             notify_domains: self.member_domains(),
         })
@@ -407,10 +528,10 @@ impl HubRoom {
                 hex_short(missing.as_slice())
             )));
         }
-        let departing = departing_users(queued.iter().map(|(_, q)| q), &self.members);
+        let departing = departing_users(queued.iter().map(|(_, q)| q), &self.roster.members);
         let facts = commit_facts(
             anchor,
-            &self.members,
+            &self.roster.members,
             committer,
             &staged,
             components.participants.clone(),
@@ -418,17 +539,19 @@ impl HubRoom {
             now,
         )?;
         check_commit(&components.policy, &facts, &departing)?;
-        let notify_domains: BTreeSet<String> =
-            self.members.values().map(|m| m.domain.clone()).collect();
-        self.group
-            .merge_commit(self.provider.storage(), staged)
-            .map_err(RoomError::mls)?;
-        self.members = verified_members(anchor, self.group.members(), now)?;
-        Ok(Accepted::Commit {
-            epoch: self.epoch(),
-            notify_domains,
-        })
+        let notify_domains = self.member_domains();
+        self.merge(anchor, staged, notify_domains)
     }
+}
+
+fn components_of(group: &PublicGroup) -> Result<RoomComponents, RoomError> {
+    RoomComponents::from_dictionary(
+        group
+            .group_context()
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary()),
+    )
 }
 
 fn hex_short(bytes: &[u8]) -> String {

@@ -6,6 +6,7 @@
 //! clients agree on what is valid. This crate does no I/O: state goes in and out as snapshots.
 //! OpenMLS types stay inside this crate; callers see bytes and our own types.
 
+pub mod baseline;
 mod components;
 mod credentials;
 mod error;

@@ -387,6 +387,38 @@ impl MemberState {
             .map(Some)
     }
 
+    /// Builds a commit that only refreshes this client's own leaf and path secrets (post-
+    /// compromise security; also the "update" commit of the hub benchmarks).
+    pub fn self_update(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+    ) -> Result<PendingCommit, RoomError> {
+        let mut group = self.group(room_uri)?;
+        self.commit_with(me, &mut group, Vec::new(), Vec::new(), Vec::new(), true)
+    }
+
+    /// The room's current GroupInfo (an MLSMessage, without the tree) and its ratchet tree,
+    /// as a hub or an external joiner needs them.
+    pub fn export_group_info(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+    ) -> Result<CreatedRoom, RoomError> {
+        let group = self.group(room_uri)?;
+        let signer = self.signer(me)?;
+        let group_info = group
+            .export_group_info(self.provider.crypto(), &signer, false)
+            .map_err(RoomError::mls)?;
+        Ok(CreatedRoom {
+            group_info: encode_message(&group_info)?,
+            ratchet_tree: group
+                .export_ratchet_tree()
+                .tls_serialize_detached()
+                .map_err(|_| RoomError::Internal("ratchet tree does not encode"))?,
+        })
+    }
+
     /// Applies our commit after the hub accepted it.
     pub fn merge_pending_commit(&self, room_uri: &str) -> Result<u64, RoomError> {
         let mut group = self.group(room_uri)?;
@@ -750,10 +782,23 @@ impl MemberState {
         adds: Vec<KeyPackage>,
         removes: Vec<LeafNodeIndex>,
     ) -> Result<PendingCommit, RoomError> {
+        self.commit_with(me, group, proposals, adds, removes, false)
+    }
+
+    fn commit_with(
+        &self,
+        me: &ClientIdentity,
+        group: &mut MlsGroup,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removes: Vec<LeafNodeIndex>,
+        force_path: bool,
+    ) -> Result<PendingCommit, RoomError> {
         let signer = self.signer(me)?;
         let before = group_components(group)?.participants;
         let mut stage = group
             .commit_builder()
+            .force_self_update(force_path)
             .propose_adds(adds)
             .propose_removals(removes)
             .add_proposals(proposals)

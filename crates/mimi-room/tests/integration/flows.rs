@@ -539,3 +539,96 @@ fn alice_adds_cathy(w: &mut World) {
         )
         .unwrap();
 }
+
+#[test]
+fn hub_keeps_members_in_step_across_add_update_and_remove() {
+    let mut w = world_with_alice_and_bob();
+    alice_adds_cathy(&mut w);
+    assert_eq!(w.hub.member_count(), 3);
+    let update = w.alice.state.self_update(&w.alice.me, &w.room).unwrap();
+    let accepted = w
+        .hub
+        .process_handshake(&w.anchor, &update.commit, now())
+        .unwrap();
+    let Accepted::Commit { removed, .. } = accepted else {
+        panic!("expected a commit");
+    };
+    assert!(removed.is_empty(), "an update removes nobody: {removed:?}");
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    let remove = w
+        .alice
+        .state
+        .remove_user(
+            &w.anchor,
+            &w.alice.me,
+            &w.room,
+            "mimi://c.example/u/cathy",
+            now(),
+        )
+        .unwrap();
+    let accepted = w
+        .hub
+        .process_handshake(&w.anchor, &remove.commit, now())
+        .unwrap();
+    let Accepted::Commit {
+        removed,
+        notify_domains,
+        ..
+    } = accepted
+    else {
+        panic!("expected a commit");
+    };
+    let removed: Vec<&str> = removed.iter().map(|m| m.device_uri.as_str()).collect();
+    assert_eq!(removed, [w.cathy.me.device_uri.as_str()]);
+    assert!(notify_domains.contains("c.example"), "the removed are told");
+    assert!(!w.hub.member_domains().contains("c.example"));
+    // What the hub kept up to date step by step equals what it finds from scratch.
+    let reloaded = HubRoom::load(&w.anchor, &w.room, &w.hub.snapshot().unwrap(), now()).unwrap();
+    assert_eq!(reloaded.members(), w.hub.members());
+    assert_eq!(reloaded.member_domains(), w.hub.member_domains());
+    assert_eq!(reloaded.member_count(), 2);
+    assert!(
+        w.hub
+            .check_application(w.hub.epoch(), "mimi://c.example/u/cathy")
+            .is_err()
+    );
+    assert!(
+        w.hub
+            .check_application(w.hub.epoch(), "mimi://b.example/u/bob")
+            .is_ok()
+    );
+}
+
+#[test]
+fn bare_public_group_follows_the_same_commits_as_the_hub() {
+    let mut w = world_with_alice_and_bob();
+    let start = w
+        .alice
+        .state
+        .export_group_info(&w.alice.me, &w.room)
+        .unwrap();
+    let mut bare =
+        mimi_room::baseline::BarePublicGroup::new(&start.group_info, &start.ratchet_tree).unwrap();
+    let kp = w.cathy.state.key_packages(&w.cathy.me, 1).unwrap();
+    let add = w
+        .alice
+        .state
+        .add_users(
+            &w.alice.me,
+            &w.room,
+            &[("mimi://c.example/u/cathy".into(), kp)],
+        )
+        .unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &add.commit, now())
+        .unwrap();
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    assert_eq!(bare.process_commit(&add.commit).unwrap(), w.hub.epoch());
+    let update = w.alice.state.self_update(&w.alice.me, &w.room).unwrap();
+    w.hub
+        .process_handshake(&w.anchor, &update.commit, now())
+        .unwrap();
+    assert_eq!(bare.process_commit(&update.commit).unwrap(), w.hub.epoch());
+    // A commit for an epoch the bare group has left is refused.
+    assert!(bare.process_commit(&add.commit).is_err());
+}
