@@ -1,12 +1,15 @@
-//! Per-client inboxes: fanned-out messages waiting for a local client to fetch them, and the
-//! follower's filter of `/notify` bodies already processed (draft §5.4: duplicates get 201 and
-//! are processed once).
+//! Client inboxes, read from one mailbox: a message for a room's subscribers is stored once per
+//! provider (a room-log entry), a Welcome once per device it is for. A device's inbox is its own
+//! entries plus the room-log entries inside its subscriptions' ranges, in one increasing id
+//! space, so a client pages with a single cursor. Also the follower's filter of FanoutMessages
+//! already processed (draft §5.4: duplicates get 201 and are processed once, IN-SERVER-10).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::schema::mailbox_position;
 use crate::{StoreError, StoreGuard, Tx};
 
-/// How long a `/notify` body hash is remembered, seconds (two weeks).
+/// How long a FanoutMessage hash is remembered, seconds (two weeks).
 pub(crate) const DUPLICATE_WINDOW_SECS: u64 = 14 * 24 * 3600;
 
 /// One message waiting for a client.
@@ -21,7 +24,7 @@ pub struct InboxItem {
 }
 
 impl Tx<'_> {
-    /// Appends a message to a client's inbox.
+    /// Appends a message to one client's inbox (Welcomes and anything else device-targeted).
     pub fn deliver(
         &self,
         device_uri: &str,
@@ -30,67 +33,220 @@ impl Tx<'_> {
         now: u64,
     ) -> Result<(), StoreError> {
         self.conn().execute(
-            "INSERT INTO inbox (device_uri, room_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![device_uri, room_uri, body, now as i64],
+            "INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![room_uri, device_uri, body, now as i64],
         )?;
+        self.mark_inbox_changed();
         Ok(())
     }
 
-    /// Drops a client's inbox entries up to and including `up_to`.
+    /// Appends a message to a room's log, read by every client subscribed to the room. Returns
+    /// whether it was stored: with no subscriber here nobody could ever read it.
+    pub fn append_room_log(
+        &self,
+        room_uri: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let inserted = self.conn().execute(
+            "INSERT INTO mailbox (room_uri, device_uri, body, created_at)
+             SELECT ?1, NULL, ?2, ?3
+             WHERE EXISTS (SELECT 1 FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL)",
+            params![room_uri, body, now as i64],
+        )?;
+        if inserted > 0 {
+            self.mark_inbox_changed();
+        }
+        Ok(inserted > 0)
+    }
+
+    /// Acknowledges a client's inbox up to and including `up_to`: those entries are never
+    /// returned again, and room-log entries every reader has acknowledged are dropped. An
+    /// acknowledgement beyond the newest entry counts only up to that entry, so it cannot
+    /// swallow messages that arrive later.
     pub fn ack_inbox(&self, device_uri: &str, up_to: i64) -> Result<(), StoreError> {
+        let up_to = up_to.min(mailbox_position(self.conn())?);
         self.conn().execute(
-            "DELETE FROM inbox WHERE device_uri = ?1 AND id <= ?2",
+            "INSERT INTO inbox_cursors (device_uri, acked_up_to) VALUES (?1, ?2)
+             ON CONFLICT (device_uri) DO UPDATE
+                 SET acked_up_to = MAX(acked_up_to, excluded.acked_up_to)",
             params![device_uri, up_to],
         )?;
+        let acked = acked_up_to(self.conn(), device_uri)?;
+        self.conn().execute(
+            "DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2",
+            params![device_uri, acked],
+        )?;
+        let rooms: Vec<String> = {
+            let mut stmt = self
+                .conn()
+                .prepare("SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1")?;
+            let rows = stmt.query_map(params![device_uri], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for room in rooms {
+            collect_room_log(self.conn(), &room)?;
+        }
         Ok(())
     }
 
-    /// Records a `/notify` body hash; returns false if it was seen before. Hashes older than
+    /// Records a FanoutMessage hash; returns false if it was seen before. Hashes older than
     /// [`DUPLICATE_WINDOW_SECS`] are forgotten: a hub retries for far less than that.
-    pub fn first_sighting(&self, body_hash: &[u8], now: u64) -> Result<bool, StoreError> {
+    pub fn first_sighting(&self, message_hash: &[u8], now: u64) -> Result<bool, StoreError> {
         self.conn().execute(
             "DELETE FROM notify_seen WHERE received_at < ?1",
             params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
         )?;
-        let seen = self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM notify_seen WHERE body_hash = ?1",
-                params![body_hash],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if seen {
-            return Ok(false);
-        }
-        self.conn().execute(
-            "INSERT INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)",
-            params![body_hash, now as i64],
+        let inserted = self.conn().execute(
+            "INSERT OR IGNORE INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)",
+            params![message_hash, now as i64],
         )?;
-        Ok(true)
+        Ok(inserted > 0)
     }
-}
 
-impl StoreGuard<'_> {
-    /// A client's inbox entries after `after`, oldest first.
+    /// A client's inbox entries after `after`, oldest first (as [`StoreGuard::inbox`]).
     pub fn inbox(
         &self,
         device_uri: &str,
         after: i64,
         limit: usize,
     ) -> Result<Vec<InboxItem>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, room_uri, body FROM inbox WHERE device_uri = ?1 AND id > ?2
-             ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![device_uri, after, limit as i64], |r| {
-            Ok(InboxItem {
-                id: r.get(0)?,
-                room_uri: r.get(1)?,
-                body: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        inbox(self.conn(), device_uri, after, limit)
     }
+}
+
+impl StoreGuard<'_> {
+    /// A client's inbox entries after `after` (and after everything it acknowledged), oldest
+    /// first, at most `limit`.
+    pub fn inbox(
+        &self,
+        device_uri: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        // One read transaction: the queries below must see the same snapshot, or an entry
+        // committed between two of them could be skipped by a cursor that moved past it.
+        let tx = self.conn.unchecked_transaction()?;
+        let items = inbox(&tx, device_uri, after, limit)?;
+        tx.commit()?;
+        Ok(items)
+    }
+
+    /// Entries in the mailbox, device-targeted and room-wide (for metrics and tests).
+    pub fn mailbox_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM mailbox", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
+/// Drops what no subscription of `room_uri` can still return: closed subscriptions whose client
+/// acknowledged past their end, and room-log entries that every active subscriber acknowledged
+/// (or subscribed after) and that lie outside what closed subscriptions still have to read.
+pub(crate) fn collect_room_log(conn: &Connection, room_uri: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM subscriptions
+         WHERE room_uri = ?1 AND until_id IS NOT NULL
+           AND (until_id <= from_id OR until_id <= COALESCE(
+                   (SELECT acked_up_to FROM inbox_cursors c
+                    WHERE c.device_uri = subscriptions.device_uri), 0))",
+        params![room_uri],
+    )?;
+    let low: Option<i64> = conn.query_row(
+        "SELECT MIN(MAX(s.from_id, COALESCE(c.acked_up_to, 0)))
+         FROM subscriptions s LEFT JOIN inbox_cursors c ON c.device_uri = s.device_uri
+         WHERE s.room_uri = ?1 AND s.until_id IS NULL",
+        params![room_uri],
+        |r| r.get(0),
+    )?;
+    // No active subscription: nobody reads the room's log from now on.
+    let low = match low {
+        Some(low) => low,
+        None => mailbox_position(conn)?,
+    };
+    // Closed subscriptions are rare (removals, departures), so checking each candidate against
+    // them is cheap; the common case is a range delete on the room's index.
+    conn.execute(
+        "DELETE FROM mailbox
+         WHERE device_uri IS NULL AND room_uri = ?1 AND id <= ?2
+           AND NOT EXISTS (
+               SELECT 1 FROM subscriptions s
+               LEFT JOIN inbox_cursors c ON c.device_uri = s.device_uri
+               WHERE s.room_uri = ?1 AND s.until_id IS NOT NULL
+                 AND mailbox.id > MAX(s.from_id, COALESCE(c.acked_up_to, 0))
+                 AND mailbox.id <= s.until_id)",
+        params![room_uri, low],
+    )?;
+    Ok(())
+}
+
+fn acked_up_to(conn: &Connection, device_uri: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT acked_up_to FROM inbox_cursors WHERE device_uri = ?1",
+            params![device_uri],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Merges the device's own entries with the room-log ranges of its subscriptions. Ids are
+/// collected first (index only) and bodies fetched for the chosen page alone, so a client in
+/// many rooms does not load many pages of bodies per request. Callers run it inside one
+/// transaction.
+fn inbox(
+    conn: &Connection,
+    device_uri: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<InboxItem>, StoreError> {
+    let after = after.max(acked_up_to(conn, device_uri)?);
+    let limit_sql = limit.min(i64::MAX as usize) as i64;
+    let mut ids: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM mailbox WHERE device_uri = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![device_uri, after, limit_sql], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let ranges: Vec<(String, i64, Option<i64>)> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT room_uri, from_id, until_id FROM subscriptions
+             WHERE device_uri = ?1 AND (until_id IS NULL OR until_id > ?2)",
+        )?;
+        let rows = stmt.query_map(params![device_uri, after], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (room, from, until) in ranges {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM mailbox
+             WHERE device_uri IS NULL AND room_uri = ?1 AND id > ?2 AND id <= ?3
+             ORDER BY id LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![room, after.max(from), until.unwrap_or(i64::MAX), limit_sql],
+            |r| r.get::<_, i64>(0),
+        )?;
+        for id in rows {
+            ids.push(id?);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(limit);
+    let mut stmt = conn.prepare_cached("SELECT room_uri, body FROM mailbox WHERE id = ?1")?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some((room_uri, body)) = stmt
+            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            items.push(InboxItem { id, room_uri, body });
+        }
+    }
+    Ok(items)
 }

@@ -102,19 +102,17 @@ impl Tx<'_> {
     pub fn device_of_key_package(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
         device_of_key_package(self.conn(), kp_ref)
     }
+
+    /// The provider that supplied KeyPackage `kp_ref`, read inside this transaction.
+    pub fn welcome_route(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+        welcome_route(self.conn(), kp_ref)
+    }
 }
 
 impl StoreGuard<'_> {
     /// The provider that supplied KeyPackage `kp_ref`, if the hub relayed it.
     pub fn welcome_route(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
-                params![kp_ref],
-                |r| r.get(0),
-            )
-            .optional()?)
+        welcome_route(&self.conn, kp_ref)
     }
 
     /// The local client whose KeyPackage has reference `kp_ref`.
@@ -131,6 +129,16 @@ impl StoreGuard<'_> {
         )?;
         Ok(n as u64)
     }
+}
+
+fn welcome_route(conn: &rusqlite::Connection, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
+            params![kp_ref],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 fn device_of_key_package(

@@ -5,8 +5,10 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// The first schema. New databases are created at v1 and migrated, so every database takes the
+/// same path to the current version.
 const SCHEMA_V1: &str = "
 CREATE TABLE users (
     name TEXT PRIMARY KEY,
@@ -78,6 +80,51 @@ CREATE TABLE notify_seen (
 CREATE INDEX notify_seen_by_age ON notify_seen(received_at);
 ";
 
+/// v1 -> v2: one mailbox instead of per-device inbox rows. A message for a room's subscribers is
+/// stored once (`device_uri` NULL) and each subscription records the mailbox position where it
+/// began and, once ended, where it stopped. Welcomes stay device-targeted. Old inbox rows move
+/// over with their ids, and the id sequence continues above the highest id the old inbox ever
+/// handed out, so clients' cursors stay valid.
+const MIGRATE_V2: &str = "
+CREATE TABLE mailbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_uri TEXT NOT NULL,
+    device_uri TEXT,
+    body BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX mailbox_by_device ON mailbox(device_uri, id) WHERE device_uri IS NOT NULL;
+CREATE INDEX mailbox_by_room ON mailbox(room_uri, id) WHERE device_uri IS NULL;
+INSERT INTO mailbox (id, room_uri, device_uri, body, created_at)
+    SELECT id, room_uri, device_uri, body, created_at FROM inbox;
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'mailbox', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'mailbox');
+UPDATE sqlite_sequence
+    SET seq = MAX(seq, COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0))
+    WHERE name = 'mailbox';
+DROP TABLE inbox;
+ALTER TABLE subscriptions RENAME TO subscriptions_v1;
+CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY,
+    room_uri TEXT NOT NULL,
+    device_uri TEXT NOT NULL,
+    from_id INTEGER NOT NULL,
+    until_id INTEGER
+);
+CREATE UNIQUE INDEX subscriptions_active ON subscriptions(room_uri, device_uri)
+    WHERE until_id IS NULL;
+CREATE INDEX subscriptions_by_room ON subscriptions(room_uri);
+CREATE INDEX subscriptions_by_device ON subscriptions(device_uri);
+INSERT INTO subscriptions (room_uri, device_uri, from_id)
+    SELECT room_uri, device_uri, (SELECT seq FROM sqlite_sequence WHERE name = 'mailbox')
+    FROM subscriptions_v1;
+DROP TABLE subscriptions_v1;
+CREATE TABLE inbox_cursors (
+    device_uri TEXT PRIMARY KEY,
+    acked_up_to INTEGER NOT NULL
+);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // WAL lets readers proceed during writes; FULL syncs the WAL on every commit, so an
@@ -89,8 +136,81 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < 1 {
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
+        ))?;
+    }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {MIGRATE_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     Ok(())
+}
+
+/// Settings for a read-only connection to a database [`prepare`] has set up.
+pub(crate) fn prepare_reader(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "query_only", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// The highest mailbox id handed out so far: everything at or below it is already in the
+/// mailbox (or was, and has been collected). Subscriptions start and end at such positions.
+pub(crate) fn mailbox_position(conn: &Connection) -> Result<i64, StoreError> {
+    use rusqlite::OptionalExtension as _;
+    Ok(conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'mailbox'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn v1_inbox_rows_and_subscriptions_survive_the_migration_with_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
+            ))
+            .unwrap();
+            conn.execute_batch(
+                "INSERT INTO inbox (device_uri, room_uri, body, created_at) VALUES
+                     ('d1', 'r', x'01', 0), ('d1', 'r', x'02', 0), ('d2', 'r', x'03', 0),
+                     ('d1', 'r', x'04', 0);
+                 DELETE FROM inbox WHERE id IN (3, 4);
+                 INSERT INTO subscriptions (room_uri, device_uri) VALUES ('r', 'd1');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let items = store.read().unwrap().inbox("d1", 0, 10).unwrap();
+        let got: Vec<(i64, Vec<u8>)> = items.into_iter().map(|i| (i.id, i.body)).collect();
+        assert_eq!(got, vec![(1, vec![1]), (2, vec![2])]);
+        // The subscription carried over, and new ids continue above every id ever handed out.
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        assert!(tx.append_room_log("r", &[5], 0).unwrap());
+        tx.commit().unwrap();
+        drop(guard);
+        let items = store.read().unwrap().inbox("d1", 2, 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].id, 5);
+        let version: i64 = store
+            .read()
+            .unwrap()
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 }
