@@ -210,6 +210,22 @@ impl Client {
         &self.account.domain
     }
 
+    /// The base URL of our provider's client API.
+    pub fn server(&self) -> &str {
+        &self.account.server
+    }
+
+    /// The PEM of the CA this client trusts for its provider's TLS certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.account.ca_pem
+    }
+
+    /// The bearer token for our provider's client API (hex). It authenticates this client:
+    /// for callers that speak the client API themselves, e.g. `mimi bench`.
+    pub fn bearer_token(&self) -> &str {
+        &self.account.token
+    }
+
     /// Creates a room hosted by our provider; returns its URI.
     pub async fn create_room(&mut self, name: &str) -> Result<String, ClientError> {
         let info: Info = self.api.get_json("/client/v1/info").await?;
@@ -273,6 +289,38 @@ impl Client {
         let me = self.me();
         let pending =
             self.attempt(|s| s.add_users(&me, room, &[(user.to_owned(), packages.clone())]))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Adds several users (user URIs) to `room` in one commit, each with all the clients its
+    /// provider has KeyPackages for. Users without key material are refused before anything
+    /// is committed.
+    pub async fn add_users(&mut self, room: &str, users: &[String]) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let mut additions = Vec::with_capacity(users.len());
+        for user in users {
+            let response = self.key_material(room, user).await?;
+            let packages: Vec<Vec<u8>> = response
+                .clients
+                .iter()
+                .filter_map(|c| match c {
+                    ClientKeyMaterial::Success { key_package, .. } => {
+                        Some(key_package.as_bytes().to_vec())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if packages.is_empty() {
+                return Err(ClientError::Refused(format!(
+                    "no key material for {user} ({:?})",
+                    response.user_status
+                )));
+            }
+            additions.push((user.clone(), packages));
+        }
+        let me = self.me();
+        let pending = self.attempt(|s| s.add_users(&me, room, &additions))?;
         self.submit_commit(room, pending).await
     }
 
@@ -411,6 +459,50 @@ impl Client {
     /// (the hub decides whether it is still allowed); returns its message ID (hex).
     pub async fn post(&mut self, room: &str, text: &str) -> Result<String, ClientError> {
         self.post_content(room, MimiContent::text(text)).await
+    }
+
+    /// Encrypts each text as a MIMI text message for `room` without sending it; returns the
+    /// MLSMessages (PrivateMessages) in order, for the caller to submit itself
+    /// (`POST /client/v1/submit/{room}`), in this order. Each is recorded as sent, so its echo
+    /// is recognised on sync, and the MLS state is saved once for the whole batch.
+    pub fn encrypt_batch(
+        &mut self,
+        room: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<u8>>, ClientError> {
+        if !self.state.is_active(room) || self.state.is_leaving(room) {
+            return Err(ClientError::NotAllowed(format!(
+                "{} cannot post in {room}",
+                self.account.user_uri
+            )));
+        }
+        let me = self.me();
+        let mut out = Vec::with_capacity(texts.len());
+        let mut events = Vec::with_capacity(texts.len());
+        for text in texts {
+            let content = MimiContent::text(text)
+                .with_sender_uri(&self.account.user_uri)
+                .with_room_uri(room);
+            let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
+            events.push((
+                Sha256::digest(&ciphertext).to_vec(),
+                event_from_content(&content, &self.account.user_uri, room, 0),
+            ));
+            out.push(ciphertext);
+        }
+        let tx = self.profile.transaction()?;
+        profile::save_snapshot(&tx, &self.state.snapshot()?)?;
+        for (hash, event) in &events {
+            profile::mark_sent(&tx, hash, room, event)?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Creates `count` more KeyPackages and uploads them, so this client can be added to that
+    /// many more rooms without syncing in between.
+    pub async fn stock_key_packages(&mut self, count: usize) -> Result<(), ClientError> {
+        self.upload_key_packages(count).await
     }
 
     /// Syncs, then sends a message built by the caller (options such as `--expires` and
