@@ -128,7 +128,7 @@ async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Clie
         .and_then(|t| hex::decode(t.trim()).ok())
         .ok_or_else(|| ApiError::unauthorized("missing or malformed bearer token"))?;
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.store.lock()?.client_by_token(&token))
+    tokio::task::spawn_blocking(move || s.store.read()?.client_by_token(&token))
         .await?
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::unauthorized("unknown token"))
@@ -344,6 +344,9 @@ async fn forward(
 struct InboxQuery {
     #[serde(default)]
     after: i64,
+    /// Long poll: how long to wait for an entry when there is none yet, milliseconds.
+    #[serde(default)]
+    wait_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -355,20 +358,41 @@ struct InboxEntry {
 
 /// Most entries returned by one inbox read; clients page with `after`.
 const INBOX_PAGE: usize = 256;
+/// Longest long poll, milliseconds: short enough that proxies and client timeouts in between
+/// keep the request alive, long enough that an idle client asks only twice a minute.
+const MAX_INBOX_WAIT_MS: u64 = 30_000;
 
+/// Answers at once if anything is pending. Otherwise, with `wait_ms`, waits until a commit that
+/// added inbox entries (anywhere on this provider) brings one for this client, or the time is
+/// up, and answers what there is then (possibly nothing).
 async fn inbox(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<InboxQuery>,
 ) -> Result<Json<Vec<InboxEntry>>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    let items = tokio::task::spawn_blocking(move || {
-        state
-            .store
-            .lock()?
-            .inbox(&client.device_uri, query.after, INBOX_PAGE)
-    })
-    .await??;
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(query.wait_ms.min(MAX_INBOX_WAIT_MS));
+    let mut wake = state.inbox_wake.subscribe();
+    let items = loop {
+        // Mark the current commit count seen before reading: a commit after this point
+        // wakes us, and one before it is visible to the read.
+        wake.borrow_and_update();
+        let s = state.clone();
+        let device = client.device_uri.clone();
+        let items = tokio::task::spawn_blocking(move || {
+            s.store.read()?.inbox(&device, query.after, INBOX_PAGE)
+        })
+        .await??;
+        if !items.is_empty() {
+            break items;
+        }
+        match tokio::time::timeout_at(deadline, wake.changed()).await {
+            Ok(Ok(())) => continue,
+            // Time is up, or the state is going away: answer that there is nothing.
+            Ok(Err(_)) | Err(_) => break items,
+        }
+    };
     Ok(Json(
         items
             .into_iter()
@@ -467,4 +491,124 @@ async fn download(
         )));
     }
     Ok(answer.body)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::state::tests::test_state;
+
+    const ROOM: &str = "mimi://a.example/r/x";
+
+    async fn call(state: &Arc<AppState>, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+        let response = routes()
+            .with_state(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, body.to_vec())
+    }
+
+    /// Registers alice's device and subscribes it to `ROOM`; returns its bearer token.
+    async fn alice(state: &Arc<AppState>) -> String {
+        let request = Request::post("/client/v1/register")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                serde_json::json!({"user": "alice", "device": "1", "signature_key": hex::encode([7u8; 32])})
+                    .to_string(),
+            ))
+            .unwrap();
+        let (status, body) = call(state, request).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let registered: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let device = registered["device_uri"].as_str().unwrap().to_owned();
+        state
+            .write(move |tx| Ok(tx.subscribe(ROOM, &device)?))
+            .await
+            .unwrap();
+        registered["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn inbox(state: &Arc<AppState>, token: &str, query: &str) -> Vec<serde_json::Value> {
+        let request = Request::get(format!("/client/v1/inbox?{query}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(state, request).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_poll_wakes_up_when_a_message_for_the_client_is_committed() {
+        let (_dir, state) = test_state();
+        let token = alice(&state).await;
+        let waiting = tokio::spawn({
+            let (state, token) = (state.clone(), token.clone());
+            async move { inbox(&state, &token, "after=0&wait_ms=30000").await }
+        });
+        // Give the request time to start waiting; if it has not yet, it finds the entry at once,
+        // and the test still holds.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        state
+            .write(|tx| Ok(tx.append_room_log(ROOM, b"hello", 0)?))
+            .await
+            .unwrap();
+        // Had the wake-up failed, the poll would answer empty after 30 s.
+        let entries = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the long poll answered")
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0]["body"], hex::encode(b"hello"));
+        assert_eq!(entries[0]["room"], ROOM);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_poll_answers_empty_when_the_wait_is_over_and_at_once_without_wait() {
+        let (_dir, state) = test_state();
+        let token = alice(&state).await;
+        assert!(inbox(&state, &token, "after=0").await.is_empty());
+        // Another device's traffic wakes the poll but does not end it.
+        let waiting = tokio::spawn({
+            let (state, token) = (state.clone(), token.clone());
+            async move { inbox(&state, &token, "after=0&wait_ms=300").await }
+        });
+        state
+            .write(|tx| {
+                Ok(tx.deliver(
+                    "mimi://a.example/d/bob/1",
+                    "mimi://a.example/r/y",
+                    b"not alice's",
+                    0,
+                )?)
+            })
+            .await
+            .unwrap();
+        assert!(waiting.await.unwrap().is_empty());
+        state
+            .write(|tx| Ok(tx.append_room_log(ROOM, b"m", 0)?))
+            .await
+            .unwrap();
+        assert_eq!(inbox(&state, &token, "after=0&wait_ms=300").await.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malformed_wait_is_refused() {
+        let (_dir, state) = test_state();
+        let token = alice(&state).await;
+        let request = Request::get("/client/v1/inbox?after=0&wait_ms=-5")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&state, request).await.0, StatusCode::BAD_REQUEST);
+    }
 }

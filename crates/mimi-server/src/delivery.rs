@@ -1,5 +1,6 @@
 //! Putting accepted messages on their way, inside the transaction that accepted them: into the
-//! inboxes of local clients, or into the durable per-peer `/notify` queue.
+//! mailbox of local clients (once per room, read by every subscriber), or into the durable
+//! per-peer `/notify` queue.
 
 use std::collections::BTreeSet;
 
@@ -29,7 +30,8 @@ pub(crate) fn fan_out(
 }
 
 /// Delivers one FanoutMessage to local clients: a Welcome to the clients whose KeyPackages it
-/// names (subscribing them to the room), anything else to the room's subscribers.
+/// names (subscribing them to the room), anything else once into the room's log, which every
+/// subscriber reads.
 pub(crate) fn deliver_local(
     tx: &Tx<'_>,
     room_uri: &str,
@@ -46,8 +48,6 @@ pub(crate) fn deliver_local(
         }
         return Ok(());
     }
-    for device in tx.subscribers(room_uri)? {
-        tx.deliver(&device, room_uri, body, now)?;
-    }
+    tx.append_room_log(room_uri, body, now)?;
     Ok(())
 }

@@ -146,10 +146,7 @@ async fn notify(
     let room = room_param(&room)?;
     let room_domain = room.domain().to_owned();
     let room = room.to_string();
-    tokio::task::spawn_blocking(move || {
-        follower::notify(&state, &peer, &room, &room_domain, &body)
-    })
-    .await??;
+    follower::notify(&state, &peer, &room, &room_domain, &body).await?;
     Ok(StatusCode::CREATED)
 }
 

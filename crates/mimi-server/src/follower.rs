@@ -1,17 +1,21 @@
 //! The follower role (draft-ietf-mimi-protocol-06 §5.4): accepting `/notify` from a room's hub,
-//! processing each distinct body once, and delivering to local clients.
+//! processing each distinct FanoutMessage once, and delivering to local clients.
 
-use mimi_protocol::decode_fanout_batch;
+use std::sync::Arc;
+
+use mimi_protocol::{Wire, decode_fanout_batch};
 use sha2::{Digest, Sha256};
 
 use crate::delivery::deliver_local;
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
 
-/// FOL-001: only the room's hub may notify; FOL-002: the body decodes completely;
-/// FOL-003: a byte-identical body is acknowledged again but processed once.
-pub(crate) fn notify(
-    state: &AppState,
+/// FOL-001: only the room's hub may notify; FOL-002: the body decodes completely and every
+/// message is for this room; FOL-003: a FanoutMessage seen before (alone or in a batch cut
+/// differently, IN-SERVER-10) is acknowledged again but processed once. Dedup and delivery are
+/// one write, so a crash cannot record a message as seen without delivering it.
+pub(crate) async fn notify(
+    state: &Arc<AppState>,
     peer: &str,
     room_uri: &str,
     room_domain: &str,
@@ -30,28 +34,129 @@ pub(crate) fn notify(
             return Err(ApiError::bad_request("fanout message for another room"));
         }
     }
-    let hash = Sha256::digest(body);
-    let mut guard = state.store.lock()?;
-    let tx = guard.begin()?;
-    if !tx.first_sighting(&hash, now_secs())? {
-        tracing::debug!(room = room_uri, peer, "duplicate notify acknowledged");
-        return Ok(());
-    }
-    for m in &messages {
-        deliver_local(
-            &tx,
-            room_uri,
-            m,
-            &mimi_protocol::Wire::encode(m),
-            now_secs(),
-        )?;
-    }
-    tx.commit()?;
+    let count = messages.len();
+    let room = room_uri.to_owned();
+    let delivered = state
+        .write(move |tx| {
+            let now = now_secs();
+            let mut delivered = 0usize;
+            for m in &messages {
+                // Decoding is exact, so this is the message's own slice of the body.
+                let encoded = m.encode();
+                if !tx.first_sighting(&Sha256::digest(&encoded), now)? {
+                    continue;
+                }
+                deliver_local(tx, &room, m, &encoded, now)?;
+                delivered += 1;
+            }
+            Ok(delivered)
+        })
+        .await?;
     tracing::info!(
         room = room_uri,
         peer,
-        count = messages.len(),
+        count,
+        duplicates = count - delivered,
         "notify delivered"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mimi_protocol::{FanoutMessage, MlsMessage, encode_fanout_batch};
+
+    use super::*;
+    use crate::state::tests::test_state;
+
+    const ROOM: &str = "mimi://b.example/r/x";
+    const DEVICE: &str = "mimi://a.example/d/alice/1";
+
+    /// An RFC 9420 PrivateMessage for `ROOM` whose ciphertext is `n`.
+    fn message(n: u8) -> FanoutMessage {
+        let mut bytes = vec![0, 1, 0, 2];
+        bytes.push(ROOM.len() as u8);
+        bytes.extend_from_slice(ROOM.as_bytes());
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.push(1); // content type: application
+        bytes.push(0); // authenticated_data
+        bytes.push(4);
+        bytes.extend_from_slice(&[9; 4]); // encrypted_sender_data
+        bytes.push(1);
+        bytes.push(n); // ciphertext
+        FanoutMessage::application(
+            1000 + u64::from(n),
+            MlsMessage::from_bytes(&bytes).unwrap(),
+            None,
+        )
+    }
+
+    fn batch(ns: &[u8]) -> Vec<u8> {
+        encode_fanout_batch(&ns.iter().map(|n| message(*n)).collect::<Vec<_>>())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_batch_cut_differently_is_processed_exactly_once() {
+        let (_dir, state) = test_state();
+        state
+            .write(|tx| Ok(tx.subscribe(ROOM, DEVICE)?))
+            .await
+            .unwrap();
+        for body in [
+            batch(&[1, 2]),
+            batch(&[1, 2]),
+            batch(&[1, 2, 3]),
+            batch(&[2, 3, 4]),
+            batch(&[4]),
+        ] {
+            notify(&state, "b.example", ROOM, "b.example", &body)
+                .await
+                .unwrap();
+        }
+        let items = state.store.read().unwrap().inbox(DEVICE, 0, 100).unwrap();
+        let got: Vec<Vec<u8>> = items.into_iter().map(|i| i.body).collect();
+        let want: Vec<Vec<u8>> = (1..=4).map(|n| message(n).encode()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_with_a_message_for_another_room_changes_nothing() {
+        let (_dir, state) = test_state();
+        state
+            .write(|tx| Ok(tx.subscribe(ROOM, DEVICE)?))
+            .await
+            .unwrap();
+        let body = batch(&[1]);
+        assert!(
+            notify(
+                &state,
+                "b.example",
+                "mimi://b.example/r/other",
+                "b.example",
+                &body
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            notify(&state, "c.example", ROOM, "b.example", &body)
+                .await
+                .is_err()
+        );
+        assert_eq!(state.store.read().unwrap().mailbox_len().unwrap(), 0);
+        // Nothing was marked as seen either: the message is delivered when it comes right.
+        notify(&state, "b.example", ROOM, "b.example", &body)
+            .await
+            .unwrap();
+        assert_eq!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .inbox(DEVICE, 0, 10)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
 }

@@ -1,23 +1,33 @@
-//! What every handler shares: config, store, keys, the peer client and the fan-out wake-up.
+//! What every handler shares: config, store, keys, the peer client, the group-commit writer and
+//! the wake-ups for the fan-out queue and for clients waiting on their inbox.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use mimi_identity::ProviderIdentity;
 use mimi_room::TrustAnchor;
-use mimi_store::{Store, Tx};
-use tokio::sync::Notify;
+use mimi_store::{Store, StoreError, Tx};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::peers::Peers;
 use crate::tls::TlsMaterial;
 
+/// Most jobs committed together. A batch costs one sync however large it is, but every job in
+/// it waits for the slowest; 256 short jobs take a few milliseconds to run.
+const MAX_BATCH_JOBS: usize = 256;
+/// Jobs that may wait for the writer; beyond this `write` waits for room (backpressure) instead
+/// of queueing without bound.
+const WRITE_QUEUE: usize = 4096;
+
 /// Shared server state.
 pub(crate) struct AppState {
     pub(crate) config: Config,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) anchor: TrustAnchor,
     pub(crate) identity: ProviderIdentity,
     pub(crate) hub_public_key: Vec<u8>,
@@ -26,12 +36,19 @@ pub(crate) struct AppState {
     pub(crate) peers: Peers,
     /// Woken whenever the outbox gains entries.
     pub(crate) outbox_wake: Notify,
+    /// Bumped after every commit that added inbox entries; long-polling clients watch it.
+    pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
+    writer: Writer,
 }
 
 impl AppState {
     pub(crate) fn new(config: Config, tls: &TlsMaterial) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&config.dir)?;
-        let store = Store::open(&config.dir.join("mimid.sqlite"))?;
+        let store = Arc::new(Store::open(&config.dir.join("mimid.sqlite"))?);
+        let inbox_wake = Arc::new(watch::Sender::new(0u64));
+        let wake = inbox_wake.clone();
+        store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));
+        let writer = Writer::start(store.clone())?;
         let identity = ProviderIdentity::from_pem(
             &std::fs::read_to_string(config.path(&config.identity_cert))?,
             &std::fs::read_to_string(config.path(&config.identity_key))?,
@@ -59,6 +76,8 @@ impl AppState {
             hub_key: hub,
             peers,
             outbox_wake: Notify::new(),
+            inbox_wake,
+            writer,
         }))
     }
 
@@ -77,22 +96,145 @@ impl AppState {
         }
     }
 
-    /// Runs `work` in one store transaction on the blocking pool and commits it if `work`
-    /// succeeds; the caller answers only after this returns.
+    /// Runs `work` on the writer thread inside its own savepoint of a transaction shared with
+    /// other waiting jobs, and returns once that transaction is durably committed (group
+    /// commit). If `work` fails, only its own changes are rolled back and its error returned;
+    /// if the commit fails, every job of the batch gets an error. The caller answers only after
+    /// this returns.
     pub(crate) async fn write<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = state.store.lock()?;
-            let tx = guard.begin()?;
-            let value = work(&tx)?;
-            tx.commit()?;
-            Ok(value)
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(TypedJob {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.writer
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| ApiError::internal("the store writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+    }
+
+    /// Batches the writer has committed so far.
+    #[cfg(test)]
+    pub(crate) fn batches_committed(&self) -> u64 {
+        self.writer.batches.load(Ordering::Relaxed)
+    }
+}
+
+/// The single thread that performs every `AppState::write`, a batch at a time.
+struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Committed batches, for tests (and a future metrics endpoint).
+    #[cfg_attr(not(test), allow(dead_code))]
+    batches: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(store: Arc<Store>) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
+        let batches = Arc::new(AtomicU64::new(0));
+        let counter = batches.clone();
+        let thread = std::thread::Builder::new()
+            .name("mimid-writer".into())
+            .spawn(move || write_batches(&store, queue, &counter))
+            .context("cannot start the store writer thread")?;
+        Ok(Self {
+            jobs,
+            batches,
+            thread: Some(thread),
         })
-        .await?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once it has answered what it holds. The last
+        // reference to the state may be dropped by a job on the writer thread itself; that
+        // thread cannot wait for itself and simply returns.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A type-erased `write` call.
+trait Job: Send {
+    /// Runs the work; returns whether it succeeded (its savepoint is kept).
+    fn run(&mut self, tx: &Tx<'_>) -> bool;
+    /// Answers the caller once the batch's commit succeeded or failed.
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+struct TypedJob<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, ApiError>>,
+    reply: oneshot::Sender<Result<T, ApiError>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+{
+    fn run(&mut self, tx: &Tx<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A panicking job must not take the writer thread (and every later write) down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(tx)))
+            .unwrap_or_else(|_| Err(ApiError::internal("a store write panicked")));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(ApiError::internal("a store write was not run")),
+            (Err(e), _) => Err(ApiError::internal(format!("group commit failed: {e}"))),
+        };
+        // The caller may have gone away (a dropped request); the work is committed regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The writer loop: take every job waiting (up to [`MAX_BATCH_JOBS`]), run them in one
+/// transaction, commit once, answer each.
+fn write_batches(store: &Store, mut queue: mpsc::Receiver<Box<dyn Job>>, batches: &AtomicU64) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH_JOBS);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH_JOBS {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = store
+            .lock()
+            .and_then(|mut guard| guard.run_batch(&mut batch, |job, tx| job.run(tx)));
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+        } else {
+            batches.fetch_add(1, Ordering::Relaxed);
+        }
+        for job in batch.drain(..) {
+            job.finish(outcome.as_ref().map(|_| ()));
+        }
     }
 }
 
@@ -107,4 +249,115 @@ pub(crate) fn now_ms() -> u64 {
 /// Seconds since the UNIX epoch.
 pub(crate) fn now_secs() -> u64 {
     now_ms() / 1000
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+
+    use axum::response::IntoResponse as _;
+
+    use super::*;
+
+    /// A provider `a.example` in a temporary directory, not serving.
+    pub(crate) fn test_state() -> (tempfile::TempDir, Arc<AppState>) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::init::init(
+            "a.example",
+            "127.0.0.1:0".parse().unwrap(),
+            &dir.path().join("a"),
+            &dir.path().join("ca"),
+            BTreeMap::new(),
+        )
+        .unwrap();
+        let config = Config::load(&config).unwrap();
+        let tls = TlsMaterial::load(&config).unwrap();
+        let state = AppState::new(config, &tls).unwrap();
+        (dir, state)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_writers_share_one_commit_and_a_failing_one_changes_nothing() {
+        let (_dir, state) = test_state();
+        // Hold the writer inside a batch so the jobs below all queue up behind it.
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let state = state.clone();
+            async move {
+                state
+                    .write(move |_| {
+                        started_tx.send(()).unwrap();
+                        gate.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+        let before = state.batches_committed();
+        let mut writers = Vec::new();
+        for i in 0..100 {
+            let state = state.clone();
+            writers.push(tokio::spawn(async move {
+                state
+                    .write(move |tx| {
+                        tx.ensure_user(&format!("u{i}"), 0)?;
+                        if i == 42 {
+                            return Err(ApiError::bad_request("refused"));
+                        }
+                        Ok(i)
+                    })
+                    .await
+            }));
+        }
+        while state.writer.jobs.capacity() > WRITE_QUEUE - 100 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for (i, writer) in writers.into_iter().enumerate() {
+            match writer.await.unwrap() {
+                Ok(v) => assert_eq!(v, i),
+                Err(e) => {
+                    assert_eq!(i, 42);
+                    assert_eq!(
+                        e.into_response().status(),
+                        axum::http::StatusCode::BAD_REQUEST
+                    );
+                }
+            }
+        }
+        // The blocker's batch (still open when `before` was read), then one for all hundred.
+        assert_eq!(state.batches_committed(), before + 2);
+        let reader = state.store.read().unwrap();
+        for i in 0..100 {
+            assert_eq!(
+                reader.user_exists(&format!("u{i}")).unwrap(),
+                i != 42,
+                "u{i}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_going() {
+        let (_dir, state) = test_state();
+        let panicked = state
+            .write(|tx| -> Result<(), ApiError> {
+                tx.ensure_user("ghost", 0)?;
+                panic!("bug in a write job")
+            })
+            .await;
+        assert!(panicked.is_err());
+        state
+            .write(|tx| Ok(tx.ensure_user("alive", 0)?))
+            .await
+            .unwrap();
+        let reader = state.store.read().unwrap();
+        assert!(!reader.user_exists("ghost").unwrap());
+        assert!(reader.user_exists("alive").unwrap());
+    }
 }

@@ -1,11 +1,15 @@
-//! One task per peer drains that peer's queue in order: an entry leaves the queue only after a
-//! 201; anything else is retried with exponential backoff, or after `Retry-After`.
+//! One task per peer drains that peer's queue in order: consecutive entries for the same room go
+//! out as one `/notify` body (concatenated FanoutMessages, draft-ietf-mimi-protocol-06 §5.4,
+//! IN-SERVER-3), and leave the queue together, in one transaction, only after a 201; anything
+//! else is retried with exponential backoff, or after `Retry-After`. One batch is in flight per
+//! peer at a time, which keeps the peer's order trivially.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use mimi_protocol::MimiUri;
+use mimi_store::OutboxItem;
 use tokio::task::JoinSet;
 
 use crate::state::{AppState, now_ms};
@@ -17,6 +21,12 @@ const FIRST_BACKOFF_MS: u64 = 200;
 const MAX_REFUSED_ATTEMPTS: u32 = 10;
 /// How often an idle sender looks at its queue even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Most FanoutMessages in one `/notify` body: enough that a busy room needs a few requests a
+/// second per peer, few enough that a batch is quick to process and to retry.
+const BATCH_MESSAGES: usize = 256;
+/// Largest `/notify` body we build from several entries, bytes: far below any peer's body
+/// limit (ours is 16 MiB) and small enough to resend cheaply. A single entry may be larger.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Spawns a sender for every configured peer into `tasks`.
 pub(crate) fn run_senders(state: &Arc<AppState>, tasks: &mut JoinSet<()>) {
@@ -51,7 +61,8 @@ async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<
         let (items, not_before) = {
             let s = state.clone();
             let p = peer.to_owned();
-            tokio::task::spawn_blocking(move || s.store.lock()?.outbox_head(&p, 16)).await??
+            tokio::task::spawn_blocking(move || s.store.read()?.outbox_head(&p, BATCH_MESSAGES))
+                .await??
         };
         if items.is_empty() {
             return Ok(None);
@@ -60,67 +71,154 @@ async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<
         if not_before > now {
             return Ok(Some(Duration::from_millis(not_before - now)));
         }
-        for item in items {
-            let path = match item.room_uri.parse::<MimiUri>() {
-                Ok(uri) => format!("/v1/notify/{}", uri.to_path_segment()),
-                Err(_) => format!("/v1/notify/{}", item.room_uri),
-            };
-            let outcome = state.peers.post(peer, &path, item.body.clone()).await;
-            let permanent_refusal = matches!(&outcome, Ok(r) if r.status.is_client_error()
-                && r.status != StatusCode::REQUEST_TIMEOUT
-                && r.status != StatusCode::TOO_MANY_REQUESTS);
-            if permanent_refusal && item.attempts + 1 >= MAX_REFUSED_ATTEMPTS {
-                tracing::error!(
-                    peer,
-                    room = %item.room_uri,
-                    attempts = item.attempts + 1,
-                    "peer keeps refusing a notify; dropping it"
-                );
+        let batch = cut_batch(items);
+        let head = &batch[0];
+        let path = match head.room_uri.parse::<MimiUri>() {
+            Ok(uri) => format!("/v1/notify/{}", uri.to_path_segment()),
+            Err(_) => format!("/v1/notify/{}", head.room_uri),
+        };
+        // The bodies are encoded FanoutMessages, so their concatenation is the batch encoding.
+        let body: Vec<u8> = batch.iter().flat_map(|i| i.body.iter().copied()).collect();
+        let outcome = state.peers.post(peer, &path, body).await;
+        let permanent_refusal = matches!(&outcome, Ok(r) if r.status.is_client_error()
+            && r.status != StatusCode::REQUEST_TIMEOUT
+            && r.status != StatusCode::TOO_MANY_REQUESTS);
+        // Only a lone entry is ever dropped: `cut_batch` sends an entry that failed before on
+        // its own, so a refusal can be pinned on it.
+        let give_up =
+            permanent_refusal && batch.len() == 1 && head.attempts + 1 >= MAX_REFUSED_ATTEMPTS;
+        if give_up {
+            tracing::error!(
+                peer,
+                room = %head.room_uri,
+                attempts = head.attempts + 1,
+                "peer keeps refusing a notify; dropping it"
+            );
+        }
+        let retry_after = match outcome {
+            Ok(r) if r.status == StatusCode::CREATED => None,
+            _ if give_up => None,
+            Ok(r) => {
+                tracing::info!(peer, status = %r.status, count = batch.len(), "notify not accepted, will retry");
+                Some(r.retry_after)
             }
-            let retry_after = match outcome {
-                Ok(r) if r.status == StatusCode::CREATED => None,
-                _ if permanent_refusal && item.attempts + 1 >= MAX_REFUSED_ATTEMPTS => None,
-                Ok(r) => {
-                    tracing::info!(peer, status = %r.status, "notify not accepted, will retry");
-                    Some(r.retry_after)
-                }
-                Err(e) => {
-                    tracing::info!(peer, error = %format!("{e:#}"), "notify failed, will retry");
-                    Some(None)
-                }
-            };
-            let s = state.clone();
-            match retry_after {
-                None => {
-                    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                        let mut g = s.store.lock()?;
-                        let tx = g.begin()?;
-                        tx.delete_outbox(item.id)?;
-                        tx.commit()?;
+            Err(e) => {
+                tracing::info!(peer, error = %format!("{e:#}"), count = batch.len(), "notify failed, will retry");
+                Some(None)
+            }
+        };
+        match retry_after {
+            None => {
+                let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
+                state
+                    .write(move |tx| {
+                        for id in ids {
+                            tx.delete_outbox(id)?;
+                        }
                         Ok(())
                     })
-                    .await??;
-                }
-                Some(hint) => {
-                    let max = s.config.limits.max_backoff_ms;
-                    let backoff = hint
-                        .map(|d| (d.as_millis() as u64).min(max))
-                        .unwrap_or_else(|| {
-                            (FIRST_BACKOFF_MS << item.attempts.min(16))
-                                .min(s.config.limits.max_backoff_ms)
-                        });
-                    let next = now_ms().saturating_add(backoff);
-                    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                        let mut g = s.store.lock()?;
-                        let tx = g.begin()?;
-                        tx.defer_outbox(item.id, next)?;
-                        tx.commit()?;
-                        Ok(())
-                    })
-                    .await??;
-                    return Ok(Some(Duration::from_millis(backoff)));
-                }
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot remove delivered entries: {e:?}"))?;
+            }
+            Some(hint) => {
+                let max = state.config.limits.max_backoff_ms;
+                let backoff = hint
+                    .map(|d| (d.as_millis() as u64).min(max))
+                    .unwrap_or_else(|| (FIRST_BACKOFF_MS << head.attempts.min(16)).min(max));
+                let next = now_ms().saturating_add(backoff);
+                let id = head.id;
+                state
+                    .write(move |tx| Ok(tx.defer_outbox(id, next)?))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot defer an entry: {e:?}"))?;
+                return Ok(Some(Duration::from_millis(backoff)));
             }
         }
+    }
+}
+
+/// The next `/notify` body's entries: the head, followed by the entries right after it for the
+/// same room, up to [`BATCH_MESSAGES`] and [`BATCH_BYTES`]. A head that has failed before goes
+/// alone, so an entry a peer refuses for good is found and dropped without taking the entries
+/// behind it along; after the next success batching resumes.
+fn cut_batch(items: Vec<OutboxItem>) -> Vec<OutboxItem> {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    for item in items {
+        if let Some(head) = batch.first() {
+            let head: &OutboxItem = head;
+            if head.attempts > 0
+                || item.room_uri != head.room_uri
+                || batch.len() >= BATCH_MESSAGES
+                || bytes + item.body.len() > BATCH_BYTES
+            {
+                break;
+            }
+        }
+        bytes += item.body.len();
+        batch.push(item);
+    }
+    batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i64, room: &str, len: usize, attempts: u32) -> OutboxItem {
+        OutboxItem {
+            id,
+            peer: "b.example".into(),
+            room_uri: room.into(),
+            body: vec![0; len],
+            attempts,
+        }
+    }
+
+    fn ids(batch: &[OutboxItem]) -> Vec<i64> {
+        batch.iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn batches_consecutive_entries_of_one_room() {
+        let items = vec![
+            item(1, "mimi://a/r/x", 10, 0),
+            item(2, "mimi://a/r/x", 10, 0),
+            item(3, "mimi://a/r/y", 10, 0),
+            item(4, "mimi://a/r/x", 10, 0),
+        ];
+        assert_eq!(ids(&cut_batch(items)), vec![1, 2]);
+    }
+
+    #[test]
+    fn sends_a_head_that_failed_before_alone() {
+        let items = vec![
+            item(1, "mimi://a/r/x", 10, 1),
+            item(2, "mimi://a/r/x", 10, 0),
+        ];
+        assert_eq!(ids(&cut_batch(items)), vec![1]);
+    }
+
+    #[test]
+    fn caps_batches_by_bytes_but_always_sends_the_head() {
+        let items = vec![
+            item(1, "mimi://a/r/x", BATCH_BYTES + 1, 0),
+            item(2, "mimi://a/r/x", 10, 0),
+        ];
+        assert_eq!(ids(&cut_batch(items)), vec![1]);
+        let items = vec![
+            item(1, "mimi://a/r/x", BATCH_BYTES / 2, 0),
+            item(2, "mimi://a/r/x", BATCH_BYTES / 2, 0),
+            item(3, "mimi://a/r/x", 1, 0),
+        ];
+        assert_eq!(ids(&cut_batch(items)), vec![1, 2]);
+    }
+
+    #[test]
+    fn caps_batches_by_count() {
+        let items = (0..BATCH_MESSAGES as i64 + 5)
+            .map(|i| item(i, "mimi://a/r/x", 1, 0))
+            .collect();
+        assert_eq!(cut_batch(items).len(), BATCH_MESSAGES);
     }
 }
