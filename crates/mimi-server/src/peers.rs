@@ -27,6 +27,10 @@ pub(crate) struct Peers {
 }
 
 impl Peers {
+    /// One client for every peer. Its pool keeps connections open between requests (HTTP/1.1
+    /// keep-alive: our TLS config offers only `http/1.1` in ALPN), so a `/notify` batch pays no
+    /// new TCP or mutual-TLS handshake; `send` always reads the whole answer, which is what
+    /// returns a connection to the pool.
     pub(crate) fn new(config: &Config, tls: &TlsMaterial) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls.client_config()?)
