@@ -8,9 +8,10 @@
 use crate::error::DecodeError;
 
 /// Largest single MLS object (message, KeyPackage, Welcome, GroupInfo) and largest vector inside
-/// one. Handshakes of the room sizes we serve stay far below this (an UpdatePath holds log2(n)
-/// nodes); application messages carry MIMI content, whose large assets travel out of band.
-pub const MAX_MLS_OBJECT: usize = 1 << 20;
+/// one. Large rooms need room here: a commit adding 2,500 X.509-credentialed clients is about
+/// 4 MiB, and an UpdatePath into a tree with blank parents is encrypted to up to n-1 leaves
+/// (about 1 MiB at 10,000 members). Still bounded well below what a body may carry.
+pub const MAX_MLS_OBJECT: usize = 8 << 20;
 
 /// Largest request or response body and largest vector at the top level of one (the ratchet tree,
 /// lists of clients or proposals). A tree of several thousand X.509-credentialed leaves fits.

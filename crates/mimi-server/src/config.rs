@@ -58,6 +58,10 @@ pub struct Limits {
     /// Longest wait between retries of a failed `/notify`, milliseconds. Default 30,000.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_ms: u64,
+    /// Hosted rooms kept decoded in memory; others are read from the store when used.
+    /// Default 1,024.
+    #[serde(default = "default_room_cache")]
+    pub room_cache_rooms: usize,
 }
 
 impl Default for Limits {
@@ -68,6 +72,7 @@ impl Default for Limits {
             max_connections: default_max_connections(),
             peer_timeout_secs: default_peer_timeout(),
             max_backoff_ms: default_max_backoff(),
+            room_cache_rooms: default_room_cache(),
         }
     }
 }
@@ -86,6 +91,9 @@ fn default_peer_timeout() -> u64 {
 }
 fn default_max_backoff() -> u64 {
     30_000
+}
+fn default_room_cache() -> usize {
+    1024
 }
 
 impl Config {
@@ -133,6 +141,9 @@ impl Config {
         }
         if self.limits.max_asset_bytes >= self.limits.max_body_bytes {
             problems.push("limits.max_asset_bytes must be below limits.max_body_bytes".into());
+        }
+        if self.limits.room_cache_rooms == 0 {
+            problems.push("limits.room_cache_rooms must be at least 1".into());
         }
         if self.limits.max_connections == 0 {
             problems.push("limits.max_connections must be at least 1".into());

@@ -3,6 +3,7 @@
 //! state and queues the fan-out before answering.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use mimi_protocol::{
     CipherSuite, FanoutMessage, GroupInfoCode, GroupInfoOption, GroupInfoRatchetTreeTbe,
@@ -11,15 +12,16 @@ use mimi_protocol::{
     RatchetTreeOption, SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse, Wire,
 };
 use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
-use mimi_store::{StoreGuard, StoredRoom};
+use mimi_store::StoredRoom;
 
 use crate::delivery::fan_out;
 use crate::error::ApiError;
+use crate::room_cache::SharedRoom;
 use crate::state::{AppState, now_ms, now_secs};
 
 /// Starts hosting a room created by a local client.
 pub(crate) fn create_room(
-    state: &AppState,
+    state: &Arc<AppState>,
     creator_device: &str,
     creator_user: &str,
     room_uri: &str,
@@ -36,22 +38,24 @@ pub(crate) fn create_room(
         now_secs(),
     )
     .map_err(|e| ApiError::bad_request(format!("cannot create {room_uri}: {e}")))?;
-    let mut guard = state.store.lock()?;
-    let tx = guard.begin()?;
     let stored = StoredRoom {
         room_uri: room_uri.to_owned(),
         snapshot: room.snapshot().map_err(ApiError::internal)?,
         epoch: room.epoch(),
         group_info: Some(group_info.to_vec()),
     };
-    tx.create_room(&stored, now_secs()).map_err(|e| match e {
-        mimi_store::StoreError::Exists(_) => {
-            ApiError::conflict(format!("room {room_uri} already exists"))
-        }
-        other => ApiError::internal(other),
-    })?;
-    tx.subscribe(room_uri, creator_device)?;
-    tx.commit()?;
+    let (uri, device) = (room_uri.to_owned(), creator_device.to_owned());
+    block_on(state.write(move |tx| {
+        tx.create_room(&stored, now_secs()).map_err(|e| match e {
+            mimi_store::StoreError::Exists(_) => {
+                ApiError::conflict(format!("room {uri} already exists"))
+            }
+            other => ApiError::internal(other),
+        })?;
+        tx.subscribe(&uri, &device)?;
+        Ok(())
+    }))?;
+    state.rooms.insert(room_uri, room);
     tracing::info!(room = room_uri, creator = creator_user, "room created");
     Ok(())
 }
@@ -61,14 +65,36 @@ pub(crate) fn hosts(state: &AppState, room_uri: &str) -> Result<bool, ApiError> 
     Ok(state.store.lock()?.room(room_uri)?.is_some())
 }
 
-/// Handles an `UpdateRequest` for a hosted room.
+/// Handles an `UpdateRequest` for a hosted room. The room is held exclusively from validation
+/// until the new state and its fan-out are durable, so handshakes apply in the order they are
+/// saved and messages are never checked against a state that might not be kept.
 pub(crate) fn update(
-    state: &AppState,
+    state: &Arc<AppState>,
     room_uri: &str,
     bundle: HandshakeBundle,
 ) -> Result<UpdateRoomResponse, ApiError> {
-    let mut guard = state.store.lock()?;
-    let mut room = load(state, &guard, room_uri)?;
+    let shared = cached_room(state, room_uri)?;
+    let mut room = match shared.write() {
+        Ok(room) => room,
+        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
+    };
+    let mut unsaved = false;
+    let outcome = apply_update(state, &mut room, room_uri, bundle, &mut unsaved);
+    // If the room changed in memory but the change was not saved (a bundle refused part-way,
+    // a failed save), memory and store differ: read the room again next time.
+    if unsaved || outcome.is_err() {
+        state.rooms.invalidate(room_uri);
+    }
+    outcome
+}
+
+fn apply_update(
+    state: &Arc<AppState>,
+    room: &mut HubRoom,
+    room_uri: &str,
+    bundle: HandshakeBundle,
+    unsaved: &mut bool,
+) -> Result<UpdateRoomResponse, ApiError> {
     let now = now_secs();
     let ts = now_ms();
     let mut fanouts: Vec<(FanoutMessage, BTreeSet<String>)> = Vec::new();
@@ -81,51 +107,50 @@ pub(crate) fn update(
             group_info_option,
             ..
         } => {
-            let members_before = room.members();
+            // HUB-080: the GroupInfo for joiners is for this room and the new epoch. Checked
+            // before the commit is applied, so refusing leaves the room untouched. A commit for
+            // another epoch gets the epoch refusal from validation instead.
+            if commit.epoch() == Some(room.epoch()) {
+                match &group_info_option {
+                    GroupInfoOption::Full(info)
+                        if info.group_id() == room_uri.as_bytes()
+                            && info.epoch() == room.epoch() + 1 => {}
+                    GroupInfoOption::Full(_) => {
+                        return Ok(UpdateRoomResponse::invalid_proposal(
+                            Vec::new(),
+                            "the GroupInfo is not for this room's new epoch",
+                        ));
+                    }
+                    GroupInfoOption::Partial(_) => {
+                        return Ok(UpdateRoomResponse::invalid_proposal(
+                            Vec::new(),
+                            "partial GroupInfo is not supported; send a full one",
+                        ));
+                    }
+                }
+            }
             let accepted = match room.process_handshake(&state.anchor, commit.as_bytes(), now) {
                 Ok(a) => a,
                 Err(e) => return refusal_to_update(room_uri, e),
             };
+            *unsaved = true;
             let Accepted::Commit {
                 notify_domains,
                 epoch,
+                removed,
             } = accepted
             else {
                 return Ok(UpdateRoomResponse::not_allowed("expected a commit"));
             };
-            // HUB-080: the GroupInfo for joiners is for this room and the new epoch. Nothing is
-            // saved yet, so refusing here leaves the room as it was.
-            match group_info_option {
-                GroupInfoOption::Full(info)
-                    if info.group_id() == room_uri.as_bytes() && info.epoch() == epoch =>
-                {
-                    group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
-                }
-                GroupInfoOption::Full(_) => {
-                    return Ok(UpdateRoomResponse::invalid_proposal(
-                        Vec::new(),
-                        "the GroupInfo is not for this room's new epoch",
-                    ));
-                }
-                GroupInfoOption::Partial(_) => {
-                    return Ok(UpdateRoomResponse::invalid_proposal(
-                        Vec::new(),
-                        "partial GroupInfo is not supported; send a full one",
-                    ));
-                }
+            if let GroupInfoOption::Full(info) = group_info_option {
+                group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
             }
             tracing::info!(room = room_uri, epoch, "commit accepted");
             // Local clients the commit removed get it, then no more of the room (draft §5.2).
-            let members_after = room.members();
-            removed_local = members_before
-                .values()
-                .flatten()
-                .filter(|d| !members_after.values().flatten().any(|a| a == *d))
-                .filter(|d| {
-                    d.parse::<mimi_protocol::MimiUri>()
-                        .is_ok_and(|u| u.domain() == state.domain())
-                })
-                .cloned()
+            removed_local = removed
+                .into_iter()
+                .filter(|m| m.domain == state.domain())
+                .map(|m| m.device_uri)
                 .collect();
             fanouts.push((
                 FanoutMessage::commit(ts, commit, Vec::new()),
@@ -135,6 +160,7 @@ pub(crate) fn update(
                 let message = wrap(0x0003, welcome.as_bytes())?;
                 let tree = room.ratchet_tree().map_err(ApiError::internal)?;
                 let mut domains = BTreeSet::new();
+                let guard = state.store.lock()?;
                 for kp_ref in welcome.new_member_refs() {
                     let route = guard.welcome_route(kp_ref)?;
                     let local = guard
@@ -150,6 +176,7 @@ pub(crate) fn update(
                         ),
                     }
                 }
+                drop(guard);
                 fanouts.push((
                     FanoutMessage::welcome(
                         ts,
@@ -167,8 +194,14 @@ pub(crate) fn update(
             let mut domains = BTreeSet::new();
             for p in std::iter::once(&proposal).chain(more_proposals.iter()) {
                 match room.process_handshake(&state.anchor, p.as_bytes(), now) {
-                    Ok(Accepted::Proposal { notify_domains }) => domains = notify_domains,
-                    Ok(_) => return Ok(UpdateRoomResponse::not_allowed("expected proposals")),
+                    Ok(Accepted::Proposal { notify_domains }) => {
+                        domains = notify_domains;
+                        *unsaved = true;
+                    }
+                    Ok(_) => {
+                        *unsaved = true;
+                        return Ok(UpdateRoomResponse::not_allowed("expected proposals"));
+                    }
                     Err(e) => return refusal_to_update(room_uri, e),
                 }
             }
@@ -183,30 +216,31 @@ pub(crate) fn update(
             ));
         }
     }
-    let tx = guard.begin()?;
-    tx.update_room(
-        &StoredRoom {
-            room_uri: room_uri.to_owned(),
-            snapshot: room.snapshot().map_err(ApiError::internal)?,
-            epoch: room.epoch(),
-            group_info,
-        },
-        now,
-    )?;
-    for (message, domains) in &fanouts {
-        fan_out(&tx, state, room_uri, message, domains, now)?;
-    }
-    for device in &removed_local {
-        tx.unsubscribe(room_uri, device)?;
-    }
-    tx.commit()?;
+    let stored = StoredRoom {
+        room_uri: room_uri.to_owned(),
+        snapshot: room.snapshot().map_err(ApiError::internal)?,
+        epoch: room.epoch(),
+        group_info,
+    };
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    block_on(state.write(move |tx| {
+        tx.update_room(&stored, now)?;
+        for (message, domains) in &fanouts {
+            fan_out(tx, &s, &uri, message, domains, now)?;
+        }
+        for device in &removed_local {
+            tx.unsubscribe(&uri, device)?;
+        }
+        Ok(())
+    }))?;
+    *unsaved = false;
     state.outbox_wake.notify_waiters();
     Ok(UpdateRoomResponse::success(ts))
 }
 
 /// Handles a `SubmitMessageRequest` for a hosted room.
 pub(crate) fn submit(
-    state: &AppState,
+    state: &Arc<AppState>,
     room_uri: &str,
     request: SubmitMessageRequest,
 ) -> Result<SubmitMessageResponse, ApiError> {
@@ -217,8 +251,12 @@ pub(crate) fn submit(
         return Ok(SubmitMessageResponse::not_allowed());
     }
     let epoch = message.epoch().unwrap_or(0);
-    let mut guard = state.store.lock()?;
-    let room = load(state, &guard, room_uri)?;
+    let shared = cached_room(state, room_uri)?;
+    // Held until the message is saved: a commit cannot slip between the check and the save.
+    let room = match shared.read() {
+        Ok(room) => room,
+        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
+    };
     match room.check_application(epoch, request.sending_uri.as_str()) {
         Ok(()) => {}
         Err(RoomError::Refused(Refusal::WrongEpoch { current })) => {
@@ -233,16 +271,19 @@ pub(crate) fn submit(
     let ts = now_ms();
     let now = now_secs();
     let domains = room.member_domains();
-    let tx = guard.begin()?;
-    fan_out(
-        &tx,
-        state,
-        room_uri,
-        &FanoutMessage::application(ts, message, None),
-        &domains,
-        now,
-    )?;
-    tx.commit()?;
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    block_on(state.write(move |tx| {
+        fan_out(
+            tx,
+            &s,
+            &uri,
+            &FanoutMessage::application(ts, message, None),
+            &domains,
+            now,
+        )?;
+        Ok(())
+    }))?;
+    drop(room);
     state.outbox_wake.notify_waiters();
     Ok(SubmitMessageResponse::accepted(ts, None))
 }
@@ -250,7 +291,7 @@ pub(crate) fn submit(
 /// Answers a `GroupInfoRequest` (draft §5.5): a participant allowed to add its own clients gets
 /// the room's GroupInfo and ratchet tree, encrypted to its HPKE key and signed by the hub.
 pub(crate) fn group_info(
-    state: &AppState,
+    state: &Arc<AppState>,
     room_uri: &str,
     request: &GroupInfoRequest,
     requester_domain: &str,
@@ -283,13 +324,15 @@ pub(crate) fn group_info(
         &request.signature,
     )
     .map_err(|e| ApiError::forbidden(e.to_string()))?;
-    let guard = state.store.lock()?;
     // GI-002: unknown rooms and unauthorized users get the same answer (draft §5.5).
-    let Some(stored) = guard.room(room_uri)? else {
+    let Some(stored) = state.store.lock()?.room(room_uri)? else {
         return Ok(refuse());
     };
-    let room = HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now)
-        .map_err(ApiError::internal)?;
+    let shared = cached_room(state, room_uri)?;
+    let room = match shared.read() {
+        Ok(room) => room,
+        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
+    };
     if let Err(e) = room.check_external_join(&who.user_uri) {
         tracing::info!(room = room_uri, requester = %who.device_uri, error = %e, "group info refused");
         return Ok(refuse());
@@ -342,11 +385,29 @@ pub(crate) fn group_info(
     })
 }
 
-fn load(state: &AppState, guard: &StoreGuard<'_>, room_uri: &str) -> Result<HubRoom, ApiError> {
-    let stored = guard
-        .room(room_uri)?
-        .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
-    HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now_secs()).map_err(ApiError::internal)
+/// The hosted room, decoded, from the cache or the store.
+fn cached_room(state: &AppState, room_uri: &str) -> Result<SharedRoom, ApiError> {
+    state.rooms.get_or_load(room_uri, || {
+        let stored = state
+            .store
+            .lock()?
+            .room(room_uri)?
+            .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
+        HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now_secs())
+            .map_err(ApiError::internal)
+    })
+}
+
+/// Drops a room from the cache after an internal failure and describes it.
+fn forget(state: &AppState, room_uri: &str, why: &str) -> ApiError {
+    state.rooms.invalidate(room_uri);
+    ApiError::internal(format!("{room_uri}: {why}"))
+}
+
+/// Waits for `future` from a blocking-pool thread (the hub's handlers run there because
+/// validating MLS is CPU work).
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Handle::current().block_on(future)
 }
 
 fn refusal_to_update(room_uri: &str, error: RoomError) -> Result<UpdateRoomResponse, ApiError> {

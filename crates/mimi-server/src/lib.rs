@@ -10,6 +10,7 @@ mod assets;
 mod client_api;
 mod config;
 mod delivery;
+mod embedded;
 mod error;
 mod fanout_queue;
 mod federation;
@@ -19,6 +20,7 @@ mod hub;
 mod init;
 mod key_material;
 mod peers;
+mod room_cache;
 mod state;
 mod tls;
 
@@ -37,6 +39,7 @@ use tokio::task::JoinSet;
 
 // Public API.
 pub use config::{Config, Limits};
+pub use embedded::Embedded;
 pub use init::init;
 
 /// Serves `config` on an already-bound `listener` until `shutdown` resolves.

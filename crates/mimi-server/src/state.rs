@@ -38,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) outbox_wake: Notify,
     /// Bumped after every commit that added inbox entries; long-polling clients watch it.
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
+    /// Hosted rooms kept decoded between requests.
+    pub(crate) rooms: crate::room_cache::RoomCache,
     writer: Writer,
 }
 
@@ -67,6 +69,7 @@ impl AppState {
             .map_err(|_| anyhow::anyhow!("hub key is not an Ed25519 seed"))?;
         let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
         let peers = Peers::new(&config, tls)?;
+        let room_cache_rooms = config.limits.room_cache_rooms;
         Ok(Arc::new(Self {
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,
@@ -77,6 +80,7 @@ impl AppState {
             peers,
             outbox_wake: Notify::new(),
             inbox_wake,
+            rooms: crate::room_cache::RoomCache::new(room_cache_rooms),
             writer,
         }))
     }
