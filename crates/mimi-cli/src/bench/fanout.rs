@@ -1,4 +1,49 @@
-//! `mimi bench fanout` (being written).
+//! `mimi bench fanout`: three `mimid` processes on loopback, one room hosted by the first with
+//! members on all three, senders on every provider. Measures how many messages per second the
+//! hub accepts and delivers to every provider, and the submit-to-delivery latency at full load
+//! (closed loop) and at half that rate (open loop, paced); then real clients on each provider
+//! decrypt everything and the count is checked against what the hub accepted.
+//!
+//! The load generator must not take the two cores the servers need, so each sender encrypts
+//! its messages before a phase (real MIMI content in real MLS PrivateMessages, from its own MLS
+//! state) and the phase only submits the bytes over keep-alive HTTPS. Delivery is observed
+//! through one receiving device's inbox on each provider, matching messages by the SHA-256 of
+//! the MLS message inside the FanoutMessage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mimi_client::Client;
+use mimi_protocol::{FanoutMessage, MimiUri, SubmitMessageResponse, SubmitOutcome, Wire as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tokio::task::JoinSet;
+
+use super::providers::{Providers, https_client};
+use super::{Machine, Spread, report};
+
+/// The providers; the first hosts the room.
+const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
+
+/// Every bench message's text starts with this, so the check can count them.
+const TEXT_PREFIX: &str = "bench-fanout";
+
+/// Long-poll wait asked of the inbox. A server that ignores the parameter answers at once,
+/// and the observer then polls every [`POLL_INTERVAL`] instead.
+const INBOX_WAIT_MS: u64 = 1_000;
+
+/// Pause between inbox reads that found nothing, when the server does not long-poll. It bounds
+/// the error it adds to a latency sample, and costs the servers ~100 reads/s per observer.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Most messages a sender encrypts ahead. Receivers accept a jump of at most 1,000 generations
+/// in a sender's ratchet (OpenMLS `maximum_forward_distance`), and the messages a sender
+/// encrypted but never sent at the end of the full-load phase leave exactly such a jump.
+const MAX_POOL: usize = 900;
 
 /// Options.
 #[derive(clap::Args)]
@@ -6,10 +51,841 @@ pub(crate) struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Room members, spread round-robin over the three providers.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Length of each measured phase (full load, then half load), seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Members that send, spread round-robin over the providers; at full load each keeps one
+    /// submission in flight.
+    #[arg(long, default_value_t = 24)]
+    senders: usize,
+    /// Messages each sender encrypts ahead for the full-load phase (at most 900); the phase
+    /// ends early, and says so, when a sender runs out.
+    #[arg(long, default_value_t = MAX_POOL)]
+    pool: usize,
+    /// How long to wait after a phase for its messages to reach every provider, seconds.
+    #[arg(long, default_value_t = 120)]
+    drain_secs: u64,
+    /// Skip the final check (each provider's observer decrypts every bench message).
+    #[arg(long)]
+    no_check: bool,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone, Serialize)]
+struct Settings {
+    members: usize,
+    senders: usize,
+    seconds: u64,
+    pool: usize,
+    drain_secs: u64,
+    check: bool,
+    #[serde(skip)]
+    json: bool,
+}
+
+impl Settings {
+    fn from_args(args: Args) -> anyhow::Result<Self> {
+        // Three members observe (one per provider) and never send.
+        if args.members < args.senders + DOMAINS.len() {
+            anyhow::bail!(
+                "--members {} leaves no room for {} senders and {} observers",
+                args.members,
+                args.senders,
+                DOMAINS.len()
+            );
+        }
+        if args.senders == 0 || args.seconds == 0 {
+            anyhow::bail!("--senders and --seconds must be at least 1");
+        }
+        if args.pool == 0 || args.pool > MAX_POOL {
+            anyhow::bail!("--pool must be between 1 and {MAX_POOL}");
+        }
+        Ok(Self {
+            members: args.members,
+            senders: args.senders,
+            seconds: args.seconds,
+            pool: args.pool,
+            drain_secs: args.drain_secs,
+            check: !args.no_check,
+            json: args.json,
+        })
+    }
+}
+
+/// The JSON result.
+#[derive(Serialize)]
+struct Outcome {
+    bench: &'static str,
+    machine: Machine,
+    parameters: Settings,
+    /// How observers read the inbox: `long-poll`, `poll` or `unknown`.
+    inbox_mode: &'static str,
+    setup: Setup,
+    full_load: PhaseFigures,
+    half_load: PhaseFigures,
+    check: Option<Check>,
+}
+
+/// How long building the room took, milliseconds.
+#[derive(Serialize, Default)]
+struct Setup {
+    register_ms: u128,
+    create_and_add_ms: u128,
+    join_ms: u128,
+    /// Encrypting the full-load pools (the half-load pool is encrypted between the phases).
+    encrypt_ms: u128,
+}
+
+/// Figures of one phase. Latencies in milliseconds.
+#[derive(Debug, Serialize, PartialEq)]
+struct PhaseFigures {
+    /// Messages per second asked for (open loop), or `None` for the closed loop.
+    target_rate: Option<f64>,
+    /// The closed loop stopped before `seconds` because a sender used up its pool.
+    ended_early: bool,
+    submitted: usize,
+    accepted: usize,
+    /// Answered, but not with `accepted`.
+    refused: usize,
+    /// No answer (transport or HTTP error).
+    failed: usize,
+    /// From the first submission to the last answer, seconds.
+    submit_secs: f64,
+    /// Hub-accepted messages per second over `submit_secs`.
+    accepted_per_sec: f64,
+    /// Accepted messages seen at every provider.
+    delivered: usize,
+    /// `delivered` over the time from the first submission to the last delivery.
+    delivered_per_sec: f64,
+    /// From the end of submitting to the last delivery, milliseconds.
+    drain_ms: f64,
+    /// Submission to the hub's answer.
+    accept_latency_ms: Option<Spread>,
+    /// Submission to arrival at the last of the three providers.
+    delivery_latency_ms: Option<Spread>,
+    /// Submission to arrival, per provider.
+    per_provider_ms: BTreeMap<String, Option<Spread>>,
+}
+
+/// The decryption check.
+#[derive(Serialize)]
+struct Check {
+    /// Bench messages the hub accepted in both phases.
+    expected: usize,
+    /// Bench messages each provider's observer decrypted.
+    decrypted: BTreeMap<String, usize>,
+    /// Inbox items an observer could not process.
+    errors: BTreeMap<String, usize>,
+    ok: bool,
+    secs: f64,
 }
 
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args.json;
-    anyhow::bail!("mimi bench fanout is not written yet")
+    let settings = Settings::from_args(args)?;
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let providers = Providers::start(&DOMAINS, temp.path()).await?;
+    let result = bench(&settings, &providers, temp.path()).await;
+    if result.is_err() {
+        for node in &providers.nodes {
+            eprintln!(
+                "mimi: {} log: {}",
+                node.domain,
+                std::fs::read_to_string(&node.log)
+                    .unwrap_or_default()
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+        }
+    }
+    providers.stop().await;
+    let outcome = result?;
+    report(settings.json, &outcome, &table(&outcome))
+}
+
+/// A message encrypted ahead: its ledger index and MLS bytes.
+struct Queued {
+    index: usize,
+    bytes: Vec<u8>,
+}
+
+/// One sender's bookkeeping for the phases.
+struct Sender {
+    client: Client,
+    url: String,
+    token: Arc<str>,
+}
+
+async fn bench(
+    settings: &Settings,
+    providers: &Providers,
+    dir: &std::path::Path,
+) -> anyhow::Result<Outcome> {
+    let mut setup = Setup::default();
+    let progress = |what: &str| {
+        // Progress goes to stderr, with or without --json: stdout holds only the result.
+        eprintln!("mimi: bench fanout: {what}");
+    };
+
+    progress(&format!("registering {} members", settings.members));
+    let began = Instant::now();
+    let mut members = Vec::with_capacity(settings.members);
+    for i in 0..settings.members {
+        let node = &providers.nodes[i % DOMAINS.len()];
+        let client = Client::register(
+            &dir.join("profiles").join(format!("u{i}")),
+            &node.url,
+            &providers.ca_pem,
+            &format!("u{i}"),
+            "bench",
+        )
+        .await
+        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
+        members.push(client);
+    }
+    setup.register_ms = began.elapsed().as_millis();
+
+    progress("creating the room and adding everyone in one commit");
+    let began = Instant::now();
+    let room = members[0].create_room("bench").await?;
+    let others: Vec<String> = members[1..]
+        .iter()
+        .map(|c| c.user_uri().to_owned())
+        .collect();
+    members[0]
+        .add_users(&room, &others)
+        .await
+        .context("cannot add the members")?;
+    setup.create_and_add_ms = began.elapsed().as_millis();
+
+    // Members 0..senders send; the last three (one per provider) observe; the rest only
+    // receive, their inboxes filling like any idle member's.
+    let mut observers = members.split_off(settings.members - DOMAINS.len());
+    members.truncate(settings.senders);
+    progress("senders and observers join");
+    let began = Instant::now();
+    for client in members.iter_mut().chain(observers.iter_mut()) {
+        wait_joined(client, &room).await?;
+    }
+    setup.join_ms = began.elapsed().as_millis();
+
+    let mut senders: Vec<Sender> = members
+        .into_iter()
+        .map(|client| Sender {
+            url: client.server().to_owned(),
+            token: client.bearer_token().into(),
+            client,
+        })
+        .collect();
+    let http = https_client(&providers.ca_pem)?;
+    let room_path = room
+        .parse::<MimiUri>()
+        .map_err(|e| anyhow::anyhow!("bad room URI {room}: {e}"))?
+        .to_path_segment();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+
+    progress(&format!("encrypting {} messages per sender", settings.pool));
+    let began = Instant::now();
+    let full_pools = encrypt_pools(
+        &mut senders,
+        &room,
+        &ledger,
+        "full",
+        &vec![settings.pool; settings.senders],
+    )?;
+    setup.encrypt_ms = began.elapsed().as_millis();
+
+    let stop_observers = Arc::new(AtomicBool::new(false));
+    let mode = Arc::new(AtomicU8::new(MODE_UNKNOWN));
+    let mut observing = JoinSet::new();
+    for (p, observer) in observers.iter().enumerate() {
+        observing.spawn(observe(
+            http.clone(),
+            observer.server().to_owned(),
+            observer.bearer_token().to_owned(),
+            p,
+            ledger.clone(),
+            stop_observers.clone(),
+            mode.clone(),
+        ));
+    }
+
+    progress(&format!("full load for {} s", settings.seconds));
+    let (full_range, full_start, ended_early) =
+        full_load(settings, &senders, full_pools, &http, &room_path, &ledger).await;
+    drain(&ledger, full_range.clone(), settings.drain_secs).await;
+    let mut full = lock(&ledger).figures(full_range, full_start);
+    full.ended_early = ended_early;
+    if full.accepted == 0 {
+        anyhow::bail!("the hub accepted no message at full load");
+    }
+
+    let rate = full.accepted_per_sec / 2.0;
+    let total = ((rate * settings.seconds as f64).round() as usize).max(1);
+    progress(&format!(
+        "half load: {total} messages at {rate:.1}/s (encrypting them first)"
+    ));
+    let counts: Vec<usize> = (0..settings.senders)
+        .map(|s| total / settings.senders + usize::from(s < total % settings.senders))
+        .collect();
+    let half_pools = encrypt_pools(&mut senders, &room, &ledger, "half", &counts)?;
+    let (half_range, half_start) =
+        paced_load(&senders, half_pools, rate, &http, &room_path, &ledger).await;
+    drain(&ledger, half_range.clone(), settings.drain_secs).await;
+    let mut half = lock(&ledger).figures(half_range, half_start);
+    half.target_rate = Some(rate);
+
+    stop_observers.store(true, Ordering::Relaxed);
+    while observing.join_next().await.is_some() {}
+
+    let check = if settings.check {
+        progress("check: each provider's observer syncs and decrypts");
+        Some(check(&mut observers, &room, full.accepted + half.accepted).await?)
+    } else {
+        None
+    };
+    Ok(Outcome {
+        bench: "fanout",
+        machine: Machine::this(),
+        parameters: settings.clone(),
+        inbox_mode: match mode.load(Ordering::Relaxed) {
+            MODE_LONG_POLL => "long-poll",
+            MODE_POLL => "poll",
+            _ => "unknown",
+        },
+        setup,
+        full_load: full,
+        half_load: half,
+        check,
+    })
+}
+
+/// Syncs `client` until it has joined `room`.
+async fn wait_joined(client: &mut Client, room: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        client.sync().await?;
+        if client
+            .rooms()?
+            .iter()
+            .any(|(r, active)| r == room && *active)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("{} did not join {room} within 60 s", client.user_uri());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Encrypts `counts[s]` messages for sender `s` and enters them in the ledger; returns, per
+/// sender, the ledger index and bytes of each message, in ratchet order.
+fn encrypt_pools(
+    senders: &mut [Sender],
+    room: &str,
+    ledger: &Mutex<Ledger>,
+    phase: &str,
+    counts: &[usize],
+) -> anyhow::Result<Vec<Vec<Queued>>> {
+    let mut pools = Vec::with_capacity(senders.len());
+    for (s, (sender, count)) in senders.iter_mut().zip(counts).enumerate() {
+        let texts: Vec<String> = (0..*count)
+            .map(|i| format!("{TEXT_PREFIX} {phase} sender {s} message {i}"))
+            .collect();
+        let messages = sender.client.encrypt_batch(room, &texts)?;
+        let mut ledger = lock(ledger);
+        pools.push(
+            messages
+                .into_iter()
+                .map(|bytes| Queued {
+                    index: ledger.add(Sha256::digest(&bytes).into()),
+                    bytes,
+                })
+                .collect(),
+        );
+    }
+    Ok(pools)
+}
+
+/// Closed loop: every sender submits its next message as soon as the previous one is
+/// answered, until `seconds` pass or a sender's pool runs out. Returns the ledger range, the
+/// start and whether the phase ended early.
+async fn full_load(
+    settings: &Settings,
+    senders: &[Sender],
+    pools: Vec<Vec<Queued>>,
+    http: &reqwest::Client,
+    room_path: &str,
+    ledger: &Arc<Mutex<Ledger>>,
+) -> (Range<usize>, Instant, bool) {
+    let range = range_of(&pools);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(settings.seconds);
+    let ran_out = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+    for (sender, pool) in senders.iter().zip(pools) {
+        let http = http.clone();
+        let url = format!("{}/client/v1/submit/{room_path}", sender.url);
+        let token = sender.token.clone();
+        let ledger = ledger.clone();
+        let ran_out = ran_out.clone();
+        tasks.spawn(async move {
+            for Queued { index, bytes } in pool {
+                if Instant::now() >= deadline || ran_out.load(Ordering::Relaxed) {
+                    return;
+                }
+                submit(&http, &url, &token, index, bytes, &ledger).await;
+            }
+            ran_out.store(true, Ordering::Relaxed);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    (range, start, ran_out.load(Ordering::Relaxed))
+}
+
+/// Open loop: message `j` goes out at `start + j / rate` whatever happened to the earlier
+/// ones, round-robin over the senders (each sender's messages stay in ratchet order).
+async fn paced_load(
+    senders: &[Sender],
+    pools: Vec<Vec<Queued>>,
+    rate: f64,
+    http: &reqwest::Client,
+    room_path: &str,
+    ledger: &Arc<Mutex<Ledger>>,
+) -> (Range<usize>, Instant) {
+    let range = range_of(&pools);
+    let mut queues: Vec<std::vec::IntoIter<Queued>> =
+        pools.into_iter().map(Vec::into_iter).collect();
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    let mut j = 0usize;
+    loop {
+        let s = j % senders.len();
+        let Some(Queued { index, bytes }) = queues[s].next() else {
+            break;
+        };
+        tokio::time::sleep_until((start + Duration::from_secs_f64(j as f64 / rate)).into()).await;
+        let http = http.clone();
+        let url = format!("{}/client/v1/submit/{room_path}", senders[s].url);
+        let token = senders[s].token.clone();
+        let ledger = ledger.clone();
+        tasks.spawn(async move { submit(&http, &url, &token, index, bytes, &ledger).await });
+        j += 1;
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    (range, start)
+}
+
+/// Submits one pre-encrypted message and records when it went and what the hub said.
+async fn submit(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    index: usize,
+    bytes: Vec<u8>,
+    ledger: &Mutex<Ledger>,
+) {
+    lock(ledger).submitted(index, Instant::now());
+    let answer = async {
+        let response = http
+            .post(url)
+            .bearer_auth(token)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.bytes().await.ok()?;
+        SubmitMessageResponse::decode(&body).ok()
+    }
+    .await;
+    let at = Instant::now();
+    let mut ledger = lock(ledger);
+    match answer {
+        Some(r) => ledger.answered(
+            index,
+            at,
+            matches!(r.outcome, SubmitOutcome::Accepted { .. }),
+        ),
+        None => ledger.failed(index),
+    }
+}
+
+/// Waits until every accepted message of `range` was seen at every provider, or `secs` pass.
+async fn drain(ledger: &Mutex<Ledger>, range: Range<usize>, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while lock(ledger).undelivered(range.clone()) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Observer modes, from what the inbox did with `wait_ms`.
+const MODE_UNKNOWN: u8 = 0;
+const MODE_LONG_POLL: u8 = 1;
+const MODE_POLL: u8 = 2;
+
+#[derive(Deserialize)]
+struct InboxEntry {
+    id: i64,
+    body: String,
+}
+
+/// Reads one device's inbox on provider `p` until `stop`, entering each arrival in the ledger.
+/// It never acknowledges, so the device's own client can still fetch everything for the check.
+async fn observe(
+    http: reqwest::Client,
+    server: String,
+    token: String,
+    p: usize,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
+) {
+    let mut after = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        let began = Instant::now();
+        let url = format!("{server}/client/v1/inbox?after={after}&wait_ms={INBOX_WAIT_MS}");
+        let entries: Vec<InboxEntry> = match http.get(&url).bearer_auth(&token).send().await {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            },
+            _ => {
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
+            }
+        };
+        let at = Instant::now();
+        if entries.is_empty() {
+            if at - began < Duration::from_millis(INBOX_WAIT_MS / 2) {
+                mode.store(MODE_POLL, Ordering::Relaxed);
+                tokio::time::sleep(POLL_INTERVAL).await;
+            } else {
+                mode.store(MODE_LONG_POLL, Ordering::Relaxed);
+            }
+            continue;
+        }
+        let mut ledger = lock(&ledger);
+        for entry in entries {
+            after = after.max(entry.id);
+            let Ok(body) = hex::decode(&entry.body) else {
+                continue;
+            };
+            if let Ok(fanout) = FanoutMessage::decode(&body) {
+                ledger.seen(&Sha256::digest(fanout.message.as_bytes()).into(), p, at);
+            }
+        }
+    }
+}
+
+/// Each observer's own client syncs and decrypts; counts its bench messages.
+async fn check(observers: &mut [Client], room: &str, expected: usize) -> anyhow::Result<Check> {
+    let began = Instant::now();
+    let mut decrypted = BTreeMap::new();
+    let mut errors = BTreeMap::new();
+    for (observer, domain) in observers.iter_mut().zip(DOMAINS) {
+        let report = observer
+            .sync()
+            .await
+            .with_context(|| format!("the observer on {domain} cannot sync"))?;
+        let count = observer
+            .messages(room)?
+            .iter()
+            .filter(|m| {
+                m.text
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with(TEXT_PREFIX))
+            })
+            .count();
+        decrypted.insert(domain.to_owned(), count);
+        errors.insert(domain.to_owned(), report.errors.len());
+    }
+    Ok(Check {
+        expected,
+        ok: decrypted.values().all(|n| *n == expected) && errors.values().all(|n| *n == 0),
+        decrypted,
+        errors,
+        secs: began.elapsed().as_secs_f64(),
+    })
+}
+
+fn range_of(pools: &[Vec<Queued>]) -> Range<usize> {
+    let indices = pools.iter().flatten().map(|q| q.index);
+    let lo = indices.clone().min().unwrap_or(0);
+    let hi = indices.max().map_or(lo, |i| i + 1);
+    lo..hi
+}
+
+/// The ledger's lock; a panicked holder leaves plain counters, still fine to read.
+fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What happened to each bench message: when it was submitted, answered and seen where.
+#[derive(Default)]
+struct Ledger {
+    index: HashMap<[u8; 32], usize>,
+    records: Vec<Record>,
+}
+
+#[derive(Default, Clone)]
+struct Record {
+    submitted: Option<Instant>,
+    answered: Option<Instant>,
+    accepted: bool,
+    failed: bool,
+    seen: [Option<Instant>; DOMAINS.len()],
+}
+
+impl Ledger {
+    /// Enters a message by the hash of its MLS bytes; returns its index.
+    fn add(&mut self, hash: [u8; 32]) -> usize {
+        self.records.push(Record::default());
+        let i = self.records.len() - 1;
+        self.index.insert(hash, i);
+        i
+    }
+
+    fn submitted(&mut self, i: usize, at: Instant) {
+        self.records[i].submitted = Some(at);
+    }
+
+    fn answered(&mut self, i: usize, at: Instant, accepted: bool) {
+        let r = &mut self.records[i];
+        r.answered = Some(at);
+        r.accepted = accepted;
+    }
+
+    fn failed(&mut self, i: usize) {
+        self.records[i].failed = true;
+    }
+
+    /// Records the first arrival of a message at provider `p`; unknown hashes (setup
+    /// traffic) are ignored.
+    fn seen(&mut self, hash: &[u8; 32], p: usize, at: Instant) {
+        if let Some(&i) = self.index.get(hash) {
+            self.records[i].seen[p].get_or_insert(at);
+        }
+    }
+
+    /// Accepted messages of `range` not yet seen at every provider.
+    fn undelivered(&self, range: Range<usize>) -> usize {
+        self.records[range]
+            .iter()
+            .filter(|r| r.accepted && r.seen.iter().any(Option::is_none))
+            .count()
+    }
+
+    /// The figures of the phase that submitted `range`, starting at `start`.
+    fn figures(&self, range: Range<usize>, start: Instant) -> PhaseFigures {
+        let records = &self.records[range];
+        let ms =
+            |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+        let submitted: Vec<&Record> = records.iter().filter(|r| r.submitted.is_some()).collect();
+        let accepted: Vec<&Record> = submitted.iter().copied().filter(|r| r.accepted).collect();
+        let last_answer = submitted
+            .iter()
+            .filter_map(|r| r.answered)
+            .max()
+            .unwrap_or(start);
+        let everywhere = |r: &Record| -> Option<Instant> {
+            r.seen
+                .iter()
+                .copied()
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .max()
+        };
+        let delivered: Vec<(Instant, Instant)> = accepted
+            .iter()
+            .filter_map(|r| Some((r.submitted?, everywhere(r)?)))
+            .collect();
+        let last_delivery = delivered.iter().map(|(_, d)| *d).max().unwrap_or(start);
+        let submit_secs = ms(start, last_answer) / 1e3;
+        let delivery_secs = ms(start, last_delivery) / 1e3;
+        let per_sec = |n: usize, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        let per_provider = DOMAINS
+            .iter()
+            .enumerate()
+            .map(|(p, d)| {
+                let samples: Vec<f64> = accepted
+                    .iter()
+                    .filter_map(|r| Some(ms(r.submitted?, r.seen[p]?)))
+                    .collect();
+                (d.to_string(), Spread::of(&samples))
+            })
+            .collect();
+        PhaseFigures {
+            target_rate: None,
+            ended_early: false,
+            submitted: submitted.len(),
+            accepted: accepted.len(),
+            refused: submitted
+                .iter()
+                .filter(|r| r.answered.is_some() && !r.accepted)
+                .count(),
+            failed: submitted.iter().filter(|r| r.failed).count(),
+            submit_secs,
+            accepted_per_sec: per_sec(accepted.len(), submit_secs),
+            delivered: delivered.len(),
+            delivered_per_sec: per_sec(delivered.len(), delivery_secs),
+            drain_ms: ms(last_answer, last_delivery),
+            accept_latency_ms: Spread::of(
+                &accepted
+                    .iter()
+                    .filter_map(|r| Some(ms(r.submitted?, r.answered?)))
+                    .collect::<Vec<_>>(),
+            ),
+            delivery_latency_ms: Spread::of(
+                &delivered
+                    .iter()
+                    .map(|(s, d)| ms(*s, *d))
+                    .collect::<Vec<_>>(),
+            ),
+            per_provider_ms: per_provider,
+        }
+    }
+}
+
+fn table(o: &Outcome) -> String {
+    let spread = |s: &Option<Spread>| match s {
+        Some(s) => format!(
+            "p50 {:>8.1}  p99 {:>8.1}  max {:>8.1}",
+            s.median, s.p99, s.max
+        ),
+        None => "no samples".to_owned(),
+    };
+    let mut t = format!(
+        "fanout: {} members on {}, {} senders, {} s per phase, inbox read by {} ({} cores, {}{})\n\
+         setup: register {} ms, create+add {} ms, join {} ms, encrypt {} ms\n",
+        o.parameters.members,
+        DOMAINS.join("/"),
+        o.parameters.senders,
+        o.parameters.seconds,
+        o.inbox_mode,
+        o.machine.cores,
+        o.machine.cpu,
+        if o.machine.optimized {
+            ""
+        } else {
+            ", DEBUG build"
+        },
+        o.setup.register_ms,
+        o.setup.create_and_add_ms,
+        o.setup.join_ms,
+        o.setup.encrypt_ms,
+    );
+    for (name, f) in [("full load", &o.full_load), ("half load", &o.half_load)] {
+        t.push_str(&format!(
+            "{name}{}: accepted {}/{} ({} refused, {} failed) = {:.1}/s; delivered everywhere {} = {:.1}/s; drain {:.0} ms{}\n\
+             \x20 accept latency ms    {}\n\
+             \x20 delivery latency ms  {}  (at all three)\n",
+            f.target_rate
+                .map(|r| format!(" (paced at {r:.1}/s)"))
+                .unwrap_or_default(),
+            f.accepted,
+            f.submitted,
+            f.refused,
+            f.failed,
+            f.accepted_per_sec,
+            f.delivered,
+            f.delivered_per_sec,
+            f.drain_ms,
+            if f.ended_early { "; ended early: a sender's pool ran out" } else { "" },
+            spread(&f.accept_latency_ms),
+            spread(&f.delivery_latency_ms),
+        ));
+        for (d, s) in &f.per_provider_ms {
+            t.push_str(&format!("  {d:<20} {}\n", spread(s)));
+        }
+    }
+    match &o.check {
+        Some(c) => t.push_str(&format!(
+            "check {}: expected {} decrypted bench messages; got {:?}, errors {:?} ({:.1} s)",
+            if c.ok { "ok" } else { "FAILED" },
+            c.expected,
+            c.decrypted,
+            c.errors,
+            c.secs
+        )),
+        None => t.push_str("check skipped (--no-check)"),
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    #[test]
+    fn delivery_counts_when_the_last_provider_has_it() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut ledger = Ledger::default();
+        let a = ledger.add(hash(1));
+        let b = ledger.add(hash(2));
+        ledger.submitted(a, at(0));
+        ledger.answered(a, at(10), true);
+        ledger.submitted(b, at(5));
+        ledger.answered(b, at(20), true);
+        ledger.seen(&hash(1), 0, at(12));
+        ledger.seen(&hash(1), 1, at(30));
+        ledger.seen(&hash(1), 2, at(40));
+        // A second sighting does not move the first.
+        ledger.seen(&hash(1), 2, at(90));
+        ledger.seen(&hash(2), 0, at(25));
+        ledger.seen(&hash(9), 0, at(25));
+        assert_eq!(ledger.undelivered(0..2), 1);
+        let f = ledger.figures(0..2, t0);
+        assert_eq!((f.submitted, f.accepted, f.delivered), (2, 2, 1));
+        let d = f.delivery_latency_ms.unwrap();
+        assert_eq!((d.n, d.max), (1, 40.0));
+        assert_eq!(f.per_provider_ms["a.example"].unwrap().n, 2);
+        assert!((f.drain_ms - 20.0).abs() < 1e-6);
+        assert!((f.accepted_per_sec - 100.0).abs() < 1e-6);
+        assert!((f.delivered_per_sec - 25.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn unsent_refused_and_failed_messages_are_told_apart() {
+        let t0 = Instant::now();
+        let mut ledger = Ledger::default();
+        for n in 0..4 {
+            ledger.add(hash(n));
+        }
+        ledger.submitted(0, t0);
+        ledger.answered(0, t0 + Duration::from_millis(5), false);
+        ledger.submitted(1, t0);
+        ledger.failed(1);
+        let f = ledger.figures(0..4, t0);
+        assert_eq!((f.submitted, f.accepted, f.refused, f.failed), (2, 0, 1, 1));
+        assert_eq!(f.delivery_latency_ms, None);
+        assert_eq!(ledger.undelivered(0..4), 0);
+    }
+
+    #[test]
+    fn pools_cover_a_contiguous_ledger_range() {
+        let q = |index| Queued {
+            index,
+            bytes: Vec::new(),
+        };
+        let pools = vec![vec![q(4), q(6)], vec![q(5)]];
+        assert_eq!(range_of(&pools), 4..7);
+        assert_eq!(range_of(&[]), 0..0);
+    }
 }

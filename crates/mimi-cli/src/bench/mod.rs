@@ -6,6 +6,7 @@ mod commit;
 mod fanout;
 mod join;
 mod memory;
+mod providers;
 
 use clap::Subcommand;
 use serde::Serialize;
