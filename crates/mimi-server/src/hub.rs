@@ -62,7 +62,7 @@ pub(crate) fn create_room(
 
 /// Whether this provider hosts `room_uri`.
 pub(crate) fn hosts(state: &AppState, room_uri: &str) -> Result<bool, ApiError> {
-    Ok(state.store.lock()?.room(room_uri)?.is_some())
+    Ok(state.store.read()?.room(room_uri)?.is_some())
 }
 
 /// Handles an `UpdateRequest` for a hosted room. The room is held exclusively from validation
@@ -100,6 +100,8 @@ fn apply_update(
     let mut fanouts: Vec<(FanoutMessage, BTreeSet<String>)> = Vec::new();
     let mut group_info = None;
     let mut removed_local: Vec<String> = Vec::new();
+    // The accepted handshakes, in order: what the room's journal records.
+    let mut journal: Vec<Vec<u8>> = Vec::new();
     match bundle {
         HandshakeBundle::Commit {
             commit,
@@ -134,6 +136,7 @@ fn apply_update(
                 Err(e) => return refusal_to_update(room_uri, e),
             };
             *unsaved = true;
+            journal.push(commit.as_bytes().to_vec());
             let Accepted::Commit {
                 notify_domains,
                 epoch,
@@ -160,7 +163,7 @@ fn apply_update(
                 let message = wrap(0x0003, welcome.as_bytes())?;
                 let tree = room.ratchet_tree().map_err(ApiError::internal)?;
                 let mut domains = BTreeSet::new();
-                let guard = state.store.lock()?;
+                let guard = state.store.read()?;
                 for kp_ref in welcome.new_member_refs() {
                     let route = guard.welcome_route(kp_ref)?;
                     let local = guard
@@ -197,6 +200,7 @@ fn apply_update(
                     Ok(Accepted::Proposal { notify_domains }) => {
                         domains = notify_domains;
                         *unsaved = true;
+                        journal.push(p.as_bytes().to_vec());
                     }
                     Ok(_) => {
                         *unsaved = true;
@@ -216,26 +220,52 @@ fn apply_update(
             ));
         }
     }
-    let stored = StoredRoom {
-        room_uri: room_uri.to_owned(),
-        snapshot: room.snapshot().map_err(ApiError::internal)?,
-        epoch: room.epoch(),
-        group_info,
-    };
-    let (s, uri) = (state.clone(), room_uri.to_owned());
-    block_on(state.write(move |tx| {
-        tx.update_room(&stored, now)?;
+    // The handshakes go to the room's journal, not a rewrite of the whole room: a commit costs
+    // one small row however large the room is. Loading replays the journal on the snapshot.
+    let (s, uri, epoch) = (state.clone(), room_uri.to_owned(), room.epoch());
+    let journaled = block_on(state.write(move |tx| {
+        let mut entries = 0;
+        for message in &journal {
+            entries = tx.append_room_journal(&uri, message, now, epoch, group_info.as_deref())?;
+        }
         for (message, domains) in &fanouts {
             fan_out(tx, &s, &uri, message, domains, now)?;
         }
         for device in &removed_local {
             tx.unsubscribe(&uri, device)?;
         }
-        Ok(())
+        Ok(entries)
     }))?;
     *unsaved = false;
     state.outbox_wake.notify_waiters();
+    if journaled >= CHECKPOINT_EVERY {
+        checkpoint(state, room, room_uri, now);
+    }
     Ok(UpdateRoomResponse::success(ts))
+}
+
+/// Handshakes journaled before the room is snapshotted again: bounds the replay on load to a
+/// few commits while spreading the snapshot's cost over many.
+const CHECKPOINT_EVERY: u64 = 32;
+
+/// Saves a fresh snapshot and empties the journal. Failing is harmless (the journal still
+/// holds everything), so it is only logged.
+fn checkpoint(state: &Arc<AppState>, room: &HubRoom, room_uri: &str, now: u64) {
+    let stored = match room.snapshot() {
+        Ok(snapshot) => StoredRoom {
+            room_uri: room_uri.to_owned(),
+            snapshot,
+            epoch: room.epoch(),
+            group_info: None,
+        },
+        Err(e) => {
+            tracing::warn!(room = room_uri, error = %e, "cannot snapshot room");
+            return;
+        }
+    };
+    if let Err(e) = block_on(state.write(move |tx| Ok(tx.checkpoint_room(&stored, now)?))) {
+        tracing::warn!(room = room_uri, error = ?e, "cannot checkpoint room");
+    }
 }
 
 /// Handles a `SubmitMessageRequest` for a hosted room.
@@ -325,7 +355,7 @@ pub(crate) fn group_info(
     )
     .map_err(|e| ApiError::forbidden(e.to_string()))?;
     // GI-002: unknown rooms and unauthorized users get the same answer (draft §5.5).
-    let Some(stored) = state.store.lock()?.room(room_uri)? else {
+    let Some(stored) = state.store.read()?.room(room_uri)? else {
         return Ok(refuse());
     };
     let shared = cached_room(state, room_uri)?;
@@ -388,13 +418,22 @@ pub(crate) fn group_info(
 /// The hosted room, decoded, from the cache or the store.
 fn cached_room(state: &AppState, room_uri: &str) -> Result<SharedRoom, ApiError> {
     state.rooms.get_or_load(room_uri, || {
-        let stored = state
-            .store
-            .lock()?
-            .room(room_uri)?
-            .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
-        HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now_secs())
-            .map_err(ApiError::internal)
+        let (stored, journal) = {
+            let guard = state.store.read()?;
+            let stored = guard
+                .room(room_uri)?
+                .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
+            (stored, guard.room_journal(room_uri)?)
+        };
+        let mut room = HubRoom::load(&state.anchor, room_uri, &stored.snapshot, now_secs())
+            .map_err(ApiError::internal)?;
+        // Each journaled handshake was accepted once; replaying it at its own time gives the
+        // same result, so a failure here means the stored state is damaged.
+        for (message, accepted_at) in journal {
+            room.process_handshake(&state.anchor, &message, accepted_at)
+                .map_err(|e| ApiError::internal(format!("{room_uri}: journal replay: {e}")))?;
+        }
+        Ok(room)
     })
 }
 

@@ -10,6 +10,9 @@ pub enum StoreError {
     /// A row that must be unique already exists.
     #[error("{0} already exists")]
     Exists(String),
+    /// A row that must exist does not.
+    #[error("{0} not found")]
+    NotFound(String),
     /// A thread panicked while holding the connection.
     #[error("database lock poisoned")]
     Poisoned,

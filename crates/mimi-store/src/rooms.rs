@@ -56,6 +56,47 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records an accepted handshake of a hosted room after its snapshot, and the room's new
+    /// epoch and (if given) GroupInfo. Returns how many handshakes the journal now holds.
+    pub fn append_room_journal(
+        &self,
+        room_uri: &str,
+        message: &[u8],
+        accepted_at: u64,
+        epoch: u64,
+        group_info: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        let seq: i64 = self.conn().query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_journal WHERE room_uri = ?1",
+            params![room_uri],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "INSERT INTO room_journal (room_uri, seq, message, accepted_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![room_uri, seq, message, accepted_at as i64],
+        )?;
+        let updated = self.conn().execute(
+            "UPDATE rooms SET epoch = ?2, group_info = COALESCE(?3, group_info), updated_at = ?4
+             WHERE room_uri = ?1",
+            params![room_uri, epoch as i64, group_info, accepted_at as i64],
+        )?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(room_uri.to_owned()));
+        }
+        Ok(seq as u64)
+    }
+
+    /// Replaces a hosted room's snapshot and empties its journal, which the snapshot includes.
+    pub fn checkpoint_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
+        self.update_room(room, now)?;
+        self.conn().execute(
+            "DELETE FROM room_journal WHERE room_uri = ?1",
+            params![room.room_uri],
+        )?;
+        Ok(())
+    }
+
     /// Subscribes a local client to a room's fan-out: it reads the room's log from the current
     /// position on. Subscribing again while subscribed changes nothing.
     pub fn subscribe(&self, room_uri: &str, device_uri: &str) -> Result<(), StoreError> {
@@ -100,6 +141,18 @@ impl StoreGuard<'_> {
     pub fn room(&self, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
         room(&self.conn, room_uri)
     }
+
+    /// The handshakes accepted since the room's snapshot, oldest first, with the time (seconds)
+    /// each was accepted: replaying them on the snapshot gives the room's current state.
+    pub fn room_journal(&self, room_uri: &str) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT message, accepted_at FROM room_journal WHERE room_uri = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![room_uri], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 fn room(conn: &Connection, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
@@ -117,4 +170,69 @@ fn room(conn: &Connection, room_uri: &str) -> Result<Option<StoredRoom>, StoreEr
             },
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+    use crate::Store;
+
+    fn stored(snapshot: &[u8], epoch: u64) -> StoredRoom {
+        StoredRoom {
+            room_uri: "mimi://a.example/r/x".into(),
+            snapshot: snapshot.to_vec(),
+            epoch,
+            group_info: Some(b"gi0".to_vec()),
+        }
+    }
+
+    #[test]
+    fn journal_accumulates_until_a_checkpoint_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let uri = "mimi://a.example/r/x";
+        {
+            let mut g = store.lock().unwrap();
+            let tx = g.begin().unwrap();
+            tx.create_room(&stored(b"snap0", 0), 1).unwrap();
+            assert_eq!(
+                tx.append_room_journal(uri, b"c1", 10, 1, Some(b"gi1"))
+                    .unwrap(),
+                1
+            );
+            assert_eq!(tx.append_room_journal(uri, b"p2", 11, 1, None).unwrap(), 2);
+            tx.commit().unwrap();
+        }
+        let g = store.lock().unwrap();
+        assert_eq!(
+            g.room_journal(uri).unwrap(),
+            vec![(b"c1".to_vec(), 10), (b"p2".to_vec(), 11)]
+        );
+        let room = g.room(uri).unwrap().unwrap();
+        assert_eq!((room.epoch, room.snapshot.as_slice()), (1, &b"snap0"[..]));
+        assert_eq!(
+            room.group_info.as_deref(),
+            Some(&b"gi1"[..]),
+            "None keeps the last"
+        );
+        drop(g);
+        let mut g = store.lock().unwrap();
+        let tx = g.begin().unwrap();
+        tx.checkpoint_room(&stored(b"snap2", 2), 12).unwrap();
+        tx.commit().unwrap();
+        assert!(g.room_journal(uri).unwrap().is_empty());
+        assert_eq!(g.room(uri).unwrap().unwrap().snapshot, b"snap2");
+    }
+
+    #[test]
+    fn journal_for_an_unknown_room_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut g = store.lock().unwrap();
+        let tx = g.begin().unwrap();
+        assert!(matches!(
+            tx.append_room_journal("mimi://a.example/r/none", b"c", 1, 1, None),
+            Err(StoreError::NotFound(_))
+        ));
+    }
 }

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The first schema. New databases are created at v1 and migrated, so every database takes the
 /// same path to the current version.
@@ -125,6 +125,18 @@ CREATE TABLE inbox_cursors (
 );
 ";
 
+/// v3: the journal of handshakes accepted since a hosted room's last snapshot, so a commit
+/// costs one small row instead of rewriting the whole room.
+const MIGRATE_V3: &str = "
+CREATE TABLE room_journal (
+    room_uri TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message BLOB NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    PRIMARY KEY (room_uri, seq)
+);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // WAL lets readers proceed during writes; FULL syncs the WAL on every commit, so an
@@ -141,7 +153,12 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 2 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {MIGRATE_V2} PRAGMA user_version = 2; COMMIT;"
+        ))?;
+    }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {MIGRATE_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     Ok(())
