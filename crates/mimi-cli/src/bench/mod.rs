@@ -7,6 +7,7 @@ mod fanout;
 mod join;
 mod memory;
 mod providers;
+mod world;
 
 use clap::Subcommand;
 use serde::Serialize;
