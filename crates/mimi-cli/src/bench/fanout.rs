@@ -267,6 +267,8 @@ async fn bench(
     // Members 0..senders send; the last three (one per provider) observe; the rest only
     // receive, their inboxes filling like any idle member's.
     let mut observers = members.split_off(settings.members - DOMAINS.len());
+    // Observer p must sit on provider p: its arrivals are filed under DOMAINS[p].
+    observers.sort_by_key(|c| DOMAINS.iter().position(|d| *d == c.domain()));
     members.truncate(settings.senders);
     progress("senders and observers join");
     let began = Instant::now();
