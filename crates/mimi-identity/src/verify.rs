@@ -66,7 +66,11 @@ fn verify_chain(
     // IDN-002: the identity CA chains to the trust anchor, may issue, and names one domain.
     const CA: &str = "provider identity ca";
     let identity = parse(identity_der, CA)?;
-    check_signed_by(&identity, &anchor, CA)?;
+    // A room holds many clients of few providers: verify each identity CA's signature once.
+    if !VERIFIED_CAS.contains(trust_anchor_der, identity_der) {
+        check_signed_by(&identity, &anchor, CA)?;
+        VERIFIED_CAS.insert(trust_anchor_der, identity_der);
+    }
     check_ca(&identity, CA)?;
     if let Some(now) = now_unix_secs {
         check_valid_at(&identity, CA, now)?;
@@ -99,6 +103,40 @@ fn verify_chain(
         domain: domain.to_owned(),
         signature_public_key,
     })
+}
+
+/// Identity CA certificates whose signature by a trust anchor has verified, as exact DER pairs.
+/// A signature check has one answer for the same bytes, so remembering it is safe; every other
+/// check (CA flag, domain, validity at the given time) still runs on every call.
+static VERIFIED_CAS: VerifiedCas = VerifiedCas::new();
+
+/// Most remembered pairs; beyond it nothing more is remembered (a federation has few CAs).
+const MAX_VERIFIED_CAS: usize = 4096;
+
+/// (trust anchor DER, identity CA DER) pairs.
+type CaPairs = std::collections::HashSet<(Vec<u8>, Vec<u8>)>;
+
+struct VerifiedCas(std::sync::Mutex<Option<CaPairs>>);
+
+impl VerifiedCas {
+    const fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    fn contains(&self, anchor: &[u8], ca: &[u8]) -> bool {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .is_some_and(|set| set.contains(&(anchor.to_vec(), ca.to_vec())))
+    }
+
+    fn insert(&self, anchor: &[u8], ca: &[u8]) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let set = guard.get_or_insert_with(Default::default);
+        if set.len() < MAX_VERIFIED_CAS {
+            set.insert((anchor.to_vec(), ca.to_vec()));
+        }
+    }
 }
 
 /// The provider domain of a peer's TLS certificate: its single dNSName.

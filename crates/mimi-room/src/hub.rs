@@ -6,18 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use mimi_policy::{Capability, RoleIndex};
 use openmls::group::GroupId;
 use openmls::prelude::{
-    LeafNodeIndex, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProposalStore,
-    ProtocolMessage, PublicGroup, QueuedProposal, RatchetTreeIn, Sender, StagedCommit,
+    LeafNode, LeafNodeIndex, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
+    ProposalStore, ProtocolMessage, PublicGroup, QueuedProposal, RatchetTreeIn, Sender,
+    StagedCommit,
 };
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::components::{Participant, RoomComponents, apply_app_data_updates};
-use crate::credentials::{TrustAnchor, VerifiedMember, identify_member, verify_member};
+use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
-use crate::validation::{check_commit, check_external_commit, commit_facts, may_add_own_client};
+use crate::validation::{
+    check_commit, check_external_commit, commit_facts, identify_all, may_add_own_client,
+};
 
 /// A room as its hub sees it.
 ///
@@ -76,18 +79,28 @@ impl Roster {
                 removed.push(member);
             }
         }
-        for (index, leaf) in group.treesync().full_leaves() {
-            let key = leaf.signature_key().as_slice();
-            if self.keys.get(&index.u32()).is_some_and(|k| k == key) {
-                continue;
-            }
-            let member = identify_member(anchor, leaf.credential(), key)?;
-            if let Some(old) = self.remove(index.u32())
+        let changed: Vec<(u32, &LeafNode)> = group
+            .treesync()
+            .full_leaves()
+            .filter(|(index, leaf)| {
+                self.keys.get(&index.u32()).map(Vec::as_slice)
+                    != Some(leaf.signature_key().as_slice())
+            })
+            .map(|(index, leaf)| (index.u32(), leaf))
+            .collect();
+        let identified = identify_all(anchor, &changed, |(index, leaf)| {
+            (*index, leaf.credential(), leaf.signature_key().as_slice())
+        })?;
+        for (index, leaf) in changed {
+            let Some(member) = identified.get(&index).cloned() else {
+                return Err(RoomError::Internal("a changed leaf was not identified"));
+            };
+            if let Some(old) = self.remove(index)
                 && old.device_uri != member.device_uri
             {
                 removed.push(old);
             }
-            self.insert(index.u32(), member, key.to_vec());
+            self.insert(index, member, leaf.signature_key().as_slice().to_vec());
         }
         Ok(removed)
     }

@@ -37,12 +37,45 @@ pub(crate) fn verified_members(
     members: impl Iterator<Item = Member>,
     _now: u64,
 ) -> Result<BTreeMap<u32, VerifiedMember>, RoomError> {
-    members
-        .map(|m| {
-            let verified = identify_member(anchor, &m.credential, &m.signature_key)?;
-            Ok((m.index.u32(), verified))
-        })
-        .collect()
+    let members: Vec<Member> = members.collect();
+    identify_all(anchor, &members, |m| {
+        (m.index.u32(), &m.credential, m.signature_key.as_slice())
+    })
+}
+
+/// Below this many members one thread identifies them all; above, every core takes a share
+/// (each certificate costs a signature check, which dominates joining a large room).
+const PARALLEL_FROM: usize = 256;
+
+/// Identifies `items` (leaf index, credential, signature key), in parallel for large rooms.
+pub(crate) fn identify_all<'a, T: Sync + 'a>(
+    anchor: &TrustAnchor,
+    items: &'a [T],
+    parts: impl Fn(&'a T) -> (u32, &'a openmls::prelude::Credential, &'a [u8]) + Sync,
+) -> Result<BTreeMap<u32, VerifiedMember>, RoomError> {
+    let one = |item: &'a T| {
+        let (index, credential, key) = parts(item);
+        identify_member(anchor, credential, key).map(|v| (index, v))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < PARALLEL_FROM || threads < 2 {
+        return items.iter().map(one).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = BTreeMap::new();
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| RoomError::Internal("member check panicked"))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }
 
 /// Collects the [`CommitFacts`] of a staged commit.
