@@ -477,19 +477,26 @@ impl Client {
             )));
         }
         let me = self.me();
-        let mut out = Vec::with_capacity(texts.len());
-        let mut events = Vec::with_capacity(texts.len());
-        for text in texts {
-            let content = MimiContent::text(text)
-                .with_sender_uri(&self.account.user_uri)
-                .with_room_uri(room);
-            let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
-            events.push((
-                Sha256::digest(&ciphertext).to_vec(),
-                event_from_content(&content, &self.account.user_uri, room, 0),
-            ));
-            out.push(ciphertext);
-        }
+        let contents: Vec<MimiContent> = texts
+            .iter()
+            .map(|text| {
+                MimiContent::text(text)
+                    .with_sender_uri(&self.account.user_uri)
+                    .with_room_uri(room)
+            })
+            .collect();
+        let plaintexts: Vec<Vec<u8>> = contents.iter().map(|c| c.encode()).collect();
+        let (out, _epoch) = self.attempt(|s| s.encrypt_many(&me, room, &plaintexts))?;
+        let events: Vec<(Vec<u8>, _)> = out
+            .iter()
+            .zip(&contents)
+            .map(|(ciphertext, content)| {
+                (
+                    Sha256::digest(ciphertext).to_vec(),
+                    event_from_content(content, &self.account.user_uri, room, 0),
+                )
+            })
+            .collect();
         let tx = self.profile.transaction()?;
         profile::save_snapshot(&tx, &self.state.snapshot()?)?;
         for (hash, event) in &events {

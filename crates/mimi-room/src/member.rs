@@ -452,6 +452,28 @@ impl MemberState {
         Ok((encode_message(&message)?, group.epoch().as_u64()))
     }
 
+    /// [`MemberState::encrypt`] for several messages with one load of the group: the
+    /// PrivateMessages in order and the epoch they belong to.
+    pub fn encrypt_many(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        data: &[Vec<u8>],
+    ) -> Result<(Vec<Vec<u8>>, u64), RoomError> {
+        let mut group = self.group(room_uri)?;
+        let signer = self.signer(me)?;
+        let messages = data
+            .iter()
+            .map(|d| {
+                let message = group
+                    .create_message(&self.provider, &signer, d)
+                    .map_err(RoomError::mls)?;
+                encode_message(&message)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((messages, group.epoch().as_u64()))
+    }
+
     /// Joins a room from a Welcome (MLSMessage) and the ratchet tree the hub supplied, after
     /// checking every member is vouched for and a participant. Returns the room URI.
     pub fn join(
