@@ -1,6 +1,6 @@
 //! Durable storage for `mimid`: one SQLite file in WAL mode holding accounts, KeyPackages,
-//! hosted rooms, the per-peer outbound `/notify` queue, the mailbox that feeds client inboxes
-//! and the follower's duplicate filter.
+//! hosted rooms and the ratchet trees they publish, the per-peer outbound `/notify` queue, the
+//! mailbox that feeds client inboxes and the follower's duplicate filter.
 //!
 //! Every state change that `mimid` acknowledges happens inside one [`Tx`] that is committed
 //! (and synced, `synchronous=FULL`) before the acknowledgement is sent, so a `kill -9` at any
@@ -18,6 +18,7 @@ mod key_packages;
 mod outbox;
 mod rooms;
 mod schema;
+mod trees;
 
 use std::cell::Cell;
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use inbox::InboxItem;
 pub use key_packages::ClaimedKeyPackage;
 pub use outbox::OutboxItem;
 pub use rooms::StoredRoom;
+pub use trees::StoredTree;
 
 /// Read-only connections kept open. Reads are short (one inbox page, one token lookup), so a
 /// few connections keep them from queueing behind each other on a 2-core machine.

@@ -142,6 +142,20 @@ impl StoreGuard<'_> {
         room(&self.conn, room_uri)
     }
 
+    /// Whether a local client is subscribed to a room's fan-out now.
+    pub fn is_subscribed(&self, room_uri: &str, device_uri: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM subscriptions
+                 WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
+                params![room_uri, device_uri],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// The handshakes accepted since the room's snapshot, oldest first, with the time (seconds)
     /// each was accepted: replaying them on the snapshot gives the room's current state.
     pub fn room_journal(&self, room_uri: &str) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {

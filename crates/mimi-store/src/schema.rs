@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// The first schema. New databases are created at v1 and migrated, so every database takes the
 /// same path to the current version.
@@ -137,6 +137,20 @@ CREATE TABLE room_journal (
 );
 ";
 
+/// v4: ratchet trees a hub publishes by URL instead of inside Welcomes (IN-SERVER-11), one row
+/// per room and epoch. `readers` lists the provider domains the Welcome went to, one per line.
+const MIGRATE_V4: &str = "
+CREATE TABLE room_trees (
+    room_uri TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    tree BLOB NOT NULL,
+    readers TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (room_uri, epoch)
+);
+CREATE INDEX room_trees_by_age ON room_trees(created_at);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // WAL lets readers proceed during writes; FULL syncs the WAL on every commit, so an
@@ -158,7 +172,12 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 3 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {MIGRATE_V3} PRAGMA user_version = 3; COMMIT;"
+        ))?;
+    }
+    if version < 4 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {MIGRATE_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     Ok(())
