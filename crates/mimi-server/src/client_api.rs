@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/submit/{*room}", post(submit))
         .route("/client/v1/assets", post(upload_asset))
         .route("/client/v1/download", get(download))
+        .route("/client/v1/ratchet-tree", get(ratchet_tree))
         .route("/client/v1/inbox", get(inbox))
         .route("/client/v1/inbox/ack", post(ack))
         .route("/client/v1/unsubscribe", post(unsubscribe))
@@ -491,6 +492,22 @@ async fn download(
         )));
     }
     Ok(answer.body)
+}
+
+#[derive(Deserialize)]
+struct TreeQuery {
+    url: String,
+}
+
+/// Fetches a ratchet tree a Welcome named by URL (IN-SERVER-11): from our own store when we are
+/// the hub, otherwise from that hub over mutual TLS, so the hub sees only this provider.
+async fn ratchet_tree(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<TreeQuery>,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::ratchet_tree::fetch_for_client(&state, &client.device_uri, &query.url).await
 }
 
 #[cfg(test)]

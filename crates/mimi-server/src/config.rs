@@ -62,6 +62,11 @@ pub struct Limits {
     /// Default 1,024.
     #[serde(default = "default_room_cache")]
     pub room_cache_rooms: usize,
+    /// Largest encoded ratchet tree a hub copies into the Welcomes it fans out, bytes; a larger
+    /// tree is stored once and sent as a signed URL (IN-SERVER-11). 0 always sends the URL.
+    /// Default 65,536: about a 100-member room, where one copy per joining provider is cheap.
+    #[serde(default = "default_inline_tree")]
+    pub inline_tree_bytes: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +78,7 @@ impl Default for Limits {
             peer_timeout_secs: default_peer_timeout(),
             max_backoff_ms: default_max_backoff(),
             room_cache_rooms: default_room_cache(),
+            inline_tree_bytes: default_inline_tree(),
         }
     }
 }
@@ -94,6 +100,9 @@ fn default_max_backoff() -> u64 {
 }
 fn default_room_cache() -> usize {
     1024
+}
+fn default_inline_tree() -> usize {
+    64 * 1024
 }
 
 impl Config {

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/groupInfo/{*room}", post(group_info))
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/proxyDownload/{url}", get(proxy_download))
+        .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
@@ -188,4 +189,16 @@ async fn proxy_download(
 ) -> Result<Vec<u8>, ApiError> {
     authenticate(&state, &peer, &headers)?;
     crate::assets::proxy(&state, &url).await
+}
+
+/// `GET /v1/ratchetTree/{room}/{epoch}` (IN-SERVER-11): a tree this hub published in place of
+/// copying it into a Welcome, for a peer with a member in the room.
+async fn ratchet_tree(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    crate::ratchet_tree::serve_peer(&state, &peer, &path).await
 }

@@ -100,6 +100,7 @@ fn apply_update(
     let mut fanouts: Vec<(FanoutMessage, BTreeSet<String>)> = Vec::new();
     let mut group_info = None;
     let mut removed_local: Vec<String> = Vec::new();
+    let mut tree_to_store = None;
     // The accepted handshakes, in order: what the room's journal records.
     let mut journal: Vec<Vec<u8>> = Vec::new();
     match bundle {
@@ -180,14 +181,16 @@ fn apply_update(
                     }
                 }
                 drop(guard);
-                fanouts.push((
-                    FanoutMessage::welcome(
-                        ts,
-                        message,
-                        RatchetTreeOption::Full { ratchet_tree: tree },
-                    ),
-                    domains,
-                ));
+                // IN-SERVER-11: a large tree is stored once here, not copied to every mailbox.
+                let (option, pending) = crate::ratchet_tree::welcome_option(
+                    state,
+                    room_uri,
+                    room.epoch(),
+                    tree,
+                    domains.iter().cloned().collect(),
+                )?;
+                tree_to_store = pending;
+                fanouts.push((FanoutMessage::welcome(ts, message, option), domains));
             }
         }
         HandshakeBundle::Proposal {
@@ -227,6 +230,10 @@ fn apply_update(
         let mut entries = 0;
         for message in &journal {
             entries = tx.append_room_journal(&uri, message, now, epoch, group_info.as_deref())?;
+        }
+        // Before the Welcome that names it is queued: whoever gets the URL can fetch the tree.
+        if let Some(tree) = &tree_to_store {
+            tree.save(tx, now)?;
         }
         for (message, domains) in &fanouts {
             fan_out(tx, &s, &uri, message, domains, now)?;
@@ -413,6 +420,19 @@ pub(crate) fn group_info(
             signature,
         }),
     })
+}
+
+/// The provider domains with members in a hosted room now (blocking: may load the room).
+pub(crate) fn member_domains(
+    state: &AppState,
+    room_uri: &str,
+) -> Result<BTreeSet<String>, ApiError> {
+    let shared = cached_room(state, room_uri)?;
+    let room = match shared.read() {
+        Ok(room) => room,
+        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
+    };
+    Ok(room.member_domains())
 }
 
 /// The hosted room, decoded, from the cache or the store.

@@ -20,6 +20,7 @@ mod hub;
 mod init;
 mod key_material;
 mod peers;
+mod ratchet_tree;
 mod room_cache;
 mod state;
 mod tls;

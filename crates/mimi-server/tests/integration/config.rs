@@ -10,6 +10,7 @@ fn example_config_parses_with_every_field() {
     assert_eq!(config.domain, "a.example");
     assert_eq!(config.peers.len(), 2);
     assert_eq!(config.limits.max_body_bytes, 16 * 1024 * 1024);
+    assert_eq!(config.limits.inline_tree_bytes, 65_536);
 }
 
 #[test]
