@@ -851,10 +851,27 @@ impl Client {
                 break;
             };
             let mut room_changes = Vec::new();
+            let mut stalled = false;
             for entry in &entries {
+                // A Welcome may name its tree by URL (IN-SERVER-11). If the tree cannot be
+                // fetched for now, stop before the Welcome: it stays in the inbox, unacknowledged,
+                // and the next sync retries it. A refusal (gone, not allowed) is final and is
+                // reported like any entry that cannot be processed.
+                let tree = match self.welcome_tree(entry).await {
+                    Err(ClientError::Provider(e)) => {
+                        tracing::warn!(room = %entry.room, error = %e, "welcome waits for its tree");
+                        report.errors.push(format!(
+                            "{}: item {} kept for the next sync: cannot fetch the ratchet tree: {e}",
+                            entry.room, entry.id
+                        ));
+                        stalled = true;
+                        break;
+                    }
+                    other => other,
+                };
                 // Each entry is applied and saved on its own, so a failure rolls back exactly
                 // that entry and everything before it stays.
-                let outcome = self.process_entry(entry, &mut report);
+                let outcome = tree.and_then(|tree| self.process_entry(entry, tree, &mut report));
                 if let Err(e) = &outcome {
                     tracing::warn!(room = %entry.room, error = %e, "inbox item not processed");
                     report.errors.push(format!(
@@ -880,14 +897,22 @@ impl Client {
                 profile::set_cursor(&tx, entry.id)?;
                 tx.commit()?;
             }
-            // The acknowledgement only frees server space; our cursor already moved on.
-            let _: serde_json::Value = self
-                .api
-                .post_json(
-                    "/client/v1/inbox/ack",
-                    &serde_json::json!({ "up_to": last }),
-                )
-                .await?;
+            // The acknowledgement only frees server space; our cursor already moved on. After a
+            // stall it covers only what was processed.
+            let up_to = if stalled {
+                self.account.inbox_cursor
+            } else {
+                last
+            };
+            if up_to >= entries[0].id {
+                let _: serde_json::Value = self
+                    .api
+                    .post_json(
+                        "/client/v1/inbox/ack",
+                        &serde_json::json!({ "up_to": up_to }),
+                    )
+                    .await?;
+            }
             for (room, active) in &room_changes {
                 if !active {
                     let _: serde_json::Value = self
@@ -898,6 +923,9 @@ impl Client {
                         )
                         .await?;
                 }
+            }
+            if stalled {
+                break;
             }
         }
         if !report.joined.is_empty() {
@@ -938,9 +966,56 @@ impl Client {
         &self.dir
     }
 
+    /// For a Welcome that names its ratchet tree by URL (IN-SERVER-11) and that we still need,
+    /// the tree, fetched through our provider; `None` for every other entry. We do not check
+    /// `tree_signature`: the remote hub's key is not known before joining, and joining checks
+    /// the tree against the tree hash in the GroupInfo the committer signed, so an altered tree
+    /// fails the join anyway.
+    async fn welcome_tree(&self, entry: &InboxEntry) -> Result<Option<Vec<u8>>, ClientError> {
+        let Some(fanout) = hex::decode(&entry.body)
+            .ok()
+            .and_then(|body| FanoutMessage::decode(&body).ok())
+        else {
+            // Undecodable entries are reported by `process_entry`.
+            return Ok(None);
+        };
+        let FanoutTail::Welcome {
+            ratchet_tree_option:
+                RatchetTreeOption::HttpsUri {
+                    ratchet_tree_url, ..
+                },
+        } = &fanout.tail
+        else {
+            return Ok(None);
+        };
+        if self.state.is_active(&entry.room) {
+            return Ok(None);
+        }
+        let url = std::str::from_utf8(ratchet_tree_url)
+            .map_err(|_| ClientError::Refused("the ratchet tree URL is not UTF-8".into()))?;
+        // The tree comes from the room's hub, nobody else.
+        let hub = mimi_protocol::MimiUri::from_path_segment(&entry.room)
+            .map_err(|e| ClientError::Refused(format!("bad room {}: {e}", entry.room)))?;
+        let host = url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', ':']).next());
+        if host != Some(hub.domain()) {
+            return Err(ClientError::Refused(format!(
+                "the ratchet tree URL {url} is not at the hub of {}",
+                entry.room
+            )));
+        }
+        let path = format!(
+            "/client/v1/ratchet-tree?url={}",
+            mimi_protocol::percent_encode(url)
+        );
+        Ok(Some(self.api.get_bytes(&path).await?))
+    }
+
     fn process_entry(
         &mut self,
         entry: &InboxEntry,
+        fetched_tree: Option<Vec<u8>>,
         report: &mut SyncReport,
     ) -> Result<Option<Processed>, ClientError> {
         let body = hex::decode(&entry.body)
@@ -951,14 +1026,18 @@ impl Client {
             ratchet_tree_option,
         } = &fanout.tail
         {
-            let RatchetTreeOption::Full { ratchet_tree } = ratchet_tree_option else {
-                return Err(ClientError::Provider(
-                    "welcome without a ratchet tree".into(),
-                ));
-            };
             if self.state.is_active(&entry.room) {
                 return Ok(None);
             }
+            let ratchet_tree = match (ratchet_tree_option, &fetched_tree) {
+                (RatchetTreeOption::Full { ratchet_tree }, _) => ratchet_tree,
+                (RatchetTreeOption::HttpsUri { .. }, Some(tree)) => tree,
+                _ => {
+                    return Err(ClientError::Provider(
+                        "welcome without a ratchet tree".into(),
+                    ));
+                }
+            };
             let room = self.state.join(
                 &self.anchor,
                 fanout.message.as_bytes(),
