@@ -120,9 +120,21 @@ pub struct Network {
     dir: tempfile::TempDir,
 }
 
+/// Settings the harness writes into every provider's `mimid.toml` before starting it.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `limits.inline_tree_bytes`; `Some(0)` makes hubs always send ratchet trees by URL.
+    pub inline_tree_bytes: Option<usize>,
+}
+
 impl Network {
     /// Initialises and starts one provider per domain, each with every other one as a peer.
     pub fn start(domains: &[&str]) -> Network {
+        Self::start_with(domains, &Options::default())
+    }
+
+    /// Like [`Network::start`], with `options` written into each provider's config first.
+    pub fn start_with(domains: &[&str], options: &Options) -> Network {
         let dir = tempfile::Builder::new()
             .prefix("mimi-conformance-")
             .tempdir()
@@ -164,10 +176,14 @@ impl Network {
                 "`mimid init` for {domain} failed: {}",
                 describe(&output)
             );
+            let config = pdir.join("mimid.toml");
+            if let Some(bytes) = options.inline_tree_bytes {
+                set_config_value(&config, "inline_tree_bytes", &bytes.to_string());
+            }
             providers.push(Provider {
                 domain: (*domain).to_owned(),
                 addr: addrs[i],
-                config: pdir.join("mimid.toml"),
+                config,
                 stderr_log: pdir.join("mimid.stderr.log"),
                 stdout_log: pdir.join("mimid.stdout.log"),
                 dir: pdir,
@@ -248,6 +264,22 @@ impl Network {
         path: &str,
         body: &[u8],
     ) -> Answer {
+        self.request(cert, from, to, path, Some(body))
+    }
+
+    /// GETs `path` (e.g. `/v1/ratchetTree/a.example/r/x/1`) like [`Network::post`] does.
+    pub fn get(&mut self, cert: ClientCert, from: &str, to: &str, path: &str) -> Answer {
+        self.request(cert, from, to, path, None)
+    }
+
+    fn request(
+        &mut self,
+        cert: ClientCert,
+        from: &str,
+        to: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Answer {
         let ca = self.ca_cert();
         let port = self.provider(to).addr.port();
         let scratch = self.dir.path().join("curl");
@@ -255,20 +287,21 @@ impl Network {
         let body_file = scratch.join("request.bin");
         let answer_file = scratch.join("answer.bin");
         let _ = fs::remove_file(&answer_file);
-        fs::write(&body_file, body).expect("cannot write the request body");
         let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--max-time", "20", "-X", "POST"])
+        cmd.args(["-sS", "--max-time", "20"])
             .arg("--cacert")
             .arg(&ca)
             .arg("--resolve")
             .arg(format!("{to}:{port}:127.0.0.1"))
-            .args(["-H", &format!("From: mimi@{from}")])
-            .args(["-H", "Content-Type: application/octet-stream"])
-            .arg("--data-binary")
-            .arg(format!("@{}", body_file.display()))
-            .arg("-o")
-            .arg(&answer_file)
-            .args(["-w", "%{http_code}"]);
+            .args(["-H", &format!("From: mimi@{from}")]);
+        if let Some(body) = body {
+            fs::write(&body_file, body).expect("cannot write the request body");
+            cmd.args(["-X", "POST"])
+                .args(["-H", "Content-Type: application/octet-stream"])
+                .arg("--data-binary")
+                .arg(format!("@{}", body_file.display()));
+        }
+        cmd.arg("-o").arg(&answer_file).args(["-w", "%{http_code}"]);
         let key_and_cert = match cert {
             ClientCert::None => None,
             ClientCert::Provider(domain) => {
@@ -650,6 +683,30 @@ fn record(transcript: &Transcript, command: &str, output: &Output) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(entry);
+}
+
+/// Sets `key = value` on the line that already holds `key` in a `mimid.toml`.
+fn set_config_value(config: &Path, key: &str, value: &str) {
+    let text = fs::read_to_string(config)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", config.display()));
+    let prefix = format!("{key} = ");
+    assert!(
+        text.lines().any(|l| l.starts_with(&prefix)),
+        "{} has no `{key}` to set",
+        config.display()
+    );
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{prefix}{value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    fs::write(config, edited.join("\n") + "\n")
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
 }
 
 fn tail(path: &Path, lines: usize) -> String {
