@@ -244,7 +244,7 @@ fn apply_update(
         Ok(entries)
     }))?;
     *unsaved = false;
-    state.outbox_wake.notify_waiters();
+    state.wake_outbox();
     if journaled >= CHECKPOINT_EVERY {
         checkpoint(state, room, room_uri, now);
     }
@@ -321,7 +321,7 @@ pub(crate) fn submit(
         Ok(())
     }))?;
     drop(room);
-    state.outbox_wake.notify_waiters();
+    state.wake_outbox();
     Ok(SubmitMessageResponse::accepted(ts, None))
 }
 

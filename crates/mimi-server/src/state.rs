@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use mimi_identity::ProviderIdentity;
 use mimi_room::TrustAnchor;
 use mimi_store::{Store, StoreError, Tx};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -34,8 +34,9 @@ pub(crate) struct AppState {
     /// The hub's external-sender key, which also signs GroupInfo responses.
     pub(crate) hub_key: ring::signature::Ed25519KeyPair,
     pub(crate) peers: Peers,
-    /// Woken whenever the outbox gains entries.
-    pub(crate) outbox_wake: Notify,
+    /// Bumped whenever the outbox gains entries. A watch, not a `Notify`: a sender busy with
+    /// a batch when entries arrive still sees the change when it next waits.
+    pub(crate) outbox_wake: watch::Sender<u64>,
     /// Bumped after every commit that added inbox entries; long-polling clients watch it.
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
     /// Hosted rooms kept decoded between requests.
@@ -78,11 +79,16 @@ impl AppState {
             hub_public_key,
             hub_key: hub,
             peers,
-            outbox_wake: Notify::new(),
+            outbox_wake: watch::Sender::new(0),
             inbox_wake,
             rooms: crate::room_cache::RoomCache::new(room_cache_rooms),
             writer,
         }))
+    }
+
+    /// Tells the `/notify` senders that the outbox has new entries.
+    pub(crate) fn wake_outbox(&self) {
+        self.outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub(crate) fn domain(&self) -> &str {

@@ -19,18 +19,16 @@ pub struct Client {
 impl Tx<'_> {
     /// Adds a user if it does not exist yet.
     pub fn ensure_user(&self, name: &str, now: u64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO users (name, created_at) VALUES (?1, ?2)",
-            params![name, now as i64],
-        )?;
+        self.conn()
+            .prepare_cached("INSERT OR IGNORE INTO users (name, created_at) VALUES (?1, ?2)")?
+            .execute(params![name, now as i64])?;
         Ok(())
     }
 
     /// Registers a client; the bearer token is stored only as its SHA-256 hash.
     pub fn add_client(&self, client: &Client, token: &[u8], now: u64) -> Result<(), StoreError> {
-        let inserted = self.conn().execute(
-            "INSERT OR IGNORE INTO clients (device_uri, user_name, token_hash, chain, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+        let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO clients (device_uri, user_name, token_hash, chain, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
             params![
                 client.device_uri,
                 client.user_name,
@@ -78,9 +76,9 @@ impl StoreGuard<'_> {
 
     /// The device URIs of a user's clients.
     pub fn devices_of(&self, user_name: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
+        )?;
         let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -14,10 +14,11 @@ impl Tx<'_> {
         bytes: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO assets (id, device_uri, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, device_uri, bytes, now as i64],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO assets (id, device_uri, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, device_uri, bytes, now as i64])?;
         Ok(())
     }
 }

@@ -32,8 +32,7 @@ impl Tx<'_> {
         body: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+        self.conn().prepare_cached("INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)")?.execute(
             params![room_uri, device_uri, body, now as i64],
         )?;
         self.mark_inbox_changed();
@@ -48,12 +47,14 @@ impl Tx<'_> {
         body: &[u8],
         now: u64,
     ) -> Result<bool, StoreError> {
-        let inserted = self.conn().execute(
-            "INSERT INTO mailbox (room_uri, device_uri, body, created_at)
+        let inserted = self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO mailbox (room_uri, device_uri, body, created_at)
              SELECT ?1, NULL, ?2, ?3
              WHERE EXISTS (SELECT 1 FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL)",
-            params![room_uri, body, now as i64],
-        )?;
+            )?
+            .execute(params![room_uri, body, now as i64])?;
         if inserted > 0 {
             self.mark_inbox_changed();
         }
@@ -66,21 +67,21 @@ impl Tx<'_> {
     /// swallow messages that arrive later.
     pub fn ack_inbox(&self, device_uri: &str, up_to: i64) -> Result<(), StoreError> {
         let up_to = up_to.min(mailbox_position(self.conn())?);
-        self.conn().execute(
-            "INSERT INTO inbox_cursors (device_uri, acked_up_to) VALUES (?1, ?2)
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO inbox_cursors (device_uri, acked_up_to) VALUES (?1, ?2)
              ON CONFLICT (device_uri) DO UPDATE
                  SET acked_up_to = MAX(acked_up_to, excluded.acked_up_to)",
-            params![device_uri, up_to],
-        )?;
+            )?
+            .execute(params![device_uri, up_to])?;
         let acked = acked_up_to(self.conn(), device_uri)?;
-        self.conn().execute(
-            "DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2",
-            params![device_uri, acked],
-        )?;
+        self.conn()
+            .prepare_cached("DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2")?
+            .execute(params![device_uri, acked])?;
         let rooms: Vec<String> = {
-            let mut stmt = self
-                .conn()
-                .prepare("SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1")?;
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1",
+            )?;
             let rows = stmt.query_map(params![device_uri], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -93,14 +94,15 @@ impl Tx<'_> {
     /// Records a FanoutMessage hash; returns false if it was seen before. Hashes older than
     /// [`DUPLICATE_WINDOW_SECS`] are forgotten: a hub retries for far less than that.
     pub fn first_sighting(&self, message_hash: &[u8], now: u64) -> Result<bool, StoreError> {
-        self.conn().execute(
-            "DELETE FROM notify_seen WHERE received_at < ?1",
-            params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
-        )?;
-        let inserted = self.conn().execute(
-            "INSERT OR IGNORE INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)",
-            params![message_hash, now as i64],
-        )?;
+        self.conn()
+            .prepare_cached("DELETE FROM notify_seen WHERE received_at < ?1")?
+            .execute(params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64])?;
+        let inserted = self
+            .conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![message_hash, now as i64])?;
         Ok(inserted > 0)
     }
 
@@ -145,21 +147,21 @@ impl StoreGuard<'_> {
 /// acknowledged past their end, and room-log entries that every active subscriber acknowledged
 /// (or subscribed after) and that lie outside what closed subscriptions still have to read.
 pub(crate) fn collect_room_log(conn: &Connection, room_uri: &str) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM subscriptions
          WHERE room_uri = ?1 AND until_id IS NOT NULL
            AND (until_id <= from_id OR until_id <= COALESCE(
                    (SELECT acked_up_to FROM inbox_cursors c
                     WHERE c.device_uri = subscriptions.device_uri), 0))",
-        params![room_uri],
-    )?;
-    let low: Option<i64> = conn.query_row(
-        "SELECT MIN(MAX(s.from_id, COALESCE(c.acked_up_to, 0)))
+    )?
+    .execute(params![room_uri])?;
+    let low: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MIN(MAX(s.from_id, COALESCE(c.acked_up_to, 0)))
          FROM subscriptions s LEFT JOIN inbox_cursors c ON c.device_uri = s.device_uri
          WHERE s.room_uri = ?1 AND s.until_id IS NULL",
-        params![room_uri],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![room_uri], |r| r.get(0))?;
     // No active subscription: nobody reads the room's log from now on.
     let low = match low {
         Some(low) => low,
@@ -167,7 +169,7 @@ pub(crate) fn collect_room_log(conn: &Connection, room_uri: &str) -> Result<(), 
     };
     // Closed subscriptions are rare (removals, departures), so checking each candidate against
     // them is cheap; the common case is a range delete on the room's index.
-    conn.execute(
+    conn.prepare_cached(
         "DELETE FROM mailbox
          WHERE device_uri IS NULL AND room_uri = ?1 AND id <= ?2
            AND NOT EXISTS (
@@ -176,8 +178,8 @@ pub(crate) fn collect_room_log(conn: &Connection, room_uri: &str) -> Result<(), 
                WHERE s.room_uri = ?1 AND s.until_id IS NOT NULL
                  AND mailbox.id > MAX(s.from_id, COALESCE(c.acked_up_to, 0))
                  AND mailbox.id <= s.until_id)",
-        params![room_uri, low],
-    )?;
+    )?
+    .execute(params![room_uri, low])?;
     Ok(())
 }
 

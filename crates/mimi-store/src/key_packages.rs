@@ -25,9 +25,8 @@ impl Tx<'_> {
         kp_ref: &[u8],
         not_after: u64,
     ) -> Result<(), StoreError> {
-        let inserted = self.conn().execute(
-            "INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+        let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after)
+             VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
             params![device_uri, user_name, key_package, kp_ref, not_after.min(i64::MAX as u64) as i64],
         )?;
         if inserted == 0 {
@@ -46,7 +45,7 @@ impl Tx<'_> {
         now: u64,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
         let devices: Vec<String> = {
-            let mut stmt = self.conn().prepare(
+            let mut stmt = self.conn().prepare_cached(
                 "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
             )?;
             let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
@@ -66,10 +65,11 @@ impl Tx<'_> {
                 .optional()?;
             match row {
                 Some((id, kp)) => {
-                    self.conn().execute(
-                        "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
-                        params![room_uri, id],
-                    )?;
+                    self.conn()
+                        .prepare_cached(
+                            "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
+                        )?
+                        .execute(params![room_uri, id])?;
                     out.push(ClaimedKeyPackage {
                         device_uri: device,
                         key_package: Some(kp),
@@ -91,8 +91,7 @@ impl Tx<'_> {
         domain: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO welcome_routes (kp_ref, domain, created_at) VALUES (?1, ?2, ?3)",
+        self.conn().prepare_cached("INSERT OR REPLACE INTO welcome_routes (kp_ref, domain, created_at) VALUES (?1, ?2, ?3)")?.execute(
             params![kp_ref, domain, now as i64],
         )?;
         Ok(())
@@ -122,8 +121,7 @@ impl StoreGuard<'_> {
 
     /// How many unclaimed KeyPackages a client has left.
     pub fn unclaimed_key_packages(&self, device_uri: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL",
+        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL")?.query_row(
             params![device_uri],
             |r| r.get(0),
         )?;

@@ -59,15 +59,21 @@ pub struct Tx<'a> {
     listener: Option<&'a InboxListener>,
 }
 
+/// Prepared statements kept per connection: more than the store has, so none is re-parsed.
+const STATEMENT_CACHE: usize = 128;
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         schema::prepare(&conn)?;
+        // Every statement is prepared once per connection and reused (see `prepare_cached`).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = Connection::open(path)?;
             schema::prepare_reader(&reader)?;
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             readers.push(Mutex::new(reader));
         }
         Ok(Self {

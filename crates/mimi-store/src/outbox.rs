@@ -29,10 +29,11 @@ impl Tx<'_> {
         body: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO outbox (peer, room_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![peer, room_uri, body, now as i64],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO outbox (peer, room_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![peer, room_uri, body, now as i64])?;
         Ok(())
     }
 
@@ -45,10 +46,11 @@ impl Tx<'_> {
 
     /// Records a failed attempt; the peer's queue waits until `next_attempt_at` (ms).
     pub fn defer_outbox(&self, id: i64, next_attempt_at: u64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
-            params![id, next_attempt_at as i64],
-        )?;
+        self.conn()
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, next_attempt_at as i64])?;
         Ok(())
     }
 }
@@ -58,25 +60,26 @@ impl StoreGuard<'_> {
     pub fn outbox_peers(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT DISTINCT peer FROM outbox ORDER BY peer")?;
+            .prepare_cached("SELECT DISTINCT peer FROM outbox ORDER BY peer")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The oldest entries for `peer`, in order, with the time (ms) before which the head must
-    /// not be retried.
+    /// The oldest entries for `peer` with an id above `after`, in order, with the time (ms)
+    /// before which the first of them must not be retried.
     pub fn outbox_head(
         &self,
         peer: &str,
+        after: i64,
         limit: usize,
     ) -> Result<(Vec<OutboxItem>, u64), StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT id, peer, room_uri, body, attempts, next_attempt_at FROM outbox
-             WHERE peer = ?1 ORDER BY id LIMIT ?2",
+             WHERE peer = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         )?;
         let mut not_before = 0u64;
         let mut items = Vec::new();
-        let rows = stmt.query_map(params![peer, limit as i64], |r| {
+        let rows = stmt.query_map(params![peer, after, limit as i64], |r| {
             Ok((
                 OutboxItem {
                     id: r.get(0)?,

@@ -22,17 +22,19 @@ pub struct StoredRoom {
 impl Tx<'_> {
     /// Creates a hosted room; fails if the URI is taken.
     pub fn create_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
-        let inserted = self.conn().execute(
-            "INSERT OR IGNORE INTO rooms (room_uri, snapshot, epoch, group_info, updated_at)
+        let inserted = self
+            .conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO rooms (room_uri, snapshot, epoch, group_info, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
+            )?
+            .execute(params![
                 room.room_uri,
                 room.snapshot,
                 room.epoch as i64,
                 room.group_info,
                 now as i64
-            ],
-        )?;
+            ])?;
         if inserted == 0 {
             return Err(StoreError::Exists(room.room_uri.clone()));
         }
@@ -41,18 +43,19 @@ impl Tx<'_> {
 
     /// Replaces a hosted room's state; a `None` GroupInfo keeps the stored one.
     pub fn update_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE rooms SET snapshot = ?2, epoch = ?3,
+        self.conn()
+            .prepare_cached(
+                "UPDATE rooms SET snapshot = ?2, epoch = ?3,
                  group_info = COALESCE(?4, group_info), updated_at = ?5
              WHERE room_uri = ?1",
-            params![
+            )?
+            .execute(params![
                 room.room_uri,
                 room.snapshot,
                 room.epoch as i64,
                 room.group_info,
                 now as i64
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -66,19 +69,20 @@ impl Tx<'_> {
         epoch: u64,
         group_info: Option<&[u8]>,
     ) -> Result<u64, StoreError> {
-        let seq: i64 = self.conn().query_row(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_journal WHERE room_uri = ?1",
-            params![room_uri],
-            |r| r.get(0),
-        )?;
-        self.conn().execute(
-            "INSERT INTO room_journal (room_uri, seq, message, accepted_at)
+        let seq: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_journal WHERE room_uri = ?1",
+            )?
+            .query_row(params![room_uri], |r| r.get(0))?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO room_journal (room_uri, seq, message, accepted_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![room_uri, seq, message, accepted_at as i64],
-        )?;
-        let updated = self.conn().execute(
-            "UPDATE rooms SET epoch = ?2, group_info = COALESCE(?3, group_info), updated_at = ?4
-             WHERE room_uri = ?1",
+            )?
+            .execute(params![room_uri, seq, message, accepted_at as i64])?;
+        let updated = self.conn().prepare_cached("UPDATE rooms SET epoch = ?2, group_info = COALESCE(?3, group_info), updated_at = ?4
+             WHERE room_uri = ?1")?.execute(
             params![room_uri, epoch as i64, group_info, accepted_at as i64],
         )?;
         if updated == 0 {
@@ -90,21 +94,25 @@ impl Tx<'_> {
     /// Replaces a hosted room's snapshot and empties its journal, which the snapshot includes.
     pub fn checkpoint_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
         self.update_room(room, now)?;
-        self.conn().execute(
-            "DELETE FROM room_journal WHERE room_uri = ?1",
-            params![room.room_uri],
-        )?;
+        self.conn()
+            .prepare_cached("DELETE FROM room_journal WHERE room_uri = ?1")?
+            .execute(params![room.room_uri])?;
         Ok(())
     }
 
     /// Subscribes a local client to a room's fan-out: it reads the room's log from the current
     /// position on. Subscribing again while subscribed changes nothing.
     pub fn subscribe(&self, room_uri: &str, device_uri: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO subscriptions (room_uri, device_uri, from_id)
+        self.conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO subscriptions (room_uri, device_uri, from_id)
              VALUES (?1, ?2, ?3)",
-            params![room_uri, device_uri, mailbox_position(self.conn())?],
-        )?;
+            )?
+            .execute(params![
+                room_uri,
+                device_uri,
+                mailbox_position(self.conn())?
+            ])?;
         Ok(())
     }
 
@@ -112,17 +120,22 @@ impl Tx<'_> {
     /// room's log (a commit that removed it, fanned out in the same transaction, included), and
     /// nothing later.
     pub fn unsubscribe(&self, room_uri: &str, device_uri: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE subscriptions SET until_id = ?3
+        self.conn()
+            .prepare_cached(
+                "UPDATE subscriptions SET until_id = ?3
              WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
-            params![room_uri, device_uri, mailbox_position(self.conn())?],
-        )?;
+            )?
+            .execute(params![
+                room_uri,
+                device_uri,
+                mailbox_position(self.conn())?
+            ])?;
         collect_room_log(self.conn(), room_uri)
     }
 
     /// The local clients subscribed to a room.
     pub fn subscribers(&self, room_uri: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn().prepare(
+        let mut stmt = self.conn().prepare_cached(
             "SELECT device_uri FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL
              ORDER BY device_uri",
         )?;
@@ -159,7 +172,7 @@ impl StoreGuard<'_> {
     /// The handshakes accepted since the room's snapshot, oldest first, with the time (seconds)
     /// each was accepted: replaying them on the snapshot gives the room's current state.
     pub fn room_journal(&self, room_uri: &str) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT message, accepted_at FROM room_journal WHERE room_uri = ?1 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![room_uri], |r| {

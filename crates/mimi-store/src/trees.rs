@@ -27,11 +27,18 @@ impl Tx<'_> {
         readers: &[String],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR REPLACE INTO room_trees (room_uri, epoch, tree, readers, created_at)
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO room_trees (room_uri, epoch, tree, readers, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![room_uri, epoch as i64, tree, readers.join("\n"), now as i64],
-        )?;
+            )?
+            .execute(params![
+                room_uri,
+                epoch as i64,
+                tree,
+                readers.join("\n"),
+                now as i64
+            ])?;
         Ok(())
     }
 
@@ -43,15 +50,17 @@ impl Tx<'_> {
         keep: usize,
         created_before: u64,
     ) -> Result<usize, StoreError> {
-        let beyond = self.conn().execute(
-            "DELETE FROM room_trees WHERE room_uri = ?1 AND epoch NOT IN
+        let beyond = self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM room_trees WHERE room_uri = ?1 AND epoch NOT IN
                  (SELECT epoch FROM room_trees WHERE room_uri = ?1 ORDER BY epoch DESC LIMIT ?2)",
-            params![room_uri, keep as i64],
-        )?;
-        let old = self.conn().execute(
-            "DELETE FROM room_trees WHERE created_at < ?1",
-            params![created_before as i64],
-        )?;
+            )?
+            .execute(params![room_uri, keep as i64])?;
+        let old = self
+            .conn()
+            .prepare_cached("DELETE FROM room_trees WHERE created_at < ?1")?
+            .execute(params![created_before as i64])?;
         Ok(beyond + old)
     }
 }

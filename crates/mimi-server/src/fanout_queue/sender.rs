@@ -38,8 +38,13 @@ pub(crate) fn run_senders(state: &Arc<AppState>, tasks: &mut JoinSet<()>) {
 }
 
 async fn drain_forever(state: Arc<AppState>, peer: String) {
+    let mut wake = state.outbox_wake.subscribe();
+    // Highest id delivered in this run; its removal from the queue may still be in flight.
+    let mut delivered = 0i64;
     loop {
-        let wait = match drain_once(&state, &peer).await {
+        // Marked seen before looking at the queue: anything queued from now on wakes us.
+        wake.borrow_and_update();
+        let wait = match drain_once(&state, &peer, &mut delivered).await {
             Ok(wait) => wait,
             Err(e) => {
                 tracing::warn!(peer = %peer, error = %e, "outbox error");
@@ -48,7 +53,7 @@ async fn drain_forever(state: Arc<AppState>, peer: String) {
         };
         let wait = wait.unwrap_or(IDLE_POLL);
         tokio::select! {
-            _ = state.outbox_wake.notified() => {}
+            _ = wake.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -56,13 +61,20 @@ async fn drain_forever(state: Arc<AppState>, peer: String) {
 
 /// Sends queued entries in order until the queue is empty or a delivery fails; returns how
 /// long to wait before the next try.
-async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<Duration>> {
+async fn drain_once(
+    state: &Arc<AppState>,
+    peer: &str,
+    delivered: &mut i64,
+) -> anyhow::Result<Option<Duration>> {
     loop {
         let (items, not_before) = {
             let s = state.clone();
             let p = peer.to_owned();
-            tokio::task::spawn_blocking(move || s.store.read()?.outbox_head(&p, BATCH_MESSAGES))
-                .await??
+            let after = *delivered;
+            tokio::task::spawn_blocking(move || {
+                s.store.read()?.outbox_head(&p, after, BATCH_MESSAGES)
+            })
+            .await??
         };
         if items.is_empty() {
             return Ok(None);
@@ -109,16 +121,26 @@ async fn drain_once(state: &Arc<AppState>, peer: &str) -> anyhow::Result<Option<
         };
         match retry_after {
             None => {
+                // The next batch goes out while these entries are removed: waiting for that
+                // write would add a sync to every round trip. Until it lands they are skipped
+                // by id; if the process stops first they are sent again, and the peer drops
+                // them as duplicates (IN-SERVER-10).
                 let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
-                state
-                    .write(move |tx| {
-                        for id in ids {
-                            tx.delete_outbox(id)?;
-                        }
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot remove delivered entries: {e:?}"))?;
+                *delivered = ids.iter().copied().max().unwrap_or(*delivered);
+                let (s, p) = (state.clone(), peer.to_owned());
+                tokio::spawn(async move {
+                    let removed = s
+                        .write(move |tx| {
+                            for id in ids {
+                                tx.delete_outbox(id)?;
+                            }
+                            Ok(())
+                        })
+                        .await;
+                    if let Err(e) = removed {
+                        tracing::warn!(peer = %p, error = ?e, "cannot remove delivered entries; they will be sent again after a restart");
+                    }
+                });
             }
             Some(hint) => {
                 let max = state.config.limits.max_backoff_ms;
