@@ -18,6 +18,7 @@ use mimi_protocol::{
 };
 use mimi_store::Client;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
@@ -128,11 +129,35 @@ async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Clie
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| hex::decode(t.trim()).ok())
         .ok_or_else(|| ApiError::unauthorized("missing or malformed bearer token"))?;
+    let key: [u8; 32] = sha2::Sha256::digest(&token).into();
+    if let Some(client) = lock_known(state).get(&key) {
+        return Ok(client.clone());
+    }
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.store.read()?.client_by_token(&token))
+    let client = tokio::task::spawn_blocking(move || s.store.read()?.client_by_token(&token))
         .await?
         .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthorized("unknown token"))
+        .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    let mut known = lock_known(state);
+    // Bounded: beyond this many active clients, start over rather than grow without limit.
+    if known.len() >= KNOWN_CLIENTS {
+        known.clear();
+    }
+    known.insert(key, client.clone());
+    Ok(client)
+}
+
+/// Most clients remembered by token (see `AppState::known_clients`).
+const KNOWN_CLIENTS: usize = 65_536;
+
+fn lock_known(
+    state: &AppState,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Client>> {
+    // A map of facts that never change; a panic elsewhere cannot leave it half-updated.
+    state
+        .known_clients
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn user_uri(state: &AppState, client: &Client) -> String {

@@ -41,6 +41,10 @@ pub(crate) struct AppState {
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
     /// Hosted rooms kept decoded between requests.
     pub(crate) rooms: crate::room_cache::RoomCache,
+    /// Local clients by the SHA-256 of their bearer token, as already found in the store:
+    /// tokens never change, so a hit needs no database read.
+    pub(crate) known_clients:
+        std::sync::Mutex<std::collections::HashMap<[u8; 32], mimi_store::Client>>,
     writer: Writer,
 }
 
@@ -82,6 +86,7 @@ impl AppState {
             outbox_wake: watch::Sender::new(0),
             inbox_wake,
             rooms: crate::room_cache::RoomCache::new(room_cache_rooms),
+            known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             writer,
         }))
     }
