@@ -334,8 +334,7 @@ async fn submit(
     };
     let room_uri = room.to_string();
     if room.domain() == state.domain() {
-        let response =
-            tokio::task::spawn_blocking(move || hub::submit(&state, &room_uri, request)).await??;
+        let response = hub::submit(&state, &room_uri, request).await?;
         return Ok(response.encode());
     }
     let path = format!("/v1/submitMessage/{}", room.to_path_segment());

@@ -131,8 +131,7 @@ async fn submit(
             "{peer} cannot submit for {sender}"
         )));
     }
-    let response =
-        tokio::task::spawn_blocking(move || hub::submit(&state, &room, request)).await??;
+    let response = hub::submit(&state, &room, request).await?;
     Ok(response.encode())
 }
 

@@ -74,10 +74,7 @@ pub(crate) fn update(
     bundle: HandshakeBundle,
 ) -> Result<UpdateRoomResponse, ApiError> {
     let shared = cached_room(state, room_uri)?;
-    let mut room = match shared.write() {
-        Ok(room) => room,
-        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
-    };
+    let mut room = shared.blocking_write();
     let mut unsaved = false;
     let outcome = apply_update(state, &mut room, room_uri, bundle, &mut unsaved);
     // If the room changed in memory but the change was not saved (a bundle refused part-way,
@@ -275,8 +272,9 @@ fn checkpoint(state: &Arc<AppState>, room: &HubRoom, room_uri: &str, now: u64) {
     }
 }
 
-/// Handles a `SubmitMessageRequest` for a hosted room.
-pub(crate) fn submit(
+/// Handles a `SubmitMessageRequest` for a hosted room. Runs on the async runtime: checking a
+/// message is a few lookups in the decoded room, and the save is awaited, not blocked on.
+pub(crate) async fn submit(
     state: &Arc<AppState>,
     room_uri: &str,
     request: SubmitMessageRequest,
@@ -288,12 +286,16 @@ pub(crate) fn submit(
         return Ok(SubmitMessageResponse::not_allowed());
     }
     let epoch = message.epoch().unwrap_or(0);
-    let shared = cached_room(state, room_uri)?;
-    // Held until the message is saved: a commit cannot slip between the check and the save.
-    let room = match shared.read() {
-        Ok(room) => room,
-        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
+    let shared = match state.rooms.get(room_uri) {
+        Some(room) => room,
+        None => {
+            // Loading verifies the whole group: CPU and disk work, off the async threads.
+            let (s, uri) = (state.clone(), room_uri.to_owned());
+            tokio::task::spawn_blocking(move || cached_room(&s, &uri)).await??
+        }
     };
+    // Held until the message is saved: a commit cannot slip between the check and the save.
+    let room = shared.read().await;
     match room.check_application(epoch, request.sending_uri.as_str()) {
         Ok(()) => {}
         Err(RoomError::Refused(Refusal::WrongEpoch { current })) => {
@@ -309,17 +311,19 @@ pub(crate) fn submit(
     let now = now_secs();
     let domains = room.member_domains();
     let (s, uri) = (state.clone(), room_uri.to_owned());
-    block_on(state.write(move |tx| {
-        fan_out(
-            tx,
-            &s,
-            &uri,
-            &FanoutMessage::application(ts, message, None),
-            &domains,
-            now,
-        )?;
-        Ok(())
-    }))?;
+    state
+        .write(move |tx| {
+            fan_out(
+                tx,
+                &s,
+                &uri,
+                &FanoutMessage::application(ts, message, None),
+                &domains,
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
     drop(room);
     state.wake_outbox();
     Ok(SubmitMessageResponse::accepted(ts, None))
@@ -366,10 +370,7 @@ pub(crate) fn group_info(
         return Ok(refuse());
     };
     let shared = cached_room(state, room_uri)?;
-    let room = match shared.read() {
-        Ok(room) => room,
-        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
-    };
+    let room = shared.blocking_read();
     if let Err(e) = room.check_external_join(&who.user_uri) {
         tracing::info!(room = room_uri, requester = %who.device_uri, error = %e, "group info refused");
         return Ok(refuse());
@@ -428,10 +429,7 @@ pub(crate) fn member_domains(
     room_uri: &str,
 ) -> Result<BTreeSet<String>, ApiError> {
     let shared = cached_room(state, room_uri)?;
-    let room = match shared.read() {
-        Ok(room) => room,
-        Err(_) => return Err(forget(state, room_uri, "room lock poisoned")),
-    };
+    let room = shared.blocking_read();
     Ok(room.member_domains())
 }
 
@@ -455,12 +453,6 @@ fn cached_room(state: &AppState, room_uri: &str) -> Result<SharedRoom, ApiError>
         }
         Ok(room)
     })
-}
-
-/// Drops a room from the cache after an internal failure and describes it.
-fn forget(state: &AppState, room_uri: &str, why: &str) -> ApiError {
-    state.rooms.invalidate(room_uri);
-    ApiError::internal(format!("{room_uri}: {why}"))
 }
 
 /// Waits for `future` from a blocking-pool thread (the hub's handlers run there because

@@ -4,11 +4,14 @@
 //! was saved (a failed save, a refusal after the group changed).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::RwLock;
 
 use mimi_room::HubRoom;
 
 /// A cached room: readers (message checks, GroupInfo) share it, a handshake takes it alone.
+/// An async lock, so a message check can hold it across the wait for its save.
 pub(crate) type SharedRoom = Arc<RwLock<HubRoom>>;
 
 /// Decoded rooms by URI, at most `capacity` of them; the least recently used idle one goes.
@@ -59,6 +62,11 @@ impl<R> RoomCache<R> {
             evict_idle(&mut inner, room_uri);
         }
         Ok(room)
+    }
+
+    /// The cached room, if it is cached.
+    pub(crate) fn get(&self, room_uri: &str) -> Option<Arc<RwLock<R>>> {
+        self.touch(room_uri)
     }
 
     /// Puts a room that was just created and saved.
@@ -140,7 +148,7 @@ mod tests {
         drop(cache.get_or_load("r3", load("three")).unwrap());
         assert_eq!(cache.len(), 2);
         let reloaded = cache.get_or_load("r2", load("fresh")).unwrap();
-        assert_eq!(*reloaded.read().unwrap(), "fresh", "r2 was the one evicted");
+        assert_eq!(*reloaded.blocking_read(), "fresh", "r2 was the one evicted");
     }
 
     #[test]

@@ -117,7 +117,9 @@ impl Codec for HpkeCiphertext {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             kem_output: r.opaque_vec(Self::NAME, MAX_MLS_OBJECT)?,
-            ciphertext: r.opaque_vec(Self::NAME, MAX_MLS_OBJECT)?,
+            // In a GroupInfo answer this holds the whole ratchet tree, so it may be as large
+            // as a body.
+            ciphertext: r.opaque_vec(Self::NAME, crate::codec::MAX_BODY)?,
         })
     }
     fn write(&self, out: &mut Vec<u8>) {
