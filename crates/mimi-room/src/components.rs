@@ -31,6 +31,8 @@ pub struct Participant {
 pub(crate) struct RoomComponents {
     pub(crate) participants: ParticipantListData,
     pub(crate) policy: RoomPolicy,
+    /// Role by user URI, so checks over every member of a large room stay linear.
+    roles: RoleLookup,
 }
 
 impl RoomComponents {
@@ -49,6 +51,7 @@ impl RoomComponents {
         let roles = RoleData::decode(roles).map_err(|e| RoomError::malformed("roles_list", e))?;
         let policy = RoomPolicy::new(roles).map_err(|e| RoomError::not_allowed(e.to_string()))?;
         Ok(Self {
+            roles: RoleLookup::of(&participants),
             participants,
             policy,
         })
@@ -61,7 +64,30 @@ impl RoomComponents {
 
     /// The role of `user`, or the non-participant role 0.
     pub(crate) fn role_of(&self, user: &str) -> RoleIndex {
-        role_in(&self.participants, user)
+        self.roles.role_of(user)
+    }
+}
+
+/// Roles of a participant list by user URI (the first entry wins, as in [`role_in`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleLookup(std::collections::HashMap<String, u32>);
+
+impl RoleLookup {
+    /// Indexes `list`.
+    pub(crate) fn of(list: &ParticipantListData) -> Self {
+        let mut map = std::collections::HashMap::with_capacity(list.participants.len());
+        for p in &list.participants {
+            map.entry(p.user.as_str().to_owned())
+                .or_insert(p.role_index);
+        }
+        Self(map)
+    }
+
+    /// The role of `user`, or the non-participant role 0.
+    pub(crate) fn role_of(&self, user: &str) -> RoleIndex {
+        self.0
+            .get(user)
+            .map_or(RoleIndex::NON_PARTICIPANT, |r| RoleIndex(*r))
     }
 }
 

@@ -8,7 +8,7 @@ use mimi_policy::{Capability, ParticipantChange, RoleCounts, RoleIndex, RoomPoli
 use mimi_protocol::ParticipantListData;
 use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
 
-use crate::components::{RoomComponents, participants_of, role_in};
+use crate::components::{RoleLookup, RoomComponents, participants_of, role_in};
 use crate::credentials::{TrustAnchor, VerifiedMember, identify_member, verify_member};
 use crate::error::RoomError;
 use crate::proposals::is_real_role;
@@ -248,8 +248,9 @@ pub(crate) fn check_commit(
             .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
     }
     // HUB-004: every client in the group belongs to a participant that is not banned.
+    let roles_after = RoleLookup::of(&facts.after);
     for member in &facts.members_after {
-        let role = role_in(&facts.after, &member.user_uri);
+        let role = roles_after.role_of(&member.user_uri);
         if role == RoleIndex::NON_PARTICIPANT {
             return Err(RoomError::not_allowed(format!(
                 "client {} would be a member but {} is not a participant",
