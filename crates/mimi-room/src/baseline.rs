@@ -1,16 +1,20 @@
-//! The floor the hub is measured against: OpenMLS's `PublicGroup` processing a commit with
-//! nothing of ours around it: no MIMI validation, no identities, no persistence beyond the
-//! OpenMLS storage writes that `merge_commit` itself does. Only for benchmarks.
+//! The floor we are measured against: OpenMLS doing the same MLS work with nothing of ours
+//! around it (no MIMI validation, no identities, no persistence beyond OpenMLS's own storage
+//! writes). `BarePublicGroup` is the hub's floor; `bare_join` and `bare_external_join` are a
+//! client's. Only for benchmarks.
 
 use openmls::prelude::{
-    MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent, ProposalStore, PublicGroup,
-    RatchetTreeIn,
+    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupJoinConfig, MlsMessageBodyIn,
+    MlsMessageIn, ProcessedMessageContent, ProposalStore, PublicGroup, RatchetTreeIn,
+    StagedWelcome,
 };
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::Deserialize as _;
 
 use crate::components::{RoomComponents, apply_app_data_updates};
+use crate::credentials::ClientIdentity;
 use crate::error::RoomError;
+use crate::member::{MAX_PAST_EPOCHS, MemberState, capabilities, credential_with_key};
 use crate::provider::MlsProvider;
 
 /// A bare OpenMLS `PublicGroup` with OpenMLS's in-memory storage.
@@ -85,4 +89,78 @@ impl BarePublicGroup {
             .map_err(RoomError::mls)?;
         Ok(self.group.group_context().epoch().as_u64())
     }
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .use_ratchet_tree_extension(false)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .build()
+}
+
+/// OpenMLS alone joining from a Welcome (MLSMessage) and the tree, into `state`: what
+/// [`MemberState::join`] does minus the MIMI checks of every member.
+pub fn bare_join(
+    state: &MemberState,
+    welcome: &[u8],
+    ratchet_tree: &[u8],
+) -> Result<(), RoomError> {
+    let message = MlsMessageIn::tls_deserialize_exact(welcome)
+        .map_err(|e| RoomError::malformed("Welcome message", e))?;
+    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+        return Err(RoomError::malformed("Welcome message", "not a Welcome"));
+    };
+    let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+        .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+    StagedWelcome::build_from_welcome(&state.provider, &join_config(), welcome)
+        .map_err(RoomError::mls)?
+        .with_ratchet_tree(tree)
+        .replace_old_group()
+        .build()
+        .map_err(RoomError::mls)?
+        .into_group(&state.provider)
+        .map_err(RoomError::mls)?;
+    Ok(())
+}
+
+/// OpenMLS alone building an external commit from a GroupInfo (MLSMessage) and the tree:
+/// what [`MemberState::join_by_external_commit`] does minus the MIMI checks.
+pub fn bare_external_join(
+    state: &MemberState,
+    me: &ClientIdentity,
+    group_info: &[u8],
+    ratchet_tree: &[u8],
+) -> Result<(), RoomError> {
+    let message = MlsMessageIn::tls_deserialize_exact(group_info)
+        .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
+    let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
+        return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
+    };
+    let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
+        .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+    let signer = state.signer(me)?;
+    MlsGroup::external_commit_builder()
+        .with_ratchet_tree(tree)
+        .with_config(join_config())
+        .build_group(&state.provider, group_info, credential_with_key(me)?)
+        .map_err(RoomError::mls)?
+        .leaf_node_parameters(
+            openmls::prelude::LeafNodeParameters::builder()
+                .with_capabilities(capabilities())
+                .build(),
+        )
+        .load_psks(state.provider.storage())
+        .map_err(RoomError::mls)?
+        .create_group_info(true)
+        .build(
+            state.provider.rand(),
+            state.provider.crypto(),
+            &signer,
+            |_| true,
+        )
+        .map_err(RoomError::mls)?
+        .finalize(&state.provider)
+        .map_err(RoomError::mls)?;
+    Ok(())
 }

@@ -36,7 +36,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// How many past epochs a client keeps keys for, so messages sent just before a commit still
 /// decrypt after it.
-const MAX_PAST_EPOCHS: usize = 8;
+pub(crate) const MAX_PAST_EPOCHS: usize = 8;
 
 /// Role of a room's creator in the default role set (mimi-policy: owner).
 pub const CREATOR_ROLE: u32 = 4;
@@ -114,7 +114,7 @@ pub struct RoomView {
 
 /// All MLS state of one client.
 pub struct MemberState {
-    provider: MlsProvider,
+    pub(crate) provider: MlsProvider,
 }
 
 impl Default for MemberState {
@@ -862,7 +862,7 @@ impl MemberState {
         self.signer(me)
     }
 
-    fn signer(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
+    pub(crate) fn signer(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
         SignatureKeyPair::read(
             self.provider.storage(),
             &me.signature_public_key,
@@ -883,7 +883,7 @@ impl MemberState {
 }
 
 /// The leaf capabilities every MIMI client advertises.
-fn capabilities() -> Capabilities {
+pub(crate) fn capabilities() -> Capabilities {
     Capabilities::new(
         None,
         Some(&[CIPHERSUITE]),
@@ -893,7 +893,7 @@ fn capabilities() -> Capabilities {
     )
 }
 
-fn credential_with_key(me: &ClientIdentity) -> Result<CredentialWithKey, RoomError> {
+pub(crate) fn credential_with_key(me: &ClientIdentity) -> Result<CredentialWithKey, RoomError> {
     Ok(CredentialWithKey {
         credential: x509_credential(&me.chain)?,
         signature_key: me.signature_public_key.clone().into(),

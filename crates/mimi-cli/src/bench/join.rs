@@ -49,12 +49,16 @@ struct SizeResult {
     setup_secs: f64,
     /// Client: process the Welcome with the supplied tree and check every member, ms.
     welcome_join_ms: Spread,
+    /// Bare OpenMLS processing the same Welcome and tree, no MIMI checks, ms.
+    welcome_join_bare_ms: Spread,
     /// Client: serialize its new state for saving, ms (what the SDK writes after a join).
     welcome_save_ms: Spread,
     /// Hub: answer a GroupInfoRequest (verify, encrypt GroupInfo and tree, sign), ms.
     hub_group_info_ms: Spread,
     /// Client: decrypt the answer, check the tree and build the external commit, ms.
     external_join_ms: Spread,
+    /// Bare OpenMLS building an external commit from the same GroupInfo and tree, ms.
+    external_join_bare_ms: Spread,
     /// Hub: validate and apply the external commit, save and queue its fan-out, ms.
     hub_external_commit_ms: Spread,
     bytes: Bytes,
@@ -120,6 +124,12 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
             .ratchet_tree;
         bytes.welcome = welcome.len();
         bytes.ratchet_tree = tree.len();
+        // The floor: the same Welcome into a copy of the joiner's state, OpenMLS alone.
+        let copy = MemberState::from_snapshot(&phone.snapshot()?)?;
+        let start = Instant::now();
+        mimi_room::baseline::bare_join(&copy, welcome, &tree)?;
+        t.welcome_join_bare.push(ms_since(start));
+        drop(copy);
         let start = Instant::now();
         phone.join(&w.anchor, welcome, &tree, now_secs())?;
         t.welcome_join.push(ms_since(start));
@@ -182,6 +192,18 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
             anyhow::bail!("GroupInfo answer without a tree");
         };
         let group_info = MlsMessage::from(tbe.group_info.clone());
+        let copy = MemberState::from_snapshot(&laptop.snapshot()?)?;
+        let paused = ms_since(start);
+        let bare_start = Instant::now();
+        mimi_room::baseline::bare_external_join(
+            &copy,
+            &laptop_id,
+            group_info.as_bytes(),
+            ratchet_tree,
+        )?;
+        t.external_join_bare.push(ms_since(bare_start));
+        drop(copy);
+        let start = Instant::now();
         let (_, pending) = laptop.join_by_external_commit(
             &w.anchor,
             &laptop_id,
@@ -190,7 +212,7 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
             &success.hub_sender.encode(),
             now_secs(),
         )?;
-        t.external_join.push(ms_since(start));
+        t.external_join.push(paused + ms_since(start));
         bytes.external_commit_request = update_body(&pending)?.len();
         let start = Instant::now();
         w.submit(&pending).await?;
@@ -204,9 +226,11 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
         members,
         setup_secs,
         welcome_join_ms: spread(&t.welcome_join),
+        welcome_join_bare_ms: spread(&t.welcome_join_bare),
         welcome_save_ms: spread(&t.welcome_save),
         hub_group_info_ms: spread(&t.hub_group_info),
         external_join_ms: spread(&t.external_join),
+        external_join_bare_ms: spread(&t.external_join_bare),
         hub_external_commit_ms: spread(&t.hub_external_commit),
         bytes,
     })
@@ -215,6 +239,8 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
 #[derive(Default)]
 struct Timings {
     welcome_join: Vec<f64>,
+    welcome_join_bare: Vec<f64>,
+    external_join_bare: Vec<f64>,
     welcome_save: Vec<f64>,
     hub_group_info: Vec<f64>,
     external_join: Vec<f64>,
@@ -231,17 +257,19 @@ fn table(output: &Output) -> String {
         let f = |s: &Spread| format!("{:.1} ms [{:.1}]", s.median, s.max);
         t.push_str(&format!(
             "{} members (setup {:.1} s)\n  \
-             join from Welcome:     {}   (+ save {})\n  \
+             join from Welcome:     {}   (+ save {}; bare OpenMLS {})\n  \
              hub serves GroupInfo:  {}\n  \
-             external commit built: {}\n  \
+             external commit built: {}   (bare OpenMLS {})\n  \
              hub applies it:        {}\n  \
              bytes: Welcome {}, tree {}, GroupInfo request {}, response {}, external commit {}\n",
             r.members,
             r.setup_secs,
             f(&r.welcome_join_ms),
             f(&r.welcome_save_ms),
+            f(&r.welcome_join_bare_ms),
             f(&r.hub_group_info_ms),
             f(&r.external_join_ms),
+            f(&r.external_join_bare_ms),
             f(&r.hub_external_commit_ms),
             r.bytes.welcome,
             r.bytes.ratchet_tree,
