@@ -4,9 +4,7 @@
 //! client's. Only for benchmarks.
 
 use openmls::prelude::{
-    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupJoinConfig, MlsMessageBodyIn,
-    MlsMessageIn, ProcessedMessageContent, ProposalStore, PublicGroup, RatchetTreeIn,
-    StagedWelcome,
+    MlsGroup, MlsMessageIn, ProcessedMessageContent, ProposalStore, PublicGroup, StagedWelcome,
 };
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::Deserialize as _;
@@ -14,7 +12,7 @@ use tls_codec::Deserialize as _;
 use crate::components::{RoomComponents, apply_app_data_updates};
 use crate::credentials::ClientIdentity;
 use crate::error::RoomError;
-use crate::member::{MAX_PAST_EPOCHS, MemberState, capabilities, credential_with_key};
+use crate::member::{MemberState, capabilities, credential_with_key};
 use crate::provider::MlsProvider;
 
 /// A bare OpenMLS `PublicGroup` with OpenMLS's in-memory storage.
@@ -26,13 +24,8 @@ pub struct BarePublicGroup {
 impl BarePublicGroup {
     /// Builds the group from a GroupInfo (MLSMessage) and its ratchet tree, as a hub would.
     pub fn new(group_info: &[u8], ratchet_tree: &[u8]) -> Result<Self, RoomError> {
-        let message = MlsMessageIn::tls_deserialize_exact(group_info)
-            .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
-        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
-            return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
-        };
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let group_info = crate::decode::group_info(group_info)?;
+        let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let provider = MlsProvider::default();
         let (group, _) = PublicGroup::from_external(
             provider.crypto(),
@@ -91,14 +84,6 @@ impl BarePublicGroup {
     }
 }
 
-fn join_config() -> MlsGroupJoinConfig {
-    MlsGroupJoinConfig::builder()
-        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-        .use_ratchet_tree_extension(false)
-        .max_past_epochs(MAX_PAST_EPOCHS)
-        .build()
-}
-
 /// OpenMLS alone joining from a Welcome (MLSMessage) and the tree, into `state`: what
 /// [`MemberState::join`] does minus the MIMI checks of every member.
 pub fn bare_join(
@@ -106,14 +91,9 @@ pub fn bare_join(
     welcome: &[u8],
     ratchet_tree: &[u8],
 ) -> Result<(), RoomError> {
-    let message = MlsMessageIn::tls_deserialize_exact(welcome)
-        .map_err(|e| RoomError::malformed("Welcome message", e))?;
-    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-        return Err(RoomError::malformed("Welcome message", "not a Welcome"));
-    };
-    let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-        .map_err(|e| RoomError::malformed("ratchet tree", e))?;
-    StagedWelcome::build_from_welcome(&state.provider, &join_config(), welcome)
+    let welcome = crate::decode::welcome(welcome)?;
+    let tree = crate::decode::ratchet_tree(ratchet_tree)?;
+    StagedWelcome::build_from_welcome(&state.provider, &crate::decode::join_config(), welcome)
         .map_err(RoomError::mls)?
         .with_ratchet_tree(tree)
         .replace_old_group()
@@ -132,17 +112,12 @@ pub fn bare_external_join(
     group_info: &[u8],
     ratchet_tree: &[u8],
 ) -> Result<(), RoomError> {
-    let message = MlsMessageIn::tls_deserialize_exact(group_info)
-        .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
-    let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
-        return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
-    };
-    let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-        .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+    let group_info = crate::decode::group_info(group_info)?;
+    let tree = crate::decode::ratchet_tree(ratchet_tree)?;
     let signer = state.signer(me)?;
     MlsGroup::external_commit_builder()
         .with_ratchet_tree(tree)
-        .with_config(join_config())
+        .with_config(crate::decode::join_config())
         .build_group(&state.provider, group_info, credential_with_key(me)?)
         .map_err(RoomError::mls)?
         .leaf_node_parameters(

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use mimi_policy::{Capability, RoleIndex};
 use openmls::group::GroupId;
 use openmls::prelude::{
-    LeafNode, LeafNodeIndex, MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent,
-    ProposalStore, ProtocolMessage, PublicGroup, QueuedProposal, RatchetTreeIn, Sender,
-    StagedCommit,
+    LeafNode, LeafNodeIndex, MlsMessageIn, ProcessedMessageContent, ProposalStore, ProtocolMessage,
+    PublicGroup, QueuedProposal, Sender, StagedCommit,
 };
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::{Deserialize as _, Serialize as _};
@@ -167,13 +166,8 @@ impl HubRoom {
         hub_sender: &[u8],
         now: u64,
     ) -> Result<Self, RoomError> {
-        let message = MlsMessageIn::tls_deserialize_exact(group_info)
-            .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
-        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
-            return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
-        };
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let group_info = crate::decode::group_info(group_info)?;
+        let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let provider = MlsProvider::default();
         let (group, _) = PublicGroup::from_external(
             provider.crypto(),

@@ -9,6 +9,7 @@
 pub mod baseline;
 mod components;
 mod credentials;
+mod decode;
 mod error;
 mod hub;
 mod member;

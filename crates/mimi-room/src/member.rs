@@ -11,10 +11,9 @@ use openmls::prelude::{
     AppDataDictionaryExtension, AppDataUpdateOperation, AppDataUpdateProposal, BasicCredential,
     Capabilities, Ciphersuite, CredentialType, CredentialWithKey, Extension, ExtensionType,
     Extensions, ExternalSender, KeyPackage, KeyPackageIn, LeafNodeIndex,
-    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
-    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, ProcessedMessageContent, Proposal, ProposalType,
-    ProtocolMessage, ProtocolVersion, RatchetTreeIn, RequiredCapabilitiesExtension, Sender,
-    StagedCommit, StagedWelcome,
+    MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupCreateConfig, MlsMessageIn,
+    MlsMessageOut, ProcessedMessageContent, Proposal, ProposalType, ProtocolMessage,
+    ProtocolVersion, RequiredCapabilitiesExtension, Sender, StagedCommit, StagedWelcome,
 };
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;
@@ -36,7 +35,7 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 
 /// How many past epochs a client keeps keys for, so messages sent just before a commit still
 /// decrypt after it.
-pub(crate) const MAX_PAST_EPOCHS: usize = 8;
+use crate::decode::MAX_PAST_EPOCHS;
 
 /// Role of a room's creator in the default role set (mimi-policy: owner).
 pub const CREATOR_ROLE: u32 = 4;
@@ -215,16 +214,7 @@ impl MemberState {
             credential_with_key(me)?,
         )
         .map_err(RoomError::mls)?;
-        let group_info = group
-            .export_group_info(self.provider.crypto(), &signer, false)
-            .map_err(RoomError::mls)?;
-        Ok(CreatedRoom {
-            group_info: encode_message(&group_info)?,
-            ratchet_tree: group
-                .export_ratchet_tree()
-                .tls_serialize_detached()
-                .map_err(|_| RoomError::Internal("ratchet tree does not encode"))?,
-        })
+        self.exported(&group, &signer)
     }
 
     /// Builds one commit adding each user as a participant together with its clients'
@@ -407,8 +397,17 @@ impl MemberState {
     ) -> Result<CreatedRoom, RoomError> {
         let group = self.group(room_uri)?;
         let signer = self.signer(me)?;
+        self.exported(&group, &signer)
+    }
+
+    /// The group's GroupInfo (MLSMessage, without the tree) and its TLS-encoded tree.
+    fn exported(
+        &self,
+        group: &MlsGroup,
+        signer: &SignatureKeyPair,
+    ) -> Result<CreatedRoom, RoomError> {
         let group_info = group
-            .export_group_info(self.provider.crypto(), &signer, false)
+            .export_group_info(self.provider.crypto(), signer, false)
             .map_err(RoomError::mls)?;
         Ok(CreatedRoom {
             group_info: encode_message(&group_info)?,
@@ -483,18 +482,9 @@ impl MemberState {
         ratchet_tree: &[u8],
         now: u64,
     ) -> Result<String, RoomError> {
-        let message = MlsMessageIn::tls_deserialize_exact(welcome)
-            .map_err(|e| RoomError::malformed("Welcome message", e))?;
-        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-            return Err(RoomError::malformed("Welcome message", "not a Welcome"));
-        };
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
-        let join_config = MlsGroupJoinConfig::builder()
-            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .use_ratchet_tree_extension(false)
-            .max_past_epochs(MAX_PAST_EPOCHS)
-            .build();
+        let welcome = crate::decode::welcome(welcome)?;
+        let tree = crate::decode::ratchet_tree(ratchet_tree)?;
+        let join_config = crate::decode::join_config();
         // A Welcome into a room we left or were removed from replaces the dead group; callers
         // never pass a Welcome for a room this client is active in.
         let staged = StagedWelcome::build_from_welcome(&self.provider, &join_config, welcome)
@@ -533,19 +523,10 @@ impl MemberState {
         hub_sender: &[u8],
         now: u64,
     ) -> Result<(String, PendingCommit), RoomError> {
-        let message = MlsMessageIn::tls_deserialize_exact(group_info)
-            .map_err(|e| RoomError::malformed("GroupInfo message", e))?;
-        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
-            return Err(RoomError::malformed("GroupInfo message", "not a GroupInfo"));
-        };
-        let tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree)
-            .map_err(|e| RoomError::malformed("ratchet tree", e))?;
+        let group_info = crate::decode::group_info(group_info)?;
+        let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let signer = self.signer(me)?;
-        let join_config = MlsGroupJoinConfig::builder()
-            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .use_ratchet_tree_extension(false)
-            .max_past_epochs(MAX_PAST_EPOCHS)
-            .build();
+        let join_config = crate::decode::join_config();
         let (group, bundle) = MlsGroup::external_commit_builder()
             .with_ratchet_tree(tree)
             .with_config(join_config)
