@@ -40,13 +40,15 @@ pub(crate) fn deliver_local(
     now: u64,
 ) -> Result<(), StoreError> {
     if let FanoutTail::Welcome { .. } = message.tail {
+        let mut devices = Vec::new();
         for kp_ref in message.message.new_member_refs() {
             if let Some(device) = tx.device_of_key_package(&kp_ref)? {
                 tx.subscribe(room_uri, &device)?;
-                tx.deliver(&device, room_uri, body, now)?;
+                devices.push(device);
             }
         }
-        return Ok(());
+        // One copy of the Welcome, however many of our clients it adds.
+        return tx.deliver_to_each(&devices, room_uri, body, now);
     }
     tx.append_room_log(room_uri, body, now)?;
     Ok(())

@@ -1,5 +1,5 @@
 //! Client inboxes, read from one mailbox: a message for a room's subscribers is stored once per
-//! provider (a room-log entry), a Welcome once per device it is for. A device's inbox is its own
+//! provider (a room-log entry), a Welcome once per device it is for (its body once, shared). A device's inbox is its own
 //! entries plus the room-log entries inside its subscriptions' ranges, in one increasing id
 //! space, so a client pages with a single cursor. Also the follower's filter of FanoutMessages
 //! already processed (draft §5.4: duplicates get 201 and are processed once, IN-SERVER-10).
@@ -35,6 +35,35 @@ impl Tx<'_> {
         self.conn().prepare_cached("INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)")?.execute(
             params![room_uri, device_uri, body, now as i64],
         )?;
+        self.mark_inbox_changed();
+        Ok(())
+    }
+
+    /// Appends one message to the inboxes of several clients, keeping its body once however
+    /// many clients it is for: a Welcome that adds hundreds of devices is stored once.
+    pub fn deliver_to_each(
+        &self,
+        device_uris: &[String],
+        room_uri: &str,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let devices = match device_uris {
+            [] => return Ok(()),
+            [one] => return self.deliver(one, room_uri, body, now),
+            many => many,
+        };
+        self.conn()
+            .prepare_cached("INSERT INTO mailbox_shared (body) VALUES (?1)")?
+            .execute(params![body])?;
+        let shared_id = self.conn().last_insert_rowid();
+        let mut insert = self.conn().prepare_cached(
+            "INSERT INTO mailbox (room_uri, device_uri, body, shared_id, created_at)
+             VALUES (?1, ?2, x'', ?3, ?4)",
+        )?;
+        for device in devices {
+            insert.execute(params![room_uri, device, shared_id, now as i64])?;
+        }
         self.mark_inbox_changed();
         Ok(())
     }
@@ -75,9 +104,26 @@ impl Tx<'_> {
             )?
             .execute(params![device_uri, up_to])?;
         let acked = acked_up_to(self.conn(), device_uri)?;
+        let shared: Vec<i64> = {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT DISTINCT shared_id FROM mailbox
+                 WHERE device_uri = ?1 AND id <= ?2 AND shared_id IS NOT NULL",
+            )?;
+            let rows = stmt.query_map(params![device_uri, acked], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
         self.conn()
             .prepare_cached("DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2")?
             .execute(params![device_uri, acked])?;
+        // A shared body goes with the last device that still had to read it.
+        for id in shared {
+            self.conn()
+                .prepare_cached(
+                    "DELETE FROM mailbox_shared WHERE id = ?1
+                     AND NOT EXISTS (SELECT 1 FROM mailbox WHERE shared_id = ?1)",
+                )?
+                .execute(params![id])?;
+        }
         let rooms: Vec<String> = {
             let mut stmt = self.conn().prepare_cached(
                 "SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1",
@@ -240,7 +286,11 @@ fn inbox(
     ids.sort_unstable();
     ids.dedup();
     ids.truncate(limit);
-    let mut stmt = conn.prepare_cached("SELECT room_uri, body FROM mailbox WHERE id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.room_uri, COALESCE(s.body, m.body)
+         FROM mailbox m LEFT JOIN mailbox_shared s ON s.id = m.shared_id
+         WHERE m.id = ?1",
+    )?;
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some((room_uri, body)) = stmt

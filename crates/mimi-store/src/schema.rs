@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// The first schema. New databases are created at v1 and migrated, so every database takes the
 /// same path to the current version.
@@ -151,6 +151,17 @@ CREATE TABLE room_trees (
 CREATE INDEX room_trees_by_age ON room_trees(created_at);
 ";
 
+/// v5: a message for several devices (a Welcome adding many clients) keeps its body once in
+/// `mailbox_shared`; each device's mailbox row points at it with an empty `body` of its own.
+const MIGRATE_V5: &str = "
+CREATE TABLE mailbox_shared (
+    id INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
+ALTER TABLE mailbox ADD COLUMN shared_id INTEGER REFERENCES mailbox_shared(id);
+CREATE INDEX mailbox_by_shared ON mailbox(shared_id) WHERE shared_id IS NOT NULL;
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // WAL lets readers proceed during writes; FULL syncs the WAL on every commit, so an
@@ -177,7 +188,12 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 4 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V4} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {MIGRATE_V4} PRAGMA user_version = 4; COMMIT;"
+        ))?;
+    }
+    if version < 5 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {MIGRATE_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     Ok(())

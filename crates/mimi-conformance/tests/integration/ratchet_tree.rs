@@ -18,7 +18,11 @@ fn wait_mailbox_welcome(net: &mut Network, domain: &str, room: &str) -> FanoutMe
             rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .expect("cannot open the provider's database");
         let bodies: Vec<Vec<u8>> = conn
-            .prepare("SELECT body FROM mailbox WHERE room_uri = ?1 AND device_uri IS NOT NULL")
+            .prepare(
+                "SELECT COALESCE(s.body, m.body) FROM mailbox m
+                 LEFT JOIN mailbox_shared s ON s.id = m.shared_id
+                 WHERE m.room_uri = ?1 AND m.device_uri IS NOT NULL",
+            )
             .and_then(|mut stmt| {
                 stmt.query_map([room], |r| r.get(0))?
                     .collect::<Result<_, _>>()

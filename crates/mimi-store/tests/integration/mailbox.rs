@@ -137,6 +137,65 @@ fn welcome_goes_to_its_device_only_in_the_same_id_space_as_room_entries() {
     );
 }
 
+/// Bytes kept for message bodies: (shared bodies, their total size, device rows' own bytes).
+fn stored_bodies(dir: &tempfile::TempDir) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(dir.path().join("test.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM mailbox_shared),
+                (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM mailbox_shared),
+                (SELECT COALESCE(SUM(LENGTH(body)), 0) FROM mailbox WHERE device_uri IS NOT NULL)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn welcome_for_many_devices_is_stored_once_and_dropped_after_the_last_reader() {
+    const CAROL: &str = "mimi://a.example/d/carol/1";
+    let (dir, store) = open();
+    let welcome = vec![7u8; 10_000];
+    let devices = [ALICE.to_owned(), BOB.to_owned(), CAROL.to_owned()];
+    write(&store, |tx| {
+        for d in &devices {
+            tx.subscribe(ROOM, d).unwrap();
+        }
+        tx.deliver_to_each(&devices, ROOM, &welcome, 0).unwrap();
+        log(tx, ROOM, b"after");
+    });
+    assert_eq!(stored_bodies(&dir), (1, 10_000, 0));
+    for d in &devices {
+        assert_eq!(
+            bodies(&store, d, 0),
+            vec![welcome.clone(), b"after".to_vec()]
+        );
+    }
+    // Two of three have read it: the body stays for the third.
+    for d in &devices[..2] {
+        let last = store.read().unwrap().inbox(d, 0, 256).unwrap()[1].id;
+        write(&store, |tx| tx.ack_inbox(d, last).unwrap());
+    }
+    assert_eq!(stored_bodies(&dir).0, 1);
+    assert_eq!(bodies(&store, CAROL, 0)[0], welcome);
+    let last = store.read().unwrap().inbox(CAROL, 0, 256).unwrap()[1].id;
+    write(&store, |tx| tx.ack_inbox(CAROL, last).unwrap());
+    assert_eq!(stored_bodies(&dir), (0, 0, 0));
+    assert_eq!(store.read().unwrap().mailbox_len().unwrap(), 0);
+}
+
+#[test]
+fn welcome_for_one_device_needs_no_shared_body() {
+    let (dir, store) = open();
+    write(&store, |tx| {
+        tx.subscribe(ROOM, BOB).unwrap();
+        tx.deliver_to_each(&[BOB.to_owned()], ROOM, b"welcome", 0)
+            .unwrap();
+        tx.deliver_to_each(&[], ROOM, b"nobody", 0).unwrap();
+    });
+    assert_eq!(stored_bodies(&dir), (0, 0, 7));
+    assert_eq!(bodies(&store, BOB, 0), vec![b"welcome".to_vec()]);
+}
+
 #[test]
 fn pages_follow_the_cursor() {
     let (_dir, store) = open();
