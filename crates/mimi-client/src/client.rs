@@ -109,6 +109,19 @@ impl Client {
         user: &str,
         device: &str,
     ) -> Result<Self, ClientError> {
+        Self::register_with_stock(dir, server, ca_pem, user, device, KEY_PACKAGE_STOCK).await
+    }
+
+    /// Like [`Client::register`], uploading `key_packages` KeyPackages instead of the usual
+    /// stock: a device that will be added to one room needs only one.
+    pub async fn register_with_stock(
+        dir: &Path,
+        server: &str,
+        ca_pem: &str,
+        user: &str,
+        device: &str,
+        key_packages: usize,
+    ) -> Result<Self, ClientError> {
         let mut profile = Profile::open(dir)?;
         if profile.account()?.is_some() {
             return Err(ClientError::Usage(format!(
@@ -149,7 +162,9 @@ impl Client {
         profile::save_snapshot(&tx, &state.snapshot()?)?;
         tx.commit()?;
         let mut client = Self::assemble(dir, profile, account, state, api)?;
-        client.upload_key_packages(KEY_PACKAGE_STOCK).await?;
+        if key_packages > 0 {
+            client.upload_key_packages(key_packages).await?;
+        }
         Ok(client)
     }
 

@@ -60,7 +60,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Stop building the large room after this many seconds and measure what exists.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 1200)]
     setup_limit_secs: u64,
 }
 
@@ -313,8 +313,9 @@ async fn large_room(
                 );
                 let name = name.clone();
                 tasks.spawn_local(async move {
-                    // Dropped at once: only the provider needs to know the device.
-                    Client::register(&profile, &url, &ca, &name, &format!("d{d}"))
+                    // Dropped at once: only the provider needs to know the device. It is
+                    // added to one room, so one KeyPackage is all it needs.
+                    Client::register_with_stock(&profile, &url, &ca, &name, &format!("d{d}"), 1)
                         .await
                         .map(drop)
                         .with_context(|| format!("cannot register {name} device {d}"))
