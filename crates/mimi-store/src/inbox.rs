@@ -1,8 +1,9 @@
 //! Client inboxes, read from one mailbox: a message for a room's subscribers is stored once per
-//! provider (a room-log entry), a Welcome once per device it is for (its body once, shared). A device's inbox is its own
-//! entries plus the room-log entries inside its subscriptions' ranges, in one increasing id
-//! space, so a client pages with a single cursor. Also the follower's filter of FanoutMessages
-//! already processed (draft §5.4: duplicates get 201 and are processed once, IN-SERVER-10).
+//! provider (a room-log entry), a Welcome as one row per device it is for, all pointing at one
+//! copy of its bytes. A device's inbox is its own entries plus the room-log entries inside its
+//! subscriptions' ranges, in one increasing id space, so a client pages with a single cursor.
+//! Also the follower's filter of FanoutMessages already processed (draft §5.4: duplicates get
+//! 201 and are processed once, IN-SERVER-10).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
