@@ -1,4 +1,5 @@
-//! Storage errors: all are I/O or database failures, or a value that breaks a uniqueness rule.
+//! Storage errors: I/O or database failures, a value that breaks a uniqueness rule, or a
+//! database from a newer version.
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -16,4 +17,12 @@ pub enum StoreError {
     /// A thread panicked while holding the connection.
     #[error("database lock poisoned")]
     Poisoned,
+    /// The database was written by a newer version whose schema this one does not know.
+    #[error("database schema v{found} is newer than v{supported}, the newest this build knows")]
+    NewerSchema {
+        /// The database's schema version.
+        found: i64,
+        /// The newest version this build can read and write.
+        supported: i64,
+    },
 }
