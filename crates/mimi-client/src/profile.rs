@@ -40,6 +40,45 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY, room_uri TEXT NOT NULL, event_id TEXT NOT NULL);
 ";
 
+/// The profile format, kept in `PRAGMA user_version`. Version 0 (unset) is a profile written
+/// before credentials followed RFC 9420 §5.3 (issue 14); 1 is the current format.
+const PROFILE_VERSION: i64 = 1;
+
+/// Refuses a profile this build cannot use, before changing anything: one from a newer build,
+/// or one whose MLS state carries X.509 credentials with the doubled length of older builds
+/// (the signatures cover those bytes, so they cannot be rewritten).
+fn check_version(conn: &Connection, dir: &Path) -> Result<(), ClientError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > PROFILE_VERSION {
+        return Err(ClientError::Profile(format!(
+            "{} was written by a newer mimi (format {version}, this build knows {PROFILE_VERSION})",
+            dir.display()
+        )));
+    }
+    if version != 0 {
+        return Ok(());
+    }
+    let has_tables: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mls_state')",
+        [],
+        |r| r.get(0),
+    )?;
+    let has_state = has_tables
+        && conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM account) OR EXISTS (SELECT 1 FROM mls_state)",
+            [],
+            |r| r.get::<_, bool>(0),
+        )?;
+    if has_state {
+        return Err(ClientError::Profile(format!(
+            "{} was written before credentials followed RFC 9420 and cannot be converted: \
+             move it aside and register again",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The account fields.
 #[derive(Debug, Clone)]
 pub(crate) struct Account {
@@ -63,10 +102,13 @@ impl Profile {
         std::fs::create_dir_all(dir)
             .map_err(|e| ClientError::Profile(format!("cannot create {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("profile.sqlite"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        check_version(&conn, dir)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {PROFILE_VERSION}; COMMIT;"
+        ))?;
         Ok(Self { conn })
     }
 
@@ -299,4 +341,55 @@ pub(crate) fn drop_event(
         params![room_uri, id],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14: a profile from before the credential fix is refused and left as it was.
+    #[test]
+    fn a_profile_from_before_the_credential_fix_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("profile.sqlite")).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute("INSERT INTO mls_state (id, snapshot) VALUES (1, x'00')", [])
+                .unwrap();
+        }
+        let err = Profile::open(dir.path())
+            .err()
+            .expect("an old profile was opened");
+        assert!(
+            err.to_string().contains("register again"),
+            "unhelpful error: {err}"
+        );
+        let conn = Connection::open(dir.path().join("profile.sqlite")).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0);
+    }
+
+    #[test]
+    fn a_new_profile_is_stamped_and_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Profile::open(dir.path()).unwrap());
+        let profile = Profile::open(dir.path()).unwrap();
+        let version: i64 = profile
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, PROFILE_VERSION);
+    }
+
+    #[test]
+    fn a_profile_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join("profile.sqlite"))
+            .unwrap()
+            .pragma_update(None, "user_version", PROFILE_VERSION + 1)
+            .unwrap();
+        assert!(Profile::open(dir.path()).is_err());
+    }
 }

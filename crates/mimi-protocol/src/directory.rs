@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 /// Where the directory lives on every provider.
 pub const DIRECTORY_PATH: &str = "/.well-known/mimi-protocol-directory";
 
-/// The ACME-style JSON directory of endpoint URL templates. All ten fields are required
-/// (IN-PROTO-18); unknown fields are ignored so peers can add endpoints.
+/// The ACME-style JSON directory of endpoint URL templates (IN-PROTO-18). The six endpoints
+/// every provider needs to take part in a room are required; the four the draft adds for
+/// consent, discovery and abuse reports are present only when the provider serves them, and
+/// `ratchetTree` is our addition for trees sent by URL (IN-SERVER-11). Unknown fields are
+/// ignored so peers can add endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Directory {
@@ -20,36 +23,55 @@ pub struct Directory {
     pub submit_message: String,
     /// `POST .../groupInfo/{roomId}`.
     pub group_info: String,
-    /// `POST .../requestConsent/{targetUser}`.
-    pub request_consent: String,
-    /// `POST .../updateConsent/{requesterUser}`.
-    pub update_consent: String,
-    /// `POST .../identifierQuery/{domain}`.
-    pub identifier_query: String,
-    /// `POST .../reportAbuse/{roomId}`.
-    pub report_abuse: String,
     /// `GET .../proxyDownload/{downloadUrl}`.
     pub proxy_download: String,
+    /// `POST .../requestConsent/{targetUser}`, if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_consent: Option<String>,
+    /// `POST .../updateConsent/{requesterUser}`, if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_consent: Option<String>,
+    /// `POST .../identifierQuery/{domain}`, if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier_query: Option<String>,
+    /// `POST .../reportAbuse/{roomId}`, if served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_abuse: Option<String>,
+    /// `GET .../ratchetTree/{roomId}/{epoch}`, if served (IN-SERVER-11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratchet_tree: Option<String>,
 }
 
 impl Directory {
-    /// The directory of a server whose API lives at `{base_url}/v1/...`; a trailing `/` on the
-    /// base is ignored.
+    /// The directory of a server whose API lives at `{base_url}/v1/...` and that serves the six
+    /// required endpoints only; a trailing `/` on the base is ignored. Set the optional fields
+    /// with [`Directory::template`] for the endpoints the server also serves.
     pub fn for_base_url(base_url: &str) -> Self {
-        let base = base_url.trim_end_matches('/');
-        let t = |endpoint: &str, param: &str| format!("{base}/v1/{endpoint}/{{{param}}}");
+        let t = |endpoint: &str, param: &str| Self::template(base_url, endpoint, &[param]);
         Self {
             key_material: t("keyMaterial", "targetUser"),
             update: t("update", "roomId"),
             notify: t("notify", "roomId"),
             submit_message: t("submitMessage", "roomId"),
             group_info: t("groupInfo", "roomId"),
-            request_consent: t("requestConsent", "targetUser"),
-            update_consent: t("updateConsent", "requesterUser"),
-            identifier_query: t("identifierQuery", "domain"),
-            report_abuse: t("reportAbuse", "roomId"),
             proxy_download: t("proxyDownload", "downloadUrl"),
+            request_consent: None,
+            update_consent: None,
+            identifier_query: None,
+            report_abuse: None,
+            ratchet_tree: None,
         }
+    }
+
+    /// The template `{base_url}/v1/{endpoint}/{p1}/{p2}...` for the parameter names `params`.
+    pub fn template(base_url: &str, endpoint: &str, params: &[&str]) -> String {
+        let mut out = format!("{}/v1/{endpoint}", base_url.trim_end_matches('/'));
+        for param in params {
+            out.push_str("/{");
+            out.push_str(param);
+            out.push('}');
+        }
+        out
     }
 
     /// Parses the JSON document.
@@ -102,8 +124,8 @@ mod tests {
     }
 
     #[test]
-    fn json_uses_the_drafts_field_names() {
-        let d = Directory::for_base_url("https://mimi.example.com");
+    fn json_uses_the_drafts_field_names_and_omits_what_is_not_served() {
+        let mut d = Directory::for_base_url("https://mimi.example.com");
         let json = d.to_json();
         for key in [
             "keyMaterial",
@@ -111,14 +133,29 @@ mod tests {
             "notify",
             "submitMessage",
             "groupInfo",
-            "requestConsent",
-            "updateConsent",
-            "identifierQuery",
-            "reportAbuse",
             "proxyDownload",
         ] {
             assert!(json.contains(&format!("\"{key}\"")), "missing {key}");
         }
+        for key in [
+            "requestConsent",
+            "updateConsent",
+            "identifierQuery",
+            "reportAbuse",
+            "ratchetTree",
+        ] {
+            assert!(!json.contains(&format!("\"{key}\"")), "{key} is not served");
+        }
+        assert_eq!(Directory::from_json(&json).unwrap(), d);
+        d.ratchet_tree = Some(Directory::template(
+            "https://mimi.example.com",
+            "ratchetTree",
+            &["roomId", "epoch"],
+        ));
+        let json = d.to_json();
+        assert!(json.contains(
+            r#""ratchetTree": "https://mimi.example.com/v1/ratchetTree/{roomId}/{epoch}""#
+        ));
         assert_eq!(Directory::from_json(&json).unwrap(), d);
     }
 
@@ -137,10 +174,17 @@ mod tests {
           "proxyDownload": "https://mimi.example.com/v1/proxyDownload/{downloadUrl}",
           "futureEndpoint": "https://mimi.example.com/v1/future/{x}"
         }"#;
-        assert_eq!(
-            Directory::from_json(json).unwrap(),
-            Directory::for_base_url("https://mimi.example.com")
-        );
+        let base = "https://mimi.example.com";
+        let mut want = Directory::for_base_url(base);
+        want.request_consent = Some(Directory::template(base, "requestConsent", &["targetUser"]));
+        want.update_consent = Some(Directory::template(
+            base,
+            "updateConsent",
+            &["requesterUser"],
+        ));
+        want.identifier_query = Some(Directory::template(base, "identifierQuery", &["domain"]));
+        want.report_abuse = Some(Directory::template(base, "reportAbuse", &["roomId"]));
+        assert_eq!(Directory::from_json(json).unwrap(), want);
         assert!(Directory::from_json("{}").is_err());
     }
 }

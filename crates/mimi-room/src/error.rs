@@ -2,10 +2,11 @@
 //!
 //! Who is at fault decides the variant: [`RoomError::Refused`] means the peer (a client or a
 //! provider) broke the protocol or the room's policy and carries the draft's status code;
-//! [`RoomError::Malformed`] means bytes that do not decode; [`RoomError::Misuse`] means our
-//! caller asked for something impossible (unknown user, not a member); [`RoomError::Mls`] is a
-//! failure reported by OpenMLS for one of our own operations; [`RoomError::CorruptState`] and
-//! [`RoomError::Internal`] are our own bugs or damaged persisted state.
+//! [`RoomError::Malformed`] and [`RoomError::MalformedCredential`] mean bytes that do not
+//! decode; [`RoomError::Misuse`] means our caller asked for something impossible (unknown user,
+//! not a member); [`RoomError::Mls`] is a failure reported by OpenMLS for one of our own
+//! operations; [`RoomError::CorruptState`] and [`RoomError::Internal`] are our own bugs or
+//! damaged persisted state.
 
 use std::fmt;
 
@@ -50,6 +51,10 @@ pub enum RoomError {
         /// Why.
         reason: String,
     },
+    /// An MLS credential whose bytes break RFC 9420 §5.3 (for an x509 credential: a vector or
+    /// certificate length past the end, trailing bytes, an empty chain or certificate).
+    #[error("malformed credential: {0}")]
+    MalformedCredential(#[source] mimi_protocol::DecodeError),
     /// The caller asked for something that cannot be done in this state.
     #[error("{0}")]
     Misuse(String),

@@ -82,9 +82,7 @@ pub fn verify_credential(
     signature_key: &[u8],
     now: u64,
 ) -> Result<VerifiedMember, RoomError> {
-    let credential = openmls::prelude::Credential::tls_deserialize_exact(credential)
-        .map_err(|e| RoomError::malformed("Credential", e))?;
-    verify_member(anchor, &credential, signature_key, now)
+    crate::credentials::verify_encoded(anchor, credential, signature_key, now)
 }
 
 /// The MLS encoding of a client's credential, for MIMI structures that carry one.

@@ -60,18 +60,10 @@ pub(crate) async fn proxy(state: &Arc<AppState>, url: &str) -> Result<Vec<u8>, A
             "{domain} is not an asset domain of a peer of this hub"
         )));
     }
-    let answer = state
+    state
         .peers
-        .get(&domain, &format!("{ASSET_PATH}{id}"))
+        .relay_get(&domain, &format!("{ASSET_PATH}{id}"))
         .await
-        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
-    if !answer.status.is_success() {
-        return Err(ApiError::bad_gateway(format!(
-            "{domain} answered {} for the asset",
-            answer.status
-        )));
-    }
-    Ok(answer.body)
 }
 
 /// Splits `https://DOMAIN[:PORT]/v1/assets/ID` into the domain and the asset ID.

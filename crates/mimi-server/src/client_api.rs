@@ -269,7 +269,10 @@ async fn update(
         tokio::task::spawn_blocking(move || hub::update(&s, &r, request.bundle)).await??
     } else {
         let path = format!("/v1/update/{}", room.to_path_segment());
-        let answer = forward(&state, room.domain(), &path, body.to_vec()).await?;
+        let answer = state
+            .peers
+            .relay_post(room.domain(), &path, body.to_vec())
+            .await?;
         UpdateRoomResponse::decode(&answer)
             .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?
     };
@@ -312,7 +315,10 @@ async fn group_info(
         return Ok(response.encode());
     }
     let path = format!("/v1/groupInfo/{}", room.to_path_segment());
-    let answer = forward(&state, room.domain(), &path, body.to_vec()).await?;
+    let answer = state
+        .peers
+        .relay_post(room.domain(), &path, body.to_vec())
+        .await?;
     GroupInfoResponse::decode(&answer)
         .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
     Ok(answer)
@@ -338,31 +344,13 @@ async fn submit(
         return Ok(response.encode());
     }
     let path = format!("/v1/submitMessage/{}", room.to_path_segment());
-    let answer = forward(&state, room.domain(), &path, request.encode()).await?;
+    let answer = state
+        .peers
+        .relay_post(room.domain(), &path, request.encode())
+        .await?;
     SubmitMessageResponse::decode(&answer)
         .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
     Ok(answer)
-}
-
-async fn forward(
-    state: &AppState,
-    domain: &str,
-    path: &str,
-    body: Vec<u8>,
-) -> Result<Vec<u8>, ApiError> {
-    let answer = state
-        .peers
-        .post(domain, path, body)
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
-    if !answer.status.is_success() {
-        return Err(ApiError::bad_gateway(format!(
-            "{domain} answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body).trim()
-        )));
-    }
-    Ok(answer.body)
 }
 
 #[derive(Deserialize)]
@@ -516,19 +504,7 @@ async fn download(
         "/v1/proxyDownload/{}",
         mimi_protocol::percent_encode(&query.url)
     );
-    let answer = state
-        .peers
-        .get(room.domain(), &path)
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
-    if !answer.status.is_success() {
-        return Err(ApiError::bad_gateway(format!(
-            "the hub answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body).trim()
-        )));
-    }
-    Ok(answer.body)
+    state.peers.relay_get(room.domain(), &path).await
 }
 
 #[derive(Deserialize)]

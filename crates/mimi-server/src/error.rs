@@ -54,6 +54,28 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// A peer's non-success answer to a request we relayed. A refusal of the request itself
+    /// (400, 403, 404, 409, 410, 413, 422, 429) is passed on with its status, so the requester
+    /// learns what the peer decided; anything else (401 for our own certificate, 5xx, an
+    /// unexpected status) is the peer failing us: 502.
+    pub(crate) fn from_peer(domain: &str, status: StatusCode, body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(body);
+        let why: String = text
+            .trim()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect();
+        match status.as_u16() {
+            400 | 403 | 404 | 409 | 410 | 413 | 422 | 429 => Self {
+                status,
+                message: format!("{domain} refused: {why}"),
+            },
+            _ => Self::bad_gateway(format!("{domain} answered {status}: {why}")),
+        }
+    }
     /// Our own failure: logged with its cause, answered without it.
     pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -85,5 +107,28 @@ impl From<tokio::task::JoinError> for ApiError {
 impl From<mimi_protocol::DecodeError> for ApiError {
     fn from(e: mimi_protocol::DecodeError) -> Self {
         Self::bad_request(format!("malformed body: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_refusal_is_passed_on_and_its_failure_is_a_bad_gateway() {
+        let refused = ApiError::from_peer("b.example", StatusCode::FORBIDDEN, b"no consent\n");
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.message, "b.example refused: no consent");
+        let missing = ApiError::from_peer("b.example", StatusCode::NOT_FOUND, b"");
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        for status in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ] {
+            let failed = ApiError::from_peer("b.example", status, b"x");
+            assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{status}");
+        }
     }
 }

@@ -74,7 +74,15 @@ fn room_param(param: &str) -> Result<MimiUri, ApiError> {
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
-    axum::Json(Directory::for_base_url(&base))
+    // Only endpoints this server has a route for (issue 14): consent, identifierQuery and
+    // reportAbuse are left out until they exist.
+    let mut directory = Directory::for_base_url(&base);
+    directory.ratchet_tree = Some(Directory::template(
+        &base,
+        "ratchetTree",
+        &["roomId", "epoch"],
+    ));
+    axum::Json(directory)
 }
 
 async fn key_material_handler(
@@ -200,4 +208,75 @@ async fn ratchet_tree(
 ) -> Result<Vec<u8>, ApiError> {
     let peer = authenticate(&state, &peer, &headers)?;
     crate::ratchet_tree::serve_peer(&state, &peer, &path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::state::tests::test_state;
+
+    /// Issue 14: every template in the directory reaches a handler (which, without a client
+    /// certificate, answers 401 with a reason), and nothing that has no handler is listed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_directory_advertises_only_endpoints_that_exist() {
+        let (_dir, state) = test_state();
+        let app = routes()
+            .layer(axum::Extension(PeerDomain(None)))
+            .with_state(state);
+        let response = app
+            .clone()
+            .oneshot(Request::get(DIRECTORY_PATH).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let directory: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body).unwrap();
+        let mut seen = Vec::new();
+        for (name, template) in &directory {
+            let method = match name.as_str() {
+                "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo" => Method::POST,
+                "proxyDownload" | "ratchetTree" => Method::GET,
+                other => panic!("the directory lists {other}, which this server does not serve"),
+            };
+            let url = template.as_str().unwrap();
+            let path_start = url.find("/v1/").unwrap();
+            let path = url[path_start..]
+                .replace("{targetUser}", "a.example/u/alice")
+                .replace("{roomId}", "a.example/r/x")
+                .replace("{epoch}", "1")
+                .replace("{downloadUrl}", "https%3A%2F%2Fa.example%2Fv1%2Fassets%2Fx");
+            let request = Request::builder()
+                .method(method)
+                .uri(&path)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{name} ({path}) has no handler"
+            );
+            seen.push(name.as_str());
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            [
+                "groupInfo",
+                "keyMaterial",
+                "notify",
+                "proxyDownload",
+                "ratchetTree",
+                "submitMessage",
+                "update"
+            ]
+        );
+    }
 }

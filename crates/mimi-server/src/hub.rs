@@ -472,10 +472,9 @@ fn refusal_to_update(room_uri: &str, error: RoomError) -> Result<UpdateRoomRespo
         RoomError::Refused(Refusal::InvalidProposal(why)) => {
             Ok(UpdateRoomResponse::invalid_proposal(Vec::new(), &why))
         }
-        RoomError::Malformed { .. } => Ok(UpdateRoomResponse::invalid_proposal(
-            Vec::new(),
-            &error.to_string(),
-        )),
+        RoomError::Malformed { .. } | RoomError::MalformedCredential(_) => Ok(
+            UpdateRoomResponse::invalid_proposal(Vec::new(), &error.to_string()),
+        ),
         other => Err(ApiError::internal(other)),
     }
 }

@@ -2,6 +2,8 @@
 //! relaying for its rooms, recording which provider supplied each KeyPackage so the Welcome can
 //! be routed back.
 
+use std::sync::Arc;
+
 use mimi_protocol::{
     ClientKeyMaterial, IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
     MimiUri, Protocol, Wire,
@@ -12,36 +14,56 @@ use crate::hub;
 use crate::state::{AppState, now_secs};
 
 /// Routes a request from a local client or a peer: answer it, relay it to the target's
-/// provider (we are the room's hub), or send it to the room's hub (we are a follower).
+/// provider (we are the room's hub), or send it to the room's hub (we are a follower). Every
+/// hop checks the requester (KM-001..003) before it answers or passes the request on, so a
+/// request no provider would answer never leaves the first one.
 pub(crate) async fn route(
-    state: &AppState,
+    state: &Arc<AppState>,
     request: KeyMaterialRequest,
     from_peer: Option<&str>,
 ) -> Result<KeyMaterialResponse, ApiError> {
     let target = uri(&request.target_user)?;
     let room = uri(&request.room_id)?;
     let we_are_hub = room.domain() == state.domain();
-    if target.domain() == state.domain() && (we_are_hub || from_peer == Some(room.domain())) {
-        let state_ref = state;
-        return answer(state_ref, &request);
-    }
-    if we_are_hub {
-        if !hub::hosts(state, request.room_id.as_str())? {
-            return Err(ApiError::not_found(format!(
-                "unknown room {}",
-                request.room_id.as_str()
-            )));
-        }
-        let response = forward(state, target.domain(), &target, &request).await?;
-        record_routes(state, target.domain(), &response)?;
-        return Ok(response);
-    }
-    if from_peer.is_some() {
+    let answer_here =
+        target.domain() == state.domain() && (we_are_hub || from_peer == Some(room.domain()));
+    if !answer_here && !we_are_hub && from_peer.is_some() {
         return Err(ApiError::forbidden(
             "key material for a room must be requested from its hub",
         ));
     }
-    forward(state, room.domain(), &target, &request).await
+    // Certificate-chain and signature checks, and the claim's synced write, are blocking work.
+    let request = Arc::new(request);
+    let (s, r) = (state.clone(), request.clone());
+    if answer_here {
+        return tokio::task::spawn_blocking(move || {
+            check_requester(&s, &r)?;
+            answer(&s, &r)
+        })
+        .await?;
+    }
+    let hosted = tokio::task::spawn_blocking(move || {
+        check_requester(&s, &r)?;
+        Ok::<_, ApiError>(we_are_hub && hub::hosts(&s, r.room_id.as_str())?)
+    })
+    .await??;
+    if !we_are_hub {
+        return forward(state, room.domain(), &target, &request).await;
+    }
+    if !hosted {
+        return Err(ApiError::not_found(format!(
+            "unknown room {}",
+            request.room_id.as_str()
+        )));
+    }
+    let domain = target.domain().to_owned();
+    let response = forward(state, &domain, &target, &request).await?;
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        record_routes(&s, &domain, &response)?;
+        Ok(response)
+    })
+    .await?
 }
 
 async fn forward(
@@ -53,17 +75,9 @@ async fn forward(
     let path = format!("/v1/keyMaterial/{}", target.to_path_segment());
     let answer = state
         .peers
-        .post(domain, &path, request.encode())
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
-    if !answer.status.is_success() {
-        return Err(ApiError::bad_gateway(format!(
-            "{domain} answered {}: {}",
-            answer.status,
-            String::from_utf8_lossy(&answer.body).trim()
-        )));
-    }
-    KeyMaterialResponse::decode(&answer.body)
+        .relay_post(domain, &path, request.encode())
+        .await?;
+    KeyMaterialResponse::decode(&answer)
         .map_err(|e| ApiError::bad_gateway(format!("{domain} sent a malformed answer: {e}")))
 }
 
@@ -96,15 +110,14 @@ fn record_routes(
     Ok(())
 }
 
-/// KM-001..KM-004: verify the requester's credential and signature, then claim one KeyPackage
-/// per client of the local target user. Claimed packages are never handed out again.
-fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialResponse, ApiError> {
-    let now = now_secs();
+/// KM-001..KM-003: the requester's credential is vouched for by its provider, names the
+/// `requestingUser`, and its key signed the request.
+fn check_requester(state: &AppState, request: &KeyMaterialRequest) -> Result<(), ApiError> {
     let who = mimi_room::verify_credential(
         &state.anchor,
         &request.requester_credential.encode(),
         &request.requester_signature_key.0,
-        now,
+        now_secs(),
     )
     .map_err(|e| ApiError::forbidden(format!("requester credential: {e}")))?;
     if who.user_uri != request.requesting_user.as_str() {
@@ -118,7 +131,13 @@ fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialR
         &request.tbs().encode(),
         &request.key_material_request_signature,
     )
-    .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    .map_err(|e| ApiError::forbidden(e.to_string()))
+}
+
+/// KM-004: claim one KeyPackage per client of the local target user, for a requester
+/// [`check_requester`] accepted. Claimed packages are never handed out again.
+fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialResponse, ApiError> {
+    let now = now_secs();
     let target = uri(&request.target_user)?;
     let user_name = target.id().unwrap_or_default().to_owned();
     let mut guard = state.store.lock()?;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use axum::http::StatusCode;
 
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::tls::TlsMaterial;
 
 /// A peer's answer.
@@ -17,6 +18,17 @@ pub(crate) struct PeerResponse {
     pub(crate) status: StatusCode,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) body: Vec<u8>,
+}
+
+impl PeerResponse {
+    /// The body of a successful answer, or the error to answer in its place.
+    pub(crate) fn into_body(self, domain: &str) -> Result<Vec<u8>, ApiError> {
+        if self.status.is_success() {
+            Ok(self.body)
+        } else {
+            Err(ApiError::from_peer(domain, self.status, &self.body))
+        }
+    }
 }
 
 /// The HTTP client for all peers.
@@ -118,6 +130,29 @@ impl Peers {
             retry_after,
             body,
         })
+    }
+
+    /// POSTs `body` to `path` at `domain` on behalf of a client or another peer: the answer's
+    /// body on success, otherwise an error that passes the peer's refusal on or names its
+    /// failure (502); the one place that decides which ([`ApiError::from_peer`]).
+    pub(crate) async fn relay_post(
+        &self,
+        domain: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.post(domain, path, body).await.map_or_else(
+            |e| Err(ApiError::bad_gateway(format!("{e:#}"))),
+            |answer| answer.into_body(domain),
+        )
+    }
+
+    /// GETs `path` at `domain` on behalf of a client or another peer, like [`Peers::relay_post`].
+    pub(crate) async fn relay_get(&self, domain: &str, path: &str) -> Result<Vec<u8>, ApiError> {
+        self.get(domain, path).await.map_or_else(
+            |e| Err(ApiError::bad_gateway(format!("{e:#}"))),
+            |answer| answer.into_body(domain),
+        )
     }
 
     /// Whether `domain` is a configured peer.

@@ -136,25 +136,8 @@ pub(crate) async fn fetch_for_client(
         )));
     }
     let path = format!("{TREE_PATH}{}/{epoch}", room.to_path_segment());
-    let answer = state
-        .peers
-        .get(&domain, &path)
-        .await
-        .map_err(|e| ApiError::bad_gateway(format!("{e:#}")))?;
-    let why = String::from_utf8_lossy(&answer.body).trim().to_owned();
-    match answer.status.as_u16() {
-        200 => Ok(answer.body),
-        // The hub's refusals are final; pass them on so the client stops retrying.
-        403 => Err(ApiError::forbidden(format!(
-            "{domain} refused the tree: {why}"
-        ))),
-        404 => Err(ApiError::not_found(format!(
-            "{domain} has no such tree: {why}"
-        ))),
-        other => Err(ApiError::bad_gateway(format!(
-            "{domain} answered {other} for the tree: {why}"
-        ))),
-    }
+    // The hub's refusals (403, 404) are final and passed on, so the client stops retrying.
+    state.peers.relay_get(&domain, &path).await
 }
 
 /// Splits `https://DOMAIN[:PORT]/v1/ratchetTree/ROOM/EPOCH` into its domain, room and epoch.

@@ -51,7 +51,9 @@ pub(crate) struct AppState {
 impl AppState {
     pub(crate) fn new(config: Config, tls: &TlsMaterial) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&config.dir)?;
-        let store = Arc::new(Store::open(&config.dir.join("mimid.sqlite"))?);
+        let db = config.dir.join("mimid.sqlite");
+        let store =
+            Arc::new(Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?);
         let inbox_wake = Arc::new(watch::Sender::new(0u64));
         let wake = inbox_wake.clone();
         store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));

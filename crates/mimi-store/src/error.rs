@@ -1,5 +1,5 @@
 //! Storage errors: I/O or database failures, a value that breaks a uniqueness rule, or a
-//! database from a newer version.
+//! database from a newer version or from before the RFC 9420 credential fix.
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -24,5 +24,16 @@ pub enum StoreError {
         found: i64,
         /// The newest version this build can read and write.
         supported: i64,
+    },
+    /// The database holds MLS state written before credentials followed RFC 9420 §5.3 (schema
+    /// v5 and older). Signatures cover the old bytes, so it cannot be converted (issue 14).
+    #[error(
+        "database schema v{found} holds X.509 credentials in the pre-RFC 9420 form, which cannot \
+         be converted: move the database aside, start with a new one (`mimid init`) and have \
+         clients register again"
+    )]
+    PreRfcCredentials {
+        /// The database's schema version.
+        found: i64,
     },
 }

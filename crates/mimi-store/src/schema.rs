@@ -5,7 +5,23 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
+
+/// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
+/// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
+const LAST_PRE_RFC_CREDENTIALS: i64 = 5;
+
+/// Tables that hold MLS objects carrying credentials (KeyPackages, hosted rooms, queued
+/// commits and Welcomes), or the clients whose state carries them; `inbox` before v2.
+const TABLES_WITH_CREDENTIALS: [&str; 7] = [
+    "clients",
+    "key_packages",
+    "rooms",
+    "room_journal",
+    "outbox",
+    "mailbox",
+    "inbox",
+];
 
 /// The first schema. New databases are created at v1 and migrated, so every database takes the
 /// same path to the current version.
@@ -175,11 +191,44 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
+    refuse_pre_rfc_credentials(conn, version)?;
     // WAL lets readers proceed during writes; FULL syncs the WAL on every commit, so an
     // acknowledged change survives power loss as well as a killed process.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(conn, version)
+}
+
+/// Leaf and KeyPackage signatures cover the credential bytes, so data written with the doubled
+/// length cannot be rewritten; it is refused before anything changes. A database that holds
+/// none (created, never used) moves on to the current version.
+fn refuse_pre_rfc_credentials(conn: &Connection, version: i64) -> Result<(), StoreError> {
+    if !(1..=LAST_PRE_RFC_CREDENTIALS).contains(&version) {
+        return Ok(());
+    }
+    for table in TABLES_WITH_CREDENTIALS {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            continue;
+        }
+        let rows: bool =
+            conn.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| {
+                r.get(0)
+            })?;
+        if rows {
+            return Err(StoreError::PreRfcCredentials { found: version });
+        }
+    }
+    Ok(())
+}
+
+/// Brings a database at `version` to [`SCHEMA_VERSION`], one transaction per step.
+fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
     if version < 1 {
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
@@ -202,7 +251,13 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     }
     if version < 5 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V5} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN IMMEDIATE; {MIGRATE_V5} PRAGMA user_version = 5; COMMIT;"
+        ))?;
+    }
+    // v6: credentials in RFC 9420 form; no table changes (see the refusal above).
+    if version < 6 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     }
     Ok(())
@@ -252,6 +307,9 @@ mod tests {
                  INSERT INTO subscriptions (room_uri, device_uri) VALUES ('r', 'd1');",
             )
             .unwrap();
+            // Such rows are refused since v6 (pre-RFC credentials inside); the migration steps
+            // themselves still carry every database from v1, so run them on these rows.
+            migrate(&conn, 1).unwrap();
         }
         let store = Store::open(&path).unwrap();
         let items = store.read().unwrap().inbox("d1", 0, 10).unwrap();
@@ -299,5 +357,55 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
             .unwrap();
         assert_eq!((version, tables), (newer, 0));
+    }
+
+    /// A v5 database (the last written with the doubled credential length) at `path`, with
+    /// `rows` run on it.
+    fn v5_database(path: &std::path::Path, rows: &str) {
+        let conn = Connection::open(path).unwrap();
+        migrate(&conn, 0).unwrap();
+        conn.execute_batch(&format!("{rows} PRAGMA user_version = 5;"))
+            .unwrap();
+    }
+
+    /// Issue 14: stored MLS state with the doubled X.509 length is refused, not misread.
+    #[test]
+    fn a_v5_database_with_clients_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.sqlite");
+        v5_database(
+            &path,
+            "INSERT INTO users (name, created_at) VALUES ('alice', 0);
+             INSERT INTO clients (device_uri, user_name, token_hash, chain, created_at)
+                 VALUES ('mimi://a.example/d/alice/phone', 'alice', x'01', x'02', 0);",
+        );
+        match Store::open(&path) {
+            Err(StoreError::PreRfcCredentials { found: 5 }) => {}
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a v5 database with clients was opened"),
+        }
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 5);
+    }
+
+    #[test]
+    fn an_unused_v5_database_moves_to_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5-empty.sqlite");
+        v5_database(
+            &path,
+            "INSERT INTO users (name, created_at) VALUES ('alice', 0);",
+        );
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .read()
+            .unwrap()
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 }

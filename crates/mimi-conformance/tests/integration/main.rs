@@ -5,6 +5,7 @@
 mod content;
 mod demo;
 mod federation_api;
+mod foreign_credentials;
 mod ratchet_tree;
 mod resilience;
 mod rooms;

@@ -149,6 +149,8 @@ impl Credential {
     pub const BASIC: u16 = 1;
     /// The `x509` credential type code point.
     pub const X509: u16 = 2;
+    /// The type name reported when one certificate of an x509 chain fails to decode.
+    const CERTIFICATE: &'static str = "Certificate";
 
     /// The credential type code point.
     pub fn credential_type(&self) -> u16 {
@@ -166,11 +168,28 @@ impl Codec for Credential {
             Self::BASIC => Ok(Self::Basic {
                 identity: r.opaque_vec(Self::NAME, MAX_MLS_OBJECT)?,
             }),
-            Self::X509 => Ok(Self::X509 {
-                certificates: r.vec(Self::NAME, MAX_MLS_OBJECT, |r| {
-                    r.opaque_vec("Certificate", MAX_MLS_OBJECT)
-                })?,
-            }),
+            // `Certificate certificates<V>`: one length for the whole vector, then each
+            // certificate as `opaque cert_data<V>` (RFC 9420 §5.3). A chain without a
+            // certificate, or a certificate without bytes, identifies no one (IN-PROTO-22).
+            Self::X509 => {
+                let certificates = r.vec(Self::NAME, MAX_MLS_OBJECT, |r| {
+                    let cert = r.opaque_vec(Self::CERTIFICATE, MAX_MLS_OBJECT)?;
+                    if cert.is_empty() {
+                        return Err(DecodeError::Malformed {
+                            ty: Self::CERTIFICATE,
+                            reason: "empty certificate",
+                        });
+                    }
+                    Ok(cert)
+                })?;
+                if certificates.is_empty() {
+                    return Err(DecodeError::Malformed {
+                        ty: Self::NAME,
+                        reason: "empty certificate chain",
+                    });
+                }
+                Ok(Self::X509 { certificates })
+            }
             other => Err(DecodeError::UnknownValue {
                 ty: Self::NAME,
                 value: other.into(),
@@ -339,6 +358,69 @@ mod tests {
             extension_type: 2,
             extension_data: vec![0; 3],
         });
+    }
+
+    /// Issue 14: an x509 credential is the type, then ONE varint length for the whole
+    /// `certificates` vector, then each certificate's varint length and DER (RFC 9420 §5.3).
+    /// The bytes below are written out by hand from that structure.
+    #[test]
+    fn x509_credential_has_one_length_for_the_certificate_vector() {
+        // A 5-byte DER INTEGER and a 300-byte blob, whose length needs the 2-byte varint.
+        let small = vec![0x02, 0x03, 0x01, 0x00, 0x01];
+        let large = vec![0x30; 300];
+        let mut wire = vec![
+            0x00, 0x02, // credential_type = x509(2)
+            0x41, 0x34, // certificates<V>: 1 + 5 + 2 + 300 = 308 = 0x134 bytes
+            0x05, // cert_data<V> of the first certificate: 5 bytes
+        ];
+        wire.extend_from_slice(&small);
+        wire.extend_from_slice(&[0x41, 0x2c]); // cert_data<V> of the second: 300 = 0x12c bytes
+        wire.extend_from_slice(&large);
+        let credential = Credential::X509 {
+            certificates: vec![small, large],
+        };
+        assert_eq!(Credential::decode(&wire).unwrap(), credential);
+        assert_eq!(credential.encode(), wire);
+    }
+
+    #[test]
+    fn malformed_x509_credentials_are_refused_with_the_failing_type() {
+        let cases: [(&str, &[u8], DecodeError); 5] = [
+            (
+                "vector length past the end",
+                &[0x00, 0x02, 0x10, 0x03, 0x01, 0x02, 0x03],
+                DecodeError::Truncated { ty: "Credential" },
+            ),
+            (
+                "certificate length past the vector",
+                &[0x00, 0x02, 0x04, 0x08, 0x01, 0x02, 0x03],
+                DecodeError::Truncated { ty: "Certificate" },
+            ),
+            (
+                "trailing bytes",
+                &[0x00, 0x02, 0x02, 0x01, 0x30, 0xff],
+                DecodeError::Trailing { ty: "Credential" },
+            ),
+            (
+                "empty vector",
+                &[0x00, 0x02, 0x00],
+                DecodeError::Malformed {
+                    ty: "Credential",
+                    reason: "empty certificate chain",
+                },
+            ),
+            (
+                "empty certificate",
+                &[0x00, 0x02, 0x01, 0x00],
+                DecodeError::Malformed {
+                    ty: "Certificate",
+                    reason: "empty certificate",
+                },
+            ),
+        ];
+        for (what, bytes, want) in cases {
+            assert_eq!(Credential::decode(bytes).unwrap_err(), want, "{what}");
+        }
     }
 
     #[test]
