@@ -21,7 +21,7 @@ use rustls_pki_types::pem::PemObject as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::Api;
+use crate::api::{Api, Repeat};
 use crate::error::ClientError;
 use crate::history::{Event, EventKind, StoredMessage, event_from_content, fold, status_content};
 use crate::profile::{self, Account, Profile};
@@ -133,10 +133,27 @@ impl Client {
         let info: Info = api.get_json("/client/v1/info").await?;
         let state = MemberState::new();
         let key = state.generate_signature_key()?;
+        // Proof that we hold the key the provider is asked to vouch for (docs/client-api.md).
+        let timestamp = now_secs();
+        let proof = mimi_room::Registration {
+            domain: &info.domain,
+            user,
+            device,
+            signature_key: &key,
+            timestamp,
+        }
+        .sign(&state)?;
         let registered: Registered = api
             .post_json(
                 "/client/v1/register",
-                &serde_json::json!({ "user": user, "device": device, "signature_key": hex::encode(&key) }),
+                &serde_json::json!({
+                    "user": user,
+                    "device": device,
+                    "signature_key": hex::encode(&key),
+                    "proof": hex::encode(proof),
+                    "timestamp": timestamp,
+                }),
+                Repeat::Never,
             )
             .await?;
         let chain = registered
@@ -263,6 +280,7 @@ impl Client {
                     "group_info": hex::encode(&created.group_info),
                     "ratchet_tree": hex::encode(&created.ratchet_tree),
                 }),
+                Repeat::Never,
             )
             .await
         {
@@ -399,7 +417,11 @@ impl Client {
             signature,
         };
         let path = format!("/client/v1/group-info/{}", room_path(room)?);
-        let answer = self.api.post_bytes(&path, request.encode()).await?;
+        // Asking again only reads again: the hub changes nothing to answer.
+        let answer = self
+            .api
+            .post_bytes(&path, request.encode(), Repeat::Safe)
+            .await?;
         let response = GroupInfoResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed GroupInfo answer: {e}")))?;
         let tbs = response.tbs();
@@ -674,7 +696,10 @@ impl Client {
             .map_err(|_| ClientError::Usage("cannot encrypt the attachment".into()))?;
         let content_hash = Sha256::digest(&ciphertext).to_vec();
         let uploaded: serde_json::Value = {
-            let bytes = self.api.post_bytes("/client/v1/assets", ciphertext).await?;
+            let bytes = self
+                .api
+                .post_bytes("/client/v1/assets", ciphertext, Repeat::Never)
+                .await?;
             serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Provider(format!("malformed upload answer: {e}")))?
         };
@@ -829,7 +854,10 @@ impl Client {
         profile::mark_sent(&tx, &hash, room, &event)?;
         tx.commit()?;
         let path = format!("/client/v1/submit/{}", room_path(room)?);
-        let answer = self.api.post_bytes(&path, ciphertext).await?;
+        let answer = self
+            .api
+            .post_bytes(&path, ciphertext, Repeat::Never)
+            .await?;
         let response = SubmitMessageResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed submit answer: {e}")))?;
         let refusal = match response.outcome {
@@ -925,6 +953,8 @@ impl Client {
                     .post_json(
                         "/client/v1/inbox/ack",
                         &serde_json::json!({ "up_to": up_to }),
+                        // Acknowledging again changes nothing.
+                        Repeat::Safe,
                     )
                     .await?;
             }
@@ -935,6 +965,7 @@ impl Client {
                         .post_json(
                             "/client/v1/unsubscribe",
                             &serde_json::json!({ "room": room }),
+                            Repeat::Safe,
                         )
                         .await?;
                 }
@@ -1133,6 +1164,8 @@ impl Client {
             .post_json(
                 "/client/v1/key-packages",
                 &serde_json::json!({ "key_packages": packages.iter().map(hex::encode).collect::<Vec<_>>() }),
+                // A repeat of an upload that did arrive fails on the KeyPackages already stored.
+                Repeat::Never,
             )
             .await?;
         Ok(())
@@ -1165,7 +1198,8 @@ impl Client {
         let request = tbs.with_signature(signature);
         let answer = self
             .api
-            .post_bytes("/client/v1/key-material", request.encode())
+            // Each request claims KeyPackages; a repeat would use up a second set.
+            .post_bytes("/client/v1/key-material", request.encode(), Repeat::Never)
             .await?;
         KeyMaterialResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed key material: {e}")))
@@ -1252,7 +1286,7 @@ impl Client {
         let path = format!("/client/v1/update/{}", room_path(room)?);
         let answer = self
             .api
-            .post_bytes(&path, UpdateRequest { bundle }.encode())
+            .post_bytes(&path, UpdateRequest { bundle }.encode(), Repeat::Never)
             .await?;
         UpdateRoomResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed update answer: {e}")))

@@ -125,6 +125,9 @@ pub struct Network {
 pub struct Options {
     /// `limits.inline_tree_bytes`; `Some(0)` makes hubs always send ratchet trees by URL.
     pub inline_tree_bytes: Option<usize>,
+    /// Any other `key = value` of the config to replace (each key appears once in the file
+    /// `mimid init` writes), e.g. `("header_timeout_ms", "3000")`.
+    pub settings: Vec<(&'static str, String)>,
 }
 
 impl Network {
@@ -179,6 +182,9 @@ impl Network {
             let config = pdir.join("mimid.toml");
             if let Some(bytes) = options.inline_tree_bytes {
                 set_config_value(&config, "inline_tree_bytes", &bytes.to_string());
+            }
+            for (key, value) in &options.settings {
+                set_config_value(&config, key, value);
             }
             providers.push(Provider {
                 domain: (*domain).to_owned(),

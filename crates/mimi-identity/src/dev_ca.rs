@@ -214,7 +214,7 @@ mod tests {
         let chain = identity
             .issue_client(
                 "mimi://a.example/d/alice/phone",
-                &[1; 32],
+                &crate::signature_key::RFC8032_KEY,
                 Validity::one_year_from(1_800_000_000),
             )
             .unwrap();

@@ -3,7 +3,7 @@
 //! Variants fall in three groups, by who is at fault:
 //!
 //! * the caller passed bad input to an issuing or loading function (a domain or URI that is not
-//!   canonical, a key of the wrong length, PEM that does not parse, a key that does not match its
+//!   canonical, a key of the wrong length or of small order, PEM that does not parse, a key that does not match its
 //!   certificate, a provider asked to vouch for another domain);
 //! * a certificate chain or TLS certificate from a peer does not meet the checks of
 //!   [`verify_client_chain`](crate::verify_client_chain) or
@@ -46,6 +46,13 @@ pub enum Error {
     InvalidPublicKeyLength {
         /// The length that was given.
         len: usize,
+    },
+    /// A 32-byte Ed25519 public key that no honest client holds: off the curve, not canonically
+    /// encoded, or of small order (IDN-006).
+    #[error("ed25519 public key refused: {reason}")]
+    InvalidPublicKey {
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A validity window is empty or not representable in a certificate.
     #[error("invalid validity from {not_before} to {not_after} (unix seconds)")]

@@ -7,6 +7,7 @@ mod domain;
 mod error;
 mod issuance;
 mod provider_identity;
+mod signature_key;
 mod validity;
 mod verify;
 
@@ -15,6 +16,7 @@ mod verify;
 pub use dev_ca::{DevCa, ProviderCredentials};
 pub use error::Error;
 pub use provider_identity::ProviderIdentity;
+pub use signature_key::check_signature_key;
 pub use validity::Validity;
 pub use verify::{
     VerifiedClient, tls_peer_domain, verify_client_chain, verify_client_chain_ignoring_time,

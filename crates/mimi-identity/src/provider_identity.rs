@@ -13,10 +13,8 @@ use crate::certificate::{check_ca, check_key_matches, parse, pem_to_der, single_
 use crate::device_uri::DeviceUri;
 use crate::domain::check_domain;
 use crate::issuance::base_params;
+use crate::signature_key::check_signature_key;
 use crate::{Error, Validity};
-
-/// Length of a raw Ed25519 public key (RFC 8032 section 5.1.5).
-pub(crate) const ED25519_PUBLIC_KEY_LEN: usize = 32;
 
 /// Which certificate errors while loading a provider identity name.
 const WHAT: &str = "provider identity ca";
@@ -70,7 +68,10 @@ impl ProviderIdentity {
 
     /// Issues a client credential for `device_uri` (`mimi://DOMAIN/d/USER/DEVICE`, DOMAIN being
     /// this provider's) and a raw 32-byte Ed25519 MLS signature key; returns the DER chain
-    /// `[client certificate, identity CA certificate]`.
+    /// `[client certificate, identity CA certificate]`. A key that is off the curve, not
+    /// canonically encoded or of small order is refused (IDN-006, [`check_signature_key`]).
+    ///
+    /// [`check_signature_key`]: crate::check_signature_key
     pub fn issue_client(
         &self,
         device_uri: &str,
@@ -97,11 +98,8 @@ impl ProviderIdentity {
         ed25519_public_key: &[u8],
         validity: Validity,
     ) -> Result<Vec<u8>, Error> {
-        if ed25519_public_key.len() != ED25519_PUBLIC_KEY_LEN {
-            return Err(Error::InvalidPublicKeyLength {
-                len: ed25519_public_key.len(),
-            });
-        }
+        // IDN-006: never vouch for a key no honest client holds, whoever asks.
+        check_signature_key(ed25519_public_key)?;
         // The subject stays empty: the client is named only by its URI, in a critical
         // subjectAltName (RFC 5280 section 4.2.1.6; IN-ID-7).
         let mut params = base_params(validity)?;
@@ -150,6 +148,7 @@ impl PublicKeyData for Ed25519PublicKey<'_> {
 mod tests {
     use super::*;
     use crate::DevCa;
+    use crate::signature_key::RFC8032_KEY;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -180,7 +179,7 @@ mod tests {
         let chain = identity
             .issue_client(
                 "mimi://a.example/d/alice/phone",
-                &[1; 32],
+                &RFC8032_KEY,
                 Validity::one_year_from(NOW),
             )
             .unwrap();
@@ -193,7 +192,7 @@ mod tests {
         let (_, identity) = identity("a.example");
         let result = identity.issue_client(
             "mimi://b.example/d/bob/phone",
-            &[1; 32],
+            &RFC8032_KEY,
             Validity::one_year_from(NOW),
         );
         let error = result.unwrap_err();
@@ -216,7 +215,7 @@ mod tests {
         let (_, identity) = identity("a.example");
         let result = identity.issue_client(
             "mimi://a.example/u/alice",
-            &[1; 32],
+            &RFC8032_KEY,
             Validity::one_year_from(NOW),
         );
         assert!(matches!(result, Err(Error::InvalidDeviceUri { .. })));
@@ -233,6 +232,19 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_key_of_small_order_or_off_the_curve() {
+        let (_, identity) = identity("a.example");
+        let uri = "mimi://a.example/d/alice/phone";
+        for key in [[0; 32], [7; 32]] {
+            let result = identity.issue_client(uri, &key, Validity::one_year_from(NOW));
+            assert!(
+                matches!(result, Err(Error::InvalidPublicKey { .. })),
+                "{result:?}"
+            );
+        }
+    }
+
+    #[test]
     fn refuses_an_empty_or_unrepresentable_validity() {
         let (_, identity) = identity("a.example");
         let uri = "mimi://a.example/d/alice/phone";
@@ -241,7 +253,7 @@ mod tests {
             Validity::new(NOW, NOW - 1),
             Validity::new(NOW, u64::MAX),
         ] {
-            let result = identity.issue_client(uri, &[1; 32], validity);
+            let result = identity.issue_client(uri, &RFC8032_KEY, validity);
             assert!(
                 matches!(result, Err(Error::InvalidValidity { .. })),
                 "{validity:?}"

@@ -11,7 +11,7 @@ use crate::certificate::{
 };
 use crate::device_uri::DeviceUri;
 use crate::domain::check_domain;
-use crate::provider_identity::ED25519_PUBLIC_KEY_LEN;
+use crate::signature_key::ED25519_PUBLIC_KEY_LEN;
 
 /// A client whose credential chain verified: who it is and the key it signs MLS messages with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -168,6 +168,7 @@ mod tests {
 
     use super::*;
     use crate::error::Refusal;
+    use crate::member::MemberState;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -178,7 +179,8 @@ mod tests {
         let creds = ca.issue_provider("a.example").unwrap();
         let identity =
             ProviderIdentity::from_pem(&creds.identity_cert_pem, &creds.identity_key_pem).unwrap();
-        let key = vec![7u8; 32];
+        // A real key: the identity CA refuses points off the curve or of small order.
+        let key = MemberState::new().generate_signature_key().unwrap();
         let chain = identity
             .issue_client(
                 "mimi://a.example/d/alice/phone",

@@ -15,6 +15,7 @@ mod hub;
 mod member;
 mod proposals;
 mod provider;
+mod registration;
 mod signing;
 mod validation;
 
@@ -27,6 +28,7 @@ pub use member::{
     ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
     PendingCommit, RoomView,
 };
+pub use registration::Registration;
 pub use signing::{
     check_key_package, credential_bytes, decrypt_with_label, encrypt_with_label, label_content,
     new_hpke_keypair, sign_with_label, verify_credential, verify_with_label,

@@ -844,9 +844,14 @@ impl MemberState {
     }
 
     pub(crate) fn signer(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {
+        self.signer_for_key(&me.signature_public_key)
+    }
+
+    /// The key pair of `public_key`, also before any credential names it (registration).
+    pub(crate) fn signer_for_key(&self, public_key: &[u8]) -> Result<SignatureKeyPair, RoomError> {
         SignatureKeyPair::read(
             self.provider.storage(),
-            &me.signature_public_key,
+            public_key,
             SignatureScheme::ED25519,
         )
         .ok_or(RoomError::CorruptState(

@@ -63,6 +63,13 @@ struct RegisterRequest {
     user: String,
     device: String,
     signature_key: String,
+    /// The proof of possession of `signature_key` (a `mimi_room::Registration` signature), hex.
+    /// Optional only so that a request without it gets a 400 that says so.
+    #[serde(default)]
+    proof: Option<String>,
+    /// When the client signed the proof, Unix seconds.
+    #[serde(default)]
+    timestamp: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -73,26 +80,82 @@ struct Registered {
     chain: Vec<String>,
 }
 
+/// The replay window: how far, in seconds, a registration's signed timestamp may be from our
+/// clock, either way. It bounds how long a captured registration that never reached us could
+/// be played back (one that did reach us meets the 409 of an existing device), and five
+/// minutes still lets through the clock skew of ordinary devices.
+const REGISTRATION_WINDOW_SECS: u64 = 300;
+
+/// Longest user or device name, bytes (IN-SERVER-13): enough for any handle people type, short
+/// enough to keep URIs, certificates and error messages small.
+const MAX_NAME_LEN: usize = 64;
+
 /// Registration is open in this development setup: anyone reaching the client API may create
-/// a user name that is still free (docs/client-api.md).
+/// a user name that is still free (docs/client-api.md). The client must prove that it holds
+/// the signature key it asks us to vouch for, names must be canonical (IN-SERVER-13), and a
+/// refused registration creates nothing.
 async fn register(
     State(state): State<Arc<AppState>>,
     Json(request): Json<RegisterRequest>,
 ) -> Result<Json<Registered>, ApiError> {
+    // REG-001: one canonical form per name, so no two accounts differ only by case.
+    check_canonical_name("user", &request.user)?;
+    check_canonical_name("device", &request.device)?;
     let device = MimiUri::device(state.domain(), &request.user, &request.device)
         .map_err(|e| ApiError::bad_request(format!("bad user or device name: {e}")))?;
     let user = MimiUri::user(state.domain(), &request.user)
         .map_err(|e| ApiError::bad_request(format!("bad user name: {e}")))?;
     let key = hex::decode(&request.signature_key)
         .map_err(|_| ApiError::bad_request("signature_key is not hex"))?;
-    let chain = state
-        .identity
-        .issue_client(
-            &device.to_string(),
-            &key,
-            Validity::one_year_from(now_secs().saturating_sub(300)),
-        )
-        .map_err(|e| ApiError::bad_request(format!("cannot issue credential: {e}")))?;
+    let proof = request.proof.as_deref().ok_or_else(|| {
+        ApiError::bad_request("proof is missing: sign the registration with signature_key")
+    })?;
+    let proof = hex::decode(proof).map_err(|_| ApiError::bad_request("proof is not hex"))?;
+    let timestamp = request
+        .timestamp
+        .ok_or_else(|| ApiError::bad_request("timestamp is missing"))?;
+    // REG-003: the replay window.
+    let now = now_secs();
+    if timestamp.abs_diff(now) > REGISTRATION_WINDOW_SECS {
+        return Err(ApiError::bad_request(format!(
+            "timestamp {timestamp} is more than {REGISTRATION_WINDOW_SECS} s from the \
+             provider's clock ({now})"
+        )));
+    }
+    let s = state.clone();
+    let (user_name, device_name, device_uri) = (
+        request.user.clone(),
+        request.device.clone(),
+        device.to_string(),
+    );
+    // Point decoding, signature verification and certificate signing are CPU work.
+    let chain = tokio::task::spawn_blocking(move || {
+        // REG-004 (IDN-006) before the proof: a small-order key can make a forged proof verify.
+        mimi_identity::check_signature_key(&key)
+            .map_err(|e| ApiError::bad_request(format!("signature_key refused: {e}")))?;
+        // REG-002: proof of possession, bound to this provider, the names, key and time.
+        mimi_room::Registration {
+            domain: s.domain(),
+            user: &user_name,
+            device: &device_name,
+            signature_key: &key,
+            timestamp,
+        }
+        .verify(&proof)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "proof does not verify: it must sign this registration with signature_key",
+            )
+        })?;
+        s.identity
+            .issue_client(
+                &device_uri,
+                &key,
+                Validity::one_year_from(now.saturating_sub(300)),
+            )
+            .map_err(|e| ApiError::bad_request(format!("cannot issue credential: {e}")))
+    })
+    .await??;
     let token: [u8; 32] = rand::random();
     let chain_hex: Vec<String> = chain.iter().map(hex::encode).collect();
     let stored = Client {
@@ -102,6 +165,19 @@ async fn register(
     };
     state
         .write(move |tx| {
+            // REG-005: a name stored by an earlier build in another case blocks this one.
+            if let Some(existing) = tx.user_case_variant(&stored.user_name)? {
+                return Err(ApiError::conflict(format!(
+                    "user name {} is taken: {existing} differs only by case",
+                    stored.user_name
+                )));
+            }
+            if let Some(existing) = tx.client_case_variant(&stored.device_uri)? {
+                return Err(ApiError::conflict(format!(
+                    "{} is taken: {existing} differs only by case",
+                    stored.device_uri
+                )));
+            }
             tx.ensure_user(&stored.user_name, now_secs())?;
             tx.add_client(&stored, &token, now_secs())
                 .map_err(|e| match e {
@@ -120,6 +196,45 @@ async fn register(
         token: hex::encode(token),
         chain: chain_hex,
     }))
+}
+
+/// Refuses a user or device name that is not in canonical form (IN-SERVER-13): 1 to
+/// [`MAX_NAME_LEN`] bytes of `a-z`, `0-9`, `.`, `_` and `-`, starting and ending with a letter
+/// or digit. Nothing is folded: a name in another form is refused, with the canonical
+/// spelling when only its case is wrong.
+fn check_canonical_name(kind: &str, name: &str) -> Result<(), ApiError> {
+    if is_canonical_name(name) {
+        return Ok(());
+    }
+    if name.is_empty() {
+        return Err(ApiError::bad_request(format!("{kind} name is empty")));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(format!(
+            "{kind} name is longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    let lower = name.to_ascii_lowercase();
+    if is_canonical_name(&lower) {
+        return Err(ApiError::bad_request(format!(
+            "{kind} names are lowercase: try {lower}"
+        )));
+    }
+    Err(ApiError::bad_request(format!(
+        "{kind} name {name:?} is not canonical: use a-z, 0-9, '.', '_' and '-', starting and \
+         ending with a letter or digit"
+    )))
+}
+
+fn is_canonical_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=MAX_NAME_LEN).contains(&bytes.len())
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes
+            .iter()
+            .all(|b| edge(b) || matches!(b, b'.' | b'_' | b'-'))
 }
 
 async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Client, ApiError> {
@@ -175,20 +290,45 @@ async fn upload_key_packages(
     Json(upload): Json<KeyPackageUpload>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    let mut checked = Vec::new();
-    for hex_kp in &upload.key_packages {
-        let bytes =
-            hex::decode(hex_kp).map_err(|_| ApiError::bad_request("key package is not hex"))?;
-        let (who, kp_ref) = mimi_room::check_key_package(&state.anchor, &bytes, now_secs())
-            .map_err(|e| ApiError::bad_request(format!("key package refused: {e}")))?;
-        if who.device_uri != client.device_uri {
-            return Err(ApiError::forbidden("key package belongs to another client"));
+    let issued: Vec<String> = serde_json::from_slice(&client.chain).map_err(ApiError::internal)?;
+    let issued = issued
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let s = state.clone();
+    let device_uri = client.device_uri.clone();
+    // Signature and certificate checks are CPU work; all of them pass before anything is stored.
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut checked = Vec::new();
+        for hex_kp in &upload.key_packages {
+            let bytes =
+                hex::decode(hex_kp).map_err(|_| ApiError::bad_request("key package is not hex"))?;
+            let (who, kp_ref) = mimi_room::check_key_package(&s.anchor, &bytes, now_secs())
+                .map_err(|e| ApiError::bad_request(format!("key package refused: {e}")))?;
+            if who.device_uri != device_uri {
+                return Err(ApiError::forbidden("key package belongs to another client"));
+            }
+            let package = mimi_protocol::KeyPackage::from_bytes(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("key package: {e}")))?;
+            // REG-006: the credential is the one issued at registration. Its certificate binds
+            // the registered key, and `check_key_package` checked that the leaf's signature key
+            // is the certificate's, so the leaf signs with the registered key too.
+            let own = matches!(
+                package.credential(),
+                mimi_protocol::Credential::X509 { certificates } if *certificates == issued
+            );
+            if !own {
+                return Err(ApiError::bad_request(
+                    "key package refused: its credential and signature key are not the ones \
+                     registered for this client",
+                ));
+            }
+            checked.push((bytes, kp_ref, package.lifetime().not_after));
         }
-        let not_after = mimi_protocol::KeyPackage::from_bytes(&bytes)
-            .map(|kp| kp.lifetime().not_after)
-            .map_err(|e| ApiError::bad_request(format!("key package: {e}")))?;
-        checked.push((bytes, kp_ref, not_after));
-    }
+        Ok::<_, ApiError>(checked)
+    })
+    .await??;
     let count = checked.len();
     state
         .write(move |tx| {
@@ -371,6 +511,8 @@ struct InboxEntry {
 
 /// Most entries returned by one inbox read; clients page with `after`.
 const INBOX_PAGE: usize = 256;
+/// When a client refused a long poll should come back, seconds.
+const LONG_POLL_RETRY_AFTER_SECS: u64 = 5;
 /// Longest long poll, milliseconds: short enough that proxies and client timeouts in between
 /// keep the request alive, long enough that an idle client asks only twice a minute.
 const MAX_INBOX_WAIT_MS: u64 = 30_000;
@@ -384,6 +526,24 @@ async fn inbox(
     Query(query): Query<InboxQuery>,
 ) -> Result<Json<Vec<InboxEntry>>, ApiError> {
     let client = authenticate(&state, &headers).await?;
+    // A waiting poll holds a connection that does nothing; past `max_long_polls` the client is
+    // asked to come back later instead (docs/architecture.md, "Connections").
+    let _waiting = if query.wait_ms > 0 {
+        match state.long_polls.try_wait() {
+            Some(place) => Some(place),
+            None => {
+                state
+                    .connection_stats
+                    .count(crate::http::Closed::LongPollRefused);
+                return Err(ApiError::unavailable(
+                    "too many clients waiting for messages",
+                    LONG_POLL_RETRY_AFTER_SECS,
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(query.wait_ms.min(MAX_INBOX_WAIT_MS));
     let mut wake = state.inbox_wake.subscribe();
@@ -554,18 +714,71 @@ mod tests {
         (status, body.to_vec())
     }
 
-    /// Registers alice's device and subscribes it to `ROOM`; returns its bearer token.
-    async fn alice(state: &Arc<AppState>) -> String {
+    /// A client's MLS state holding one fresh signature key, and that key.
+    fn new_key() -> (mimi_room::MemberState, Vec<u8>) {
+        let state = mimi_room::MemberState::new();
+        let key = state.generate_signature_key().unwrap();
+        (state, key)
+    }
+
+    /// A registration body for `user`/`device` at a.example, signed by `signer` over `key`
+    /// at `timestamp`.
+    fn registration(
+        signer: &mimi_room::MemberState,
+        key: &[u8],
+        user: &str,
+        device: &str,
+        timestamp: u64,
+    ) -> serde_json::Value {
+        let proof = mimi_room::Registration {
+            domain: "a.example",
+            user,
+            device,
+            signature_key: key,
+            timestamp,
+        }
+        .sign(signer)
+        .unwrap();
+        serde_json::json!({
+            "user": user,
+            "device": device,
+            "signature_key": hex::encode(key),
+            "proof": hex::encode(proof),
+            "timestamp": timestamp,
+        })
+    }
+
+    async fn register_raw(state: &Arc<AppState>, body: &serde_json::Value) -> (StatusCode, String) {
         let request = Request::post("/client/v1/register")
             .header("content-type", "application/json")
-            .body(Body::from(
-                serde_json::json!({"user": "alice", "device": "1", "signature_key": hex::encode([7u8; 32])})
-                    .to_string(),
-            ))
+            .body(Body::from(body.to_string()))
             .unwrap();
         let (status, body) = call(state, request).await;
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-        let registered: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Registers `user`/`device` with a valid proof; returns the answer.
+    async fn register(state: &Arc<AppState>, user: &str, device: &str) -> serde_json::Value {
+        let (signer, key) = new_key();
+        let body = registration(&signer, &key, user, device, now_secs());
+        let (status, body) = register_raw(state, &body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Asserts that the store holds no user `user` and no client of it.
+    fn assert_no_account(state: &Arc<AppState>, user: &str) {
+        let store = state.store.read().unwrap();
+        assert!(!store.user_exists(user).unwrap(), "user {user} was created");
+        assert!(
+            store.devices_of(user).unwrap().is_empty(),
+            "{user} has clients"
+        );
+    }
+
+    /// Registers alice's device and subscribes it to `ROOM`; returns its bearer token.
+    async fn alice(state: &Arc<AppState>) -> String {
+        let registered = register(state, "alice", "1").await;
         let device = registered["device_uri"].as_str().unwrap().to_owned();
         state
             .write(move |tx| Ok(tx.subscribe(ROOM, &device)?))
@@ -647,5 +860,289 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&state, request).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_with_a_valid_proof_gets_a_credential_for_its_key() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let body = registration(&signer, &key, "bob", "phone", now_secs());
+        let (status, answer) = register_raw(&state, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["device_uri"], "mimi://a.example/d/bob/phone");
+        let chain: Vec<Vec<u8>> = answer["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| hex::decode(c.as_str().unwrap()).unwrap())
+            .collect();
+        // The credential verifies with the registered key, and with no other.
+        let me = mimi_room::ClientIdentity {
+            device_uri: "mimi://a.example/d/bob/phone".to_owned(),
+            chain,
+            signature_public_key: key.clone(),
+        };
+        let credential = mimi_room::credential_bytes(&me).unwrap();
+        mimi_room::verify_credential(&state.anchor, &credential, &key, now_secs()).unwrap();
+        let (_, other_key) = new_key();
+        assert!(
+            mimi_room::verify_credential(&state.anchor, &credential, &other_key, now_secs())
+                .is_err()
+        );
+        // A second device of the same user is another registration, with its own proof.
+        register(&state, "bob", "laptop").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_without_proof_or_timestamp_is_refused_and_creates_nothing() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let signed = registration(&signer, &key, "bob", "phone", now_secs());
+        for missing in ["proof", "timestamp"] {
+            let mut body = signed.clone();
+            body.as_object_mut().unwrap().remove(missing);
+            let (status, answer) = register_raw(&state, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert!(
+                answer.contains(&format!("{missing} is missing")),
+                "{answer}"
+            );
+        }
+        assert_no_account(&state, "bob");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_with_a_proof_that_does_not_verify_is_refused_and_creates_nothing() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let (other_signer, other_key) = new_key();
+        let now = now_secs();
+        // Signed by another key; signed for other names; signed at another time; not hex.
+        let by_other_key = {
+            let mut body = registration(&other_signer, &other_key, "bob", "phone", now);
+            body["signature_key"] = hex::encode(&key).into();
+            body
+        };
+        let for_other_user = {
+            let mut body = registration(&signer, &key, "carol", "phone", now);
+            body["user"] = "bob".into();
+            body
+        };
+        let at_other_time = {
+            let mut body = registration(&signer, &key, "bob", "phone", now);
+            body["timestamp"] = (now - 1).into();
+            body
+        };
+        let not_hex = {
+            let mut body = registration(&signer, &key, "bob", "phone", now);
+            body["proof"] = "zz".into();
+            body
+        };
+        for body in [by_other_key, for_other_user, at_other_time, not_hex] {
+            let (status, answer) = register_raw(&state, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+            assert!(answer.contains("proof"), "{answer}");
+        }
+        assert_no_account(&state, "bob");
+        // The good one still goes through afterwards.
+        let (status, answer) =
+            register_raw(&state, &registration(&signer, &key, "bob", "phone", now)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_outside_the_replay_window_is_refused_and_creates_nothing() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let now = now_secs();
+        for timestamp in [
+            now - REGISTRATION_WINDOW_SECS - 5,
+            now + REGISTRATION_WINDOW_SECS + 5,
+            0,
+        ] {
+            let body = registration(&signer, &key, "bob", "phone", timestamp);
+            let (status, answer) = register_raw(&state, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert!(answer.contains("from the provider's clock"), "{answer}");
+        }
+        assert_no_account(&state, "bob");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_of_a_small_order_or_invalid_key_is_refused_and_creates_nothing() {
+        let (_dir, state) = test_state();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        // R = the identity point and S = 0: under the identity key this verifies for every
+        // message (and under the all-zero key for a quarter of them), which is why the key is
+        // checked before the proof.
+        let mut forgery = [0u8; 64];
+        forgery[0] = 1;
+        for key in [[0u8; 32], identity, [7u8; 32]] {
+            let body = serde_json::json!({
+                "user": "bob",
+                "device": "phone",
+                "signature_key": hex::encode(key),
+                "proof": hex::encode(forgery),
+                "timestamp": now_secs(),
+            });
+            let (status, answer) = register_raw(&state, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert!(answer.contains("signature_key refused"), "{answer}");
+        }
+        assert_no_account(&state, "bob");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_in_another_case_than_an_existing_one_is_refused_and_creates_nothing() {
+        let (_dir, state) = test_state();
+        register(&state, "alice", "phone").await;
+        let (signer, key) = new_key();
+        let body = registration(&signer, &key, "ALICE", "phone", now_secs());
+        let (status, answer) = register_raw(&state, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer.trim(), "user names are lowercase: try alice");
+        assert_no_account(&state, "ALICE");
+        let devices = state.store.read().unwrap().devices_of("alice").unwrap();
+        assert_eq!(devices, ["mimi://a.example/d/alice/phone"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_stored_by_an_earlier_build_blocks_its_case_variants() {
+        let (_dir, state) = test_state();
+        // What a build before canonical names could have stored.
+        state
+            .write(|tx| {
+                tx.ensure_user("ALICE", 0)?;
+                tx.add_client(
+                    &Client {
+                        device_uri: "mimi://a.example/d/ALICE/Phone".to_owned(),
+                        user_name: "ALICE".to_owned(),
+                        chain: b"[]".to_vec(),
+                    },
+                    b"old token",
+                    0,
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let (signer, key) = new_key();
+        let body = registration(&signer, &key, "alice", "phone", now_secs());
+        let (status, answer) = register_raw(&state, &body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert!(answer.contains("differs only by case"), "{answer}");
+        assert_no_account(&state, "alice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_outside_the_canonical_form_are_refused_and_create_nothing() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for (user, device) in [
+            ("", "phone"),
+            ("-bob", "phone"),
+            ("bob.", "phone"),
+            ("b~ob", "phone"),
+            ("b%C3%B6b", "phone"),
+            ("böb", "phone"),
+            ("bob", "Phone"),
+            ("bob", ".."),
+            (long.as_str(), "phone"),
+        ] {
+            let body = registration(&signer, &key, user, device, now_secs());
+            let (status, answer) = register_raw(&state, &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{user}/{device}: {answer}");
+            assert!(answer.contains("name"), "{answer}");
+        }
+        assert_no_account(&state, "bob");
+        let longest = "a".repeat(MAX_NAME_LEN);
+        for name in ["bob", "b0b.smith_2-x", "7", longest.as_str()] {
+            register(&state, name, "phone").await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_packages_must_carry_the_credential_and_key_registered_for_the_client() {
+        let (_dir, state) = test_state();
+        let (signer, key) = new_key();
+        let body = registration(&signer, &key, "bob", "phone", now_secs());
+        let (status, answer) = register_raw(&state, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let token = answer["token"].as_str().unwrap().to_owned();
+        let device_uri = answer["device_uri"].as_str().unwrap().to_owned();
+        let chain: Vec<Vec<u8>> = answer["chain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| hex::decode(c.as_str().unwrap()).unwrap())
+            .collect();
+        // Another key, vouched for by this same provider under bob's device URI (as a build
+        // that issued before storing could have done): valid, but not what was registered.
+        let (other, other_key) = new_key();
+        let other_chain = state
+            .identity
+            .issue_client(
+                &device_uri,
+                &other_key,
+                Validity::one_year_from(now_secs() - 60),
+            )
+            .unwrap();
+        let upload = |packages: Vec<Vec<u8>>| {
+            Request::post("/client/v1/key-packages")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(
+                    serde_json::json!({
+                        "key_packages": packages.iter().map(hex::encode).collect::<Vec<_>>()
+                    })
+                    .to_string(),
+                ))
+                .unwrap()
+        };
+        let own = signer
+            .key_packages(
+                &mimi_room::ClientIdentity {
+                    device_uri: device_uri.clone(),
+                    chain,
+                    signature_public_key: key,
+                },
+                1,
+            )
+            .unwrap();
+        let foreign = other
+            .key_packages(
+                &mimi_room::ClientIdentity {
+                    device_uri: device_uri.clone(),
+                    chain: other_chain,
+                    signature_public_key: other_key,
+                },
+                1,
+            )
+            .unwrap();
+        // One good and one bad in the same upload: nothing is stored.
+        let mixed = [own.clone(), foreign].concat();
+        let (status, body) = call(&state, upload(mixed)).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        let stock = |state: &Arc<AppState>| {
+            state
+                .store
+                .read()
+                .unwrap()
+                .unclaimed_key_packages(&device_uri)
+                .unwrap()
+        };
+        assert_eq!(stock(&state), 0);
+        let (status, body) = call(&state, upload(own)).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(stock(&state), 1);
     }
 }

@@ -35,6 +35,10 @@ pub struct Config {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Deadlines and admission limits of incoming connections (docs/architecture.md,
+    /// "Connections").
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 /// Bounds on work and memory.
@@ -49,9 +53,6 @@ pub struct Limits {
     /// clips; must stay below `max_body_bytes`.
     #[serde(default = "default_max_asset")]
     pub max_asset_bytes: usize,
-    /// Concurrent connections served; more wait in the accept queue. Default 512.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
     /// Timeout of one outbound request to a peer, seconds. Default 10.
     #[serde(default = "default_peer_timeout")]
     pub peer_timeout_secs: u64,
@@ -74,7 +75,6 @@ impl Default for Limits {
         Self {
             max_body_bytes: default_max_body(),
             max_asset_bytes: default_max_asset(),
-            max_connections: default_max_connections(),
             peer_timeout_secs: default_peer_timeout(),
             max_backoff_ms: default_max_backoff(),
             room_cache_rooms: default_room_cache(),
@@ -89,9 +89,6 @@ fn default_max_body() -> usize {
 fn default_max_asset() -> usize {
     10 * 1024 * 1024
 }
-fn default_max_connections() -> usize {
-    512
-}
 fn default_peer_timeout() -> u64 {
     10
 }
@@ -103,6 +100,171 @@ fn default_room_cache() -> usize {
 }
 fn default_inline_tree() -> usize {
     64 * 1024
+}
+
+/// How long each phase of an incoming connection may take, and how many connections are
+/// admitted from where. Every connection first passes its source address's limits, then waits
+/// for its TLS handshake in the handshake pool; once the handshake tells a peer provider (a
+/// certificate) from a client (none), it moves to that peer's pool or the client pool, so an
+/// anonymous party can exhaust neither peers' capacity nor the handshake pool from one address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connections {
+    /// Time from accepting a connection to the end of its TLS handshake (and of the PROXY
+    /// header from a trusted proxy), milliseconds. Default 10,000: a handshake is two round
+    /// trips, seconds even on a poor mobile link.
+    #[serde(default = "default_handshake_timeout")]
+    pub tls_handshake_timeout_ms: u64,
+    /// Time from the first byte of a request to the end of its headers, milliseconds.
+    /// Default 10,000: our requests' headers are a few hundred bytes.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// A request body must arrive at `body_min_bytes_per_sec` on average after this grace
+    /// period, milliseconds. Default 10,000.
+    #[serde(default = "default_body_grace")]
+    pub body_grace_ms: u64,
+    /// Slowest average transfer rate of a request body after the grace period, bytes per
+    /// second. Default 1,024: a 10 MiB attachment may take almost three hours; a slowloris
+    /// body of a few bytes a minute is cut off.
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_bytes_per_sec: u64,
+    /// How long a connection may stay open with no request in progress, milliseconds.
+    /// Default 60,000: longer than our peers keep idle pooled connections (30 s), so they, not
+    /// we, close them, and longer than a client's pause between long polls.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// How long writing a response may make no progress (the other side reads nothing),
+    /// milliseconds. Default 30,000.
+    #[serde(default = "default_write_stall")]
+    pub write_stall_timeout_ms: u64,
+    /// Connections in their TLS handshake at once, from all addresses. Beyond it new
+    /// connections are closed at once. Default 1,024.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Connections without a provider certificate (clients) after their handshake. Beyond it a
+    /// new client connection is closed after its handshake. Default 4,096.
+    #[serde(default = "default_max_client_connections")]
+    pub max_client_connections: usize,
+    /// Connections of one peer provider (by its certificate's domain) after the handshake.
+    /// Default 64: a peer's pool needs a few; one peer cannot take the others' share.
+    #[serde(default = "default_max_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// Inbox long polls waiting at once; beyond it a long poll is answered 503 with
+    /// `Retry-After`. Default 2,048.
+    #[serde(default = "default_max_long_polls")]
+    pub max_long_polls: usize,
+    /// Open connections from one source address (IPv4 address, or IPv6 /64) in any phase.
+    /// Default 64: a client needs one or two; a carrier NAT shares an address among many.
+    #[serde(default = "default_max_per_address")]
+    pub max_connections_per_address: u32,
+    /// New connections one source address may open per second on average. Default 16.
+    #[serde(default = "default_new_per_address")]
+    pub new_connections_per_address_per_sec: u32,
+    /// New connections one source address may open in a burst. Default 64.
+    #[serde(default = "default_new_burst_per_address")]
+    pub new_connection_burst_per_address: u32,
+    /// Addresses of reverse proxies (TCP, passing TLS through) that announce the client's
+    /// address with a PROXY protocol v1 or v2 header. Connections from them must send one, and
+    /// the announced address is the one limited and logged. Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            tls_handshake_timeout_ms: default_handshake_timeout(),
+            header_timeout_ms: default_header_timeout(),
+            body_grace_ms: default_body_grace(),
+            body_min_bytes_per_sec: default_body_min_rate(),
+            idle_timeout_ms: default_idle_timeout(),
+            write_stall_timeout_ms: default_write_stall(),
+            max_handshakes: default_max_handshakes(),
+            max_client_connections: default_max_client_connections(),
+            max_connections_per_peer: default_max_per_peer(),
+            max_long_polls: default_max_long_polls(),
+            max_connections_per_address: default_max_per_address(),
+            new_connections_per_address_per_sec: default_new_per_address(),
+            new_connection_burst_per_address: default_new_burst_per_address(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Connections {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, value) in [
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("write_stall_timeout_ms", self.write_stall_timeout_ms),
+            ("body_min_bytes_per_sec", self.body_min_bytes_per_sec),
+            ("max_handshakes", self.max_handshakes as u64),
+            ("max_client_connections", self.max_client_connections as u64),
+            (
+                "max_connections_per_peer",
+                self.max_connections_per_peer as u64,
+            ),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address.into(),
+            ),
+            (
+                "new_connections_per_address_per_sec",
+                self.new_connections_per_address_per_sec.into(),
+            ),
+            (
+                "new_connection_burst_per_address",
+                self.new_connection_burst_per_address.into(),
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("connections.{name} must be at least 1"));
+            }
+        }
+        problems
+    }
+}
+
+fn default_handshake_timeout() -> u64 {
+    10_000
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_body_grace() -> u64 {
+    10_000
+}
+fn default_body_min_rate() -> u64 {
+    1024
+}
+fn default_idle_timeout() -> u64 {
+    60_000
+}
+fn default_write_stall() -> u64 {
+    30_000
+}
+fn default_max_handshakes() -> usize {
+    1024
+}
+fn default_max_client_connections() -> usize {
+    4096
+}
+fn default_max_per_peer() -> usize {
+    64
+}
+fn default_max_long_polls() -> usize {
+    2048
+}
+fn default_max_per_address() -> u32 {
+    64
+}
+fn default_new_per_address() -> u32 {
+    16
+}
+fn default_new_burst_per_address() -> u32 {
+    64
 }
 
 impl Config {
@@ -154,9 +316,7 @@ impl Config {
         if self.limits.room_cache_rooms == 0 {
             problems.push("limits.room_cache_rooms must be at least 1".into());
         }
-        if self.limits.max_connections == 0 {
-            problems.push("limits.max_connections must be at least 1".into());
-        }
+        problems.extend(self.connections.problems());
         problems
     }
 

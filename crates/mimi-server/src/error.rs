@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
+    /// Seconds after which the request may be repeated, for a 503.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -16,42 +18,49 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::CONFLICT,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub(crate) fn bad_gateway(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_GATEWAY,
             message: message.into(),
+            retry_after: None,
         }
     }
     /// A peer's non-success answer to a request we relayed. A refusal of the request itself
@@ -72,8 +81,17 @@ impl ApiError {
             400 | 403 | 404 | 409 | 410 | 413 | 422 | 429 => Self {
                 status,
                 message: format!("{domain} refused: {why}"),
+                retry_after: None,
             },
             _ => Self::bad_gateway(format!("{domain} answered {status}: {why}")),
+        }
+    }
+    /// A limit is reached; the request may be repeated after `retry_after_secs`.
+    pub(crate) fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            retry_after: Some(retry_after_secs),
         }
     }
     /// Our own failure: logged with its cause, answered without it.
@@ -82,13 +100,20 @@ impl ApiError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "internal error".into(),
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, format!("{}\n", self.message)).into_response()
+        let mut response = (self.status, format!("{}\n", self.message)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

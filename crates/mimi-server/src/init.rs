@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use mimi_identity::DevCa;
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, Connections, Limits};
 
 /// Writes everything a new provider needs into `dir`; returns the config path.
 pub fn init(
@@ -57,6 +57,7 @@ pub fn init(
         hub_key: "hub.key".into(),
         peers,
         limits: Limits::default(),
+        connections: Connections::default(),
     };
     let path = dir.join("mimid.toml");
     fs::write(&path, toml::to_string_pretty(&config)?)?;

@@ -3,8 +3,8 @@
 //!
 //! Layout: `federation` (provider-to-provider endpoints) and `client_api` (own clients) are the
 //! HTTP surface; `hub`, `follower` and `key_material` hold the protocol roles; `delivery` puts
-//! accepted messages into inboxes and the durable `fanout_queue`; `http` is the mutual-TLS
-//! accept loop; `config`, `init` and `tls` set a provider up.
+//! accepted messages into inboxes and the durable `fanout_queue`; `http` accepts connections
+//! (admission by address and pool, a deadline for every phase, mutual TLS); `config`, `init` and `tls` set a provider up.
 
 mod assets;
 mod client_api;
@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 // Public API.
-pub use config::{Config, Limits};
+pub use config::{Config, Connections, Limits};
 pub use embedded::Embedded;
 pub use init::init;
 
@@ -63,7 +63,8 @@ pub async fn run(
         listener,
         server_tls,
         router,
-        state.config.limits.max_connections,
+        &state.config.connections,
+        state.connection_stats.clone(),
         shutdown,
     )
     .await;

@@ -45,6 +45,10 @@ pub(crate) struct AppState {
     /// tokens never change, so a hit needs no database read.
     pub(crate) known_clients:
         std::sync::Mutex<std::collections::HashMap<[u8; 32], mimi_store::Client>>,
+    /// Inbox long polls waiting now (`connections.max_long_polls`).
+    pub(crate) long_polls: crate::http::LongPolls,
+    /// Connections and long polls shed or closed by a limit or deadline.
+    pub(crate) connection_stats: Arc<crate::http::ConnectionStats>,
     writer: Writer,
 }
 
@@ -77,6 +81,7 @@ impl AppState {
         let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
         let peers = Peers::new(&config, tls)?;
         let room_cache_rooms = config.limits.room_cache_rooms;
+        let long_polls = crate::http::LongPolls::new(config.connections.max_long_polls);
         Ok(Arc::new(Self {
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,
@@ -89,6 +94,8 @@ impl AppState {
             inbox_wake,
             rooms: crate::room_cache::RoomCache::new(room_cache_rooms),
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            long_polls,
+            connection_stats: Arc::new(crate::http::ConnectionStats::default()),
             writer,
         }))
     }

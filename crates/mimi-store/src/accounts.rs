@@ -25,6 +25,33 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// A stored user name other than `name` that equals it up to ASCII case. Earlier builds
+    /// accepted names in any case; such a name still blocks every case variant (IN-SERVER-13).
+    pub fn user_case_variant(&self, name: &str) -> Result<Option<String>, StoreError> {
+        // SQLite's NOCASE folds ASCII only, which is all a user name may hold. It cannot use the
+        // primary key index, so this scans the table: registrations are rare, and a scan of a
+        // million short names takes milliseconds.
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT name FROM users WHERE name = ?1 COLLATE NOCASE AND name <> ?1 LIMIT 1",
+            )?
+            .query_row(params![name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Like [`Tx::user_case_variant`], for a client's device URI.
+    pub fn client_case_variant(&self, device_uri: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT device_uri FROM clients
+                 WHERE device_uri = ?1 COLLATE NOCASE AND device_uri <> ?1 LIMIT 1",
+            )?
+            .query_row(params![device_uri], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Registers a client; the bearer token is stored only as its SHA-256 hash.
     pub fn add_client(&self, client: &Client, token: &[u8], now: u64) -> Result<(), StoreError> {
         let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO clients (device_uri, user_name, token_hash, chain, created_at)
@@ -86,4 +113,41 @@ impl StoreGuard<'_> {
 
 fn token_hash(token: &[u8]) -> Vec<u8> {
     Sha256::digest(token).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Client, Store};
+
+    #[test]
+    fn case_variants_of_stored_names_are_found_and_exact_names_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.sqlite")).unwrap();
+        let mut g = store.lock().unwrap();
+        let tx = g.begin().unwrap();
+        tx.ensure_user("ALICE", 0).unwrap();
+        let client = Client {
+            device_uri: "mimi://a.example/d/ALICE/Phone".to_owned(),
+            user_name: "ALICE".to_owned(),
+            chain: Vec::new(),
+        };
+        tx.add_client(&client, b"token", 0).unwrap();
+        assert_eq!(
+            tx.user_case_variant("alice").unwrap().as_deref(),
+            Some("ALICE")
+        );
+        assert_eq!(tx.user_case_variant("ALICE").unwrap(), None);
+        assert_eq!(tx.user_case_variant("bob").unwrap(), None);
+        assert_eq!(
+            tx.client_case_variant("mimi://a.example/d/alice/phone")
+                .unwrap()
+                .as_deref(),
+            Some("mimi://a.example/d/ALICE/Phone")
+        );
+        assert_eq!(
+            tx.client_case_variant("mimi://a.example/d/ALICE/Phone")
+                .unwrap(),
+            None
+        );
+    }
 }

@@ -6,7 +6,9 @@ mod content;
 mod demo;
 mod federation_api;
 mod foreign_credentials;
+mod hostile;
 mod ratchet_tree;
+mod registration;
 mod resilience;
 mod rooms;
 

@@ -43,6 +43,7 @@ fn wait_mailbox_welcome(net: &mut Network, domain: &str, room: &str) -> FanoutMe
 fn welcome_names_the_tree_by_url_and_only_providers_in_the_room_may_fetch_it() {
     let options = Options {
         inline_tree_bytes: Some(0),
+        ..Options::default()
     };
     let mut net = Network::start_with(&["a.example", "b.example", "c.example"], &options);
     let alice = net.client("a.example", "alice");
@@ -122,6 +123,7 @@ fn welcome_names_the_tree_by_url_and_only_providers_in_the_room_may_fetch_it() {
 fn welcome_whose_tree_cannot_be_fetched_waits_in_the_inbox_until_the_hub_is_back() {
     let options = Options {
         inline_tree_bytes: Some(0),
+        ..Options::default()
     };
     let mut net = Network::start_with(&["a.example", "b.example"], &options);
     let alice = net.client("a.example", "alice");

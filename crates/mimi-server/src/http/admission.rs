@@ -1,0 +1,321 @@
+//! Who may hold a connection: limits per source address (open connections and a token bucket
+//! for new ones), the pool of handshakes in progress, the client pool and one pool per peer
+//! provider, and the long polls. Each admission is a guard that gives its place back on drop.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Connections;
+use crate::http::stats::Closed;
+
+/// Entries kept for addresses with nothing open before idle ones are pruned; bounds memory
+/// under a flood from many addresses.
+const ADDRESS_TABLE_SOFT_LIMIT: usize = 65_536;
+
+/// The limits of every pool, shared by all connections of one server.
+pub(crate) struct Admission {
+    addresses: Mutex<HashMap<AddressKey, AddressEntry>>,
+    max_per_address: u32,
+    refill_per_sec: f64,
+    burst: f64,
+    handshakes: Arc<Semaphore>,
+    clients: Arc<Semaphore>,
+    peers: Mutex<HashMap<String, usize>>,
+    max_per_peer: usize,
+}
+
+/// A source address as limited: an IPv4 address, or the /64 prefix of an IPv6 address (one
+/// subscriber usually holds a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AddressKey {
+    /// An IPv4 address.
+    V4(u32),
+    /// The upper 64 bits of an IPv6 address.
+    V6(u64),
+}
+
+#[derive(Debug)]
+struct AddressEntry {
+    open: u32,
+    tokens: f64,
+    refreshed: Instant,
+}
+
+/// One open connection counted against its source address.
+pub(crate) struct AddressGuard {
+    admission: Arc<Admission>,
+    key: AddressKey,
+}
+
+/// One connection counted against a peer provider's pool.
+pub(crate) struct PeerGuard {
+    admission: Arc<Admission>,
+    domain: String,
+}
+
+/// The place a connection holds after its handshake.
+pub(crate) enum Established {
+    /// In the client pool.
+    Client(#[allow(dead_code)] OwnedSemaphorePermit),
+    /// In a peer's pool.
+    Peer(#[allow(dead_code)] PeerGuard),
+}
+
+impl AddressKey {
+    /// The key of `ip` (IPv4-mapped IPv6 addresses count as IPv4).
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self::V4(v4.into()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self::V4(v4.into()),
+                None => Self::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+impl Admission {
+    /// Limits from the config.
+    pub(crate) fn new(config: &Connections) -> Arc<Self> {
+        Arc::new(Self {
+            addresses: Mutex::new(HashMap::new()),
+            max_per_address: config.max_connections_per_address,
+            refill_per_sec: f64::from(config.new_connections_per_address_per_sec),
+            burst: f64::from(config.new_connection_burst_per_address),
+            handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
+            clients: Arc::new(Semaphore::new(config.max_client_connections)),
+            peers: Mutex::new(HashMap::new()),
+            max_per_peer: config.max_connections_per_peer,
+        })
+    }
+
+    /// Counts a new connection from `ip` at `now`, unless its address has too many open or
+    /// opened too many too quickly.
+    pub(crate) fn admit_address(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<AddressGuard, Closed> {
+        let key = AddressKey::of(ip);
+        let mut table = lock(&self.addresses);
+        if table.len() >= ADDRESS_TABLE_SOFT_LIMIT && !table.contains_key(&key) {
+            let (burst, rate) = (self.burst, self.refill_per_sec);
+            table.retain(|_, e| e.open > 0 || refilled(e, now, rate, burst) < burst);
+        }
+        let entry = table.entry(key).or_insert(AddressEntry {
+            open: 0,
+            tokens: self.burst,
+            refreshed: now,
+        });
+        entry.tokens = refilled(entry, now, self.refill_per_sec, self.burst);
+        entry.refreshed = now;
+        if entry.open >= self.max_per_address {
+            return Err(Closed::AddressConnections);
+        }
+        if entry.tokens < 1.0 {
+            return Err(Closed::AddressRate);
+        }
+        entry.tokens -= 1.0;
+        entry.open += 1;
+        Ok(AddressGuard {
+            admission: self.clone(),
+            key,
+        })
+    }
+
+    /// A place in the handshake pool, if one is free.
+    pub(crate) fn admit_handshake(&self) -> Result<OwnedSemaphorePermit, Closed> {
+        self.handshakes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Closed::HandshakePool)
+    }
+
+    /// A place in the pool of a connection whose handshake named `peer` (a provider domain) or
+    /// no one (a client).
+    pub(crate) fn admit_established(
+        self: &Arc<Self>,
+        peer: Option<&str>,
+    ) -> Result<Established, Closed> {
+        match peer {
+            None => self
+                .clients
+                .clone()
+                .try_acquire_owned()
+                .map(Established::Client)
+                .map_err(|_| Closed::ClientPool),
+            Some(domain) => {
+                let mut peers = lock(&self.peers);
+                let open = peers.entry(domain.to_owned()).or_insert(0);
+                if *open >= self.max_per_peer {
+                    return Err(Closed::PeerPool);
+                }
+                *open += 1;
+                Ok(Established::Peer(PeerGuard {
+                    admission: self.clone(),
+                    domain: domain.to_owned(),
+                }))
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> u32 {
+        lock(&self.addresses)
+            .get(&AddressKey::of(ip))
+            .map_or(0, |e| e.open)
+    }
+}
+
+impl Drop for AddressGuard {
+    fn drop(&mut self) {
+        let mut table = lock(&self.admission.addresses);
+        if let Some(entry) = table.get_mut(&self.key) {
+            entry.open = entry.open.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for PeerGuard {
+    fn drop(&mut self) {
+        let mut peers = lock(&self.admission.peers);
+        if let Some(open) = peers.get_mut(&self.domain) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                peers.remove(&self.domain);
+            }
+        }
+    }
+}
+
+/// The long polls waiting at once (`connections.max_long_polls`): a waiting poll holds a
+/// connection that does nothing, so it has its own bound, separate from the pools above.
+pub(crate) struct LongPolls(Arc<Semaphore>);
+
+impl LongPolls {
+    /// Room for `max` waiting polls.
+    pub(crate) fn new(max: usize) -> Self {
+        Self(Arc::new(Semaphore::new(max)))
+    }
+
+    /// A place to wait in, if one is free.
+    pub(crate) fn try_wait(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
+}
+
+fn refilled(entry: &AddressEntry, now: Instant, rate: f64, burst: f64) -> f64 {
+    let elapsed = now.saturating_duration_since(entry.refreshed).as_secs_f64();
+    (entry.tokens + elapsed * rate).min(burst)
+}
+
+/// The tables hold plain counters; a panic elsewhere cannot leave them inconsistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits(per_address: u32, rate: u32, burst: u32) -> Arc<Admission> {
+        Admission::new(&Connections {
+            max_connections_per_address: per_address,
+            new_connections_per_address_per_sec: rate,
+            new_connection_burst_per_address: burst,
+            max_handshakes: 2,
+            max_client_connections: 1,
+            max_connections_per_peer: 1,
+            ..Connections::default()
+        })
+    }
+
+    #[test]
+    fn an_address_may_hold_its_share_and_no_more_and_others_are_unaffected() {
+        let admission = limits(3, 1000, 1000);
+        let (flooder, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let now = Instant::now();
+        let held: Vec<_> = (0..3)
+            .map(|_| admission.admit_address(flooder, now).unwrap())
+            .collect();
+        assert_eq!(
+            admission.admit_address(flooder, now).err(),
+            Some(Closed::AddressConnections)
+        );
+        assert!(admission.admit_address(other, now).is_ok());
+        drop(held);
+        assert_eq!(admission.open_from(flooder), 0);
+        assert!(admission.admit_address(flooder, now).is_ok());
+    }
+
+    #[test]
+    fn new_connections_are_limited_by_a_token_bucket_per_address() {
+        let admission = limits(1000, 2, 4);
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..4 {
+            drop(admission.admit_address(ip, now).unwrap());
+        }
+        assert_eq!(
+            admission.admit_address(ip, now).err(),
+            Some(Closed::AddressRate)
+        );
+        // The same /64 shares the bucket; half a second later one token is back.
+        let neighbour: IpAddr = "2001:db8::ffff".parse().unwrap();
+        assert_eq!(
+            admission.admit_address(neighbour, now).err(),
+            Some(Closed::AddressRate)
+        );
+        let later = now + Duration::from_millis(500);
+        assert!(admission.admit_address(neighbour, later).is_ok());
+        assert_eq!(
+            admission.admit_address(ip, later).err(),
+            Some(Closed::AddressRate)
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4_and_v6_prefixes_do_not_collide_with_v4() {
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(AddressKey::of(v4), AddressKey::of(mapped));
+        let v6: IpAddr = "::a01:203".parse().unwrap();
+        assert_ne!(AddressKey::of(v4), AddressKey::of(v6));
+    }
+
+    #[test]
+    fn pools_are_separate_for_handshakes_clients_and_each_peer() {
+        let admission = limits(10, 10, 10);
+        let h1 = admission.admit_handshake().unwrap();
+        let _h2 = admission.admit_handshake().unwrap();
+        assert_eq!(
+            admission.admit_handshake().err(),
+            Some(Closed::HandshakePool)
+        );
+        drop(h1);
+        assert!(admission.admit_handshake().is_ok());
+
+        let _client = admission.admit_established(None).unwrap();
+        assert_eq!(
+            admission.admit_established(None).err(),
+            Some(Closed::ClientPool)
+        );
+        let b = admission.admit_established(Some("b.example")).unwrap();
+        assert_eq!(
+            admission.admit_established(Some("b.example")).err(),
+            Some(Closed::PeerPool)
+        );
+        // A full client pool and a full pool of b.example leave c.example its share.
+        assert!(admission.admit_established(Some("c.example")).is_ok());
+        drop(b);
+        assert!(admission.admit_established(Some("b.example")).is_ok());
+    }
+}
