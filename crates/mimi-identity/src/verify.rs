@@ -96,6 +96,12 @@ fn verify_chain(
     }
     check_end_entity(&client, CLIENT, device_uri)?;
     let signature_public_key = ed25519_key(&client, device_uri)?;
+    // IDN-006 on admission too: a peer provider might vouch for a key we would never issue.
+    // Clients already admitted were checked when they were; skipping it then keeps loading a
+    // large room's members cheap.
+    if now_unix_secs.is_some() {
+        crate::signature_key::check_signature_key(&signature_public_key)?;
+    }
 
     Ok(VerifiedClient {
         device_uri: device_uri.to_owned(),
@@ -306,6 +312,25 @@ mod tests {
                 signature_public_key: fixture.client_key.clone(),
             }
         );
+    }
+
+    /// Issue 15: a peer provider's certificate for a small-order key is refused on admission,
+    /// though an already admitted member with it can still be identified.
+    #[test]
+    fn a_certificate_for_a_small_order_key_is_refused_on_admission() {
+        let fixture = Fixture::new("a.example");
+        let identity_point = {
+            let mut key = [0u8; 32];
+            key[0] = 1;
+            key
+        };
+        let chain =
+            fixture.hand_built_chain(&client_params(&[ALICE_PHONE]), &RawEd25519(&identity_point));
+        assert!(matches!(
+            fixture.verify(&chain),
+            Err(Error::InvalidPublicKey { .. })
+        ));
+        assert!(verify_client_chain_ignoring_time(&fixture.root.cert_der(), &chain).is_ok());
     }
 
     #[test]

@@ -154,13 +154,14 @@ pub struct Connections {
     #[serde(default = "default_max_long_polls")]
     pub max_long_polls: usize,
     /// Open connections from one source address (IPv4 address, or IPv6 /64) in any phase.
-    /// Default 64: a client needs one or two; a carrier NAT shares an address among many.
+    /// Default 256: a client needs one or two, a carrier NAT puts many behind one address, and
+    /// 256 is a quarter of the handshake pool, so no single address can fill it.
     #[serde(default = "default_max_per_address")]
     pub max_connections_per_address: u32,
-    /// New connections one source address may open per second on average. Default 16.
+    /// New connections one source address may open per second on average. Default 32.
     #[serde(default = "default_new_per_address")]
     pub new_connections_per_address_per_sec: u32,
-    /// New connections one source address may open in a burst. Default 64.
+    /// New connections one source address may open in a burst. Default 128.
     #[serde(default = "default_new_burst_per_address")]
     pub new_connection_burst_per_address: u32,
     /// Addresses of reverse proxies (TCP, passing TLS through) that announce the client's
@@ -168,6 +169,11 @@ pub struct Connections {
     /// the announced address is the one limited and logged. Default none.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Addresses whose connections skip the per-address limits: a load generator that plays
+    /// many users from one machine, or a monitoring host. The pools and deadlines still apply.
+    /// Default none.
+    #[serde(default)]
+    pub exempt_addresses: Vec<std::net::IpAddr>,
 }
 
 impl Default for Connections {
@@ -187,6 +193,7 @@ impl Default for Connections {
             new_connections_per_address_per_sec: default_new_per_address(),
             new_connection_burst_per_address: default_new_burst_per_address(),
             trusted_proxies: Vec::new(),
+            exempt_addresses: Vec::new(),
         }
     }
 }
@@ -258,13 +265,13 @@ fn default_max_long_polls() -> usize {
     2048
 }
 fn default_max_per_address() -> u32 {
-    64
+    256
 }
 fn default_new_per_address() -> u32 {
-    16
+    32
 }
 fn default_new_burst_per_address() -> u32 {
-    64
+    128
 }
 
 impl Config {

@@ -85,7 +85,9 @@ impl Providers {
                     String::from_utf8_lossy(&output.stderr).trim()
                 );
             }
-            configs.push((node_dir.join("mimid.toml"), node_dir));
+            let config = node_dir.join("mimid.toml");
+            exempt_loopback(&config)?;
+            configs.push((config, node_dir));
         }
         let mut nodes = Vec::new();
         for ((config, node_dir), (domain, addr)) in
@@ -241,6 +243,23 @@ fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// The load generator plays every user from 127.0.0.1: lift the per-address connection limits
+/// for it (the pools and deadlines stay as configured).
+fn exempt_loopback(config: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let edited = text.replace(
+        "exempt_addresses = []",
+        r#"exempt_addresses = ["127.0.0.1"]"#,
+    );
+    anyhow::ensure!(
+        edited != text,
+        "{} has no `exempt_addresses = []` to set",
+        config.display()
+    );
+    std::fs::write(config, edited).with_context(|| format!("cannot write {}", config.display()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ const ADDRESS_TABLE_SOFT_LIMIT: usize = 65_536;
 /// The limits of every pool, shared by all connections of one server.
 pub(crate) struct Admission {
     addresses: Mutex<HashMap<AddressKey, AddressEntry>>,
+    exempt: Vec<IpAddr>,
     max_per_address: u32,
     refill_per_sec: f64,
     burst: f64,
@@ -45,11 +46,8 @@ struct AddressEntry {
     refreshed: Instant,
 }
 
-/// One open connection counted against its source address.
-pub(crate) struct AddressGuard {
-    admission: Arc<Admission>,
-    key: AddressKey,
-}
+/// One open connection counted against its source address (`None` for an exempt address).
+pub(crate) struct AddressGuard(Option<(Arc<Admission>, AddressKey)>);
 
 /// One connection counted against a peer provider's pool.
 pub(crate) struct PeerGuard {
@@ -83,6 +81,7 @@ impl Admission {
     pub(crate) fn new(config: &Connections) -> Arc<Self> {
         Arc::new(Self {
             addresses: Mutex::new(HashMap::new()),
+            exempt: config.exempt_addresses.clone(),
             max_per_address: config.max_connections_per_address,
             refill_per_sec: f64::from(config.new_connections_per_address_per_sec),
             burst: f64::from(config.new_connection_burst_per_address),
@@ -100,6 +99,9 @@ impl Admission {
         ip: IpAddr,
         now: Instant,
     ) -> Result<AddressGuard, Closed> {
+        if self.exempt.contains(&ip) {
+            return Ok(AddressGuard(None));
+        }
         let key = AddressKey::of(ip);
         let mut table = lock(&self.addresses);
         if table.len() >= ADDRESS_TABLE_SOFT_LIMIT && !table.contains_key(&key) {
@@ -121,10 +123,7 @@ impl Admission {
         }
         entry.tokens -= 1.0;
         entry.open += 1;
-        Ok(AddressGuard {
-            admission: self.clone(),
-            key,
-        })
+        Ok(AddressGuard(Some((self.clone(), key))))
     }
 
     /// A place in the handshake pool, if one is free.
@@ -173,9 +172,11 @@ impl Admission {
 
 impl Drop for AddressGuard {
     fn drop(&mut self) {
-        let mut table = lock(&self.admission.addresses);
-        if let Some(entry) = table.get_mut(&self.key) {
-            entry.open = entry.open.saturating_sub(1);
+        if let Some((admission, key)) = &self.0 {
+            let mut table = lock(&admission.addresses);
+            if let Some(entry) = table.get_mut(key) {
+                entry.open = entry.open.saturating_sub(1);
+            }
         }
     }
 }
@@ -279,6 +280,28 @@ mod tests {
         assert_eq!(
             admission.admit_address(ip, later).err(),
             Some(Closed::AddressRate)
+        );
+    }
+
+    #[test]
+    fn an_exempt_address_is_not_limited() {
+        let admission = Admission::new(&Connections {
+            max_connections_per_address: 1,
+            exempt_addresses: vec!["127.0.0.1".parse().unwrap()],
+            ..Connections::default()
+        });
+        let now = Instant::now();
+        let held: Vec<_> = (0..10)
+            .map(|_| admission.admit_address("127.0.0.1".parse().unwrap(), now))
+            .collect();
+        assert!(held.iter().all(Result::is_ok));
+        let _one = admission
+            .admit_address("127.0.0.2".parse().unwrap(), now)
+            .unwrap();
+        assert!(
+            admission
+                .admit_address("127.0.0.2".parse().unwrap(), now)
+                .is_err()
         );
     }
 
