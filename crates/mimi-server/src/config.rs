@@ -142,11 +142,14 @@ pub struct Connections {
     #[serde(default = "default_max_handshakes")]
     pub max_handshakes: usize,
     /// Connections without a provider certificate (clients) after their handshake. Beyond it a
-    /// new client connection is closed after its handshake. Default 4,096.
+    /// new client connection waits for a place until its handshake deadline, then is closed.
+    /// Default 4,096.
     #[serde(default = "default_max_client_connections")]
     pub max_client_connections: usize,
-    /// Connections of one peer provider (by its certificate's domain) after the handshake.
-    /// Default 64: a peer's pool needs a few; one peer cannot take the others' share.
+    /// Connections of one peer provider (by its certificate's domain) after the handshake;
+    /// beyond it a new one waits for a place until its handshake deadline. Default 512: over
+    /// HTTP/1.1 each request in flight needs its own connection, and a busy follower relays
+    /// hundreds at once; one peer still cannot take the others' share.
     #[serde(default = "default_max_per_peer")]
     pub max_connections_per_peer: usize,
     /// Inbox long polls waiting at once; beyond it a long poll is answered 503 with
@@ -259,7 +262,7 @@ fn default_max_client_connections() -> usize {
     4096
 }
 fn default_max_per_peer() -> usize {
-    64
+    512
 }
 fn default_max_long_polls() -> usize {
     2048

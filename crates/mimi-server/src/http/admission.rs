@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -25,7 +25,9 @@ pub(crate) struct Admission {
     burst: f64,
     handshakes: Arc<Semaphore>,
     clients: Arc<Semaphore>,
-    peers: Mutex<HashMap<String, usize>>,
+    /// One pool per peer domain that has connected; a domain needs a certificate under the
+    /// trust anchor, so the map stays as small as the federation.
+    peers: Mutex<HashMap<String, Arc<Semaphore>>>,
     max_per_peer: usize,
 }
 
@@ -49,19 +51,8 @@ struct AddressEntry {
 /// One open connection counted against its source address (`None` for an exempt address).
 pub(crate) struct AddressGuard(Option<(Arc<Admission>, AddressKey)>);
 
-/// One connection counted against a peer provider's pool.
-pub(crate) struct PeerGuard {
-    admission: Arc<Admission>,
-    domain: String,
-}
-
-/// The place a connection holds after its handshake.
-pub(crate) enum Established {
-    /// In the client pool.
-    Client(#[allow(dead_code)] OwnedSemaphorePermit),
-    /// In a peer's pool.
-    Peer(#[allow(dead_code)] PeerGuard),
-}
+/// The place a connection holds in the client pool or its peer's pool after its handshake.
+pub(crate) type Established = OwnedSemaphorePermit;
 
 impl AddressKey {
     /// The key of `ip` (IPv4-mapped IPv6 addresses count as IPv4).
@@ -135,30 +126,29 @@ impl Admission {
     }
 
     /// A place in the pool of a connection whose handshake named `peer` (a provider domain) or
-    /// no one (a client).
-    pub(crate) fn admit_established(
-        self: &Arc<Self>,
+    /// no one (a client), waiting at most `wait` for one to free up: a burst of connections
+    /// slows down instead of failing, and a full pool still sheds what it cannot take in time.
+    pub(crate) async fn admit_established(
+        &self,
         peer: Option<&str>,
+        wait: Duration,
     ) -> Result<Established, Closed> {
-        match peer {
-            None => self
-                .clients
-                .clone()
-                .try_acquire_owned()
-                .map(Established::Client)
-                .map_err(|_| Closed::ClientPool),
+        let (pool, full) = match peer {
+            None => (self.clients.clone(), Closed::ClientPool),
             Some(domain) => {
                 let mut peers = lock(&self.peers);
-                let open = peers.entry(domain.to_owned()).or_insert(0);
-                if *open >= self.max_per_peer {
-                    return Err(Closed::PeerPool);
-                }
-                *open += 1;
-                Ok(Established::Peer(PeerGuard {
-                    admission: self.clone(),
-                    domain: domain.to_owned(),
-                }))
+                let pool = peers
+                    .entry(domain.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_peer)));
+                (pool.clone(), Closed::PeerPool)
             }
+        };
+        match pool.clone().try_acquire_owned() {
+            Ok(place) => Ok(place),
+            Err(_) => match tokio::time::timeout(wait, pool.acquire_owned()).await {
+                Ok(Ok(place)) => Ok(place),
+                _ => Err(full),
+            },
         }
     }
 
@@ -176,18 +166,6 @@ impl Drop for AddressGuard {
             let mut table = lock(&admission.addresses);
             if let Some(entry) = table.get_mut(key) {
                 entry.open = entry.open.saturating_sub(1);
-            }
-        }
-    }
-}
-
-impl Drop for PeerGuard {
-    fn drop(&mut self) {
-        let mut peers = lock(&self.admission.peers);
-        if let Some(open) = peers.get_mut(&self.domain) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                peers.remove(&self.domain);
             }
         }
     }
@@ -314,8 +292,8 @@ mod tests {
         assert_ne!(AddressKey::of(v4), AddressKey::of(v6));
     }
 
-    #[test]
-    fn pools_are_separate_for_handshakes_clients_and_each_peer() {
+    #[tokio::test]
+    async fn pools_are_separate_for_handshakes_clients_and_each_peer() {
         let admission = limits(10, 10, 10);
         let h1 = admission.admit_handshake().unwrap();
         let _h2 = admission.admit_handshake().unwrap();
@@ -326,19 +304,42 @@ mod tests {
         drop(h1);
         assert!(admission.admit_handshake().is_ok());
 
-        let _client = admission.admit_established(None).unwrap();
+        let wait = Duration::from_millis(50);
+        let _client = admission.admit_established(None, wait).await.unwrap();
         assert_eq!(
-            admission.admit_established(None).err(),
+            admission.admit_established(None, wait).await.err(),
             Some(Closed::ClientPool)
         );
-        let b = admission.admit_established(Some("b.example")).unwrap();
+        let b = admission
+            .admit_established(Some("b.example"), wait)
+            .await
+            .unwrap();
         assert_eq!(
-            admission.admit_established(Some("b.example")).err(),
+            admission
+                .admit_established(Some("b.example"), wait)
+                .await
+                .err(),
             Some(Closed::PeerPool)
         );
         // A full client pool and a full pool of b.example leave c.example its share.
-        assert!(admission.admit_established(Some("c.example")).is_ok());
+        assert!(
+            admission
+                .admit_established(Some("c.example"), wait)
+                .await
+                .is_ok()
+        );
+        // A connection that waits gets the place a closing one frees.
+        let waiting = {
+            let admission = admission.clone();
+            tokio::spawn(async move {
+                admission
+                    .admit_established(Some("b.example"), Duration::from_secs(10))
+                    .await
+                    .is_ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
         drop(b);
-        assert!(admission.admit_established(Some("b.example")).is_ok());
+        assert!(waiting.await.unwrap());
     }
 }

@@ -60,7 +60,9 @@ pub(crate) struct MinRateBody<B> {
     start: Instant,
     received: u64,
     deadlines: Deadlines,
-    timer: Pin<Box<Sleep>>,
+    /// Armed only once the body has to be waited for: most bodies arrive with their headers,
+    /// and a timer per request would cost every request a timer-wheel entry.
+    timer: Option<(Pin<Box<Sleep>>, u64)>,
     stats: Arc<crate::http::ConnectionStats>,
 }
 
@@ -232,15 +234,12 @@ impl<B> MinRateBody<B> {
         deadlines: Deadlines,
         stats: Arc<crate::http::ConnectionStats>,
     ) -> Self {
-        let start = Instant::now();
         Self {
             inner,
-            start,
+            start: Instant::now(),
             received: 0,
             deadlines,
-            timer: Box::pin(tokio::time::sleep_until(
-                (start + deadlines.body_grace).into(),
-            )),
+            timer: None,
             stats,
         }
     }
@@ -271,21 +270,35 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.received += data.len() as u64;
-                    let deadline = self.deadline();
-                    self.timer.as_mut().reset(deadline.into());
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.stats.count(Closed::BodyTooSlow);
-                    let rate = self.deadlines.body_min_bytes_per_sec;
-                    Poll::Ready(Some(Err(Box::new(BodyTooSlow(rate)))))
+            Poll::Pending => {
+                let (received, deadline) = (self.received, self.deadline());
+                let timer = match &mut self.timer {
+                    Some((timer, armed_for)) => {
+                        if *armed_for != received {
+                            timer.as_mut().reset(deadline.into());
+                            *armed_for = received;
+                        }
+                        timer
+                    }
+                    None => {
+                        let timer = Box::pin(tokio::time::sleep_until(deadline.into()));
+                        &mut self.timer.insert((timer, received)).0
+                    }
+                };
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.stats.count(Closed::BodyTooSlow);
+                        let rate = self.deadlines.body_min_bytes_per_sec;
+                        Poll::Ready(Some(Err(Box::new(BodyTooSlow(rate)))))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 

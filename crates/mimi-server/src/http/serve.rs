@@ -150,7 +150,12 @@ async fn connection(
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| mimi_identity::tls_peer_domain(cert.as_ref()).ok());
-    let _pool_place = shared.admission.admit_established(peer.as_deref())?;
+    // Waiting for a place counts against the handshake deadline, not beyond it.
+    let wait = handshake_deadline.saturating_duration_since(tokio::time::Instant::now());
+    let _pool_place = shared
+        .admission
+        .admit_established(peer.as_deref(), wait)
+        .await?;
     let peer = PeerDomain(peer);
     let activity = Activity::new();
     let service = {
