@@ -128,7 +128,8 @@ pub struct Connections {
     /// body of a few bytes a minute is cut off.
     #[serde(default = "default_body_min_rate")]
     pub body_min_bytes_per_sec: u64,
-    /// How long a connection may stay open with no request in progress, milliseconds.
+    /// How long a connection may stay open with no request in progress (and before its first
+    /// request), milliseconds.
     /// Default 60,000: longer than our peers keep idle pooled connections (30 s), so they, not
     /// we, close them, and longer than a client's pause between long polls.
     #[serde(default = "default_idle_timeout")]

@@ -84,7 +84,6 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         let watcher = graceful.watcher();
         connections.spawn(async move {
@@ -179,13 +178,9 @@ async fn connection(
             }
         })
     };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // Our own watchdog keeps the header deadline (hyper's would also cut idle keep-alive
-    // connections at the header deadline).
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(None);
+    // Our own watchdog keeps the header deadline; hyper's (which would also cut idle
+    // keep-alive connections at the header deadline) stays off, as it is without a timer.
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let io = TokioIo::new(Watched::new(stream, activity.clone()));
     let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
     tokio::pin!(connection);
