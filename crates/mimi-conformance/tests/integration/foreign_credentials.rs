@@ -126,6 +126,17 @@ impl ForeignDevice {
     }
 }
 
+/// The request was accepted: 200 and a KeyPackage for every client of the target.
+fn assert_key_material_granted(what: &str, answer: &mimi_conformance::Answer) {
+    assert_eq!(answer.status, 200, "{what}: {answer:?}");
+    let response = KeyMaterialResponse::decode(&answer.body).expect("a KeyMaterialResponse");
+    assert_eq!(
+        response.user_status,
+        KeyMaterialUserCode::SUCCESS,
+        "{what}: {response:?}"
+    );
+}
+
 #[test]
 fn hand_written_rfc_9420_credentials_are_accepted_by_key_material_and_group_info() {
     let mut net = Network::start(&["a.example", "b.example"]);
@@ -147,13 +158,7 @@ fn hand_written_rfc_9420_credentials_are_accepted_by_key_material_and_group_info
         "/v1/keyMaterial/b.example/u/bob",
         &body,
     );
-    assert_eq!(answer.status, 200, "keyMaterial at b.example: {answer:?}");
-    let response = KeyMaterialResponse::decode(&answer.body).expect("a KeyMaterialResponse");
-    assert_eq!(
-        response.user_status,
-        KeyMaterialUserCode::SUCCESS,
-        "{response:?}"
-    );
+    assert_key_material_granted("keyMaterial at b.example", &answer);
 
     // The follower b.example asks the hub, which checks the requester itself and answers for
     // its own user.
@@ -166,13 +171,7 @@ fn hand_written_rfc_9420_credentials_are_accepted_by_key_material_and_group_info
         "/v1/keyMaterial/a.example/u/alice",
         &body,
     );
-    assert_eq!(answer.status, 200, "keyMaterial at the hub: {answer:?}");
-    let response = KeyMaterialResponse::decode(&answer.body).expect("a KeyMaterialResponse");
-    assert_eq!(
-        response.user_status,
-        KeyMaterialUserCode::SUCCESS,
-        "{response:?}"
-    );
+    assert_key_material_granted("keyMaterial at the hub", &answer);
 
     // A new device of a participant asks for the GroupInfo through its provider.
     let answer = net.post(
