@@ -36,6 +36,8 @@ pub(crate) struct Peers {
     client: reqwest::Client,
     ports: BTreeMap<String, u16>,
     from: String,
+    /// The largest answer read from a peer, bytes (`limits.max_body_bytes`).
+    max_answer: usize,
 }
 
 impl Peers {
@@ -65,6 +67,7 @@ impl Peers {
             client: builder.build()?,
             ports,
             from: format!("mimi@{}", config.domain),
+            max_answer: config.limits.max_body_bytes,
         })
     }
 
@@ -120,11 +123,32 @@ impl Peers {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response
-            .bytes()
+        // A peer's answer is read only up to what we would accept as a request body: a hostile
+        // or broken peer cannot make us buffer without bound.
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_answer as u64)
+        {
+            anyhow::bail!(
+                "{domain} announced an answer larger than {} bytes",
+                self.max_answer
+            );
+        }
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
             .context("reading the peer's answer")?
-            .to_vec();
+        {
+            if body.len() + chunk.len() > self.max_answer {
+                anyhow::bail!(
+                    "{domain} sent an answer larger than {} bytes",
+                    self.max_answer
+                );
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(PeerResponse {
             status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
             retry_after,

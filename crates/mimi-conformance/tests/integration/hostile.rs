@@ -273,3 +273,86 @@ fn behind_a_trusted_proxy_the_announced_address_is_the_one_limited() {
     // And the provider still serves its clients (directly, not through the proxy).
     net.client("a.example", "alice");
 }
+
+/// Plays a peer provider at `addr` with its real TLS certificate: answers every request with
+/// `answer_len` bytes in chunked encoding (so no length announces the size in advance).
+fn huge_answering_peer(dir: &std::path::Path, addr: SocketAddr, answer_len: usize) {
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("tls.pem"))
+        .expect("the peer's TLS certificate")
+        .map(|c| c.expect("a PEM certificate"))
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("tls.key"))
+        .expect("the peer's TLS key");
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("a server config"),
+    );
+    let listener = std::net::TcpListener::bind(addr).expect("the peer's address is free");
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let tls = rustls::ServerConnection::new(config).expect("a TLS server");
+                let mut stream = rustls::StreamOwned::new(tls, tcp);
+                // Read the request head; the body is small and left unread.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read_exact(&mut byte).is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n",
+                );
+                let chunk = vec![0u8; 64 * 1024];
+                let mut sent = 0;
+                while sent < answer_len {
+                    let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    frame.extend_from_slice(&chunk);
+                    frame.extend_from_slice(b"\r\n");
+                    if stream.write_all(&frame).is_err() {
+                        return;
+                    }
+                    sent += chunk.len();
+                }
+                let _ = stream.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+}
+
+#[test]
+fn a_peer_that_answers_without_end_is_cut_off_at_the_body_limit() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example"],
+        &Options {
+            settings: vec![
+                ("max_body_bytes", (2 << 20).to_string()),
+                ("max_asset_bytes", (1 << 20).to_string()),
+            ],
+            ..Options::default()
+        },
+    );
+    let alice = net.client("a.example", "alice");
+    let room = alice.room_create("guarded");
+    // b.example goes away and something answering 64 MiB to everything takes its address.
+    let b = net.provider("b.example");
+    b.kill();
+    huge_answering_peer(&b.dir.clone(), b.addr, 64 << 20);
+    let error = alice.run_expect_failure(&["room", "add", &room, "mimi://b.example/u/bob"]);
+    assert!(
+        error.contains("larger than 2097152 bytes"),
+        "the hub did not stop reading at its limit: {error}"
+    );
+    // The hub is still there.
+    alice.send(&room, "still here");
+}
