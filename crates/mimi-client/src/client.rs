@@ -8,12 +8,12 @@ use mimi_content::{
     PartBody, PartSemantics,
 };
 use mimi_protocol::{
-    CipherSuite, ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo,
-    GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
-    GroupInfoResponse, GroupInfoResult, HandshakeBundle, HpkePublicKey, IdentifierUri,
-    KeyMaterialRequestTbs, KeyMaterialResponse, MlsMessage, Protocol, RatchetTreeOption,
-    RequiredCapabilities, SignaturePublicKey, SubmitMessageResponse, SubmitOutcome, UpdateOutcome,
-    UpdateRequest, UpdateRoomResponse, Welcome, Wire,
+    ClientKeyMaterial, Credential, FanoutMessage, FanoutTail, GroupInfo, GroupInfoOption,
+    GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs, GroupInfoResponse,
+    GroupInfoResult, HandshakeBundle, HpkePublicKey, IdentifierUri, KeyMaterialRequestTbs,
+    KeyMaterialResponse, MlsMessage, Protocol, RatchetTreeOption, RequiredCapabilities,
+    SignaturePublicKey, SubmitMessageResponse, SubmitOutcome, UpdateOutcome, UpdateRequest,
+    UpdateRoomResponse, Welcome, Wire,
 };
 use mimi_room::{ClientIdentity, HubSender, Incoming, MemberState, PendingCommit, TrustAnchor};
 use rustls_pki_types::CertificateDer;
@@ -399,7 +399,7 @@ impl Client {
         let (hpke_public, hpke_private) = mimi_room::new_hpke_keypair()?;
         let tbs = GroupInfoRequestTbs {
             protocol: Protocol::Mls10,
-            cipher_suite: CipherSuite(1),
+            cipher_suite: mimi_room::WIRE_CIPHERSUITE,
             requesting_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
             requesting_credential: credential,
             group_info_public_key: HpkePublicKey(hpke_public),
@@ -1184,7 +1184,7 @@ impl Client {
             requesting_user: IdentifierUri::new(self.account.user_uri.clone()),
             target_user: IdentifierUri::new(user),
             room_id: IdentifierUri::new(room),
-            acceptable_ciphersuites: vec![CipherSuite(1)],
+            acceptable_ciphersuites: vec![mimi_room::WIRE_CIPHERSUITE],
             required_capabilities: RequiredCapabilities {
                 extension_types: vec![0x0006],
                 proposal_types: vec![0x0008, 0x000a],

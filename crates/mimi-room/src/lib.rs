@@ -26,7 +26,7 @@ pub use error::{Refusal, RoomError};
 pub use hub::{Accepted, HubRoom};
 pub use member::{
     ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
-    PendingCommit, RoomView,
+    PendingCommit, RoomView, WIRE_CIPHERSUITE,
 };
 pub use registration::Registration;
 pub use signing::{

@@ -33,6 +33,10 @@ use crate::validation::{check_commit, check_external_commit, commit_facts, verif
 /// The one cipher suite MIMI rooms use here (RFC 9420 §17.1, 0x0001).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
+/// [`CIPHERSUITE`] as MIMI structures carry it (`acceptable_ciphersuites`, GroupInfo answers).
+pub const WIRE_CIPHERSUITE: mimi_protocol::CipherSuite =
+    mimi_protocol::CipherSuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_ED25519;
+
 /// How many past epochs a client keeps keys for, so messages sent just before a commit still
 /// decrypt after it.
 use crate::decode::MAX_PAST_EPOCHS;
@@ -916,4 +920,14 @@ fn user_of_device(device_uri: &str) -> Result<String, RoomError> {
     uri.user_of_device()
         .map(|u| u.to_string())
         .ok_or_else(|| RoomError::Misuse(format!("{device_uri} is not a device URI")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_cipher_suite_is_the_one_rooms_use() {
+        assert_eq!(WIRE_CIPHERSUITE.0, u16::from(CIPHERSUITE));
+    }
 }

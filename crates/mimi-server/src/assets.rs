@@ -68,17 +68,9 @@ pub(crate) async fn proxy(state: &Arc<AppState>, url: &str) -> Result<Vec<u8>, A
 
 /// Splits `https://DOMAIN[:PORT]/v1/assets/ID` into the domain and the asset ID.
 pub(crate) fn parse_url(url: &str) -> Result<(String, String), ApiError> {
-    let bad = || ApiError::bad_request(format!("not an asset URL: {url:?}"));
-    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
-    let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
-    let domain = authority
-        .split(':')
-        .next()
-        .unwrap_or(authority)
-        .to_ascii_lowercase();
-    let id = path.strip_prefix(&ASSET_PATH[1..]).ok_or_else(bad)?;
-    if domain.is_empty() || id.is_empty() || id.contains('/') {
-        return Err(bad());
+    let (domain, id) = crate::peers::split_endpoint_url(url, ASSET_PATH, "an asset")?;
+    if id.is_empty() || id.contains('/') {
+        return Err(ApiError::bad_request(format!("not an asset URL: {url:?}")));
     }
     Ok((domain, id.to_owned()))
 }

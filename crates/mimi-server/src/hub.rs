@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mimi_protocol::{
-    CipherSuite, FanoutMessage, GroupInfoCode, GroupInfoOption, GroupInfoRatchetTreeTbe,
-    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess,
-    HandshakeBundle, HpkeCiphertext, IdentifierUri, MlsMessage, MlsMessageKind, Protocol,
-    RatchetTreeOption, SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse, Wire,
+    FanoutMessage, GroupInfoCode, GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRequest,
+    GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
+    HpkeCiphertext, IdentifierUri, MlsMessage, MlsMessageKind, Protocol, RatchetTreeOption,
+    SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse, Wire,
 };
 use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
 use mimi_store::StoredRoom;
@@ -144,7 +144,7 @@ fn apply_update(
                 return Ok(UpdateRoomResponse::not_allowed("expected a commit"));
             };
             if let GroupInfoOption::Full(info) = group_info_option {
-                group_info = Some(wrap(0x0004, info.as_bytes())?.into_bytes());
+                group_info = Some(MlsMessage::from(info).into_bytes());
             }
             tracing::info!(room = room_uri, epoch, "commit accepted");
             // Local clients the commit removed get it, then no more of the room (draft §5.2).
@@ -158,7 +158,7 @@ fn apply_update(
                 notify_domains,
             ));
             if let Some(welcome) = welcome {
-                let message = wrap(0x0003, welcome.as_bytes())?;
+                let message = MlsMessage::from(welcome.clone());
                 let tree = room.ratchet_tree().map_err(ApiError::internal)?;
                 let mut domains = BTreeSet::new();
                 let guard = state.store.read()?;
@@ -400,7 +400,7 @@ pub(crate) fn group_info(
         protocol: Protocol::Mls10,
         room_id: IdentifierUri::new(room_uri),
         status: GroupInfoCode::SUCCESS,
-        cipher_suite: CipherSuite(1),
+        cipher_suite: mimi_room::WIRE_CIPHERSUITE,
         hub_sender: hub_sender.clone(),
         encrypted_groupinfo_and_tree: HpkeCiphertext {
             kem_output,
@@ -415,7 +415,7 @@ pub(crate) fn group_info(
         protocol: Protocol::Mls10,
         room_id: IdentifierUri::new(room_uri),
         result: GroupInfoResult::Success(GroupInfoSuccess {
-            cipher_suite: CipherSuite(1),
+            cipher_suite: mimi_room::WIRE_CIPHERSUITE,
             hub_sender,
             encrypted_groupinfo_and_tree: tbs.encrypted_groupinfo_and_tree,
             signature,
@@ -477,13 +477,4 @@ fn refusal_to_update(room_uri: &str, error: RoomError) -> Result<UpdateRoomRespo
         ),
         other => Err(ApiError::internal(other)),
     }
-}
-
-/// Wraps a bare Welcome or GroupInfo in an MLSMessage (version mls10, given wire format).
-fn wrap(wire_format: u16, inner: &[u8]) -> Result<MlsMessage, ApiError> {
-    let mut bytes = Vec::with_capacity(inner.len() + 4);
-    bytes.extend_from_slice(&1u16.to_be_bytes());
-    bytes.extend_from_slice(&wire_format.to_be_bytes());
-    bytes.extend_from_slice(inner);
-    MlsMessage::from_bytes(&bytes).map_err(ApiError::from)
 }

@@ -20,6 +20,31 @@ pub(crate) struct PeerResponse {
     pub(crate) body: Vec<u8>,
 }
 
+/// Splits `https://DOMAIN[:PORT]{prefix}REST`, a URL a provider publishes for one of its
+/// endpoints (asset downloads, ratchet trees), into the lowercase domain and `REST`; `what`
+/// names the kind of URL in the error. The port is ignored: peers are reached at their
+/// configured address.
+pub(crate) fn split_endpoint_url<'a>(
+    url: &'a str,
+    prefix: &str,
+    what: &str,
+) -> Result<(String, &'a str), ApiError> {
+    let bad = || ApiError::bad_request(format!("not {what} URL: {url:?}"));
+    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
+    let slash = rest.find('/').ok_or_else(bad)?;
+    let (authority, path) = rest.split_at(slash);
+    let domain = authority
+        .split(':')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
+    let tail = path.strip_prefix(prefix).ok_or_else(bad)?;
+    if domain.is_empty() {
+        return Err(bad());
+    }
+    Ok((domain, tail))
+}
+
 impl PeerResponse {
     /// The body of a successful answer, or the error to answer in its place.
     pub(crate) fn into_body(self, domain: &str) -> Result<Vec<u8>, ApiError> {

@@ -142,18 +142,7 @@ pub(crate) async fn fetch_for_client(
 
 /// Splits `https://DOMAIN[:PORT]/v1/ratchetTree/ROOM/EPOCH` into its domain, room and epoch.
 pub(crate) fn parse_url(url: &str) -> Result<(String, MimiUri, u64), ApiError> {
-    let bad = || ApiError::bad_request(format!("not a ratchet tree URL: {url:?}"));
-    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
-    let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
-    let domain = authority
-        .split(':')
-        .next()
-        .unwrap_or(authority)
-        .to_ascii_lowercase();
-    let param = path.strip_prefix(&TREE_PATH[1..]).ok_or_else(bad)?;
-    if domain.is_empty() {
-        return Err(bad());
-    }
+    let (domain, param) = crate::peers::split_endpoint_url(url, TREE_PATH, "a ratchet tree")?;
     let (room, epoch) = parse_path(param)?;
     Ok((domain, room, epoch))
 }

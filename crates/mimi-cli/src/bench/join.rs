@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use mimi_protocol::{
-    CipherSuite, Credential, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
-    GroupInfoResponse, GroupInfoResult, HpkePublicKey, MlsMessage, Protocol, RatchetTreeOption,
-    SignaturePublicKey, Wire,
+    Credential, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs, GroupInfoResponse,
+    GroupInfoResult, HpkePublicKey, MlsMessage, Protocol, RatchetTreeOption, SignaturePublicKey,
+    Wire,
 };
 use mimi_room::MemberState;
 use serde::Serialize;
@@ -144,7 +144,7 @@ async fn one_size(members: usize, samples: usize) -> anyhow::Result<SizeResult> 
         let (hpke_public, hpke_private) = mimi_room::new_hpke_keypair()?;
         let tbs = GroupInfoRequestTbs {
             protocol: Protocol::Mls10,
-            cipher_suite: CipherSuite(1),
+            cipher_suite: mimi_room::WIRE_CIPHERSUITE,
             requesting_signature_key: SignaturePublicKey(laptop_id.signature_public_key.clone()),
             requesting_credential: Credential::decode(&mimi_room::credential_bytes(&laptop_id)?)?,
             group_info_public_key: HpkePublicKey(hpke_public),
