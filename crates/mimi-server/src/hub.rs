@@ -62,7 +62,10 @@ pub(crate) fn create_room(
 
 /// Whether this provider hosts `room_uri`.
 pub(crate) fn hosts(state: &AppState, room_uri: &str) -> Result<bool, ApiError> {
-    Ok(state.store.read()?.room(room_uri)?.is_some())
+    if state.rooms.get(room_uri).is_some() {
+        return Ok(true);
+    }
+    Ok(state.store.read()?.hosts_room(room_uri)?)
 }
 
 /// Handles an `UpdateRequest` for a hosted room. The room is held exclusively from validation

@@ -43,6 +43,10 @@ pub use config::{Config, Connections, Limits};
 pub use embedded::Embedded;
 pub use init::init;
 
+/// How long the fan-out senders may take to finish their batches at shutdown: one peer request
+/// (`limits.peer_timeout_secs`, default 10 s) and the removal of what it delivered.
+const SENDER_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Serves `config` on an already-bound `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -57,7 +61,8 @@ pub async fn run(
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .with_state(state.clone());
     let mut background = JoinSet::new();
-    fanout_queue::run_senders(&state, &mut background);
+    let (stop_senders, stop) = tokio::sync::watch::channel(false);
+    fanout_queue::run_senders(&state, &mut background, &stop);
     tracing::info!(domain = %state.config.domain, addr = %listener.local_addr()?, "serving");
     http::serve(
         listener,
@@ -68,8 +73,18 @@ pub async fn run(
         shutdown,
     )
     .await;
-    background.abort_all();
-    while background.join_next().await.is_some() {}
+    // The senders finish the batch in flight and record what was delivered; entries still
+    // queued stay in the store for the next start.
+    let _ = stop_senders.send(true);
+    let drained = tokio::time::timeout(SENDER_DRAIN_TIMEOUT, async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("fan-out senders still busy after the drain timeout; stopping them");
+        background.abort_all();
+        while background.join_next().await.is_some() {}
+    }
     Ok(())
 }
 

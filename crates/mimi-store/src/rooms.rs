@@ -155,6 +155,15 @@ impl StoreGuard<'_> {
         room(&self.conn, room_uri)
     }
 
+    /// Whether a room is hosted here, without reading its state.
+    pub fn hosts_room(&self, room_uri: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE room_uri = ?1)",
+            params![room_uri],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Whether a local client is subscribed to a room's fan-out now.
     pub fn is_subscribed(&self, room_uri: &str, device_uri: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -211,6 +220,28 @@ mod journal_tests {
             epoch,
             group_info: Some(b"gi0".to_vec()),
         }
+    }
+
+    #[test]
+    fn a_room_is_hosted_once_created_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let uri = "mimi://a.example/r/x";
+        assert!(!store.read().unwrap().hosts_room(uri).unwrap());
+        {
+            let mut g = store.lock().unwrap();
+            let tx = g.begin().unwrap();
+            tx.create_room(&stored(b"snap0", 0), 1).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(store.read().unwrap().hosts_room(uri).unwrap());
+        assert!(
+            !store
+                .read()
+                .unwrap()
+                .hosts_room("mimi://a.example/r/y")
+                .unwrap()
+        );
     }
 
     #[test]

@@ -28,23 +28,33 @@ const BATCH_MESSAGES: usize = 256;
 /// limit (ours is 16 MiB) and small enough to resend cheaply. A single entry may be larger.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Spawns a sender for every configured peer into `tasks`.
-pub(crate) fn run_senders(state: &Arc<AppState>, tasks: &mut JoinSet<()>) {
+/// Spawns a sender for every configured peer into `tasks`. Each stops once `stop` turns true,
+/// after the batch it is sending and the removal of what was delivered.
+pub(crate) fn run_senders(
+    state: &Arc<AppState>,
+    tasks: &mut JoinSet<()>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) {
     for peer in state.config.peers.keys() {
-        let state = state.clone();
-        let peer = peer.clone();
-        tasks.spawn(async move { drain_forever(state, peer).await });
+        let (state, peer, stop) = (state.clone(), peer.clone(), stop.clone());
+        tasks.spawn(async move { drain_until_stopped(state, peer, stop).await });
     }
 }
 
-async fn drain_forever(state: Arc<AppState>, peer: String) {
+async fn drain_until_stopped(
+    state: Arc<AppState>,
+    peer: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut wake = state.outbox_wake.subscribe();
     // Highest id delivered in this run; its removal from the queue may still be in flight.
     let mut delivered = 0i64;
-    loop {
+    // Removals of delivered entries, running while the next batch goes out.
+    let mut removals = JoinSet::new();
+    while !*stop.borrow() {
         // Marked seen before looking at the queue: anything queued from now on wakes us.
         wake.borrow_and_update();
-        let wait = match drain_once(&state, &peer, &mut delivered).await {
+        let wait = match drain_once(&state, &peer, &mut delivered, &mut removals).await {
             Ok(wait) => wait,
             Err(e) => {
                 tracing::warn!(peer = %peer, error = %e, "outbox error");
@@ -54,9 +64,13 @@ async fn drain_forever(state: Arc<AppState>, peer: String) {
         let wait = wait.unwrap_or(IDLE_POLL);
         tokio::select! {
             _ = wake.changed() => {}
+            _ = stop.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
+        while removals.try_join_next().is_some() {}
     }
+    // Let the last removals land, so a clean stop resends nothing.
+    while removals.join_next().await.is_some() {}
 }
 
 /// Sends queued entries in order until the queue is empty or a delivery fails; returns how
@@ -65,6 +79,7 @@ async fn drain_once(
     state: &Arc<AppState>,
     peer: &str,
     delivered: &mut i64,
+    removals: &mut JoinSet<()>,
 ) -> anyhow::Result<Option<Duration>> {
     loop {
         let (items, not_before) = {
@@ -128,7 +143,7 @@ async fn drain_once(
                 let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
                 *delivered = ids.iter().copied().max().unwrap_or(*delivered);
                 let (s, p) = (state.clone(), peer.to_owned());
-                tokio::spawn(async move {
+                removals.spawn(async move {
                     let removed = s
                         .write(move |tx| {
                             for id in ids {
