@@ -283,7 +283,16 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| {
+            // Configs written before issue 15 carry this key; say where it went.
+            let hint = if e.message().contains("unknown field `max_connections`") {
+                "\nlimits.max_connections is replaced by the [connections] section (see \
+                 mimid.example.toml): remove it"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("invalid config {}: {e}{hint}", path.display())
+        })
     }
 
     /// Parses config text; unknown keys are errors that name the key.

@@ -28,6 +28,33 @@ fn misspelled_key_is_an_error_that_names_the_key() {
 }
 
 #[test]
+fn example_config_has_every_connection_setting_and_they_are_checked() {
+    let config = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(config.connections.tls_handshake_timeout_ms, 10_000);
+    assert_eq!(config.connections.max_connections_per_peer, 512);
+    let zero = EXAMPLE.replace("max_handshakes = 1024", "max_handshakes = 0");
+    let problems = Config::parse(&zero).unwrap().problems();
+    assert!(
+        problems.contains(&"connections.max_handshakes must be at least 1".to_owned()),
+        "{problems:?}"
+    );
+}
+
+/// Issue 15: a config written before `[connections]` says where its key went.
+#[test]
+fn an_old_config_with_max_connections_is_refused_with_the_way_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mimid.toml");
+    let old = EXAMPLE.replace(
+        "max_body_bytes = 16777216",
+        "max_connections = 512\nmax_body_bytes = 16777216",
+    );
+    std::fs::write(&path, old).unwrap();
+    let error = format!("{:#}", Config::load(&path).expect_err("refused"));
+    assert!(error.contains("[connections]"), "{error}");
+}
+
+#[test]
 fn init_writes_a_config_that_has_no_problems() {
     let dir = tempfile::tempdir().unwrap();
     let mut peers = BTreeMap::new();
