@@ -532,7 +532,7 @@ async fn inbox(
     // A waiting poll holds a connection that does nothing; past `max_long_polls` the client is
     // asked to come back later instead (docs/architecture.md, "Connections").
     let _waiting = if query.wait_ms > 0 {
-        match state.long_polls.try_wait() {
+        match state.long_polls.try_wait(&client.device_uri) {
             Some(place) => Some(place),
             None => {
                 state

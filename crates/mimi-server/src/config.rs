@@ -157,11 +157,20 @@ pub struct Connections {
     /// `Retry-After`. Default 2,048.
     #[serde(default = "default_max_long_polls")]
     pub max_long_polls: usize,
+    /// Inbox long polls one device may have waiting at once. Default 2: one, plus one that
+    /// overlaps while a reconnecting client's old poll is still open.
+    #[serde(default = "default_max_long_polls_per_device")]
+    pub max_long_polls_per_device: usize,
     /// Open connections from one source address (IPv4 address, or IPv6 /64) in any phase.
-    /// Default 256: a client needs one or two, a carrier NAT puts many behind one address, and
-    /// 256 is a quarter of the handshake pool, so no single address can fill it.
+    /// Default 64: a client needs one or two and a carrier NAT puts many behind one address,
+    /// while filling the client pool takes 64 addresses. A peer provider behind one address
+    /// counts here like anyone else; list its address in `exempt_addresses` if it needs more.
     #[serde(default = "default_max_per_address")]
     pub max_connections_per_address: u32,
+    /// TLS handshakes in progress from one source address. Default 16: an honest client has
+    /// one at a time, and filling the handshake pool takes 64 addresses.
+    #[serde(default = "default_max_handshakes_per_address")]
+    pub max_handshakes_per_address: u32,
     /// New connections one source address may open per second on average. Default 32.
     #[serde(default = "default_new_per_address")]
     pub new_connections_per_address_per_sec: u32,
@@ -193,7 +202,9 @@ impl Default for Connections {
             max_client_connections: default_max_client_connections(),
             max_connections_per_peer: default_max_per_peer(),
             max_long_polls: default_max_long_polls(),
+            max_long_polls_per_device: default_max_long_polls_per_device(),
             max_connections_per_address: default_max_per_address(),
+            max_handshakes_per_address: default_max_handshakes_per_address(),
             new_connections_per_address_per_sec: default_new_per_address(),
             new_connection_burst_per_address: default_new_burst_per_address(),
             trusted_proxies: Vec::new(),
@@ -203,7 +214,8 @@ impl Default for Connections {
 }
 
 impl Connections {
-    fn problems(&self) -> Vec<String> {
+    /// Every problem in this section (empty when it is usable).
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, value) in [
             ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
@@ -234,9 +246,26 @@ impl Connections {
                 problems.push(format!("connections.{name} must be at least 1"));
             }
         }
+        // Deadlines beyond a day are mistakes, and would overflow the clock arithmetic.
+        for (name, ms) in [
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_grace_ms", self.body_grace_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("write_stall_timeout_ms", self.write_stall_timeout_ms),
+        ] {
+            if ms > MAX_DEADLINE_MS {
+                problems.push(format!(
+                    "connections.{name} must be at most {MAX_DEADLINE_MS} (one day)"
+                ));
+            }
+        }
         problems
     }
 }
+
+/// The longest deadline `[connections]` accepts, milliseconds: one day.
+const MAX_DEADLINE_MS: u64 = 24 * 60 * 60 * 1000;
 
 fn default_handshake_timeout() -> u64 {
     10_000
@@ -268,8 +297,14 @@ fn default_max_per_peer() -> usize {
 fn default_max_long_polls() -> usize {
     2048
 }
+fn default_max_long_polls_per_device() -> usize {
+    2
+}
 fn default_max_per_address() -> u32 {
-    256
+    64
+}
+fn default_max_handshakes_per_address() -> u32 {
+    16
 }
 fn default_new_per_address() -> u32 {
     32

@@ -53,6 +53,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // A zero pool would shed everything and an absurd deadline would overflow the clock:
+    // refuse to serve with a config `mimid check-config` would flag.
+    let problems = config.connections.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("config: {}", problems.join("; "));
+    }
     let tls = tls::TlsMaterial::load(&config)?;
     let server_tls = tls.server_config()?;
     let state = state::AppState::new(config, &tls)?;

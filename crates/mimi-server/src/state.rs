@@ -81,7 +81,10 @@ impl AppState {
         let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
         let peers = Peers::new(&config, tls)?;
         let room_cache_rooms = config.limits.room_cache_rooms;
-        let long_polls = crate::http::LongPolls::new(config.connections.max_long_polls);
+        let long_polls = crate::http::LongPolls::new(
+            config.connections.max_long_polls,
+            config.connections.max_long_polls_per_device,
+        );
         Ok(Arc::new(Self {
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,

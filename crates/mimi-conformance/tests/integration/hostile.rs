@@ -23,6 +23,8 @@ const HEADER_MS: u64 = 3_000;
 const SLACK: Duration = Duration::from_secs(5);
 /// Open connections allowed per source address in this test.
 const PER_ADDRESS: usize = 40;
+/// Handshakes in progress allowed per source address in this test.
+const HANDSHAKES_PER_ADDRESS: usize = 16;
 
 /// A TCP connection to `to` from `127.0.0.{host}`, another source address on loopback.
 fn connect_from(host: u8, to: SocketAddr) -> TcpStream {
@@ -112,6 +114,10 @@ fn idle_half_open_and_trickling_connections_do_not_starve_clients_or_peers() {
         ("tls_handshake_timeout_ms", HANDSHAKE_MS.to_string()),
         ("header_timeout_ms", HEADER_MS.to_string()),
         ("max_connections_per_address", PER_ADDRESS.to_string()),
+        (
+            "max_handshakes_per_address",
+            HANDSHAKES_PER_ADDRESS.to_string(),
+        ),
         ("new_connection_burst_per_address", "80".to_owned()),
         ("new_connections_per_address_per_sec", "40".to_owned()),
     ];
@@ -131,16 +137,20 @@ fn idle_half_open_and_trickling_connections_do_not_starve_clients_or_peers() {
     let b = net.provider("b.example").addr;
     let tls = tls_config(&net);
 
-    // On the hub: 480 idle TCP connections from twelve addresses, 40 ClientHellos without a
-    // follow-up, 30 TLS connections trickling a request head a byte at a time: more than the
-    // 512 connections that once took a provider offline.
+    // On the hub: 400 idle TCP connections from 25 addresses, 48 ClientHellos without a
+    // follow-up from three more, 30 TLS connections trickling a request head a byte at a time:
+    // more than the 512 connections that once took a provider offline, each address within its
+    // share of handshakes.
     let opened = Instant::now();
-    let mut idle: Vec<TcpStream> = (2..=13)
-        .flat_map(|host| (0..PER_ADDRESS).map(move |_| (host, a)))
+    let mut idle: Vec<TcpStream> = (2..=26)
+        .flat_map(|host| (0..HANDSHAKES_PER_ADDRESS).map(move |_| (host, a)))
         .map(|(host, to)| connect_from(host, to))
         .collect();
-    let mut half: Vec<TcpStream> = (0..40).map(|_| half_handshake(&tls, 14, a)).collect();
-    let trickling: Vec<_> = (0..30).map(|_| slow_request(&tls, 15, a)).collect();
+    let mut half: Vec<TcpStream> = (27..=29)
+        .flat_map(|host| (0..HANDSHAKES_PER_ADDRESS).map(move |_| host))
+        .map(|host| half_handshake(&tls, host, a))
+        .collect();
+    let trickling: Vec<_> = (0..30).map(|_| slow_request(&tls, 30, a)).collect();
     let trickler = std::thread::spawn(move || {
         let mut open = trickling;
         let mut closed_after = Vec::new();
@@ -164,7 +174,7 @@ fn idle_half_open_and_trickling_connections_do_not_starve_clients_or_peers() {
         (open.len(), closed_after)
     });
     // On the follower: one address floods it past its share.
-    let mut flood: Vec<TcpStream> = (0..3 * PER_ADDRESS).map(|_| connect_from(16, b)).collect();
+    let mut flood: Vec<TcpStream> = (0..3 * PER_ADDRESS).map(|_| connect_from(40, b)).collect();
     println!("hostile connections opened in {:?}", opened.elapsed());
 
     // While they are held: a new user registers, a member posts, the hub relays to b.example.
@@ -227,6 +237,7 @@ fn proxy_v1(client: Ipv4Addr, to: SocketAddr) -> Vec<u8> {
 fn behind_a_trusted_proxy_the_announced_address_is_the_one_limited() {
     let settings = vec![
         ("max_connections_per_address", PER_ADDRESS.to_string()),
+        ("max_handshakes_per_address", PER_ADDRESS.to_string()),
         ("new_connection_burst_per_address", "200".to_owned()),
         ("trusted_proxies", r#"["127.0.0.20"]"#.to_owned()),
     ];

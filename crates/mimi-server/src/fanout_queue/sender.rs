@@ -54,7 +54,7 @@ async fn drain_until_stopped(
     while !*stop.borrow() {
         // Marked seen before looking at the queue: anything queued from now on wakes us.
         wake.borrow_and_update();
-        let wait = match drain_once(&state, &peer, &mut delivered, &mut removals).await {
+        let wait = match drain_once(&state, &peer, &mut delivered, &mut removals, &stop).await {
             Ok(wait) => wait,
             Err(e) => {
                 tracing::warn!(peer = %peer, error = %e, "outbox error");
@@ -80,8 +80,14 @@ async fn drain_once(
     peer: &str,
     delivered: &mut i64,
     removals: &mut JoinSet<()>,
+    stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Duration>> {
     loop {
+        // Between batches: a stopping server sends nothing more (what is queued stays queued).
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        while removals.try_join_next().is_some() {}
         let (items, not_before) = {
             let s = state.clone();
             let p = peer.to_owned();

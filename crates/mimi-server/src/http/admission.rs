@@ -12,15 +12,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::Connections;
 use crate::http::stats::Closed;
 
-/// Entries kept for addresses with nothing open before idle ones are pruned; bounds memory
-/// under a flood from many addresses.
+/// Size of the address table at which entries with nothing open and a full bucket are first
+/// pruned; after a prune the next one waits until the table has doubled, so a table of busy
+/// addresses is not scanned on every accept.
 const ADDRESS_TABLE_SOFT_LIMIT: usize = 65_536;
 
 /// The limits of every pool, shared by all connections of one server.
 pub(crate) struct Admission {
-    addresses: Mutex<HashMap<AddressKey, AddressEntry>>,
+    addresses: Mutex<AddressTable>,
     exempt: Vec<IpAddr>,
     max_per_address: u32,
+    max_handshakes_per_address: u32,
     refill_per_sec: f64,
     burst: f64,
     handshakes: Arc<Semaphore>,
@@ -41,15 +43,29 @@ pub(crate) enum AddressKey {
     V6(u64),
 }
 
+#[derive(Debug, Default)]
+struct AddressTable {
+    entries: HashMap<AddressKey, AddressEntry>,
+    /// The size at which the next prune runs.
+    prune_at: usize,
+}
+
 #[derive(Debug)]
 struct AddressEntry {
     open: u32,
+    handshaking: u32,
     tokens: f64,
     refreshed: Instant,
 }
 
 /// One open connection counted against its source address (`None` for an exempt address).
 pub(crate) struct AddressGuard(Option<(Arc<Admission>, AddressKey)>);
+
+/// A place in the handshake pool, counted against the connection's address too.
+pub(crate) struct HandshakePlace {
+    _pool: OwnedSemaphorePermit,
+    address: Option<(Arc<Admission>, AddressKey)>,
+}
 
 /// The place a connection holds in the client pool or its peer's pool after its handshake.
 pub(crate) type Established = OwnedSemaphorePermit;
@@ -71,9 +87,17 @@ impl Admission {
     /// Limits from the config.
     pub(crate) fn new(config: &Connections) -> Arc<Self> {
         Arc::new(Self {
-            addresses: Mutex::new(HashMap::new()),
-            exempt: config.exempt_addresses.clone(),
+            addresses: Mutex::new(AddressTable {
+                entries: HashMap::new(),
+                prune_at: ADDRESS_TABLE_SOFT_LIMIT,
+            }),
+            exempt: config
+                .exempt_addresses
+                .iter()
+                .map(IpAddr::to_canonical)
+                .collect(),
             max_per_address: config.max_connections_per_address,
+            max_handshakes_per_address: config.max_handshakes_per_address,
             refill_per_sec: f64::from(config.new_connections_per_address_per_sec),
             burst: f64::from(config.new_connection_burst_per_address),
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
@@ -95,17 +119,22 @@ impl Admission {
         }
         let key = AddressKey::of(ip);
         let mut table = lock(&self.addresses);
-        if table.len() >= ADDRESS_TABLE_SOFT_LIMIT && !table.contains_key(&key) {
+        if table.entries.len() >= table.prune_at && !table.entries.contains_key(&key) {
             let (burst, rate) = (self.burst, self.refill_per_sec);
-            table.retain(|_, e| e.open > 0 || refilled(e, now, rate, burst) < burst);
+            table
+                .entries
+                .retain(|_, e| e.open > 0 || refilled(e, now, rate, burst) < burst);
+            table.prune_at = (table.entries.len() * 2).max(ADDRESS_TABLE_SOFT_LIMIT);
         }
-        let entry = table.entry(key).or_insert(AddressEntry {
+        let entry = table.entries.entry(key).or_insert(AddressEntry {
             open: 0,
+            handshaking: 0,
             tokens: self.burst,
             refreshed: now,
         });
         entry.tokens = refilled(entry, now, self.refill_per_sec, self.burst);
-        entry.refreshed = now;
+        // Callers' clocks are read before they take the lock; never move backwards.
+        entry.refreshed = entry.refreshed.max(now);
         if entry.open >= self.max_per_address {
             return Err(Closed::AddressConnections);
         }
@@ -117,12 +146,28 @@ impl Admission {
         Ok(AddressGuard(Some((self.clone(), key))))
     }
 
-    /// A place in the handshake pool, if one is free.
-    pub(crate) fn admit_handshake(&self) -> Result<OwnedSemaphorePermit, Closed> {
-        self.handshakes
+    /// A place in the handshake pool for a connection admitted as `address`, if one is free
+    /// and the address has fewer than `max_handshakes_per_address` handshakes in progress: a
+    /// few addresses cannot fill the pool with handshakes they never finish.
+    pub(crate) fn admit_handshake(&self, address: &AddressGuard) -> Result<HandshakePlace, Closed> {
+        let pool = self
+            .handshakes
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Closed::HandshakePool)
+            .map_err(|_| Closed::HandshakePool)?;
+        if let Some((admission, key)) = &address.0 {
+            let mut table = lock(&admission.addresses);
+            if let Some(entry) = table.entries.get_mut(key) {
+                if entry.handshaking >= self.max_handshakes_per_address {
+                    return Err(Closed::AddressHandshakes);
+                }
+                entry.handshaking += 1;
+            }
+        }
+        Ok(HandshakePlace {
+            _pool: pool,
+            address: address.0.clone(),
+        })
     }
 
     /// A place in the pool of a connection whose handshake named `peer` (a provider domain) or
@@ -155,6 +200,7 @@ impl Admission {
     #[cfg(test)]
     fn open_from(&self, ip: IpAddr) -> u32 {
         lock(&self.addresses)
+            .entries
             .get(&AddressKey::of(ip))
             .map_or(0, |e| e.open)
     }
@@ -164,26 +210,77 @@ impl Drop for AddressGuard {
     fn drop(&mut self) {
         if let Some((admission, key)) = &self.0 {
             let mut table = lock(&admission.addresses);
-            if let Some(entry) = table.get_mut(key) {
+            if let Some(entry) = table.entries.get_mut(key) {
                 entry.open = entry.open.saturating_sub(1);
             }
         }
     }
 }
 
-/// The long polls waiting at once (`connections.max_long_polls`): a waiting poll holds a
-/// connection that does nothing, so it has its own bound, separate from the pools above.
-pub(crate) struct LongPolls(Arc<Semaphore>);
+impl Drop for HandshakePlace {
+    fn drop(&mut self) {
+        if let Some((admission, key)) = &self.address {
+            let mut table = lock(&admission.addresses);
+            if let Some(entry) = table.entries.get_mut(key) {
+                entry.handshaking = entry.handshaking.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// The long polls waiting at once (`connections.max_long_polls`, and
+/// `connections.max_long_polls_per_device` per device): a waiting poll holds a connection that
+/// does nothing, so it has its own bound, separate from the pools above, and one account cannot
+/// take every place.
+pub(crate) struct LongPolls {
+    pool: Arc<Semaphore>,
+    per_device: Arc<Mutex<HashMap<String, usize>>>,
+    max_per_device: usize,
+}
+
+/// One waiting long poll; its places are given back on drop.
+pub(crate) struct LongPollPlace {
+    _pool: OwnedSemaphorePermit,
+    per_device: Arc<Mutex<HashMap<String, usize>>>,
+    device: String,
+}
 
 impl LongPolls {
-    /// Room for `max` waiting polls.
-    pub(crate) fn new(max: usize) -> Self {
-        Self(Arc::new(Semaphore::new(max)))
+    /// Room for `max` waiting polls, at most `max_per_device` of them for one device.
+    pub(crate) fn new(max: usize, max_per_device: usize) -> Self {
+        Self {
+            pool: Arc::new(Semaphore::new(max)),
+            per_device: Arc::new(Mutex::new(HashMap::new())),
+            max_per_device,
+        }
     }
 
-    /// A place to wait in, if one is free.
-    pub(crate) fn try_wait(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
+    /// A place to wait in for `device`, if one is free.
+    pub(crate) fn try_wait(&self, device: &str) -> Option<LongPollPlace> {
+        let pool = self.pool.clone().try_acquire_owned().ok()?;
+        let mut waiting = lock(&self.per_device);
+        let count = waiting.entry(device.to_owned()).or_insert(0);
+        if *count >= self.max_per_device {
+            return None;
+        }
+        *count += 1;
+        Some(LongPollPlace {
+            _pool: pool,
+            per_device: self.per_device.clone(),
+            device: device.to_owned(),
+        })
+    }
+}
+
+impl Drop for LongPollPlace {
+    fn drop(&mut self) {
+        let mut waiting = lock(&self.per_device);
+        if let Some(count) = waiting.get_mut(&self.device) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.device);
+            }
+        }
     }
 }
 
@@ -262,6 +359,32 @@ mod tests {
     }
 
     #[test]
+    fn one_address_holds_at_most_its_share_of_handshakes() {
+        let admission = Admission::new(&Connections {
+            max_handshakes_per_address: 2,
+            ..Connections::default()
+        });
+        let now = Instant::now();
+        let flooder: IpAddr = "192.0.2.1".parse().unwrap();
+        let conns: Vec<_> = (0..3)
+            .map(|_| admission.admit_address(flooder, now).unwrap())
+            .collect();
+        let first = admission.admit_handshake(&conns[0]).unwrap();
+        let _second = admission.admit_handshake(&conns[1]).unwrap();
+        assert_eq!(
+            admission.admit_handshake(&conns[2]).err(),
+            Some(Closed::AddressHandshakes)
+        );
+        // Another address still gets a place, and a finished handshake frees one.
+        let other = admission
+            .admit_address("192.0.2.2".parse().unwrap(), now)
+            .unwrap();
+        assert!(admission.admit_handshake(&other).is_ok());
+        drop(first);
+        assert!(admission.admit_handshake(&conns[2]).is_ok());
+    }
+
+    #[test]
     fn an_exempt_address_is_not_limited() {
         let admission = Admission::new(&Connections {
             max_connections_per_address: 1,
@@ -284,6 +407,19 @@ mod tests {
     }
 
     #[test]
+    fn one_device_holds_at_most_its_share_of_long_polls() {
+        let polls = LongPolls::new(3, 2);
+        let a1 = polls.try_wait("a").unwrap();
+        let _a2 = polls.try_wait("a").unwrap();
+        assert!(polls.try_wait("a").is_none());
+        let _b = polls.try_wait("b").unwrap();
+        // The pool of three is full now.
+        assert!(polls.try_wait("c").is_none());
+        drop(a1);
+        assert!(polls.try_wait("c").is_some());
+    }
+
+    #[test]
     fn ipv4_mapped_addresses_count_as_ipv4_and_v6_prefixes_do_not_collide_with_v4() {
         let v4: IpAddr = "10.1.2.3".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
@@ -295,14 +431,21 @@ mod tests {
     #[tokio::test]
     async fn pools_are_separate_for_handshakes_clients_and_each_peer() {
         let admission = limits(10, 10, 10);
-        let h1 = admission.admit_handshake().unwrap();
-        let _h2 = admission.admit_handshake().unwrap();
+        let now = Instant::now();
+        let a = admission
+            .admit_address("192.0.2.1".parse().unwrap(), now)
+            .unwrap();
+        let b = admission
+            .admit_address("192.0.2.2".parse().unwrap(), now)
+            .unwrap();
+        let h1 = admission.admit_handshake(&a).unwrap();
+        let _h2 = admission.admit_handshake(&b).unwrap();
         assert_eq!(
-            admission.admit_handshake().err(),
+            admission.admit_handshake(&a).err(),
             Some(Closed::HandshakePool)
         );
         drop(h1);
-        assert!(admission.admit_handshake().is_ok());
+        assert!(admission.admit_handshake(&a).is_ok());
 
         let wait = Duration::from_millis(50);
         let _client = admission.admit_established(None, wait).await.unwrap();

@@ -63,6 +63,8 @@ pub(crate) struct MinRateBody<B> {
     /// Armed only once the body has to be waited for: most bodies arrive with their headers,
     /// and a timer per request would cost every request a timer-wheel entry.
     timer: Option<(Pin<Box<Sleep>>, u64)>,
+    /// Set once the body has failed: later polls end it without counting it again.
+    failed: bool,
     stats: Arc<crate::http::ConnectionStats>,
 }
 
@@ -152,6 +154,9 @@ impl Activity {
     fn on_write(&self, progressed: bool) {
         if progressed {
             self.write_blocked.store(NEVER, Ordering::SeqCst);
+            // A response still being written (a large download on a slow link, after its
+            // handler returned) is activity, not idleness.
+            self.last_active.store(self.now(), Ordering::SeqCst);
         } else {
             let _ = self.write_blocked.compare_exchange(
                 NEVER,
@@ -241,6 +246,7 @@ impl<B> MinRateBody<B> {
             received: 0,
             deadlines,
             timer: None,
+            failed: false,
             stats,
         }
     }
@@ -267,6 +273,9 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -293,6 +302,7 @@ where
                 };
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
+                        self.failed = true;
                         self.stats.count(Closed::BodyTooSlow);
                         let rate = self.deadlines.body_min_bytes_per_sec;
                         Poll::Ready(Some(Err(Box::new(BodyTooSlow(rate)))))
@@ -362,6 +372,17 @@ mod tests {
         activity.on_read();
         assert_eq!(activity.missed(&deadlines()), Some(Closed::HeaderTimeout));
         drop(activity.request());
+        assert_eq!(activity.missed(&deadlines()), None);
+    }
+
+    #[test]
+    fn a_response_still_being_written_is_not_idle() {
+        let activity = Activity::new();
+        drop(activity.request());
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(100));
+            activity.on_write(true);
+        }
         assert_eq!(activity.missed(&deadlines()), None);
     }
 

@@ -118,6 +118,8 @@ async fn connection(
     let handshake_deadline = tokio::time::Instant::from_std(accepted + shared.handshake_timeout);
     // A trusted proxy names the client first; limits and logs use the client's address.
     let mut client = remote;
+    // A dual-stack listener reports IPv4 peers as `::ffff:a.b.c.d`.
+    let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
     if shared.trusted_proxies.contains(&remote.ip()) {
         match tokio::time::timeout_at(handshake_deadline, proxy_protocol::read_header(&mut tcp))
             .await
@@ -131,8 +133,11 @@ async fn connection(
             Err(_) => return Err(Closed::ProxyHeader),
         }
     }
-    let _address = shared.admission.admit_address(client.ip(), accepted)?;
-    let handshake_place = shared.admission.admit_handshake()?;
+    let client = SocketAddr::new(client.ip().to_canonical(), client.port());
+    let address = shared
+        .admission
+        .admit_address(client.ip(), Instant::now())?;
+    let handshake_place = shared.admission.admit_handshake(&address)?;
     let stream =
         match tokio::time::timeout_at(handshake_deadline, shared.acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => stream,
@@ -180,7 +185,9 @@ async fn connection(
     };
     // Our own watchdog keeps the header deadline; hyper's (which would also cut idle
     // keep-alive connections at the header deadline) stays off, as it is without a timer.
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, as ALPN offers: HTTP/2 would multiply every per-connection limit by its
+    // streams, and its control frames between requests would read as a stalled request head.
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
     let io = TokioIo::new(Watched::new(stream, activity.clone()));
     let connection = watcher.watch(builder.serve_connection(io, service).into_owned());
     tokio::pin!(connection);

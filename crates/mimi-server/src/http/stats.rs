@@ -10,6 +10,8 @@ pub(crate) enum Closed {
     AddressConnections,
     /// Its source address opened connections faster than its rate allows.
     AddressRate,
+    /// Its source address already had `max_handshakes_per_address` handshakes in progress.
+    AddressHandshakes,
     /// `max_handshakes` connections were already in their handshake.
     HandshakePool,
     /// `max_client_connections` client connections were already open.
@@ -35,9 +37,10 @@ pub(crate) enum Closed {
 }
 
 impl Closed {
-    const ALL: [Closed; 13] = [
+    const ALL: [Closed; 14] = [
         Closed::AddressConnections,
         Closed::AddressRate,
+        Closed::AddressHandshakes,
         Closed::HandshakePool,
         Closed::ClientPool,
         Closed::PeerPool,
@@ -56,6 +59,7 @@ impl Closed {
         match self {
             Closed::AddressConnections => "address_connections",
             Closed::AddressRate => "address_rate",
+            Closed::AddressHandshakes => "address_handshakes",
             Closed::HandshakePool => "handshake_pool",
             Closed::ClientPool => "client_pool",
             Closed::PeerPool => "peer_pool",
