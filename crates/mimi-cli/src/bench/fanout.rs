@@ -167,6 +167,20 @@ struct PhaseFigures {
     delivery_latency_ms: Option<Spread>,
     /// Submission to arrival, per provider.
     per_provider_ms: BTreeMap<String, Option<Spread>>,
+    /// The second of the phase (by submission time) whose slowest acceptance was the slowest:
+    /// where a stall sits in the phase.
+    slowest_second: Option<SlowestSecond>,
+}
+
+/// One second of a phase, for locating stalls.
+#[derive(Debug, Serialize, PartialEq)]
+struct SlowestSecond {
+    /// Seconds from the start of the phase.
+    offset_s: u64,
+    /// Messages submitted in that second and accepted.
+    accepted: usize,
+    /// Submission to the hub's answer, in that second.
+    accept_latency_ms: Option<Spread>,
 }
 
 /// The decryption check.
@@ -773,8 +787,31 @@ impl Ledger {
                     .collect::<Vec<_>>(),
             ),
             per_provider_ms: per_provider,
+            slowest_second: slowest_second(&accepted, start),
         }
     }
+}
+
+/// The second of the phase whose slowest acceptance was the slowest.
+fn slowest_second(accepted: &[&Record], start: Instant) -> Option<SlowestSecond> {
+    let mut seconds: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in accepted {
+        let (Some(sent), Some(answered)) = (r.submitted, r.answered) else {
+            continue;
+        };
+        let offset = sent.saturating_duration_since(start).as_secs();
+        let latency = answered.saturating_duration_since(sent).as_secs_f64() * 1e3;
+        seconds.entry(offset).or_default().push(latency);
+    }
+    let (offset_s, latencies) = seconds.into_iter().max_by(|a, b| {
+        let max = |v: &Vec<f64>| v.iter().copied().fold(0.0, f64::max);
+        max(&a.1).total_cmp(&max(&b.1))
+    })?;
+    Some(SlowestSecond {
+        offset_s,
+        accepted: latencies.len(),
+        accept_latency_ms: Spread::of(&latencies),
+    })
 }
 
 fn table(o: &Outcome) -> String {
@@ -888,6 +925,28 @@ mod tests {
         assert!((f.drain_ms - 20.0).abs() < 1e-6);
         assert!((f.accepted_per_sec - 100.0).abs() < 1e-6);
         assert!((f.delivered_per_sec - 25.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_slowest_second_is_the_one_holding_the_slowest_acceptance() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let record = |sent: u64, answered: u64| Record {
+            submitted: Some(at(sent)),
+            answered: Some(at(answered)),
+            accepted: true,
+            ..Record::default()
+        };
+        let records = [
+            record(100, 110),
+            record(1_200, 1_900),
+            record(1_300, 1_310),
+            record(2_500, 2_520),
+        ];
+        let refs: Vec<&Record> = records.iter().collect();
+        let slowest = slowest_second(&refs, start).unwrap();
+        assert_eq!((slowest.offset_s, slowest.accepted), (1, 2));
+        assert_eq!(slowest.accept_latency_ms.unwrap().max, 700.0);
     }
 
     #[test]
