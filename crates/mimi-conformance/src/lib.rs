@@ -421,8 +421,11 @@ impl Provider {
             .arg("serve")
             .arg("--config")
             .arg(&self.config)
+            // The pipe's other end is the child handle we keep: if the test process dies, even
+            // by kill -9, it closes and the provider shuts down instead of lingering.
+            .arg("--exit-on-stdin-close")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -126,6 +126,10 @@ enum Command {
         /// The config file written by `mimid init`.
         #[arg(long)]
         config: PathBuf,
+        /// Shut down when standard input closes: a harness that starts `mimid` with a pipe on
+        /// stdin gets it stopped even when the harness itself is killed.
+        #[arg(long)]
+        exit_on_stdin_close: bool,
     },
     /// Check a config file without serving.
     CheckConfig {
@@ -203,7 +207,10 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("{} problem(s) in the config", problems.len())
             }
         }
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            exit_on_stdin_close,
+        } => {
             let config = Config::load(&config)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -218,8 +225,46 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 }
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
-                run(config, listener, shutdown_signal()).await
+                let stdin_closed = async move {
+                    if exit_on_stdin_close {
+                        stdin_closed().await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                let shutdown = async {
+                    tokio::select! {
+                        _ = shutdown_signal() => {}
+                        _ = stdin_closed => {}
+                    }
+                };
+                run(config, listener, shutdown).await
             })
+        }
+    }
+}
+
+/// Resolves when standard input reaches its end (or fails); what is read is discarded. The read
+/// blocks and cannot be cancelled, so it runs on a plain thread that ends with the process
+/// rather than on the runtime, whose shutdown would wait for it.
+async fn stdin_closed() {
+    let (closed, wait) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("mimid-stdin".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 256];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = closed.send(());
+        });
+    match spawned {
+        Ok(_) => {
+            let _ = wait.await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch stdin; serving until a signal");
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -100,13 +100,16 @@ impl Providers {
                 .arg("serve")
                 .arg("--config")
                 .arg(&config)
+                // Our end of this pipe closes when we exit, however we exit (kill -9 included),
+                // and `mimid` then shuts down instead of outliving the benchmark.
+                .arg("--exit-on-stdin-close")
                 // Info logs on every commit would cost the servers CPU the benchmark measures;
                 // MIMID_LOG from the environment still wins.
                 .env(
                     "MIMID_LOG",
                     std::env::var("MIMID_LOG").unwrap_or_else(|_| "warn".into()),
                 )
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(log_file)
                 .kill_on_drop(true)
