@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::key_material;
 use crate::state::{AppState, now_secs};
-use crate::{hub, key_material};
 
 /// The client routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -179,13 +180,7 @@ async fn register(
                 )));
             }
             tx.ensure_user(&stored.user_name, now_secs())?;
-            tx.add_client(&stored, &token, now_secs())
-                .map_err(|e| match e {
-                    mimi_store::StoreError::Exists(what) => {
-                        ApiError::conflict(format!("{what} is already registered"))
-                    }
-                    other => ApiError::internal(other),
-                })?;
+            tx.add_client(&stored, &token, now_secs())?;
             Ok(())
         })
         .await?;
@@ -368,12 +363,7 @@ async fn create_room(
     let tree = hex::decode(&request.ratchet_tree)
         .map_err(|_| ApiError::bad_request("ratchet_tree is not hex"))?;
     let user = user_uri(&state, &client);
-    let s = state.clone();
-    let r = room.clone();
-    tokio::task::spawn_blocking(move || {
-        hub::create_room(&s, &client.device_uri, &user, &r, &group_info, &tree)
-    })
-    .await??;
+    Hub::create_room(&state, &client.device_uri, &user, &room, group_info, tree).await?;
     Ok(Json(serde_json::json!({ "room": room })))
 }
 
@@ -404,9 +394,7 @@ async fn update(
     let external_join =
         request.bundle.proposal_or_commit().sender() == Some(Sender::NewMemberCommit);
     let response = if room.domain() == state.domain() {
-        let s = state.clone();
-        let r = room_uri.clone();
-        tokio::task::spawn_blocking(move || hub::update(&s, &r, request.bundle)).await??
+        Hub::update(&state, &room_uri, request.bundle).await?
     } else {
         let path = format!("/v1/update/{}", room.to_path_segment());
         let answer = state
@@ -435,26 +423,23 @@ async fn group_info(
     let room =
         MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let request = GroupInfoRequest::decode(&body)?;
-    let hosted = room.domain() == state.domain();
-    let (s, room_uri) = (state.clone(), room.to_string());
-    // The chain check (and, when we host the room, building the answer) is CPU work.
-    let local = tokio::task::spawn_blocking(move || {
-        let who = mimi_room::verify_credential(
-            &s.anchor,
-            &request.requesting_credential.encode(),
-            &request.requesting_signature_key.0,
-            now_secs(),
-        )
-        .map_err(|e| ApiError::forbidden(format!("credential: {e}")))?;
-        if who.device_uri != client.device_uri {
-            return Err(ApiError::forbidden("the request names another client"));
-        }
-        hosted
-            .then(|| hub::group_info(&s, &room_uri, &request, s.domain()))
-            .transpose()
+    let (s, credential, key) = (
+        state.clone(),
+        request.requesting_credential.encode(),
+        request.requesting_signature_key.0.clone(),
+    );
+    // The chain check is CPU work.
+    let who = tokio::task::spawn_blocking(move || {
+        mimi_room::verify_credential(&s.anchor, &credential, &key, now_secs())
+            .map_err(|e| ApiError::forbidden(format!("credential: {e}")))
     })
     .await??;
-    if let Some(response) = local {
+    if who.device_uri != client.device_uri {
+        return Err(ApiError::forbidden("the request names another client"));
+    }
+    if room.domain() == state.domain() {
+        let domain = state.domain().to_owned();
+        let response = Hub::group_info(&state, &room.to_string(), request, &domain).await?;
         return Ok(response.encode());
     }
     let path = format!("/v1/groupInfo/{}", room.to_path_segment());
@@ -483,7 +468,7 @@ async fn submit(
     };
     let room_uri = room.to_string();
     if room.domain() == state.domain() {
-        let response = hub::submit(&state, &room_uri, request).await?;
+        let response = Hub::submit(&state, &room_uri, request).await?;
         return Ok(response.encode());
     }
     let path = format!("/v1/submitMessage/{}", room.to_path_segment());

@@ -8,11 +8,12 @@ use anyhow::Context as _;
 use mimi_protocol::{GroupInfoRequest, UpdateRequest, Wire};
 
 use crate::config::Config;
-use crate::hub;
+use crate::hub::Hub;
 use crate::state::AppState;
 use crate::tls::TlsMaterial;
 
 /// A provider's state opened from its config, without serving.
+#[doc(hidden)]
 pub struct Embedded {
     state: Arc<AppState>,
 }
@@ -46,32 +47,26 @@ impl Embedded {
         group_info: Vec<u8>,
         ratchet_tree: Vec<u8>,
     ) -> anyhow::Result<()> {
-        let state = self.state.clone();
-        let (device, user, room) = (
-            creator_device.to_owned(),
-            creator_user.to_owned(),
-            room_uri.to_owned(),
-        );
-        tokio::task::spawn_blocking(move || {
-            hub::create_room(&state, &device, &user, &room, &group_info, &ratchet_tree)
-        })
-        .await?
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        Hub::create_room(
+            &self.state,
+            creator_device,
+            creator_user,
+            room_uri,
+            group_info,
+            ratchet_tree,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Handles one `UpdateRequest` body for a hosted room as the `/update` endpoint does
     /// (decode, validate, apply, persist, queue the fan-out); returns the encoded
     /// `UpdateRoomResponse`.
     pub async fn update(&self, room_uri: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-        let state = self.state.clone();
-        let room = room_uri.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let request = UpdateRequest::decode(&body).context("malformed UpdateRequest")?;
-            hub::update(&state, &room, request.bundle)
-                .map(|r| r.encode())
-                .map_err(|e| anyhow::anyhow!("{e:?}"))
-        })
-        .await?
+        let request = UpdateRequest::decode(&body).context("malformed UpdateRequest")?;
+        Ok(Hub::update(&self.state, room_uri, request.bundle)
+            .await?
+            .encode())
     }
 
     /// Answers one `GroupInfoRequest` body as the `/groupInfo` endpoint does for a request
@@ -82,15 +77,12 @@ impl Embedded {
         body: Vec<u8>,
         requester_domain: &str,
     ) -> anyhow::Result<Vec<u8>> {
-        let state = self.state.clone();
-        let (room, domain) = (room_uri.to_owned(), requester_domain.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let request = GroupInfoRequest::decode(&body).context("malformed GroupInfoRequest")?;
-            hub::group_info(&state, &room, &request, &domain)
-                .map(|r| r.encode())
-                .map_err(|e| anyhow::anyhow!("{e:?}"))
-        })
-        .await?
+        let request = GroupInfoRequest::decode(&body).context("malformed GroupInfoRequest")?;
+        Ok(
+            Hub::group_info(&self.state, room_uri, request, requester_domain)
+                .await?
+                .encode(),
+        )
     }
 
     /// Entries waiting in the `/notify` queue for all peers.

@@ -16,8 +16,9 @@ use mimi_protocol::{
 
 use crate::error::ApiError;
 use crate::http::PeerDomain;
+use crate::hub::Hub;
 use crate::state::AppState;
-use crate::{follower, hub, key_material};
+use crate::{follower, key_material};
 
 /// The federation routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -114,8 +115,7 @@ async fn update(
     authenticate(&state, &peer, &headers)?;
     let room = room_param(&room)?.to_string();
     let request = UpdateRequest::decode(&body)?;
-    let response =
-        tokio::task::spawn_blocking(move || hub::update(&state, &room, request.bundle)).await??;
+    let response = Hub::update(&state, &room, request.bundle).await?;
     Ok(response.encode())
 }
 
@@ -139,7 +139,7 @@ async fn submit(
             "{peer} cannot submit for {sender}"
         )));
     }
-    let response = hub::submit(&state, &room, request).await?;
+    let response = Hub::submit(&state, &room, request).await?;
     Ok(response.encode())
 }
 
@@ -169,9 +169,7 @@ async fn group_info(
     let peer = authenticate(&state, &peer, &headers)?;
     let room = room_param(&room)?.to_string();
     let request = GroupInfoRequest::decode(&body)?;
-    let response =
-        tokio::task::spawn_blocking(move || hub::group_info(&state, &room, &request, &peer))
-            .await??;
+    let response = Hub::group_info(&state, &room, request, &peer).await?;
     Ok(response.encode())
 }
 

@@ -10,7 +10,7 @@ use mimi_protocol::{
 };
 
 use crate::error::ApiError;
-use crate::hub;
+use crate::hub::Hub;
 use crate::state::{AppState, now_secs};
 
 /// Routes a request from a local client or a peer: answer it, relay it to the target's
@@ -42,11 +42,8 @@ pub(crate) async fn route(
         })
         .await?;
     }
-    let hosted = tokio::task::spawn_blocking(move || {
-        check_requester(&s, &r)?;
-        Ok::<_, ApiError>(we_are_hub && hub::hosts(&s, r.room_id.as_str())?)
-    })
-    .await??;
+    tokio::task::spawn_blocking(move || check_requester(&s, &r)).await??;
+    let hosted = we_are_hub && Hub::hosts(state, request.room_id.as_str()).await?;
     if !we_are_hub {
         return forward(state, room.domain(), &target, &request).await;
     }

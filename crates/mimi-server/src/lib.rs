@@ -21,7 +21,6 @@ mod init;
 mod key_material;
 mod peers;
 mod ratchet_tree;
-mod room_cache;
 mod state;
 mod tls;
 
@@ -79,6 +78,8 @@ pub async fn run(
         shutdown,
     )
     .await;
+    // Every room's owner answers what it has queued (its saves included) before the senders stop.
+    state.hub.shutdown().await;
     // The senders finish the batch in flight and record what was delivered; entries still
     // queued stay in the store for the next start.
     let _ = stop_senders.send(true);

@@ -88,22 +88,20 @@ pub(crate) async fn serve_peer(
 ) -> Result<Vec<u8>, ApiError> {
     let (room, epoch) = parse_path(param)?;
     let room = room.to_string();
-    let (s, peer) = (state.clone(), peer.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let stored =
-            s.store.read()?.room_tree(&room, epoch)?.ok_or_else(|| {
-                ApiError::not_found(format!("no tree of {room} at epoch {epoch}"))
-            })?;
-        if stored.readers.iter().any(|d| d == &peer)
-            || crate::hub::member_domains(&s, &room)?.contains(&peer)
-        {
-            return Ok(stored.tree);
-        }
-        Err(ApiError::forbidden(format!(
-            "{peer} has no member in {room}"
-        )))
-    })
-    .await?
+    let (s, r) = (state.clone(), room.clone());
+    let stored = tokio::task::spawn_blocking(move || s.store.read()?.room_tree(&r, epoch))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("no tree of {room} at epoch {epoch}")))?;
+    if stored.readers.iter().any(|d| d == peer)
+        || crate::hub::Hub::member_domains(state, &room)
+            .await?
+            .contains(peer)
+    {
+        return Ok(stored.tree);
+    }
+    Err(ApiError::forbidden(format!(
+        "{peer} has no member in {room}"
+    )))
 }
 
 /// `GET /client/v1/ratchet-tree?url=U` for local client `device_uri`: a tree this provider

@@ -39,8 +39,8 @@ pub(crate) struct AppState {
     pub(crate) outbox_wake: watch::Sender<u64>,
     /// Bumped after every commit that added inbox entries; long-polling clients watch it.
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
-    /// Hosted rooms kept decoded between requests.
-    pub(crate) rooms: crate::room_cache::RoomCache,
+    /// The owners of the hosted rooms in memory.
+    pub(crate) hub: crate::hub::Hub,
     /// Local clients by the SHA-256 of their bearer token, as already found in the store:
     /// tokens never change, so a hit needs no database read.
     pub(crate) known_clients:
@@ -95,7 +95,7 @@ impl AppState {
             peers,
             outbox_wake: watch::Sender::new(0),
             inbox_wake,
-            rooms: crate::room_cache::RoomCache::new(room_cache_rooms),
+            hub: crate::hub::Hub::new(room_cache_rooms),
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
@@ -133,6 +133,23 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
+        self.queue_write(work)
+            .await?
+            .await
+            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+    }
+
+    /// Queues `work` for the writer and returns once it is queued, with the receiver of its
+    /// outcome: jobs run in the order they are queued, so a caller that must keep an order
+    /// (a room's owner) can go on before the commit. Waits only when the queue is full.
+    pub(crate) async fn queue_write<T, F>(
+        self: &Arc<Self>,
+        work: F,
+    ) -> Result<oneshot::Receiver<Result<T, ApiError>>, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(TypedJob {
             work: Some(work),
@@ -144,9 +161,7 @@ impl AppState {
             .send(job)
             .await
             .map_err(|_| ApiError::internal("the store writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+        Ok(answer)
     }
 
     /// Batches the writer has committed so far.
@@ -288,6 +303,13 @@ pub(crate) mod tests {
 
     /// A provider `a.example` in a temporary directory, not serving.
     pub(crate) fn test_state() -> (tempfile::TempDir, Arc<AppState>) {
+        test_state_with(|_| {})
+    }
+
+    /// As [`test_state`], with the config changed by `adjust` first.
+    pub(crate) fn test_state_with(
+        adjust: impl FnOnce(&mut Config),
+    ) -> (tempfile::TempDir, Arc<AppState>) {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::init::init(
             "a.example",
@@ -297,7 +319,8 @@ pub(crate) mod tests {
             BTreeMap::new(),
         )
         .unwrap();
-        let config = Config::load(&config).unwrap();
+        let mut config = Config::load(&config).unwrap();
+        adjust(&mut config);
         let tls = TlsMaterial::load(&config).unwrap();
         let state = AppState::new(config, &tls).unwrap();
         (dir, state)

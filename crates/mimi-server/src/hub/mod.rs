@@ -1,0 +1,514 @@
+//! The hub role (draft-ietf-mimi-protocol-06 §5.2, §5.3, §5.5): rooms this provider hosts.
+//!
+//! Every hosted room has one owner, a task that holds the decoded room and handles the room's
+//! requests one at a time (`owner`). Nothing else touches a `HubRoom`, so there is no lock to
+//! hold across a wait: ordering comes from the owner's queue. OpenMLS work runs on the blocking
+//! pool, the owner waiting for it; saves go through the group-commit writer.
+//!
+//! * `update`: validate a handshake bundle and plan what to save and fan out (blocking work).
+//! * `group_info`: answer a new client's GroupInfo request.
+//! * `load`: read a room from the store (snapshot plus journal) and checkpoint it.
+
+mod group_info;
+mod load;
+mod owner;
+mod update;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use mimi_protocol::{
+    GroupInfoRequest, GroupInfoResponse, HandshakeBundle, SubmitMessageRequest,
+    SubmitMessageResponse, UpdateRoomResponse, Wire as _,
+};
+use mimi_room::HubRoom;
+use mimi_store::StoredRoom;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::error::ApiError;
+use crate::state::{AppState, now_secs};
+
+use owner::Command;
+
+/// The owners of the hosted rooms that are in memory, and their tasks.
+pub(crate) struct Hub {
+    owners: Mutex<Owners>,
+    /// Every owner task, so shutdown can wait for their queues to empty.
+    tasks: Mutex<JoinSet<()>>,
+    /// Rooms kept in memory (`limits.room_cache_rooms`); beyond it, the least recently used idle
+    /// owner is asked to retire.
+    capacity: usize,
+}
+
+struct Owners {
+    tick: u64,
+    next_id: u64,
+    map: HashMap<String, OwnerEntry>,
+}
+
+struct OwnerEntry {
+    /// Tells a retiring owner that the entry is still its own, not a successor's.
+    id: u64,
+    /// Unbounded: every command is one request, which the connection limits already bound; a
+    /// send never waits, so it can happen under the `owners` lock (see `owner::retire`).
+    commands: mpsc::UnboundedSender<Command>,
+    last_used: u64,
+}
+
+impl Hub {
+    /// No owners yet; at most `capacity` rooms in memory (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            owners: Mutex::new(Owners {
+                tick: 0,
+                next_id: 0,
+                map: HashMap::new(),
+            }),
+            tasks: Mutex::new(JoinSet::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Starts hosting a room created by a local client: checks the group (blocking pool), then
+    /// its owner saves it and keeps it.
+    pub(crate) async fn create_room(
+        state: &Arc<AppState>,
+        creator_device: &str,
+        creator_user: &str,
+        room_uri: &str,
+        group_info: Vec<u8>,
+        ratchet_tree: Vec<u8>,
+    ) -> Result<(), ApiError> {
+        let (s, uri, user) = (state.clone(), room_uri.to_owned(), creator_user.to_owned());
+        let (room, stored) = tokio::task::spawn_blocking(move || {
+            let room = HubRoom::create(
+                &s.anchor,
+                &uri,
+                &user,
+                &group_info,
+                &ratchet_tree,
+                &s.hub_sender().encode(),
+                now_secs(),
+            )
+            .map_err(|e| ApiError::bad_request(format!("cannot create {uri}: {e}")))?;
+            let stored = StoredRoom {
+                room_uri: uri,
+                snapshot: room.snapshot().map_err(ApiError::internal)?,
+                epoch: room.epoch(),
+                group_info: Some(group_info),
+            };
+            Ok::<_, ApiError>((room, stored))
+        })
+        .await??;
+        let device = creator_device.to_owned();
+        Self::ask(state, room_uri, |reply| Command::Create {
+            room: Box::new(room),
+            stored,
+            creator_device: device,
+            reply,
+        })
+        .await?;
+        tracing::info!(room = room_uri, creator = creator_user, "room created");
+        Ok(())
+    }
+
+    /// Handles an `UpdateRequest` for a hosted room: validated, saved with its fan-out, then
+    /// answered; the room's next request sees the new state.
+    pub(crate) async fn update(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        bundle: HandshakeBundle,
+    ) -> Result<UpdateRoomResponse, ApiError> {
+        Self::ask(state, room_uri, |reply| Command::Update { bundle, reply }).await
+    }
+
+    /// Handles a `SubmitMessageRequest` for a hosted room. The owner checks the message and
+    /// queues its save in order, then moves on; this waits for the save to be durable.
+    pub(crate) async fn submit(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        request: SubmitMessageRequest,
+    ) -> Result<SubmitMessageResponse, ApiError> {
+        let outcome =
+            Self::ask(state, room_uri, |reply| Command::Submit { request, reply }).await?;
+        match outcome {
+            owner::Submitted::Refused(response) => Ok(response),
+            owner::Submitted::Saving { saved, response } => {
+                saved
+                    .await
+                    .map_err(|_| ApiError::internal("the store writer dropped a job"))??;
+                state.wake_outbox();
+                Ok(response)
+            }
+        }
+    }
+
+    /// Answers a `GroupInfoRequest` (draft §5.5) from a client of `requester_domain`.
+    pub(crate) async fn group_info(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        request: GroupInfoRequest,
+        requester_domain: &str,
+    ) -> Result<GroupInfoResponse, ApiError> {
+        group_info::answer(state, room_uri, request, requester_domain).await
+    }
+
+    /// The provider domains with members in a hosted room now.
+    pub(crate) async fn member_domains(
+        state: &Arc<AppState>,
+        room_uri: &str,
+    ) -> Result<BTreeSet<String>, ApiError> {
+        Self::ask(state, room_uri, |reply| Command::MemberDomains { reply }).await
+    }
+
+    /// Whether this provider hosts `room_uri` (a store lookup, on the blocking pool).
+    pub(crate) async fn hosts(state: &Arc<AppState>, room_uri: &str) -> Result<bool, ApiError> {
+        let (s, uri) = (state.clone(), room_uri.to_owned());
+        tokio::task::spawn_blocking(move || Ok(s.store.read()?.hosts_room(&uri)?)).await?
+    }
+
+    /// Stops taking requests and waits until every owner has answered what it holds.
+    pub(crate) async fn shutdown(&self) {
+        // Dropping the senders ends each owner once its queue is empty.
+        self.lock_owners().map.clear();
+        let mut tasks = std::mem::take(&mut *self.lock_tasks());
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Sends a command to the room's owner, starting one if there is none, and waits for the
+    /// answer.
+    async fn ask<T>(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        command: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        state.hub.send(state, room_uri, command(reply));
+        answer
+            .await
+            .map_err(|_| ApiError::internal(format!("the owner of {room_uri} stopped")))?
+    }
+
+    /// Queues `command` for the room's owner. Under the `owners` lock, so an owner that retires
+    /// (also under it) never leaves a command behind in its queue.
+    fn send(&self, state: &Arc<AppState>, room_uri: &str, command: Command) {
+        let mut owners = self.lock_owners();
+        owners.tick += 1;
+        let tick = owners.tick;
+        if let Some(entry) = owners.map.get_mut(room_uri) {
+            entry.last_used = tick;
+            match entry.commands.send(command) {
+                Ok(()) => {}
+                // The owner ended without retiring (it panicked): start a new one.
+                Err(mpsc::error::SendError(command)) => {
+                    owners.map.remove(room_uri);
+                    self.start_owner(&mut owners, state, room_uri, command, tick);
+                }
+            }
+        } else {
+            self.start_owner(&mut owners, state, room_uri, command, tick);
+        }
+    }
+
+    fn start_owner(
+        &self,
+        owners: &mut Owners,
+        state: &Arc<AppState>,
+        room_uri: &str,
+        first: Command,
+        tick: u64,
+    ) {
+        owners.next_id += 1;
+        let id = owners.next_id;
+        let (commands, queue) = mpsc::unbounded_channel();
+        // Cannot fail: the receiver is alive until the task below ends.
+        let _ = commands.send(first);
+        let mut tasks = self.lock_tasks();
+        // Forget owners that have finished, so the set does not grow with every room ever used.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(owner::run(state.clone(), room_uri.to_owned(), id, queue));
+        drop(tasks);
+        owners.map.insert(
+            room_uri.to_owned(),
+            OwnerEntry {
+                id,
+                commands,
+                last_used: tick,
+            },
+        );
+        if owners.map.len() > self.capacity {
+            // The least recently used owner is asked to retire; a busy one declines, and the
+            // next start asks again.
+            if let Some(victim) = owners
+                .map
+                .iter()
+                .filter(|(uri, _)| uri.as_str() != room_uri)
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(_, entry)| entry.commands.clone())
+            {
+                let _ = victim.send(Command::Retire);
+            }
+        }
+    }
+
+    /// Removes the owner `id` of `room_uri` if `still_idle` holds, under the `owners` lock;
+    /// returns whether it was removed.
+    fn remove_owner(&self, room_uri: &str, id: u64, still_idle: impl FnOnce() -> bool) -> bool {
+        let mut owners = self.lock_owners();
+        if owners.map.get(room_uri).is_some_and(|e| e.id != id) {
+            // A successor already took over (this owner had stopped answering).
+            return true;
+        }
+        if !still_idle() {
+            return false;
+        }
+        owners.map.remove(room_uri);
+        true
+    }
+
+    /// How many owners are in memory.
+    #[cfg(test)]
+    fn owner_count(&self) -> usize {
+        self.lock_owners().map.len()
+    }
+
+    fn lock_owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        // The map holds no invariant a panic could break half-way; keep serving.
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mimi_identity::Validity;
+    use mimi_protocol::{IdentifierUri, MlsMessage, Protocol};
+    use mimi_room::{ClientIdentity, HubSender, MemberState};
+
+    use super::*;
+    use crate::state::tests::{test_state, test_state_with};
+
+    /// alice@a.example's only client, with real MLS state.
+    struct Alice {
+        mls: MemberState,
+        me: ClientIdentity,
+    }
+
+    const ALICE: &str = "mimi://a.example/u/alice";
+
+    fn alice(state: &AppState) -> Alice {
+        let mls = MemberState::new();
+        let key = mls.generate_signature_key().unwrap();
+        let device_uri = "mimi://a.example/d/alice/phone".to_owned();
+        let chain = state
+            .identity
+            .issue_client(&device_uri, &key, Validity::one_year_from(now_secs() - 60))
+            .unwrap();
+        Alice {
+            mls,
+            me: ClientIdentity {
+                device_uri,
+                chain,
+                signature_public_key: key,
+            },
+        }
+    }
+
+    /// Alice creates `name` at the hub; returns the room URI.
+    async fn create(state: &Arc<AppState>, alice: &Alice, name: &str) -> String {
+        let room = format!("mimi://a.example/r/{name}");
+        let hub = HubSender {
+            signature_key: state.hub_public_key.clone(),
+            provider_uri: "mimi://a.example".into(),
+        };
+        let created = alice
+            .mls
+            .create_room(&alice.me, &room, ALICE, &hub)
+            .unwrap();
+        Hub::create_room(
+            state,
+            &alice.me.device_uri,
+            ALICE,
+            &room,
+            created.group_info,
+            created.ratchet_tree,
+        )
+        .await
+        .unwrap();
+        room
+    }
+
+    async fn post(
+        state: &Arc<AppState>,
+        alice: &Alice,
+        room: &str,
+        text: &str,
+    ) -> SubmitMessageResponse {
+        let (ciphertext, _) = alice.mls.encrypt(&alice.me, room, text.as_bytes()).unwrap();
+        let request = SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: MlsMessage::from_bytes(&ciphertext).unwrap(),
+            sending_uri: IdentifierUri::new(ALICE),
+        };
+        Hub::submit(state, room, request).await.unwrap()
+    }
+
+    fn accepted(response: &SubmitMessageResponse) -> bool {
+        matches!(
+            response.outcome,
+            mimi_protocol::SubmitOutcome::Accepted { .. }
+        )
+    }
+
+    /// Room-wide mailbox entries saved so far.
+    fn saved(state: &AppState) -> u64 {
+        state.store.read().unwrap().mailbox_len().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_accepted_message_is_saved_before_it_is_answered() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "x").await;
+        for i in 0..20 {
+            let response = post(&state, &alice, &room, &format!("m{i}")).await;
+            assert!(accepted(&response));
+            assert_eq!(saved(&state), i + 1);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_handshake_changes_nothing_and_the_room_goes_on() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "x").await;
+        // A commit for an epoch the room is not at: built, then made stale by a first commit.
+        let first = alice.mls.self_update(&alice.me, &room).unwrap();
+        let group_info = first.group_info.clone().unwrap();
+        let bundle = |commit: &[u8]| HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(
+                MlsMessage::from_bytes(&group_info)
+                    .unwrap()
+                    .as_group_info()
+                    .unwrap()
+                    .clone(),
+            ),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        };
+        let answer = Hub::update(&state, &room, bundle(&first.commit))
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
+        alice.mls.merge_pending_commit(&room).unwrap();
+        let journal_before = state
+            .store
+            .read()
+            .unwrap()
+            .room_journal(&room)
+            .unwrap()
+            .len();
+        let again = Hub::update(&state, &room, bundle(&first.commit))
+            .await
+            .unwrap();
+        assert!(!matches!(
+            again.outcome,
+            mimi_protocol::UpdateOutcome::Success { .. }
+        ));
+        assert_eq!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .room_journal(&room)
+                .unwrap()
+                .len(),
+            journal_before
+        );
+        assert!(accepted(&post(&state, &alice, &room, "still here").await));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn owners_beyond_the_capacity_retire_and_their_rooms_reload() {
+        let (_dir, state) = test_state_with(|config| config.limits.room_cache_rooms = 1);
+        let alice = alice(&state);
+        let first = create(&state, &alice, "one").await;
+        let second = create(&state, &alice, "two").await;
+        // The first owner was asked to retire when the second started.
+        for _ in 0..100 {
+            if state.hub.owner_count() == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(state.hub.owner_count(), 1);
+        // Reloaded from the store on demand, in turn, with the same state.
+        assert!(accepted(&post(&state, &alice, &first, "a").await));
+        assert!(accepted(&post(&state, &alice, &second, "b").await));
+        assert!(accepted(&post(&state, &alice, &first, "c").await));
+        assert_eq!(saved(&state), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_room_is_not_found_and_holds_no_owner() {
+        let (_dir, state) = test_state();
+        let error = Hub::member_domains(&state, "mimi://a.example/r/nowhere")
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), crate::error::ErrorKind::NotFound);
+        for _ in 0..100 {
+            if state.hub.owner_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(state.hub.owner_count(), 0);
+        assert!(
+            !Hub::hosts(&state, "mimi://a.example/r/nowhere")
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_answers_every_queued_message_and_saves_it() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "x").await;
+        let mut posts = JoinSet::new();
+        for i in 0..50 {
+            let (ciphertext, _) = alice
+                .mls
+                .encrypt(&alice.me, &room, format!("m{i}").as_bytes())
+                .unwrap();
+            let (state, room) = (state.clone(), room.clone());
+            posts.spawn(async move {
+                let request = SubmitMessageRequest {
+                    protocol: Protocol::Mls10,
+                    app_message: MlsMessage::from_bytes(&ciphertext).unwrap(),
+                    sending_uri: IdentifierUri::new(ALICE),
+                };
+                Hub::submit(&state, &room, request).await
+            });
+        }
+        // Let them all reach the owner's queue, then stop.
+        tokio::task::yield_now().await;
+        state.hub.shutdown().await;
+        let mut answered = 0;
+        while let Some(outcome) = posts.join_next().await {
+            if outcome.unwrap().is_ok() {
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, 50, "every queued message is answered");
+        assert_eq!(saved(&state), 50, "and saved");
+    }
+}

@@ -1,0 +1,300 @@
+//! The owner of one hosted room: a task that holds the decoded room and handles the room's
+//! commands in arrival order. Validation and loading run on the blocking pool with the room
+//! moved there and back; a handshake's save is awaited before the next command, so every
+//! command sees a state that is kept. A message only queues its save (in order, ahead of any
+//! later handshake's) and the next command starts while it commits.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mimi_protocol::{
+    FanoutMessage, HandshakeBundle, MlsMessageKind, SubmitMessageRequest, SubmitMessageResponse,
+    UpdateRoomResponse,
+};
+use mimi_room::{HubRoom, Refusal, RoomError};
+use mimi_store::StoredRoom;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
+
+use super::{load, update};
+use crate::delivery::fan_out;
+use crate::error::{ApiError, ErrorKind};
+use crate::state::{AppState, now_ms, now_secs};
+
+/// Where an answer goes.
+type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// A request for a room's owner.
+pub(super) enum Command {
+    /// Save a room just created (and checked) and keep it.
+    Create {
+        room: Box<HubRoom>,
+        stored: StoredRoom,
+        creator_device: String,
+        reply: Reply<()>,
+    },
+    /// Validate and apply a handshake bundle.
+    Update {
+        bundle: HandshakeBundle,
+        reply: Reply<UpdateRoomResponse>,
+    },
+    /// Check an application message and queue its save.
+    Submit {
+        request: SubmitMessageRequest,
+        reply: Reply<Submitted>,
+    },
+    /// Check that `user` may join by external commit; answer the ratchet tree.
+    ExternalJoin { user: String, reply: Reply<Vec<u8>> },
+    /// The domains with members now.
+    MemberDomains { reply: Reply<BTreeSet<String>> },
+    /// Leave memory if idle (the hub is over `limits.room_cache_rooms`).
+    Retire,
+}
+
+impl Command {
+    /// Answers the command with `error` without handling it.
+    fn fail(self, error: ApiError) {
+        match self {
+            Self::Create { reply, .. } => drop(reply.send(Err(error))),
+            Self::Update { reply, .. } => drop(reply.send(Err(error))),
+            Self::Submit { reply, .. } => drop(reply.send(Err(error))),
+            Self::ExternalJoin { reply, .. } => drop(reply.send(Err(error))),
+            Self::MemberDomains { reply } => drop(reply.send(Err(error))),
+            Self::Retire => {}
+        }
+    }
+}
+
+/// The owner's answer to a message.
+pub(super) enum Submitted {
+    /// Refused: answered as is, nothing saved.
+    Refused(SubmitMessageResponse),
+    /// Accepted: `response` once `saved` reports the save durable.
+    Saving {
+        saved: oneshot::Receiver<Result<(), ApiError>>,
+        response: SubmitMessageResponse,
+    },
+}
+
+/// The owner task of `room_uri`; ends when retired or when the hub drops its sender.
+pub(super) async fn run(
+    state: Arc<AppState>,
+    room_uri: String,
+    id: u64,
+    mut queue: mpsc::UnboundedReceiver<Command>,
+) {
+    let span = tracing::info_span!("room", room = %room_uri);
+    async {
+        // `None` until loaded, and again whenever memory may differ from the store.
+        let mut room: Option<HubRoom> = None;
+        while let Some(command) = queue.recv().await {
+            match command {
+                Command::Retire => {
+                    if state.hub.remove_owner(&room_uri, id, || queue.is_empty()) {
+                        return;
+                    }
+                }
+                Command::Create {
+                    room: created,
+                    stored,
+                    creator_device,
+                    reply,
+                } => {
+                    let outcome = save_created(&state, stored, creator_device).await;
+                    if outcome.is_ok() {
+                        room = Some(*created);
+                    }
+                    let _ = reply.send(outcome);
+                }
+                command => {
+                    let loaded = match room.take() {
+                        Some(loaded) => loaded,
+                        None => match load::load(&state, &room_uri).await {
+                            Ok(loaded) => loaded,
+                            Err(error) => {
+                                let unknown = error.kind() == ErrorKind::NotFound;
+                                command.fail(error);
+                                // No such room: do not hold a place for it.
+                                if unknown
+                                    && state.hub.remove_owner(&room_uri, id, || queue.is_empty())
+                                {
+                                    return;
+                                }
+                                continue;
+                            }
+                        },
+                    };
+                    room = handle(&state, &room_uri, loaded, command).await;
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Handles one command on a loaded room; returns the room if memory still matches the store.
+async fn handle(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    room: HubRoom,
+    command: Command,
+) -> Option<HubRoom> {
+    match command {
+        Command::Update { bundle, reply } => {
+            let (room, outcome) = handshake(state, room_uri, room, bundle).await;
+            let _ = reply.send(outcome);
+            room
+        }
+        Command::Submit { request, reply } => {
+            let _ = reply.send(submit(state, room_uri, &room, request).await);
+            Some(room)
+        }
+        Command::ExternalJoin { user, reply } => {
+            let (room, outcome) = blocking(room, move |room| {
+                room.check_external_join(&user)
+                    .map_err(|e| ApiError::forbidden(format!("{user} may not join: {e}")))?;
+                room.ratchet_tree().map_err(ApiError::internal)
+            })
+            .await;
+            let _ = reply.send(outcome);
+            room
+        }
+        Command::MemberDomains { reply } => {
+            let _ = reply.send(Ok(room.member_domains()));
+            Some(room)
+        }
+        Command::Create { reply, .. } => {
+            let _ = reply.send(Err(ApiError::conflict(format!(
+                "room {room_uri} already exists"
+            ))));
+            Some(room)
+        }
+        Command::Retire => Some(room),
+    }
+}
+
+/// Saves a room just created, with its creator subscribed.
+async fn save_created(
+    state: &Arc<AppState>,
+    stored: StoredRoom,
+    device: String,
+) -> Result<(), ApiError> {
+    state
+        .write(move |tx| {
+            tx.create_room(&stored, now_secs())?;
+            tx.subscribe(&stored.room_uri, &device)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Validates and applies a handshake bundle (blocking pool), saves it (writer), and checkpoints
+/// the room when its journal is long.
+async fn handshake(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    room: HubRoom,
+    bundle: HandshakeBundle,
+) -> (Option<HubRoom>, Result<UpdateRoomResponse, ApiError>) {
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    let (room, planned) = blocking(room, move |room| {
+        update::plan(&s, room, &uri, bundle, now_secs(), now_ms())
+    })
+    .await;
+    let (room, planned) = match (room, planned) {
+        (Some(room), Ok(planned)) => (room, planned),
+        // A failure part-way may have changed the group: read it again next time.
+        (_, Err(error)) => return (None, Err(error)),
+        (None, Ok(_)) => return (None, Err(ApiError::internal("validation lost the room"))),
+    };
+    let update::Planned {
+        response,
+        changed,
+        save,
+    } = planned;
+    let Some(save) = save else {
+        // Refused. If a bundle was refused after part of it applied, memory is ahead of the store.
+        return (if changed { None } else { Some(room) }, Ok(response));
+    };
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    let journaled = match state.write(move |tx| save.persist(tx, &s, &uri)).await {
+        Ok(entries) => entries,
+        Err(error) => return (None, Err(error)),
+    };
+    state.wake_outbox();
+    let room = if journaled >= load::CHECKPOINT_EVERY {
+        load::checkpoint(state, room_uri, room).await
+    } else {
+        Some(room)
+    };
+    (room, Ok(response))
+}
+
+/// Checks an application message against the room and, if it passes, queues its fan-out in
+/// the writer, behind every earlier save of this room and ahead of every later one.
+async fn submit(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    room: &HubRoom,
+    request: SubmitMessageRequest,
+) -> Result<Submitted, ApiError> {
+    let message = request.app_message;
+    if message.kind() != MlsMessageKind::PrivateMessage
+        || message.group_id() != Some(room_uri.as_bytes())
+    {
+        return Ok(Submitted::Refused(SubmitMessageResponse::not_allowed()));
+    }
+    let epoch = message.epoch().unwrap_or(0);
+    match room.check_application(epoch, request.sending_uri.as_str()) {
+        Ok(()) => {}
+        Err(RoomError::Refused(Refusal::WrongEpoch { current })) => {
+            return Ok(Submitted::Refused(SubmitMessageResponse::epoch_too_old(
+                current,
+            )));
+        }
+        Err(RoomError::Refused(refusal)) => {
+            tracing::info!(sender = request.sending_uri.as_str(), %refusal, "message refused");
+            return Ok(Submitted::Refused(SubmitMessageResponse::not_allowed()));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let ts = now_ms();
+    let now = now_secs();
+    let domains = room.member_domains();
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    let saved = state
+        .queue_write(move |tx| {
+            fan_out(
+                tx,
+                &s,
+                &uri,
+                &FanoutMessage::application(ts, message, None),
+                &domains,
+                now,
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(Submitted::Saving {
+        saved,
+        response: SubmitMessageResponse::accepted(ts, None),
+    })
+}
+
+/// Runs `work` on the room on the blocking pool and hands the room back (`None` if the work
+/// panicked, taking the room with it).
+pub(super) async fn blocking<T: Send + 'static>(
+    mut room: HubRoom,
+    work: impl FnOnce(&mut HubRoom) -> Result<T, ApiError> + Send + 'static,
+) -> (Option<HubRoom>, Result<T, ApiError>) {
+    match tokio::task::spawn_blocking(move || {
+        let outcome = work(&mut room);
+        (room, outcome)
+    })
+    .await
+    {
+        Ok((room, outcome)) => (Some(room), outcome),
+        Err(e) => (None, Err(ApiError::internal(e))),
+    }
+}

@@ -1,0 +1,292 @@
+//! Validating a handshake bundle for a hosted room and planning what its acceptance saves:
+//! the journal entries, the GroupInfo for joiners, a large ratchet tree, the fan-out and the
+//! unsubscriptions of removed local clients. Runs on the blocking pool (OpenMLS and store
+//! reads); the owner saves the plan through the writer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mimi_protocol::{
+    FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, UpdateRoomResponse, Welcome,
+};
+use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
+use mimi_store::Tx;
+
+use crate::delivery::fan_out;
+use crate::error::ApiError;
+use crate::ratchet_tree::PendingTree;
+use crate::state::AppState;
+
+/// What validating a bundle decided.
+pub(super) struct Planned {
+    /// The answer for the submitter, once `save` (if any) is durable.
+    pub(super) response: UpdateRoomResponse,
+    /// Whether the room in memory changed (also true for a bundle refused part-way).
+    pub(super) changed: bool,
+    /// What to save; `None` when the bundle was refused.
+    pub(super) save: Option<Save>,
+}
+
+impl Planned {
+    fn refused(response: UpdateRoomResponse, changed: bool) -> Self {
+        Self {
+            response,
+            changed,
+            save: None,
+        }
+    }
+}
+
+/// The writes that make an accepted bundle durable, all in one transaction.
+pub(super) struct Save {
+    now: u64,
+    epoch: u64,
+    /// The accepted handshakes, in order: what the room's journal records.
+    journal: Vec<Vec<u8>>,
+    /// The GroupInfo the committer supplied for the new epoch, as an MLSMessage.
+    group_info: Option<Vec<u8>>,
+    /// A ratchet tree too large to inline in the Welcome (IN-SERVER-11).
+    tree: Option<PendingTree>,
+    fanouts: Vec<(FanoutMessage, BTreeSet<String>)>,
+    /// Local clients the commit removed: they get it, then no more of the room (draft §5.2).
+    removed_local: Vec<String>,
+}
+
+impl Save {
+    /// Writes everything; returns the length of the room's journal afterwards. The handshakes
+    /// go to the journal, not a rewrite of the whole room: a commit costs one small row however
+    /// large the room is.
+    pub(super) fn persist(
+        &self,
+        tx: &Tx<'_>,
+        state: &AppState,
+        room_uri: &str,
+    ) -> Result<u64, ApiError> {
+        let mut entries = 0;
+        for message in &self.journal {
+            entries = tx.append_room_journal(
+                room_uri,
+                message,
+                self.now,
+                self.epoch,
+                self.group_info.as_deref(),
+            )?;
+        }
+        // Before the Welcome that names it is queued: whoever gets the URL can fetch the tree.
+        if let Some(tree) = &self.tree {
+            tree.save(tx, self.now)?;
+        }
+        for (message, domains) in &self.fanouts {
+            fan_out(tx, state, room_uri, message, domains, self.now)?;
+        }
+        for device in &self.removed_local {
+            tx.unsubscribe(room_uri, device)?;
+        }
+        Ok(entries)
+    }
+}
+
+/// Validates `bundle` against `room`, applying what is accepted to it, and plans the save.
+/// `now` is in seconds (validation), `ts` in milliseconds (the hub's accepted timestamp).
+pub(super) fn plan(
+    state: &Arc<AppState>,
+    room: &mut HubRoom,
+    room_uri: &str,
+    bundle: HandshakeBundle,
+    now: u64,
+    ts: u64,
+) -> Result<Planned, ApiError> {
+    match bundle {
+        HandshakeBundle::Commit {
+            commit,
+            welcome,
+            group_info_option,
+            ..
+        } => {
+            if let Some(refusal) =
+                check_joiner_group_info(room, room_uri, &commit, &group_info_option)
+            {
+                return Ok(Planned::refused(refusal, false));
+            }
+            let notify_domains = match room.process_handshake(&state.anchor, commit.as_bytes(), now)
+            {
+                Ok(Accepted::Commit {
+                    notify_domains,
+                    epoch,
+                    removed,
+                }) => {
+                    tracing::info!(epoch, "commit accepted");
+                    let removed_local = removed
+                        .into_iter()
+                        .filter(|m| m.domain == state.domain())
+                        .map(|m| m.device_uri)
+                        .collect();
+                    (notify_domains, removed_local)
+                }
+                Ok(_) => {
+                    return Ok(Planned::refused(
+                        UpdateRoomResponse::not_allowed("expected a commit"),
+                        true,
+                    ));
+                }
+                Err(e) => return Ok(Planned::refused(refusal_to_update(e)?, false)),
+            };
+            let (notify_domains, removed_local) = notify_domains;
+            let group_info = match group_info_option {
+                GroupInfoOption::Full(info) => Some(MlsMessage::from(info).into_bytes()),
+                GroupInfoOption::Partial(_) => None,
+            };
+            let mut save = Save {
+                now,
+                epoch: room.epoch(),
+                journal: vec![commit.as_bytes().to_vec()],
+                group_info,
+                tree: None,
+                fanouts: vec![(
+                    FanoutMessage::commit(ts, commit, Vec::new()),
+                    notify_domains,
+                )],
+                removed_local,
+            };
+            if let Some(welcome) = welcome {
+                plan_welcome(state, room, room_uri, welcome, ts, &mut save)?;
+            }
+            Ok(Planned {
+                response: UpdateRoomResponse::success(ts),
+                changed: true,
+                save: Some(save),
+            })
+        }
+        HandshakeBundle::Proposal {
+            proposal,
+            more_proposals,
+        } => {
+            let mut domains = BTreeSet::new();
+            let mut journal = Vec::new();
+            for p in std::iter::once(&proposal).chain(more_proposals.iter()) {
+                let changed = !journal.is_empty();
+                match room.process_handshake(&state.anchor, p.as_bytes(), now) {
+                    Ok(Accepted::Proposal { notify_domains }) => {
+                        domains = notify_domains;
+                        journal.push(p.as_bytes().to_vec());
+                    }
+                    Ok(_) => {
+                        return Ok(Planned::refused(
+                            UpdateRoomResponse::not_allowed("expected proposals"),
+                            true,
+                        ));
+                    }
+                    Err(e) => return Ok(Planned::refused(refusal_to_update(e)?, changed)),
+                }
+            }
+            tracing::info!(count = journal.len(), "proposals accepted");
+            Ok(Planned {
+                response: UpdateRoomResponse::success(ts),
+                changed: true,
+                save: Some(Save {
+                    now,
+                    epoch: room.epoch(),
+                    journal,
+                    group_info: None,
+                    tree: None,
+                    fanouts: vec![(
+                        FanoutMessage::proposal(ts, proposal, more_proposals),
+                        domains,
+                    )],
+                    removed_local: Vec::new(),
+                }),
+            })
+        }
+    }
+}
+
+/// HUB-080: the GroupInfo for joiners is for this room and the new epoch. Checked before the
+/// commit is applied, so refusing leaves the room untouched. A commit for another epoch gets
+/// the epoch refusal from validation instead.
+fn check_joiner_group_info(
+    room: &HubRoom,
+    room_uri: &str,
+    commit: &MlsMessage,
+    option: &GroupInfoOption,
+) -> Option<UpdateRoomResponse> {
+    if commit.epoch() != Some(room.epoch()) {
+        return None;
+    }
+    match option {
+        GroupInfoOption::Full(info)
+            if info.group_id() == room_uri.as_bytes() && info.epoch() == room.epoch() + 1 =>
+        {
+            None
+        }
+        GroupInfoOption::Full(_) => Some(UpdateRoomResponse::invalid_proposal(
+            Vec::new(),
+            "the GroupInfo is not for this room's new epoch",
+        )),
+        GroupInfoOption::Partial(_) => Some(UpdateRoomResponse::invalid_proposal(
+            Vec::new(),
+            "partial GroupInfo is not supported; send a full one",
+        )),
+    }
+}
+
+/// Routes a Welcome to the providers of the KeyPackages it names (recorded when the hub relayed
+/// them, or ours) and decides how it carries the ratchet tree.
+fn plan_welcome(
+    state: &Arc<AppState>,
+    room: &HubRoom,
+    room_uri: &str,
+    welcome: Welcome,
+    ts: u64,
+    save: &mut Save,
+) -> Result<(), ApiError> {
+    let tree = room.ratchet_tree().map_err(ApiError::internal)?;
+    let mut domains = BTreeSet::new();
+    {
+        let guard = state.store.read()?;
+        for kp_ref in welcome.new_member_refs() {
+            let route = guard.welcome_route(kp_ref)?;
+            let local = guard
+                .device_of_key_package(kp_ref)?
+                .map(|_| state.domain().to_owned());
+            match route.or(local) {
+                Some(d) => {
+                    domains.insert(d);
+                }
+                None => tracing::warn!("welcome for a key package the hub did not relay"),
+            }
+        }
+    }
+    // IN-SERVER-11: a large tree is stored once here, not copied to every mailbox.
+    let (option, pending) = crate::ratchet_tree::welcome_option(
+        state,
+        room_uri,
+        room.epoch(),
+        tree,
+        domains.iter().cloned().collect(),
+    )?;
+    save.tree = pending;
+    save.fanouts.push((
+        FanoutMessage::welcome(ts, MlsMessage::from(welcome), option),
+        domains,
+    ));
+    Ok(())
+}
+
+/// The answer to a refused handshake; an error that is not a refusal is ours.
+fn refusal_to_update(error: RoomError) -> Result<UpdateRoomResponse, ApiError> {
+    tracing::info!(%error, "handshake refused");
+    match error {
+        RoomError::Refused(Refusal::WrongEpoch { current }) => Ok(UpdateRoomResponse::wrong_epoch(
+            current,
+            "the room is at another epoch",
+        )),
+        RoomError::Refused(Refusal::NotAllowed(why)) => Ok(UpdateRoomResponse::not_allowed(&why)),
+        RoomError::Refused(Refusal::InvalidProposal(why)) => {
+            Ok(UpdateRoomResponse::invalid_proposal(Vec::new(), &why))
+        }
+        RoomError::Malformed { .. } | RoomError::MalformedCredential(_) => Ok(
+            UpdateRoomResponse::invalid_proposal(Vec::new(), &error.to_string()),
+        ),
+        other => Err(ApiError::internal(other)),
+    }
+}
