@@ -43,7 +43,7 @@ pub(crate) async fn local(state: &Arc<AppState>, id: &str) -> Result<Vec<u8>, Ap
     }
     let s = state.clone();
     let key = id.to_owned();
-    tokio::task::spawn_blocking(move || s.store.lock()?.asset(&key))
+    tokio::task::spawn_blocking(move || s.store.read()?.asset(&key))
         .await??
         .ok_or_else(|| ApiError::not_found(format!("no asset {id}")))
 }
@@ -68,7 +68,7 @@ pub(crate) async fn proxy(state: &Arc<AppState>, url: &str) -> Result<Vec<u8>, A
 
 /// Splits `https://DOMAIN[:PORT]/v1/assets/ID` into the domain and the asset ID.
 pub(crate) fn parse_url(url: &str) -> Result<(String, String), ApiError> {
-    let (domain, id) = crate::peers::split_endpoint_url(url, ASSET_PATH, "an asset")?;
+    let (domain, id) = crate::upstream::split_endpoint_url(url, ASSET_PATH, "an asset")?;
     if id.is_empty() || id.contains('/') {
         return Err(ApiError::bad_request(format!("not an asset URL: {url:?}")));
     }

@@ -12,6 +12,7 @@ use mimi_protocol::{
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::state::{AppState, now_secs};
+use crate::upstream::{self, Route};
 
 /// Routes a request from a local client or a peer: answer it, relay it to the target's
 /// provider (we are the room's hub), or send it to the room's hub (we are a follower). Every
@@ -24,7 +25,7 @@ pub(crate) async fn route(
 ) -> Result<KeyMaterialResponse, ApiError> {
     let target = uri(&request.target_user)?;
     let room = uri(&request.room_id)?;
-    let we_are_hub = room.domain() == state.domain();
+    let we_are_hub = upstream::route(state.domain(), &room) == Route::Local;
     let answer_here =
         target.domain() == state.domain() && (we_are_hub || from_peer == Some(room.domain()));
     if !answer_here && !we_are_hub && from_peer.is_some() {
@@ -32,17 +33,13 @@ pub(crate) async fn route(
             "key material for a room must be requested from its hub",
         ));
     }
-    // Certificate-chain and signature checks, and the claim's synced write, are blocking work.
+    // Certificate-chain and signature checks are blocking work.
     let request = Arc::new(request);
     let (s, r) = (state.clone(), request.clone());
-    if answer_here {
-        return tokio::task::spawn_blocking(move || {
-            check_requester(&s, &r)?;
-            answer(&s, &r)
-        })
-        .await?;
-    }
     tokio::task::spawn_blocking(move || check_requester(&s, &r)).await??;
+    if answer_here {
+        return answer(state, &request).await;
+    }
     let hosted = we_are_hub && Hub::hosts(state, request.room_id.as_str()).await?;
     if !we_are_hub {
         return forward(state, room.domain(), &target, &request).await;
@@ -55,12 +52,7 @@ pub(crate) async fn route(
     }
     let domain = target.domain().to_owned();
     let response = forward(state, &domain, &target, &request).await?;
-    let s = state.clone();
-    tokio::task::spawn_blocking(move || {
-        record_routes(&s, &domain, &response)?;
-        Ok(response)
-    })
-    .await?
+    record_routes(state, domain, response).await
 }
 
 async fn forward(
@@ -70,41 +62,51 @@ async fn forward(
     request: &KeyMaterialRequest,
 ) -> Result<KeyMaterialResponse, ApiError> {
     let path = format!("/v1/keyMaterial/{}", target.to_path_segment());
-    let answer = state
+    let (response, _) = state
         .peers
-        .relay_post(domain, &path, request.encode())
+        .relay_post_checked(domain, &path, request.encode())
         .await?;
-    KeyMaterialResponse::decode(&answer)
-        .map_err(|e| ApiError::bad_gateway(format!("{domain} sent a malformed answer: {e}")))
+    Ok(response)
 }
 
-/// HUB-060: each returned KeyPackage is vouched for by the target's own provider; remember
-/// where it came from.
-fn record_routes(
-    state: &AppState,
-    domain: &str,
-    response: &KeyMaterialResponse,
-) -> Result<(), ApiError> {
-    let mut guard = state.store.lock()?;
-    let tx = guard.begin()?;
-    for client in &response.clients {
-        if let ClientKeyMaterial::Success { key_package, .. } = client {
-            let (who, kp_ref) =
-                mimi_room::check_key_package(&state.anchor, key_package.as_bytes(), now_secs())
-                    .map_err(|e| {
-                        ApiError::bad_gateway(format!("{domain} returned a bad key package: {e}"))
-                    })?;
-            if who.domain != domain {
-                return Err(ApiError::bad_gateway(format!(
-                    "{domain} returned a key package of {}",
-                    who.domain
-                )));
+/// HUB-060: each returned KeyPackage is vouched for by the target's own provider (checked on
+/// the blocking pool); remember where each came from, then pass the answer on.
+async fn record_routes(
+    state: &Arc<AppState>,
+    domain: String,
+    response: KeyMaterialResponse,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let (s, d) = (state.clone(), domain.clone());
+    let (response, refs) = tokio::task::spawn_blocking(move || {
+        let mut refs = Vec::new();
+        for client in &response.clients {
+            if let ClientKeyMaterial::Success { key_package, .. } = client {
+                let (who, kp_ref) =
+                    mimi_room::check_key_package(&s.anchor, key_package.as_bytes(), now_secs())
+                        .map_err(|e| {
+                            ApiError::bad_gateway(format!("{d} returned a bad key package: {e}"))
+                        })?;
+                if who.domain != d {
+                    return Err(ApiError::bad_gateway(format!(
+                        "{d} returned a key package of {}",
+                        who.domain
+                    )));
+                }
+                refs.push(kp_ref);
             }
-            tx.add_welcome_route(&kp_ref, domain, now_secs())?;
         }
-    }
-    tx.commit()?;
-    Ok(())
+        Ok((response, refs))
+    })
+    .await??;
+    state
+        .write(move |tx| {
+            for kp_ref in &refs {
+                tx.add_welcome_route(kp_ref, &domain, now_secs())?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(response)
 }
 
 /// KM-001..KM-003: the requester's credential is vouched for by its provider, names the
@@ -133,22 +135,31 @@ fn check_requester(state: &AppState, request: &KeyMaterialRequest) -> Result<(),
 
 /// KM-004: claim one KeyPackage per client of the local target user, for a requester
 /// [`check_requester`] accepted. Claimed packages are never handed out again.
-fn answer(state: &AppState, request: &KeyMaterialRequest) -> Result<KeyMaterialResponse, ApiError> {
+async fn answer(
+    state: &Arc<AppState>,
+    request: &KeyMaterialRequest,
+) -> Result<KeyMaterialResponse, ApiError> {
     let now = now_secs();
     let target = uri(&request.target_user)?;
     let user_name = target.id().unwrap_or_default().to_owned();
-    let mut guard = state.store.lock()?;
-    if !guard.user_exists(&user_name)? {
+    let room = request.room_id.as_str().to_owned();
+    // Through the group-commit writer: the claim is durable before the packages leave.
+    let claimed = state
+        .write(move |tx| {
+            if !tx.user_exists(&user_name)? {
+                return Ok(None);
+            }
+            Ok(Some(tx.claim_key_packages(&user_name, &room, now)?))
+        })
+        .await?;
+    let Some(claimed) = claimed else {
         return Ok(KeyMaterialResponse {
             protocol: Protocol::Mls10,
             user_status: KeyMaterialUserCode::USER_UNKNOWN,
             user_uri: request.target_user.clone(),
             clients: Vec::new(),
         });
-    }
-    let tx = guard.begin()?;
-    let claimed = tx.claim_key_packages(&user_name, request.room_id.as_str(), now)?;
-    tx.commit()?;
+    };
     let mut clients = Vec::new();
     let mut found = 0;
     for claim in &claimed {

@@ -1,28 +1,28 @@
 //! `mimid`, a MIMI provider: hub for the rooms it hosts, follower in rooms hosted elsewhere
 //! (draft-ietf-mimi-protocol-06), plus the API its own clients use.
 //!
-//! Layout: `federation` (provider-to-provider endpoints) and `client_api` (own clients) are the
-//! HTTP surface; `hub`, `follower` and `key_material` hold the protocol roles; `delivery` puts
-//! accepted messages into inboxes and the durable `fanout_queue`; `http` accepts connections
-//! (admission by address and pool, a deadline for every phase, mutual TLS); `config`, `init` and `tls` set a provider up.
+//! Folders follow a message's path (docs/architecture.md has the table of hops): `http`
+//! (connections, then the `federation` and `client_api` handlers), `upstream` (local or
+//! forwarded to another provider; the one peer client), `hub` (one owner task per hosted room),
+//! `fanout` (delivery inside the accepting transaction, the durable `/notify` queue and its
+//! senders), `follower` (`/notify` from other hubs). `key_material`, `assets` and
+//! `ratchet_tree` serve their endpoints for both roles; `state` holds what handlers share
+//! (store, group-commit writer); `config`, `init` and `tls` set a provider up.
 
 mod assets;
-mod client_api;
 mod config;
-mod delivery;
 mod embedded;
 mod error;
-mod fanout_queue;
-mod federation;
+mod fanout;
 mod follower;
 mod http;
 mod hub;
 mod init;
 mod key_material;
-mod peers;
 mod ratchet_tree;
 mod state;
 mod tls;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -61,13 +61,12 @@ pub async fn run(
     let tls = tls::TlsMaterial::load(&config)?;
     let server_tls = tls.server_config()?;
     let state = state::AppState::new(config, &tls)?;
-    let router = federation::routes()
-        .merge(client_api::routes())
+    let router = http::routes()
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .with_state(state.clone());
     let mut background = JoinSet::new();
     let (stop_senders, stop) = tokio::sync::watch::channel(false);
-    fanout_queue::run_senders(&state, &mut background, &stop);
+    fanout::run_senders(&state, &mut background, &stop);
     tracing::info!(domain = %state.config.domain, addr = %listener.local_addr()?, "serving");
     http::serve(
         listener,

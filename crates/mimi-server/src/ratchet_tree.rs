@@ -140,7 +140,7 @@ pub(crate) async fn fetch_for_client(
 
 /// Splits `https://DOMAIN[:PORT]/v1/ratchetTree/ROOM/EPOCH` into its domain, room and epoch.
 pub(crate) fn parse_url(url: &str) -> Result<(String, MimiUri, u64), ApiError> {
-    let (domain, param) = crate::peers::split_endpoint_url(url, TREE_PATH, "a ratchet tree")?;
+    let (domain, param) = crate::upstream::split_endpoint_url(url, TREE_PATH, "a ratchet tree")?;
     let (room, epoch) = parse_path(param)?;
     Ok((domain, room, epoch))
 }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::peers::Peers;
 use crate::tls::TlsMaterial;
+use crate::upstream::Peers;
 
 /// Most jobs committed together. A batch costs one sync however large it is, but every job in
 /// it waits for the slowest; 256 short jobs take a few milliseconds to run.

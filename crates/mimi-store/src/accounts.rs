@@ -1,6 +1,6 @@
 //! Local users and their clients (the provider-internal side of the client API).
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::{StoreError, StoreGuard, Tx};
@@ -17,6 +17,11 @@ pub struct Client {
 }
 
 impl Tx<'_> {
+    /// Whether a local user exists, as this transaction sees it.
+    pub fn user_exists(&self, name: &str) -> Result<bool, StoreError> {
+        user_exists(self.conn(), name)
+    }
+
     /// Adds a user if it does not exist yet.
     pub fn ensure_user(&self, name: &str, now: u64) -> Result<(), StoreError> {
         self.conn()
@@ -92,13 +97,7 @@ impl StoreGuard<'_> {
 
     /// Whether a local user exists.
     pub fn user_exists(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM users WHERE name = ?1", params![name], |_| {
-                Ok(())
-            })
-            .optional()?
-            .is_some())
+        user_exists(&self.conn, name)
     }
 
     /// The device URIs of a user's clients.
@@ -109,6 +108,15 @@ impl StoreGuard<'_> {
         let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn user_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row("SELECT 1 FROM users WHERE name = ?1", params![name], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
 }
 
 fn token_hash(token: &[u8]) -> Vec<u8> {

@@ -1,10 +1,16 @@
 //! The HTTPS front: accepting connections, admitting them by source address and by pool,
 //! enforcing a deadline on every phase of a connection, TLS with optional client certificates,
-//! and graceful shutdown. What the server does at each limit is in docs/architecture.md
-//! ("Connections").
+//! and graceful shutdown (`serve`, `admission`, `deadlines`, `proxy_protocol`, `stats`). What
+//! the server does at each limit is in docs/architecture.md ("Connections").
+//!
+//! Then the handlers, which authenticate, decode, call the role that does the work (`hub`,
+//! `follower`, `key_material`, `upstream` for what goes to another provider) and encode:
+//! `federation` for peers (draft-ietf-mimi-protocol-06 §5), `client_api` for our own clients.
 
 mod admission;
+mod client_api;
 mod deadlines;
+mod federation;
 mod proxy_protocol;
 mod serve;
 mod stats;
@@ -12,3 +18,12 @@ mod stats;
 pub(crate) use admission::LongPolls;
 pub(crate) use serve::{PeerDomain, serve};
 pub(crate) use stats::{Closed, ConnectionStats};
+
+use std::sync::Arc;
+
+use crate::state::AppState;
+
+/// Every endpoint: the federation API and the client API.
+pub(crate) fn routes() -> axum::Router<Arc<AppState>> {
+    federation::routes().merge(client_api::routes())
+}

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
 use crate::config::Connections;
 use crate::http::admission::Admission;
@@ -175,7 +176,16 @@ async fn connection(
                 axum::body::Body::new(MinRateBody::new(body, deadlines, stats.clone()))
             });
             request.extensions_mut().insert(peer.clone());
-            let response = router.clone().oneshot(request);
+            // Every log line of the request (the room's owner adds the room) names it, the
+            // peer provider and the connection's address.
+            let span = tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = %request.uri().path(),
+                peer = peer.0.as_deref().unwrap_or("-"),
+                %client,
+            );
+            let response = router.clone().oneshot(request).instrument(span);
             async move {
                 let response = response.await;
                 drop(in_flight);

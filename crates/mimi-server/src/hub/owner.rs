@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
 
 use super::{load, update};
-use crate::delivery::fan_out;
 use crate::error::{ApiError, ErrorKind};
+use crate::fanout::fan_out;
 use crate::state::{AppState, now_ms, now_secs};
 
 /// Where an answer goes.

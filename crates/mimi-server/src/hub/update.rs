@@ -12,8 +12,8 @@ use mimi_protocol::{
 use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
 use mimi_store::Tx;
 
-use crate::delivery::fan_out;
 use crate::error::ApiError;
+use crate::fanout::fan_out;
 use crate::ratchet_tree::PendingTree;
 use crate::state::AppState;
 

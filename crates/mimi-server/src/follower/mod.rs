@@ -6,8 +6,8 @@ use std::sync::Arc;
 use mimi_protocol::{Wire, decode_fanout_batch};
 use sha2::{Digest, Sha256};
 
-use crate::delivery::deliver_local;
 use crate::error::ApiError;
+use crate::fanout::deliver_local;
 use crate::state::{AppState, now_secs};
 
 /// FOL-001: only the room's hub may notify; FOL-002: the body decodes completely and every

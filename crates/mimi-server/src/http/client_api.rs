@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::key_material;
 use crate::state::{AppState, now_secs};
+use crate::upstream::{self, Route};
 
 /// The client routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -393,16 +394,16 @@ async fn update(
     let room_uri = room.to_string();
     let external_join =
         request.bundle.proposal_or_commit().sender() == Some(Sender::NewMemberCommit);
-    let response = if room.domain() == state.domain() {
-        Hub::update(&state, &room_uri, request.bundle).await?
-    } else {
-        let path = format!("/v1/update/{}", room.to_path_segment());
-        let answer = state
-            .peers
-            .relay_post(room.domain(), &path, body.to_vec())
-            .await?;
-        UpdateRoomResponse::decode(&answer)
-            .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?
+    let response = match upstream::route(state.domain(), &room) {
+        Route::Local => Hub::update(&state, &room_uri, request.bundle).await?,
+        Route::Hub(hub) => {
+            let path = format!("/v1/update/{}", room.to_path_segment());
+            let (response, _): (UpdateRoomResponse, _) = state
+                .peers
+                .relay_post_checked(hub, &path, body.to_vec())
+                .await?;
+            response
+        }
     };
     // A client that joined by external commit receives the room's fan-out from now on.
     if external_join && matches!(response.outcome, UpdateOutcome::Success { .. }) {
@@ -437,19 +438,21 @@ async fn group_info(
     if who.device_uri != client.device_uri {
         return Err(ApiError::forbidden("the request names another client"));
     }
-    if room.domain() == state.domain() {
-        let domain = state.domain().to_owned();
-        let response = Hub::group_info(&state, &room.to_string(), request, &domain).await?;
-        return Ok(response.encode());
+    match upstream::route(state.domain(), &room) {
+        Route::Local => {
+            let domain = state.domain().to_owned();
+            let response = Hub::group_info(&state, &room.to_string(), request, &domain).await?;
+            Ok(response.encode())
+        }
+        Route::Hub(hub) => {
+            let path = format!("/v1/groupInfo/{}", room.to_path_segment());
+            let (_, answer): (GroupInfoResponse, _) = state
+                .peers
+                .relay_post_checked(hub, &path, body.to_vec())
+                .await?;
+            Ok(answer)
+        }
     }
-    let path = format!("/v1/groupInfo/{}", room.to_path_segment());
-    let answer = state
-        .peers
-        .relay_post(room.domain(), &path, body.to_vec())
-        .await?;
-    GroupInfoResponse::decode(&answer)
-        .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
-    Ok(answer)
 }
 
 async fn submit(
@@ -466,19 +469,20 @@ async fn submit(
         app_message: MlsMessage::from_bytes(&body)?,
         sending_uri: IdentifierUri::new(user_uri(&state, &client)),
     };
-    let room_uri = room.to_string();
-    if room.domain() == state.domain() {
-        let response = Hub::submit(&state, &room_uri, request).await?;
-        return Ok(response.encode());
+    match upstream::route(state.domain(), &room) {
+        Route::Local => {
+            let response = Hub::submit(&state, &room.to_string(), request).await?;
+            Ok(response.encode())
+        }
+        Route::Hub(hub) => {
+            let path = format!("/v1/submitMessage/{}", room.to_path_segment());
+            let (_, answer): (SubmitMessageResponse, _) = state
+                .peers
+                .relay_post_checked(hub, &path, request.encode())
+                .await?;
+            Ok(answer)
+        }
     }
-    let path = format!("/v1/submitMessage/{}", room.to_path_segment());
-    let answer = state
-        .peers
-        .relay_post(room.domain(), &path, request.encode())
-        .await?;
-    SubmitMessageResponse::decode(&answer)
-        .map_err(|e| ApiError::bad_gateway(format!("hub sent a malformed answer: {e}")))?;
-    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -645,14 +649,16 @@ async fn download(
         .room
         .parse()
         .map_err(|e| ApiError::bad_request(format!("bad room: {e}")))?;
-    if room.domain() == state.domain() {
-        return crate::assets::proxy(&state, &query.url).await;
+    match upstream::route(state.domain(), &room) {
+        Route::Local => crate::assets::proxy(&state, &query.url).await,
+        Route::Hub(hub) => {
+            let path = format!(
+                "/v1/proxyDownload/{}",
+                mimi_protocol::percent_encode(&query.url)
+            );
+            state.peers.relay_get(hub, &path).await
+        }
     }
-    let path = format!(
-        "/v1/proxyDownload/{}",
-        mimi_protocol::percent_encode(&query.url)
-    );
-    state.peers.relay_get(room.domain(), &path).await
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
-//! Outbound requests to peer providers over mutual TLS. A peer is addressed by its domain (TLS
-//! server name and `Host`), connected at the address from the config, and every request names
-//! us in `From: mimi@<our domain>` (draft-ietf-mimi-protocol-06 §4.2).
+//! Everything that goes to another provider: the decision whether a room's request is ours to
+//! handle or its hub's ([`route`]), and the one HTTP client for peers over mutual TLS. A peer is
+//! addressed by its domain (TLS server name and `Host`), connected at the address from the
+//! config, and every request names us in `From: mimi@<our domain>` (draft-ietf-mimi-protocol-06
+//! §4.2). What a peer answers is read up to `limits.max_body_bytes`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,9 +11,29 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::http::StatusCode;
 
+use mimi_protocol::Wire;
+
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::tls::TlsMaterial;
+
+/// Where a request about a room is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    /// We host the room: our hub handles it.
+    Local,
+    /// Another provider hosts it: relay to that hub (draft §5: followers talk only to the hub).
+    Hub(&'a str),
+}
+
+/// The one local-or-forward decision: a room is handled by the provider of its URI's domain.
+pub(crate) fn route<'a>(our_domain: &str, room: &'a mimi_protocol::MimiUri) -> Route<'a> {
+    if room.domain() == our_domain {
+        Route::Local
+    } else {
+        Route::Hub(room.domain())
+    }
+}
 
 /// A peer's answer.
 pub(crate) struct PeerResponse {
@@ -202,6 +224,20 @@ impl Peers {
             |e| Err(ApiError::bad_gateway(format!("{e:#}"))),
             |answer| answer.into_body(domain),
         )
+    }
+
+    /// POSTs `body` like [`Peers::relay_post`] and checks that the answer decodes as `R`; returns
+    /// the answer's bytes, to pass on unchanged.
+    pub(crate) async fn relay_post_checked<R: Wire>(
+        &self,
+        domain: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(R, Vec<u8>), ApiError> {
+        let answer = self.relay_post(domain, path, body).await?;
+        let decoded = R::decode(&answer)
+            .map_err(|e| ApiError::bad_gateway(format!("{domain} sent a malformed answer: {e}")))?;
+        Ok((decoded, answer))
     }
 
     /// Whether `domain` is a configured peer.

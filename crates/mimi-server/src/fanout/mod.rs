@@ -1,0 +1,9 @@
+//! Fan-out: putting an accepted message on its way inside the transaction that accepted it
+//! (`delivery`: local inboxes, or the durable per-peer `/notify` queue in the store), and
+//! draining that queue, one sender task per peer (`sender`).
+
+mod delivery;
+mod sender;
+
+pub(crate) use delivery::{deliver_local, fan_out};
+pub(crate) use sender::run_senders;
