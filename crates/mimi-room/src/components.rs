@@ -12,10 +12,11 @@ use openmls::prelude::{AppDataDictionary, AppDataUpdateOperation, AppDataUpdateP
 
 use crate::error::RoomError;
 
-/// Component ID of the participant list (draft-ietf-mimi-protocol-06 §10.3).
-pub(crate) const PARTICIPANT_LIST: u16 = 0x0022;
-/// Component ID of the roles list (draft-ietf-mimi-room-policy-03, suggested value).
-pub(crate) const ROLES_LIST: u16 = 0x0025;
+/// Component ID of the participant list, as OpenMLS takes it; the value is the protocol crate's
+/// (`mimi_protocol::ComponentId`), the one place code points live.
+pub(crate) const PARTICIPANT_LIST: u16 = mimi_protocol::ComponentId::PARTICIPANT_LIST.0;
+/// Component ID of the roles list, as OpenMLS takes it (the protocol crate's value).
+pub(crate) const ROLES_LIST: u16 = mimi_protocol::ComponentId::ROLES_LIST.0;
 
 /// One participant: a user URI and its role.
 #[derive(Debug, Clone, PartialEq, Eq)]

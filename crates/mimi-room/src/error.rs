@@ -10,31 +10,9 @@
 
 use std::fmt;
 
-/// A refusal with the MIMI status code it maps to (draft-ietf-mimi-protocol-06 §5.2, §5.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The message is for another epoch than the hub's current one.
-    WrongEpoch {
-        /// The hub's current epoch.
-        current: u64,
-    },
-    /// Room policy or the participant/member invariants forbid the action.
-    NotAllowed(String),
-    /// A proposal or commit is malformed or invalid in MLS terms.
-    InvalidProposal(String),
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::WrongEpoch { current } => {
-                write!(f, "wrong epoch, the room is at epoch {current}")
-            }
-            Self::NotAllowed(why) => write!(f, "not allowed: {why}"),
-            Self::InvalidProposal(why) => write!(f, "invalid proposal: {why}"),
-        }
-    }
-}
+/// Why the hub refuses a handshake or message: the protocol's refusal, which also maps it to
+/// the draft's status codes (draft-ietf-mimi-protocol-06 §5.2, §5.3).
+pub use mimi_protocol::Refusal;
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +53,29 @@ impl RoomError {
     }
 
     pub(crate) fn invalid(why: impl fmt::Display) -> Self {
-        Self::Refused(Refusal::InvalidProposal(why.to_string()))
+        Self::Refused(Refusal::invalid(why.to_string()))
     }
 
-    pub(crate) fn mls(err: impl fmt::Debug) -> Self {
-        Self::Mls(format!("{err:?}"))
+    pub(crate) fn mls(err: impl fmt::Display) -> Self {
+        Self::Mls(err.to_string())
+    }
+
+    /// A signing failure: OpenMLS's signer error has no `Display`, and its `Debug` is a short
+    /// variant name.
+    pub(crate) fn signing(err: openmls_traits::signatures::SignerError) -> Self {
+        Self::Mls(format!("signing failed: {err:?}"))
+    }
+
+    /// The refusal to answer for this error, if it is one: a refusal, or input that does not
+    /// decode (refused as an invalid handshake). Anything else is our failure and comes back.
+    pub fn into_refusal(self) -> Result<Refusal, RoomError> {
+        match self {
+            Self::Refused(refusal) => Ok(refusal),
+            Self::Malformed { .. } | Self::MalformedCredential(_) => {
+                Ok(Refusal::invalid(self.to_string()))
+            }
+            other => Err(other),
+        }
     }
 
     pub(crate) fn malformed(what: &'static str, reason: impl fmt::Display) -> Self {

@@ -176,7 +176,7 @@ impl HubRoom {
             group_info,
             ProposalStore::new(),
         )
-        .map_err(|e| RoomError::invalid(format!("group state does not verify: {e:?}")))?;
+        .map_err(|e| RoomError::invalid(format!("group state does not verify: {e}")))?;
         if group.group_id().as_slice() != room_uri.as_bytes() {
             return Err(RoomError::invalid("the group ID is not the room URI"));
         }
@@ -335,14 +335,18 @@ impl HubRoom {
             return Err(RoomError::invalid("message is for another group"));
         }
         let current = self.epoch();
-        if protocol.epoch().as_u64() != current {
-            return Err(RoomError::Refused(Refusal::WrongEpoch { current }));
+        let received = protocol.epoch().as_u64();
+        if received != current {
+            return Err(RoomError::Refused(Refusal::WrongEpoch {
+                current,
+                received,
+            }));
         }
         // HUB-012: framing, signature, membership tag and MLS proposal rules (OpenMLS ValSem).
         let processed = self
             .group
             .process_message(self.provider.crypto(), protocol)
-            .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+            .map_err(RoomError::invalid)?;
         let components = self.components.clone();
         let sender = match processed.sender() {
             Sender::Member(leaf) => *leaf,
@@ -380,7 +384,7 @@ impl HubRoom {
                 let staged = self
                     .group
                     .stage_app_data_commit(self.provider.crypto(), *unresolved, updates)
-                    .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+                    .map_err(RoomError::invalid)?;
                 self.accept_commit(anchor, staged, sender, &components, after, now)
             }
             _ => Err(RoomError::invalid("unexpected message content")),
@@ -414,7 +418,10 @@ impl HubRoom {
         // HUB-031: the message is for the current epoch.
         let current = self.epoch();
         if epoch < current {
-            return Err(RoomError::Refused(Refusal::WrongEpoch { current }));
+            return Err(RoomError::Refused(Refusal::WrongEpoch {
+                current,
+                received: epoch,
+            }));
         }
         if epoch > current {
             return Err(RoomError::not_allowed(format!(

@@ -64,7 +64,7 @@ impl Registration<'_> {
     pub fn sign(&self, state: &MemberState) -> Result<Vec<u8>, RoomError> {
         let keys = state.signer_for_key(self.signature_key)?;
         keys.sign(&label_content(Self::LABEL, &self.content()?)?)
-            .map_err(RoomError::mls)
+            .map_err(RoomError::signing)
     }
 
     /// Checks `proof`, a signature by `signature_key` over this registration.

@@ -25,7 +25,7 @@ pub fn sign_with_label(
 ) -> Result<Vec<u8>, RoomError> {
     let keys: SignatureKeyPair = state.signer_for(me)?;
     keys.sign(&sign_content(label, content)?)
-        .map_err(RoomError::mls)
+        .map_err(RoomError::signing)
 }
 
 /// Verifies a `SignWithLabel` signature by an Ed25519 key.
@@ -56,7 +56,7 @@ pub fn check_key_package(
     let package = KeyPackageIn::tls_deserialize_exact(key_package)
         .map_err(|e| RoomError::malformed("KeyPackage", e))?
         .validate(&crypto, ProtocolVersion::Mls10)
-        .map_err(|e| RoomError::invalid(format!("key package: {e:?}")))?;
+        .map_err(|e| RoomError::invalid(format!("key package: {e}")))?;
     if package.ciphersuite() != crate::member::CIPHERSUITE {
         return Err(RoomError::not_allowed(
             "key package uses another cipher suite",

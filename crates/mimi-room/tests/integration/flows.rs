@@ -270,7 +270,10 @@ fn hub_refuses_commit_for_an_old_epoch_and_changes_nothing() {
     let refused = w.hub.process_handshake(&w.anchor, &racing.commit, now());
     assert!(matches!(
         refused,
-        Err(RoomError::Refused(Refusal::WrongEpoch { current: 2 }))
+        Err(RoomError::Refused(Refusal::WrongEpoch {
+            current: 2,
+            received: 1
+        }))
     ));
     assert_eq!(w.hub.snapshot().unwrap(), snapshot);
 }

@@ -11,7 +11,7 @@ use mimi_protocol::{
     FanoutMessage, HandshakeBundle, MlsMessageKind, SubmitMessageRequest, SubmitMessageResponse,
     UpdateRoomResponse,
 };
-use mimi_room::{HubRoom, Refusal, RoomError};
+use mimi_room::{HubRoom, Refusal};
 use mimi_store::StoredRoom;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument as _;
@@ -246,18 +246,12 @@ async fn submit(
         return Ok(Submitted::Refused(SubmitMessageResponse::not_allowed()));
     }
     let epoch = message.epoch().unwrap_or(0);
-    match room.check_application(epoch, request.sending_uri.as_str()) {
-        Ok(()) => {}
-        Err(RoomError::Refused(Refusal::WrongEpoch { current })) => {
-            return Ok(Submitted::Refused(SubmitMessageResponse::epoch_too_old(
-                current,
-            )));
-        }
-        Err(RoomError::Refused(refusal)) => {
+    if let Err(error) = room.check_application(epoch, request.sending_uri.as_str()) {
+        let refusal = error.into_refusal().map_err(ApiError::internal)?;
+        if !matches!(refusal, Refusal::WrongEpoch { .. }) {
             tracing::info!(sender = request.sending_uri.as_str(), %refusal, "message refused");
-            return Ok(Submitted::Refused(SubmitMessageResponse::not_allowed()));
         }
-        Err(e) => return Err(ApiError::internal(e)),
+        return Ok(Submitted::Refused(refusal.to_submit_response()));
     }
     let ts = now_ms();
     let now = now_secs();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mimi_protocol::{
     FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, UpdateRoomResponse, Welcome,
 };
-use mimi_room::{Accepted, HubRoom, Refusal, RoomError};
+use mimi_room::{Accepted, HubRoom, RoomError};
 use mimi_store::Tx;
 
 use crate::error::ApiError;
@@ -274,19 +274,7 @@ fn plan_welcome(
 
 /// The answer to a refused handshake; an error that is not a refusal is ours.
 fn refusal_to_update(error: RoomError) -> Result<UpdateRoomResponse, ApiError> {
-    tracing::info!(%error, "handshake refused");
-    match error {
-        RoomError::Refused(Refusal::WrongEpoch { current }) => Ok(UpdateRoomResponse::wrong_epoch(
-            current,
-            "the room is at another epoch",
-        )),
-        RoomError::Refused(Refusal::NotAllowed(why)) => Ok(UpdateRoomResponse::not_allowed(&why)),
-        RoomError::Refused(Refusal::InvalidProposal(why)) => {
-            Ok(UpdateRoomResponse::invalid_proposal(Vec::new(), &why))
-        }
-        RoomError::Malformed { .. } | RoomError::MalformedCredential(_) => Ok(
-            UpdateRoomResponse::invalid_proposal(Vec::new(), &error.to_string()),
-        ),
-        other => Err(ApiError::internal(other)),
-    }
+    let refusal = error.into_refusal().map_err(ApiError::internal)?;
+    tracing::info!(%refusal, "handshake refused");
+    Ok(refusal.to_update_response())
 }
