@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod client_api;
 mod codec;
 mod components;
 mod directory;

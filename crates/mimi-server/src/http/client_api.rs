@@ -9,15 +9,21 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use mimi_identity::Validity;
+use mimi_protocol::client_api::{
+    AckRequest, AssetStored, CreateRoomRequest, INBOX_BINARY, InboxEntry, InboxEntryJson,
+    InboxPage, KeyPackageUpload, KeyPackagesStored, ProviderInfo, RegisterRequest, Registered,
+    RoomCreated, UnsubscribeRequest,
+};
 use mimi_protocol::{
     GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
     Protocol, Sender, SubmitMessageRequest, SubmitMessageResponse, UpdateOutcome, UpdateRequest,
     UpdateRoomResponse, Wire,
 };
 use mimi_store::Client;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Digest as _;
 
 use crate::error::ApiError;
@@ -45,41 +51,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/unsubscribe", post(unsubscribe))
 }
 
-#[derive(Serialize)]
-struct Info {
-    domain: String,
-    provider_uri: String,
-    hub_signature_key: String,
-}
-
-async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
-    Json(Info {
+async fn info(State(state): State<Arc<AppState>>) -> Json<ProviderInfo> {
+    Json(ProviderInfo {
         domain: state.domain().to_owned(),
         provider_uri: format!("mimi://{}", state.domain()),
         hub_signature_key: hex::encode(&state.hub_public_key),
     })
-}
-
-#[derive(Deserialize)]
-struct RegisterRequest {
-    user: String,
-    device: String,
-    signature_key: String,
-    /// The proof of possession of `signature_key` (a `mimi_room::Registration` signature), hex.
-    /// Optional only so that a request without it gets a 400 that says so.
-    #[serde(default)]
-    proof: Option<String>,
-    /// When the client signed the proof, Unix seconds.
-    #[serde(default)]
-    timestamp: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Registered {
-    device_uri: String,
-    user_uri: String,
-    token: String,
-    chain: Vec<String>,
 }
 
 /// The replay window: how far, in seconds, a registration's signed timestamp may be from our
@@ -275,16 +252,11 @@ fn user_uri(state: &AppState, client: &Client) -> String {
     format!("mimi://{}/u/{}", state.domain(), client.user_name)
 }
 
-#[derive(Deserialize)]
-struct KeyPackageUpload {
-    key_packages: Vec<String>,
-}
-
 async fn upload_key_packages(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(upload): Json<KeyPackageUpload>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<KeyPackagesStored>, ApiError> {
     let client = authenticate(&state, &headers).await?;
     let issued: Vec<String> = serde_json::from_slice(&client.chain).map_err(ApiError::internal)?;
     let issued = issued
@@ -340,21 +312,14 @@ async fn upload_key_packages(
             Ok(())
         })
         .await?;
-    Ok(Json(serde_json::json!({ "stored": count })))
-}
-
-#[derive(Deserialize)]
-struct CreateRoom {
-    name: String,
-    group_info: String,
-    ratchet_tree: String,
+    Ok(Json(KeyPackagesStored { stored: count }))
 }
 
 async fn create_room(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<CreateRoom>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Json(request): Json<CreateRoomRequest>,
+) -> Result<Json<RoomCreated>, ApiError> {
     let client = authenticate(&state, &headers).await?;
     let room = MimiUri::room(state.domain(), &request.name)
         .map_err(|e| ApiError::bad_request(format!("bad room name: {e}")))?
@@ -365,7 +330,7 @@ async fn create_room(
         .map_err(|_| ApiError::bad_request("ratchet_tree is not hex"))?;
     let user = user_uri(&state, &client);
     Hub::create_room(&state, &client.device_uri, &user, &room, group_info, tree).await?;
-    Ok(Json(serde_json::json!({ "room": room })))
+    Ok(Json(RoomCreated { room }))
 }
 
 async fn key_material_handler(
@@ -494,15 +459,8 @@ struct InboxQuery {
     wait_ms: u64,
 }
 
-#[derive(Serialize)]
-struct InboxEntry {
-    id: i64,
-    room: String,
-    body: String,
-}
-
 /// Most entries returned by one inbox read; clients page with `after`.
-const INBOX_PAGE: usize = 256;
+const INBOX_PAGE: usize = mimi_protocol::client_api::INBOX_PAGE_ENTRIES;
 /// When a client refused a long poll should come back, seconds.
 const LONG_POLL_RETRY_AFTER_SECS: u64 = 5;
 /// Longest long poll, milliseconds: short enough that proxies and client timeouts in between
@@ -516,7 +474,7 @@ async fn inbox(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<InboxQuery>,
-) -> Result<Json<Vec<InboxEntry>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let client = authenticate(&state, &headers).await?;
     // A waiting poll holds a connection that does nothing; past `max_long_polls` the client is
     // asked to come back later instead (docs/architecture.md, "Connections").
@@ -558,16 +516,33 @@ async fn inbox(
             Ok(Err(_)) | Err(_) => break items,
         }
     };
-    Ok(Json(
-        items
-            .into_iter()
-            .map(|i| InboxEntry {
-                id: i.id,
-                room: i.room_uri,
-                body: to_hex(&i.body),
-            })
-            .collect(),
-    ))
+    // A client that asks for binary gets an InboxPage: no hex, nothing to parse but lengths.
+    let binary = headers
+        .get(axum::http::header::ACCEPT)
+        .is_some_and(|accept| accept.as_bytes() == INBOX_BINARY.as_bytes());
+    if binary {
+        let page = InboxPage {
+            entries: items
+                .into_iter()
+                .map(|i| InboxEntry {
+                    id: u64::try_from(i.id).unwrap_or(0),
+                    room: i.room_uri,
+                    body: i.body,
+                })
+                .collect(),
+        };
+        let headers = [(axum::http::header::CONTENT_TYPE, INBOX_BINARY)];
+        return Ok((headers, page.encode()).into_response());
+    }
+    let entries: Vec<InboxEntryJson> = items
+        .into_iter()
+        .map(|i| InboxEntryJson {
+            id: i.id,
+            room: i.room_uri,
+            body: to_hex(&i.body),
+        })
+        .collect();
+    Ok(Json(entries).into_response())
 }
 
 /// Lowercase hex, written a byte at a time. `hex::encode` builds its string from `char`s, which
@@ -583,15 +558,10 @@ fn to_hex(bytes: &[u8]) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-#[derive(Deserialize)]
-struct Ack {
-    up_to: i64,
-}
-
 async fn ack(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(ack): Json<Ack>,
+    Json(ack): Json<AckRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let client = authenticate(&state, &headers).await?;
     state
@@ -600,15 +570,10 @@ async fn ack(
     Ok(Json(serde_json::json!({})))
 }
 
-#[derive(Deserialize)]
-struct Unsubscribe {
-    room: String,
-}
-
 async fn unsubscribe(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<Unsubscribe>,
+    Json(request): Json<UnsubscribeRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let client = authenticate(&state, &headers).await?;
     state
@@ -621,10 +586,10 @@ async fn upload_asset(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AssetStored>, ApiError> {
     let client = authenticate(&state, &headers).await?;
     let url = crate::assets::upload(&state, client.device_uri, body.to_vec()).await?;
-    Ok(Json(serde_json::json!({ "url": url })))
+    Ok(Json(AssetStored { url }))
 }
 
 #[derive(Deserialize)]
@@ -789,6 +754,35 @@ mod tests {
         let (status, body) = call(state, request).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_inbox_answers_in_binary_to_a_client_that_asks_and_in_json_otherwise() {
+        let (_dir, state) = test_state();
+        let token = alice(&state).await;
+        for body in [&b"hello"[..], &[0u8, 0xff][..]] {
+            let body = body.to_vec();
+            state
+                .write(move |tx| Ok(tx.append_room_log(ROOM, &body, 0)?))
+                .await
+                .unwrap();
+        }
+        let json = inbox(&state, &token, "after=0").await;
+        let request = Request::get("/client/v1/inbox?after=0")
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", INBOX_BINARY)
+            .body(Body::empty())
+            .unwrap();
+        let (status, bytes) = call(&state, request).await;
+        assert_eq!(status, StatusCode::OK);
+        let page = InboxPage::decode(&bytes).unwrap();
+        assert_eq!(page.entries.len(), 2);
+        for (entry, json) in page.entries.iter().zip(&json) {
+            assert_eq!(entry.id, json["id"].as_u64().unwrap());
+            assert_eq!(entry.room, ROOM);
+            assert_eq!(hex::encode(&entry.body), json["body"].as_str().unwrap());
+        }
+        assert_eq!(page.entries[0].body, b"hello");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,263 @@
+//! The API between a client and its own provider (docs/client-api.md). The drafts leave it out
+//! of scope (IN-SERVER-7), so it is ours; these are the bodies both `mimid` and `mimi-client`
+//! use, so the two cannot drift apart. JSON bodies carry byte strings in lowercase hex; the
+//! inbox also answers in binary ([`InboxPage`]) to clients that ask for it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{
+    Codec, MAX_BODY, MAX_URI, Reader, put_codec_vec, put_opaque, read_codec_vec, wire_via_codec,
+};
+use crate::error::DecodeError;
+
+/// Path of the inbox read, `GET` with `after` and optionally `wait_ms`.
+pub const INBOX_PATH: &str = "/client/v1/inbox";
+/// The `Accept` value that asks the inbox for an [`InboxPage`] instead of JSON.
+pub const INBOX_BINARY: &str = "application/octet-stream";
+/// Most entries in one inbox answer; clients page with `after`.
+pub const INBOX_PAGE_ENTRIES: usize = 256;
+
+/// `GET /client/v1/info`: who the provider is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// The provider's domain.
+    pub domain: String,
+    /// `mimi://DOMAIN`, the hub's identity in rooms it hosts.
+    pub provider_uri: String,
+    /// The hub's raw Ed25519 external-sender key, hex.
+    pub hub_signature_key: String,
+}
+
+/// `POST /client/v1/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The user name, canonical form (IN-SERVER-13).
+    pub user: String,
+    /// The device name, canonical form.
+    pub device: String,
+    /// The raw Ed25519 public key to vouch for, hex.
+    pub signature_key: String,
+    /// The proof of possession of `signature_key`, hex. Optional only so that a request
+    /// without it gets a 400 that says so.
+    #[serde(default)]
+    pub proof: Option<String>,
+    /// When the client signed the proof, Unix seconds.
+    #[serde(default)]
+    pub timestamp: Option<u64>,
+}
+
+/// The answer to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// `mimi://domain/d/user/device`.
+    pub device_uri: String,
+    /// `mimi://domain/u/user`.
+    pub user_uri: String,
+    /// The bearer token for every later call, hex.
+    pub token: String,
+    /// The credential chain the provider issued, DER in hex, client certificate first.
+    pub chain: Vec<String>,
+}
+
+/// `POST /client/v1/key-packages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackageUpload {
+    /// KeyPackages (TLS-encoded, without MLSMessage framing), hex.
+    pub key_packages: Vec<String>,
+}
+
+/// The answer to a KeyPackage upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPackagesStored {
+    /// How many were stored.
+    pub stored: usize,
+}
+
+/// `POST /client/v1/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoomRequest {
+    /// The room's name, the last segment of its URI.
+    pub name: String,
+    /// The group's GroupInfo as an MLSMessage, hex.
+    pub group_info: String,
+    /// The ratchet tree, TLS-encoded, hex.
+    pub ratchet_tree: String,
+}
+
+/// The answer to a room creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCreated {
+    /// The room's URI.
+    pub room: String,
+}
+
+/// One inbox entry in the JSON answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxEntryJson {
+    /// Position in the client's inbox, increasing across all its rooms.
+    pub id: i64,
+    /// The room the entry belongs to.
+    pub room: String,
+    /// A `FanoutMessage`, hex.
+    pub body: String,
+}
+
+/// `POST /client/v1/inbox/ack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// Every entry up to this id is acknowledged.
+    pub up_to: i64,
+}
+
+/// `POST /client/v1/unsubscribe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsubscribeRequest {
+    /// The room to stop receiving.
+    pub room: String,
+}
+
+/// The answer to an asset upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetStored {
+    /// Where the asset can be downloaded (through a room's hub).
+    pub url: String,
+}
+
+/// One inbox entry in the binary answer.
+///
+/// ```text
+/// struct {
+///     uint64 id;
+///     opaque room<V>;
+///     opaque body<V>;      // a FanoutMessage
+/// } InboxEntry;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Position in the client's inbox, increasing across all its rooms.
+    pub id: u64,
+    /// The room the entry belongs to.
+    pub room: String,
+    /// A `FanoutMessage`.
+    pub body: Vec<u8>,
+}
+
+/// The binary inbox answer (`Accept: application/octet-stream`): half the size of the JSON
+/// answer's hex and nothing to parse but lengths.
+///
+/// ```text
+/// struct { InboxEntry entries<V>; } InboxPage;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxPage {
+    /// The entries, oldest first.
+    pub entries: Vec<InboxEntry>,
+}
+
+impl Codec for InboxEntry {
+    const NAME: &'static str = "InboxEntry";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id = r.u64(Self::NAME)?;
+        let room = std::str::from_utf8(r.opaque(Self::NAME, MAX_URI)?)
+            .map_err(|_| DecodeError::Malformed {
+                ty: Self::NAME,
+                reason: "room is not UTF-8",
+            })?
+            .to_owned();
+        let body = r.opaque(Self::NAME, MAX_BODY)?.to_vec();
+        Ok(Self { id, room, body })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.to_be_bytes());
+        put_opaque(out, self.room.as_bytes());
+        put_opaque(out, &self.body);
+    }
+}
+
+impl Codec for InboxPage {
+    const NAME: &'static str = "InboxPage";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            entries: read_codec_vec(r, Self::NAME, MAX_BODY)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_codec_vec(out, &self.entries);
+    }
+}
+
+wire_via_codec!(InboxEntry, InboxPage);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Wire;
+
+    fn page() -> InboxPage {
+        InboxPage {
+            entries: vec![
+                InboxEntry {
+                    id: 0x0102,
+                    room: "r".into(),
+                    body: vec![0xAA, 0xBB],
+                },
+                InboxEntry {
+                    id: 7,
+                    room: String::new(),
+                    body: Vec::new(),
+                },
+            ],
+        }
+    }
+
+    /// Written out by hand from the structure above; every vector is under 64 bytes, so each
+    /// length is a one-byte varint.
+    const PAGE: &[u8] = &[
+        0x17, // entries<V>: 23 bytes
+        0, 0, 0, 0, 0, 0, 0x01, 0x02, // id
+        0x01, b'r', // room<V>
+        0x02, 0xAA, 0xBB, // body<V>
+        0, 0, 0, 0, 0, 0, 0, 0x07, // id
+        0x00, // room<V>, empty
+        0x00, // body<V>, empty
+    ];
+
+    #[test]
+    fn a_page_encodes_to_the_bytes_written_by_hand_and_back() {
+        assert_eq!(page().encode(), PAGE);
+        assert_eq!(InboxPage::decode(PAGE).unwrap(), page());
+        assert_eq!(InboxPage::default().encode(), [0x00]);
+    }
+
+    #[test]
+    fn truncated_or_padded_pages_are_refused() {
+        crate::codec::testing::assert_truncations_fail::<InboxPage>(PAGE);
+        crate::codec::testing::assert_trailing_fails::<InboxPage>(PAGE);
+        let mut not_utf8 = PAGE.to_vec();
+        not_utf8[10] = 0xFF;
+        assert!(matches!(
+            InboxPage::decode(&not_utf8),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn json_bodies_keep_the_field_names_of_the_documented_api() {
+        let entry = InboxEntryJson {
+            id: 3,
+            room: "mimi://a.example/r/x".into(),
+            body: "00ff".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&entry).unwrap(),
+            r#"{"id":3,"room":"mimi://a.example/r/x","body":"00ff"}"#
+        );
+        let register: RegisterRequest =
+            serde_json::from_str(r#"{"user":"alice","device":"1","signature_key":"00"}"#).unwrap();
+        assert_eq!(register.proof, None);
+        assert_eq!(
+            serde_json::to_string(&AckRequest { up_to: 9 }).unwrap(),
+            r#"{"up_to":9}"#
+        );
+    }
+}
