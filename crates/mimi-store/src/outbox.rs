@@ -1,5 +1,7 @@
 //! The durable per-peer queue of `/notify` bodies (draft-ietf-mimi-protocol-06 §5.4): entries
 //! leave the queue only when the peer answered 201, and each peer's entries go out in order.
+//! A body going to several peers is stored once (`outbox_bodies`), and goes once no queue row
+//! points at it any more.
 
 use rusqlite::params;
 
@@ -21,26 +23,48 @@ pub struct OutboxItem {
 }
 
 impl Tx<'_> {
-    /// Appends a `/notify` body for `peer`.
+    /// Appends one `/notify` body for each of `peers`, the body stored once.
     pub fn enqueue_notify(
         &self,
-        peer: &str,
+        peers: &[&str],
         room_uri: &str,
         body: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
+        if peers.is_empty() {
+            return Ok(());
+        }
         self.conn()
-            .prepare_cached(
-                "INSERT INTO outbox (peer, room_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![peer, room_uri, body, now as i64])?;
+            .prepare_cached("INSERT INTO outbox_bodies (body) VALUES (?1)")?
+            .execute(params![body])?;
+        let body_id = self.conn().last_insert_rowid();
+        let mut insert = self.conn().prepare_cached(
+            "INSERT INTO outbox (peer, room_uri, body_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for peer in peers {
+            insert.execute(params![peer, room_uri, body_id, now as i64])?;
+        }
         Ok(())
     }
 
-    /// Removes a delivered entry.
-    pub fn delete_outbox(&self, id: i64) -> Result<(), StoreError> {
+    /// Removes delivered entries, and the bodies no entry points at any more.
+    pub fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut delete = self
+            .conn()
+            .prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+        for id in ids {
+            delete.execute(params![id])?;
+        }
+        // Bodies and queue rows are numbered in the same order, so every body below the one
+        // the oldest remaining row points at is unreferenced: one range delete, no index on
+        // `body_id`. A peer that is far behind keeps the bodies after its oldest entry.
         self.conn()
-            .execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+            .prepare_cached(
+                "DELETE FROM outbox_bodies WHERE id < COALESCE(
+                    (SELECT body_id FROM outbox ORDER BY id LIMIT 1),
+                    (SELECT MAX(id) + 1 FROM outbox_bodies))",
+            )?
+            .execute([])?;
         Ok(())
     }
 
@@ -74,8 +98,9 @@ impl StoreGuard<'_> {
         limit: usize,
     ) -> Result<(Vec<OutboxItem>, u64), StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, peer, room_uri, body, attempts, next_attempt_at FROM outbox
-             WHERE peer = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT o.id, o.peer, o.room_uri, b.body, o.attempts, o.next_attempt_at
+             FROM outbox o JOIN outbox_bodies b ON b.id = o.body_id
+             WHERE o.peer = ?1 AND o.id > ?2 ORDER BY o.id LIMIT ?3",
         )?;
         let mut not_before = 0u64;
         let mut items = Vec::new();
@@ -101,11 +126,74 @@ impl StoreGuard<'_> {
         Ok((items, not_before))
     }
 
+    /// Stored `/notify` bodies, each shared by the entries that carry it (for tests).
+    pub fn outbox_bodies(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox_bodies", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Queued entries in total (for metrics and tests).
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
         Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn a_body_for_several_peers_is_stored_once_and_goes_with_its_last_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 0)
+                .unwrap();
+            tx.enqueue_notify(&["b.example"], "r", b"second", 0)
+                .unwrap();
+            tx.enqueue_notify(&[], "r", b"nobody", 0).unwrap();
+            tx.commit().unwrap();
+        }
+        let reader = store.read().unwrap();
+        assert_eq!(reader.outbox_len().unwrap(), 3);
+        assert_eq!(reader.outbox_bodies().unwrap(), 2);
+        let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
+        let (c, _) = reader.outbox_head("c.example", 0, 10).unwrap();
+        drop(reader);
+        assert_eq!(
+            b.iter().map(|i| i.body.as_slice()).collect::<Vec<_>>(),
+            [&b"first"[..], b"second"]
+        );
+        assert_eq!(c[0].body, b"first");
+        let delete = |ids: &[i64]| {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.delete_outbox(ids).unwrap();
+            tx.commit().unwrap();
+        };
+        // b.example got both; c.example still needs the first body.
+        delete(&[b[0].id, b[1].id]);
+        assert_eq!(store.read().unwrap().outbox_bodies().unwrap(), 2);
+        assert_eq!(
+            store
+                .read()
+                .unwrap()
+                .outbox_head("c.example", 0, 10)
+                .unwrap()
+                .0[0]
+                .body,
+            b"first"
+        );
+        delete(&[c[0].id]);
+        let reader = store.read().unwrap();
+        assert_eq!(reader.outbox_len().unwrap(), 0);
+        assert_eq!(reader.outbox_bodies().unwrap(), 0);
     }
 }

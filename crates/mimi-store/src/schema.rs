@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -178,6 +178,30 @@ ALTER TABLE mailbox ADD COLUMN shared_id INTEGER REFERENCES mailbox_shared(id);
 CREATE INDEX mailbox_by_shared ON mailbox(shared_id) WHERE shared_id IS NOT NULL;
 ";
 
+/// v7: a `/notify` body is stored once for all the peers it goes to (`outbox_bodies`); each
+/// peer's queue row points at it. Existing rows keep their ids and give their body the same id.
+const MIGRATE_V7: &str = "
+CREATE TABLE outbox_bodies (
+    id INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
+INSERT INTO outbox_bodies (id, body) SELECT id, body FROM outbox;
+CREATE TABLE outbox_v7 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    room_uri TEXT NOT NULL,
+    body_id INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO outbox_v7 (id, peer, room_uri, body_id, attempts, next_attempt_at, created_at)
+    SELECT id, peer, room_uri, id, attempts, next_attempt_at, created_at FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v7 RENAME TO outbox;
+CREATE INDEX outbox_by_peer ON outbox(peer, id);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -229,36 +253,27 @@ fn refuse_pre_rfc_credentials(conn: &Connection, version: i64) -> Result<(), Sto
 
 /// Brings a database at `version` to [`SCHEMA_VERSION`], one transaction per step.
 fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
-    if version < 1 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V1} PRAGMA user_version = 1; COMMIT;"
-        ))?;
-    }
-    if version < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V2} PRAGMA user_version = 2; COMMIT;"
-        ))?;
-    }
-    if version < 3 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V3} PRAGMA user_version = 3; COMMIT;"
-        ))?;
-    }
-    if version < 4 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V4} PRAGMA user_version = 4; COMMIT;"
-        ))?;
-    }
-    if version < 5 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {MIGRATE_V5} PRAGMA user_version = 5; COMMIT;"
-        ))?;
-    }
-    // v6: credentials in RFC 9420 form; no table changes (see the refusal above).
-    if version < 6 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
+    migrate_up_to(conn, version, SCHEMA_VERSION)
+}
+
+/// Runs the steps after `version` up to and including `target`.
+fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
+    let steps: [(i64, &str); 7] = [
+        (1, SCHEMA_V1),
+        (2, MIGRATE_V2),
+        (3, MIGRATE_V3),
+        (4, MIGRATE_V4),
+        (5, MIGRATE_V5),
+        // v6: credentials in RFC 9420 form; no table changes (see the refusal above).
+        (6, ""),
+        (7, MIGRATE_V7),
+    ];
+    for (step, sql) in steps {
+        if version < step && step <= target {
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {step}; COMMIT;"
+            ))?;
+        }
     }
     Ok(())
 }
@@ -363,9 +378,8 @@ mod tests {
     /// `rows` run on it.
     fn v5_database(path: &std::path::Path, rows: &str) {
         let conn = Connection::open(path).unwrap();
-        migrate(&conn, 0).unwrap();
-        conn.execute_batch(&format!("{rows} PRAGMA user_version = 5;"))
-            .unwrap();
+        migrate_up_to(&conn, 0, 5).unwrap();
+        conn.execute_batch(rows).unwrap();
     }
 
     /// Issue 14: stored MLS state with the doubled X.509 length is refused, not misread.
@@ -407,5 +421,38 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn queued_notify_bodies_survive_the_v7_migration_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v6.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            migrate_up_to(&conn, 0, 6).unwrap();
+            conn.execute_batch(
+                "INSERT INTO outbox (peer, room_uri, body, created_at) VALUES ('b', 'r', x'01', 0);
+                 INSERT INTO outbox (peer, room_uri, body, attempts, next_attempt_at, created_at)
+                     VALUES ('c', 'r', x'02', 3, 99, 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.enqueue_notify(&["b"], "r", b"new", 0).unwrap();
+            tx.commit().unwrap();
+        }
+        let reader = store.read().unwrap();
+        let (b, _) = reader.outbox_head("b", 0, 10).unwrap();
+        let (c, not_before) = reader.outbox_head("c", 0, 10).unwrap();
+        assert_eq!(
+            b.iter().map(|i| (i.id, i.body.clone())).collect::<Vec<_>>(),
+            [(1, vec![1]), (3, b"new".to_vec())]
+        );
+        assert_eq!((c[0].id, c[0].attempts, not_before), (2, 3, 99));
+        assert_eq!(c[0].body, [2]);
+        assert_eq!(reader.outbox_bodies().unwrap(), 3);
     }
 }

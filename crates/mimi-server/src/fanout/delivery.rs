@@ -19,14 +19,16 @@ pub(crate) fn fan_out(
     now: u64,
 ) -> Result<(), StoreError> {
     let body = message.encode();
+    let mut peers = Vec::with_capacity(domains.len());
     for domain in domains {
         if domain == state.domain() {
             deliver_local(tx, room_uri, message, &body, now)?;
         } else {
-            tx.enqueue_notify(domain, room_uri, &body, now)?;
+            peers.push(domain.as_str());
         }
     }
-    Ok(())
+    // One copy of the body for every peer's queue.
+    tx.enqueue_notify(&peers, room_uri, &body, now)
 }
 
 /// Delivers one FanoutMessage to local clients: a Welcome to the clients whose KeyPackages it

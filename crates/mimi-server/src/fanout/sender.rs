@@ -151,12 +151,7 @@ async fn drain_once(
                 let (s, p) = (state.clone(), peer.to_owned());
                 removals.spawn(async move {
                     let removed = s
-                        .write(move |tx| {
-                            for id in ids {
-                                tx.delete_outbox(id)?;
-                            }
-                            Ok(())
-                        })
+                        .write(move |tx| Ok(tx.delete_outbox(&ids)?))
                         .await;
                     if let Err(e) = removed {
                         tracing::warn!(peer = %p, error = ?e, "cannot remove delivered entries; they will be sent again after a restart");
