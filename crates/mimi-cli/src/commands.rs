@@ -114,7 +114,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Demo { json } => crate::demo::run(json).await?,
-        Command::Bench { command } => crate::bench::run(command).await?,
+        Command::Bench { command } => out!("{}", mimi_bench::run(command).await?),
         Command::Content { command } => content(command)?,
     }
     Ok(())

@@ -4,7 +4,6 @@
 //! Results go to stdout (plain, or JSON with `--json`); diagnostics to stderr. Exit codes: 0
 //! success, 1 a clean refusal (the hub said no, nothing found), 2 any other error.
 
-mod bench;
 mod commands;
 mod demo;
 mod output;
@@ -171,7 +170,7 @@ enum Command {
     /// Measure providers and rooms (see BENCHMARKS.md); build with --release first.
     Bench {
         #[command(subcommand)]
-        command: bench::BenchCommand,
+        command: mimi_bench::BenchCommand,
     },
 }
 

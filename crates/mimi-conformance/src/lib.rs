@@ -12,103 +12,37 @@
 //! When a test fails, the harness prints every command it ran and each provider's log; set
 //! `MIMI_CONFORMANCE_LOGS=1` to print them for passing tests too (with `--nocapture`).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use mimi_test_support::{Logs, Running, Serve, init_mesh, set_config_value};
 use serde_json::Value;
 
-/// How long a `mimid serve` may take to print its `ready` line.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+// The process harness itself lives in `mimi-test-support`, shared with the benchmarks.
+pub use mimi_test_support::{COMMAND_TIMEOUT, READY_TIMEOUT, describe};
+
 /// How long [`wait_until`] keeps syncing before it gives up.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The pause between two rounds of [`wait_until`].
 pub const WAIT_STEP: Duration = Duration::from_millis(200);
-/// How long one `mimi` or `curl` command may run before the harness kills it and fails.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A shared, append-only record of every command the test ran, printed when it fails.
 type Transcript = Arc<Mutex<Vec<String>>>;
 
 /// The path of a built binary of this workspace (`mimid` or `mimi`); panics with a hint if missing.
 pub fn binary(name: &str) -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = if let Some(dir) = std::env::var_os("MIMI_BIN_DIR") {
-        PathBuf::from(dir)
-    } else if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        workspace.join(target).join("debug")
-    } else {
-        workspace.join("target/debug")
-    };
-    let path = dir.join(name);
-    let path = path.canonicalize().unwrap_or(path);
-    assert!(
-        path.is_file(),
-        "{} not found: run `cargo build -p mimi-server -p mimi-cli` before these tests \
-         (scripts/test.sh does), or point MIMI_BIN_DIR at the directory holding `mimid` and `mimi`",
-        path.display()
-    );
-    path
+    mimi_test_support::workspace_binary(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Runs `cmd` to completion, killing it after [`COMMAND_TIMEOUT`]; panics if it cannot start.
+/// Runs `cmd` to completion, killing it after [`COMMAND_TIMEOUT`]; panics if it cannot start or
+/// runs too long.
 pub fn run_with_timeout(cmd: &mut Command) -> Output {
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let stdout = drain(child.stdout.take().expect("stdout is piped"));
-    let stderr = drain(child.stderr.take().expect("stderr is piped"));
-    let status = wait_with_timeout(&mut child, COMMAND_TIMEOUT)
-        .unwrap_or_else(|| panic!("{shown} still running after {COMMAND_TIMEOUT:?}; killed it"));
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            return Some(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Describes a finished command for failure messages: its exit status and both outputs.
-pub fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    mimi_test_support::run_with_timeout(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Several `mimid` providers on loopback that know each other as peers and share one dev CA.
@@ -144,56 +78,29 @@ impl Network {
             .expect("cannot create a temporary directory");
         let ca_dir = dir.path().join("ca");
         let mimid = binary("mimid");
-        // Hold every listener until all ports are chosen so two providers never get the same one.
-        let listeners: Vec<TcpListener> = domains
-            .iter()
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
-            .collect();
-        let addrs: Vec<SocketAddr> = listeners
-            .iter()
-            .map(|l| l.local_addr().expect("listener address"))
-            .collect();
-        drop(listeners);
         let transcript = Transcript::default();
+        let mesh =
+            init_mesh(&mimid, domains, dir.path(), &ca_dir).unwrap_or_else(|e| panic!("{e}"));
         let mut providers = Vec::new();
-        for (i, domain) in domains.iter().enumerate() {
-            let pdir = dir.path().join(domain);
-            let mut cmd = Command::new(&mimid);
-            cmd.arg("init")
-                .args(["--domain", domain])
-                .args(["--listen", &addrs[i].to_string()])
-                .arg("--dir")
-                .arg(&pdir)
-                .arg("--ca")
-                .arg(&ca_dir);
-            for (j, peer) in domains.iter().enumerate() {
-                if i != j {
-                    cmd.arg("--peer")
-                        .arg(format!("{peer}=https://{}", addrs[j]));
-                }
-            }
-            let output = run_with_timeout(&mut cmd);
-            record(&transcript, &format!("{cmd:?}"), &output);
-            assert!(
-                output.status.success(),
-                "`mimid init` for {domain} failed: {}",
-                describe(&output)
-            );
-            let config = pdir.join("mimid.toml");
+        for initialized in mesh {
+            record(&transcript, &initialized.command, &initialized.output);
+            let config = initialized.config;
+            let set = |key: &str, value: &str| {
+                set_config_value(&config, key, value).unwrap_or_else(|e| panic!("{e}"));
+            };
             if let Some(bytes) = options.inline_tree_bytes {
-                set_config_value(&config, "inline_tree_bytes", &bytes.to_string());
+                set("inline_tree_bytes", &bytes.to_string());
             }
             for (key, value) in &options.settings {
-                set_config_value(&config, key, value);
+                set(key, value);
             }
             providers.push(Provider {
-                domain: (*domain).to_owned(),
-                addr: addrs[i],
+                domain: initialized.domain,
+                addr: initialized.addr,
+                logs: Logs::in_dir(&initialized.dir),
+                dir: initialized.dir,
                 config,
-                stderr_log: pdir.join("mimid.stderr.log"),
-                stdout_log: pdir.join("mimid.stdout.log"),
-                dir: pdir,
-                child: None,
+                process: None,
                 mimid: mimid.clone(),
             });
         }
@@ -344,10 +251,7 @@ impl Network {
             eprintln!("{entry}");
         }
         for p in &self.providers {
-            for log in [&p.stderr_log, &p.stdout_log] {
-                eprintln!("===== {} {} =====", p.domain, log.display());
-                eprintln!("{}", tail(log, 300));
-            }
+            p.logs.dump(&p.domain, 300);
         }
     }
 }
@@ -401,83 +305,29 @@ pub struct Provider {
     /// The directory `mimid init` filled (`mimid.toml`, `tls.pem`, `tls.key`, ...).
     pub dir: PathBuf,
     config: PathBuf,
-    stderr_log: PathBuf,
-    stdout_log: PathBuf,
-    child: Option<Child>,
+    logs: Logs,
+    process: Option<Running>,
     mimid: PathBuf,
 }
 
 impl Provider {
     /// Starts `mimid serve` with this provider's config and waits for its `ready` line.
     pub fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.domain);
-        let mut stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr_log)
-            .expect("cannot open the stderr log");
-        let _ = writeln!(stderr, "----- mimid serve starting -----");
-        let mut child = Command::new(&self.mimid)
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config)
-            // The pipe's other end is the child handle we keep: if the test process dies, even
-            // by kill -9, it closes and the provider shuts down instead of lingering.
-            .arg("--exit-on-stdin-close")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start mimid for {}: {e}", self.domain));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stdout_log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stdout_log)
-            .expect("cannot open the stdout log");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(stdout_log, "{line}");
-                if line.starts_with("ready ")
-                    && let Some(tx) = ready_tx.take()
-                {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        self.child = Some(child);
-        match ready_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => {
-                let announced = line["ready ".len()..].trim();
-                assert_eq!(
-                    announced.parse::<SocketAddr>().ok(),
-                    Some(self.addr),
-                    "{} announced `{line}`, expected `ready {}`",
-                    self.domain,
-                    self.addr
-                );
-            }
-            Err(e) => {
-                self.kill();
-                panic!(
-                    "mimid for {} printed no `ready` line ({e}); its stderr:\n{}",
-                    self.domain,
-                    tail(&self.stderr_log, 100)
-                );
-            }
-        }
+        assert!(self.process.is_none(), "{} is already running", self.domain);
+        let serve = Serve::new(
+            &self.mimid,
+            &self.config,
+            &self.domain,
+            self.addr,
+            &self.logs,
+        );
+        self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
     }
 
     /// Kills the process with `SIGKILL` (no clean shutdown) and reaps it; no-op if not running.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Dropping the running process kills and reaps it.
+        self.process = None;
     }
 }
 
@@ -692,42 +542,6 @@ fn record(transcript: &Transcript, command: &str, output: &Output) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(entry);
-}
-
-/// Sets `key = value` on the line that already holds `key` in a `mimid.toml`.
-fn set_config_value(config: &Path, key: &str, value: &str) {
-    let text = fs::read_to_string(config)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", config.display()));
-    let prefix = format!("{key} = ");
-    assert!(
-        text.lines().any(|l| l.starts_with(&prefix)),
-        "{} has no `{key}` to set",
-        config.display()
-    );
-    let edited: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) {
-                format!("{prefix}{value}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    fs::write(config, edited.join("\n") + "\n")
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let mut text = String::new();
-    match File::open(path) {
-        Ok(mut file) => {
-            let _ = file.read_to_string(&mut text);
-        }
-        Err(e) => return format!("(cannot read {}: {e})", path.display()),
-    }
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for garbage request bodies.

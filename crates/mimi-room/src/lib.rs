@@ -6,6 +6,9 @@
 //! clients agree on what is valid. This crate does no I/O: state goes in and out as snapshots.
 //! OpenMLS types stay inside this crate; callers see bytes and our own types.
 
+// Bare-OpenMLS floors for `mimi-bench` and one test; not part of the API. They stay here because
+// they share this crate's internals (join config, capabilities, the AppDataUpdate step).
+#[doc(hidden)]
 pub mod baseline;
 mod components;
 mod credentials;

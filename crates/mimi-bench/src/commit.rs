@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::world::{World, ms_since};
 use super::{Machine, Spread, report};
 
-/// Options.
+/// Options of `mimi bench commit`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Room sizes (member clients), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     sizes: Vec<usize>,
@@ -62,7 +62,7 @@ struct KindResult {
 const KINDS: [&str; 3] = ["add", "remove", "update"];
 
 /// Runs the benchmark.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let mut results = Vec::new();
     for &members in &args.sizes {
         eprintln!("commit bench: building a room of {members} members...");

@@ -38,9 +38,9 @@ const REGISTRATIONS: usize = 4;
 /// Pause before a reading, so fan-out and freed buffers settle.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// Options.
+/// Options of `mimi bench memory`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -153,7 +153,7 @@ struct Milestone {
 }
 
 /// Runs the benchmark.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let settings = Settings::from_args(args)?;
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let progress = |what: &str| {

@@ -17,9 +17,9 @@ use serde::Serialize;
 use super::world::{DOMAINS, World, issue_device, ms_since, now_secs, update_body};
 use super::{Machine, Spread, report};
 
-/// Options.
+/// Options of `mimi bench join`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Room sizes (member clients), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     sizes: Vec<usize>,
@@ -74,7 +74,7 @@ struct Bytes {
 }
 
 /// Runs the benchmark.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let mut results = Vec::new();
     for &members in &args.sizes {
         eprintln!("join bench: building a room of {members} members...");

@@ -1,6 +1,17 @@
 //! `mimi bench`: the measurements behind BENCHMARKS.md. Each benchmark builds what it measures
-//! from real parts (OpenMLS groups, `mimid` state in SQLite, `mimid` processes on loopback),
-//! prints a table, or one JSON object with `--json` so runs can be compared by machine.
+//! from real parts (OpenMLS groups, `mimid` state in SQLite, `mimid` processes on loopback) and
+//! reports a table, or one JSON object with `--json` so runs can be compared by machine.
+//!
+//! This crate is a library so that `mimi bench` stays one thin subcommand of the `mimi` binary:
+//! the CLI parses [`BenchCommand`], calls [`run`] and prints the report it returns. Progress goes
+//! to stderr as the benchmarks run. Real `mimid` processes are started through
+//! `mimi-test-support`, from the `mimid` binary next to the running executable.
+//!
+//! Layout: `commit`, `fanout`, `join` and `memory` are one benchmark each; `providers` runs
+//! `mimid` processes for them, `world` builds a large room around an in-process hub.
+//!
+//! To add a benchmark: a module with an `Args` (clap) and an `async fn run(Args) ->
+//! anyhow::Result<String>`, one variant in [`BenchCommand`] and one arm in [`run`].
 
 mod commit;
 mod fanout;
@@ -12,11 +23,15 @@ mod world;
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::output::out;
+// The public interface: the subcommand and its options, and the function that runs it.
+pub use commit::Args as CommitArgs;
+pub use fanout::Args as FanoutArgs;
+pub use join::Args as JoinArgs;
+pub use memory::Args as MemoryArgs;
 
 /// The benchmarks.
 #[derive(Subcommand)]
-pub(crate) enum BenchCommand {
+pub enum BenchCommand {
     /// Hub commit cost (add, remove, update) next to bare OpenMLS `PublicGroup` processing.
     Commit(commit::Args),
     /// Fan-out through three `mimid` processes: throughput and submit-to-delivery latency.
@@ -27,8 +42,8 @@ pub(crate) enum BenchCommand {
     Memory(memory::Args),
 }
 
-/// Runs one benchmark.
-pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+/// Runs one benchmark; returns its report (a table, or one line of JSON) for stdout.
+pub async fn run(command: BenchCommand) -> anyhow::Result<String> {
     match command {
         BenchCommand::Commit(args) => commit::run(args).await,
         BenchCommand::Fanout(args) => fanout::run(args).await,
@@ -110,19 +125,68 @@ pub(crate) fn percentile(sorted: &[f64], pct: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Prints `result` as one line of JSON, or `table` for people.
-pub(crate) fn report<T: Serialize>(json: bool, result: &T, table: &str) -> anyhow::Result<()> {
+/// `result` as one line of JSON, or `table` for people.
+pub(crate) fn report<T: Serialize>(json: bool, result: &T, table: &str) -> anyhow::Result<String> {
     if json {
-        out!("{}", serde_json::to_string(result)?);
+        Ok(serde_json::to_string(result)?)
     } else {
-        out!("{table}");
+        Ok(table.to_owned())
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory as _, Parser};
+
     use super::*;
+
+    /// `mimi bench` as the CLI mounts it.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BenchCommand,
+    }
+
+    #[test]
+    fn every_benchmark_parses_its_documented_options() {
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied()))
+                .map(|cli| cli.command)
+        };
+        assert!(matches!(
+            parse(&["commit", "--sizes", "10,20", "--rounds", "1", "--json"]),
+            Ok(BenchCommand::Commit(_))
+        ));
+        assert!(matches!(
+            parse(&[
+                "fanout",
+                "--members",
+                "30",
+                "--senders",
+                "6",
+                "--seconds",
+                "2",
+                "--pool",
+                "50",
+                "--drain-secs",
+                "30",
+                "--no-check",
+                "--json"
+            ]),
+            Ok(BenchCommand::Fanout(_))
+        ));
+        assert!(matches!(
+            parse(&["join", "--sizes", "100", "--samples", "1", "--json"]),
+            Ok(BenchCommand::Join(_))
+        ));
+        assert!(matches!(
+            parse(&["memory", "--json"]),
+            Ok(BenchCommand::Memory(_))
+        ));
+        assert!(parse(&["commit", "--sizes", "many"]).is_err());
+        assert!(parse(&["fanout", "--no-such-option"]).is_err());
+    }
 
     #[test]
     fn spread_uses_nearest_rank() {

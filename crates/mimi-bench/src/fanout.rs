@@ -44,9 +44,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// encrypted but never sent at the end of the full-load phase leave exactly such a jump.
 const MAX_POOL: usize = 900;
 
-/// Options.
+/// Options of `mimi bench fanout`.
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -197,24 +197,14 @@ struct Check {
 }
 
 /// Runs the benchmark.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let settings = Settings::from_args(args)?;
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let providers = Providers::start(&DOMAINS, temp.path()).await?;
     let result = bench(&settings, &providers, temp.path()).await;
     if result.is_err() {
         for node in &providers.nodes {
-            eprintln!(
-                "mimi: {} log: {}",
-                node.domain,
-                std::fs::read_to_string(&node.log)
-                    .unwrap_or_default()
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            );
+            eprintln!("mimi: {} log: {}", node.domain, node.log_tail(5));
         }
     }
     providers.stop().await;

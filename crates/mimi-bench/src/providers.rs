@@ -1,0 +1,199 @@
+//! Real `mimid` processes on loopback for the benchmarks, started by the shared harness
+//! (`mimi-test-support`) from the `mimid` binary next to the running `mimi`, killed when
+//! dropped, with their memory read from `/proc`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mimi_test_support::{Logs, Running, Serve, init_mesh, set_config_value, sibling_binary};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+use serde::Serialize;
+
+/// Timeout of one benchmark request to a provider: long enough for a commit into a large room.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Running `mimid` processes, one per domain, killed on drop.
+pub(crate) struct Providers {
+    /// The processes, in the order of the domains given to [`Providers::start`].
+    pub(crate) nodes: Vec<Node>,
+    /// PEM of the development CA that issued every provider's certificates.
+    pub(crate) ca_pem: String,
+}
+
+/// One running provider.
+pub(crate) struct Node {
+    /// Its domain.
+    pub(crate) domain: String,
+    /// Base URL of its HTTPS API (federation and client API).
+    pub(crate) url: String,
+    /// Its state directory (config, keys, SQLite database).
+    pub(crate) dir: PathBuf,
+    process: Running,
+}
+
+/// Resident memory of a process, from `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub(crate) struct Memory {
+    /// Current resident set size, KiB.
+    pub(crate) rss_kib: u64,
+    /// Peak resident set size so far, KiB.
+    pub(crate) hwm_kib: u64,
+}
+
+impl Providers {
+    /// Runs `mimid init` for each domain (all peers of each other) under `dir`, then starts
+    /// `mimid serve` for each and waits until all are ready.
+    pub(crate) async fn start(domains: &[&str], dir: &Path) -> anyhow::Result<Self> {
+        let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
+        let dir = dir.to_owned();
+        // Starting processes and waiting for their ready lines blocks: keep it off the workers.
+        tokio::task::spawn_blocking(move || Self::start_blocking(&domains, &dir))
+            .await
+            .context("the task starting mimid panicked")?
+    }
+
+    fn start_blocking(domains: &[String], dir: &Path) -> anyhow::Result<Self> {
+        let mimid = sibling_binary("mimid")?;
+        let ca_dir = dir.join("ca");
+        let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
+        let mesh = init_mesh(&mimid, &domains, dir, &ca_dir)?;
+        let mut nodes = Vec::new();
+        for provider in mesh {
+            // The load generator plays every user from 127.0.0.1: lift the per-address
+            // connection limits for it (the pools and deadlines stay as configured).
+            set_config_value(&provider.config, "exempt_addresses", r#"["127.0.0.1"]"#)?;
+            let logs = Logs {
+                stderr: dir.join(format!("{}.log", provider.domain)),
+                stdout: dir.join(format!("{}.stdout.log", provider.domain)),
+            };
+            let process = Serve::new(
+                &mimid,
+                &provider.config,
+                &provider.domain,
+                provider.addr,
+                &logs,
+            )
+            // Info logs on every commit would cost the servers CPU the benchmark measures;
+            // MIMID_LOG from the environment still wins.
+            .env(
+                "MIMID_LOG",
+                std::env::var("MIMID_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .start()?;
+            nodes.push(Node {
+                url: format!("https://{}", provider.addr),
+                domain: provider.domain,
+                dir: provider.dir,
+                process,
+            });
+        }
+        let ca_pem = std::fs::read_to_string(ca_dir.join("ca.pem"))
+            .with_context(|| format!("cannot read {}", ca_dir.join("ca.pem").display()))?;
+        Ok(Self { nodes, ca_pem })
+    }
+
+    /// Kills every process and waits for it to exit.
+    pub(crate) async fn stop(self) {
+        // Dropping a process kills and reaps it, which waits: keep that off the workers.
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+}
+
+impl Node {
+    /// The process's current memory.
+    pub(crate) fn memory(&self) -> anyhow::Result<Memory> {
+        let path = format!("/proc/{}/status", self.process.pid());
+        let status =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        parse_status(&status).with_context(|| format!("no VmRSS/VmHWM in {path}"))
+    }
+
+    /// Bytes on disk of the provider's state directory (database, WAL, keys).
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        dir_size(&self.dir)
+    }
+
+    /// The last `lines` lines of its log (stderr), newest first, joined by ` | `.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        mimi_test_support::tail(&self.process.logs().stderr, lines)
+            .lines()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+}
+
+/// An HTTPS client that trusts `ca_pem` and keeps connections alive, for speaking the client
+/// API directly.
+pub(crate) fn https_client(ca_pem: &str) -> anyhow::Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.context("bad CA certificate")?)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(256)
+        .build()?)
+}
+
+/// VmRSS and VmHWM from the text of `/proc/PID/status`.
+fn parse_status(status: &str) -> Option<Memory> {
+    let fields: BTreeMap<&str, &str> = status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(Memory {
+        rss_kib: field("VmRSS")?,
+        hwm_kib: field("VmHWM")?,
+    })
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rss_and_hwm_from_proc_status() {
+        let status = "Name:\tmimid\nVmPeak:\t  900 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(
+            parse_status(status),
+            Some(Memory {
+                rss_kib: 10240,
+                hwm_kib: 20480
+            })
+        );
+        assert_eq!(parse_status("Name:\tmimid\n"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! Editing the `mimid.toml` that `mimid init` wrote, one `key = value` line at a time.
+
+use std::path::Path;
+
+use crate::Error;
+
+/// Sets `key = value` on the line that already starts with `key = ` in a `mimid.toml` (each key
+/// appears once in the file `mimid init` writes).
+pub fn set_config_value(config: &Path, key: &str, value: &str) -> Result<(), Error> {
+    let text = std::fs::read_to_string(config).map_err(|e| Error::io("read", config, e))?;
+    let prefix = format!("{key} = ");
+    if !text.lines().any(|l| l.starts_with(&prefix)) {
+        return Err(Error::NoSuchSetting {
+            path: config.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{prefix}{value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(config, edited.join("\n") + "\n").map_err(|e| Error::io("write", config, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_the_named_key_and_refuses_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mimid.toml");
+        std::fs::write(&path, "a = 1\nexempt_addresses = []\nb = 2\n").unwrap();
+        set_config_value(&path, "exempt_addresses", r#"["127.0.0.1"]"#).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a = 1\nexempt_addresses = [\"127.0.0.1\"]\nb = 2\n"
+        );
+        let err = set_config_value(&path, "no_such_key", "1").unwrap_err();
+        assert!(matches!(err, Error::NoSuchSetting { ref key, .. } if key == "no_such_key"));
+    }
+}
