@@ -1,8 +1,11 @@
 //! Base room policy: the `base_room_policy` component (draft-ietf-mimi-room-policy-03 §5).
 
-use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use mimi_protocol::DecodeError;
+use mimi_protocol::tls::{
+    Codec, Reader, put_bool, put_codec_vec, put_opaque, put_optional, put_u16_vec, read_codec_vec,
+};
 
-use crate::codec::{self, check_len};
+use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
 
 /// Longest URI, in bytes.
@@ -11,51 +14,32 @@ const MAX_URI_LEN: usize = 2048;
 const MAX_COMPONENT_IDS: usize = 256;
 
 /// A URI as the protocol draft encodes it (`struct { opaque uri<V>; } Uri;`).
-#[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    TlsSerialize,
-    TlsDeserialize,
-    TlsDeserializeBytes,
-    TlsSize,
-)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Uri {
     /// The URI bytes (UTF-8).
     pub uri: Vec<u8>,
 }
 
 /// Top-level membership rules of a room (`BaseRoomPolicy`, also `BaseRoomData`/`BaseRoomUpdate`).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BaseRoomPolicy {
     /// DM or group DM: no users added after creation, and users cannot leave.
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub fixed_membership: bool,
     /// Participants must be a subset of the parent room's (the draft's spelling).
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub parent_dependant: bool,
     /// The parent room: one entry iff `parent_dependant`, else empty (IN-POLICY-6).
     pub parent_room: Vec<Uri>,
     /// Whether a user may have more than one client in the MLS group.
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub multi_device: bool,
     /// Most clients in the MLS group, if limited.
     pub max_clients: Option<u32>,
     /// Most non-banned participant-list entries, if limited.
     pub max_users: Option<u32>,
     /// Whether credentials may carry pseudonymous identifiers.
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub pseudonyms_allowed: bool,
     /// Whether the room outlives an empty MLS group.
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub persistent_room: bool,
     /// Whether the room is searchable.
-    #[tls_codec(with = "crate::codec::tls_bool")]
     pub discoverable: bool,
     /// Component IDs of the other policy components in use (`Component` read as `ComponentID`).
     pub policy_component_ids: Vec<u16>,
@@ -116,6 +100,55 @@ impl Default for BaseRoomPolicy {
             discoverable: false,
             policy_component_ids: vec![crate::roles::RoleData::COMPONENT_ID],
         }
+    }
+}
+
+impl Codec for Uri {
+    const NAME: &'static str = "Uri";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            uri: r.opaque_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_opaque(out, &self.uri);
+    }
+}
+
+impl Codec for BaseRoomPolicy {
+    const NAME: &'static str = "BaseRoomPolicy";
+    // Vectors are bounded in bytes by the component cap here; their element limits are checked
+    // after decoding, in `check`, so the error names the field and its length. POL-063: the
+    // reader refuses a `bool` or an `optional` presence byte other than 0 or 1.
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            fixed_membership: r.bool(Self::NAME)?,
+            parent_dependant: r.bool(Self::NAME)?,
+            parent_room: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+            multi_device: r.bool(Self::NAME)?,
+            max_clients: r.optional(Self::NAME, |r| r.u32(Self::NAME))?,
+            max_users: r.optional(Self::NAME, |r| r.u32(Self::NAME))?,
+            pseudonyms_allowed: r.bool(Self::NAME)?,
+            persistent_room: r.bool(Self::NAME)?,
+            discoverable: r.bool(Self::NAME)?,
+            policy_component_ids: r.u16_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_bool(out, self.fixed_membership);
+        put_bool(out, self.parent_dependant);
+        put_codec_vec(out, &self.parent_room);
+        put_bool(out, self.multi_device);
+        put_optional(out, self.max_clients.as_ref(), |v, o| {
+            o.extend_from_slice(&v.to_be_bytes())
+        });
+        put_optional(out, self.max_users.as_ref(), |v, o| {
+            o.extend_from_slice(&v.to_be_bytes())
+        });
+        put_bool(out, self.pseudonyms_allowed);
+        put_bool(out, self.persistent_room);
+        put_bool(out, self.discoverable);
+        put_u16_vec(out, &self.policy_component_ids);
     }
 }
 
@@ -187,6 +220,19 @@ mod tests {
     fn rejects_a_bool_other_than_zero_or_one() {
         let mut bytes = BaseRoomPolicy::default().encode().unwrap();
         bytes[0] = 2;
+        assert!(matches!(
+            BaseRoomPolicy::decode(&bytes),
+            Err(Error::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_a_non_minimal_vector_length() {
+        // IN-PROTO-2 applies to policy components too: an empty parent_room written as the
+        // two-byte varint 0x4000 is refused, so whatever decodes re-encodes identically.
+        let mut bytes = BaseRoomPolicy::default().encode().unwrap();
+        assert_eq!(bytes[2], 0x00);
+        bytes.splice(2..3, [0x40, 0x00]);
         assert!(matches!(
             BaseRoomPolicy::decode(&bytes),
             Err(Error::Decode { .. })

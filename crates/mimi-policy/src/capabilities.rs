@@ -3,22 +3,11 @@
 
 use std::fmt;
 
-use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use mimi_protocol::DecodeError;
+use mimi_protocol::tls::{Codec, Reader};
 
 /// A `CapabilityType` code point (`uint16`); unknown values survive a round trip.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    TlsSerialize,
-    TlsDeserialize,
-    TlsDeserializeBytes,
-    TlsSize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Capability(pub u16);
 
 /// Defines the registry constants, `Capability::ALL` and the name lookup from one table.
@@ -157,6 +146,16 @@ impl fmt::Display for Capability {
     }
 }
 
+impl Codec for Capability {
+    const NAME: &'static str = "CapabilityType";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u16(Self::NAME).map(Capability)
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_be_bytes());
+    }
+}
+
 impl From<u16> for Capability {
     fn from(value: u16) -> Self {
         Capability(value)
@@ -171,8 +170,6 @@ impl From<Capability> for u16 {
 
 #[cfg(test)]
 mod tests {
-    use tls_codec::{DeserializeBytes, Serialize};
-
     use super::*;
 
     #[test]
@@ -214,10 +211,12 @@ mod tests {
     #[test]
     fn unknown_capability_survives_a_round_trip() {
         let cap = Capability(0xf123);
-        let bytes = cap.tls_serialize_detached().unwrap();
+        let mut bytes = Vec::new();
+        cap.write(&mut bytes);
         assert_eq!(bytes, [0xf1, 0x23]);
-        let (back, rest) = Capability::tls_deserialize_bytes(&bytes).unwrap();
-        assert!(rest.is_empty());
+        let mut reader = Reader::new(&bytes);
+        let back = Capability::read(&mut reader).unwrap();
+        assert!(reader.is_empty());
         assert_eq!(back, cap);
         assert!(back.is_private_use());
     }

@@ -24,7 +24,7 @@ pub enum Error {
     Decode {
         /// The type being decoded.
         type_name: &'static str,
-        /// What tls_codec reported, lower case.
+        /// What the codec reported (naming the inner type that failed), lower case.
         detail: String,
     },
     /// Bytes were left over after decoding the named type.
@@ -85,12 +85,12 @@ pub enum Error {
         /// The missing role.
         referenced: RoleIndex,
     },
-    /// Encoding our own value failed.
+    /// Encoding our own value failed: its encoding is larger than a component may be.
     #[error("cannot encode {type_name}: {detail}")]
     Encode {
         /// The type being encoded.
         type_name: &'static str,
-        /// What tls_codec reported, lower case.
+        /// Why the value cannot be encoded, lower case.
         detail: String,
     },
 }

@@ -11,7 +11,8 @@ mod roles;
 
 // Public API.
 //
-// Wire types of the policy components (TLS presentation language, tls_codec derives):
+// Wire types of the policy components (TLS presentation language, encoded with
+// `mimi_protocol::tls`, whose `Codec` trait each implements):
 pub use crate::base_policy::{BaseRoomPolicy, Uri};
 pub use crate::capabilities::Capability;
 pub use crate::preauth::{Claim, ClaimId, PreAuthData, PreAuthRoleEntry};

@@ -3,9 +3,10 @@
 //! Only the wire types so far; claim matching against MLS credentials comes with full room
 //! policy support.
 
-use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use mimi_protocol::DecodeError;
+use mimi_protocol::tls::{Codec, Reader, put_codec_vec, put_opaque, read_codec_vec};
 
-use crate::codec::{self, check_len};
+use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
 use crate::roles::Role;
 
@@ -17,9 +18,7 @@ const MAX_CLAIMS: usize = 32;
 const MAX_CLAIM_LEN: usize = 1024;
 
 /// Which claim of a credential to compare (`ClaimId`).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClaimId {
     /// MLS `CredentialType` of the credential carrying the claim.
     pub credential_type: u16,
@@ -27,10 +26,24 @@ pub struct ClaimId {
     pub id: Vec<u8>,
 }
 
+// Vectors in this module are bounded in bytes by the component cap while reading; their element
+// limits are checked after decoding (`PreAuthData::check_bounds`), so the error names the field.
+impl Codec for ClaimId {
+    const NAME: &'static str = "ClaimId";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            credential_type: r.u16(Self::NAME)?,
+            id: r.opaque_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.credential_type.to_be_bytes());
+        put_opaque(out, &self.id);
+    }
+}
+
 /// One claim that must match exactly (`Claim`).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Claim {
     /// Which claim.
     pub claim_id: ClaimId,
@@ -38,10 +51,22 @@ pub struct Claim {
     pub claim_value: Vec<u8>,
 }
 
+impl Codec for Claim {
+    const NAME: &'static str = "Claim";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            claim_id: ClaimId::read(r)?,
+            claim_value: r.opaque_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.claim_id.write(out);
+        put_opaque(out, &self.claim_value);
+    }
+}
+
 /// A claim set and the role granted when all its claims match (`PreAuthRoleEntry`).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PreAuthRoleEntry {
     /// Claims that must all match.
     pub claimset: Vec<Claim>,
@@ -49,19 +74,22 @@ pub struct PreAuthRoleEntry {
     pub target_role: Role,
 }
 
+impl Codec for PreAuthRoleEntry {
+    const NAME: &'static str = "PreAuthRoleEntry";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            claimset: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+            target_role: Role::read(r)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_codec_vec(out, &self.claimset);
+        self.target_role.write(out);
+    }
+}
+
 /// The `preauth_list` component data, also the `PreAuthUpdate` payload (§4).
-#[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    TlsSerialize,
-    TlsDeserialize,
-    TlsDeserializeBytes,
-    TlsSize,
-)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PreAuthData {
     /// Entries in evaluation order; the first match wins.
     pub preauthorized_entries: Vec<PreAuthRoleEntry>,
@@ -99,6 +127,18 @@ impl PreAuthData {
             entry.target_role.check_bounds()?;
         }
         Ok(())
+    }
+}
+
+impl Codec for PreAuthData {
+    const NAME: &'static str = "PreAuthData";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            preauthorized_entries: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_codec_vec(out, &self.preauthorized_entries);
     }
 }
 

@@ -2,10 +2,11 @@
 
 use std::fmt;
 
-use tls_codec::{TlsDeserialize, TlsDeserializeBytes, TlsSerialize, TlsSize};
+use mimi_protocol::DecodeError;
+use mimi_protocol::tls::{Codec, Reader, put_codec_vec, put_opaque, put_optional, read_codec_vec};
 
 use crate::capabilities::Capability;
-use crate::codec::{self, check_len};
+use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
 
 /// Most roles in one `RoleData` (IN-POLICY-5).
@@ -22,20 +23,7 @@ pub(crate) const MAX_ROLE_NAME_LEN: usize = 256;
 pub(crate) const MAX_ROLE_DESCRIPTION_LEN: usize = 4096;
 
 /// A `role_index` (`uint32`); role indexes need not be contiguous (§3).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    TlsSerialize,
-    TlsDeserialize,
-    TlsDeserializeBytes,
-    TlsSize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoleIndex(pub u32);
 
 impl RoleIndex {
@@ -64,10 +52,18 @@ impl From<RoleIndex> for u32 {
     }
 }
 
+impl Codec for RoleIndex {
+    const NAME: &'static str = "RoleIndex";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u32(Self::NAME).map(RoleIndex)
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_be_bytes());
+    }
+}
+
 /// Role changes a role holder may make out of one source role (`SingleSourceRoleChangeTargets`).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SingleSourceRoleChangeTargets {
     /// The role the target user holds before the change (0 for adds).
     pub from_role_index: RoleIndex,
@@ -93,10 +89,24 @@ impl SingleSourceRoleChangeTargets {
     }
 }
 
+// Vectors in this module are bounded in bytes by the component cap while reading; their element
+// limits are checked after decoding (`check_bounds`), so the error names the field and its length.
+impl Codec for SingleSourceRoleChangeTargets {
+    const NAME: &'static str = "SingleSourceRoleChangeTargets";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            from_role_index: RoleIndex::read(r)?,
+            target_role_indexes: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.from_role_index.write(out);
+        put_codec_vec(out, &self.target_role_indexes);
+    }
+}
+
 /// One role of the room (`Role`, §3).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsDeserializeBytes, TlsSize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Role {
     /// The index other structures use to refer to this role.
     pub role_index: RoleIndex,
@@ -181,19 +191,45 @@ impl Role {
     }
 }
 
+impl Codec for Role {
+    const NAME: &'static str = "Role";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            role_index: RoleIndex::read(r)?,
+            role_name: r.opaque_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+            role_description: r.opaque_vec(Self::NAME, MAX_COMPONENT_LEN)?,
+            role_capabilities: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+            minimum_participants_constraint: r.u32(Self::NAME)?,
+            maximum_participants_constraint: r.optional(Self::NAME, |r| r.u32(Self::NAME))?,
+            minimum_active_participants_constraint: r.u32(Self::NAME)?,
+            maximum_active_participants_constraint: r
+                .optional(Self::NAME, |r| r.u32(Self::NAME))?,
+            authorized_role_changes: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.role_index.write(out);
+        put_opaque(out, &self.role_name);
+        put_opaque(out, &self.role_description);
+        put_codec_vec(out, &self.role_capabilities);
+        out.extend_from_slice(&self.minimum_participants_constraint.to_be_bytes());
+        put_optional(
+            out,
+            self.maximum_participants_constraint.as_ref(),
+            |v, o| o.extend_from_slice(&v.to_be_bytes()),
+        );
+        out.extend_from_slice(&self.minimum_active_participants_constraint.to_be_bytes());
+        put_optional(
+            out,
+            self.maximum_active_participants_constraint.as_ref(),
+            |v, o| o.extend_from_slice(&v.to_be_bytes()),
+        );
+        put_codec_vec(out, &self.authorized_role_changes);
+    }
+}
+
 /// The `roles_list` component data, also the `RoleUpdate` payload (full replacement, §3).
-#[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    TlsSerialize,
-    TlsDeserialize,
-    TlsDeserializeBytes,
-    TlsSize,
-)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RoleData {
     /// The roles of the room, in no particular order.
     pub roles: Vec<Role>,
@@ -227,10 +263,20 @@ impl RoleData {
     }
 }
 
+impl Codec for RoleData {
+    const NAME: &'static str = "RoleData";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            roles: read_codec_vec(r, Self::NAME, MAX_COMPONENT_LEN)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_codec_vec(out, &self.roles);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use tls_codec::Serialize as _;
-
     use super::*;
     use crate::default_roles::default_roles;
 
@@ -313,9 +359,8 @@ mod tests {
 
     #[test]
     fn rejects_option_presence_byte_other_than_zero_or_one() {
-        let mut bytes = Role::new(RoleIndex(2), "m")
-            .tls_serialize_detached()
-            .unwrap();
+        let mut bytes = Vec::new();
+        Role::new(RoleIndex(2), "m").write(&mut bytes);
         // role_index(4) + name(2) + description(1) + caps(1) + min(4) -> presence byte.
         assert_eq!(bytes[12], 0);
         bytes[12] = 2;
@@ -362,6 +407,28 @@ mod tests {
         assert!(matches!(
             RoleData::decode(&bytes),
             Err(Error::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_to_encode_more_than_the_component_limit() {
+        // Every vector is within its element limit, but 20 full descriptions exceed 64 KiB.
+        let data = RoleData {
+            roles: (0..20)
+                .map(|i| {
+                    let mut role = Role::new(RoleIndex(i), "r");
+                    role.role_description = vec![b'd'; MAX_ROLE_DESCRIPTION_LEN];
+                    role
+                })
+                .collect(),
+        };
+        assert!(data.check_bounds().is_ok());
+        assert!(matches!(
+            data.encode(),
+            Err(Error::Encode {
+                type_name: "RoleData",
+                ..
+            })
         ));
     }
 

@@ -32,8 +32,8 @@ pub trait Wire: Sized {
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
 }
 
-/// The crate-internal codec every wire type implements; [`Wire`] is derived from it.
-pub(crate) trait Codec: Sized {
+/// Reading and writing one TLS-PL value inside a larger one; [`Wire`] is built on it.
+pub trait Codec: Sized {
     /// The type name reported in errors.
     const NAME: &'static str;
     /// Reads one value from the reader.
@@ -42,25 +42,29 @@ pub(crate) trait Codec: Sized {
     fn write(&self, out: &mut Vec<u8>);
 }
 
-/// Implements [`Wire`] for types that implement [`Codec`].
-macro_rules! wire_via_codec {
+/// Implements [`Wire`] for types that implement [`Codec`]; public as `tls::wire_via_codec`.
+///
+/// The paths go through the public `tls` module so that other crates can use the macro.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_via_codec {
     ($($t:ty),* $(,)?) => {$(
-        impl $crate::codec::Wire for $t {
+        impl $crate::Wire for $t {
             fn encode(&self) -> Vec<u8> {
                 let mut out = Vec::new();
-                $crate::codec::Codec::write(self, &mut out);
+                $crate::tls::Codec::write(self, &mut out);
                 out
             }
-            fn decode(bytes: &[u8]) -> Result<Self, $crate::error::DecodeError> {
-                let mut r = $crate::codec::Reader::new(bytes);
-                let value = <$t as $crate::codec::Codec>::read(&mut r)?;
-                r.finish(<$t as $crate::codec::Codec>::NAME)?;
+            fn decode(bytes: &[u8]) -> Result<Self, $crate::DecodeError> {
+                let mut r = $crate::tls::Reader::new(bytes);
+                let value = <$t as $crate::tls::Codec>::read(&mut r)?;
+                r.finish(<$t as $crate::tls::Codec>::NAME)?;
                 Ok(value)
             }
         }
     )*};
 }
-pub(crate) use wire_via_codec;
+pub(crate) use crate::__wire_via_codec as wire_via_codec;
 
 /// Declares an extensible code point: a newtype over an integer with named constants, whose
 /// `Debug` and `Display` print the draft's name or, for unknown values, hex.
@@ -143,36 +147,36 @@ macro_rules! int_impl {
 }
 int_impl!(u8, u16, u32, u64);
 
-/// A cursor over untrusted input.
+/// A cursor over untrusted input; every read checks its length before it copies anything.
 #[derive(Debug, Clone)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
     /// Starts reading `buf` from the beginning.
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
     /// The number of bytes consumed so far.
-    pub(crate) fn position(&self) -> usize {
+    pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Whether all input has been consumed.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
     /// The input consumed since position `start`.
-    pub(crate) fn consumed_since(&self, start: usize) -> &'a [u8] {
+    pub fn consumed_since(&self, start: usize) -> &'a [u8] {
         self.buf.get(start..self.pos).unwrap_or_default()
     }
 
     /// Fails with `Trailing` unless all input has been consumed.
-    pub(crate) fn finish(&self, ty: &'static str) -> Result<(), DecodeError> {
+    pub fn finish(&self, ty: &'static str) -> Result<(), DecodeError> {
         if self.is_empty() {
             Ok(())
         } else {
@@ -181,7 +185,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes.
-    pub(crate) fn bytes(&mut self, n: usize, ty: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub fn bytes(&mut self, n: usize, ty: &'static str) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
             .checked_add(n)
@@ -195,28 +199,40 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uint8`.
-    pub(crate) fn u8(&mut self, ty: &'static str) -> Result<u8, DecodeError> {
+    pub fn u8(&mut self, ty: &'static str) -> Result<u8, DecodeError> {
         u8::read(self, ty)
     }
 
     /// Reads a `uint16`.
-    pub(crate) fn u16(&mut self, ty: &'static str) -> Result<u16, DecodeError> {
+    pub fn u16(&mut self, ty: &'static str) -> Result<u16, DecodeError> {
         u16::read(self, ty)
     }
 
     /// Reads a `uint32`.
-    pub(crate) fn u32(&mut self, ty: &'static str) -> Result<u32, DecodeError> {
+    pub fn u32(&mut self, ty: &'static str) -> Result<u32, DecodeError> {
         u32::read(self, ty)
     }
 
     /// Reads a `uint64`.
-    pub(crate) fn u64(&mut self, ty: &'static str) -> Result<u64, DecodeError> {
+    pub fn u64(&mut self, ty: &'static str) -> Result<u64, DecodeError> {
         u64::read(self, ty)
+    }
+
+    /// Reads the draft's `enum { false(0), true(1) } bool;`; any other byte is malformed.
+    pub fn bool(&mut self, ty: &'static str) -> Result<bool, DecodeError> {
+        match self.u8(ty)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed {
+                ty,
+                reason: "bool is neither 0 nor 1",
+            }),
+        }
     }
 
     /// Reads an MLS varint length (RFC 9420 §2.1.2), rejecting the `11` prefix and non-minimal
     /// encodings (IN-PROTO-2).
-    pub(crate) fn varint(&mut self, ty: &'static str) -> Result<usize, DecodeError> {
+    pub fn varint(&mut self, ty: &'static str) -> Result<usize, DecodeError> {
         let first = self.u8(ty)?;
         let (value, min) = match first >> 6 {
             0 => return Ok(usize::from(first & 0x3f)),
@@ -249,7 +265,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `opaque x<V>` whose length must not exceed `max`.
-    pub(crate) fn opaque(&mut self, ty: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+    pub fn opaque(&mut self, ty: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.varint(ty)?;
         if len > max {
             return Err(DecodeError::TooLong { ty });
@@ -258,16 +274,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `opaque x<V>` into an owned vector.
-    pub(crate) fn opaque_vec(
-        &mut self,
-        ty: &'static str,
-        max: usize,
-    ) -> Result<Vec<u8>, DecodeError> {
+    pub fn opaque_vec(&mut self, ty: &'static str, max: usize) -> Result<Vec<u8>, DecodeError> {
         Ok(self.opaque(ty, max)?.to_vec())
     }
 
     /// Reads `T x<V>` element by element with `f`; the byte length must not exceed `max`.
-    pub(crate) fn vec<T>(
+    pub fn vec<T>(
         &mut self,
         ty: &'static str,
         max: usize,
@@ -291,7 +303,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips `T x<V>`, checking each element with `f`.
-    pub(crate) fn skip_vec(
+    pub fn skip_vec(
         &mut self,
         ty: &'static str,
         max: usize,
@@ -301,11 +313,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `uint16 x<V>`.
-    pub(crate) fn u16_vec(
-        &mut self,
-        ty: &'static str,
-        max: usize,
-    ) -> Result<Vec<u16>, DecodeError> {
+    pub fn u16_vec(&mut self, ty: &'static str, max: usize) -> Result<Vec<u16>, DecodeError> {
         let body = self.opaque(ty, max)?;
         if body.len() % 2 != 0 {
             return Err(DecodeError::Malformed {
@@ -320,11 +328,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `uint32 x<V>`.
-    pub(crate) fn u32_vec(
-        &mut self,
-        ty: &'static str,
-        max: usize,
-    ) -> Result<Vec<u32>, DecodeError> {
+    pub fn u32_vec(&mut self, ty: &'static str, max: usize) -> Result<Vec<u32>, DecodeError> {
         let body = self.opaque(ty, max)?;
         if body.len() % 4 != 0 {
             return Err(DecodeError::Malformed {
@@ -339,7 +343,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `optional<T>` (RFC 9420 §2.1.3).
-    pub(crate) fn optional<T>(
+    pub fn optional<T>(
         &mut self,
         ty: &'static str,
         f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
@@ -362,7 +366,7 @@ impl<'a> Reader<'a> {
 /// If `len` is 2^30 or more. Every value this crate encodes is built from decoded input (bounded
 /// by [`MAX_BODY`]) or by our own server, whose bodies are bounded the same way; a larger value
 /// is a bug in the caller, and silently truncating the length would corrupt the stream.
-pub(crate) fn put_varint(out: &mut Vec<u8>, len: usize) {
+pub fn put_varint(out: &mut Vec<u8>, len: usize) {
     if len < 1 << 6 {
         out.push(len as u8);
     } else if len < 1 << 14 {
@@ -375,13 +379,13 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, len: usize) {
 }
 
 /// Appends `opaque x<V>`.
-pub(crate) fn put_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
+pub fn put_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len());
     out.extend_from_slice(bytes);
 }
 
 /// Appends `T x<V>` by writing each element with `f`.
-pub(crate) fn put_vec<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&T, &mut Vec<u8>)) {
+pub fn put_vec<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&T, &mut Vec<u8>)) {
     let mut body = Vec::new();
     for item in items {
         f(item, &mut body);
@@ -390,26 +394,27 @@ pub(crate) fn put_vec<T>(out: &mut Vec<u8>, items: &[T], mut f: impl FnMut(&T, &
 }
 
 /// Appends `T x<V>` for codec types.
-pub(crate) fn put_codec_vec<T: Codec>(out: &mut Vec<u8>, items: &[T]) {
+pub fn put_codec_vec<T: Codec>(out: &mut Vec<u8>, items: &[T]) {
     put_vec(out, items, |i, o| i.write(o));
 }
 
 /// Appends `uint16 x<V>`.
-pub(crate) fn put_u16_vec(out: &mut Vec<u8>, items: &[u16]) {
+pub fn put_u16_vec(out: &mut Vec<u8>, items: &[u16]) {
     put_vec(out, items, |i, o| o.extend_from_slice(&i.to_be_bytes()));
 }
 
 /// Appends `uint32 x<V>`.
-pub(crate) fn put_u32_vec(out: &mut Vec<u8>, items: &[u32]) {
+pub fn put_u32_vec(out: &mut Vec<u8>, items: &[u32]) {
     put_vec(out, items, |i, o| o.extend_from_slice(&i.to_be_bytes()));
 }
 
+/// Appends the draft's one-byte `bool`.
+pub fn put_bool(out: &mut Vec<u8>, value: bool) {
+    out.push(u8::from(value));
+}
+
 /// Appends `optional<T>`.
-pub(crate) fn put_optional<T>(
-    out: &mut Vec<u8>,
-    item: Option<&T>,
-    f: impl FnOnce(&T, &mut Vec<u8>),
-) {
+pub fn put_optional<T>(out: &mut Vec<u8>, item: Option<&T>, f: impl FnOnce(&T, &mut Vec<u8>)) {
     match item {
         None => out.push(0),
         Some(v) => {
@@ -420,7 +425,7 @@ pub(crate) fn put_optional<T>(
 }
 
 /// Reads `T x<V>` for codec types.
-pub(crate) fn read_codec_vec<T: Codec>(
+pub fn read_codec_vec<T: Codec>(
     r: &mut Reader<'_>,
     ty: &'static str,
     max: usize,
@@ -498,6 +503,20 @@ mod tests {
         // Claims 16384 bytes but carries none: the limit check comes first.
         let mut r = Reader::new(&[0x80, 0x00, 0x40, 0x00]);
         assert_eq!(r.opaque("t", 100), Err(DecodeError::TooLong { ty: "t" }));
+    }
+
+    #[test]
+    fn bool_is_one_byte_zero_or_one() {
+        for value in [false, true] {
+            let mut out = Vec::new();
+            put_bool(&mut out, value);
+            assert_eq!(out, [u8::from(value)]);
+            assert_eq!(Reader::new(&out).bool("t"), Ok(value));
+        }
+        assert!(matches!(
+            Reader::new(&[2]).bool("t"),
+            Err(DecodeError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod messages;
 mod mls;
 mod participant_list;
 mod status;
+pub mod tls;
 
 #[cfg(test)]
 mod test_fixtures;
@@ -18,6 +19,8 @@ mod test_fixtures;
 //
 // Codec: every wire type implements `Wire` (exact decode, typed errors, bounded lengths).
 pub use codec::{MAX_BODY, MAX_DESCRIPTION, MAX_MLS_OBJECT, MAX_URI, Wire};
+// The codec itself (`tls`: `Codec`, `Reader`, `put_*`, `wire_via_codec!`), for other crates'
+// TLS-PL types; declared above as `pub mod tls`.
 // Errors, grouped by who is at fault (see the `error` module doc).
 pub use error::{DecodeError, ParticipantListError, UriError};
 // Identifiers (draft §3).
