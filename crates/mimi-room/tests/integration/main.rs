@@ -2,3 +2,4 @@
 //! hub validates them, clients process what the hub accepted.
 
 mod flows;
+mod openmls_patch;
