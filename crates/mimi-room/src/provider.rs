@@ -2,6 +2,8 @@
 //! can be snapshotted to bytes or saved key by key (see [`crate::storage`]), so that persistence
 //! stays with the caller and this crate does no I/O of its own.
 
+use std::collections::BTreeMap;
+
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 
@@ -53,7 +55,7 @@ impl MlsProvider {
 
 /// The (key, value) entries of [`MlsProvider::snapshot`] bytes: the snapshot is a big-endian
 /// u64 count, then per entry the key length and value length (u64 each), the key and the value.
-pub fn split_snapshot(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RoomError> {
+pub fn split_snapshot(bytes: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, RoomError> {
     let mut rest = bytes;
     let count = take_u64(&mut rest)?;
     // Each entry takes at least 16 bytes, so a count above that bound is corrupt; checking it
@@ -61,13 +63,13 @@ pub fn split_snapshot(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RoomError
     if count > (rest.len() / 16) as u64 {
         return Err(RoomError::CorruptState("snapshot entry count out of range"));
     }
-    let mut entries = Vec::with_capacity(count as usize);
+    let mut entries = BTreeMap::new();
     for _ in 0..count {
         let key_len = take_u64(&mut rest)?;
         let value_len = take_u64(&mut rest)?;
         let key = take_bytes(&mut rest, key_len)?;
         let value = take_bytes(&mut rest, value_len)?;
-        entries.push((key, value));
+        entries.insert(key, value);
     }
     if !rest.is_empty() {
         return Err(RoomError::CorruptState("trailing bytes in snapshot"));
