@@ -10,6 +10,8 @@ mod attachments;
 mod client;
 mod error;
 mod history;
+#[doc(hidden)]
+pub mod internal;
 mod messages;
 mod profile;
 mod rooms;

@@ -315,6 +315,41 @@ pub(crate) fn store(
     }
 }
 
+/// Writes a format-1 profile (MLS state as one snapshot blob), as builds before format 2 did.
+#[cfg(test)]
+pub(crate) fn write_format_1(
+    dir: &Path,
+    account: &Account,
+    snapshot: &[u8],
+) -> Result<(), ClientError> {
+    std::fs::create_dir_all(dir).map_err(|e| ClientError::Profile(e.to_string()))?;
+    let mut conn = Connection::open(dir.join("profile.sqlite"))?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MLS_STATE_TABLE_V1)?;
+    save_account(&tx, account)?;
+    tx.execute(
+        "INSERT INTO mls_state (id, snapshot) VALUES (1, ?1)",
+        params![snapshot],
+    )?;
+    tx.pragma_update(None, "user_version", 1)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The format a profile is in and whether it still has the format-1 snapshot table.
+#[cfg(test)]
+pub(crate) fn format_of(dir: &Path) -> Result<(i64, bool), ClientError> {
+    let conn = Connection::open(dir.join("profile.sqlite"))?;
+    let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let has_snapshot = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mls_state')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((version, has_snapshot))
+}
+
 /// Converts a format-1 profile's snapshot blob into `mls_kv` rows and drops the old table.
 fn upgrade_snapshot_to_rows(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<(), ClientError> {
     let has_table: bool = tx.query_row(
