@@ -7,6 +7,7 @@ mod fanout;
 mod join;
 mod memory;
 mod providers;
+mod sync;
 mod world;
 
 use clap::Subcommand;
@@ -25,6 +26,8 @@ pub(crate) enum BenchCommand {
     Join(join::Args),
     /// Resident memory of `mimid`: idle, with many small rooms, with one large room.
     Memory(memory::Args),
+    /// A client in a large room catching up on many messages (decrypt, fold, store).
+    Sync(sync::Args),
 }
 
 /// Runs one benchmark.
@@ -34,6 +37,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::Join(args) => join::run(args).await,
         BenchCommand::Memory(args) => memory::run(args).await,
+        BenchCommand::Sync(args) => sync::run(args).await,
     }
 }
 

@@ -1,0 +1,284 @@
+//! `mimi bench sync`: a client in a large room catching up on many application messages.
+//!
+//! What runs is the client's own sync code minus HTTP: the inbox pages (256 entries, the size
+//! `mimid` serves) go through the page application `Client::sync` uses (decode the fanout, MLS
+//! decrypt and MIMI checks in the cached group, build the event), each page is stored in one
+//! profile transaction (events, changed MLS entries, cursor; SQLite WAL, synchronous=FULL),
+//! and the messages are folded for display at the end. No provider is involved, so fetching
+//! pages and acknowledging them are not measured. The room and messages are built locally with
+//! real OpenMLS: a creator, the reading client and silent members spread over three domains.
+//! Next to it, the same ciphertexts through bare `MemberState::process` (no profile).
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use mimi_client::SyncReport;
+use mimi_client::internal::OfflineInbox;
+use mimi_content::MimiContent;
+use mimi_identity::{DevCa, ProviderIdentity, Validity};
+use mimi_protocol::{FanoutMessage, MlsMessage, Wire};
+use mimi_room::{ClientIdentity, HubSender, MemberState, TrustAnchor};
+use serde::Serialize;
+
+use super::world::{DOMAINS, now_secs, user_of};
+use super::{Machine, report};
+
+/// Options.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Member clients in the room, the reading client included.
+    #[arg(long, default_value_t = 100)]
+    members: usize,
+    /// Application messages to catch up on.
+    #[arg(long, default_value_t = 10_000)]
+    messages: usize,
+    /// Inbox entries per page (mimid serves 256).
+    #[arg(long, default_value_t = 256)]
+    page: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Target from the client-sync brief.
+const TARGET_MSGS_PER_S: f64 = 5_000.0;
+
+#[derive(Serialize)]
+struct Output {
+    benchmark: &'static str,
+    machine: Machine,
+    /// What the figure includes.
+    path: &'static str,
+    members: usize,
+    messages: usize,
+    page: usize,
+    pages: usize,
+    setup_secs: f64,
+    /// Page application (decode, decrypt, checks, events) summed over pages, s.
+    apply_secs: f64,
+    /// Page transactions summed over pages, s.
+    store_secs: f64,
+    /// Folding the stored history for display once at the end, s.
+    fold_secs: f64,
+    /// apply + store + fold, s.
+    total_secs: f64,
+    /// messages / total.
+    msgs_per_s: f64,
+    /// The same ciphertexts through bare `MemberState::process`, no profile.
+    process_only_msgs_per_s: f64,
+    target_msgs_per_s: f64,
+    /// Messages the folded history shows (must equal `messages`).
+    shown: usize,
+    errors: Vec<String>,
+}
+
+/// Runs the benchmark.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let members = args.members.max(2);
+    let page = args.page.max(1);
+    let dir = tempfile::tempdir()?;
+    let began = Instant::now();
+    eprintln!(
+        "mimi: bench sync: a room of {members} members and {} messages",
+        args.messages
+    );
+    let room = Room::build(members)?;
+    let entries = room.messages(args.messages)?;
+    let reader_snapshot = room.reader_state.snapshot()?;
+    let setup_secs = began.elapsed().as_secs_f64();
+
+    eprintln!("mimi: bench sync: bare MemberState::process");
+    let bare = MemberState::from_snapshot(&reader_snapshot)?;
+    let began = Instant::now();
+    for (_, _, body) in &entries {
+        let fanout = FanoutMessage::decode(body)?;
+        bare.process(&room.anchor, &room.uri, fanout.message.as_bytes(), now_secs())?;
+    }
+    let process_only_secs = began.elapsed().as_secs_f64();
+
+    eprintln!("mimi: bench sync: catching up through the profile");
+    let mut inbox = OfflineInbox::create(
+        &dir.path().join("reader"),
+        &room.ca_pem,
+        &room.reader,
+        MemberState::from_snapshot(&reader_snapshot)?,
+    )?;
+    let mut sync_report = SyncReport::default();
+    let (mut apply_secs, mut store_secs) = (0.0, 0.0);
+    for chunk in entries.chunks(page) {
+        let began = Instant::now();
+        let applied = inbox.apply(chunk, &mut sync_report)?;
+        apply_secs += began.elapsed().as_secs_f64();
+        let began = Instant::now();
+        inbox.store(applied)?;
+        store_secs += began.elapsed().as_secs_f64();
+    }
+    let began = Instant::now();
+    let shown = inbox.messages(&room.uri)?.len();
+    let fold_secs = began.elapsed().as_secs_f64();
+    let total_secs = apply_secs + store_secs + fold_secs;
+    if shown != args.messages {
+        anyhow::bail!(
+            "the reader shows {shown} of {} messages ({} errors, first: {:?})",
+            args.messages,
+            sync_report.errors.len(),
+            sync_report.errors.first()
+        );
+    }
+    let output = Output {
+        benchmark: "sync",
+        machine: Machine::this(),
+        path: "local: inbox pages through the client's page application and one profile \
+               transaction per page, then one fold; no provider, so no HTTP fetch or ack",
+        members,
+        messages: args.messages,
+        page,
+        pages: entries.len().div_ceil(page),
+        setup_secs,
+        apply_secs,
+        store_secs,
+        fold_secs,
+        total_secs,
+        msgs_per_s: args.messages as f64 / total_secs,
+        process_only_msgs_per_s: args.messages as f64 / process_only_secs,
+        target_msgs_per_s: TARGET_MSGS_PER_S,
+        shown,
+        errors: sync_report.errors,
+    };
+    report(args.json, &output, &table(&output))
+}
+
+/// A room of a creator (who sends), a reader (who catches up) and silent members.
+struct Room {
+    uri: String,
+    ca_pem: String,
+    anchor: TrustAnchor,
+    creator_state: MemberState,
+    creator: ClientIdentity,
+    reader_state: MemberState,
+    reader: ClientIdentity,
+}
+
+impl Room {
+    fn build(members: usize) -> anyhow::Result<Self> {
+        let ca = DevCa::generate("bench root")?;
+        let anchor = TrustAnchor::from_der(ca.cert_der());
+        let mut providers = Vec::new();
+        for domain in DOMAINS {
+            let creds = ca.issue_provider(domain)?;
+            providers.push(ProviderIdentity::from_pem(
+                &creds.identity_cert_pem,
+                &creds.identity_key_pem,
+            )?);
+        }
+        let creator_state = MemberState::new();
+        let creator = device(&providers[0], &creator_state, DOMAINS[0], "creator")?;
+        let reader_state = MemberState::new();
+        let reader = device(&providers[1], &reader_state, DOMAINS[1], "reader")?;
+        let uri = format!("mimi://{}/r/sync-bench", DOMAINS[0]);
+        let hub = HubSender {
+            signature_key: vec![7; 32],
+            provider_uri: format!("mimi://{}", DOMAINS[0]),
+        };
+        creator_state.create_room(&creator, &uri, &user_of(&creator.device_uri), &hub)?;
+        let mut additions = vec![(
+            user_of(&reader.device_uri),
+            reader_state.key_packages(&reader, 1)?,
+        )];
+        // Silent members share one state: they need credentials and KeyPackages, nothing more.
+        let crowd = MemberState::new();
+        for i in 0..members - 2 {
+            let p = i % DOMAINS.len();
+            let id = device(&providers[p], &crowd, DOMAINS[p], &format!("u{i}"))?;
+            additions.push((user_of(&id.device_uri), crowd.key_packages(&id, 1)?));
+        }
+        let commit = creator_state.add_users(&creator, &uri, &additions)?;
+        creator_state.merge_pending_commit(&uri)?;
+        let tree = creator_state.export_group_info(&creator, &uri)?.ratchet_tree;
+        let welcome = commit.welcome.context("add commit without Welcome")?;
+        reader_state.join(&anchor, &welcome, &tree, now_secs())?;
+        Ok(Self {
+            uri,
+            ca_pem: ca.cert_pem(),
+            anchor,
+            creator_state,
+            creator,
+            reader_state,
+            reader,
+        })
+    }
+
+    /// `count` text messages from the creator as inbox entries `(id, room, FanoutMessage)`.
+    fn messages(&self, count: usize) -> anyhow::Result<Vec<(i64, String, Vec<u8>)>> {
+        let sender = user_of(&self.creator.device_uri);
+        let plaintexts: Vec<Vec<u8>> = (0..count)
+            .map(|i| {
+                MimiContent::text(&format!("catch-up message {i}"))
+                    .with_sender_uri(&sender)
+                    .with_room_uri(&self.uri)
+                    .encode()
+            })
+            .collect();
+        let (ciphertexts, _) =
+            self.creator_state
+                .encrypt_many(&self.creator, &self.uri, &plaintexts)?;
+        let start_ms = now_secs().saturating_mul(1000);
+        ciphertexts
+            .iter()
+            .enumerate()
+            .map(|(i, ct)| {
+                let fanout = FanoutMessage::application(
+                    start_ms + i as u64,
+                    MlsMessage::from_bytes(ct)?,
+                    None,
+                );
+                Ok((i as i64 + 1, self.uri.clone(), fanout.encode()))
+            })
+            .collect()
+    }
+}
+
+fn device(
+    provider: &ProviderIdentity,
+    state: &MemberState,
+    domain: &str,
+    user: &str,
+) -> anyhow::Result<ClientIdentity> {
+    let device_uri = format!("mimi://{domain}/d/{user}/d");
+    let key = state.generate_signature_key()?;
+    let chain = provider.issue_client(
+        &device_uri,
+        &key,
+        Validity::one_year_from(now_secs().saturating_sub(60)),
+    )?;
+    Ok(ClientIdentity {
+        device_uri,
+        chain,
+        signature_public_key: key,
+    })
+}
+
+fn table(o: &Output) -> String {
+    format!(
+        "sync catch-up ({}), {} members, {} messages in {} pages of {}\n\
+         setup {:.1} s (not measured)\n\
+         apply {:.2} s, store {:.2} s, fold {:.2} s, total {:.2} s\n\
+         {:.0} msgs/s (target {:.0}); bare MemberState::process {:.0} msgs/s\n\
+         shown {}, errors {}\n",
+        o.path,
+        o.members,
+        o.messages,
+        o.pages,
+        o.page,
+        o.setup_secs,
+        o.apply_secs,
+        o.store_secs,
+        o.fold_secs,
+        o.total_secs,
+        o.msgs_per_s,
+        o.target_msgs_per_s,
+        o.process_only_msgs_per_s,
+        o.shown,
+        o.errors.len()
+    )
+}
