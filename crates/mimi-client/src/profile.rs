@@ -238,13 +238,11 @@ impl Profile {
 
     /// The event ID of a message we sent, by the hash of its ciphertext.
     pub(crate) fn sent_event(&self, hash: &[u8]) -> Result<Option<String>, ClientError> {
+        // Asked once per inbox entry during sync: keep the statement prepared.
         Ok(self
             .conn
-            .query_row(
-                "SELECT event_id FROM sent WHERE hash = ?1",
-                params![hash],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT event_id FROM sent WHERE hash = ?1")?
+            .query_row(params![hash], |r| r.get(0))
             .optional()?)
     }
 }
@@ -401,25 +399,25 @@ pub(crate) fn add_event(
     room_uri: &str,
     e: &Event,
 ) -> Result<(), ClientError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO events
              (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment, expires_at,
               topic)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            room_uri,
-            e.id,
-            e.sender,
-            e.timestamp as i64,
-            e.kind.as_str(),
-            e.target,
-            e.text,
-            e.invalid,
-            e.attachment.as_ref().map(Attachment::to_stored),
-            e.expires_at.map(|v| v.min(i64::MAX as u64) as i64),
-            e.topic
-        ],
-    )?;
+    )?
+    .execute(params![
+        room_uri,
+        e.id,
+        e.sender,
+        e.timestamp as i64,
+        e.kind.as_str(),
+        e.target,
+        e.text,
+        e.invalid,
+        e.attachment.as_ref().map(Attachment::to_stored),
+        e.expires_at.map(|v| v.min(i64::MAX as u64) as i64),
+        e.topic
+    ])?;
     Ok(())
 }
 

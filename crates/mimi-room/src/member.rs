@@ -126,7 +126,22 @@ pub struct RoomView {
 pub struct MemberState {
     pub(crate) provider: MlsProvider,
     groups: Mutex<HashMap<String, MlsGroup>>,
+    senders: Mutex<SenderCache>,
 }
+
+/// Application senders whose credential chain already verified, so each message costs one
+/// lookup instead of an X.509 chain check. Sound because that check does not depend on time
+/// (`identify_member` checks no validity period), only on the anchor, credential and key.
+#[derive(Default)]
+struct SenderCache {
+    /// The anchor the entries verified against; another anchor empties the cache.
+    anchor: Vec<u8>,
+    /// By (TLS-encoded credential, signature key).
+    members: HashMap<(Vec<u8>, Vec<u8>), crate::credentials::VerifiedMember>,
+}
+
+/// Bound on cached senders; past it the cache starts over (a room's members, many times over).
+const MAX_CACHED_SENDERS: usize = 100_000;
 
 impl Default for MemberState {
     fn default() -> Self {
@@ -151,6 +166,7 @@ impl MemberState {
         Self {
             provider: MlsProvider::from_entries(entries, true),
             groups: Mutex::new(HashMap::new()),
+            senders: Mutex::new(SenderCache::default()),
         }
     }
 
@@ -715,7 +731,7 @@ impl MemberState {
                         .member_at(sender)
                         .map(|m| m.signature_key)
                         .ok_or_else(|| RoomError::invalid("application from an empty leaf"))?;
-                    let who = identify_member(anchor, &credential, &key)?;
+                    let who = self.identify_sender(anchor, &credential, &key)?;
                     Ok(Incoming::Message {
                         sender_device: who.device_uri,
                         sender_user: who.user_uri,
@@ -930,6 +946,38 @@ impl MemberState {
             self.groups()?.insert(room_uri.to_owned(), group);
         }
         out
+    }
+
+    /// Who sent an application message: [`identify_member`], remembered per credential and key.
+    fn identify_sender(
+        &self,
+        anchor: &TrustAnchor,
+        credential: &openmls::prelude::Credential,
+        key: &[u8],
+    ) -> Result<crate::credentials::VerifiedMember, RoomError> {
+        let cache_key = (
+            credential
+                .tls_serialize_detached()
+                .map_err(|_| RoomError::Internal("credential does not encode"))?,
+            key.to_vec(),
+        );
+        let mut cache = self
+            .senders
+            .lock()
+            .map_err(|_| RoomError::Internal("sender cache lock poisoned"))?;
+        if cache.anchor != anchor.der() {
+            cache.anchor = anchor.der().to_vec();
+            cache.members.clear();
+        }
+        if let Some(who) = cache.members.get(&cache_key) {
+            return Ok(who.clone());
+        }
+        let who = identify_member(anchor, credential, key)?;
+        if cache.members.len() >= MAX_CACHED_SENDERS {
+            cache.members.clear();
+        }
+        cache.members.insert(cache_key, who.clone());
+        Ok(who)
     }
 
     /// Caches a group that was just created or joined, replacing any older one of that room.

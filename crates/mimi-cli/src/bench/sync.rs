@@ -92,7 +92,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let began = Instant::now();
     for (_, _, body) in &entries {
         let fanout = FanoutMessage::decode(body)?;
-        bare.process(&room.anchor, &room.uri, fanout.message.as_bytes(), now_secs())?;
+        bare.process(
+            &room.anchor,
+            &room.uri,
+            fanout.message.as_bytes(),
+            now_secs(),
+        )?;
     }
     let process_only_secs = began.elapsed().as_secs_f64();
 
@@ -194,7 +199,9 @@ impl Room {
         }
         let commit = creator_state.add_users(&creator, &uri, &additions)?;
         creator_state.merge_pending_commit(&uri)?;
-        let tree = creator_state.export_group_info(&creator, &uri)?.ratchet_tree;
+        let tree = creator_state
+            .export_group_info(&creator, &uri)?
+            .ratchet_tree;
         let welcome = commit.welcome.context("add commit without Welcome")?;
         reader_state.join(&anchor, &welcome, &tree, now_secs())?;
         Ok(Self {
