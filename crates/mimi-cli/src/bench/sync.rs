@@ -8,18 +8,27 @@
 //! pages and acknowledging them are not measured. The room and messages are built locally with
 //! real OpenMLS: a creator, the reading client and silent members spread over three domains.
 //! Next to it, the same ciphertexts through bare `MemberState::process` (no profile).
+//!
+//! With `--server`, the same room is built through three real `mimid` processes instead (every
+//! member registered, the room created and filled by the client SDK, the messages submitted to
+//! the hub over HTTPS), and the figure is the reader's whole `Client::sync` (fetching the pages
+//! from its provider, decrypt, fold, store, acknowledge) plus one fold for display.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mimi_client::SyncReport;
 use mimi_client::internal::OfflineInbox;
+use mimi_client::{Client, SyncReport};
 use mimi_content::MimiContent;
 use mimi_identity::{DevCa, ProviderIdentity, Validity};
-use mimi_protocol::{FanoutMessage, MlsMessage, Wire};
+use mimi_protocol::{
+    FanoutMessage, MimiUri, MlsMessage, SubmitMessageResponse, SubmitOutcome, Wire,
+};
 use mimi_room::{ClientIdentity, HubSender, MemberState, TrustAnchor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::providers::{Providers, https_client};
 use super::world::{DOMAINS, now_secs, user_of};
 use super::{Machine, report};
 
@@ -35,6 +44,9 @@ pub(crate) struct Args {
     /// Inbox entries per page (mimid serves 256).
     #[arg(long, default_value_t = 256)]
     page: usize,
+    /// Use three real `mimid` processes and time `Client::sync` end to end.
+    #[arg(long)]
+    server: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -74,6 +86,9 @@ struct Output {
 
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    if args.server {
+        return run_with_server(args).await;
+    }
     let members = args.members.max(2);
     let page = args.page.max(1);
     let dir = tempfile::tempdir()?;
@@ -263,6 +278,226 @@ fn device(
         chain,
         signature_public_key: key,
     })
+}
+
+#[derive(Serialize)]
+struct ServerOutput {
+    benchmark: &'static str,
+    machine: Machine,
+    /// What the figure includes.
+    path: &'static str,
+    members: usize,
+    messages: usize,
+    setup_secs: f64,
+    /// The reader's `Client::sync`: fetch, decrypt, store, acknowledge every page, s.
+    sync_secs: f64,
+    /// Folding the stored history for display once at the end, s.
+    fold_secs: f64,
+    /// sync + fold, s.
+    total_secs: f64,
+    /// messages / total.
+    msgs_per_s: f64,
+    target_msgs_per_s: f64,
+    /// Messages the folded history shows (must equal `messages`).
+    shown: usize,
+    errors: Vec<String>,
+}
+
+/// How long the reader's provider may take to receive every message after the last submit.
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
+
+async fn run_with_server(args: Args) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let providers = Providers::start(&DOMAINS, temp.path()).await?;
+    let result = with_server(&args, &providers, temp.path()).await;
+    if result.is_err() {
+        for node in &providers.nodes {
+            let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            eprintln!("mimi: {} log: {}", node.domain, tail.join(" | "));
+        }
+    }
+    providers.stop().await;
+    let output = result?;
+    report(args.json, &output, &server_table(&output))
+}
+
+async fn with_server(
+    args: &Args,
+    providers: &Providers,
+    dir: &Path,
+) -> anyhow::Result<ServerOutput> {
+    let members = args.members.max(2);
+    let began = Instant::now();
+    eprintln!("mimi: bench sync: registering {members} members");
+    let mut clients = Vec::with_capacity(members);
+    for i in 0..members {
+        let node = &providers.nodes[i % DOMAINS.len()];
+        let client = Client::register_with_stock(
+            &dir.join("profiles").join(format!("u{i}")),
+            &node.url,
+            &providers.ca_pem,
+            &format!("u{i}"),
+            "bench",
+            1,
+        )
+        .await
+        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
+        clients.push(client);
+    }
+    // u0 on the hub's provider sends; u1 on the next provider catches up; the rest are silent.
+    let mut rest = clients.split_off(2);
+    let mut reader = clients.pop().context("no reader")?;
+    let mut creator = clients.pop().context("no creator")?;
+    eprintln!("mimi: bench sync: creating the room and adding everyone");
+    let room = creator.create_room("sync-bench").await?;
+    let mut others = vec![reader.user_uri().to_owned()];
+    others.extend(rest.iter().map(|c| c.user_uri().to_owned()));
+    creator.add_users(&room, &others).await?;
+    rest.clear();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reader
+        .rooms()?
+        .iter()
+        .any(|(r, active)| *r == room && *active)
+    {
+        if Instant::now() > deadline {
+            anyhow::bail!("the reader did not join {room} within 60 s");
+        }
+        reader.sync().await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    eprintln!("mimi: bench sync: submitting {} messages", args.messages);
+    let texts: Vec<String> = (0..args.messages)
+        .map(|i| format!("catch-up message {i}"))
+        .collect();
+    let ciphertexts = creator.encrypt_batch(&room, &texts)?;
+    let http = https_client(&providers.ca_pem)?;
+    let room_path = room
+        .parse::<MimiUri>()
+        .map_err(|e| anyhow::anyhow!("bad room URI {room}: {e}"))?
+        .to_path_segment();
+    let url = format!("{}/client/v1/submit/{room_path}", creator.server());
+    // In order, one at a time: the reader's ratchet tolerates only a little reordering.
+    for (i, bytes) in ciphertexts.into_iter().enumerate() {
+        let answer = http
+            .post(&url)
+            .bearer_auth(creator.bearer_token())
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let response = SubmitMessageResponse::decode(&answer)?;
+        if !matches!(response.outcome, SubmitOutcome::Accepted { .. }) {
+            anyhow::bail!("the hub refused message {i}: {:?}", response.outcome);
+        }
+    }
+    eprintln!("mimi: bench sync: waiting for delivery to the reader's provider");
+    wait_delivered(&http, &reader, args.messages).await?;
+    let setup_secs = began.elapsed().as_secs_f64();
+
+    eprintln!("mimi: bench sync: the reader syncs");
+    let began = Instant::now();
+    let sync_report = reader.sync().await?;
+    let sync_secs = began.elapsed().as_secs_f64();
+    let began = Instant::now();
+    let shown = reader
+        .messages(&room)?
+        .iter()
+        .filter(|m| m.text.as_deref().is_some_and(|t| t.starts_with("catch-up")))
+        .count();
+    let fold_secs = began.elapsed().as_secs_f64();
+    if shown != args.messages {
+        anyhow::bail!(
+            "the reader shows {shown} of {} messages ({} errors, first: {:?})",
+            args.messages,
+            sync_report.errors.len(),
+            sync_report.errors.first()
+        );
+    }
+    let total_secs = sync_secs + fold_secs;
+    Ok(ServerOutput {
+        benchmark: "sync",
+        machine: Machine::this(),
+        path: "server: three mimid processes on loopback; the reader's Client::sync over HTTPS \
+               (fetch, decrypt, fold, store, acknowledge), then one fold",
+        members,
+        messages: args.messages,
+        setup_secs,
+        sync_secs,
+        fold_secs,
+        total_secs,
+        msgs_per_s: args.messages as f64 / total_secs,
+        target_msgs_per_s: TARGET_MSGS_PER_S,
+        shown,
+        errors: sync_report.errors,
+    })
+}
+
+#[derive(Deserialize)]
+struct PeekedEntry {
+    id: i64,
+}
+
+/// Waits until the reader's inbox holds `count` unacknowledged entries, reading it without
+/// acknowledging anything.
+async fn wait_delivered(
+    http: &reqwest::Client,
+    reader: &Client,
+    count: usize,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    loop {
+        let mut after = 0i64;
+        let mut seen = 0usize;
+        loop {
+            let url = format!("{}/client/v1/inbox?after={after}", reader.server());
+            let page: Vec<PeekedEntry> = http
+                .get(&url)
+                .bearer_auth(reader.bearer_token())
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.id;
+            seen += page.len();
+        }
+        if seen >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the reader's provider holds {seen} of {count} messages");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn server_table(o: &ServerOutput) -> String {
+    format!(
+        "sync catch-up ({}), {} members, {} messages\n\
+         setup {:.1} s (not measured)\n\
+         sync {:.2} s, fold {:.2} s, total {:.2} s\n\
+         {:.0} msgs/s (target {:.0}); shown {}, errors {}\n",
+        o.path,
+        o.members,
+        o.messages,
+        o.setup_secs,
+        o.sync_secs,
+        o.fold_secs,
+        o.total_secs,
+        o.msgs_per_s,
+        o.target_msgs_per_s,
+        o.shown,
+        o.errors.len()
+    )
 }
 
 fn table(o: &Output) -> String {
