@@ -162,6 +162,9 @@ impl Client {
                 dir.display()
             ))
         })?;
+        if !profile.has_mls_state()? {
+            return Err(ClientError::Profile("MLS state missing".into()));
+        }
         let state = profile.mls_state()?;
         let api = Api::new(
             &account.server,

@@ -134,6 +134,13 @@ impl Profile {
         Ok(Self { conn })
     }
 
+    /// Whether any MLS state is saved (a registered account always has its signature key).
+    pub(crate) fn has_mls_state(&self) -> Result<bool, ClientError> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM mls_kv)", [], |r| r.get(0))?)
+    }
+
     /// The MLS state as saved: every OpenMLS storage entry.
     pub(crate) fn mls_state(&self) -> Result<mimi_room::MemberState, ClientError> {
         let mut stmt = self.conn.prepare("SELECT key, value FROM mls_kv")?;
