@@ -737,6 +737,80 @@ mod tests {
         assert_eq!(s.list::<_, u32>(OWN_LEAF_NODES, "g").unwrap(), vec![1, 2]);
     }
 
+    /// A provider over the memory store that wrote snapshots before this store existed.
+    struct MemoryProvider {
+        crypto: openmls_rust_crypto::RustCrypto,
+        storage: openmls_memory_storage::MemoryStorage,
+    }
+
+    impl openmls_traits::OpenMlsProvider for MemoryProvider {
+        type CryptoProvider = openmls_rust_crypto::RustCrypto;
+        type RandProvider = openmls_rust_crypto::RustCrypto;
+        type StorageProvider = openmls_memory_storage::MemoryStorage;
+
+        fn storage(&self) -> &Self::StorageProvider {
+            &self.storage
+        }
+
+        fn crypto(&self) -> &Self::CryptoProvider {
+            &self.crypto
+        }
+
+        fn rand(&self) -> &Self::RandProvider {
+            &self.crypto
+        }
+    }
+
+    #[test]
+    fn a_group_written_by_the_memory_store_loads_and_keeps_working() {
+        use openmls::prelude::{
+            BasicCredential, CredentialWithKey, GroupId, MlsGroup, MlsGroupCreateConfig,
+        };
+        use openmls_basic_credential::SignatureKeyPair;
+        use openmls_traits::types::SignatureScheme;
+
+        let old = MemoryProvider {
+            crypto: Default::default(),
+            storage: Default::default(),
+        };
+        let keys = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+        keys.store(&old.storage).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(b"alice".to_vec()).into(),
+            signature_key: keys.public().into(),
+        };
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(crate::member::CIPHERSUITE)
+            .build();
+        let id = GroupId::from_slice(b"room");
+        let mut group =
+            MlsGroup::new_with_group_id(&old, &keys, &config, id.clone(), credential).unwrap();
+        group.create_message(&old, &keys, b"before").unwrap();
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = old
+            .storage
+            .values
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+
+        let new = crate::provider::MlsProvider::from_entries(entries.clone(), true);
+        let store = openmls_traits::OpenMlsProvider::storage(&new);
+        let mut loaded = MlsGroup::load(store, &id)
+            .unwrap()
+            .expect("group not found");
+        assert_eq!(loaded.epoch(), group.epoch());
+        let signer =
+            SignatureKeyPair::read(store, keys.public(), SignatureScheme::ED25519).unwrap();
+        loaded.create_message(&new, &signer, b"after").unwrap();
+        // Only what changed is pending, and every key it wrote already existed.
+        let changes = store.pending_changes().unwrap();
+        assert!(!changes.is_empty());
+        let old_keys: BTreeSet<&Vec<u8>> = entries.iter().map(|(k, _)| k).collect();
+        assert!(changes.iter().all(|c| old_keys.contains(&c.key)));
+    }
+
     #[test]
     fn keys_follow_the_memory_store_layout() {
         let s = tracked();
