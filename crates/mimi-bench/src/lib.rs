@@ -18,6 +18,7 @@ mod fanout;
 mod join;
 mod memory;
 mod providers;
+mod sync;
 mod world;
 
 use clap::Subcommand;
@@ -40,6 +41,8 @@ pub enum BenchCommand {
     Join(join::Args),
     /// Resident memory of `mimid`: idle, with many small rooms, with one large room.
     Memory(memory::Args),
+    /// A client in a large room catching up on many messages (decrypt, fold, store).
+    Sync(sync::Args),
 }
 
 /// Runs one benchmark; returns its report (a table, or one line of JSON) for stdout.
@@ -49,6 +52,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<String> {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::Join(args) => join::run(args).await,
         BenchCommand::Memory(args) => memory::run(args).await,
+        BenchCommand::Sync(args) => sync::run(args).await,
     }
 }
 
@@ -179,6 +183,10 @@ mod tests {
         assert!(matches!(
             parse(&["join", "--sizes", "100", "--samples", "1", "--json"]),
             Ok(BenchCommand::Join(_))
+        ));
+        assert!(matches!(
+            parse(&["sync", "--messages", "100", "--offline", "--json"]),
+            Ok(BenchCommand::Sync(_))
         ));
         assert!(matches!(
             parse(&["memory", "--json"]),

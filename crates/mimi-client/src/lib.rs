@@ -6,13 +6,20 @@
 //! MLS PrivateMessages; providers never see plaintext.
 
 mod api;
+mod attachments;
 mod client;
 mod error;
 mod history;
+#[doc(hidden)]
+pub mod internal;
+mod messages;
 mod profile;
+mod rooms;
+mod sync;
 
 // Public API.
-pub use client::{Client, MemberEntry, SendOptions, SyncReport};
+pub use client::{Client, MemberEntry, SendOptions};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;
+pub use sync::SyncReport;

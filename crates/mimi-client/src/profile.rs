@@ -1,9 +1,12 @@
 //! The profile: one SQLite file holding the account, the MLS state and the message history.
-//! Each unit of work (a command, a sync batch) saves in one transaction.
+//! Each unit of work (a command, an inbox page) saves in one transaction. The MLS state is kept
+//! as OpenMLS storage entries (`mls_kv`), so a unit of work writes only the entries it changed.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use mimi_room::{MemberState, StateChange};
 
 use crate::error::ClientError;
 use crate::history::{Attachment, Event, EventKind};
@@ -21,7 +24,6 @@ CREATE TABLE IF NOT EXISTS account (
     signature_key BLOB NOT NULL,
     inbox_cursor INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (room_uri TEXT PRIMARY KEY, active INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     room_uri TEXT NOT NULL,
@@ -40,9 +42,21 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS sent (hash BLOB PRIMARY KEY, room_uri TEXT NOT NULL, event_id TEXT NOT NULL);
 ";
 
+/// Format 2 keeps the MLS state as one row per OpenMLS storage entry.
+const MLS_KV_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS mls_kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+";
+
+#[cfg(test)]
+/// Format 1 kept the MLS state as one snapshot blob (`mimi_room::split_snapshot` reads it).
+const MLS_STATE_TABLE_V1: &str = "
+CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), snapshot BLOB NOT NULL);
+";
+
 /// The profile format, kept in `PRAGMA user_version`. Version 0 (unset) is a profile written
-/// before credentials followed RFC 9420 §5.3 (issue 14); 1 is the current format.
-const PROFILE_VERSION: i64 = 1;
+/// before credentials followed RFC 9420 §5.3 (issue 14); 1 kept the MLS state as one snapshot
+/// blob; 2, the current format, keeps it as one row per storage entry.
+const PROFILE_VERSION: i64 = 2;
 
 /// Refuses a profile this build cannot use, before changing anything: one from a newer build,
 /// or one whose MLS state carries X.509 credentials with the doubled length of older builds
@@ -106,10 +120,33 @@ impl Profile {
         check_version(&conn, dir)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA user_version = {PROFILE_VERSION}; COMMIT;"
-        ))?;
+        let mut conn = conn;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // One transaction: the profile is either still format 1 or wholly format 2.
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(MLS_KV_TABLE)?;
+        if version == 1 {
+            upgrade_snapshot_to_rows(&tx, dir)?;
+        }
+        tx.pragma_update(None, "user_version", PROFILE_VERSION)?;
+        tx.commit()?;
         Ok(Self { conn })
+    }
+
+    /// Whether any MLS state is saved (a registered account always has its signature key).
+    pub(crate) fn has_mls_state(&self) -> Result<bool, ClientError> {
+        Ok(self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM mls_kv)", [], |r| r.get(0))?)
+    }
+
+    /// The MLS state as saved: every OpenMLS storage entry.
+    pub(crate) fn mls_state(&self) -> Result<mimi_room::MemberState, ClientError> {
+        let mut stmt = self.conn.prepare("SELECT key, value FROM mls_kv")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let entries = rows.collect::<Result<Vec<(Vec<u8>, Vec<u8>)>, _>>()?;
+        Ok(mimi_room::MemberState::from_entries(entries))
     }
 
     pub(crate) fn account(&self) -> Result<Option<Account>, ClientError> {
@@ -167,13 +204,6 @@ impl Profile {
         }))
     }
 
-    pub(crate) fn mls_snapshot(&self) -> Result<Option<Vec<u8>>, ClientError> {
-        Ok(self
-            .conn
-            .query_row("SELECT snapshot FROM mls_state", [], |r| r.get(0))
-            .optional()?)
-    }
-
     pub(crate) fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, ClientError> {
         Ok(self.conn.transaction()?)
     }
@@ -215,13 +245,11 @@ impl Profile {
 
     /// The event ID of a message we sent, by the hash of its ciphertext.
     pub(crate) fn sent_event(&self, hash: &[u8]) -> Result<Option<String>, ClientError> {
+        // Asked once per inbox entry during sync: keep the statement prepared.
         Ok(self
             .conn
-            .query_row(
-                "SELECT event_id FROM sent WHERE hash = ?1",
-                params![hash],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT event_id FROM sent WHERE hash = ?1")?
+            .query_row(params![hash], |r| r.get(0))
             .optional()?)
     }
 }
@@ -246,14 +274,113 @@ pub(crate) fn save_account(tx: &rusqlite::Transaction<'_>, a: &Account) -> Resul
     Ok(())
 }
 
-pub(crate) fn save_snapshot(
+/// Writes the MLS storage entries that changed: new values replace old ones, deleted keys go.
+pub(crate) fn save_mls_changes(
     tx: &rusqlite::Transaction<'_>,
+    changes: &[StateChange],
+) -> Result<(), ClientError> {
+    let mut put =
+        tx.prepare_cached("INSERT OR REPLACE INTO mls_kv (key, value) VALUES (?1, ?2)")?;
+    let mut delete = tx.prepare_cached("DELETE FROM mls_kv WHERE key = ?1")?;
+    for change in changes {
+        match &change.value {
+            Some(value) => put.execute(params![change.key, value])?,
+            None => delete.execute(params![change.key])?,
+        };
+    }
+    Ok(())
+}
+
+/// Saves in one transaction what `write` stores together with the MLS state's pending changes,
+/// then marks those changes saved. If the transaction fails, the in-memory MLS state is
+/// reloaded from the profile, so memory never runs ahead of disk.
+pub(crate) fn store(
+    profile: &mut Profile,
+    state: &mut MemberState,
+    write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    let saved = state
+        .pending_changes()
+        .map_err(ClientError::from)
+        .and_then(|changes| {
+            let tx = profile.transaction()?;
+            save_mls_changes(&tx, &changes)?;
+            write(&tx)?;
+            tx.commit()?;
+            Ok(())
+        });
+    match saved {
+        Ok(()) => Ok(state.mark_saved()?),
+        Err(e) => {
+            if let Ok(reloaded) = profile.mls_state() {
+                *state = reloaded;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes a format-1 profile (MLS state as one snapshot blob), as builds before format 2 did.
+#[cfg(test)]
+pub(crate) fn write_format_1(
+    dir: &Path,
+    account: &Account,
     snapshot: &[u8],
 ) -> Result<(), ClientError> {
+    std::fs::create_dir_all(dir).map_err(|e| ClientError::Profile(e.to_string()))?;
+    let mut conn = Connection::open(dir.join("profile.sqlite"))?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(MLS_STATE_TABLE_V1)?;
+    save_account(&tx, account)?;
     tx.execute(
-        "INSERT OR REPLACE INTO mls_state (id, snapshot) VALUES (1, ?1)",
+        "INSERT INTO mls_state (id, snapshot) VALUES (1, ?1)",
         params![snapshot],
     )?;
+    tx.pragma_update(None, "user_version", 1)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The format a profile is in and whether it still has the format-1 snapshot table.
+#[cfg(test)]
+pub(crate) fn format_of(dir: &Path) -> Result<(i64, bool), ClientError> {
+    let conn = Connection::open(dir.join("profile.sqlite"))?;
+    let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let has_snapshot = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mls_state')",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((version, has_snapshot))
+}
+
+/// Converts a format-1 profile's snapshot blob into `mls_kv` rows and drops the old table.
+fn upgrade_snapshot_to_rows(tx: &rusqlite::Transaction<'_>, dir: &Path) -> Result<(), ClientError> {
+    let has_table: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mls_state')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(());
+    }
+    let snapshot: Option<Vec<u8>> = tx
+        .query_row("SELECT snapshot FROM mls_state", [], |r| r.get(0))
+        .optional()?;
+    if let Some(snapshot) = snapshot {
+        let entries = mimi_room::split_snapshot(&snapshot).map_err(|e| {
+            ClientError::Profile(format!(
+                "cannot convert the MLS state of {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut put = tx.prepare("INSERT OR REPLACE INTO mls_kv (key, value) VALUES (?1, ?2)")?;
+        for (key, value) in &entries {
+            put.execute(params![key, value])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE mls_state;")?;
     Ok(())
 }
 
@@ -279,25 +406,25 @@ pub(crate) fn add_event(
     room_uri: &str,
     e: &Event,
 ) -> Result<(), ClientError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO events
              (room_uri, id, sender, timestamp, kind, target, text, invalid, attachment, expires_at,
               topic)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            room_uri,
-            e.id,
-            e.sender,
-            e.timestamp as i64,
-            e.kind.as_str(),
-            e.target,
-            e.text,
-            e.invalid,
-            e.attachment.as_ref().map(Attachment::to_stored),
-            e.expires_at.map(|v| v.min(i64::MAX as u64) as i64),
-            e.topic
-        ],
-    )?;
+    )?
+    .execute(params![
+        room_uri,
+        e.id,
+        e.sender,
+        e.timestamp as i64,
+        e.kind.as_str(),
+        e.target,
+        e.text,
+        e.invalid,
+        e.attachment.as_ref().map(Attachment::to_stored),
+        e.expires_at.map(|v| v.min(i64::MAX as u64) as i64),
+        e.topic
+    ])?;
     Ok(())
 }
 
@@ -354,6 +481,7 @@ mod tests {
         {
             let conn = Connection::open(dir.path().join("profile.sqlite")).unwrap();
             conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch(MLS_STATE_TABLE_V1).unwrap();
             conn.execute("INSERT INTO mls_state (id, snapshot) VALUES (1, x'00')", [])
                 .unwrap();
         }

@@ -19,6 +19,11 @@ impl TrustAnchor {
     pub fn from_der(der: Vec<u8>) -> Self {
         Self(der)
     }
+
+    /// The root certificate, DER-encoded.
+    pub(crate) fn der(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// A client's identity as the rest of the system sees it: device URI, credential chain, key.

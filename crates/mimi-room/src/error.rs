@@ -78,6 +78,15 @@ impl RoomError {
         }
     }
 
+    pub(crate) fn storage(err: crate::storage::StorageError) -> Self {
+        match err {
+            crate::storage::StorageError::Serde(_) => {
+                Self::CorruptState("stored MLS value does not decode")
+            }
+            crate::storage::StorageError::Poisoned => Self::Internal("MLS storage lock poisoned"),
+        }
+    }
+
     pub(crate) fn malformed(what: &'static str, reason: impl fmt::Display) -> Self {
         Self::Malformed {
             what,

@@ -233,7 +233,7 @@ impl HubRoom {
         snapshot: &[u8],
         _now: u64,
     ) -> Result<Self, RoomError> {
-        let provider = MlsProvider::from_snapshot(snapshot)?;
+        let provider = MlsProvider::from_snapshot(snapshot, false)?;
         let group_id = GroupId::from_slice(room_uri.as_bytes());
         let group = PublicGroup::load(provider.storage(), &group_id)
             .map_err(|_| RoomError::CorruptState("cannot read the public group"))?

@@ -3,7 +3,8 @@
 //! [`HubRoom`] is the hub's view (an OpenMLS `PublicGroup`: validate, apply, export the tree);
 //! [`MemberState`] is a client's view of all its rooms (OpenMLS `MlsGroup`s: create, commit,
 //! encrypt, process). Both run the same checks from the `validation` module, so a hub and its
-//! clients agree on what is valid. This crate does no I/O: state goes in and out as snapshots.
+//! clients agree on what is valid. This crate does no I/O: state goes in and out as snapshots
+//! or, for a client, as the storage entries that changed since it last saved.
 //! OpenMLS types stay inside this crate; callers see bytes and our own types.
 
 // Bare-OpenMLS floors for `mimi-bench` and one test; not part of the API. They stay here because
@@ -20,6 +21,7 @@ mod proposals;
 mod provider;
 mod registration;
 mod signing;
+mod storage;
 mod validation;
 
 // Public API.
@@ -31,8 +33,10 @@ pub use member::{
     ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
     PendingCommit, RoomView, WIRE_CIPHERSUITE,
 };
+pub use provider::split_snapshot;
 pub use registration::Registration;
 pub use signing::{
     check_key_package, credential_bytes, decrypt_with_label, encrypt_with_label, label_content,
     new_hpke_keypair, sign_with_label, verify_credential, verify_with_label,
 };
+pub use storage::StateChange;

@@ -2,7 +2,8 @@
 //! membership changes together, encrypt messages and process what the hub fans out. The same
 //! MIMI checks as the hub run on everything received (see [`crate::validation`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 use mimi_protocol::{ParticipantListUpdate, Wire};
 use openmls::component::ComponentId;
@@ -27,7 +28,8 @@ use crate::components::{
 use crate::credentials::{ClientIdentity, TrustAnchor, identify_member, x509_credential};
 use crate::error::RoomError;
 use crate::proposals::{check_standalone_proposal, departing_users};
-use crate::provider::MlsProvider;
+use crate::provider::{MlsProvider, split_snapshot};
+use crate::storage::StateChange;
 use crate::validation::{check_commit, check_external_commit, commit_facts, verified_members};
 
 /// The one cipher suite MIMI rooms use here (RFC 9420 §17.1, 0x0001).
@@ -115,10 +117,31 @@ pub struct RoomView {
     pub has_pending_proposals: bool,
 }
 
-/// All MLS state of one client.
+/// All MLS state of one client, with each room's group kept loaded between operations.
+///
+/// OpenMLS writes every change through to storage, so the storage alone is the state; the
+/// cached groups only save reloading it. Storage remembers what changed since the caller last
+/// saved ([`MemberState::pending_changes`], [`MemberState::mark_saved`]) and can undo what
+/// happened since a savepoint ([`MemberState::rollback`]), which also empties the cache.
 pub struct MemberState {
     pub(crate) provider: MlsProvider,
+    groups: Mutex<HashMap<String, MlsGroup>>,
+    senders: Mutex<SenderCache>,
 }
+
+/// Application senders whose credential chain already verified, so each message costs one
+/// lookup instead of an X.509 chain check. Sound because that check does not depend on time
+/// (`identify_member` checks no validity period), only on the anchor, credential and key.
+#[derive(Default)]
+struct SenderCache {
+    /// The anchor the entries verified against; another anchor empties the cache.
+    anchor: Vec<u8>,
+    /// By (TLS-encoded credential, signature key).
+    members: HashMap<(Vec<u8>, Vec<u8>), crate::credentials::VerifiedMember>,
+}
+
+/// Bound on cached senders; past it the cache starts over (a room's members, many times over).
+const MAX_CACHED_SENDERS: usize = 100_000;
 
 impl Default for MemberState {
     fn default() -> Self {
@@ -129,21 +152,63 @@ impl Default for MemberState {
 impl MemberState {
     /// Empty state for a new client.
     pub fn new() -> Self {
-        Self {
-            provider: MlsProvider::default(),
-        }
+        Self::from_entries(Vec::new())
     }
 
     /// Restores state saved with [`MemberState::snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<Self, RoomError> {
-        Ok(Self {
-            provider: MlsProvider::from_snapshot(bytes)?,
-        })
+        Ok(Self::from_entries(split_snapshot(bytes)?))
     }
 
-    /// The persisted form of this state.
+    /// Restores state saved key by key: every (key, value) of [`MemberState::pending_changes`]
+    /// that was saved and not deleted since.
+    pub fn from_entries(entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
+        Self {
+            provider: MlsProvider::from_entries(entries, true),
+            groups: Mutex::new(HashMap::new()),
+            senders: Mutex::new(SenderCache::default()),
+        }
+    }
+
+    /// The whole state as one blob.
     pub fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
         self.provider.snapshot()
+    }
+
+    /// The storage keys written or deleted since the last [`MemberState::mark_saved`], with
+    /// their current values, for the caller to save.
+    pub fn pending_changes(&self) -> Result<Vec<StateChange>, RoomError> {
+        self.provider
+            .storage()
+            .pending_changes()
+            .map_err(RoomError::storage)
+    }
+
+    /// Records that the caller saved every pending change. It is also a savepoint: a later
+    /// [`MemberState::rollback`] returns here.
+    pub fn mark_saved(&self) -> Result<(), RoomError> {
+        self.provider
+            .storage()
+            .mark_saved()
+            .map_err(RoomError::storage)
+    }
+
+    /// Makes the current state the one [`MemberState::rollback`] returns to, without saving.
+    pub fn savepoint(&self) -> Result<(), RoomError> {
+        self.provider
+            .storage()
+            .savepoint()
+            .map_err(RoomError::storage)
+    }
+
+    /// Undoes every change since the last savepoint (or save): a failed or refused operation
+    /// then leaves no trace. Changes made before the savepoint stay pending.
+    pub fn rollback(&self) -> Result<(), RoomError> {
+        self.groups()?.clear();
+        self.provider
+            .storage()
+            .rollback()
+            .map_err(RoomError::storage)
     }
 
     /// Generates and stores a new Ed25519 signature key; returns the raw public key.
@@ -218,7 +283,9 @@ impl MemberState {
             credential_with_key(me)?,
         )
         .map_err(RoomError::mls)?;
-        self.exported(&group, &signer)
+        let created = self.exported(&group, &signer)?;
+        self.cache_group(room_uri, group)?;
+        Ok(created)
     }
 
     /// Builds one commit adding each user as a participant together with its clients'
@@ -229,34 +296,35 @@ impl MemberState {
         room_uri: &str,
         users: &[(String, Vec<Vec<u8>>)],
     ) -> Result<PendingCommit, RoomError> {
-        let mut group = self.group(room_uri)?;
-        let components = group_components(&group)?;
-        let mut key_packages = Vec::new();
-        for (user, packages) in users {
-            if index_of(&components.participants, user).is_some() {
-                return Err(RoomError::Misuse(format!(
-                    "{user} is already a participant"
-                )));
+        self.with_group(room_uri, |group| {
+            let components = group_components(group)?;
+            let mut key_packages = Vec::new();
+            for (user, packages) in users {
+                if index_of(&components.participants, user).is_some() {
+                    return Err(RoomError::Misuse(format!(
+                        "{user} is already a participant"
+                    )));
+                }
+                for bytes in packages {
+                    key_packages.push(self.validated_key_package(bytes)?);
+                }
             }
-            for bytes in packages {
-                key_packages.push(self.validated_key_package(bytes)?);
-            }
-        }
-        let update = ParticipantListUpdate {
-            changed_role_participants: Vec::new(),
-            removed_indices: Vec::new(),
-            added_participants: users
-                .iter()
-                .map(|(u, _)| pair(u, ADDED_USER_ROLE))
-                .collect(),
-        };
-        self.commit(
-            me,
-            &mut group,
-            vec![participant_update(&update)],
-            key_packages,
-            Vec::new(),
-        )
+            let update = ParticipantListUpdate {
+                changed_role_participants: Vec::new(),
+                removed_indices: Vec::new(),
+                added_participants: users
+                    .iter()
+                    .map(|(u, _)| pair(u, ADDED_USER_ROLE))
+                    .collect(),
+            };
+            self.commit(
+                me,
+                group,
+                vec![participant_update(&update)],
+                key_packages,
+                Vec::new(),
+            )
+        })
     }
 
     /// Builds one commit removing `user` from the participant list and all its clients from
@@ -269,27 +337,28 @@ impl MemberState {
         user: &str,
         now: u64,
     ) -> Result<PendingCommit, RoomError> {
-        let mut group = self.group(room_uri)?;
-        let components = group_components(&group)?;
-        let index = index_of(&components.participants, user)
-            .ok_or_else(|| RoomError::Misuse(format!("{user} is not a participant")))?;
-        let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
-            .into_iter()
-            .filter(|(_, m)| m.user_uri == user)
-            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-            .collect();
-        let update = ParticipantListUpdate {
-            changed_role_participants: Vec::new(),
-            removed_indices: vec![index],
-            added_participants: Vec::new(),
-        };
-        self.commit(
-            me,
-            &mut group,
-            vec![participant_update(&update)],
-            Vec::new(),
-            leaves,
-        )
+        self.with_group(room_uri, |group| {
+            let components = group_components(group)?;
+            let index = index_of(&components.participants, user)
+                .ok_or_else(|| RoomError::Misuse(format!("{user} is not a participant")))?;
+            let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+                .into_iter()
+                .filter(|(_, m)| m.user_uri == user)
+                .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+                .collect();
+            let update = ParticipantListUpdate {
+                changed_role_participants: Vec::new(),
+                removed_indices: vec![index],
+                added_participants: Vec::new(),
+            };
+            self.commit(
+                me,
+                group,
+                vec![participant_update(&update)],
+                Vec::new(),
+                leaves,
+            )
+        })
     }
 
     /// Builds one commit removing all clients of `user` while it stays a participant (a kick,
@@ -302,18 +371,19 @@ impl MemberState {
         user: &str,
         now: u64,
     ) -> Result<PendingCommit, RoomError> {
-        let mut group = self.group(room_uri)?;
-        let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
-            .into_iter()
-            .filter(|(_, m)| m.user_uri == user)
-            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-            .collect();
-        if leaves.is_empty() {
-            return Err(RoomError::Misuse(format!(
-                "{user} has no clients in {room_uri}"
-            )));
-        }
-        self.commit(me, &mut group, Vec::new(), Vec::new(), leaves)
+        self.with_group(room_uri, |group| {
+            let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+                .into_iter()
+                .filter(|(_, m)| m.user_uri == user)
+                .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+                .collect();
+            if leaves.is_empty() {
+                return Err(RoomError::Misuse(format!(
+                    "{user} has no clients in {room_uri}"
+                )));
+            }
+            self.commit(me, group, Vec::new(), Vec::new(), leaves)
+        })
     }
 
     /// Builds the proposals for leaving: the participant-list removal of our own user, a
@@ -327,44 +397,45 @@ impl MemberState {
         room_uri: &str,
         now: u64,
     ) -> Result<Vec<Vec<u8>>, RoomError> {
-        let mut group = self.group(room_uri)?;
-        let signer = self.signer(me)?;
-        let components = group_components(&group)?;
-        let my_user = user_of_device(&me.device_uri)?;
-        let index = index_of(&components.participants, &my_user)
-            .ok_or_else(|| RoomError::Misuse(format!("{my_user} is not a participant")))?;
-        let own_leaf = group.own_leaf_index().u32();
-        let other_devices: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
-            .into_iter()
-            .filter(|(leaf, m)| *leaf != own_leaf && m.user_uri == my_user)
-            .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-            .collect();
-        let update = ParticipantListUpdate {
-            changed_role_participants: Vec::new(),
-            removed_indices: vec![index],
-            added_participants: Vec::new(),
-        };
-        let mut proposals = Vec::new();
-        let (list_proposal, _) = group
-            .propose_app_data_update(
-                &self.provider,
-                &signer,
-                PARTICIPANT_LIST as ComponentId,
-                AppDataUpdateOperation::Update(update.encode().into()),
-            )
-            .map_err(RoomError::mls)?;
-        proposals.push(encode_message(&list_proposal)?);
-        for leaf in other_devices {
-            let (remove, _) = group
-                .propose_remove_member(&self.provider, &signer, leaf)
+        self.with_group(room_uri, |group| {
+            let signer = self.signer(me)?;
+            let components = group_components(group)?;
+            let my_user = user_of_device(&me.device_uri)?;
+            let index = index_of(&components.participants, &my_user)
+                .ok_or_else(|| RoomError::Misuse(format!("{my_user} is not a participant")))?;
+            let own_leaf = group.own_leaf_index().u32();
+            let other_devices: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
+                .into_iter()
+                .filter(|(leaf, m)| *leaf != own_leaf && m.user_uri == my_user)
+                .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+                .collect();
+            let update = ParticipantListUpdate {
+                changed_role_participants: Vec::new(),
+                removed_indices: vec![index],
+                added_participants: Vec::new(),
+            };
+            let mut proposals = Vec::new();
+            let (list_proposal, _) = group
+                .propose_app_data_update(
+                    &self.provider,
+                    &signer,
+                    PARTICIPANT_LIST as ComponentId,
+                    AppDataUpdateOperation::Update(update.encode().into()),
+                )
                 .map_err(RoomError::mls)?;
-            proposals.push(encode_message(&remove)?);
-        }
-        let self_remove = group
-            .leave_group_via_self_remove(&self.provider, &signer)
-            .map_err(RoomError::mls)?;
-        proposals.push(encode_message(&self_remove)?);
-        Ok(proposals)
+            proposals.push(encode_message(&list_proposal)?);
+            for leaf in other_devices {
+                let (remove, _) = group
+                    .propose_remove_member(&self.provider, &signer, leaf)
+                    .map_err(RoomError::mls)?;
+                proposals.push(encode_message(&remove)?);
+            }
+            let self_remove = group
+                .leave_group_via_self_remove(&self.provider, &signer)
+                .map_err(RoomError::mls)?;
+            proposals.push(encode_message(&self_remove)?);
+            Ok(proposals)
+        })
     }
 
     /// Commits the proposals waiting in the room, if any.
@@ -373,12 +444,13 @@ impl MemberState {
         me: &ClientIdentity,
         room_uri: &str,
     ) -> Result<Option<PendingCommit>, RoomError> {
-        let mut group = self.group(room_uri)?;
-        if group.pending_proposals().next().is_none() {
-            return Ok(None);
-        }
-        self.commit(me, &mut group, Vec::new(), Vec::new(), Vec::new())
-            .map(Some)
+        self.with_group(room_uri, |group| {
+            if group.pending_proposals().next().is_none() {
+                return Ok(None);
+            }
+            self.commit(me, group, Vec::new(), Vec::new(), Vec::new())
+                .map(Some)
+        })
     }
 
     /// Builds a commit that only refreshes this client's own leaf and path secrets (post-
@@ -388,8 +460,9 @@ impl MemberState {
         me: &ClientIdentity,
         room_uri: &str,
     ) -> Result<PendingCommit, RoomError> {
-        let mut group = self.group(room_uri)?;
-        self.commit_with(me, &mut group, Vec::new(), Vec::new(), Vec::new(), true)
+        self.with_group(room_uri, |group| {
+            self.commit_with(me, group, Vec::new(), Vec::new(), Vec::new(), true)
+        })
     }
 
     /// The room's current GroupInfo (an MLSMessage, without the tree) and its ratchet tree,
@@ -399,9 +472,10 @@ impl MemberState {
         me: &ClientIdentity,
         room_uri: &str,
     ) -> Result<CreatedRoom, RoomError> {
-        let group = self.group(room_uri)?;
-        let signer = self.signer(me)?;
-        self.exported(&group, &signer)
+        self.with_group(room_uri, |group| {
+            let signer = self.signer(me)?;
+            self.exported(group, &signer)
+        })
     }
 
     /// The group's GroupInfo (MLSMessage, without the tree) and its TLS-encoded tree.
@@ -424,19 +498,21 @@ impl MemberState {
 
     /// Applies our commit after the hub accepted it.
     pub fn merge_pending_commit(&self, room_uri: &str) -> Result<u64, RoomError> {
-        let mut group = self.group(room_uri)?;
-        group
-            .merge_pending_commit(&self.provider)
-            .map_err(RoomError::mls)?;
-        Ok(group.epoch().as_u64())
+        self.with_group(room_uri, |group| {
+            group
+                .merge_pending_commit(&self.provider)
+                .map_err(RoomError::mls)?;
+            Ok(group.epoch().as_u64())
+        })
     }
 
     /// Drops our commit after the hub refused it.
     pub fn discard_pending_commit(&self, room_uri: &str) -> Result<(), RoomError> {
-        let mut group = self.group(room_uri)?;
-        group
-            .clear_pending_commit(self.provider.storage())
-            .map_err(RoomError::mls)
+        self.with_group(room_uri, |group| {
+            group
+                .clear_pending_commit(self.provider.storage())
+                .map_err(RoomError::mls)
+        })
     }
 
     /// Encrypts application data (MIMI content) as a PrivateMessage; returns the MLSMessage
@@ -447,12 +523,13 @@ impl MemberState {
         room_uri: &str,
         data: &[u8],
     ) -> Result<(Vec<u8>, u64), RoomError> {
-        let mut group = self.group(room_uri)?;
-        let signer = self.signer(me)?;
-        let message = group
-            .create_message(&self.provider, &signer, data)
-            .map_err(RoomError::mls)?;
-        Ok((encode_message(&message)?, group.epoch().as_u64()))
+        self.with_group(room_uri, |group| {
+            let signer = self.signer(me)?;
+            let message = group
+                .create_message(&self.provider, &signer, data)
+                .map_err(RoomError::mls)?;
+            Ok((encode_message(&message)?, group.epoch().as_u64()))
+        })
     }
 
     /// [`MemberState::encrypt`] for several messages with one load of the group: the
@@ -463,18 +540,19 @@ impl MemberState {
         room_uri: &str,
         data: &[Vec<u8>],
     ) -> Result<(Vec<Vec<u8>>, u64), RoomError> {
-        let mut group = self.group(room_uri)?;
-        let signer = self.signer(me)?;
-        let messages = data
-            .iter()
-            .map(|d| {
-                let message = group
-                    .create_message(&self.provider, &signer, d)
-                    .map_err(RoomError::mls)?;
-                encode_message(&message)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((messages, group.epoch().as_u64()))
+        self.with_group(room_uri, |group| {
+            let signer = self.signer(me)?;
+            let messages = data
+                .iter()
+                .map(|d| {
+                    let message = group
+                        .create_message(&self.provider, &signer, d)
+                        .map_err(RoomError::mls)?;
+                    encode_message(&message)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((messages, group.epoch().as_u64()))
+        })
     }
 
     /// Joins a room from a Welcome (MLSMessage) and the ratchet tree the hub supplied, after
@@ -500,6 +578,8 @@ impl MemberState {
         let group = staged.into_group(&self.provider).map_err(RoomError::mls)?;
         let room_uri = String::from_utf8(group.group_id().as_slice().to_vec())
             .map_err(|_| RoomError::not_allowed("group ID is not a room URI"))?;
+        // Storage now holds the new group; a cached old one of this room is stale.
+        self.forget_group(&room_uri);
         // JOIN-001: every member is vouched for and belongs to a non-banned participant.
         let components = group_components(&group)?;
         let members = verified_members(anchor, group.members(), now)?;
@@ -511,6 +591,7 @@ impl MemberState {
                 )));
             }
         }
+        self.cache_group(&room_uri, group)?;
         Ok(room_uri)
     }
 
@@ -555,6 +636,7 @@ impl MemberState {
             .map_err(RoomError::mls)?;
         let room_uri = String::from_utf8(group.group_id().as_slice().to_vec())
             .map_err(|_| RoomError::not_allowed("group ID is not a room URI"))?;
+        self.forget_group(&room_uri);
         // JOIN-002: the GroupInfo came from this room's hub.
         let hub_is_sender = group
             .extensions()
@@ -582,12 +664,15 @@ impl MemberState {
             }
         }
         let (commit, _, group_info) = bundle.into_messages();
+        let commit = encode_message(&commit)?;
+        let group_info = group_info.as_ref().map(encode_message).transpose()?;
+        self.cache_group(&room_uri, group)?;
         Ok((
             room_uri,
             PendingCommit {
-                commit: encode_message(&commit)?,
+                commit,
                 welcome: None,
-                group_info: group_info.as_ref().map(encode_message).transpose()?,
+                group_info,
             },
         ))
     }
@@ -605,102 +690,105 @@ impl MemberState {
         let protocol: ProtocolMessage = message
             .try_into_protocol_message()
             .map_err(|_| RoomError::malformed("MLSMessage", "not a group message"))?;
-        let mut group = self.group(room_uri)?;
-        let current = group.epoch().as_u64();
-        let is_handshake = protocol.is_handshake_message();
-        if is_handshake && protocol.epoch().as_u64() < current {
-            return Ok(Incoming::Stale);
-        }
-        let epoch = protocol.epoch().as_u64();
-        let processed = group
-            .process_message(&self.provider, protocol)
-            .map_err(RoomError::mls)?;
-        let sender = match processed.sender() {
-            Sender::Member(leaf) => Some(*leaf),
-            _ => None,
-        };
-        let credential = processed.credential().clone();
-        let components = group_components(&group)?;
-        if matches!(processed.sender(), Sender::NewMemberCommit) {
-            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
-            else {
-                return Err(RoomError::not_allowed(
-                    "an external commit may not change room components",
-                ));
-            };
-            let members = verified_members(anchor, group.members(), now)?;
-            check_external_commit(anchor, &members, &components, &staged, now)?;
-            group
-                .merge_staged_commit(&self.provider, *staged)
+        self.with_group(room_uri, |group| {
+            let current = group.epoch().as_u64();
+            let is_handshake = protocol.is_handshake_message();
+            if is_handshake && protocol.epoch().as_u64() < current {
+                return Ok(Incoming::Stale);
+            }
+            let epoch = protocol.epoch().as_u64();
+            let processed = group
+                .process_message(&self.provider, protocol)
                 .map_err(RoomError::mls)?;
-            return Ok(Incoming::Commit {
-                epoch: group.epoch().as_u64(),
-                removed_me: false,
-            });
-        }
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(app) => {
-                let sender =
-                    sender.ok_or_else(|| RoomError::invalid("application from non-member"))?;
-                let key = group
-                    .member_at(sender)
-                    .map(|m| m.signature_key)
-                    .ok_or_else(|| RoomError::invalid("application from an empty leaf"))?;
-                let who = identify_member(anchor, &credential, &key)?;
-                Ok(Incoming::Message {
-                    sender_device: who.device_uri,
-                    sender_user: who.user_uri,
-                    data: app.into_bytes(),
-                    epoch,
-                })
-            }
-            ProcessedMessageContent::ProposalMessage(proposal) => {
-                let sender =
-                    sender.ok_or_else(|| RoomError::invalid("proposal from non-member"))?;
+            let sender = match processed.sender() {
+                Sender::Member(leaf) => Some(*leaf),
+                _ => None,
+            };
+            let credential = processed.credential().clone();
+            let components = group_components(group)?;
+            if matches!(processed.sender(), Sender::NewMemberCommit) {
+                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+                else {
+                    return Err(RoomError::not_allowed(
+                        "an external commit may not change room components",
+                    ));
+                };
                 let members = verified_members(anchor, group.members(), now)?;
-                check_standalone_proposal(
-                    &proposal,
-                    sender,
-                    &members,
-                    &components,
-                    group.pending_proposals(),
-                )?;
+                check_external_commit(anchor, &members, &components, &staged, now)?;
                 group
-                    .store_pending_proposal(self.provider.storage(), *proposal)
+                    .merge_staged_commit(&self.provider, *staged)
                     .map_err(RoomError::mls)?;
-                Ok(Incoming::Proposal)
-            }
-            ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let sender = sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
-                let after = components.participants.clone();
-                self.accept_commit(anchor, &mut group, *staged, sender, &components, after, now)
-            }
-            ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
-                let sender = sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
-                let mut updater = group.app_data_dictionary_updater();
-                let after = apply_app_data_updates(
-                    &components.participants,
-                    unresolved.app_data_update_proposals(),
-                    &mut updater,
-                )?;
-                let updates = updater.changes();
-                let staged = group
-                    .stage_app_data_commit(&self.provider, *unresolved, updates)
-                    .map_err(RoomError::mls)?;
-                self.accept_commit(anchor, &mut group, staged, sender, &components, after, now)
-            }
-            // Our own commit came back before we merged it (its acceptance was not seen).
-            ProcessedMessageContent::OwnPendingCommit => {
-                group
-                    .merge_pending_commit(&self.provider)
-                    .map_err(RoomError::mls)?;
-                Ok(Incoming::Commit {
+                return Ok(Incoming::Commit {
                     epoch: group.epoch().as_u64(),
                     removed_me: false,
-                })
+                });
             }
-            _ => Ok(Incoming::Stale),
-        }
+            match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(app) => {
+                    let sender =
+                        sender.ok_or_else(|| RoomError::invalid("application from non-member"))?;
+                    let key = group
+                        .member_at(sender)
+                        .map(|m| m.signature_key)
+                        .ok_or_else(|| RoomError::invalid("application from an empty leaf"))?;
+                    let who = self.identify_sender(anchor, &credential, &key)?;
+                    Ok(Incoming::Message {
+                        sender_device: who.device_uri,
+                        sender_user: who.user_uri,
+                        data: app.into_bytes(),
+                        epoch,
+                    })
+                }
+                ProcessedMessageContent::ProposalMessage(proposal) => {
+                    let sender =
+                        sender.ok_or_else(|| RoomError::invalid("proposal from non-member"))?;
+                    let members = verified_members(anchor, group.members(), now)?;
+                    check_standalone_proposal(
+                        &proposal,
+                        sender,
+                        &members,
+                        &components,
+                        group.pending_proposals(),
+                    )?;
+                    group
+                        .store_pending_proposal(self.provider.storage(), *proposal)
+                        .map_err(RoomError::mls)?;
+                    Ok(Incoming::Proposal)
+                }
+                ProcessedMessageContent::StagedCommitMessage(staged) => {
+                    let sender =
+                        sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
+                    let after = components.participants.clone();
+                    self.accept_commit(anchor, group, *staged, sender, &components, after, now)
+                }
+                ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                    let sender =
+                        sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
+                    let mut updater = group.app_data_dictionary_updater();
+                    let after = apply_app_data_updates(
+                        &components.participants,
+                        unresolved.app_data_update_proposals(),
+                        &mut updater,
+                    )?;
+                    let updates = updater.changes();
+                    let staged = group
+                        .stage_app_data_commit(&self.provider, *unresolved, updates)
+                        .map_err(RoomError::mls)?;
+                    self.accept_commit(anchor, group, staged, sender, &components, after, now)
+                }
+                // Our own commit came back before we merged it (its acceptance was not seen).
+                ProcessedMessageContent::OwnPendingCommit => {
+                    group
+                        .merge_pending_commit(&self.provider)
+                        .map_err(RoomError::mls)?;
+                    Ok(Incoming::Commit {
+                        epoch: group.epoch().as_u64(),
+                        removed_me: false,
+                    })
+                }
+                _ => Ok(Incoming::Stale),
+            }
+        })
     }
 
     /// What this client knows about a room.
@@ -710,42 +798,43 @@ impl MemberState {
         room_uri: &str,
         now: u64,
     ) -> Result<RoomView, RoomError> {
-        let group = self.group(room_uri)?;
-        let components = group_components(&group)?;
-        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for m in verified_members(anchor, group.members(), now)?.into_values() {
-            members.entry(m.user_uri).or_default().push(m.device_uri);
-        }
-        Ok(RoomView {
-            epoch: group.epoch().as_u64(),
-            participants: components.participants(),
-            members,
-            has_pending_proposals: group.pending_proposals().next().is_some(),
+        self.with_group(room_uri, |group| {
+            let components = group_components(group)?;
+            let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for m in verified_members(anchor, group.members(), now)?.into_values() {
+                members.entry(m.user_uri).or_default().push(m.device_uri);
+            }
+            Ok(RoomView {
+                epoch: group.epoch().as_u64(),
+                participants: components.participants(),
+                members,
+                has_pending_proposals: group.pending_proposals().next().is_some(),
+            })
         })
     }
 
     /// Whether this client has proposed to leave the room and waits for someone's commit.
     pub fn is_leaving(&self, room_uri: &str) -> bool {
-        let Ok(group) = self.group(room_uri) else {
-            return false;
-        };
-        let own = group.own_leaf_index();
-        group.pending_proposals().any(|q| {
-            matches!(q.proposal(), Proposal::SelfRemove)
-                && matches!(q.sender(), Sender::Member(l) if *l == own)
+        self.with_group(room_uri, |group| {
+            let own = group.own_leaf_index();
+            Ok(group.pending_proposals().any(|q| {
+                matches!(q.proposal(), Proposal::SelfRemove)
+                    && matches!(q.sender(), Sender::Member(l) if *l == own)
+            }))
         })
+        .unwrap_or(false)
     }
 
     /// Whether a commit of ours waits for the hub's verdict in this room.
     pub fn has_pending_commit(&self, room_uri: &str) -> bool {
-        self.group(room_uri)
-            .map(|g| g.pending_commit().is_some())
+        self.with_group(room_uri, |g| Ok(g.pending_commit().is_some()))
             .unwrap_or(false)
     }
 
     /// Whether this client is still a member of the room's group.
     pub fn is_active(&self, room_uri: &str) -> bool {
-        self.group(room_uri).map(|g| g.is_active()).unwrap_or(false)
+        self.with_group(room_uri, |g| Ok(g.is_active()))
+            .unwrap_or(false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -834,13 +923,80 @@ impl MemberState {
         })
     }
 
-    fn group(&self, room_uri: &str) -> Result<MlsGroup, RoomError> {
-        MlsGroup::load(
-            self.provider.storage(),
-            &GroupId::from_slice(room_uri.as_bytes()),
-        )
-        .map_err(|_| RoomError::CorruptState("cannot read group"))?
-        .ok_or_else(|| RoomError::Misuse(format!("not a member of {room_uri}")))
+    /// Runs `op` on the room's group, loaded from the cache or else from storage. The group goes
+    /// back into the cache only if `op` succeeds: a failed operation may have left the
+    /// in-memory group out of step with what OpenMLS wrote, so the next use reloads it.
+    fn with_group<T>(
+        &self,
+        room_uri: &str,
+        op: impl FnOnce(&mut MlsGroup) -> Result<T, RoomError>,
+    ) -> Result<T, RoomError> {
+        let cached = self.groups()?.remove(room_uri);
+        let mut group = match cached {
+            Some(group) => group,
+            None => MlsGroup::load(
+                self.provider.storage(),
+                &GroupId::from_slice(room_uri.as_bytes()),
+            )
+            .map_err(|_| RoomError::CorruptState("cannot read group"))?
+            .ok_or_else(|| RoomError::Misuse(format!("not a member of {room_uri}")))?,
+        };
+        let out = op(&mut group);
+        if out.is_ok() {
+            self.groups()?.insert(room_uri.to_owned(), group);
+        }
+        out
+    }
+
+    /// Who sent an application message: [`identify_member`], remembered per credential and key.
+    fn identify_sender(
+        &self,
+        anchor: &TrustAnchor,
+        credential: &openmls::prelude::Credential,
+        key: &[u8],
+    ) -> Result<crate::credentials::VerifiedMember, RoomError> {
+        let cache_key = (
+            credential
+                .tls_serialize_detached()
+                .map_err(|_| RoomError::Internal("credential does not encode"))?,
+            key.to_vec(),
+        );
+        let mut cache = self
+            .senders
+            .lock()
+            .map_err(|_| RoomError::Internal("sender cache lock poisoned"))?;
+        if cache.anchor != anchor.der() {
+            cache.anchor = anchor.der().to_vec();
+            cache.members.clear();
+        }
+        if let Some(who) = cache.members.get(&cache_key) {
+            return Ok(who.clone());
+        }
+        let who = identify_member(anchor, credential, key)?;
+        if cache.members.len() >= MAX_CACHED_SENDERS {
+            cache.members.clear();
+        }
+        cache.members.insert(cache_key, who.clone());
+        Ok(who)
+    }
+
+    /// Caches a group that was just created or joined, replacing any older one of that room.
+    fn cache_group(&self, room_uri: &str, group: MlsGroup) -> Result<(), RoomError> {
+        self.groups()?.insert(room_uri.to_owned(), group);
+        Ok(())
+    }
+
+    /// Drops a room's cached group, so its next use reads storage.
+    fn forget_group(&self, room_uri: &str) {
+        if let Ok(mut groups) = self.groups() {
+            groups.remove(room_uri);
+        }
+    }
+
+    fn groups(&self) -> Result<MutexGuard<'_, HashMap<String, MlsGroup>>, RoomError> {
+        self.groups
+            .lock()
+            .map_err(|_| RoomError::Internal("group cache lock poisoned"))
     }
 
     pub(crate) fn signer_for(&self, me: &ClientIdentity) -> Result<SignatureKeyPair, RoomError> {

@@ -1,15 +1,14 @@
 //! The OpenMLS provider for one room (hub) or one client: crypto plus an in-memory store that
-//! can be snapshotted to bytes, so that persistence stays with the caller and this crate does
-//! no I/O of its own.
+//! can be snapshotted to bytes or saved key by key (see [`crate::storage`]), so that persistence
+//! stays with the caller and this crate does no I/O of its own.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::collections::BTreeMap;
 
-use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 
 use crate::error::RoomError;
+use crate::storage::TrackedStorage;
 
 /// Upper bound on one snapshot entry; a decoded length above it means corrupt state.
 const MAX_SNAPSHOT_ENTRY: u64 = 256 * 1024 * 1024;
@@ -18,57 +17,70 @@ const MAX_SNAPSHOT_ENTRY: u64 = 256 * 1024 * 1024;
 #[derive(Default)]
 pub(crate) struct MlsProvider {
     crypto: RustCrypto,
-    storage: MemoryStorage,
+    storage: TrackedStorage,
 }
 
 impl MlsProvider {
-    /// Restores a provider from [`MlsProvider::snapshot`] bytes.
-    pub(crate) fn from_snapshot(bytes: &[u8]) -> Result<Self, RoomError> {
-        let mut values = HashMap::new();
-        let mut rest = bytes;
-        let count = take_u64(&mut rest)?;
-        for _ in 0..count {
-            let key_len = take_u64(&mut rest)?;
-            let value_len = take_u64(&mut rest)?;
-            let key = take_bytes(&mut rest, key_len)?;
-            let value = take_bytes(&mut rest, value_len)?;
-            values.insert(key, value);
-        }
-        if !rest.is_empty() {
-            return Err(RoomError::CorruptState("trailing bytes in snapshot"));
-        }
-        Ok(Self {
+    /// A provider over `entries` (storage key, value); `tracking` keeps the change journal a
+    /// client saves from, which a hub that snapshots its whole store does not need.
+    pub(crate) fn from_entries(
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+        tracking: bool,
+    ) -> Self {
+        Self {
             crypto: RustCrypto::default(),
-            storage: MemoryStorage {
-                values: RwLock::new(values),
-            },
-        })
+            storage: TrackedStorage::from_entries(entries, tracking),
+        }
+    }
+
+    /// Restores a provider from [`MlsProvider::snapshot`] bytes.
+    pub(crate) fn from_snapshot(bytes: &[u8], tracking: bool) -> Result<Self, RoomError> {
+        Ok(Self::from_entries(split_snapshot(bytes)?, tracking))
     }
 
     /// Serializes the whole store, keys sorted so equal states give equal bytes.
     pub(crate) fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
-        let values = self
-            .storage
-            .values
-            .read()
-            .map_err(|_| RoomError::Internal("storage lock poisoned"))?;
-        let sorted: BTreeMap<&Vec<u8>, &Vec<u8>> = values.iter().collect();
+        let sorted = self.storage.sorted_entries().map_err(RoomError::storage)?;
         let mut out = Vec::new();
         out.extend_from_slice(&(sorted.len() as u64).to_be_bytes());
         for (k, v) in sorted {
             out.extend_from_slice(&(k.len() as u64).to_be_bytes());
             out.extend_from_slice(&(v.len() as u64).to_be_bytes());
-            out.extend_from_slice(k);
-            out.extend_from_slice(v);
+            out.extend_from_slice(&k);
+            out.extend_from_slice(&v);
         }
         Ok(out)
     }
 }
 
+/// The (key, value) entries of [`MlsProvider::snapshot`] bytes: the snapshot is a big-endian
+/// u64 count, then per entry the key length and value length (u64 each), the key and the value.
+pub fn split_snapshot(bytes: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, RoomError> {
+    let mut rest = bytes;
+    let count = take_u64(&mut rest)?;
+    // Each entry takes at least 16 bytes, so a count above that bound is corrupt; checking it
+    // first keeps a forged count from reserving memory.
+    if count > (rest.len() / 16) as u64 {
+        return Err(RoomError::CorruptState("snapshot entry count out of range"));
+    }
+    let mut entries = BTreeMap::new();
+    for _ in 0..count {
+        let key_len = take_u64(&mut rest)?;
+        let value_len = take_u64(&mut rest)?;
+        let key = take_bytes(&mut rest, key_len)?;
+        let value = take_bytes(&mut rest, value_len)?;
+        entries.insert(key, value);
+    }
+    if !rest.is_empty() {
+        return Err(RoomError::CorruptState("trailing bytes in snapshot"));
+    }
+    Ok(entries)
+}
+
 impl OpenMlsProvider for MlsProvider {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = MemoryStorage;
+    type StorageProvider = TrackedStorage;
 
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage
@@ -108,18 +120,12 @@ mod tests {
 
     #[test]
     fn snapshot_round_trips_and_rejects_truncation() {
-        let provider = MlsProvider::default();
-        provider
-            .storage
-            .values
-            .write()
-            .unwrap()
-            .insert(b"k".to_vec(), b"value".to_vec());
+        let provider = MlsProvider::from_entries([(b"k".to_vec(), b"value".to_vec())], false);
         let bytes = provider.snapshot().unwrap();
-        let restored = MlsProvider::from_snapshot(&bytes).unwrap();
+        let restored = MlsProvider::from_snapshot(&bytes, false).unwrap();
         assert_eq!(restored.snapshot().unwrap(), bytes);
         for cut in 0..bytes.len() {
-            assert!(MlsProvider::from_snapshot(&bytes[..cut]).is_err());
+            assert!(MlsProvider::from_snapshot(&bytes[..cut], false).is_err());
         }
     }
 }

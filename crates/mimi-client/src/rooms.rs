@@ -1,0 +1,425 @@
+//! Room operations: create, add and remove users, leave, join as a new device; and the
+//! commit round trip with the hub they share.
+
+use mimi_protocol::{
+    ClientKeyMaterial, Credential, GroupInfo, GroupInfoOption, GroupInfoRatchetTreeTbe,
+    GroupInfoRequest, GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResult, HandshakeBundle,
+    HpkePublicKey, IdentifierUri, KeyMaterialRequestTbs, KeyMaterialResponse, MlsMessage, Protocol,
+    RatchetTreeOption, RequiredCapabilities, SignaturePublicKey, UpdateOutcome, UpdateRequest,
+    UpdateRoomResponse, Welcome, Wire,
+};
+use mimi_room::{ClientIdentity, HubSender, PendingCommit};
+
+use crate::api::Repeat;
+use crate::client::{Client, Info, now_secs, room_path};
+use crate::error::ClientError;
+use crate::profile;
+
+impl Client {
+    /// Creates a room hosted by our provider; returns its URI.
+    pub async fn create_room(&mut self, name: &str) -> Result<String, ClientError> {
+        let info: Info = self.api.get_json("/client/v1/info").await?;
+        let room_uri = mimi_protocol::MimiUri::room(&self.account.domain, name)
+            .map_err(|e| ClientError::Usage(format!("bad room name {name:?}: {e}")))?
+            .to_string();
+        let hub = HubSender {
+            signature_key: hex::decode(&info.hub_signature_key)
+                .map_err(|_| ClientError::Provider("bad hub key".into()))?,
+            provider_uri: info.provider_uri,
+        };
+        let me = self.me();
+        let created = self.attempt(|s| s.create_room(&me, &room_uri, &me_user(&me), &hub))?;
+        let answer: serde_json::Value = match self
+            .api
+            .post_json(
+                "/client/v1/rooms",
+                &serde_json::json!({
+                    "name": name,
+                    "group_info": hex::encode(&created.group_info),
+                    "ratchet_tree": hex::encode(&created.ratchet_tree),
+                }),
+                Repeat::Never,
+            )
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        let room = answer["room"].as_str().unwrap_or(&room_uri).to_owned();
+        profile::store(&mut self.profile, &mut self.state, |tx| {
+            profile::set_room(tx, &room, true)
+        })?;
+        Ok(room)
+    }
+
+    /// Adds `user` (a user URI) to `room` with all the clients its provider has KeyPackages for.
+    pub async fn add(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let response = self.key_material(room, user).await?;
+        let packages: Vec<Vec<u8>> = response
+            .clients
+            .iter()
+            .filter_map(|c| match c {
+                ClientKeyMaterial::Success { key_package, .. } => {
+                    Some(key_package.as_bytes().to_vec())
+                }
+                _ => None,
+            })
+            .collect();
+        if packages.is_empty() {
+            return Err(ClientError::Refused(format!(
+                "no key material for {user} ({:?})",
+                response.user_status
+            )));
+        }
+        let me = self.me();
+        let pending =
+            self.attempt(|s| s.add_users(&me, room, &[(user.to_owned(), packages.clone())]))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Adds several users (user URIs) to `room` in one commit, each with all the clients its
+    /// provider has KeyPackages for. Users without key material are refused before anything
+    /// is committed.
+    pub async fn add_users(&mut self, room: &str, users: &[String]) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let mut additions = Vec::with_capacity(users.len());
+        for user in users {
+            let response = self.key_material(room, user).await?;
+            let packages: Vec<Vec<u8>> = response
+                .clients
+                .iter()
+                .filter_map(|c| match c {
+                    ClientKeyMaterial::Success { key_package, .. } => {
+                        Some(key_package.as_bytes().to_vec())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if packages.is_empty() {
+                return Err(ClientError::Refused(format!(
+                    "no key material for {user} ({:?})",
+                    response.user_status
+                )));
+            }
+            additions.push((user.clone(), packages));
+        }
+        let me = self.me();
+        let pending = self.attempt(|s| s.add_users(&me, room, &additions))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Removes `user` and all its clients from `room`.
+    pub async fn remove(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let me = self.me();
+        let anchor = self.anchor.clone();
+        let pending = self.attempt(|s| s.remove_user(&anchor, &me, room, user, now_secs()))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Leaves `room`: proposes our removal; the next commit by another member completes it.
+    pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        let me = self.me();
+        let anchor = self.anchor.clone();
+        let proposals = self.attempt(|s| s.leave(&anchor, &me, room, now_secs()))?;
+        let mut messages = proposals
+            .iter()
+            .map(|p| MlsMessage::from_bytes(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Usage(format!("internal: {e}")))?;
+        let first = messages.remove(0);
+        let bundle = HandshakeBundle::Proposal {
+            proposal: first,
+            more_proposals: messages,
+        };
+        self.hand_to_hub(room, bundle, Accepted::Keep).await
+    }
+
+    /// Joins a room this client's user already participates in, as a new device: asks the
+    /// hub for the GroupInfo (draft §5.5) and sends an external commit.
+    pub async fn join(&mut self, room: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        if self.state.is_active(room) {
+            return Err(ClientError::Usage(format!("already a member of {room}")));
+        }
+        let me = self.me();
+        let credential = Credential::decode(&mimi_room::credential_bytes(&me)?)
+            .map_err(|e| ClientError::Profile(format!("own credential: {e}")))?;
+        let (hpke_public, hpke_private) = mimi_room::new_hpke_keypair()?;
+        let tbs = GroupInfoRequestTbs {
+            protocol: Protocol::Mls10,
+            cipher_suite: mimi_room::WIRE_CIPHERSUITE,
+            requesting_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
+            requesting_credential: credential,
+            group_info_public_key: HpkePublicKey(hpke_public),
+            joining_code: None,
+        };
+        let signature =
+            mimi_room::sign_with_label(&self.state, &me, "GroupInfoRequestTBS", &tbs.encode())?;
+        let request = GroupInfoRequest {
+            protocol: tbs.protocol,
+            cipher_suite: tbs.cipher_suite,
+            requesting_signature_key: tbs.requesting_signature_key,
+            requesting_credential: tbs.requesting_credential,
+            group_info_public_key: tbs.group_info_public_key,
+            joining_code: Vec::new(),
+            signature,
+        };
+        let path = format!("/client/v1/group-info/{}", room_path(room)?);
+        // Asking again only reads again: the hub changes nothing to answer.
+        let answer = self
+            .api
+            .post_bytes(&path, request.encode(), Repeat::Safe)
+            .await?;
+        let response = GroupInfoResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed GroupInfo answer: {e}")))?;
+        let tbs = response.tbs();
+        let GroupInfoResult::Success(success) = response.result else {
+            return Err(ClientError::Refused(format!(
+                "the hub does not let {} join {room} ({:?})",
+                self.account.device_uri, response.result
+            )));
+        };
+        // JOIN-003: the hub signed the answer; JOIN-002 (in mimi-room) checks that this hub is
+        // the room's external sender.
+        let tbs =
+            tbs.ok_or_else(|| ClientError::Provider("GroupInfo answer without TBS".into()))?;
+        let hub_key = &success.hub_sender.signature_key.0;
+        mimi_room::verify_with_label(
+            hub_key,
+            "GroupInfoResponseTBS",
+            &tbs.encode(),
+            &success.signature,
+        )
+        .map_err(|e| ClientError::Refused(format!("GroupInfo answer: {e}")))?;
+        let plaintext = mimi_room::decrypt_with_label(
+            &hpke_private,
+            "GroupInfo and ratchet_tree encryption",
+            room.as_bytes(),
+            &success.encrypted_groupinfo_and_tree.kem_output,
+            &success.encrypted_groupinfo_and_tree.ciphertext,
+        )?;
+        let tbe = GroupInfoRatchetTreeTbe::decode(&plaintext)
+            .map_err(|e| ClientError::Provider(format!("malformed GroupInfo: {e}")))?;
+        let RatchetTreeOption::Full { ratchet_tree } = &tbe.ratchet_tree_option else {
+            return Err(ClientError::Provider(
+                "GroupInfo without a ratchet tree".into(),
+            ));
+        };
+        let group_info = MlsMessage::from(tbe.group_info.clone());
+        let anchor = self.anchor.clone();
+        let hub_sender = success.hub_sender.encode();
+        let (joined, pending) = self.attempt(|s| {
+            s.join_by_external_commit(
+                &anchor,
+                &me,
+                group_info.as_bytes(),
+                ratchet_tree.as_slice(),
+                &hub_sender,
+                now_secs(),
+            )
+        })?;
+        if joined != room {
+            self.reload()?;
+            return Err(ClientError::Refused(format!(
+                "the hub sent the GroupInfo of {joined}"
+            )));
+        }
+        let bundle = match commit_bundle(&pending) {
+            Ok(b) => b,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        self.hand_to_hub(room, bundle, Accepted::Joined).await
+    }
+
+    pub(crate) async fn key_material(
+        &mut self,
+        room: &str,
+        user: &str,
+    ) -> Result<KeyMaterialResponse, ClientError> {
+        let me = self.me();
+        let credential = Credential::decode(&mimi_room::credential_bytes(&me)?)
+            .map_err(|e| ClientError::Profile(format!("own credential: {e}")))?;
+        let tbs = KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::new(self.account.user_uri.clone()),
+            target_user: IdentifierUri::new(user),
+            room_id: IdentifierUri::new(room),
+            acceptable_ciphersuites: vec![mimi_room::WIRE_CIPHERSUITE],
+            required_capabilities: RequiredCapabilities {
+                extension_types: vec![0x0006],
+                proposal_types: vec![0x0008, 0x000a],
+                credential_types: vec![2],
+            },
+            requester_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
+            requester_credential: credential,
+        };
+        let signature =
+            mimi_room::sign_with_label(&self.state, &me, "KeyMaterialRequestTBS", &tbs.encode())?;
+        let request = tbs.with_signature(signature);
+        let answer = self
+            .api
+            // Each request claims KeyPackages; a repeat would use up a second set.
+            .post_bytes("/client/v1/key-material", request.encode(), Repeat::Never)
+            .await?;
+        KeyMaterialResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed key material: {e}")))
+    }
+
+    pub(crate) async fn commit_pending(&mut self, room: &str) -> Result<(), ClientError> {
+        // A commit whose verdict never came and that sync did not bring back was not accepted.
+        if self.state.has_pending_commit(room) {
+            self.state.discard_pending_commit(room)?;
+        }
+        // A leaving member cannot commit its own removal; someone else will.
+        if self.state.is_leaving(room) {
+            return Ok(());
+        }
+        let me = self.me();
+        if let Some(pending) = self.attempt(|s| s.commit_pending(&me, room))? {
+            self.submit_commit(room, pending).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn submit_commit(
+        &mut self,
+        room: &str,
+        pending: PendingCommit,
+    ) -> Result<(), ClientError> {
+        let bundle = match commit_bundle(&pending) {
+            Ok(b) => b,
+            Err(e) => {
+                self.reload()?;
+                return Err(e);
+            }
+        };
+        self.hand_to_hub(room, bundle, Accepted::MergeCommit).await
+    }
+
+    /// Sends a handshake bundle to the hub. If the hub accepts it, finishes the operation and
+    /// saves; otherwise drops what the operation did to the in-memory state.
+    pub(crate) async fn hand_to_hub(
+        &mut self,
+        room: &str,
+        bundle: HandshakeBundle,
+        then: Accepted,
+    ) -> Result<(), ClientError> {
+        let refusal = match self.update(room, bundle).await {
+            Ok(UpdateRoomResponse {
+                outcome: UpdateOutcome::Success { .. },
+                ..
+            }) => None,
+            Ok(refused) => Some(ClientError::Refused(describe_update(&refused))),
+            // No verdict: the hub may have accepted our commit. Keep it pending and saved; when
+            // it comes back through sync it is merged, otherwise the next operation drops it.
+            Err(e @ ClientError::Provider(_)) if matches!(then, Accepted::MergeCommit) => {
+                profile::store(&mut self.profile, &mut self.state, |_| Ok(()))?;
+                return Err(ClientError::Provider(format!(
+                    "{e}; the commit may have been accepted, `mimi sync` settles it"
+                )));
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = refusal {
+            self.reload()?;
+            return Err(e);
+        }
+        if let Accepted::MergeCommit = then {
+            self.state.merge_pending_commit(room)?;
+        }
+        profile::store(&mut self.profile, &mut self.state, |tx| match then {
+            Accepted::Joined => profile::set_room(tx, room, true),
+            Accepted::MergeCommit | Accepted::Keep => Ok(()),
+        })
+    }
+
+    pub(crate) async fn update(
+        &mut self,
+        room: &str,
+        bundle: HandshakeBundle,
+    ) -> Result<UpdateRoomResponse, ClientError> {
+        let path = format!("/client/v1/update/{}", room_path(room)?);
+        let answer = self
+            .api
+            .post_bytes(&path, UpdateRequest { bundle }.encode(), Repeat::Never)
+            .await?;
+        UpdateRoomResponse::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed update answer: {e}")))
+    }
+}
+
+/// What to do once the hub accepted a handshake bundle.
+pub(crate) enum Accepted {
+    /// Our own commit: merge it.
+    MergeCommit,
+    /// Proposals: keep the state as it is.
+    Keep,
+    /// An external commit: the room is now ours.
+    Joined,
+}
+
+fn me_user(me: &ClientIdentity) -> String {
+    me.device_uri
+        .parse::<mimi_protocol::MimiUri>()
+        .ok()
+        .and_then(|d| d.user_of_device())
+        .map(|u| u.to_string())
+        .unwrap_or_default()
+}
+
+pub(crate) fn commit_bundle(pending: &PendingCommit) -> Result<HandshakeBundle, ClientError> {
+    let internal = |e: mimi_protocol::DecodeError| ClientError::Usage(format!("internal: {e}"));
+    let commit = MlsMessage::from_bytes(&pending.commit).map_err(internal)?;
+    let welcome = match &pending.welcome {
+        Some(w) => Some(Welcome::from_bytes(strip_header(w)?).map_err(internal)?),
+        None => None,
+    };
+    let group_info = pending
+        .group_info
+        .as_ref()
+        .ok_or_else(|| ClientError::Usage("internal: commit without GroupInfo".into()))?;
+    Ok(HandshakeBundle::Commit {
+        commit,
+        welcome,
+        group_info_option: GroupInfoOption::Full(
+            GroupInfo::from_bytes(strip_header(group_info)?).map_err(internal)?,
+        ),
+        ratchet_tree_option: RatchetTreeOption::DistributionService,
+    })
+}
+
+/// The body of an MLSMessage (after version and wire format).
+fn strip_header(message: &[u8]) -> Result<&[u8], ClientError> {
+    message
+        .get(4..)
+        .ok_or_else(|| ClientError::Usage("internal: truncated MLS message".into()))
+}
+
+fn describe_update(response: &UpdateRoomResponse) -> String {
+    let code = match &response.outcome {
+        UpdateOutcome::Success { .. } => "success".to_owned(),
+        UpdateOutcome::WrongEpoch { current_epoch } => {
+            format!("wrongEpoch (room at epoch {current_epoch})")
+        }
+        UpdateOutcome::NotAllowed => "notAllowed".to_owned(),
+        UpdateOutcome::InvalidProposal { .. } => "invalidProposal".to_owned(),
+        UpdateOutcome::Other(c) => format!("{c:?}"),
+    };
+    if response.error_description.is_empty() {
+        code
+    } else {
+        format!("{code}: {}", response.error_description)
+    }
+}
