@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mimi_client::Client;
+use mimi_protocol::client_api;
 use mimi_protocol::{FanoutMessage, MimiUri, SubmitMessageResponse, SubmitOutcome, Wire as _};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::providers::{Providers, https_client};
@@ -540,12 +541,6 @@ const MODE_UNKNOWN: u8 = 0;
 const MODE_LONG_POLL: u8 = 1;
 const MODE_POLL: u8 = 2;
 
-#[derive(Deserialize)]
-struct InboxEntry {
-    id: i64,
-    body: String,
-}
-
 /// Reads one device's inbox on provider `p` until `stop`, entering each arrival in the ledger.
 /// It never acknowledges, so the device's own client can still fetch everything for the check.
 async fn observe(
@@ -561,9 +556,16 @@ async fn observe(
     while !stop.load(Ordering::Relaxed) {
         let began = Instant::now();
         let url = format!("{server}/client/v1/inbox?after={after}&wait_ms={INBOX_WAIT_MS}");
-        let entries: Vec<InboxEntry> = match http.get(&url).bearer_auth(&token).send().await {
+        // The binary page, as the client SDK reads it: no hex to decode.
+        let request = http
+            .get(&url)
+            .bearer_auth(&token)
+            .header(reqwest::header::ACCEPT, client_api::INBOX_BINARY);
+        let entries = match request.send().await {
             Ok(r) if r.status().is_success() => match r.bytes().await {
-                Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                Ok(b) => client_api::InboxPage::decode(&b)
+                    .map(|page| page.entries)
+                    .unwrap_or_default(),
                 Err(_) => Vec::new(),
             },
             _ => {
@@ -585,12 +587,14 @@ async fn observe(
         let keys: Vec<MessageKey> = entries
             .iter()
             .filter_map(|entry| {
-                let body = hex::decode(&entry.body).ok()?;
-                let fanout = FanoutMessage::decode(&body).ok()?;
+                let fanout = FanoutMessage::decode(&entry.body).ok()?;
                 Some(message_key(fanout.message.as_bytes()))
             })
             .collect();
-        after = entries.iter().map(|e| e.id).fold(after, i64::max);
+        after = entries
+            .iter()
+            .map(|e| i64::try_from(e.id).unwrap_or(i64::MAX))
+            .fold(after, i64::max);
         let mut ledger = lock(&ledger);
         for key in &keys {
             ledger.seen(key, p, at);

@@ -118,6 +118,16 @@ impl Api {
         parse_json(path, &bytes)
     }
 
+    /// GETs bytes asking for the representation `accept` (e.g. the binary inbox page).
+    pub(crate) async fn get_accepting(
+        &self,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.call_accepting(Method::GET, path, None, Repeat::Safe, Some(accept))
+            .await
+    }
+
     /// GETs bytes, like [`Api::get_json`].
     pub(crate) async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         self.call(Method::GET, path, None, Repeat::Safe).await
@@ -158,8 +168,20 @@ impl Api {
         &self,
         method: Method,
         path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+        repeat: Repeat,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.call_accepting(method, path, body, repeat, None).await
+    }
+
+    /// [`Api::call`] with an `Accept` header when `accept` is set.
+    async fn call_accepting(
+        &self,
+        method: Method,
+        path: &str,
         mut body: Option<(&'static str, Vec<u8>)>,
         repeat: Repeat,
+        accept: Option<&'static str>,
     ) -> Result<Vec<u8>, ClientError> {
         let attempts = match repeat {
             Repeat::Safe => 1 + RETRIES,
@@ -175,7 +197,10 @@ impl Api {
             } else {
                 body.take()
             };
-            let failure = match self.attempt(&method, path, this_body, timeout).await {
+            let failure = match self
+                .attempt(&method, path, this_body, accept, timeout)
+                .await
+            {
                 Ok(bytes) => return Ok(bytes),
                 Err(failure) => failure,
             };
@@ -199,12 +224,16 @@ impl Api {
         method: &Method,
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
+        accept: Option<&'static str>,
         timeout: Duration,
     ) -> Result<Vec<u8>, Failure> {
         let mut builder = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .timeout(timeout);
+        if let Some(accept) = accept {
+            builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
         if let Some(token) = &self.token {
             builder = builder.bearer_auth(token);
         }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::api::Repeat;
 use crate::client::Client;
 use crate::error::ClientError;
+use mimi_protocol::client_api::AssetStored;
 
 impl Client {
     /// Encrypts a file (AES-128-GCM, fresh key and nonce), uploads the ciphertext to our
@@ -31,7 +32,7 @@ impl Client {
             )
             .map_err(|_| ClientError::Usage("cannot encrypt the attachment".into()))?;
         let content_hash = Sha256::digest(&ciphertext).to_vec();
-        let uploaded: serde_json::Value = {
+        let uploaded: AssetStored = {
             let bytes = self
                 .api
                 .post_bytes("/client/v1/assets", ciphertext, Repeat::Never)
@@ -39,10 +40,7 @@ impl Client {
             serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Provider(format!("malformed upload answer: {e}")))?
         };
-        let url = uploaded["url"]
-            .as_str()
-            .ok_or_else(|| ClientError::Provider("upload answer without url".into()))?
-            .to_owned();
+        let url = uploaded.url;
         let filename = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())

@@ -8,11 +8,14 @@ use mimi_content::MessageId;
 use mimi_room::{ClientIdentity, MemberState, TrustAnchor};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::api::{Api, Repeat};
 use crate::error::ClientError;
 use crate::profile::{self, Account, Profile};
+use mimi_protocol::client_api::{
+    KeyPackageUpload, KeyPackagesStored, ProviderInfo, RegisterRequest, Registered,
+};
 
 /// KeyPackages uploaded at registration and kept in stock.
 const KEY_PACKAGE_STOCK: usize = 10;
@@ -53,21 +56,6 @@ pub struct SendOptions {
     pub topic: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Registered {
-    device_uri: String,
-    user_uri: String,
-    token: String,
-    chain: Vec<String>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Info {
-    pub(crate) domain: String,
-    pub(crate) provider_uri: String,
-    pub(crate) hub_signature_key: String,
-}
-
 impl Client {
     /// Registers `user` (device `device`) at `server` and creates the profile in `dir`.
     pub async fn register(
@@ -98,7 +86,7 @@ impl Client {
             )));
         }
         let mut api = Api::new(server, ca_pem, None)?;
-        let info: Info = api.get_json("/client/v1/info").await?;
+        let info: ProviderInfo = api.get_json("/client/v1/info").await?;
         let state = MemberState::new();
         let key = state.generate_signature_key()?;
         // Proof that we hold the key the provider is asked to vouch for (docs/client-api.md).
@@ -114,13 +102,13 @@ impl Client {
         let registered: Registered = api
             .post_json(
                 "/client/v1/register",
-                &serde_json::json!({
-                    "user": user,
-                    "device": device,
-                    "signature_key": hex::encode(&key),
-                    "proof": hex::encode(proof),
-                    "timestamp": timestamp,
-                }),
+                &RegisterRequest {
+                    user: user.to_owned(),
+                    device: device.to_owned(),
+                    signature_key: hex::encode(&key),
+                    proof: Some(hex::encode(proof)),
+                    timestamp: Some(timestamp),
+                },
                 Repeat::Never,
             )
             .await?;
@@ -260,11 +248,13 @@ impl Client {
         let me = self.me();
         let packages = self.state.key_packages(&me, count)?;
         profile::store(&mut self.profile, &mut self.state, |_| Ok(()))?;
-        let _: serde_json::Value = self
+        let _: KeyPackagesStored = self
             .api
             .post_json(
                 "/client/v1/key-packages",
-                &serde_json::json!({ "key_packages": packages.iter().map(hex::encode).collect::<Vec<_>>() }),
+                &KeyPackageUpload {
+                    key_packages: packages.iter().map(hex::encode).collect(),
+                },
                 // A repeat of an upload that did arrive fails on the KeyPackages already stored.
                 Repeat::Never,
             )

@@ -98,7 +98,7 @@ impl OfflineInbox {
             let entry = InboxEntry {
                 id: *id,
                 room: room.clone(),
-                body: hex::encode(body),
+                body: body.clone(),
             };
             self.inbox().apply(&mut page, &entry, Ok(None), report)?;
         }

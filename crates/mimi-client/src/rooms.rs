@@ -11,14 +11,15 @@ use mimi_protocol::{
 use mimi_room::{ClientIdentity, HubSender, PendingCommit};
 
 use crate::api::Repeat;
-use crate::client::{Client, Info, now_secs, room_path};
+use crate::client::{Client, now_secs, room_path};
 use crate::error::ClientError;
 use crate::profile;
+use mimi_protocol::client_api::{CreateRoomRequest, ProviderInfo, RoomCreated};
 
 impl Client {
     /// Creates a room hosted by our provider; returns its URI.
     pub async fn create_room(&mut self, name: &str) -> Result<String, ClientError> {
-        let info: Info = self.api.get_json("/client/v1/info").await?;
+        let info: ProviderInfo = self.api.get_json("/client/v1/info").await?;
         let room_uri = mimi_protocol::MimiUri::room(&self.account.domain, name)
             .map_err(|e| ClientError::Usage(format!("bad room name {name:?}: {e}")))?
             .to_string();
@@ -29,15 +30,15 @@ impl Client {
         };
         let me = self.me();
         let created = self.attempt(|s| s.create_room(&me, &room_uri, &me_user(&me), &hub))?;
-        let answer: serde_json::Value = match self
+        let answer: RoomCreated = match self
             .api
             .post_json(
                 "/client/v1/rooms",
-                &serde_json::json!({
-                    "name": name,
-                    "group_info": hex::encode(&created.group_info),
-                    "ratchet_tree": hex::encode(&created.ratchet_tree),
-                }),
+                &CreateRoomRequest {
+                    name: name.to_owned(),
+                    group_info: hex::encode(&created.group_info),
+                    ratchet_tree: hex::encode(&created.ratchet_tree),
+                },
                 Repeat::Never,
             )
             .await
@@ -48,7 +49,7 @@ impl Client {
                 return Err(e);
             }
         };
-        let room = answer["room"].as_str().unwrap_or(&room_uri).to_owned();
+        let room = answer.room;
         profile::store(&mut self.profile, &mut self.state, |tx| {
             profile::set_room(tx, &room, true)
         })?;

@@ -6,9 +6,10 @@
 //! skipped. An entry that cannot be processed is reported and its MLS changes alone are undone.
 
 use mimi_content::MimiContent;
+use mimi_protocol::client_api;
 use mimi_protocol::{FanoutMessage, FanoutTail, RatchetTreeOption, Wire};
 use mimi_room::{Incoming, MemberState, TrustAnchor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::Repeat;
@@ -30,15 +31,28 @@ pub struct SyncReport {
     pub errors: Vec<String>,
 }
 
-/// One inbox entry as the provider's client API lists it (`GET /client/v1/inbox`).
-#[derive(Debug, Clone, Deserialize)]
+/// One inbox entry as the provider's client API lists it (`GET /client/v1/inbox`, binary).
+#[derive(Debug, Clone)]
 pub(crate) struct InboxEntry {
     /// The entry's position in our inbox; the cursor is the last one stored.
     pub(crate) id: i64,
     /// The room it belongs to.
     pub(crate) room: String,
-    /// The fanned-out message (TLS-encoded `FanoutMessage`), hex.
-    pub(crate) body: String,
+    /// The fanned-out message (TLS-encoded `FanoutMessage`).
+    pub(crate) body: Vec<u8>,
+}
+
+impl TryFrom<client_api::InboxEntry> for InboxEntry {
+    type Error = ClientError;
+    fn try_from(entry: client_api::InboxEntry) -> Result<Self, ClientError> {
+        Ok(Self {
+            id: i64::try_from(entry.id).map_err(|_| {
+                ClientError::Provider(format!("inbox id {} out of range", entry.id))
+            })?,
+            room: entry.room,
+            body: entry.body,
+        })
+    }
 }
 
 /// The entries of one page applied in memory, waiting to be stored together.
@@ -73,7 +87,17 @@ impl Client {
         let mut report = SyncReport::default();
         loop {
             let path = format!("/client/v1/inbox?after={}", self.account.inbox_cursor);
-            let entries: Vec<InboxEntry> = self.api.get_json(&path).await?;
+            // The binary page: no hex to decode (docs/client-api.md).
+            let page = self
+                .api
+                .get_accepting(&path, client_api::INBOX_BINARY)
+                .await?;
+            let entries = client_api::InboxPage::decode(&page)
+                .map_err(|e| ClientError::Provider(format!("malformed inbox page: {e}")))?
+                .entries
+                .into_iter()
+                .map(InboxEntry::try_from)
+                .collect::<Result<Vec<_>, _>>()?;
             let Some(last) = entries.last().map(|e| e.id) else {
                 break;
             };
@@ -114,7 +138,7 @@ impl Client {
                     .api
                     .post_json(
                         "/client/v1/inbox/ack",
-                        &serde_json::json!({ "up_to": up_to }),
+                        &client_api::AckRequest { up_to },
                         // Acknowledging again changes nothing.
                         Repeat::Safe,
                     )
@@ -126,7 +150,7 @@ impl Client {
                         .api
                         .post_json(
                             "/client/v1/unsubscribe",
-                            &serde_json::json!({ "room": room }),
+                            &client_api::UnsubscribeRequest { room: room.clone() },
                             Repeat::Safe,
                         )
                         .await?;
@@ -158,10 +182,7 @@ impl Client {
     /// the tree against the tree hash in the GroupInfo the committer signed, so an altered tree
     /// fails the join anyway.
     async fn welcome_tree(&self, entry: &InboxEntry) -> Result<Option<Vec<u8>>, ClientError> {
-        let Some(fanout) = hex::decode(&entry.body)
-            .ok()
-            .and_then(|body| FanoutMessage::decode(&body).ok())
-        else {
+        let Some(fanout) = FanoutMessage::decode(&entry.body).ok() else {
             // Undecodable entries are reported by `process_entry`.
             return Ok(None);
         };
@@ -263,9 +284,7 @@ impl Inbox<'_> {
         fetched_tree: Option<Vec<u8>>,
         report: &mut SyncReport,
     ) -> Result<Option<Processed>, ClientError> {
-        let body = hex::decode(&entry.body)
-            .map_err(|_| ClientError::Provider("inbox body is not hex".into()))?;
-        let fanout = FanoutMessage::decode(&body)
+        let fanout = FanoutMessage::decode(&entry.body)
             .map_err(|e| ClientError::Provider(format!("bad fanout: {e}")))?;
         if let FanoutTail::Welcome {
             ratchet_tree_option,
