@@ -16,8 +16,11 @@ use clap::{Parser, Subcommand};
 
 /// Exit code for a clean "no": the provider or hub refused, or nothing matched.
 const EXIT_REFUSED: u8 = 1;
-/// Exit code for every other failure.
+/// Exit code for every other failure of the request or its surroundings (usage, provider,
+/// profile).
 const EXIT_ERROR: u8 = 2;
+/// Exit code for a failure of `mimi` itself (a bug), so scripts can tell it from their own.
+const EXIT_INTERNAL: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -291,7 +294,16 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             if let Some(hint) = hint_for(&e) {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::from(if refused { EXIT_REFUSED } else { EXIT_ERROR })
+            let internal = e
+                .downcast_ref::<mimi_client::ClientError>()
+                .is_some_and(|c| matches!(c, mimi_client::ClientError::Internal(_)));
+            ExitCode::from(if refused {
+                EXIT_REFUSED
+            } else if internal {
+                EXIT_INTERNAL
+            } else {
+                EXIT_ERROR
+            })
         }
     }
 }

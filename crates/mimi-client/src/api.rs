@@ -140,7 +140,7 @@ impl Api {
         repeat: Repeat,
     ) -> Result<T, ClientError> {
         let body = serde_json::to_vec(body)
-            .map_err(|e| ClientError::Usage(format!("cannot encode the request: {e}")))?;
+            .map_err(|e| ClientError::Internal(format!("cannot encode the request: {e}")))?;
         let bytes = self
             .call(Method::POST, path, Some(("application/json", body)), repeat)
             .await?;

@@ -30,7 +30,7 @@ impl Client {
                     aad: &[],
                 },
             )
-            .map_err(|_| ClientError::Usage("cannot encrypt the attachment".into()))?;
+            .map_err(|_| ClientError::Internal("cannot encrypt the attachment".into()))?;
         let content_hash = Sha256::digest(&ciphertext).to_vec();
         let uploaded: AssetStored = {
             let bytes = self

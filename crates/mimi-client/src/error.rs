@@ -20,6 +20,10 @@ pub enum ClientError {
     /// The local profile could not be read or written.
     #[error("profile: {0}")]
     Profile(String),
+    /// A failure of this client itself (it produced something it cannot read back): a bug,
+    /// not the caller's mistake nor the provider's.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// An MLS or room operation failed.
     #[error("room: {0}")]
     Room(#[from] mimi_room::RoomError),

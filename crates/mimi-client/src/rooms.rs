@@ -135,7 +135,7 @@ impl Client {
             .iter()
             .map(|p| MlsMessage::from_bytes(p))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ClientError::Usage(format!("internal: {e}")))?;
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
         let first = messages.remove(0);
         let bundle = HandshakeBundle::Proposal {
             proposal: first,
@@ -381,7 +381,7 @@ fn me_user(me: &ClientIdentity) -> String {
 }
 
 pub(crate) fn commit_bundle(pending: &PendingCommit) -> Result<HandshakeBundle, ClientError> {
-    let internal = |e: mimi_protocol::DecodeError| ClientError::Usage(format!("internal: {e}"));
+    let internal = |e: mimi_protocol::DecodeError| ClientError::Internal(e.to_string());
     let commit = MlsMessage::from_bytes(&pending.commit).map_err(internal)?;
     let welcome = match &pending.welcome {
         Some(w) => Some(Welcome::from_bytes(strip_header(w)?).map_err(internal)?),
@@ -390,7 +390,7 @@ pub(crate) fn commit_bundle(pending: &PendingCommit) -> Result<HandshakeBundle, 
     let group_info = pending
         .group_info
         .as_ref()
-        .ok_or_else(|| ClientError::Usage("internal: commit without GroupInfo".into()))?;
+        .ok_or_else(|| ClientError::Internal("commit without GroupInfo".into()))?;
     Ok(HandshakeBundle::Commit {
         commit,
         welcome,
@@ -405,7 +405,7 @@ pub(crate) fn commit_bundle(pending: &PendingCommit) -> Result<HandshakeBundle, 
 fn strip_header(message: &[u8]) -> Result<&[u8], ClientError> {
     message
         .get(4..)
-        .ok_or_else(|| ClientError::Usage("internal: truncated MLS message".into()))
+        .ok_or_else(|| ClientError::Internal("truncated MLS message".into()))
 }
 
 fn describe_update(response: &UpdateRoomResponse) -> String {
