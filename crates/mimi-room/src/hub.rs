@@ -129,6 +129,40 @@ fn decrement(map: &mut BTreeMap<String, usize>, key: &str) {
     }
 }
 
+/// A handshake [`HubRoom::check_handshake`] accepted.
+pub enum Checked {
+    /// A proposal, already applied.
+    Applied(Accepted),
+    /// A commit, checked but not yet applied.
+    Commit(CheckedCommit),
+}
+
+/// A commit that passed every check, waiting for [`HubRoom::apply_checked`].
+pub struct CheckedCommit {
+    staged: StagedCommit,
+    notify_domains: BTreeSet<String>,
+    external: bool,
+}
+
+impl CheckedCommit {
+    /// The providers the commit goes to: every member's, and a joiner's.
+    pub fn notify_domains(&self) -> &BTreeSet<String> {
+        &self.notify_domains
+    }
+
+    /// Whether applying it can change who receives the room beyond adding members: it removes
+    /// someone (Remove or SelfRemove) or is an external commit.
+    pub fn changes_recipients(&self) -> bool {
+        self.external
+            || self.staged.queued_proposals().any(|q| {
+                matches!(
+                    q.proposal(),
+                    openmls::prelude::Proposal::Remove(_) | openmls::prelude::Proposal::SelfRemove
+                )
+            })
+    }
+}
+
 /// What the hub accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -319,6 +353,22 @@ impl HubRoom {
         message: &[u8],
         now: u64,
     ) -> Result<Accepted, RoomError> {
+        match self.check_handshake(anchor, message, now)? {
+            Checked::Applied(accepted) => Ok(accepted),
+            Checked::Commit(commit) => self.apply_checked(anchor, commit),
+        }
+    }
+
+    /// Validates one handshake message; a proposal is applied at once, a commit that passes
+    /// every check is returned for [`HubRoom::apply_checked`], so the caller can start saving
+    /// it while OpenMLS merges it. Nothing else may touch the room in between. On any refusal
+    /// the room is unchanged.
+    pub fn check_handshake(
+        &mut self,
+        anchor: &TrustAnchor,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Checked, RoomError> {
         let message = MlsMessageIn::tls_deserialize_exact(message)
             .map_err(|e| RoomError::malformed("MLSMessage", e))?;
         let protocol = message
@@ -366,9 +416,9 @@ impl HubRoom {
             }
         };
         match processed.into_content() {
-            ProcessedMessageContent::ProposalMessage(proposal) => {
-                self.accept_proposal(*proposal, sender, &components)
-            }
+            ProcessedMessageContent::ProposalMessage(proposal) => self
+                .accept_proposal(*proposal, sender, &components)
+                .map(Checked::Applied),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 let after = components.participants.clone();
                 self.accept_commit(anchor, *staged, sender, &components, after, now)
@@ -443,7 +493,7 @@ impl HubRoom {
         anchor: &TrustAnchor,
         staged: StagedCommit,
         now: u64,
-    ) -> Result<Accepted, RoomError> {
+    ) -> Result<Checked, RoomError> {
         let queued = self
             .group
             .queued_proposals(self.provider.storage())
@@ -457,7 +507,20 @@ impl HubRoom {
             check_external_commit(anchor, &self.roster.members, &self.components, &staged, now)?;
         let mut notify_domains = self.member_domains();
         notify_domains.insert(joiner.domain.clone());
-        self.merge(anchor, staged, notify_domains)
+        Ok(Checked::Commit(CheckedCommit {
+            staged,
+            notify_domains,
+            external: true,
+        }))
+    }
+
+    /// Applies a commit [`HubRoom::check_handshake`] accepted.
+    pub fn apply_checked(
+        &mut self,
+        anchor: &TrustAnchor,
+        commit: CheckedCommit,
+    ) -> Result<Accepted, RoomError> {
+        self.merge(anchor, commit.staged, commit.notify_domains)
     }
 
     /// Applies an accepted commit and brings the decoded state in step. A failure here means
@@ -526,7 +589,7 @@ impl HubRoom {
         components: &RoomComponents,
         after: mimi_protocol::ParticipantListData,
         now: u64,
-    ) -> Result<Accepted, RoomError> {
+    ) -> Result<Checked, RoomError> {
         // HUB-013: a commit covers every proposal the hub accepted in this epoch (draft §5.2).
         let covered: BTreeSet<Vec<u8>> = staged
             .queued_proposals()
@@ -553,8 +616,11 @@ impl HubRoom {
             now,
         )?;
         check_commit(&components.policy, &facts, &departing)?;
-        let notify_domains = self.member_domains();
-        self.merge(anchor, staged, notify_domains)
+        Ok(Checked::Commit(CheckedCommit {
+            notify_domains: self.member_domains(),
+            staged,
+            external: false,
+        }))
     }
 }
 

@@ -28,7 +28,7 @@ mod validation;
 pub use components::Participant;
 pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
-pub use hub::{Accepted, HubRoom};
+pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
 pub use member::{
     ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
     PendingCommit, RoomView, WIRE_CIPHERSUITE,

@@ -212,15 +212,61 @@ async fn handshake(
         response,
         changed,
         save,
+        merge,
     } = planned;
     let Some(save) = save else {
         // Refused. If a bundle was refused after part of it applied, memory is ahead of the store.
         return (if changed { None } else { Some(room) }, Ok(response));
     };
     let (s, uri) = (state.clone(), room_uri.to_owned());
-    let journaled = match state.write(move |tx| save.persist(tx, &s, &uri)).await {
-        Ok(entries) => entries,
+    let saving = match state
+        .queue_write(move |tx| save.persist(tx, &s, &uri))
+        .await
+    {
+        Ok(saving) => saving,
         Err(error) => return (None, Err(error)),
+    };
+    // The save is queued; a commit left to apply is merged meanwhile (`update::plan`).
+    let room = match merge {
+        Some(commit) => {
+            let anchor = state.anchor.clone();
+            let (room, merged) = blocking(room, move |room| {
+                room.apply_checked(&anchor, commit)
+                    .map_err(ApiError::internal)
+            })
+            .await;
+            match (room, merged) {
+                (Some(room), Ok(accepted)) => {
+                    if let mimi_room::Accepted::Commit { epoch, .. } = accepted {
+                        tracing::info!(epoch, "commit accepted");
+                    }
+                    Some(room)
+                }
+                // Whatever the save's fate, memory no longer matches: read the room again.
+                (_, Err(error)) => {
+                    let _ = saving.await;
+                    return (None, Err(error));
+                }
+                (None, Ok(_)) => None,
+            }
+        }
+        None => Some(room),
+    };
+    let journaled = match saving.await {
+        Ok(Ok(entries)) => entries,
+        Ok(Err(error)) => return (None, Err(error)),
+        Err(_) => {
+            return (
+                None,
+                Err(ApiError::internal("the store writer dropped a job")),
+            );
+        }
+    };
+    let Some(room) = room else {
+        return (
+            None,
+            Err(ApiError::internal("applying the commit lost the room")),
+        );
     };
     state.wake_outbox();
     let room = if journaled >= load::CHECKPOINT_EVERY {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mimi_protocol::{
     FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, UpdateRoomResponse, Welcome,
 };
-use mimi_room::{Accepted, HubRoom, RoomError};
+use mimi_room::{Accepted, Checked, CheckedCommit, HubRoom, RoomError};
 use mimi_store::Tx;
 
 use crate::error::ApiError;
@@ -25,6 +25,8 @@ pub(super) struct Planned {
     pub(super) changed: bool,
     /// What to save; `None` when the bundle was refused.
     pub(super) save: Option<Save>,
+    /// A checked commit still to apply, while `save` is written.
+    pub(super) merge: Option<CheckedCommit>,
 }
 
 impl Planned {
@@ -33,6 +35,7 @@ impl Planned {
             response,
             changed,
             save: None,
+            merge: None,
         }
     }
 }
@@ -108,22 +111,9 @@ pub(super) fn plan(
             {
                 return Ok(Planned::refused(refusal, false));
             }
-            let notify_domains = match room.process_handshake(&state.anchor, commit.as_bytes(), now)
-            {
-                Ok(Accepted::Commit {
-                    notify_domains,
-                    epoch,
-                    removed,
-                }) => {
-                    tracing::info!(epoch, "commit accepted");
-                    let removed_local = removed
-                        .into_iter()
-                        .filter(|m| m.domain == state.domain())
-                        .map(|m| m.device_uri)
-                        .collect();
-                    (notify_domains, removed_local)
-                }
-                Ok(_) => {
+            let checked = match room.check_handshake(&state.anchor, commit.as_bytes(), now) {
+                Ok(Checked::Commit(checked)) => checked,
+                Ok(Checked::Applied(_)) => {
                     return Ok(Planned::refused(
                         UpdateRoomResponse::not_allowed("expected a commit"),
                         true,
@@ -131,14 +121,40 @@ pub(super) fn plan(
                 }
                 Err(e) => return Ok(Planned::refused(refusal_to_update(e)?, false)),
             };
-            let (notify_domains, removed_local) = notify_domains;
+            // A commit that adds no one by Welcome and removes no one can be saved while OpenMLS
+            // merges it (the owner does both, and answers once both are done): the save needs
+            // nothing the merge produces. Others are merged first: a Welcome carries the merged
+            // tree, and removed local clients are unsubscribed in the same transaction.
+            let overlap = welcome.is_none() && !checked.changes_recipients();
+            let (notify_domains, removed_local, merge) = if overlap {
+                (checked.notify_domains().clone(), Vec::new(), Some(checked))
+            } else {
+                let Accepted::Commit {
+                    notify_domains,
+                    epoch,
+                    removed,
+                } = room
+                    .apply_checked(&state.anchor, checked)
+                    .map_err(ApiError::internal)?
+                else {
+                    return Err(ApiError::internal("a commit applied as something else"));
+                };
+                tracing::info!(epoch, "commit accepted");
+                let removed_local = removed
+                    .into_iter()
+                    .filter(|m| m.domain == state.domain())
+                    .map(|m| m.device_uri)
+                    .collect();
+                (notify_domains, removed_local, None)
+            };
+            let epoch = room.epoch() + u64::from(merge.is_some());
             let group_info = match group_info_option {
                 GroupInfoOption::Full(info) => Some(MlsMessage::from(info).into_bytes()),
                 GroupInfoOption::Partial(_) => None,
             };
             let mut save = Save {
                 now,
-                epoch: room.epoch(),
+                epoch,
                 journal: vec![commit.as_bytes().to_vec()],
                 group_info,
                 tree: None,
@@ -155,6 +171,7 @@ pub(super) fn plan(
                 response: UpdateRoomResponse::success(ts),
                 changed: true,
                 save: Some(save),
+                merge,
             })
         }
         HandshakeBundle::Proposal {
@@ -195,6 +212,7 @@ pub(super) fn plan(
                     )],
                     removed_local: Vec::new(),
                 }),
+                merge: None,
             })
         }
     }
