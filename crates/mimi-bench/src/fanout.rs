@@ -152,6 +152,8 @@ struct PhaseFigures {
     refused: usize,
     /// No answer (transport or HTTP error).
     failed: usize,
+    /// The failures by kind (`HTTP 503`, `timeout`, ...).
+    failures: BTreeMap<String, usize>,
     /// From the first submission to the last answer, seconds.
     submit_secs: f64,
     /// Hub-accepted messages per second over `submit_secs`.
@@ -500,6 +502,7 @@ async fn submit(
     ledger: &Mutex<Ledger>,
 ) {
     lock(ledger).submitted(index, Instant::now());
+    // A failure keeps its kind (status or transport error), so a stalled run says why.
     let answer = async {
         let response = http
             .post(url)
@@ -508,23 +511,35 @@ async fn submit(
             .body(bytes)
             .send()
             .await
-            .ok()?;
-        if !response.status().is_success() {
-            return None;
+            .map_err(|e| transport_kind(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
         }
-        let body = response.bytes().await.ok()?;
-        SubmitMessageResponse::decode(&body).ok()
+        let body = response.bytes().await.map_err(|e| transport_kind(&e))?;
+        SubmitMessageResponse::decode(&body).map_err(|_| "malformed answer".to_owned())
     }
     .await;
     let at = Instant::now();
     let mut ledger = lock(ledger);
     match answer {
-        Some(r) => ledger.answered(
+        Ok(r) => ledger.answered(
             index,
             at,
             matches!(r.outcome, SubmitOutcome::Accepted { .. }),
         ),
-        None => ledger.failed(index),
+        Err(kind) => ledger.failed(index, kind),
+    }
+}
+
+/// A transport failure's kind, for the failure counts.
+fn transport_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
     }
 }
 
@@ -671,7 +686,8 @@ struct Record {
     submitted: Option<Instant>,
     answered: Option<Instant>,
     accepted: bool,
-    failed: bool,
+    /// Why no answer came: `HTTP 503`, `timeout`, `connect`, ...
+    failure: Option<String>,
     seen: [Option<Instant>; DOMAINS.len()],
 }
 
@@ -694,8 +710,8 @@ impl Ledger {
         r.accepted = accepted;
     }
 
-    fn failed(&mut self, i: usize) {
-        self.records[i].failed = true;
+    fn failed(&mut self, i: usize, kind: String) {
+        self.records[i].failure = Some(kind);
     }
 
     /// Records the first arrival of a message at provider `p`; unknown keys (setup
@@ -762,7 +778,14 @@ impl Ledger {
                 .iter()
                 .filter(|r| r.answered.is_some() && !r.accepted)
                 .count(),
-            failed: submitted.iter().filter(|r| r.failed).count(),
+            failed: submitted.iter().filter(|r| r.failure.is_some()).count(),
+            failures: submitted.iter().filter_map(|r| r.failure.clone()).fold(
+                BTreeMap::new(),
+                |mut counts, kind| {
+                    *counts.entry(kind).or_insert(0) += 1;
+                    counts
+                },
+            ),
             submit_secs,
             accepted_per_sec: per_sec(accepted.len(), submit_secs),
             delivered: delivered.len(),
@@ -953,9 +976,10 @@ mod tests {
         ledger.submitted(0, t0);
         ledger.answered(0, t0 + Duration::from_millis(5), false);
         ledger.submitted(1, t0);
-        ledger.failed(1);
+        ledger.failed(1, "HTTP 503".into());
         let f = ledger.figures(0..4, t0);
         assert_eq!((f.submitted, f.accepted, f.refused, f.failed), (2, 0, 1, 1));
+        assert_eq!(f.failures, BTreeMap::from([("HTTP 503".to_owned(), 1)]));
         assert_eq!(f.delivery_latency_ms, None);
         assert_eq!(ledger.undelivered(0..4), 0);
     }
