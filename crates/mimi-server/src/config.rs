@@ -153,6 +153,13 @@ pub struct Connections {
     /// hundreds at once; one peer still cannot take the others' share.
     #[serde(default = "default_max_per_peer")]
     pub max_connections_per_peer: usize,
+    /// Requests this provider has in flight to one peer at once (relays, `/notify`, key
+    /// material); beyond it a request waits its turn here, up to `limits.peer_timeout_secs`,
+    /// instead of opening yet another connection. Default 256, half a peer's default
+    /// `max_connections_per_peer`: when a peer slows down, requests queue at the sender rather
+    /// than arriving as a storm of new TLS handshakes that the peer would refuse.
+    #[serde(default = "default_max_requests_per_peer")]
+    pub max_requests_per_peer: usize,
     /// Inbox long polls waiting at once; beyond it a long poll is answered 503 with
     /// `Retry-After`. Default 2,048.
     #[serde(default = "default_max_long_polls")]
@@ -201,6 +208,7 @@ impl Default for Connections {
             max_handshakes: default_max_handshakes(),
             max_client_connections: default_max_client_connections(),
             max_connections_per_peer: default_max_per_peer(),
+            max_requests_per_peer: default_max_requests_per_peer(),
             max_long_polls: default_max_long_polls(),
             max_long_polls_per_device: default_max_long_polls_per_device(),
             max_connections_per_address: default_max_per_address(),
@@ -229,6 +237,7 @@ impl Connections {
                 "max_connections_per_peer",
                 self.max_connections_per_peer as u64,
             ),
+            ("max_requests_per_peer", self.max_requests_per_peer as u64),
             (
                 "max_connections_per_address",
                 self.max_connections_per_address.into(),
@@ -293,6 +302,9 @@ fn default_max_client_connections() -> usize {
 }
 fn default_max_per_peer() -> usize {
     512
+}
+fn default_max_requests_per_peer() -> usize {
+    256
 }
 fn default_max_long_polls() -> usize {
     2048

@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::StatusCode;
+use tokio::sync::Semaphore;
 
 use mimi_protocol::Wire;
 
@@ -85,6 +87,10 @@ pub(crate) struct Peers {
     from: String,
     /// The largest answer read from a peer, bytes (`limits.max_body_bytes`).
     max_answer: usize,
+    /// Places for requests in flight, per peer (`connections.max_requests_per_peer`).
+    in_flight: BTreeMap<String, Arc<Semaphore>>,
+    /// How long a request waits for a place (`limits.peer_timeout_secs`).
+    queue_timeout: Duration,
 }
 
 impl Peers {
@@ -110,11 +116,18 @@ impl Peers {
             builder = builder.resolve(domain, addr);
             ports.insert(domain.clone(), addr.port());
         }
+        let places = config.connections.max_requests_per_peer.max(1);
+        let in_flight = ports
+            .keys()
+            .map(|domain| (domain.clone(), Arc::new(Semaphore::new(places))))
+            .collect();
         Ok(Self {
             client: builder.build()?,
             ports,
             from: format!("mimi@{}", config.domain),
             max_answer: config.limits.max_body_bytes,
+            in_flight,
+            queue_timeout: Duration::from_secs(config.limits.peer_timeout_secs),
         })
     }
 
@@ -159,6 +172,18 @@ impl Peers {
         domain: &str,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<PeerResponse> {
+        // Held until the answer is read: the connection is busy until then.
+        let _place = match self.in_flight.get(domain) {
+            Some(places) => Some(
+                tokio::time::timeout(self.queue_timeout, places.clone().acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("too many requests waiting for {domain}; try again later")
+                    })?
+                    .context("peer request places closed")?,
+            ),
+            None => None,
+        };
         let response = request
             .send()
             .await
