@@ -7,8 +7,9 @@
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
     FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
-    MlsMessage, ParticipantListData, ParticipantListUpdate, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, decode_fanout_batch,
+    MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
+    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
+    decode_fanout_batch,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -30,5 +31,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<GroupInfoResponse>(data, "GroupInfoResponse");
     round_trip::<ParticipantListData>(data, "ParticipantListData");
     round_trip::<ParticipantListUpdate>(data, "ParticipantListUpdate");
+    round_trip::<RoomMetadata>(data, "RoomMetadata");
+    round_trip::<InboxPage>(data, "InboxPage");
     let _ = decode_fanout_batch(data);
 });

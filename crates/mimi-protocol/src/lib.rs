@@ -9,6 +9,7 @@ mod identifiers;
 mod messages;
 mod mls;
 mod participant_list;
+mod room_metadata;
 mod status;
 pub mod tls;
 
@@ -47,6 +48,7 @@ pub use components::ComponentId;
 pub use participant_list::{
     ParticipantListData, ParticipantListUpdate, UserRolePair, UserindexRolePair,
 };
+pub use room_metadata::{MAX_METADATA_TEXT, RichDescription, RoomMetadata};
 // Directory (draft §5.2) and the refusal-to-status-code mapping.
 pub use directory::{DIRECTORY_PATH, Directory};
 pub use status::Refusal;
