@@ -62,11 +62,13 @@ impl BarePublicGroup {
                         .extensions()
                         .app_data_dictionary()
                         .map(|e| e.dictionary()),
-                )?
-                .participants;
+                )?;
+                let room_uri =
+                    String::from_utf8_lossy(self.group.group_id().as_slice()).into_owned();
                 let mut updater = self.group.app_data_dictionary_updater();
                 apply_app_data_updates(
                     &before,
+                    &room_uri,
                     unresolved.app_data_update_proposals(),
                     &mut updater,
                 )?;

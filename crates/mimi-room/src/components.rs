@@ -4,7 +4,7 @@
 
 use mimi_policy::{RoleData, RoleIndex, RoomPolicy};
 use mimi_protocol::{
-    IdentifierUri, ParticipantListData, ParticipantListUpdate, UserRolePair, Wire,
+    IdentifierUri, ParticipantListData, ParticipantListUpdate, RoomMetadata, UserRolePair, Wire,
 };
 use openmls::component::ComponentData;
 use openmls::group::AppDataDictionaryUpdater;
@@ -17,6 +17,8 @@ use crate::error::RoomError;
 pub(crate) const PARTICIPANT_LIST: u16 = mimi_protocol::ComponentId::PARTICIPANT_LIST.0;
 /// Component ID of the roles list, as OpenMLS takes it (the protocol crate's value).
 pub(crate) const ROLES_LIST: u16 = mimi_protocol::ComponentId::ROLES_LIST.0;
+/// Component ID of the room metadata, as OpenMLS takes it (the protocol crate's value).
+pub(crate) const ROOM_METADATA: u16 = mimi_protocol::ComponentId::ROOM_METADATA.0;
 
 /// One participant: a user URI and its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub struct Participant {
 pub(crate) struct RoomComponents {
     pub(crate) participants: ParticipantListData,
     pub(crate) policy: RoomPolicy,
+    /// The room's name, descriptions and so on, if set (`room_metadata`, draft §7.2).
+    pub(crate) metadata: Option<RoomMetadata>,
     /// Role by user URI, so checks over every member of a large room stay linear.
     roles: RoleLookup,
 }
@@ -51,10 +55,16 @@ impl RoomComponents {
             .ok_or_else(|| RoomError::not_allowed("group has no roles_list component"))?;
         let roles = RoleData::decode(roles).map_err(|e| RoomError::malformed("roles_list", e))?;
         let policy = RoomPolicy::new(roles).map_err(|e| RoomError::not_allowed(e.to_string()))?;
+        let metadata = dict
+            .get(&ROOM_METADATA)
+            .map(RoomMetadata::decode)
+            .transpose()
+            .map_err(|e| RoomError::malformed("room_metadata", e))?;
         Ok(Self {
             roles: RoleLookup::of(&participants),
             participants,
             policy,
+            metadata,
         })
     }
 
@@ -109,27 +119,43 @@ pub(crate) fn initial_dictionary(
     Ok(dict)
 }
 
-/// Applies the AppDataUpdate proposals of one commit, in order, to `before`'s components and
-/// records the results in `updater`. Returns the new participant list.
+/// What a commit's AppDataUpdate proposals leave.
+#[derive(Debug, Clone)]
+pub(crate) struct Applied {
+    /// The participant list after the commit.
+    pub(crate) participants: ParticipantListData,
+    /// The room metadata the commit sets, if it sets it (a full replacement).
+    pub(crate) metadata: Option<RoomMetadata>,
+}
+
+impl Applied {
+    /// A commit without AppDataUpdate proposals: `before` unchanged.
+    pub(crate) fn unchanged(before: &RoomComponents) -> Self {
+        Self {
+            participants: before.participants.clone(),
+            metadata: None,
+        }
+    }
+}
+
+/// Applies the AppDataUpdate proposals of one commit of room `room_uri`, in order, to
+/// `before`'s components and records the results in `updater`.
 ///
-/// Only the participant list may change for now; any other component update is refused, as is
-/// removing the participant list.
+/// The participant list (indexed updates, applied in turn) and the room metadata (a full
+/// replacement, at most one per commit, naming this room) may change; any other component
+/// update is refused, as is removing either.
 pub(crate) fn apply_app_data_updates<'a>(
-    before: &ParticipantListData,
+    before: &RoomComponents,
+    room_uri: &str,
     proposals: impl Iterator<Item = &'a AppDataUpdateProposal>,
     updater: &mut AppDataDictionaryUpdater<'_>,
-) -> Result<ParticipantListData, RoomError> {
-    let mut list = before.clone();
+) -> Result<Applied, RoomError> {
+    let mut list = before.participants.clone();
     let mut touched = false;
+    let mut metadata: Option<RoomMetadata> = None;
     for proposal in proposals {
-        if proposal.component_id() != PARTICIPANT_LIST {
-            return Err(RoomError::not_allowed(format!(
-                "changing component {:#06x} is not supported",
-                proposal.component_id()
-            )));
-        }
-        match proposal.operation() {
-            AppDataUpdateOperation::Update(payload) => {
+        match (proposal.component_id(), proposal.operation()) {
+            (PARTICIPANT_LIST, AppDataUpdateOperation::Update(payload)) => {
                 let update = ParticipantListUpdate::decode(payload.as_ref())
                     .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
                 list = list
@@ -137,10 +163,32 @@ pub(crate) fn apply_app_data_updates<'a>(
                     .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
                 touched = true;
             }
-            AppDataUpdateOperation::Remove => {
-                return Err(RoomError::not_allowed(
-                    "the participant list cannot be removed",
-                ));
+            (ROOM_METADATA, AppDataUpdateOperation::Update(payload)) => {
+                let new = RoomMetadata::decode(payload.as_ref())
+                    .map_err(|e| RoomError::invalid(format!("room metadata: {e}")))?;
+                if metadata.is_some() {
+                    return Err(RoomError::invalid(
+                        "only one room_metadata update per commit",
+                    ));
+                }
+                if new.room_uri.as_str() != room_uri {
+                    return Err(RoomError::invalid(format!(
+                        "room metadata names {}, not this room",
+                        new.room_uri.as_str()
+                    )));
+                }
+                metadata = Some(new);
+            }
+            (PARTICIPANT_LIST | ROOM_METADATA, AppDataUpdateOperation::Remove) => {
+                return Err(RoomError::not_allowed(format!(
+                    "component {:#06x} cannot be removed",
+                    proposal.component_id()
+                )));
+            }
+            (other, _) => {
+                return Err(RoomError::not_allowed(format!(
+                    "changing component {other:#06x} is not supported"
+                )));
             }
         }
     }
@@ -150,7 +198,16 @@ pub(crate) fn apply_app_data_updates<'a>(
             list.encode().into(),
         ));
     }
-    Ok(list)
+    if let Some(new) = &metadata {
+        updater.set(ComponentData::from_parts(
+            ROOM_METADATA,
+            new.encode().into(),
+        ));
+    }
+    Ok(Applied {
+        participants: list,
+        metadata,
+    })
 }
 
 pub(crate) fn pair(user: &str, role: u32) -> UserRolePair {

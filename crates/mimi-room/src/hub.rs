@@ -12,7 +12,7 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
-use crate::components::{Participant, RoomComponents, apply_app_data_updates};
+use crate::components::{Applied, Participant, RoomComponents, apply_app_data_updates};
 use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
@@ -420,13 +420,14 @@ impl HubRoom {
                 .accept_proposal(*proposal, sender, &components)
                 .map(Checked::Applied),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let after = components.participants.clone();
+                let after = Applied::unchanged(&components);
                 self.accept_commit(anchor, *staged, sender, &components, after, now)
             }
             ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
                 let mut updater = self.group.app_data_dictionary_updater();
                 let after = apply_app_data_updates(
-                    &components.participants,
+                    &components,
+                    &self.room_uri,
                     unresolved.app_data_update_proposals(),
                     &mut updater,
                 )?;
@@ -587,7 +588,7 @@ impl HubRoom {
         staged: StagedCommit,
         committer: LeafNodeIndex,
         components: &RoomComponents,
-        after: mimi_protocol::ParticipantListData,
+        after: Applied,
         now: u64,
     ) -> Result<Checked, RoomError> {
         // HUB-013: a commit covers every proposal the hub accepted in this epoch (draft §5.2).
@@ -612,9 +613,10 @@ impl HubRoom {
             committer,
             &staged,
             components.participants.clone(),
-            after,
+            after.participants,
             now,
-        )?;
+        )?
+        .with_metadata(components.metadata.clone(), after.metadata);
         check_commit(&components.policy, &facts, &departing)?;
         Ok(Checked::Commit(CheckedCommit {
             notify_domains: self.member_domains(),

@@ -22,8 +22,8 @@ use openmls_traits::types::SignatureScheme;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::components::{
-    PARTICIPANT_LIST, Participant, RoomComponents, apply_app_data_updates, index_of,
-    initial_dictionary, pair,
+    Applied, PARTICIPANT_LIST, Participant, ROOM_METADATA, RoomComponents, apply_app_data_updates,
+    index_of, initial_dictionary, pair,
 };
 use crate::credentials::{ClientIdentity, TrustAnchor, identify_member, x509_credential};
 use crate::error::RoomError;
@@ -115,6 +115,8 @@ pub struct RoomView {
     pub members: BTreeMap<String, Vec<String>>,
     /// Whether proposals are waiting for a commit.
     pub has_pending_proposals: bool,
+    /// The room's name, descriptions and so on, if set.
+    pub metadata: Option<mimi_protocol::RoomMetadata>,
 }
 
 /// All MLS state of one client, with each room's group kept loaded between operations.
@@ -322,6 +324,31 @@ impl MemberState {
                 group,
                 vec![participant_update(&update)],
                 key_packages,
+                Vec::new(),
+            )
+        })
+    }
+
+    /// Builds one commit replacing the room's metadata (name, descriptions, avatar, subject,
+    /// mood) with `metadata`; the room's policy decides which changes our role may make.
+    pub fn set_room_metadata(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        metadata: &mimi_protocol::RoomMetadata,
+    ) -> Result<PendingCommit, RoomError> {
+        if metadata.room_uri.as_str() != room_uri {
+            return Err(RoomError::Misuse(format!(
+                "metadata names {}, not {room_uri}",
+                metadata.room_uri.as_str()
+            )));
+        }
+        self.with_group(room_uri, |group| {
+            self.commit(
+                me,
+                group,
+                vec![metadata_update(metadata)],
+                Vec::new(),
                 Vec::new(),
             )
         })
@@ -758,7 +785,7 @@ impl MemberState {
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
                     let sender =
                         sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
-                    let after = components.participants.clone();
+                    let after = Applied::unchanged(&components);
                     self.accept_commit(anchor, group, *staged, sender, &components, after, now)
                 }
                 ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
@@ -766,7 +793,8 @@ impl MemberState {
                         sender.ok_or_else(|| RoomError::invalid("commit from non-member"))?;
                     let mut updater = group.app_data_dictionary_updater();
                     let after = apply_app_data_updates(
-                        &components.participants,
+                        &components,
+                        room_uri,
                         unresolved.app_data_update_proposals(),
                         &mut updater,
                     )?;
@@ -809,6 +837,7 @@ impl MemberState {
                 participants: components.participants(),
                 members,
                 has_pending_proposals: group.pending_proposals().next().is_some(),
+                metadata: components.metadata.clone(),
             })
         })
     }
@@ -845,7 +874,7 @@ impl MemberState {
         staged: StagedCommit,
         committer: LeafNodeIndex,
         components: &RoomComponents,
-        after: mimi_protocol::ParticipantListData,
+        after: Applied,
         now: u64,
     ) -> Result<Incoming, RoomError> {
         let members = verified_members(anchor, group.members(), now)?;
@@ -856,9 +885,10 @@ impl MemberState {
             committer,
             &staged,
             components.participants.clone(),
-            after,
+            after.participants,
             now,
-        )?;
+        )?
+        .with_metadata(components.metadata.clone(), after.metadata);
         check_commit(&components.policy, &facts, &departing)?;
         let removed_me = staged.self_removed();
         group
@@ -891,7 +921,8 @@ impl MemberState {
         force_path: bool,
     ) -> Result<PendingCommit, RoomError> {
         let signer = self.signer(me)?;
-        let before = group_components(group)?.participants;
+        let before = group_components(group)?;
+        let room_uri = String::from_utf8_lossy(group.group_id().as_slice()).into_owned();
         let mut stage = group
             .commit_builder()
             .force_self_update(force_path)
@@ -902,7 +933,12 @@ impl MemberState {
             .map_err(RoomError::mls)?
             .create_group_info(true);
         let mut updater = stage.app_data_dictionary_updater();
-        apply_app_data_updates(&before, stage.app_data_update_proposals(), &mut updater)?;
+        apply_app_data_updates(
+            &before,
+            &room_uri,
+            stage.app_data_update_proposals(),
+            &mut updater,
+        )?;
         let updates = updater.changes();
         stage.with_app_data_dictionary_updates(updates);
         let bundle = stage
@@ -1044,6 +1080,13 @@ pub(crate) fn credential_with_key(me: &ClientIdentity) -> Result<CredentialWithK
         credential: x509_credential(&me.chain)?,
         signature_key: me.signature_public_key.clone().into(),
     })
+}
+
+fn metadata_update(metadata: &mimi_protocol::RoomMetadata) -> Proposal {
+    Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+        ROOM_METADATA as ComponentId,
+        metadata.encode(),
+    )))
 }
 
 fn participant_update(update: &ParticipantListUpdate) -> Proposal {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mimi_policy::{Capability, ParticipantChange, RoleCounts, RoleIndex, RoomPolicy};
-use mimi_protocol::ParticipantListData;
+use mimi_protocol::{ParticipantListData, RoomMetadata};
 use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
 
 use crate::components::{RoleLookup, RoomComponents, participants_of, role_in};
@@ -28,6 +28,20 @@ pub(crate) struct CommitFacts {
     pub(crate) removed_by_others: Vec<VerifiedMember>,
     /// Every client in the group after the commit.
     pub(crate) members_after: Vec<VerifiedMember>,
+    /// The room metadata before the commit and the replacement it sets, if it sets one.
+    pub(crate) metadata: Option<(Option<RoomMetadata>, RoomMetadata)>,
+}
+
+impl CommitFacts {
+    /// Adds the room-metadata change, if the commit makes one.
+    pub(crate) fn with_metadata(
+        mut self,
+        before: Option<RoomMetadata>,
+        after: Option<RoomMetadata>,
+    ) -> Self {
+        self.metadata = after.map(|after| (before, after));
+        self
+    }
 }
 
 /// The members of a group, identified, by leaf index. Their credentials were checked when they
@@ -171,6 +185,7 @@ pub(crate) fn commit_facts(
         added,
         removed_by_others,
         members_after,
+        metadata: None,
     })
 }
 
@@ -246,6 +261,11 @@ pub(crate) fn check_commit(
         policy
             .authorize_add_own_client(actor, &counts)
             .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
+    }
+    // HUB-008: each room-metadata field the commit changes needs its capability (draft §7.2,
+    // room-policy canChangeRoom*), compared field by field with the metadata before.
+    if let Some((before, after)) = &facts.metadata {
+        check_metadata_change(policy, actor, before.as_ref(), after)?;
     }
     // HUB-004: every client in the group belongs to a participant that is not banned.
     let roles_after = RoleLookup::of(&facts.after);
@@ -442,4 +462,52 @@ fn same_user(members: &BTreeMap<u32, VerifiedMember>, a: u32, b: u32) -> bool {
         (Some(x), Some(y)) => x.user_uri == y.user_uri,
         _ => false,
     }
+}
+
+/// Which `canChangeRoom*` capability each changed metadata field needs; a room without
+/// metadata counts as one with every field empty.
+fn check_metadata_change(
+    policy: &RoomPolicy,
+    actor: RoleIndex,
+    before: Option<&RoomMetadata>,
+    after: &RoomMetadata,
+) -> Result<(), RoomError> {
+    let empty = RoomMetadata::empty(after.room_uri.as_str());
+    let before = before.unwrap_or(&empty);
+    let changes = [
+        (
+            before.name != after.name,
+            Capability::CAN_CHANGE_ROOM_NAME,
+            "name",
+        ),
+        (
+            before.descriptions != after.descriptions,
+            Capability::CAN_CHANGE_ROOM_DESCRIPTION,
+            "description",
+        ),
+        (
+            before.avatar != after.avatar,
+            Capability::CAN_CHANGE_ROOM_AVATAR,
+            "avatar",
+        ),
+        (
+            before.subject != after.subject,
+            Capability::CAN_CHANGE_ROOM_SUBJECT,
+            "subject",
+        ),
+        (
+            before.mood != after.mood,
+            Capability::CAN_CHANGE_ROOM_MOOD,
+            "mood",
+        ),
+    ];
+    for (changed, capability, field) in changes {
+        if changed && !policy.has_capability(actor, capability) {
+            return Err(RoomError::not_allowed(format!(
+                "role {} may not change the room's {field}",
+                actor.0
+            )));
+        }
+    }
+    Ok(())
 }

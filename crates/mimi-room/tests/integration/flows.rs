@@ -635,3 +635,76 @@ fn bare_public_group_follows_the_same_commits_as_the_hub() {
     // A commit for an epoch the bare group has left is refused.
     assert!(bare.process_commit(&add.commit).is_err());
 }
+
+#[test]
+fn room_metadata_changes_by_capability_and_every_member_sees_them() {
+    let w = world_with_alice_and_bob();
+    // Alice (owner) names the room and describes it: the hub accepts, Bob follows.
+    let mut metadata = mimi_protocol::RoomMetadata::empty(&w.room);
+    metadata.name = "Clubhouse".into();
+    metadata.descriptions = vec![mimi_protocol::RichDescription {
+        media_type: Vec::new(),
+        language_tag: b"en".to_vec(),
+        content: b"where we meet".to_vec(),
+    }];
+    let commit = w
+        .alice
+        .state
+        .set_room_metadata(&w.alice.me, &w.room, &metadata)
+        .unwrap();
+    let mut hub = w.hub;
+    assert!(matches!(
+        hub.process_handshake(&w.anchor, &commit.commit, now()),
+        Ok(Accepted::Commit { .. })
+    ));
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    assert!(matches!(
+        w.bob
+            .state
+            .process(&w.anchor, &w.room, &commit.commit, now()),
+        Ok(Incoming::Commit { .. })
+    ));
+    let seen = w.bob.state.room_view(&w.anchor, &w.room, now()).unwrap();
+    assert_eq!(seen.metadata.as_ref(), Some(&metadata));
+    // Bob (member) may set the subject but not change the description (an admin's right).
+    let mut subject = metadata.clone();
+    subject.subject = "friday".into();
+    let by_bob = w
+        .bob
+        .state
+        .set_room_metadata(&w.bob.me, &w.room, &subject)
+        .unwrap();
+    let before = hub.snapshot().unwrap();
+    let mut redescribed = metadata.clone();
+    redescribed.descriptions.clear();
+    let bob_bob = MemberState::from_snapshot(&w.bob.state.snapshot().unwrap()).unwrap();
+    bob_bob.discard_pending_commit(&w.room).unwrap();
+    let refused = bob_bob
+        .set_room_metadata(&w.bob.me, &w.room, &redescribed)
+        .unwrap();
+    match hub.process_handshake(&w.anchor, &refused.commit, now()) {
+        Err(RoomError::Refused(Refusal::NotAllowed(why))) => {
+            assert!(why.contains("description"), "{why}")
+        }
+        other => panic!("a member changed the description: {other:?}"),
+    }
+    assert_eq!(
+        hub.snapshot().unwrap(),
+        before,
+        "a refused change leaves the hub as it was"
+    );
+    assert!(matches!(
+        hub.process_handshake(&w.anchor, &by_bob.commit, now()),
+        Ok(Accepted::Commit { .. })
+    ));
+    // A commit naming another room is refused too.
+    w.bob.state.merge_pending_commit(&w.room).unwrap();
+    let mut elsewhere = subject.clone();
+    elsewhere.room_uri = mimi_protocol::IdentifierUri::new("mimi://a.example/r/other");
+    assert!(
+        w.alice
+            .state
+            .set_room_metadata(&w.alice.me, &w.room, &elsewhere)
+            .is_err()
+    );
+}
