@@ -144,6 +144,34 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                 out!("{room}{}", if active { "" } else { " (left)" });
             }
         }
+        RoomCommand::Set { room, field, value } => {
+            client
+                .set_room_metadata(&room, field.into(), &value)
+                .await?
+        }
+        RoomCommand::Info { room, json } => {
+            client.sync().await?;
+            let info = room_info(&client, &room)?;
+            if json {
+                out!("{}", serde_json::to_string(&info)?);
+            } else {
+                let metadata = &info["metadata"];
+                out!("{room}");
+                for field in ["name", "subject", "mood", "avatar"] {
+                    out!("  {field}: {}", metadata[field].as_str().unwrap_or(""));
+                }
+                for d in metadata["descriptions"].as_array().into_iter().flatten() {
+                    out!("  description: {}", d["content"].as_str().unwrap_or(""));
+                }
+                for p in info["participants"].as_array().into_iter().flatten() {
+                    out!(
+                        "  {} (role {})",
+                        p["user"].as_str().unwrap_or(""),
+                        p["role"]
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -218,4 +246,43 @@ fn human_line(m: &mimi_client::StoredMessage) -> String {
         line.push_str(&format!(" {reaction}x{}", users.len()));
     }
     line
+}
+
+/// `mimi room info --json`: the room, its metadata and participants. The policy, roles and
+/// other components of issue 10 are not shown yet.
+fn room_info(client: &Client, room: &str) -> anyhow::Result<serde_json::Value> {
+    let metadata = client.room_metadata(room)?;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let metadata = match metadata {
+        Some(m) => serde_json::json!({
+            "name": m.name,
+            "subject": m.subject,
+            "mood": m.mood,
+            "avatar": m.avatar.as_str(),
+            "descriptions": m.descriptions.iter().map(|d| serde_json::json!({
+                "media_type": text(&d.media_type),
+                "language": text(&d.language_tag),
+                "content": text(&d.content),
+            })).collect::<Vec<_>>(),
+        }),
+        None => serde_json::json!({
+            "name": "", "subject": "", "mood": "", "avatar": "", "descriptions": [],
+        }),
+    };
+    let participants: Vec<serde_json::Value> = client
+        .members(room)?
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "user": m.user,
+                "role": m.role,
+                "active": !m.clients.is_empty(),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "room": room,
+        "metadata": metadata,
+        "participants": participants,
+    }))
 }

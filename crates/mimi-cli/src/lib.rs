@@ -246,6 +246,46 @@ enum RoomCommand {
     },
     /// List the rooms this client knows.
     List,
+    /// Change the room's name, subject, mood, avatar or description (room policy decides who
+    /// may change which).
+    Set {
+        /// The room URI.
+        room: String,
+        /// What to change.
+        field: MetadataFieldArg,
+        /// The new value (an empty description removes it).
+        value: String,
+    },
+    /// Show the room: metadata and participants (one JSON object with --json).
+    Info {
+        /// The room URI.
+        room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The room-metadata fields `mimi room set` changes.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MetadataFieldArg {
+    Name,
+    Subject,
+    Mood,
+    Avatar,
+    Description,
+}
+
+impl From<MetadataFieldArg> for mimi_client::MetadataField {
+    fn from(field: MetadataFieldArg) -> Self {
+        match field {
+            MetadataFieldArg::Name => Self::Name,
+            MetadataFieldArg::Subject => Self::Subject,
+            MetadataFieldArg::Mood => Self::Mood,
+            MetadataFieldArg::Avatar => Self::Avatar,
+            MetadataFieldArg::Description => Self::Description,
+        }
+    }
 }
 
 /// The `mimi` command line; returns the process exit code.

@@ -22,4 +22,5 @@ pub use client::{Client, MemberEntry, SendOptions};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;
+pub use rooms::MetadataField;
 pub use sync::SyncReport;

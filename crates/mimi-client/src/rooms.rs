@@ -15,6 +15,7 @@ use crate::client::{Client, now_secs, room_path};
 use crate::error::ClientError;
 use crate::profile;
 use mimi_protocol::client_api::{CreateRoomRequest, ProviderInfo, RoomCreated};
+use mimi_protocol::{RichDescription, RoomMetadata};
 
 impl Client {
     /// Creates a room hosted by our provider; returns its URI.
@@ -123,6 +124,50 @@ impl Client {
         let anchor = self.anchor.clone();
         let pending = self.attempt(|s| s.remove_user(&anchor, &me, room, user, now_secs()))?;
         self.submit_commit(room, pending).await
+    }
+
+    /// Changes one field of the room's metadata (draft §7.2) in a commit; the hub and every
+    /// member check that our role may change it. `Description` replaces every description with
+    /// one plain-text description (an empty value removes them).
+    pub async fn set_room_metadata(
+        &mut self,
+        room: &str,
+        field: MetadataField,
+        value: &str,
+    ) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let mut metadata = self
+            .room_metadata(room)?
+            .unwrap_or_else(|| RoomMetadata::empty(room));
+        match field {
+            MetadataField::Name => metadata.name = value.to_owned(),
+            MetadataField::Subject => metadata.subject = value.to_owned(),
+            MetadataField::Mood => metadata.mood = value.to_owned(),
+            MetadataField::Avatar => metadata.avatar = IdentifierUri::new(value),
+            MetadataField::Description => {
+                metadata.descriptions = if value.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![RichDescription {
+                        media_type: Vec::new(),
+                        language_tag: Vec::new(),
+                        content: value.as_bytes().to_vec(),
+                    }]
+                }
+            }
+        }
+        let me = self.me();
+        let pending = self.attempt(|s| s.set_room_metadata(&me, room, &metadata))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// The room's metadata as this client last saw it (`None` if never set).
+    pub fn room_metadata(&self, room: &str) -> Result<Option<RoomMetadata>, ClientError> {
+        Ok(self
+            .state
+            .room_view(&self.anchor, room, now_secs())?
+            .metadata)
     }
 
     /// Leaves `room`: proposes our removal; the next commit by another member completes it.
@@ -423,4 +468,19 @@ fn describe_update(response: &UpdateRoomResponse) -> String {
     } else {
         format!("{code}: {}", response.error_description)
     }
+}
+
+/// A field of the room metadata that [`Client::set_room_metadata`] changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataField {
+    /// The room's name (canChangeRoomName).
+    Name,
+    /// Its current subject (canChangeRoomSubject).
+    Subject,
+    /// Its mood (canChangeRoomMood).
+    Mood,
+    /// An `https` URI of its avatar image (canChangeRoomAvatar).
+    Avatar,
+    /// Its description (canChangeRoomDescription).
+    Description,
 }

@@ -348,3 +348,40 @@ fn three_in_a_room(
     wait_joined(&cathy, &room);
     (net, alice, bob, cathy, room)
 }
+
+/// Room metadata (draft-ietf-mimi-protocol-06 §7.2): changed by a commit the hub authorizes
+/// field by field, seen by members on every provider.
+#[test]
+fn room_metadata_is_set_by_capability_and_seen_everywhere() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("clubhouse");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+
+    alice.run_ok(&["room", "set", &room, "name", "The Clubhouse"]);
+    alice.run_ok(&["room", "set", &room, "description", "where we meet"]);
+    // Bob (a member) may set the subject; the description is an admin's to change.
+    bob.run_ok(&["room", "set", &room, "subject", "friday plans"]);
+    let refused = bob.run_expect_failure(&["room", "set", &room, "description", "mine now"]);
+    assert_one_line(&refused);
+    assert!(refused.contains("description"), "{refused}");
+
+    for client in [&alice, &bob] {
+        let info: serde_json::Value =
+            serde_json::from_str(&client.run_ok(&["room", "info", &room, "--json"])).unwrap();
+        assert_eq!(info["room"], room.as_str());
+        assert_eq!(info["metadata"]["name"], "The Clubhouse", "{info}");
+        assert_eq!(info["metadata"]["subject"], "friday plans", "{info}");
+        assert_eq!(
+            info["metadata"]["descriptions"][0]["content"], "where we meet",
+            "{info}"
+        );
+        assert_eq!(
+            info["participants"].as_array().map(Vec::len),
+            Some(2),
+            "{info}"
+        );
+    }
+}
