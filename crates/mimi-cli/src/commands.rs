@@ -149,6 +149,7 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                 .set_room_metadata(&room, field.into(), &value)
                 .await?
         }
+        RoomCommand::Role { room, user, role } => client.set_role(&room, &user, &role).await?,
         RoomCommand::Info { room, json } => {
             client.sync().await?;
             let info = room_info(&client, &room)?;

@@ -256,6 +256,16 @@ enum RoomCommand {
         /// The new value (an empty description removes it).
         value: String,
     },
+    /// Move a participant to another role (a role name such as admin or banned, or its index);
+    /// banning also removes the user's clients.
+    Role {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+        /// The role name or index.
+        role: String,
+    },
     /// Show the room: metadata and participants (one JSON object with --json).
     Info {
         /// The room URI.

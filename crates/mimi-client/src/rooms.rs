@@ -162,6 +162,22 @@ impl Client {
         self.submit_commit(room, pending).await
     }
 
+    /// Moves participant `user` to `role` (a role name or index); banning also removes the
+    /// user's clients. The hub and every member check that our role may.
+    pub async fn set_role(
+        &mut self,
+        room: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let me = self.me();
+        let anchor = self.anchor.clone();
+        let pending = self.attempt(|s| s.set_role(&anchor, &me, room, user, role, now_secs()))?;
+        self.submit_commit(room, pending).await
+    }
+
     /// The room's metadata as this client last saw it (`None` if never set).
     pub fn room_metadata(&self, room: &str) -> Result<Option<RoomMetadata>, ClientError> {
         Ok(self

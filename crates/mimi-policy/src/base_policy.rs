@@ -47,7 +47,7 @@ pub struct BaseRoomPolicy {
 
 impl BaseRoomPolicy {
     /// Component ID of `base_room_policy` (suggested value, §10.1.4).
-    pub const COMPONENT_ID: u16 = 0x0027;
+    pub const COMPONENT_ID: u16 = mimi_protocol::ComponentId::BASE_ROOM_POLICY.0;
 
     /// Decodes a whole buffer, rejecting trailing bytes, over-long vectors and a `parent_room`
     /// that disagrees with `parent_dependant`.

@@ -97,7 +97,7 @@ pub struct PreAuthData {
 
 impl PreAuthData {
     /// Component ID of `preauth_list` (suggested value, §10.1.3).
-    pub const COMPONENT_ID: u16 = 0x0026;
+    pub const COMPONENT_ID: u16 = mimi_protocol::ComponentId::PREAUTH_LIST.0;
 
     /// Decodes a whole buffer, rejecting trailing bytes and over-long vectors.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {

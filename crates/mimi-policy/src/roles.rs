@@ -237,7 +237,7 @@ pub struct RoleData {
 
 impl RoleData {
     /// Component ID of `roles_list` (suggested value, §10.1.2).
-    pub const COMPONENT_ID: u16 = 0x0025;
+    pub const COMPONENT_ID: u16 = mimi_protocol::ComponentId::ROLES_LIST.0;
 
     /// Decodes a whole buffer, rejecting trailing bytes and over-long vectors.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {

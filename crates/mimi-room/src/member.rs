@@ -388,6 +388,64 @@ impl MemberState {
         })
     }
 
+    /// Builds one commit moving participant `user` to role `role` (a role name of the room or
+    /// its index). Banning (role 1) also removes all the user's clients in the same commit, as
+    /// a banned user may have none (HUB-004). The room's policy decides whether our role may.
+    pub fn set_role(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        room_uri: &str,
+        user: &str,
+        role: &str,
+        now: u64,
+    ) -> Result<PendingCommit, RoomError> {
+        self.with_group(room_uri, |group| {
+            let components = group_components(group)?;
+            let index = index_of(&components.participants, user)
+                .ok_or_else(|| RoomError::Misuse(format!("{user} is not a participant")))?;
+            let roles = components.policy.roles();
+            let role_index = match role.parse::<u32>() {
+                Ok(i) => i,
+                Err(_) => roles
+                    .roles
+                    .iter()
+                    .find(|r| r.role_name == role.as_bytes())
+                    .map(|r| r.role_index.0)
+                    .ok_or_else(|| RoomError::Misuse(format!("the room has no role {role:?}")))?,
+            };
+            if !roles.roles.iter().any(|r| r.role_index.0 == role_index) {
+                return Err(RoomError::Misuse(format!(
+                    "the room has no role {role_index}"
+                )));
+            }
+            let leaves: Vec<LeafNodeIndex> = if role_index == mimi_policy::RoleIndex::BANNED.0 {
+                verified_members(anchor, group.members(), now)?
+                    .into_iter()
+                    .filter(|(_, m)| m.user_uri == user)
+                    .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let update = ParticipantListUpdate {
+                changed_role_participants: vec![mimi_protocol::UserindexRolePair {
+                    user_index: index,
+                    role_index,
+                }],
+                removed_indices: Vec::new(),
+                added_participants: Vec::new(),
+            };
+            self.commit(
+                me,
+                group,
+                vec![participant_update(&update)],
+                Vec::new(),
+                leaves,
+            )
+        })
+    }
+
     /// Builds one commit removing all clients of `user` while it stays a participant (a kick,
     /// room-policy `canKick`); the user may come back with a new device.
     pub fn kick(

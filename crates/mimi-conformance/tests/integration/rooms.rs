@@ -367,6 +367,15 @@ fn room_metadata_is_set_by_capability_and_seen_everywhere() {
     let refused = bob.run_expect_failure(&["room", "set", &room, "description", "mine now"]);
     assert_one_line(&refused);
     assert!(refused.contains("description"), "{refused}");
+    // Promoted to admin by the owner, Bob may: roles change by commit too.
+    alice.run_ok(&["room", "role", &room, &bob.uri(), "admin"]);
+    bob.run_ok(&[
+        "room",
+        "set",
+        &room,
+        "description",
+        "where we meet on fridays",
+    ]);
 
     for client in [&alice, &bob] {
         let info: serde_json::Value =
@@ -375,7 +384,7 @@ fn room_metadata_is_set_by_capability_and_seen_everywhere() {
         assert_eq!(info["metadata"]["name"], "The Clubhouse", "{info}");
         assert_eq!(info["metadata"]["subject"], "friday plans", "{info}");
         assert_eq!(
-            info["metadata"]["descriptions"][0]["content"], "where we meet",
+            info["metadata"]["descriptions"][0]["content"], "where we meet on fridays",
             "{info}"
         );
         assert_eq!(

@@ -708,3 +708,73 @@ fn room_metadata_changes_by_capability_and_every_member_sees_them() {
             .is_err()
     );
 }
+
+#[test]
+fn roles_change_by_policy_and_a_ban_removes_the_clients() {
+    let w = world_with_alice_and_bob();
+    let mut hub = w.hub;
+    let bob_user = "mimi://b.example/u/bob";
+    // A member may not promote itself.
+    let selfish = w
+        .bob
+        .state
+        .set_role(&w.anchor, &w.bob.me, &w.room, bob_user, "admin", now())
+        .unwrap();
+    assert!(matches!(
+        hub.process_handshake(&w.anchor, &selfish.commit, now()),
+        Err(RoomError::Refused(Refusal::NotAllowed(_)))
+    ));
+    w.bob.state.discard_pending_commit(&w.room).unwrap();
+    // The owner promotes Bob by role name; everyone follows.
+    let promote = w
+        .alice
+        .state
+        .set_role(&w.anchor, &w.alice.me, &w.room, bob_user, "admin", now())
+        .unwrap();
+    assert!(matches!(
+        hub.process_handshake(&w.anchor, &promote.commit, now()),
+        Ok(Accepted::Commit { .. })
+    ));
+    w.alice.state.merge_pending_commit(&w.room).unwrap();
+    w.bob
+        .state
+        .process(&w.anchor, &w.room, &promote.commit, now())
+        .unwrap();
+    let roles = |state: &MemberState| {
+        state
+            .room_view(&w.anchor, &w.room, now())
+            .unwrap()
+            .participants
+            .into_iter()
+            .map(|p| (p.user, p.role))
+            .collect::<Vec<_>>()
+    };
+    assert!(roles(&w.bob.state).contains(&(bob_user.to_owned(), 3)));
+    // The owner bans Bob (role 1, by index): his clients leave the group in the same commit.
+    let ban = w
+        .alice
+        .state
+        .set_role(&w.anchor, &w.alice.me, &w.room, bob_user, "1", now())
+        .unwrap();
+    match hub.process_handshake(&w.anchor, &ban.commit, now()) {
+        Ok(Accepted::Commit { removed, .. }) => {
+            assert_eq!(removed.len(), 1);
+            assert_eq!(removed[0].user_uri, bob_user);
+        }
+        other => panic!("ban refused: {other:?}"),
+    }
+    assert!(!hub.members().contains_key(bob_user));
+    assert!(
+        w.alice
+            .state
+            .set_role(
+                &w.anchor,
+                &w.alice.me,
+                &w.room,
+                bob_user,
+                "no_such_role",
+                now()
+            )
+            .is_err()
+    );
+}
