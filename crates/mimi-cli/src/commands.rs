@@ -123,7 +123,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result<()> {
     let mut client = Client::open(profile)?;
     match command {
-        RoomCommand::Create { name } => out!("{}", client.create_room(&name).await?),
+        RoomCommand::Create { name, with } => {
+            let room = client.create_room(&name).await?;
+            // Printed first: if adding fails, the room exists all the same.
+            out!("{room}");
+            // The initial participants arrive together, in the room's first commit.
+            if !with.is_empty() {
+                client.add_users(&room, &with).await?;
+            }
+        }
         RoomCommand::Add { room, user } => client.add(&room, &user).await?,
         RoomCommand::Remove { room, user } => client.remove(&room, &user).await?,
         RoomCommand::Join { room } => client.join(&room).await?,

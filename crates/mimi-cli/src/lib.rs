@@ -211,6 +211,9 @@ enum RoomCommand {
     Create {
         /// The room name.
         name: String,
+        /// A user (mimi://domain/u/name) to add in the room's first commit (repeatable).
+        #[arg(long = "with")]
+        with: Vec<String>,
     },
     /// Add a user (mimi://domain/u/name) with all its clients.
     Add {

@@ -394,3 +394,35 @@ fn room_metadata_is_set_by_capability_and_seen_everywhere() {
         );
     }
 }
+
+/// `mimi room create NAME --with USER...`: the initial participants join through the room's
+/// first commit.
+#[test]
+fn a_room_is_created_with_its_first_participants() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "trio",
+        "--with",
+        &bob.uri(),
+        "--with",
+        &cathy.uri(),
+    ]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    assert_eq!(room, "mimi://a.example/r/trio");
+    wait_joined(&bob, &room);
+    wait_joined(&cathy, &room);
+    let everyone = [alice.uri(), bob.uri(), cathy.uri()];
+    wait_members(&alice, &room, &everyone);
+    let info: serde_json::Value =
+        serde_json::from_str(&cathy.run_ok(&["room", "info", &room, "--json"])).unwrap();
+    assert_eq!(
+        info["participants"].as_array().map(Vec::len),
+        Some(3),
+        "{info}"
+    );
+}
