@@ -196,6 +196,35 @@ mod tests {
     }
 
     #[test]
+    fn encodes_set_fields_byte_for_byte() {
+        let policy = BaseRoomPolicy {
+            fixed_membership: true,
+            parent_dependant: true,
+            parent_room: vec![Uri { uri: b"r".to_vec() }],
+            multi_device: false,
+            max_clients: Some(5),
+            max_users: None,
+            pseudonyms_allowed: true,
+            persistent_room: false,
+            discoverable: true,
+            policy_component_ids: vec![0x0025, 0x0026],
+        };
+        // Written out by hand from draft-ietf-mimi-room-policy-03 §5 (BaseRoomPolicy).
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            1, 1,                   // fixed_membership, parent_dependant
+            0x02, 0x01, b'r',       // parent_room<V>: one Uri, "r"
+            0,                      // multi_device
+            0x01, 0, 0, 0, 5,       // optional max_clients = 5
+            0x00,                   // optional max_users absent
+            1, 0, 1,                // pseudonyms_allowed, persistent_room, discoverable
+            0x04, 0x00, 0x25, 0x00, 0x26, // policy_component_ids<V>
+        ];
+        assert_eq!(policy.encode().unwrap(), expected);
+        assert_eq!(BaseRoomPolicy::decode(expected).unwrap(), policy);
+    }
+
+    #[test]
     fn rejects_every_truncation() {
         let bytes = sample().encode().unwrap();
         for cut in 0..bytes.len() {

@@ -181,6 +181,43 @@ mod tests {
     }
 
     #[test]
+    fn encodes_the_draft_layout_byte_for_byte() {
+        let data = PreAuthData {
+            preauthorized_entries: vec![PreAuthRoleEntry {
+                claimset: vec![Claim {
+                    claim_id: ClaimId {
+                        credential_type: 0x0002,
+                        id: vec![0x55, 0x04, 0x0b],
+                    },
+                    claim_value: b"HR".to_vec(),
+                }],
+                target_role: Role::new(RoleIndex(2), "e"),
+            }],
+        };
+        // Written out by hand from draft-ietf-mimi-room-policy-03 §4 (ClaimId, Claim,
+        // PreAuthRoleEntry, PreAuthData) and §3 (Role); every vector is under 64 bytes.
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0x1d,                   // preauthorized_entries<V>: 29 bytes
+            0x09,                   //   claimset<V>: 9 bytes
+            0x00, 0x02,             //     credential_type: x509
+            0x03, 0x55, 0x04, 0x0b, //     id<V>: OID 2.5.4.11
+            0x02, b'H', b'R',       //     claim_value<V>
+            0, 0, 0, 2,             //   target_role.role_index
+            0x01, b'e',             //   role_name<V>
+            0x00,                   //   role_description<V>
+            0x00,                   //   role_capabilities<V>
+            0, 0, 0, 0,             //   minimum_participants_constraint
+            0x00,                   //   optional maximum_participants_constraint absent
+            0, 0, 0, 0,             //   minimum_active_participants_constraint
+            0x00,                   //   optional maximum_active_participants_constraint absent
+            0x00,                   //   authorized_role_changes<V>
+        ];
+        assert_eq!(data.encode().unwrap(), expected);
+        assert_eq!(PreAuthData::decode(expected).unwrap(), data);
+    }
+
+    #[test]
     fn preauth_data_round_trips() {
         for data in [sample(), PreAuthData::default()] {
             let bytes = data.encode().unwrap();
