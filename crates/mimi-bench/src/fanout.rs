@@ -202,16 +202,10 @@ struct Check {
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let settings = Settings::from_args(args)?;
-    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let providers = Providers::start(&DOMAINS, temp.path()).await?;
-    let result = bench(&settings, &providers, temp.path()).await;
-    if result.is_err() {
-        for node in &providers.nodes {
-            eprintln!("mimi: {} log: {}", node.domain, node.log_tail(5));
-        }
-    }
-    providers.stop().await;
-    let outcome = result?;
+    let outcome = Providers::around(&DOMAINS, async |providers, dir| {
+        bench(&settings, providers, dir).await
+    })
+    .await?;
     report(settings.json, &outcome, &table(&outcome))
 }
 

@@ -96,6 +96,24 @@ impl Providers {
         Ok(Self { nodes, ca_pem })
     }
 
+    /// Starts `domains` in a fresh temporary directory, runs `work` on them, prints the tail of
+    /// each provider's log if it failed, and stops them whatever happened.
+    pub(crate) async fn around<T>(
+        domains: &[&str],
+        work: impl AsyncFnOnce(&Providers, &Path) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let providers = Self::start(domains, temp.path()).await?;
+        let result = work(&providers, temp.path()).await;
+        if result.is_err() {
+            for node in &providers.nodes {
+                eprintln!("mimi: {} log: {}", node.domain, node.log_tail(5));
+            }
+        }
+        providers.stop().await;
+        result
+    }
+
     /// Kills every process and waits for it to exit.
     pub(crate) async fn stop(self) {
         // Dropping a process kills and reaps it, which waits: keep that off the workers.

@@ -308,16 +308,10 @@ struct ServerOutput {
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn run_with_server(args: Args) -> anyhow::Result<String> {
-    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let providers = Providers::start(&DOMAINS, temp.path()).await?;
-    let result = with_server(&args, &providers, temp.path()).await;
-    if result.is_err() {
-        for node in &providers.nodes {
-            eprintln!("mimi: {} log: {}", node.domain, node.log_tail(5));
-        }
-    }
-    providers.stop().await;
-    let output = result?;
+    let output = Providers::around(&DOMAINS, async |providers, dir| {
+        with_server(&args, providers, dir).await
+    })
+    .await?;
     report(args.json, &output, &server_table(&output))
 }
 

@@ -368,11 +368,7 @@ impl MemberState {
             let components = group_components(group)?;
             let index = index_of(&components.participants, user)
                 .ok_or_else(|| RoomError::Misuse(format!("{user} is not a participant")))?;
-            let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
-                .into_iter()
-                .filter(|(_, m)| m.user_uri == user)
-                .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-                .collect();
+            let leaves: Vec<LeafNodeIndex> = clients_of(anchor, group, user, now)?;
             let update = ParticipantListUpdate {
                 changed_role_participants: Vec::new(),
                 removed_indices: vec![index],
@@ -420,11 +416,7 @@ impl MemberState {
                 )));
             }
             let leaves: Vec<LeafNodeIndex> = if role_index == mimi_policy::RoleIndex::BANNED.0 {
-                verified_members(anchor, group.members(), now)?
-                    .into_iter()
-                    .filter(|(_, m)| m.user_uri == user)
-                    .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-                    .collect()
+                clients_of(anchor, group, user, now)?
             } else {
                 Vec::new()
             };
@@ -457,11 +449,7 @@ impl MemberState {
         now: u64,
     ) -> Result<PendingCommit, RoomError> {
         self.with_group(room_uri, |group| {
-            let leaves: Vec<LeafNodeIndex> = verified_members(anchor, group.members(), now)?
-                .into_iter()
-                .filter(|(_, m)| m.user_uri == user)
-                .map(|(leaf, _)| LeafNodeIndex::new(leaf))
-                .collect();
+            let leaves: Vec<LeafNodeIndex> = clients_of(anchor, group, user, now)?;
             if leaves.is_empty() {
                 return Err(RoomError::Misuse(format!(
                     "{user} has no clients in {room_uri}"
@@ -1138,6 +1126,20 @@ pub(crate) fn credential_with_key(me: &ClientIdentity) -> Result<CredentialWithK
         credential: x509_credential(&me.chain)?,
         signature_key: me.signature_public_key.clone().into(),
     })
+}
+
+/// The leaves of `user`'s clients in the group.
+fn clients_of(
+    anchor: &TrustAnchor,
+    group: &MlsGroup,
+    user: &str,
+    now: u64,
+) -> Result<Vec<LeafNodeIndex>, RoomError> {
+    Ok(verified_members(anchor, group.members(), now)?
+        .into_iter()
+        .filter(|(_, m)| m.user_uri == user)
+        .map(|(leaf, _)| LeafNodeIndex::new(leaf))
+        .collect())
 }
 
 fn metadata_update(metadata: &mimi_protocol::RoomMetadata) -> Proposal {

@@ -353,8 +353,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    let room =
-        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let room = super::room_in_path(&room)?;
     let request = UpdateRequest::decode(&body)?;
     let room_uri = room.to_string();
     let external_join =
@@ -386,8 +385,7 @@ async fn group_info(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    let room =
-        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let room = super::room_in_path(&room)?;
     let request = GroupInfoRequest::decode(&body)?;
     let (s, credential, key) = (
         state.clone(),
@@ -427,8 +425,7 @@ async fn submit(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    let room =
-        MimiUri::from_path_segment(&room).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let room = super::room_in_path(&room)?;
     let request = SubmitMessageRequest {
         protocol: Protocol::Mls10,
         app_message: MlsMessage::from_bytes(&body)?,

@@ -68,11 +68,6 @@ fn authenticate(
     Ok(domain)
 }
 
-fn room_param(param: &str) -> Result<MimiUri, ApiError> {
-    MimiUri::from_path_segment(param)
-        .map_err(|e| ApiError::bad_request(format!("bad room in path: {e}")))
-}
-
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
     // Only endpoints this server has a route for (issue 14): consent, identifierQuery and
@@ -113,7 +108,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     authenticate(&state, &peer, &headers)?;
-    let room = room_param(&room)?.to_string();
+    let room = super::room_in_path(&room)?.to_string();
     let request = UpdateRequest::decode(&body)?;
     let response = Hub::update(&state, &room, request.bundle).await?;
     Ok(response.encode())
@@ -127,7 +122,7 @@ async fn submit(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     let peer = authenticate(&state, &peer, &headers)?;
-    let room = room_param(&room)?.to_string();
+    let room = super::room_in_path(&room)?.to_string();
     let request = SubmitMessageRequest::decode(&body)?;
     // FED-010: a follower submits only for its own users.
     let sender = request
@@ -151,7 +146,7 @@ async fn notify(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let peer = authenticate(&state, &peer, &headers)?;
-    let room = room_param(&room)?;
+    let room = super::room_in_path(&room)?;
     let room_domain = room.domain().to_owned();
     let room = room.to_string();
     follower::notify(&state, &peer, &room, &room_domain, &body).await?;
@@ -167,7 +162,7 @@ async fn group_info(
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
     let peer = authenticate(&state, &peer, &headers)?;
-    let room = room_param(&room)?.to_string();
+    let room = super::room_in_path(&room)?.to_string();
     let request = GroupInfoRequest::decode(&body)?;
     let response = Hub::group_info(&state, &room, request, &peer).await?;
     Ok(response.encode())

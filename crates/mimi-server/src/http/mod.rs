@@ -23,6 +23,12 @@ use std::sync::Arc;
 
 use crate::state::AppState;
 
+/// The room a path segment names (scheme-stripped, IN-SERVER-4), or a 400.
+fn room_in_path(segment: &str) -> Result<mimi_protocol::MimiUri, crate::error::ApiError> {
+    mimi_protocol::MimiUri::from_path_segment(segment)
+        .map_err(|e| crate::error::ApiError::bad_request(format!("bad room in path: {e}")))
+}
+
 /// Every endpoint: the federation API and the client API.
 pub(crate) fn routes() -> axum::Router<Arc<AppState>> {
     federation::routes().merge(client_api::routes())
