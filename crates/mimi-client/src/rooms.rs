@@ -59,29 +59,7 @@ impl Client {
 
     /// Adds `user` (a user URI) to `room` with all the clients its provider has KeyPackages for.
     pub async fn add(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
-        self.sync().await?;
-        self.commit_pending(room).await?;
-        let response = self.key_material(room, user).await?;
-        let packages: Vec<Vec<u8>> = response
-            .clients
-            .iter()
-            .filter_map(|c| match c {
-                ClientKeyMaterial::Success { key_package, .. } => {
-                    Some(key_package.as_bytes().to_vec())
-                }
-                _ => None,
-            })
-            .collect();
-        if packages.is_empty() {
-            return Err(ClientError::Refused(format!(
-                "no key material for {user} ({:?})",
-                response.user_status
-            )));
-        }
-        let me = self.me();
-        let pending =
-            self.attempt(|s| s.add_users(&me, room, &[(user.to_owned(), packages.clone())]))?;
-        self.submit_commit(room, pending).await
+        self.add_users(room, &[user.to_owned()]).await
     }
 
     /// Adds several users (user URIs) to `room` in one commit, each with all the clients its
