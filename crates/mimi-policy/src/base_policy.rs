@@ -5,11 +5,14 @@ use mimi_protocol::tls::{
     Codec, Reader, put_bool, put_codec_vec, put_opaque, put_optional, put_u16_vec, read_codec_vec,
 };
 
+use serde::Serialize;
+
 use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
+use crate::fields::{invalid, parse_bool, parse_optional_u32, parse_uri, unknown};
 
 /// Longest URI, in bytes.
-const MAX_URI_LEN: usize = 2048;
+pub(crate) const MAX_URI_LEN: usize = 2048;
 /// Most entries in `policy_component_ids`.
 const MAX_COMPONENT_IDS: usize = 256;
 
@@ -21,7 +24,7 @@ pub struct Uri {
 }
 
 /// Top-level membership rules of a room (`BaseRoomPolicy`, also `BaseRoomData`/`BaseRoomUpdate`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct BaseRoomPolicy {
     /// DM or group DM: no users added after creation, and users cannot leave.
     pub fixed_membership: bool,
@@ -63,6 +66,50 @@ impl BaseRoomPolicy {
         codec::encode(self, "BaseRoomPolicy")
     }
 
+    /// Sets a bool field (`true`/`false`), `max_users` or `max_clients` (`none` clears), or
+    /// `parent_room` (a URI; also sets `parent_dependant`, and `none` clears both).
+    ///
+    /// `parent_dependant false` clears `parent_room`; `parent_dependant true` needs
+    /// `parent_room` set instead, since the two change together (POL-064).
+    pub fn set_field(&mut self, field: &str, value: &str) -> Result<(), Error> {
+        match field {
+            "fixed_membership" => self.fixed_membership = parse_bool("fixed_membership", value)?,
+            "parent_dependant" => {
+                if parse_bool("parent_dependant", value)? {
+                    if self.parent_room.is_empty() {
+                        return Err(invalid(
+                            "parent_dependant",
+                            value,
+                            "set parent_room to the parent's uri instead",
+                        ));
+                    }
+                } else {
+                    self.parent_dependant = false;
+                    self.parent_room.clear();
+                }
+            }
+            "parent_room" => {
+                let uri = parse_uri("parent_room", value)?;
+                self.parent_dependant = !uri.is_empty();
+                self.parent_room = if uri.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![uri]
+                };
+            }
+            "multi_device" => self.multi_device = parse_bool("multi_device", value)?,
+            "max_clients" => self.max_clients = parse_optional_u32("max_clients", value)?,
+            "max_users" => self.max_users = parse_optional_u32("max_users", value)?,
+            "pseudonyms_allowed" => {
+                self.pseudonyms_allowed = parse_bool("pseudonyms_allowed", value)?
+            }
+            "persistent_room" => self.persistent_room = parse_bool("persistent_room", value)?,
+            "discoverable" => self.discoverable = parse_bool("discoverable", value)?,
+            _ => return Err(unknown("base_room_policy", field)),
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), Error> {
         check_len("parent_room", self.parent_room.len(), 1)?;
         for uri in &self.parent_room {
@@ -100,6 +147,32 @@ impl Default for BaseRoomPolicy {
             discoverable: false,
             policy_component_ids: vec![crate::roles::RoleData::COMPONENT_ID],
         }
+    }
+}
+
+impl Uri {
+    /// A URI from text.
+    pub fn new(uri: &str) -> Self {
+        Self {
+            uri: uri.as_bytes().to_vec(),
+        }
+    }
+
+    /// The URI as text, with invalid UTF-8 replaced.
+    pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.uri)
+    }
+
+    /// Whether the URI is empty (a `Uri` field the draft leaves unset).
+    pub fn is_empty(&self) -> bool {
+        self.uri.is_empty()
+    }
+}
+
+/// A URI serializes as a JSON string.
+impl Serialize for Uri {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::json::lossy(&self.uri, s)
     }
 }
 
@@ -278,6 +351,57 @@ mod tests {
             Err(Error::InvalidField { .. })
         ));
         assert!(policy.encode().is_err());
+    }
+
+    #[test]
+    fn sets_fields_by_name() {
+        let mut policy = BaseRoomPolicy::default();
+        for field in [
+            "fixed_membership",
+            "multi_device",
+            "pseudonyms_allowed",
+            "persistent_room",
+            "discoverable",
+        ] {
+            policy.set_field(field, "true").unwrap();
+        }
+        assert!(policy.fixed_membership && policy.multi_device && policy.discoverable);
+        policy.set_field("max_users", "12").unwrap();
+        policy.set_field("max_clients", "40").unwrap();
+        assert_eq!((policy.max_users, policy.max_clients), (Some(12), Some(40)));
+        policy.set_field("max_users", "none").unwrap();
+        assert_eq!(policy.max_users, None);
+        assert!(policy.set_field("max_users", "-3").is_err());
+        assert!(policy.set_field("discoverable", "1").is_err());
+        assert!(policy.set_field("parent_dependant", "true").is_err());
+        policy
+            .set_field("parent_room", "mimi://a.example/r/parent")
+            .unwrap();
+        assert!(policy.parent_dependant);
+        policy.encode().unwrap();
+        policy.set_field("parent_dependant", "false").unwrap();
+        assert!(policy.parent_room.is_empty());
+        policy.encode().unwrap();
+        assert!(matches!(
+            policy.set_field("logging", "optional"),
+            Err(Error::UnknownField { .. })
+        ));
+    }
+
+    #[test]
+    fn serializes_with_draft_names() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(
+            json["parent_room"],
+            serde_json::json!(["mimi://a.example/r/parent"])
+        );
+        assert_eq!(json["max_users"], 3);
+        assert_eq!(
+            json["policy_component_ids"],
+            serde_json::json!([0x25, 0x26, 0xf000])
+        );
+        let json = serde_json::to_value(BaseRoomPolicy::default()).unwrap();
+        assert_eq!(json["max_clients"], serde_json::Value::Null);
     }
 
     #[test]

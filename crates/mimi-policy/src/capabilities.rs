@@ -146,6 +146,13 @@ impl fmt::Display for Capability {
     }
 }
 
+/// A capability serializes as its registry name, or hex (`"0xf001"`) when unregistered.
+impl serde::Serialize for Capability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl Codec for Capability {
     const NAME: &'static str = "CapabilityType";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

@@ -63,8 +63,113 @@ pub(crate) fn check_len(field: &'static str, len: usize, max: usize) -> Result<(
 /// Maps a codec failure inside `type_name` to this crate's error, keeping the codec's wording
 /// (which names the inner type that failed) as the detail.
 fn decode_error(type_name: &'static str, e: &DecodeError) -> Error {
-    Error::Decode {
-        type_name,
-        detail: e.to_string(),
+    match e {
+        // POL-065: an enum value the draft does not define gets its own variant, naming the enum.
+        DecodeError::UnknownValue { ty, value } => Error::OutOfRange {
+            type_name,
+            enum_name: ty,
+            value: *value,
+        },
+        _ => Error::Decode {
+            type_name,
+            detail: e.to_string(),
+        },
     }
 }
+
+/// Reads `opaque x<V>` of at most `max` bytes that must be UTF-8 (IN-POLICY-19).
+pub(crate) fn read_utf8(
+    r: &mut Reader<'_>,
+    ty: &'static str,
+    max: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let bytes = r.opaque(ty, max)?;
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(DecodeError::Malformed {
+            ty,
+            reason: "text is not valid utf-8",
+        });
+    }
+    Ok(bytes.to_vec())
+}
+
+/// Declares a closed draft enum on the wire as one byte: unknown values are refused on decode
+/// (POL-065), and `Serialize` and `Display` give the draft's name.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $val:literal => $text:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in code point order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The code point on the wire.
+            pub fn code(self) -> u8 {
+                match self {
+                    $( $name::$variant => $val, )*
+                }
+            }
+
+            /// The value with code point `code`, if the draft defines one.
+            pub fn from_code(code: u8) -> Option<Self> {
+                match code {
+                    $( $val => Some($name::$variant), )*
+                    _ => None,
+                }
+            }
+
+            /// The draft's name for the value.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )*
+                }
+            }
+
+            /// The value with the draft's name `name` (exact spelling).
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( $text => Some($name::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl mimi_protocol::tls::Codec for $name {
+            const NAME: &'static str = stringify!($name);
+            fn read(
+                r: &mut mimi_protocol::tls::Reader<'_>,
+            ) -> Result<Self, mimi_protocol::DecodeError> {
+                let code = r.u8(Self::NAME)?;
+                Self::from_code(code).ok_or(mimi_protocol::DecodeError::UnknownValue {
+                    ty: Self::NAME,
+                    value: u64::from(code),
+                })
+            }
+            fn write(&self, out: &mut Vec<u8>) {
+                out.push(self.code());
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;

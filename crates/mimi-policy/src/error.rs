@@ -2,10 +2,13 @@
 //!
 //! Who is at fault decides the variant group:
 //! - the peer sent bad bytes: [`Error::Decode`], [`Error::TrailingData`], [`Error::TooLarge`],
-//!   [`Error::VectorTooLong`], [`Error::InvalidField`];
+//!   [`Error::VectorTooLong`], [`Error::InvalidField`], [`Error::OutOfRange`];
+//! - the peer sent a delta update that does not fit the current value: [`Error::InvalidUpdate`];
 //! - the policy itself is inconsistent (from a peer's RoleUpdate or our own config):
 //!   [`Error::DuplicateRoleIndex`], [`Error::BannedRoleMissing`], [`Error::OpenJoinOnNonZeroRole`],
 //!   [`Error::UnknownRoleReference`];
+//! - our caller misused the API (a command line naming a field or value we do not know):
+//!   [`Error::UnknownField`], [`Error::InvalidValue`];
 //! - we could not encode our own value: [`Error::Encode`].
 //!
 //! A well-formed action that the room policy does not allow is a [`PolicyDenied`], never an
@@ -63,6 +66,42 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// An enumerated field holds a value its draft enum does not define.
+    #[error("{enum_name} value {value:#x} out of range in {type_name}")]
+    OutOfRange {
+        /// The type being decoded.
+        type_name: &'static str,
+        /// The enum whose value is unknown.
+        enum_name: &'static str,
+        /// The value found on the wire.
+        value: u64,
+    },
+    /// A delta update (`JoinLinksUpdate`) does not apply to the current component data.
+    #[error("cannot apply {type_name}: {detail}")]
+    InvalidUpdate {
+        /// The update type.
+        type_name: &'static str,
+        /// What does not fit, with the offending value, lower case.
+        detail: String,
+    },
+    /// `set_field` was given a field name the component does not hold.
+    #[error("unknown policy field {field:?} in {component}")]
+    UnknownField {
+        /// The component's draft name.
+        component: &'static str,
+        /// The field name as given.
+        field: String,
+    },
+    /// `set_field` was given a value the field cannot take.
+    #[error("invalid value {value:?} for {field}: {reason}")]
+    InvalidValue {
+        /// The draft's field name.
+        field: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is expected instead, lower case.
+        reason: &'static str,
+    },
     /// Two roles share a role index.
     #[error("duplicate role index {0}")]
     DuplicateRoleIndex(RoleIndex),
@@ -99,6 +138,22 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyDenied {
+    /// A message sets an expiration although the room forbids expiring messages.
+    #[error("expiring messages are forbidden in this room")]
+    ExpirationForbidden,
+    /// A message sets no expiration although the room requires one.
+    #[error("expiring messages are required in this room")]
+    ExpirationRequired,
+    /// A message's expiration is outside the room's range.
+    #[error("expiration of {seconds} s is outside {min}..={max} s")]
+    ExpirationOutOfRange {
+        /// The message's expiration, in seconds.
+        seconds: u32,
+        /// `min_expiration_duration`.
+        min: u32,
+        /// `max_expiration_duration`.
+        max: u32,
+    },
     /// The acting role lacks a capability the action needs.
     #[error("role {role} lacks {capability}")]
     MissingCapability {

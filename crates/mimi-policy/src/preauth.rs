@@ -6,6 +6,8 @@
 use mimi_protocol::DecodeError;
 use mimi_protocol::tls::{Codec, Reader, put_codec_vec, put_opaque, read_codec_vec};
 
+use serde::Serialize;
+
 use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
 use crate::roles::Role;
@@ -18,11 +20,12 @@ const MAX_CLAIMS: usize = 32;
 const MAX_CLAIM_LEN: usize = 1024;
 
 /// Which claim of a credential to compare (`ClaimId`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct ClaimId {
     /// MLS `CredentialType` of the credential carrying the claim.
     pub credential_type: u16,
     /// An X.509 OID (DER), a JWT claim name, or a CWT map key.
+    #[serde(serialize_with = "crate::json::hex")]
     pub id: Vec<u8>,
 }
 
@@ -43,11 +46,12 @@ impl Codec for ClaimId {
 }
 
 /// One claim that must match exactly (`Claim`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Claim {
     /// Which claim.
     pub claim_id: ClaimId,
     /// The value it must have.
+    #[serde(serialize_with = "crate::json::hex")]
     pub claim_value: Vec<u8>,
 }
 
@@ -66,7 +70,7 @@ impl Codec for Claim {
 }
 
 /// A claim set and the role granted when all its claims match (`PreAuthRoleEntry`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PreAuthRoleEntry {
     /// Claims that must all match.
     pub claimset: Vec<Claim>,
@@ -89,7 +93,7 @@ impl Codec for PreAuthRoleEntry {
 }
 
 /// The `preauth_list` component data, also the `PreAuthUpdate` payload (§4).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct PreAuthData {
     /// Entries in evaluation order; the first match wins.
     pub preauthorized_entries: Vec<PreAuthRoleEntry>,

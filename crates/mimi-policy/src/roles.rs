@@ -5,6 +5,8 @@ use std::fmt;
 use mimi_protocol::DecodeError;
 use mimi_protocol::tls::{Codec, Reader, put_codec_vec, put_opaque, put_optional, read_codec_vec};
 
+use serde::Serialize;
+
 use crate::capabilities::Capability;
 use crate::codec::{self, MAX_COMPONENT_LEN, check_len};
 use crate::error::Error;
@@ -23,7 +25,8 @@ pub(crate) const MAX_ROLE_NAME_LEN: usize = 256;
 pub(crate) const MAX_ROLE_DESCRIPTION_LEN: usize = 4096;
 
 /// A `role_index` (`uint32`); role indexes need not be contiguous (§3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct RoleIndex(pub u32);
 
 impl RoleIndex {
@@ -63,7 +66,7 @@ impl Codec for RoleIndex {
 }
 
 /// Role changes a role holder may make out of one source role (`SingleSourceRoleChangeTargets`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SingleSourceRoleChangeTargets {
     /// The role the target user holds before the change (0 for adds).
     pub from_role_index: RoleIndex,
@@ -106,13 +109,15 @@ impl Codec for SingleSourceRoleChangeTargets {
 }
 
 /// One role of the room (`Role`, §3).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Role {
     /// The index other structures use to refer to this role.
     pub role_index: RoleIndex,
     /// Human-readable name (role 1 must be exactly `banned` for bans to work).
+    #[serde(serialize_with = "crate::json::lossy")]
     pub role_name: Vec<u8>,
     /// Human-readable description, possibly empty.
+    #[serde(serialize_with = "crate::json::lossy")]
     pub role_description: Vec<u8>,
     /// What holders of this role may do.
     pub role_capabilities: Vec<Capability>,
@@ -229,7 +234,7 @@ impl Codec for Role {
 }
 
 /// The `roles_list` component data, also the `RoleUpdate` payload (full replacement, §3).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct RoleData {
     /// The roles of the room, in no particular order.
     pub roles: Vec<Role>,
