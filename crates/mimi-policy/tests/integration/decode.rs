@@ -45,3 +45,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn every_policy_component_decode_never_panics(
+        id in prop::sample::select(mimi_policy::PolicyComponent::COMPONENT_IDS),
+        bytes in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        if let Ok(Some(component)) = mimi_policy::PolicyComponent::decode(id, &bytes) {
+            prop_assert_eq!(component.component_id(), id);
+            prop_assert_eq!(component.encode().unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn mutated_default_components_decode_never_panics(
+        id in prop::sample::select(mimi_policy::PolicyComponent::COMPONENT_IDS),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let component = mimi_policy::PolicyComponent::new_default(id).unwrap();
+        let mut bytes = component.encode().unwrap();
+        for (index, value) in flips {
+            let i = index.index(bytes.len());
+            bytes[i] = value;
+        }
+        if let Ok(Some(component)) = mimi_policy::PolicyComponent::decode(id, &bytes) {
+            prop_assert_eq!(component.encode().unwrap(), bytes);
+        }
+    }
+}
