@@ -148,6 +148,7 @@ impl Codec for HistoryPolicy {
     const NAME: &'static str = "HistoryPolicy";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let history_sharing = Optionality::read(r)?;
+        // The `select` (IN-POLICY-11): nothing follows forbidden.
         if history_sharing.is_forbidden() {
             return Ok(Self::default());
         }

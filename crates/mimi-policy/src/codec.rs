@@ -77,7 +77,7 @@ fn decode_error(type_name: &'static str, e: &DecodeError) -> Error {
     }
 }
 
-/// Reads `opaque x<V>` of at most `max` bytes that must be UTF-8 (IN-POLICY-19).
+/// Reads `opaque x<V>` of at most `max` bytes that must be UTF-8 (POL-076, IN-POLICY-19).
 pub(crate) fn read_utf8(
     r: &mut Reader<'_>,
     ty: &'static str,

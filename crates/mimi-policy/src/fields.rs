@@ -1,8 +1,8 @@
 //! Setting scalar policy fields by the draft's names, for `mimi room policy ROOM FIELD VALUE`.
 //!
-//! Every settable field name belongs to exactly one policy component, so a field name alone
-//! says which component to change ([`policy_field`]); each component's `set_field` then parses
-//! the value. Values: `true`/`false` for bools; decimal for integers; `none` clears an optional
+//! Every settable field name (IN-POLICY-25) belongs to exactly one policy component, so a field
+//! name alone says which component to change ([`policy_field`]); each component's `set_field`
+//! then parses the value. Values: `true`/`false` for bools; decimal for integers; `none` clears an optional
 //! integer or a URI; `optional`, `required` (or `mandatory`, IN-POLICY-12) and `forbidden` for
 //! an `Optionality`; a comma-separated list for a list of URIs.
 

@@ -82,6 +82,7 @@ impl JoinLinksData {
     /// (IN-POLICY-14).
     pub fn apply(&self, update: &JoinLinksUpdate) -> Result<JoinLinksData, Error> {
         update.check()?;
+        // POL-077: indices refer to the old list, each once and in range; no link twice.
         let invalid = |detail: String| Error::InvalidUpdate {
             type_name: JoinLinksUpdate::NAME,
             detail,

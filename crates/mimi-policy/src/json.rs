@@ -2,7 +2,7 @@
 //!
 //! Field names are the draft's. Opaque fields holding text (names, URIs, domains, join links,
 //! media types) are strings, with invalid UTF-8 replaced; opaque fields holding binary data
-//! (claim IDs and values, which may be DER) are lower-case hex.
+//! (claim IDs and values, which may be DER) are lower-case hex (IN-POLICY-25).
 
 use serde::Serializer;
 

@@ -152,7 +152,8 @@ impl Codec for LinkPreviewPolicy {
         let send_link_previews = Optionality::read(r)?;
         let automatic_link_previews = Optionality::read(r)?;
         let link_preview_proxy_use = Optionality::read(r)?;
-        // The `select`: forbidden has no field, so whatever follows is trailing data.
+        // The `select` (IN-POLICY-11): forbidden has no field, so whatever follows is trailing
+        // data.
         let link_preview_proxy = if link_preview_proxy_use.is_forbidden() {
             Vec::new()
         } else {

@@ -154,6 +154,7 @@ impl Codec for LoggingPolicy {
     const NAME: &'static str = "LoggingPolicy";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let logging = Optionality::read(r)?;
+        // The `select` (IN-POLICY-11): nothing follows forbidden.
         if logging.is_forbidden() {
             return Ok(Self {
                 logging,

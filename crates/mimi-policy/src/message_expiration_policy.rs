@@ -154,6 +154,7 @@ impl Codec for MessageExpiration {
     const NAME: &'static str = "MessageExpiration";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let expiring_messages = Optionality::read(r)?;
+        // The `select` (IN-POLICY-11): nothing follows forbidden.
         if expiring_messages.is_forbidden() {
             return Ok(Self {
                 expiring_messages,
