@@ -2,9 +2,9 @@
 //!
 //! Every settable field name (IN-POLICY-25) belongs to exactly one policy component, so a field
 //! name alone says which component to change ([`policy_field`]); each component's `set_field`
-//! then parses the value. Values: `true`/`false` for bools; decimal for integers; `none` clears an optional
-//! integer or a URI; `optional`, `required` (or `mandatory`, IN-POLICY-12) and `forbidden` for
-//! an `Optionality`; a comma-separated list for a list of URIs.
+//! then parses the value. Values: `true`/`false` for bools; decimal for integers; `none` clears
+//! an optional integer or a URI; `optional`, `required` (or `mandatory`, IN-POLICY-12) and
+//! `forbidden` for an `Optionality`; a comma-separated list for a list of URIs.
 
 use mimi_protocol::ComponentId;
 
