@@ -22,5 +22,7 @@ pub use client::{Client, MemberEntry, SendOptions};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;
+pub use mimi_policy::Preset;
+pub use mimi_room::RoomView;
 pub use rooms::MetadataField;
 pub use sync::SyncReport;

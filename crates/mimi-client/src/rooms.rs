@@ -1,6 +1,7 @@
 //! Room operations: create, add and remove users, leave, join as a new device; and the
 //! commit round trip with the hub they share.
 
+use mimi_policy::Preset;
 use mimi_protocol::{
     ClientKeyMaterial, Credential, GroupInfo, GroupInfoOption, GroupInfoRatchetTreeTbe,
     GroupInfoRequest, GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResult, HandshakeBundle,
@@ -8,7 +9,7 @@ use mimi_protocol::{
     RatchetTreeOption, RequiredCapabilities, SignaturePublicKey, UpdateOutcome, UpdateRequest,
     UpdateRoomResponse, Welcome, Wire,
 };
-use mimi_room::{ClientIdentity, HubSender, PendingCommit};
+use mimi_room::{ClientIdentity, HubSender, PendingCommit, RoomView};
 
 use crate::api::Repeat;
 use crate::client::{Client, now_secs, room_path};
@@ -18,8 +19,18 @@ use mimi_protocol::client_api::{CreateRoomRequest, ProviderInfo, RoomCreated};
 use mimi_protocol::{RichDescription, RoomMetadata};
 
 impl Client {
-    /// Creates a room hosted by our provider; returns its URI.
+    /// Creates a room of the `private` preset hosted by our provider; returns its URI.
     pub async fn create_room(&mut self, name: &str) -> Result<String, ClientError> {
+        self.create_room_with(name, Preset::Private).await
+    }
+
+    /// Creates a room with the policy of `preset`, hosted by our provider; returns its URI.
+    /// The provider refuses a preset outside its policy envelope.
+    pub async fn create_room_with(
+        &mut self,
+        name: &str,
+        preset: Preset,
+    ) -> Result<String, ClientError> {
         let info: ProviderInfo = self.api.get_json("/client/v1/info").await?;
         let room_uri = mimi_protocol::MimiUri::room(&self.account.domain, name)
             .map_err(|e| ClientError::Usage(format!("bad room name {name:?}: {e}")))?
@@ -30,7 +41,8 @@ impl Client {
             provider_uri: info.provider_uri,
         };
         let me = self.me();
-        let created = self.attempt(|s| s.create_room(&me, &room_uri, &me_user(&me), &hub))?;
+        let created =
+            self.attempt(|s| s.create_room_with(&me, &room_uri, &me_user(&me), &hub, preset))?;
         let answer: RoomCreated = match self
             .api
             .post_json(
@@ -154,6 +166,28 @@ impl Client {
         let anchor = self.anchor.clone();
         let pending = self.attempt(|s| s.set_role(&anchor, &me, room, user, role, now_secs()))?;
         self.submit_commit(room, pending).await
+    }
+
+    /// Replaces component `id` of `room` with `value`, or removes it when `value` is `None`, in
+    /// one commit: a policy component (by its room-policy ID) or an application component
+    /// (private-use ID 0x8000 and above). The hub and every member check that our role may.
+    pub async fn set_component(
+        &mut self,
+        room: &str,
+        id: u16,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let me = self.me();
+        let pending = self.attempt(|s| s.set_component(&me, room, id, value.clone()))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Everything this client knows of a room's state: participants, members, metadata,
+    /// roles, base policy and every component.
+    pub fn room_state(&self, room: &str) -> Result<RoomView, ClientError> {
+        Ok(self.state.room_view(&self.anchor, room, now_secs())?)
     }
 
     /// The room's metadata as this client last saw it (`None` if never set).

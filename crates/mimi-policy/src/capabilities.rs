@@ -122,15 +122,27 @@ registry! {
 }
 
 impl Capability {
+    /// Ours, in the private-use range: the holder may add, replace and remove the room's
+    /// application components (private-use component IDs; IN-ROOMSTATE-3).
+    pub const CAN_CHANGE_APP_COMPONENTS: Capability = Capability(0xF000);
+
     /// True for the private-use range 0xF000–0xFFFF (§10.2).
     pub fn is_private_use(self) -> bool {
         self.0 >= 0xF000
+    }
+
+    /// The registry name, or ours for a private-use capability this implementation defines.
+    pub fn known_name(self) -> Option<&'static str> {
+        match self {
+            Self::CAN_CHANGE_APP_COMPONENTS => Some("canChangeAppComponents"),
+            other => other.name(),
+        }
     }
 }
 
 impl fmt::Debug for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
+        match self.known_name() {
             Some(name) => f.write_str(name),
             None => write!(f, "Capability({:#06x})", self.0),
         }
@@ -139,7 +151,7 @@ impl fmt::Debug for Capability {
 
 impl fmt::Display for Capability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
+        match self.known_name() {
             Some(name) => f.write_str(name),
             None => write!(f, "{:#06x}", self.0),
         }

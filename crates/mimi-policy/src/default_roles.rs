@@ -14,7 +14,7 @@ impl RoleIndex {
 }
 
 /// What every member may do: send and read, add users as members, manage its own clients, leave.
-const MEMBER_CAPABILITIES: &[Capability] = &[
+pub(crate) const MEMBER_CAPABILITIES: &[Capability] = &[
     Capability::CAN_ADD_PARTICIPANT,
     Capability::CAN_ADD_OWN_CLIENT,
     Capability::CAN_REMOVE_OWN_CLIENT,
@@ -48,6 +48,7 @@ const MEMBER_CAPABILITIES: &[Capability] = &[
     Capability::CAN_CHANGE_ROOM_AVATAR,
     Capability::CAN_CHANGE_ROOM_SUBJECT,
     Capability::CAN_CHANGE_ROOM_MOOD,
+    Capability::CAN_CHANGE_APP_COMPONENTS,
     Capability::CAN_START_CALL,
     Capability::CAN_JOIN_CALL,
     Capability::CAN_SEND_AUDIO,
@@ -69,6 +70,8 @@ const ADMIN_EXTRA_CAPABILITIES: &[Capability] = &[
     Capability::CAN_DELETE_OTHER_REACTION,
     Capability::CAN_EDIT_OTHER_TOPIC,
     Capability::CAN_CHANGE_ROOM_DESCRIPTION,
+    Capability::CAN_CREATE_JOIN_CODE,
+    Capability::CAN_DELETE_JOIN_CODE,
 ];
 
 /// What owners may do on top of admins: change the policy itself and destroy the room.
@@ -77,6 +80,8 @@ const OWNER_EXTRA_CAPABILITIES: &[Capability] = &[
     Capability::CAN_CHANGE_ROOM_MEMBERSHIP_STYLE,
     Capability::CAN_CHANGE_ROLE_DEFINITIONS,
     Capability::CAN_CHANGE_PREAUTHORIZED_USER_LIST,
+    Capability::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE,
+    Capability::CAN_CHANGE_MLS_OPERATIONAL_POLICIES,
     Capability::CAN_SEND_MLS_REINIT_PROPOSAL,
 ];
 

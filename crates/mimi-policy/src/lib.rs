@@ -20,6 +20,7 @@ mod message_expiration_policy;
 mod mls_operational_policy;
 mod policy_component;
 mod preauth;
+mod presets;
 mod roles;
 mod status_notification_policy;
 
@@ -54,6 +55,8 @@ pub use crate::fields::{policy_field, policy_fields};
 pub use crate::policy_component::PolicyComponent;
 // The default role set of a group room:
 pub use crate::default_roles::default_roles;
+// The policies a room can be created with:
+pub use crate::presets::Preset;
 // The authorization decision:
 pub use crate::decision::{ParticipantChange, RoleCounts, RoomPolicy};
 // Errors:

@@ -12,13 +12,16 @@ use openmls::prelude::{
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
-use crate::components::{Applied, Participant, RoomComponents, apply_app_data_updates};
+use crate::components::{
+    Applied, Participant, PolicyEnvelope, RoomComponents, apply_app_data_updates,
+};
 use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
 use crate::validation::{
-    check_commit, check_external_commit, commit_facts, identify_all, may_add_own_client,
+    check_commit, check_external_commit, check_policy_consistency, commit_facts, identify_all,
+    may_add_own_client,
 };
 
 /// A room as its hub sees it.
@@ -36,6 +39,8 @@ pub struct HubRoom {
     components: RoomComponents,
     /// Users whose departure was proposed in this epoch (HUB-030).
     departing: BTreeSet<String>,
+    /// What the hosting provider lets the room's policy be.
+    envelope: PolicyEnvelope,
 }
 
 /// Verified identity of every member by leaf index, with the counts derived from it.
@@ -256,7 +261,41 @@ impl HubRoom {
         if role == RoleIndex::NON_PARTICIPANT || role == RoleIndex::BANNED {
             return Err(RoomError::not_allowed("the creator must hold a real role"));
         }
+        check_policy_consistency(&room.components.base, room.components.policy.roles())?;
         Ok(room)
+    }
+
+    /// Starts hosting a room as [`HubRoom::create`] does, if its policy is within `envelope`
+    /// (HUB-042); the room keeps the envelope for later changes (HUB-043).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_within(
+        anchor: &TrustAnchor,
+        envelope: &PolicyEnvelope,
+        room_uri: &str,
+        creator_user: &str,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        hub_sender: &[u8],
+        now: u64,
+    ) -> Result<Self, RoomError> {
+        let mut room = Self::create(
+            anchor,
+            room_uri,
+            creator_user,
+            group_info,
+            ratchet_tree,
+            hub_sender,
+            now,
+        )?;
+        envelope.check_creation(&room.components)?;
+        room.envelope = envelope.clone();
+        Ok(room)
+    }
+
+    /// Sets the policy envelope later changes are checked against (HUB-043), for a room
+    /// loaded from storage.
+    pub fn set_envelope(&mut self, envelope: PolicyEnvelope) {
+        self.envelope = envelope;
     }
 
     /// Restores a room saved with [`HubRoom::snapshot`]. Members are identified whatever the
@@ -291,6 +330,7 @@ impl HubRoom {
             roster,
             components,
             departing: BTreeSet::new(),
+            envelope: PolicyEnvelope::default(),
         };
         room.departing = room.compute_departing()?;
         Ok(room)
@@ -607,17 +647,10 @@ impl HubRoom {
             )));
         }
         let departing = departing_users(queued.iter().map(|(_, q)| q), &self.roster.members);
-        let facts = commit_facts(
-            anchor,
-            &self.roster.members,
-            committer,
-            &staged,
-            components.participants.clone(),
-            after.participants,
-            now,
-        )?
-        .with_metadata(components.metadata.clone(), after.metadata);
-        check_commit(&components.policy, &facts, &departing)?;
+        let facts = commit_facts(anchor, &self.roster.members, committer, &staged, now)?;
+        check_commit(components, &after, &facts, &departing, self.epoch() == 0)?;
+        self.envelope
+            .check_change(&after, facts.members_after.len())?;
         Ok(Checked::Commit(CheckedCommit {
             notify_domains: self.member_domains(),
             staged,

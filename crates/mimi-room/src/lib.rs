@@ -25,13 +25,13 @@ mod storage;
 mod validation;
 
 // Public API.
-pub use components::Participant;
+pub use components::{MAX_APP_COMPONENT_LEN, MAX_APP_COMPONENTS, Participant, PolicyEnvelope};
 pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
 pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
 pub use member::{
-    ADDED_USER_ROLE, CIPHERSUITE, CREATOR_ROLE, CreatedRoom, HubSender, Incoming, MemberState,
-    PendingCommit, RoomView, WIRE_CIPHERSUITE,
+    CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomView,
+    WIRE_CIPHERSUITE,
 };
 pub use provider::split_snapshot;
 pub use registration::Registration;

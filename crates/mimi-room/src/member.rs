@@ -22,15 +22,17 @@ use openmls_traits::types::SignatureScheme;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::components::{
-    Applied, PARTICIPANT_LIST, Participant, ROOM_METADATA, RoomComponents, apply_app_data_updates,
-    index_of, initial_dictionary, pair,
+    Applied, JOIN_LINKS, PARTICIPANT_LIST, Participant, ROOM_METADATA, RoomComponents,
+    apply_app_data_updates, index_of, initial_dictionary, pair,
 };
 use crate::credentials::{ClientIdentity, TrustAnchor, identify_member, x509_credential};
 use crate::error::RoomError;
+use crate::proposals::is_real_role;
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::{MlsProvider, split_snapshot};
 use crate::storage::StateChange;
 use crate::validation::{check_commit, check_external_commit, commit_facts, verified_members};
+use mimi_policy::{Preset, RoleIndex};
 
 /// The one cipher suite MIMI rooms use here (RFC 9420 §17.1, 0x0001).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -42,11 +44,6 @@ pub const WIRE_CIPHERSUITE: mimi_protocol::CipherSuite =
 /// How many past epochs a client keeps keys for, so messages sent just before a commit still
 /// decrypt after it.
 use crate::decode::MAX_PAST_EPOCHS;
-
-/// Role of a room's creator in the default role set (mimi-policy: owner).
-pub const CREATOR_ROLE: u32 = 4;
-/// Role of a user added to a room in the default role set (mimi-policy: member).
-pub const ADDED_USER_ROLE: u32 = 2;
 
 /// The hub's external-sender entry for a new room (RFC 9420 §12.1.8.1, draft §4.4 item 5).
 #[derive(Debug, Clone)]
@@ -117,6 +114,12 @@ pub struct RoomView {
     pub has_pending_proposals: bool,
     /// The room's name, descriptions and so on, if set.
     pub metadata: Option<mimi_protocol::RoomMetadata>,
+    /// The room's roles.
+    pub roles: mimi_policy::RoleData,
+    /// The room's base policy (the default one if the room has none).
+    pub base_policy: mimi_policy::BaseRoomPolicy,
+    /// Every component of the room as (component ID, bytes), in ID order.
+    pub components: Vec<(u16, Vec<u8>)>,
 }
 
 /// All MLS state of one client, with each room's group kept loaded between operations.
@@ -243,7 +246,8 @@ impl MemberState {
             .collect()
     }
 
-    /// Creates a room whose MLS group ID is the room URI, with `creator_user` as its owner.
+    /// Creates a room of the `private` preset whose MLS group ID is the room URI, with
+    /// `creator_user` as its owner.
     pub fn create_room(
         &self,
         me: &ClientIdentity,
@@ -251,6 +255,23 @@ impl MemberState {
         creator_user: &str,
         hub: &HubSender,
     ) -> Result<CreatedRoom, RoomError> {
+        self.create_room_with(me, room_uri, creator_user, hub, Preset::Private)
+    }
+
+    /// Creates a room with the policy of `preset`, whose MLS group ID is the room URI; the
+    /// creator holds the preset's creator role.
+    pub fn create_room_with(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        creator_user: &str,
+        hub: &HubSender,
+        preset: Preset,
+    ) -> Result<CreatedRoom, RoomError> {
+        let policy = preset
+            .components()
+            .map_err(|_| RoomError::Internal("a preset's policy does not encode"))?;
+        let dictionary = initial_dictionary(creator_user, preset.creator_role().0, &policy)?;
         let signer = self.signer(me)?;
         let hub_credential = BasicCredential::new(hub.provider_uri.as_bytes().to_vec());
         let extensions = Extensions::from_vec(vec![
@@ -263,10 +284,7 @@ impl MemberState {
                 hub.signature_key.clone().into(),
                 hub_credential.into(),
             )]),
-            Extension::AppDataDictionary(AppDataDictionaryExtension::new(initial_dictionary(
-                creator_user,
-                CREATOR_ROLE,
-            )?)),
+            Extension::AppDataDictionary(AppDataDictionaryExtension::new(dictionary)),
         ])
         .map_err(RoomError::mls)?;
         let config = MlsGroupCreateConfig::builder()
@@ -300,6 +318,7 @@ impl MemberState {
     ) -> Result<PendingCommit, RoomError> {
         self.with_group(room_uri, |group| {
             let components = group_components(group)?;
+            let role = added_user_role(&components, &user_of_device(&me.device_uri)?);
             let mut key_packages = Vec::new();
             for (user, packages) in users {
                 if index_of(&components.participants, user).is_some() {
@@ -314,10 +333,7 @@ impl MemberState {
             let update = ParticipantListUpdate {
                 changed_role_participants: Vec::new(),
                 removed_indices: Vec::new(),
-                added_participants: users
-                    .iter()
-                    .map(|(u, _)| pair(u, ADDED_USER_ROLE))
-                    .collect(),
+                added_participants: users.iter().map(|(u, _)| pair(u, role.0)).collect(),
             };
             self.commit(
                 me,
@@ -352,6 +368,46 @@ impl MemberState {
                 Vec::new(),
             )
         })
+    }
+
+    /// Builds one commit replacing component `id` with `value`, or removing it when `value` is
+    /// `None` (a policy component or an application component in the private-use range; the
+    /// participant list and join links change through their own operations). The room's
+    /// policy decides whether our role may.
+    pub fn set_component(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        id: u16,
+        value: Option<Vec<u8>>,
+    ) -> Result<PendingCommit, RoomError> {
+        let proposal = match value {
+            Some(value) => AppDataUpdateProposal::update(id as ComponentId, value),
+            None => AppDataUpdateProposal::remove(id as ComponentId),
+        };
+        self.with_group(room_uri, |group| {
+            self.commit(
+                me,
+                group,
+                vec![Proposal::AppDataUpdate(Box::new(proposal))],
+                Vec::new(),
+                Vec::new(),
+            )
+        })
+    }
+
+    /// Builds one commit changing the room's join links: `removed` are indices into the current
+    /// list, `added` new links (room-policy-03 `JoinLinksUpdate`).
+    pub fn update_join_links(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        update: &mimi_policy::JoinLinksUpdate,
+    ) -> Result<PendingCommit, RoomError> {
+        let bytes = update
+            .encode()
+            .map_err(|e| RoomError::Misuse(format!("join links update: {e}")))?;
+        self.set_component(me, room_uri, JOIN_LINKS, Some(bytes))
     }
 
     /// Builds one commit removing `user` from the participant list and all its clients from
@@ -884,6 +940,9 @@ impl MemberState {
                 members,
                 has_pending_proposals: group.pending_proposals().next().is_some(),
                 metadata: components.metadata.clone(),
+                roles: components.policy.roles().clone(),
+                base_policy: components.base.clone(),
+                components: components.entries(),
             })
         })
     }
@@ -925,17 +984,14 @@ impl MemberState {
     ) -> Result<Incoming, RoomError> {
         let members = verified_members(anchor, group.members(), now)?;
         let departing = departing_users(group.pending_proposals(), &members);
-        let facts = commit_facts(
-            anchor,
-            &members,
-            committer,
-            &staged,
-            components.participants.clone(),
-            after.participants,
-            now,
-        )?
-        .with_metadata(components.metadata.clone(), after.metadata);
-        check_commit(&components.policy, &facts, &departing)?;
+        let facts = commit_facts(anchor, &members, committer, &staged, now)?;
+        check_commit(
+            components,
+            &after,
+            &facts,
+            &departing,
+            group.epoch().as_u64() == 0,
+        )?;
         let removed_me = staged.self_removed();
         group
             .merge_staged_commit(&self.provider, staged)
@@ -1140,6 +1196,25 @@ fn clients_of(
         .filter(|(_, m)| m.user_uri == user)
         .map(|(leaf, _)| LeafNodeIndex::new(leaf))
         .collect())
+}
+
+/// The role users added by `actor` get: the lowest real role the actor's role may move users
+/// into from role 0, else the actor's own role (the creation commit of a `dm`, whose
+/// participants are equals; IN-ROOMSTATE-5).
+fn added_user_role(components: &RoomComponents, actor: &str) -> RoleIndex {
+    let mine = components.role_of(actor);
+    components
+        .policy
+        .role(mine)
+        .and_then(|role| {
+            role.authorized_role_changes
+                .iter()
+                .filter(|c| c.from_role_index == RoleIndex::NON_PARTICIPANT)
+                .flat_map(|c| c.target_role_indexes.iter().copied())
+                .filter(|r| is_real_role(*r))
+                .min()
+        })
+        .unwrap_or(mine)
 }
 
 fn metadata_update(metadata: &mimi_protocol::RoomMetadata) -> Proposal {

@@ -5,10 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mimi_policy::{Capability, ParticipantChange, RoleCounts, RoleIndex, RoomPolicy};
-use mimi_protocol::{ParticipantListData, RoomMetadata};
+use mimi_protocol::{ComponentId, ParticipantListData, RoomMetadata};
 use openmls::prelude::{LeafNodeIndex, Member, Proposal, Sender, StagedCommit};
 
-use crate::components::{RoleLookup, RoomComponents, participants_of, role_in};
+use crate::components::{
+    Applied, ComponentChange, ComponentKind, MAX_APP_COMPONENTS, ROOM_METADATA, RoleLookup,
+    RoomComponents, kind_of, participants_of,
+};
 use crate::credentials::{TrustAnchor, VerifiedMember, identify_member, verify_member};
 use crate::error::RoomError;
 use crate::proposals::is_real_role;
@@ -18,9 +21,6 @@ use crate::proposals::is_real_role;
 pub(crate) struct CommitFacts {
     /// The committer's verified identity.
     pub(crate) committer: VerifiedMember,
-    /// The participant list before and after the commit.
-    pub(crate) before: ParticipantListData,
-    pub(crate) after: ParticipantListData,
     /// Clients added by the commit.
     pub(crate) added: Vec<VerifiedMember>,
     /// Clients removed by the commit, except those that proposed their own removal or whose
@@ -28,20 +28,6 @@ pub(crate) struct CommitFacts {
     pub(crate) removed_by_others: Vec<VerifiedMember>,
     /// Every client in the group after the commit.
     pub(crate) members_after: Vec<VerifiedMember>,
-    /// The room metadata before the commit and the replacement it sets, if it sets one.
-    pub(crate) metadata: Option<(Option<RoomMetadata>, RoomMetadata)>,
-}
-
-impl CommitFacts {
-    /// Adds the room-metadata change, if the commit makes one.
-    pub(crate) fn with_metadata(
-        mut self,
-        before: Option<RoomMetadata>,
-        after: Option<RoomMetadata>,
-    ) -> Self {
-        self.metadata = after.map(|after| (before, after));
-        self
-    }
 }
 
 /// The members of a group, identified, by leaf index. Their credentials were checked when they
@@ -102,8 +88,6 @@ pub(crate) fn commit_facts(
     members_before: &BTreeMap<u32, VerifiedMember>,
     committer: LeafNodeIndex,
     staged: &StagedCommit,
-    before: ParticipantListData,
-    after: ParticipantListData,
     now: u64,
 ) -> Result<CommitFacts, RoomError> {
     let committer_identity = members_before
@@ -180,22 +164,28 @@ pub(crate) fn commit_facts(
         .collect();
     Ok(CommitFacts {
         committer: committer_identity,
-        before,
-        after,
         added,
         removed_by_others,
         members_after,
-        metadata: None,
     })
 }
 
-/// Runs the MIMI checks on a commit's facts.
+/// Runs the MIMI checks on a commit's facts, shared by the hub and every member.
+///
+/// `before` holds the room's components before the commit and `applied` what its
+/// AppDataUpdate proposals leave. Every action is authorized by the policy in force before the
+/// commit; the state after it must satisfy the policy after it (IN-ROOMSTATE-4). `creation`
+/// says the commit leaves epoch 0: the room's first commit, made by its creator.
 pub(crate) fn check_commit(
-    policy: &RoomPolicy,
+    before: &RoomComponents,
+    applied: &Applied,
     facts: &CommitFacts,
     departing: &BTreeSet<String>,
+    creation: bool,
 ) -> Result<(), RoomError> {
-    let actor = role_in(&facts.before, &facts.committer.user_uri);
+    let policy = &before.policy;
+    let after = &applied.after;
+    let actor = before.role_of(&facts.committer.user_uri);
     // HUB-001: only a participant with a real role may commit.
     if actor == RoleIndex::NON_PARTICIPANT || actor == RoleIndex::BANNED {
         return Err(RoomError::not_allowed(format!(
@@ -203,18 +193,77 @@ pub(crate) fn check_commit(
             facts.committer.user_uri
         )));
     }
+    let membership_changes =
+        applied.list_changed || !facts.added.is_empty() || !facts.removed_by_others.is_empty();
+    if membership_changes {
+        check_membership(before, applied, facts, departing, creation, actor)?;
+    }
+    // HUB-008: each room-metadata field the commit changes needs its capability (draft §7.2,
+    // room-policy canChangeRoom*), compared field by field with the metadata before.
+    if applied.changed.contains_key(&ROOM_METADATA)
+        && let Some(new) = &after.metadata
+    {
+        check_metadata_change(policy, actor, before.metadata.as_ref(), new)?;
+    }
+    // HUB-090..HUB-096: the policy and application components the commit changes.
+    check_state_changes(before, applied, facts, actor)?;
+    // HUB-097: the room after the commit keeps its base policy.
+    if membership_changes || !applied.changed.is_empty() {
+        check_base_policy(after, facts)?;
+    }
+    Ok(())
+}
+
+/// HUB-002..HUB-007, HUB-097 (fixed membership): the participant-list and client changes.
+fn check_membership(
+    before: &RoomComponents,
+    applied: &Applied,
+    facts: &CommitFacts,
+    departing: &BTreeSet<String>,
+    creation: bool,
+    actor: RoleIndex,
+) -> Result<(), RoomError> {
+    let policy = &before.policy;
+    let after_list = &applied.after.participants;
     // HUB-002: the committer's own clients are not removed by a commit of its own user's
     // departure; leaving goes through proposals (draft §6.5, three steps).
     // Removals of departing users were authorized when their proposals were accepted.
-    let changes: Vec<ParticipantChange> =
-        participant_changes(&facts.before, &facts.after, &facts.committer.user_uri)
+    let mut changes: Vec<ParticipantChange> =
+        participant_changes(&before.participants, after_list, &facts.committer.user_uri)
             .into_iter()
             .filter(|(user, change)| {
                 !(departing.contains(user) && matches!(change, ParticipantChange::Remove { .. }))
             })
             .map(|(_, change)| change)
             .collect();
-    let counts = role_counts(&facts.after, &facts.members_after);
+    // HUB-097: a fixed-membership room gets its participants in its creation commit and
+    // never loses or gains one afterwards (room-policy-03 §5, IN-ROOMSTATE-5). The creator's
+    // choice of participants is the room's creation, not an addition needing canAddParticipant.
+    if before.base.fixed_membership {
+        let adds = changes
+            .iter()
+            .any(|c| matches!(c, ParticipantChange::Add { .. }));
+        let removes = changes
+            .iter()
+            .any(|c| matches!(c, ParticipantChange::Remove { .. }))
+            || !departing.is_empty();
+        if removes || (adds && !creation) {
+            return Err(RoomError::not_allowed(
+                "the room has fixed membership: participants are set when it is created",
+            ));
+        }
+        for change in &changes {
+            if let ParticipantChange::Add { user_role } = change
+                && (!is_real_role(*user_role) || policy.role(*user_role).is_none())
+            {
+                return Err(RoomError::not_allowed(format!(
+                    "a participant cannot be created with role {user_role}"
+                )));
+            }
+        }
+        changes.retain(|c| !matches!(c, ParticipantChange::Add { .. }));
+    }
+    let counts = role_counts(after_list, &facts.members_after);
     // HUB-003: room policy authorizes every participant-list change.
     if !changes.is_empty() {
         policy
@@ -225,18 +274,15 @@ pub(crate) fn check_commit(
     counts.set_clients(u32::try_from(facts.members_after.len()).unwrap_or(u32::MAX));
     // HUB-006: removing clients of a user who stays a participant is a kick, or the removal
     // of the committer's own other clients; each needs its capability.
-    let staying: BTreeSet<String> = participants_of(&facts.after)
-        .into_iter()
-        .map(|p| p.user)
-        .collect();
+    let roles_after = RoleLookup::of(after_list);
     for removed in &facts.removed_by_others {
-        if !staying.contains(&removed.user_uri) {
+        if roles_after.role_of(&removed.user_uri) == RoleIndex::NON_PARTICIPANT {
             continue;
         }
         let decision = if removed.user_uri == facts.committer.user_uri {
             policy.authorize_remove_own_client(actor, &counts)
         } else {
-            policy.authorize_kick(actor, role_in(&facts.after, &removed.user_uri), &counts)
+            policy.authorize_kick(actor, roles_after.role_of(&removed.user_uri), &counts)
         };
         decision.map_err(|denied| {
             RoomError::not_allowed(format!("removing {}: {denied}", removed.device_uri))
@@ -244,12 +290,8 @@ pub(crate) fn check_commit(
     }
     // HUB-007: a new client of a user who already was a participant may be added only by
     // that user (canAddOwnClient); others' new devices join by external commit.
-    let listed_before: BTreeSet<String> = participants_of(&facts.before)
-        .into_iter()
-        .map(|p| p.user)
-        .collect();
     for added in &facts.added {
-        if !listed_before.contains(&added.user_uri) {
+        if before.role_of(&added.user_uri) == RoleIndex::NON_PARTICIPANT {
             continue;
         }
         if added.user_uri != facts.committer.user_uri {
@@ -262,13 +304,7 @@ pub(crate) fn check_commit(
             .authorize_add_own_client(actor, &counts)
             .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
     }
-    // HUB-008: each room-metadata field the commit changes needs its capability (draft §7.2,
-    // room-policy canChangeRoom*), compared field by field with the metadata before.
-    if let Some((before, after)) = &facts.metadata {
-        check_metadata_change(policy, actor, before.as_ref(), after)?;
-    }
     // HUB-004: every client in the group belongs to a participant that is not banned.
-    let roles_after = RoleLookup::of(&facts.after);
     for member in &facts.members_after {
         let role = roles_after.role_of(&member.user_uri);
         if role == RoleIndex::NON_PARTICIPANT {
@@ -297,6 +333,218 @@ pub(crate) fn check_commit(
         }
     }
     Ok(())
+}
+
+/// HUB-090..HUB-096: who may change each policy or application component, and the rules the
+/// new values must keep (room-policy-03 §3, §4, §8.6; IN-ROOMSTATE-2, -3).
+fn check_state_changes(
+    before: &RoomComponents,
+    applied: &Applied,
+    facts: &CommitFacts,
+    actor: RoleIndex,
+) -> Result<(), RoomError> {
+    let policy = &before.policy;
+    let after = &applied.after;
+    let need = |capability: Capability, what: &str| -> Result<(), RoomError> {
+        if policy.has_capability(actor, capability) {
+            Ok(())
+        } else {
+            Err(RoomError::not_allowed(format!(
+                "role {actor} lacks {} to change {what}",
+                capability.known_name().unwrap_or("a private capability")
+            )))
+        }
+    };
+    for (&id, change) in &applied.changed {
+        let name = component_name(id);
+        match (kind_of(id), change) {
+            (ComponentKind::RoomMetadata, _) => {}
+            (ComponentKind::JoinLinks, ComponentChange::JoinLinks { added, removed }) => {
+                // HUB-095: creating and deleting join codes (reserved capabilities we use,
+                // IN-ROOMSTATE-2).
+                if *added > 0 {
+                    need(Capability::CAN_CREATE_JOIN_CODE, &name)?;
+                }
+                if *removed > 0 {
+                    need(Capability::CAN_DELETE_JOIN_CODE, &name)?;
+                }
+            }
+            (ComponentKind::Application, _) => {
+                // HUB-096: our private capability; generic limits only.
+                need(Capability::CAN_CHANGE_APP_COMPONENTS, &name)?;
+            }
+            (ComponentKind::Policy, _) => match ComponentId(id) {
+                ComponentId::ROLES_LIST => {
+                    // HUB-090: canChangeRoleDefinitions, never with a participant-list change
+                    // (room-policy-03 §3), and the current participants fit the new roles.
+                    need(Capability::CAN_CHANGE_ROLE_DEFINITIONS, &name)?;
+                    if applied.list_changed {
+                        return Err(RoomError::not_allowed(
+                            "roles_list cannot change in a commit that changes the participant list",
+                        ));
+                    }
+                    check_roles_fit(after, facts)?;
+                }
+                ComponentId::PREAUTH_LIST => {
+                    // HUB-091: canChangePreauthorizedUserList; only removals may accompany it
+                    // in the participant list (room-policy-03 §4).
+                    need(Capability::CAN_CHANGE_PREAUTHORIZED_USER_LIST, &name)?;
+                    if applied.list_changed && !only_removals(before, after) {
+                        return Err(RoomError::not_allowed(
+                            "preauth_list can change only with participant removals",
+                        ));
+                    }
+                }
+                ComponentId::BASE_ROOM_POLICY => {
+                    // HUB-092: canChangeRoomMembershipStyle (room-policy-03 §8.6).
+                    need(Capability::CAN_CHANGE_ROOM_MEMBERSHIP_STYLE, &name)?;
+                }
+                ComponentId::MLS_OPERATIONAL_POLICY => {
+                    // HUB-094: canChangeMlsOperationalPolicies (reserved; IN-ROOMSTATE-2).
+                    need(Capability::CAN_CHANGE_MLS_OPERATIONAL_POLICIES, &name)?;
+                }
+                _ => {
+                    // HUB-093: canChangeOtherPolicyAttribute (reserved; IN-ROOMSTATE-2).
+                    need(Capability::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE, &name)?;
+                }
+            },
+            _ => {
+                return Err(RoomError::not_allowed(format!(
+                    "changing {name} is not supported"
+                )));
+            }
+        }
+    }
+    // HUB-096: a room holds a bounded number of application components.
+    if applied
+        .changed
+        .keys()
+        .any(|id| kind_of(*id) == ComponentKind::Application)
+        && after.app_component_count() > MAX_APP_COMPONENTS
+    {
+        return Err(RoomError::not_allowed(format!(
+            "a room may hold at most {MAX_APP_COMPONENTS} application components"
+        )));
+    }
+    Ok(())
+}
+
+/// HUB-090: after a roles change every participant's role exists and every role's participant
+/// constraints hold for the room as it is.
+fn check_roles_fit(after: &RoomComponents, facts: &CommitFacts) -> Result<(), RoomError> {
+    let counts = role_counts(&after.participants, &facts.members_after);
+    for p in &after.participants.participants {
+        let role = RoleIndex(p.role_index);
+        if after.policy.role(role).is_none() {
+            return Err(RoomError::not_allowed(format!(
+                "{} holds role {role}, which the new roles_list does not define",
+                p.user.as_str()
+            )));
+        }
+    }
+    for role in &after.policy.roles().roles {
+        let index = role.role_index;
+        if index == RoleIndex::NON_PARTICIPANT {
+            continue;
+        }
+        let (count, active) = (counts.participants(index), counts.active(index));
+        let too_few = count < role.minimum_participants_constraint
+            || active < role.minimum_active_participants_constraint;
+        let too_many = role
+            .maximum_participants_constraint
+            .is_some_and(|m| count > m)
+            || role
+                .maximum_active_participants_constraint
+                .is_some_and(|m| active > m);
+        if too_few || too_many {
+            return Err(RoomError::not_allowed(format!(
+                "role {index} would hold {count} participants ({active} active), outside its constraints"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// HUB-097: the base room policy after the commit holds for the room after it
+/// (room-policy-03 §5): `max_users`, `max_clients`, `multi_device`, no role able to add users
+/// in a fixed-membership room, and no parent-dependent room (not supported, IN-ROOMSTATE-5).
+fn check_base_policy(after: &RoomComponents, facts: &CommitFacts) -> Result<(), RoomError> {
+    let base = &after.base;
+    check_policy_consistency(base, after.policy.roles())?;
+    if let Some(max) = base.max_users {
+        let users = after
+            .participants
+            .participants
+            .iter()
+            .filter(|p| RoleIndex(p.role_index) != RoleIndex::BANNED)
+            .count();
+        if users > max as usize {
+            return Err(RoomError::not_allowed(format!(
+                "the room would have {users} users, more than max_users {max}"
+            )));
+        }
+    }
+    if let Some(max) = base.max_clients
+        && facts.members_after.len() > max as usize
+    {
+        return Err(RoomError::not_allowed(format!(
+            "the room would have {} clients, more than max_clients {max}",
+            facts.members_after.len()
+        )));
+    }
+    if !base.multi_device {
+        let mut users = BTreeSet::new();
+        for member in &facts.members_after {
+            if !users.insert(member.user_uri.as_str()) {
+                return Err(RoomError::not_allowed(format!(
+                    "the room allows one client per user (multi_device is false): {} has more",
+                    member.user_uri
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rules between the base policy and the roles that hold whatever the members do: a
+/// fixed-membership room has no role that may add users (room-policy-03 §5), and parent rooms
+/// are not supported (IN-ROOMSTATE-5).
+pub(crate) fn check_policy_consistency(
+    base: &mimi_policy::BaseRoomPolicy,
+    roles: &mimi_policy::RoleData,
+) -> Result<(), RoomError> {
+    if base.parent_dependant {
+        return Err(RoomError::not_allowed(
+            "parent-dependent rooms are not supported",
+        ));
+    }
+    if base.fixed_membership
+        && let Some(role) = roles.roles.iter().find(|r| {
+            is_real_role(r.role_index) && r.has_capability(Capability::CAN_ADD_PARTICIPANT)
+        })
+    {
+        return Err(RoomError::not_allowed(format!(
+            "a fixed-membership room cannot have role {} with canAddParticipant",
+            role.role_index
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the participant list only lost entries between `before` and `after`.
+fn only_removals(before: &RoomComponents, after: &RoomComponents) -> bool {
+    after
+        .participants
+        .participants
+        .iter()
+        .all(|p| before.role_of(p.user.as_str()) == RoleIndex(p.role_index))
+}
+
+/// The draft's name of a component, or its ID in hex.
+pub(crate) fn component_name(id: u16) -> String {
+    ComponentId(id)
+        .name()
+        .map_or_else(|| format!("component {id:#06x}"), str::to_owned)
 }
 
 /// The participant-list changes between two lists, as the policy crate wants them.
@@ -452,6 +700,25 @@ pub(crate) fn check_external_commit(
         return Err(RoomError::not_allowed(format!(
             "{} is already in the group",
             joiner.device_uri
+        )));
+    }
+    // HUB-075: the new client keeps the room within its base policy (room-policy-03 §5).
+    let base = &components.base;
+    let other_device = members
+        .values()
+        .any(|m| m.user_uri == joiner.user_uri && m.device_uri != joiner.device_uri);
+    if !base.multi_device && other_device {
+        return Err(RoomError::not_allowed(format!(
+            "the room allows one client per user (multi_device is false): {} has one",
+            joiner.user_uri
+        )));
+    }
+    let clients_after = members.len() + usize::from(!replaces_old_leaf);
+    if let Some(max) = base.max_clients
+        && clients_after > max as usize
+    {
+        return Err(RoomError::not_allowed(format!(
+            "the room would have {clients_after} clients, more than max_clients {max}"
         )));
     }
     Ok(joiner)

@@ -39,6 +39,70 @@ pub struct Config {
     /// "Connections").
     #[serde(default)]
     pub connections: Connections,
+    /// The policy envelope of the rooms this provider hosts.
+    #[serde(default)]
+    pub rooms: Rooms,
+}
+
+/// What the rooms this provider hosts may be (room-policy-03 §2, the provider's policy
+/// envelope): a creation or change outside it is refused with a message saying why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rooms {
+    /// The presets rooms may be created with: any of `dm`, `private`, `moderated`, `public`.
+    /// Default: all four.
+    #[serde(default = "default_presets")]
+    pub presets: Vec<String>,
+    /// Most non-banned participants in one room, and the largest `max_users` a room may set.
+    /// Default: no limit.
+    #[serde(default)]
+    pub max_users: Option<u32>,
+    /// Most clients in one room's MLS group, and the largest `max_clients` a room may set.
+    /// Default: no limit.
+    #[serde(default)]
+    pub max_clients: Option<u32>,
+    /// Whether a room's owners may redefine its roles after creation. Default true.
+    #[serde(default = "default_true")]
+    pub custom_roles: bool,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Self {
+            presets: default_presets(),
+            max_users: None,
+            max_clients: None,
+            custom_roles: true,
+        }
+    }
+}
+
+impl Rooms {
+    /// The envelope as the hub checks it; unknown preset names are an error.
+    pub fn envelope(&self) -> Result<mimi_room::PolicyEnvelope, String> {
+        let presets = self
+            .presets
+            .iter()
+            .map(|p| p.parse::<mimi_policy::Preset>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(mimi_room::PolicyEnvelope {
+            presets,
+            max_users: self.max_users,
+            max_clients: self.max_clients,
+            custom_roles: self.custom_roles,
+        })
+    }
+}
+
+fn default_presets() -> Vec<String> {
+    mimi_policy::Preset::ALL
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Bounds on work and memory.
@@ -384,6 +448,13 @@ impl Config {
             problems.push("limits.room_cache_rooms must be at least 1".into());
         }
         problems.extend(self.connections.problems());
+        match self.rooms.envelope() {
+            Ok(envelope) if envelope.presets.is_empty() => {
+                problems.push("rooms.presets must name at least one preset".into())
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("rooms.presets: {e}")),
+        }
         problems
     }
 

@@ -58,6 +58,7 @@ pub fn init(
         peers,
         limits: Limits::default(),
         connections: Connections::default(),
+        rooms: Default::default(),
     };
     let path = dir.join("mimid.toml");
     fs::write(&path, toml::to_string_pretty(&config)?)?;

@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
     /// The owners of the hosted rooms in memory.
     pub(crate) hub: crate::hub::Hub,
+    /// What hosted rooms' policies may be (`[rooms]` in the config).
+    pub(crate) envelope: mimi_room::PolicyEnvelope,
     /// Local clients by the SHA-256 of their bearer token, as already found in the store:
     /// tokens never change, so a hit needs no database read.
     pub(crate) known_clients:
@@ -81,6 +83,10 @@ impl AppState {
         let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
         let peers = Peers::new(&config, tls)?;
         let room_cache_rooms = config.limits.room_cache_rooms;
+        let envelope = config
+            .rooms
+            .envelope()
+            .map_err(|e| anyhow::anyhow!("rooms.presets: {e}"))?;
         let long_polls = crate::http::LongPolls::new(
             config.connections.max_long_polls,
             config.connections.max_long_polls_per_device,
@@ -96,6 +102,7 @@ impl AppState {
             outbox_wake: watch::Sender::new(0),
             inbox_wake,
             hub: crate::hub::Hub::new(room_cache_rooms),
+            envelope,
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),

@@ -6,19 +6,19 @@ use mimi_room::{
     TrustAnchor,
 };
 
-struct Client {
-    state: MemberState,
-    me: ClientIdentity,
+pub(crate) struct Client {
+    pub(crate) state: MemberState,
+    pub(crate) me: ClientIdentity,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn client(provider: &ProviderIdentity, user: &str) -> Client {
+pub(crate) fn client(provider: &ProviderIdentity, user: &str) -> Client {
     let state = MemberState::new();
     let key = state.generate_signature_key().unwrap();
     let device_uri = format!("mimi://{}/d/{user}/phone", provider.domain());
@@ -35,7 +35,7 @@ fn client(provider: &ProviderIdentity, user: &str) -> Client {
     }
 }
 
-fn provider(ca: &DevCa, domain: &str) -> ProviderIdentity {
+pub(crate) fn provider(ca: &DevCa, domain: &str) -> ProviderIdentity {
     let creds = ca.issue_provider(domain).unwrap();
     ProviderIdentity::from_pem(&creds.identity_cert_pem, &creds.identity_key_pem).unwrap()
 }
@@ -330,7 +330,7 @@ fn hub_room_survives_a_snapshot_round_trip() {
     );
 }
 
-fn hub_sender_bytes() -> Vec<u8> {
+pub(crate) fn hub_sender_bytes() -> Vec<u8> {
     use openmls::prelude::{BasicCredential, ExternalSender};
     use tls_codec::Serialize as _;
     ExternalSender::new(

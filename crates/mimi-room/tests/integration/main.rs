@@ -3,3 +3,4 @@
 
 mod flows;
 mod openmls_patch;
+mod room_state;

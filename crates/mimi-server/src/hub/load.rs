@@ -34,6 +34,8 @@ pub(super) async fn load(state: &Arc<AppState>, room_uri: &str) -> Result<HubRoo
             room.process_handshake(&state.anchor, &message, accepted_at)
                 .map_err(|e| ApiError::internal(format!("{room_uri}: journal replay: {e}")))?;
         }
+        // After the replay: what was accepted stays accepted if the envelope has narrowed.
+        room.set_envelope(state.envelope.clone());
         Ok(room)
     })
     .await?

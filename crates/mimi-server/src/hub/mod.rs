@@ -82,8 +82,9 @@ impl Hub {
     ) -> Result<(), ApiError> {
         let (s, uri, user) = (state.clone(), room_uri.to_owned(), creator_user.to_owned());
         let (room, stored) = tokio::task::spawn_blocking(move || {
-            let room = HubRoom::create(
+            let room = HubRoom::create_within(
                 &s.anchor,
+                &s.envelope,
                 &uri,
                 &user,
                 &group_info,

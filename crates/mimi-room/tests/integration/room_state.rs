@@ -1,0 +1,524 @@
+//! Room state beyond the participant list: presets, the base policy, roles, policy and
+//! application components, each changed by commit, checked by the hub and every member.
+
+use mimi_identity::DevCa;
+use mimi_policy::{BaseRoomPolicy, Preset, RoleData};
+use mimi_room::{
+    Accepted, HubRoom, HubSender, Incoming, MemberState, PolicyEnvelope, Refusal, RoomError,
+    TrustAnchor,
+};
+
+use crate::flows::{Client, client, hub_sender_bytes, now, provider};
+
+const ALICE: &str = "mimi://a.example/u/alice";
+const BOB: &str = "mimi://b.example/u/bob";
+const CATHY: &str = "mimi://c.example/u/cathy";
+
+/// A room of `preset` hosted on a.example: Alice created it; Bob was added in its first commit.
+struct Room {
+    anchor: TrustAnchor,
+    hub: HubRoom,
+    uri: String,
+    alice: Client,
+    bob: Client,
+    cathy: Client,
+    /// A second device of Bob's, not in the room.
+    bob_tablet: Client,
+}
+
+fn room(preset: Preset) -> Room {
+    let ca = DevCa::generate("test root").unwrap();
+    let anchor = TrustAnchor::from_der(ca.cert_der());
+    let (a, b, c) = (
+        provider(&ca, "a.example"),
+        provider(&ca, "b.example"),
+        provider(&ca, "c.example"),
+    );
+    let (alice, bob, cathy) = (client(&a, "alice"), client(&b, "bob"), client(&c, "cathy"));
+    let mut bob_tablet = client(&b, "bob");
+    bob_tablet.me.device_uri = "mimi://b.example/d/bob/tablet".into();
+    let bob_tablet = reissue(&b, bob_tablet);
+    let uri = format!("mimi://a.example/r/{preset}");
+    let created = alice
+        .state
+        .create_room_with(&alice.me, &uri, ALICE, &hub_sender(), preset)
+        .unwrap();
+    let mut hub = HubRoom::create_within(
+        &anchor,
+        &PolicyEnvelope::default(),
+        &uri,
+        ALICE,
+        &created.group_info,
+        &created.ratchet_tree,
+        &hub_sender_bytes(),
+        now(),
+    )
+    .unwrap();
+    let add = alice
+        .state
+        .add_users(
+            &alice.me,
+            &uri,
+            &[(BOB.into(), bob.state.key_packages(&bob.me, 1).unwrap())],
+        )
+        .unwrap();
+    accept(&mut hub, &anchor, &add.commit);
+    alice.state.merge_pending_commit(&uri).unwrap();
+    bob.state
+        .join(
+            &anchor,
+            add.welcome.as_ref().unwrap(),
+            &hub.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    Room {
+        anchor,
+        hub,
+        uri,
+        alice,
+        bob,
+        cathy,
+        bob_tablet,
+    }
+}
+
+/// The same client with a certificate for its (changed) device URI.
+fn reissue(provider: &mimi_identity::ProviderIdentity, mut c: Client) -> Client {
+    c.me.chain = provider
+        .issue_client(
+            &c.me.device_uri,
+            &c.me.signature_public_key,
+            mimi_identity::Validity::one_year_from(now() - 60),
+        )
+        .unwrap();
+    c
+}
+
+fn hub_sender() -> HubSender {
+    HubSender {
+        signature_key: vec![7; 32],
+        provider_uri: "mimi://a.example".into(),
+    }
+}
+
+fn accept(hub: &mut HubRoom, anchor: &TrustAnchor, commit: &[u8]) {
+    match hub.process_handshake(anchor, commit, now()) {
+        Ok(Accepted::Commit { .. }) => {}
+        other => panic!("the hub refused: {other:?}"),
+    }
+}
+
+/// The hub refuses `commit` as not allowed, with a reason containing `why`, and stays as it was.
+fn refused(hub: &mut HubRoom, anchor: &TrustAnchor, commit: &[u8], why: &str) {
+    let before = hub.snapshot().unwrap();
+    match hub.process_handshake(anchor, commit, now()) {
+        Err(RoomError::Refused(Refusal::NotAllowed(reason))) => {
+            assert!(reason.contains(why), "refused for {reason:?}, not {why:?}")
+        }
+        other => panic!("expected a refusal for {why:?}, got {other:?}"),
+    }
+    assert_eq!(hub.snapshot().unwrap(), before, "a refusal changes nothing");
+}
+
+/// Alice's pending commit was accepted: she merges it and Bob processes it.
+fn everyone_follows(r: &Room, commit: &[u8]) {
+    r.alice.state.merge_pending_commit(&r.uri).unwrap();
+    assert!(matches!(
+        r.bob.state.process(&r.anchor, &r.uri, commit, now()),
+        Ok(Incoming::Commit { .. })
+    ));
+}
+
+fn component(state: &MemberState, r: &Room, id: u16) -> Option<Vec<u8>> {
+    state
+        .room_view(&r.anchor, &r.uri, now())
+        .unwrap()
+        .components
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn a_dm_gets_its_second_participant_at_creation_and_refuses_a_third() {
+    let mut r = room(Preset::Dm);
+    let view = r.bob.state.room_view(&r.anchor, &r.uri, now()).unwrap();
+    assert_eq!(view.participants.len(), 2);
+    assert!(view.participants.iter().all(|p| p.role == 2));
+    assert!(view.base_policy.fixed_membership);
+    let cathy_kp = r.cathy.state.key_packages(&r.cathy.me, 1).unwrap();
+    let third = r
+        .alice
+        .state
+        .add_users(&r.alice.me, &r.uri, &[(CATHY.into(), cathy_kp)])
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &third.commit, "fixed membership");
+    // Bob, the other participant, cannot either.
+    r.alice.state.discard_pending_commit(&r.uri).unwrap();
+    let cathy_kp = r.cathy.state.key_packages(&r.cathy.me, 1).unwrap();
+    let by_bob = r
+        .bob
+        .state
+        .add_users(&r.bob.me, &r.uri, &[(CATHY.into(), cathy_kp)])
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &by_bob.commit, "fixed membership");
+}
+
+#[test]
+fn a_dm_created_with_two_others_is_refused() {
+    let r = room(Preset::Private);
+    // Build a fresh dm whose creation commit adds Bob and Cathy: max_users is 2.
+    let uri = "mimi://a.example/r/crowded-dm";
+    let created = r
+        .alice
+        .state
+        .create_room_with(&r.alice.me, uri, ALICE, &hub_sender(), Preset::Dm)
+        .unwrap();
+    let mut hub = HubRoom::create(
+        &r.anchor,
+        uri,
+        ALICE,
+        &created.group_info,
+        &created.ratchet_tree,
+        &hub_sender_bytes(),
+        now(),
+    )
+    .unwrap();
+    let users = [
+        (
+            BOB.to_owned(),
+            r.bob.state.key_packages(&r.bob.me, 1).unwrap(),
+        ),
+        (
+            CATHY.to_owned(),
+            r.cathy.state.key_packages(&r.cathy.me, 1).unwrap(),
+        ),
+    ];
+    let add = r.alice.state.add_users(&r.alice.me, uri, &users).unwrap();
+    refused(&mut hub, &r.anchor, &add.commit, "max_users 2");
+}
+
+#[test]
+fn one_device_per_user_when_multi_device_is_off() {
+    let mut r = room(Preset::Private);
+    // Bob (a member) may not change the membership style; Alice (owner) may.
+    let single = BaseRoomPolicy {
+        multi_device: false,
+        ..Preset::Private.base_policy()
+    };
+    let by_bob = r
+        .bob
+        .state
+        .set_component(
+            &r.bob.me,
+            &r.uri,
+            BaseRoomPolicy::COMPONENT_ID,
+            Some(single.encode().unwrap()),
+        )
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &by_bob.commit,
+        "canChangeRoomMembershipStyle",
+    );
+    r.bob.state.discard_pending_commit(&r.uri).unwrap();
+    let by_alice = r
+        .alice
+        .state
+        .set_component(
+            &r.alice.me,
+            &r.uri,
+            BaseRoomPolicy::COMPONENT_ID,
+            Some(single.encode().unwrap()),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &by_alice.commit);
+    everyone_follows(&r, &by_alice.commit);
+    let seen = r.bob.state.room_view(&r.anchor, &r.uri, now()).unwrap();
+    assert!(!seen.base_policy.multi_device);
+    // Bob's tablet tries to join by external commit: one client per user.
+    let (_, joined) = r
+        .bob_tablet
+        .state
+        .join_by_external_commit(
+            &r.anchor,
+            &r.bob_tablet.me,
+            by_alice.group_info.as_ref().unwrap(),
+            &r.hub.ratchet_tree().unwrap(),
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    let commit = joined.commit;
+    refused(&mut r.hub, &r.anchor, &commit, "multi_device");
+}
+
+#[test]
+fn roles_are_redefined_by_the_owner_only_and_must_fit_the_participants() {
+    let mut r = room(Preset::Private);
+    let mut roles = Preset::Private.roles();
+    let mut guest = mimi_policy::Role::new(mimi_policy::RoleIndex(5), "guest");
+    guest.role_capabilities = vec![mimi_policy::Capability::CAN_RECEIVE_MESSAGE];
+    roles.roles.push(guest);
+    let bytes = roles.encode().unwrap();
+    let by_bob = r
+        .bob
+        .state
+        .set_component(
+            &r.bob.me,
+            &r.uri,
+            RoleData::COMPONENT_ID,
+            Some(bytes.clone()),
+        )
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &by_bob.commit,
+        "canChangeRoleDefinitions",
+    );
+    r.bob.state.discard_pending_commit(&r.uri).unwrap();
+    let by_alice = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, RoleData::COMPONENT_ID, Some(bytes))
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &by_alice.commit);
+    everyone_follows(&r, &by_alice.commit);
+    let seen = r.bob.state.room_view(&r.anchor, &r.uri, now()).unwrap();
+    assert_eq!(seen.roles, roles);
+    // Dropping the member role, which Bob holds, is refused.
+    let mut without_member = roles.clone();
+    without_member.roles.retain(|role| role.role_index.0 != 2);
+    for role in &mut without_member.roles {
+        role.authorized_role_changes
+            .retain(|c| c.from_role_index.0 != 2);
+        for change in &mut role.authorized_role_changes {
+            change.target_role_indexes.retain(|t| t.0 != 2);
+        }
+    }
+    let drop = r
+        .alice
+        .state
+        .set_component(
+            &r.alice.me,
+            &r.uri,
+            RoleData::COMPONENT_ID,
+            Some(without_member.encode().unwrap()),
+        )
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &drop.commit, "does not define");
+}
+
+#[test]
+fn application_components_need_the_capability_and_stay_small() {
+    let mut r = room(Preset::Private);
+    let id = 0x8001;
+    // A member of a private room may set application state.
+    let put = r
+        .bob
+        .state
+        .set_component(&r.bob.me, &r.uri, id, Some(b"pinned: 42".to_vec()))
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &put.commit);
+    r.bob.state.merge_pending_commit(&r.uri).unwrap();
+    r.alice
+        .state
+        .process(&r.anchor, &r.uri, &put.commit, now())
+        .unwrap();
+    assert_eq!(
+        component(&r.alice.state, &r, id).as_deref(),
+        Some(&b"pinned: 42"[..])
+    );
+    // Too large a value is refused.
+    let big = vec![0u8; mimi_room::MAX_APP_COMPONENT_LEN + 1];
+    let too_big = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, id, Some(big))
+        .unwrap_err();
+    assert!(too_big.to_string().contains("more than"), "{too_big}");
+    // Removal.
+    let remove = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, id, None)
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &remove.commit);
+    everyone_follows(&r, &remove.commit);
+    assert_eq!(component(&r.bob.state, &r, id), None);
+    // Components outside the MIMI and private ranges cannot be set, nor can the roles go.
+    let foreign = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, 0x0001, Some(vec![0]));
+    assert!(foreign.is_err());
+    let no_roles = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, RoleData::COMPONENT_ID, None);
+    assert!(no_roles.is_err());
+}
+
+#[test]
+fn a_guest_of_a_moderated_room_cannot_set_application_state() {
+    let mut r = room(Preset::Moderated);
+    let view = r.bob.state.room_view(&r.anchor, &r.uri, now()).unwrap();
+    let bob = view.participants.iter().find(|p| p.user == BOB).unwrap();
+    assert_eq!(bob.role, 2, "added users are guests");
+    let put = r
+        .bob
+        .state
+        .set_component(&r.bob.me, &r.uri, 0x8001, Some(b"x".to_vec()))
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &put.commit, "canChangeAppComponents");
+    // And the hub does not let a guest send.
+    assert!(r.hub.check_application(r.hub.epoch(), BOB).is_err());
+}
+
+#[test]
+fn the_envelope_limits_presets_and_sizes() {
+    let mut r = room(Preset::Private);
+    let envelope = PolicyEnvelope {
+        presets: vec![Preset::Private],
+        max_users: Some(2),
+        ..PolicyEnvelope::default()
+    };
+    let created = r
+        .alice
+        .state
+        .create_room_with(
+            &r.alice.me,
+            "mimi://a.example/r/env-dm",
+            ALICE,
+            &hub_sender(),
+            Preset::Dm,
+        )
+        .unwrap();
+    let dm = HubRoom::create_within(
+        &r.anchor,
+        &envelope,
+        "mimi://a.example/r/env-dm",
+        ALICE,
+        &created.group_info,
+        &created.ratchet_tree,
+        &hub_sender_bytes(),
+        now(),
+    );
+    match dm {
+        Err(RoomError::Refused(Refusal::NotAllowed(why))) => {
+            assert!(why.contains("does not offer the dm preset"), "{why}")
+        }
+        other => panic!("a dm was created: {:?}", other.map(|_| ())),
+    }
+    // The room of this test is already at two users: a third is beyond the envelope.
+    r.hub.set_envelope(envelope.clone());
+    let cathy_kp = r.cathy.state.key_packages(&r.cathy.me, 1).unwrap();
+    let third = r
+        .alice
+        .state
+        .add_users(&r.alice.me, &r.uri, &[(CATHY.into(), cathy_kp)])
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &third.commit, "at most 2 users");
+    // A room may not raise its own max_users above the envelope's.
+    r.alice.state.discard_pending_commit(&r.uri).unwrap();
+    let raise = BaseRoomPolicy {
+        max_users: Some(10),
+        ..Preset::Private.base_policy()
+    };
+    let commit = r
+        .alice
+        .state
+        .set_component(
+            &r.alice.me,
+            &r.uri,
+            BaseRoomPolicy::COMPONENT_ID,
+            Some(raise.encode().unwrap()),
+        )
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &commit.commit,
+        "max_users must be at most 2",
+    );
+}
+
+#[test]
+fn other_policy_components_need_their_capability_and_join_links_take_deltas() {
+    use mimi_policy::{JoinLink, JoinLinksUpdate, Optionality, StatusNotificationPolicy};
+    let mut r = room(Preset::Private);
+    let no_receipts = StatusNotificationPolicy {
+        delivery_notifications: Optionality::Optional,
+        read_receipts: Optionality::Forbidden,
+    };
+    let id = StatusNotificationPolicy::COMPONENT_ID;
+    let bytes = no_receipts.encode().unwrap();
+    let by_bob = r
+        .bob
+        .state
+        .set_component(&r.bob.me, &r.uri, id, Some(bytes.clone()))
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &by_bob.commit,
+        "canChangeOtherPolicyAttribute",
+    );
+    r.bob.state.discard_pending_commit(&r.uri).unwrap();
+    let by_alice = r
+        .alice
+        .state
+        .set_component(&r.alice.me, &r.uri, id, Some(bytes.clone()))
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &by_alice.commit);
+    everyone_follows(&r, &by_alice.commit);
+    assert_eq!(component(&r.bob.state, &r, id), Some(bytes));
+    // A value that does not decode is refused before it is sent.
+    assert!(
+        r.alice
+            .state
+            .set_component(&r.alice.me, &r.uri, id, Some(vec![0, 3]))
+            .is_err()
+    );
+    // Join links: two added, then the first removed by index.
+    let add = JoinLinksUpdate {
+        removed_indices: Vec::new(),
+        added_links: vec![
+            JoinLink::new("https://a.example/j/1"),
+            JoinLink::new("https://a.example/j/2"),
+        ],
+    };
+    let commit = r
+        .alice
+        .state
+        .update_join_links(&r.alice.me, &r.uri, &add)
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    everyone_follows(&r, &commit.commit);
+    let remove = JoinLinksUpdate {
+        removed_indices: vec![0],
+        added_links: Vec::new(),
+    };
+    let by_bob = r
+        .bob
+        .state
+        .update_join_links(&r.bob.me, &r.uri, &remove)
+        .unwrap();
+    refused(&mut r.hub, &r.anchor, &by_bob.commit, "canDeleteJoinCode");
+    r.bob.state.discard_pending_commit(&r.uri).unwrap();
+    let commit = r
+        .alice
+        .state
+        .update_join_links(&r.alice.me, &r.uri, &remove)
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    everyone_follows(&r, &commit.commit);
+    let links = mimi_policy::JoinLinksData::decode(
+        &component(&r.bob.state, &r, mimi_policy::JoinLinksData::COMPONENT_ID).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(links.links, vec![JoinLink::new("https://a.example/j/2")]);
+}
