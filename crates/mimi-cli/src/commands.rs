@@ -123,8 +123,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result<()> {
     let mut client = Client::open(profile)?;
     match command {
-        RoomCommand::Create { name, with } => {
-            let room = client.create_room(&name).await?;
+        RoomCommand::Create { name, preset, with } => {
+            let room = client.create_room_with(&name, preset).await?;
             // Printed first: if adding fails, the room exists all the same.
             out!("{room}");
             // The initial participants arrive together, in the room's first commit.
@@ -158,6 +158,31 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                 .await?
         }
         RoomCommand::Role { room, user, role } => client.set_role(&room, &user, &role).await?,
+        RoomCommand::Component {
+            room,
+            id,
+            value,
+            remove,
+        } => {
+            let id = parse_component_id(&id)?;
+            let value = match (value, remove) {
+                (Some(hex_value), false) => Some(
+                    hex::decode(hex_value.trim())
+                        .map_err(|e| mimi_client::ClientError::Usage(format!("value: {e}")))?,
+                ),
+                (None, true) => None,
+                _ => {
+                    return Err(mimi_client::ClientError::Usage(
+                        "give a hex value or --remove".into(),
+                    )
+                    .into());
+                }
+            };
+            client.set_component(&room, id, value).await?
+        }
+        RoomCommand::Policy { room, field, value } => {
+            client.set_policy_field(&room, &field, &value).await?
+        }
         RoomCommand::Info { room, json } => {
             client.sync().await?;
             let info = room_info(&client, &room)?;
@@ -172,11 +197,44 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                 for d in metadata["descriptions"].as_array().into_iter().flatten() {
                     out!("  description: {}", d["content"].as_str().unwrap_or(""));
                 }
+                let policy = &info["policy"];
+                for field in [
+                    "fixed_membership",
+                    "multi_device",
+                    "max_users",
+                    "max_clients",
+                ] {
+                    out!("  {field}: {}", policy[field]);
+                }
+                for r in info["roles"].as_array().into_iter().flatten() {
+                    out!(
+                        "  role {}: {}",
+                        r["index"],
+                        r["name"].as_str().unwrap_or("")
+                    );
+                }
                 for p in info["participants"].as_array().into_iter().flatten() {
                     out!(
-                        "  {} (role {})",
+                        "  {} (role {}{})",
                         p["user"].as_str().unwrap_or(""),
-                        p["role"]
+                        p["role"],
+                        if p["active"] == true {
+                            ""
+                        } else {
+                            ", inactive"
+                        }
+                    );
+                }
+                for c in info["components"].as_array().into_iter().flatten() {
+                    out!(
+                        "  component {:#06x} {}{}",
+                        c["id"].as_u64().unwrap_or(0),
+                        c["name"].as_str().unwrap_or("(application)"),
+                        if c["encrypted"] == true {
+                            " (encrypted)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -259,39 +317,99 @@ fn human_line(m: &mimi_client::StoredMessage) -> String {
 
 /// `mimi room info --json`: the room, its metadata and participants. The policy, roles and
 /// other components of issue 10 are not shown yet.
+/// A component ID in decimal or 0x-hex.
+fn parse_component_id(text: &str) -> Result<u16, mimi_client::ClientError> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex_digits) => u16::from_str_radix(hex_digits, 16),
+        None => text.parse::<u16>(),
+    };
+    parsed.map_err(|_| {
+        mimi_client::ClientError::Usage(format!("{text:?} is not a component ID (0..=65535)"))
+    })
+}
+
+/// Whether a component holds an encrypted application value (IN-ROOMSTATE-7).
+fn is_encrypted_app_value(id: u16, bytes: &[u8]) -> bool {
+    mimi_protocol::ComponentId(id).is_private_use() && bytes.starts_with(b"MIMI-E1\0")
+}
+
 fn room_info(client: &Client, room: &str) -> anyhow::Result<serde_json::Value> {
-    let metadata = client.room_metadata(room)?;
+    use serde_json::{Value, json};
+    let view = client.room_state(room)?;
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    let metadata = match metadata {
-        Some(m) => serde_json::json!({
+    let metadata = match &view.metadata {
+        Some(m) => json!({
             "name": m.name,
             "subject": m.subject,
             "mood": m.mood,
             "avatar": m.avatar.as_str(),
-            "descriptions": m.descriptions.iter().map(|d| serde_json::json!({
+            "descriptions": m.descriptions.iter().map(|d| json!({
                 "media_type": text(&d.media_type),
                 "language": text(&d.language_tag),
                 "content": text(&d.content),
             })).collect::<Vec<_>>(),
         }),
-        None => serde_json::json!({
+        None => json!({
             "name": "", "subject": "", "mood": "", "avatar": "", "descriptions": [],
         }),
     };
-    let participants: Vec<serde_json::Value> = client
-        .members(room)?
-        .into_iter()
-        .map(|m| {
-            serde_json::json!({
-                "user": m.user,
-                "role": m.role,
-                "active": !m.clients.is_empty(),
+    // The base policy's fields at the top, each other policy component under its name.
+    let mut policy = serde_json::to_value(&view.base_policy)?;
+    let mut components = Vec::new();
+    for (id, bytes) in &view.components {
+        let component = mimi_policy::PolicyComponent::decode(*id, bytes)
+            .ok()
+            .flatten()
+            .and_then(|c| serde_json::to_value(c).ok());
+        if let (Some(Value::Object(extra)), Value::Object(policy)) = (&component, &mut policy) {
+            let skip = [
+                mimi_policy::RoleData::COMPONENT_ID,
+                mimi_policy::BaseRoomPolicy::COMPONENT_ID,
+            ];
+            if !skip.contains(id) {
+                policy.extend(extra.clone());
+            }
+        }
+        components.push(json!({
+            "id": id,
+            "name": mimi_protocol::ComponentId(*id).name(),
+            "encrypted": is_encrypted_app_value(*id, bytes),
+            "value": hex::encode(bytes),
+        }));
+    }
+    let roles: Vec<Value> = view
+        .roles
+        .roles
+        .iter()
+        .map(|role| {
+            let mut value = serde_json::to_value(role).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut value {
+                map.insert("index".into(), json!(role.role_index.0));
+                map.insert("name".into(), json!(role.name_lossy()));
+                let capabilities = map.get("role_capabilities").cloned().unwrap_or(json!([]));
+                map.insert("capabilities".into(), capabilities);
+            }
+            value
+        })
+        .collect();
+    let participants: Vec<Value> = view
+        .participants
+        .iter()
+        .map(|p| {
+            json!({
+                "user": p.user,
+                "role": p.role,
+                "active": view.members.get(&p.user).is_some_and(|c| !c.is_empty()),
             })
         })
         .collect();
-    Ok(serde_json::json!({
+    Ok(json!({
         "room": room,
+        "epoch": view.epoch,
         "metadata": metadata,
+        "policy": policy,
+        "roles": roles,
         "participants": participants,
+        "components": components,
     }))
 }

@@ -211,6 +211,9 @@ enum RoomCommand {
     Create {
         /// The room name.
         name: String,
+        /// The room's policy: dm (two people, fixed), private (default), moderated or public.
+        #[arg(long, default_value = "private")]
+        preset: mimi_client::Preset,
         /// A user (mimi://domain/u/name) to add in the room's first commit (repeatable).
         #[arg(long = "with")]
         with: Vec<String>,
@@ -269,7 +272,33 @@ enum RoomCommand {
         /// The role name or index.
         role: String,
     },
-    /// Show the room: metadata and participants (one JSON object with --json).
+    /// Set a policy field by its draft name (base policy fields such as multi_device or
+    /// max_users, and the Optionality fields of the other policy components such as
+    /// read_receipts or expiring_messages).
+    Policy {
+        /// The room URI.
+        room: String,
+        /// The field's draft name.
+        field: String,
+        /// The new value (true/false, a number or none, optional/required/forbidden, ...).
+        value: String,
+    },
+    /// Replace one component of the room with raw bytes (hex), or remove it: for testing
+    /// interoperability with other implementations' components. Policy components must
+    /// decode; `join_links` (0x2a) takes a JoinLinksUpdate.
+    Component {
+        /// The room URI.
+        room: String,
+        /// The component ID, decimal or 0x-hex.
+        id: String,
+        /// The new value as hex; omit with --remove.
+        value: Option<String>,
+        /// Remove the component instead.
+        #[arg(long, conflicts_with = "value")]
+        remove: bool,
+    },
+    /// Show the room: metadata, policy, roles, participants and components (one JSON object
+    /// with --json).
     Info {
         /// The room URI.
         room: String,

@@ -184,6 +184,45 @@ impl Client {
         self.submit_commit(room, pending).await
     }
 
+    /// Sets one field of the room's policy by its draft name (`multi_device`, `max_users`,
+    /// `read_receipts`, `expiring_messages`, ...): the component holding it (the room's
+    /// current value, else the component's default) is replaced in one commit. The hub and
+    /// every member check that our role may change that component.
+    pub async fn set_policy_field(
+        &mut self,
+        room: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<(), ClientError> {
+        let id = mimi_policy::policy_field(field).ok_or_else(|| {
+            let known: Vec<&str> = mimi_policy::policy_fields().map(|(f, _)| f).collect();
+            ClientError::Usage(format!(
+                "unknown policy field {field:?} (known: {})",
+                known.join(", ")
+            ))
+        })?;
+        self.sync().await?;
+        let current = self
+            .room_state(room)?
+            .components
+            .into_iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, bytes)| bytes);
+        let mut component = match current {
+            Some(bytes) => mimi_policy::PolicyComponent::decode(id, &bytes)
+                .map_err(|e| ClientError::Provider(format!("the room's policy: {e}")))?,
+            None => mimi_policy::PolicyComponent::new_default(id),
+        }
+        .ok_or_else(|| ClientError::Usage(format!("{field} is not a policy field")))?;
+        component
+            .set_field(field, value)
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        let bytes = component
+            .encode()
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        self.set_component(room, id, Some(bytes)).await
+    }
+
     /// Everything this client knows of a room's state: participants, members, metadata,
     /// roles, base policy and every component.
     pub fn room_state(&self, room: &str) -> Result<RoomView, ClientError> {

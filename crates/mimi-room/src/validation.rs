@@ -771,7 +771,7 @@ fn check_metadata_change(
     for (changed, capability, field) in changes {
         if changed && !policy.has_capability(actor, capability) {
             return Err(RoomError::not_allowed(format!(
-                "role {} may not change the room's {field}",
+                "role {} lacks {capability} to change the room's {field}",
                 actor.0
             )));
         }

@@ -10,6 +10,7 @@ mod hostile;
 mod ratchet_tree;
 mod registration;
 mod resilience;
+mod room_state;
 mod rooms;
 
 use mimi_conformance::{Client, senders_and_texts, wait_until};
