@@ -15,6 +15,7 @@ pub mod internal;
 mod messages;
 mod profile;
 mod rooms;
+mod rules;
 mod sync;
 
 // Public API.

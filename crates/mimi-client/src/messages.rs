@@ -41,6 +41,12 @@ impl Client {
                 self.account.user_uri
             )));
         }
+        let rules = self.state.room_rules(room, &self.account.user_uri)?;
+        if !rules.can(mimi_policy::Capability::CAN_SEND_MESSAGE) {
+            return Err(ClientError::NotAllowed(format!(
+                "your role lacks canSendMessage in {room}"
+            )));
+        }
         let me = self.me();
         let contents: Vec<MimiContent> = texts
             .iter()
@@ -252,6 +258,7 @@ impl Client {
             )));
         }
         self.commit_pending(room).await?;
+        self.check_outgoing(room, &content)?;
         let content = content
             .with_sender_uri(&self.account.user_uri)
             .with_room_uri(room);
@@ -295,6 +302,32 @@ impl Client {
         profile::drop_event(&tx, room, &event.id)?;
         tx.commit()?;
         Err(ClientError::Refused(refusal))
+    }
+
+    /// Refuses a message the room's policy does not let us send (see [`crate::rules`]).
+    fn check_outgoing(&self, room: &str, content: &MimiContent) -> Result<(), ClientError> {
+        let rules = self.state.room_rules(room, &self.account.user_uri)?;
+        let events = if content.replaces.is_some() || !content.topic_id.is_empty() {
+            self.profile.events(room)?
+        } else {
+            Vec::new()
+        };
+        let own_target = content.replaces.is_none_or(|target| {
+            let target = target.to_string();
+            events
+                .iter()
+                .any(|e| e.id == target && e.sender == self.account.user_uri)
+        });
+        let topic = content.topic_id.as_bytes();
+        let topic_exists = !topic.is_empty()
+            && events.iter().any(|e| {
+                e.topic.as_deref().map(str::as_bytes) == Some(topic)
+                    || e.topic.as_deref() == Some(hex::encode(topic).as_str())
+            });
+        match crate::rules::outgoing_problem(&rules, content, own_target, topic_exists) {
+            Some(problem) => Err(ClientError::NotAllowed(problem)),
+            None => Ok(()),
+        }
     }
 
     /// The messages of a room, in display order (hub timestamp, then message ID).

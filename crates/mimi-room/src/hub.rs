@@ -41,6 +41,8 @@ pub struct HubRoom {
     departing: BTreeSet<String>,
     /// What the hosting provider lets the room's policy be.
     envelope: PolicyEnvelope,
+    /// Provider domains with a member whose role may receive messages (HUB-032).
+    receiving: BTreeSet<String>,
 }
 
 /// Verified identity of every member by leaf index, with the counts derived from it.
@@ -331,7 +333,9 @@ impl HubRoom {
             components,
             departing: BTreeSet::new(),
             envelope: PolicyEnvelope::default(),
+            receiving: BTreeSet::new(),
         };
+        room.receiving = room.compute_receiving();
         room.departing = room.compute_departing()?;
         Ok(room)
     }
@@ -375,6 +379,34 @@ impl HubRoom {
     /// The provider domains with at least one member client.
     pub fn member_domains(&self) -> BTreeSet<String> {
         self.roster.domains.keys().cloned().collect()
+    }
+
+    /// The provider domains an application message goes to: those with a member client whose
+    /// user's role holds canReceiveMessage (HUB-032, room-policy-03 §8.2). The hub cannot
+    /// withhold a message from one client of a provider that has others who may receive it:
+    /// the fan-out goes to providers (IN-ROOMSTATE-8).
+    pub fn receiving_domains(&self) -> &BTreeSet<String> {
+        &self.receiving
+    }
+
+    fn compute_receiving(&self) -> BTreeSet<String> {
+        let mut domains = BTreeSet::new();
+        let mut users: BTreeMap<&str, bool> = BTreeMap::new();
+        for member in self.roster.members.values() {
+            if domains.contains(&member.domain) {
+                continue;
+            }
+            let may = *users.entry(member.user_uri.as_str()).or_insert_with(|| {
+                self.components.policy.has_capability(
+                    self.components.role_of(&member.user_uri),
+                    Capability::CAN_RECEIVE_MESSAGE,
+                )
+            });
+            if may {
+                domains.insert(member.domain.clone());
+            }
+        }
+        domains
     }
 
     /// The ratchet tree, TLS-encoded, for joiners.
@@ -578,6 +610,7 @@ impl HubRoom {
         let removed = self.roster.refresh(anchor, &self.group)?;
         self.components = components_of(&self.group)?;
         self.departing.clear();
+        self.receiving = self.compute_receiving();
         Ok(Accepted::Commit {
             epoch: self.epoch(),
             notify_domains,

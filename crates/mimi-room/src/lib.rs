@@ -30,7 +30,7 @@ pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
 pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
 pub use member::{
-    CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomView,
+    CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomRules, RoomView,
     WIRE_CIPHERSUITE,
 };
 pub use provider::split_snapshot;

@@ -122,6 +122,33 @@ pub struct RoomView {
     pub components: Vec<(u16, Vec<u8>)>,
 }
 
+/// What a room's policy lets one user do, read from this client's current view of the room
+/// (without checking the members' credentials, so it is cheap enough for every message).
+#[derive(Debug, Clone)]
+pub struct RoomRules {
+    /// The user's role (0 if not a participant).
+    pub role: RoleIndex,
+    /// The room's roles with its base policy's limits.
+    pub policy: mimi_policy::RoomPolicy,
+    /// Every component of the room by ID (the participant list excluded).
+    pub components: BTreeMap<u16, Vec<u8>>,
+}
+
+impl RoomRules {
+    /// Whether the user's role holds `capability`.
+    pub fn can(&self, capability: mimi_policy::Capability) -> bool {
+        self.policy.has_capability(self.role, capability)
+    }
+
+    /// The room's policy component `id`, decoded, if the room has it and it decodes.
+    pub fn policy_component(&self, id: u16) -> Option<mimi_policy::PolicyComponent> {
+        let bytes = self.components.get(&id)?;
+        mimi_policy::PolicyComponent::decode(id, bytes)
+            .ok()
+            .flatten()
+    }
+}
+
 /// All MLS state of one client, with each room's group kept loaded between operations.
 ///
 /// OpenMLS writes every change through to storage, so the storage alone is the state; the
@@ -943,6 +970,22 @@ impl MemberState {
                 roles: components.policy.roles().clone(),
                 base_policy: components.base.clone(),
                 components: components.entries(),
+            })
+        })
+    }
+
+    /// What the room's policy lets `user` do, as this client sees the room now.
+    pub fn room_rules(&self, room_uri: &str, user: &str) -> Result<RoomRules, RoomError> {
+        self.with_group(room_uri, |group| {
+            let components = group_components(group)?;
+            Ok(RoomRules {
+                role: components.role_of(user),
+                components: components
+                    .raw
+                    .iter()
+                    .map(|(id, v)| (*id, v.as_ref().clone()))
+                    .collect(),
+                policy: components.policy,
             })
         })
     }

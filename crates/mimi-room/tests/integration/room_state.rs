@@ -522,3 +522,32 @@ fn other_policy_components_need_their_capability_and_join_links_take_deltas() {
     .unwrap();
     assert_eq!(links.links, vec![JoinLink::new("https://a.example/j/2")]);
 }
+
+#[test]
+fn the_hub_fans_messages_out_only_to_providers_whose_members_may_receive() {
+    let mut r = room(Preset::Private);
+    let everyone: std::collections::BTreeSet<String> =
+        ["a.example".to_owned(), "b.example".to_owned()].into();
+    assert_eq!(r.hub.receiving_domains(), &everyone);
+    // The owner takes canReceiveMessage from members; Bob (b.example) is one.
+    let mut roles = Preset::Private.roles();
+    for role in &mut roles.roles {
+        if role.role_index.0 == 2 {
+            role.role_capabilities
+                .retain(|c| *c != mimi_policy::Capability::CAN_RECEIVE_MESSAGE);
+        }
+    }
+    let commit = r
+        .alice
+        .state
+        .set_component(
+            &r.alice.me,
+            &r.uri,
+            RoleData::COMPONENT_ID,
+            Some(roles.encode().unwrap()),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    let only_a: std::collections::BTreeSet<String> = ["a.example".to_owned()].into();
+    assert_eq!(r.hub.receiving_domains(), &only_a);
+}

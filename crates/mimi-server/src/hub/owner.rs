@@ -301,7 +301,8 @@ async fn submit(
     }
     let ts = now_ms();
     let now = now_secs();
-    let domains = room.member_domains();
+    // HUB-032: providers none of whose members may receive messages are left out.
+    let domains = room.receiving_domains().clone();
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let saved = state
         .queue_write(move |tx| {
