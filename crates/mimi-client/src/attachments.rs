@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::api::Repeat;
 use crate::client::Client;
 use crate::error::ClientError;
+use mimi_policy::DownloadPrivacyType;
 use mimi_protocol::client_api::AssetStored;
 
 impl Client {
@@ -19,6 +20,13 @@ impl Client {
         self.sync().await?;
         let plaintext = std::fs::read(path)
             .map_err(|e| ClientError::Usage(format!("cannot read {}: {e}", path.display())))?;
+        // AST-010: the room's asset policy, before anything leaves this client.
+        let media_type = media_type_of(path);
+        let domain = self.account.domain.clone();
+        self.state
+            .room_rules(room, &self.account.user_uri)?
+            .check_upload(media_type, plaintext.len() as u64, &domain, &domain)
+            .map_err(ClientError::NotAllowed)?;
         let key: [u8; 16] = rand::random();
         let nonce: [u8; 12] = rand::random();
         let cipher = aes_gcm::Aes128Gcm::new(&key.into());
@@ -35,7 +43,16 @@ impl Client {
         let uploaded: AssetStored = {
             let bytes = self
                 .api
-                .post_bytes("/client/v1/assets", ciphertext, Repeat::Never)
+                .post_bytes(
+                    &format!(
+                        "/client/v1/assets?room={}&media_type={}&size={}",
+                        mimi_protocol::percent_encode(room),
+                        mimi_protocol::percent_encode(media_type),
+                        plaintext.len()
+                    ),
+                    ciphertext,
+                    Repeat::Never,
+                )
                 .await?;
             serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Provider(format!("malformed upload answer: {e}")))?
@@ -46,7 +63,7 @@ impl Client {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let part = mimi_content::ExternalPart {
-            content_type: "application/octet-stream".into(),
+            content_type: media_type.into(),
             url,
             expires: 0,
             size: plaintext.len() as u64,
@@ -85,6 +102,23 @@ impl Client {
                 "attachment uses an unsupported cipher".into(),
             ));
         }
+        // AST-011: our role may download this kind, by the mechanism we use: our provider's
+        // own assets directly, others' through the room's hub.
+        let how = if attachment
+            .url
+            .starts_with(&format!("https://{}:", self.account.domain))
+            || attachment
+                .url
+                .starts_with(&format!("https://{}/", self.account.domain))
+        {
+            DownloadPrivacyType::Direct
+        } else {
+            DownloadPrivacyType::HubProxy
+        };
+        self.state
+            .room_rules(room, &self.account.user_uri)?
+            .check_download(Some(&attachment.content_type), how)
+            .map_err(ClientError::NotAllowed)?;
         let path = format!(
             "/client/v1/download?room={}&url={}",
             mimi_protocol::percent_encode(room),
@@ -118,5 +152,44 @@ impl Client {
         std::fs::write(out, &plaintext)
             .map_err(|e| ClientError::Usage(format!("cannot write {}: {e}", out.display())))?;
         Ok(plaintext.len() as u64)
+    }
+}
+
+/// The media type of a file, from its extension; `application/octet-stream` when unknown.
+fn media_type_of(path: &Path) -> &'static str {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match extension.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "ogg" | "oga" => "audio/ogg",
+        "m4a" => "audio/mp4",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "txt" => "text/plain",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_follow_the_extension() {
+        assert_eq!(media_type_of(Path::new("a/cat.JPG")), "image/jpeg");
+        assert_eq!(media_type_of(Path::new("song.mp3")), "audio/mpeg");
+        assert_eq!(media_type_of(Path::new("clip.webm")), "video/webm");
+        assert_eq!(
+            media_type_of(Path::new("notes")),
+            "application/octet-stream"
+        );
     }
 }

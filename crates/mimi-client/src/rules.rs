@@ -188,8 +188,7 @@ mod tests {
         let read = status_content(&MessageStatusReport::new([id()], MessageStatus::READ));
         let problem = outgoing_problem(&member, &read, true, false).unwrap();
         assert!(problem.contains("read receipts"), "{problem}");
-        let delivered =
-            status_content(&MessageStatusReport::new([id()], MessageStatus::DELIVERED));
+        let delivered = status_content(&MessageStatusReport::new([id()], MessageStatus::DELIVERED));
         assert_eq!(outgoing_problem(&member, &delivered, true, false), None);
     }
 

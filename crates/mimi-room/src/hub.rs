@@ -19,6 +19,7 @@ use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::{Refusal, RoomError};
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
+use crate::rules::RoomRules;
 use crate::validation::{
     check_commit, check_external_commit, check_policy_consistency, commit_facts, identify_all,
     may_add_own_client,
@@ -407,6 +408,11 @@ impl HubRoom {
             }
         }
         domains
+    }
+
+    /// What the room's policy lets `user` do now (asset checks at the hub, AST-010/011).
+    pub fn rules(&self, user: &str) -> RoomRules {
+        RoomRules::of(&self.components, user)
     }
 
     /// The ratchet tree, TLS-encoded, for joiners.

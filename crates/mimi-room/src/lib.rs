@@ -20,6 +20,7 @@ mod member;
 mod proposals;
 mod provider;
 mod registration;
+mod rules;
 mod signing;
 mod storage;
 mod validation;
@@ -30,11 +31,12 @@ pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
 pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
 pub use member::{
-    CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomRules, RoomView,
+    CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomView,
     WIRE_CIPHERSUITE,
 };
 pub use provider::split_snapshot;
 pub use registration::Registration;
+pub use rules::RoomRules;
 pub use signing::{
     check_key_package, credential_bytes, decrypt_with_label, encrypt_with_label, label_content,
     new_hpke_keypair, sign_with_label, verify_credential, verify_with_label,

@@ -30,6 +30,7 @@ use crate::error::RoomError;
 use crate::proposals::is_real_role;
 use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::{MlsProvider, split_snapshot};
+use crate::rules::RoomRules;
 use crate::storage::StateChange;
 use crate::validation::{check_commit, check_external_commit, commit_facts, verified_members};
 use mimi_policy::{Preset, RoleIndex};
@@ -120,33 +121,6 @@ pub struct RoomView {
     pub base_policy: mimi_policy::BaseRoomPolicy,
     /// Every component of the room as (component ID, bytes), in ID order.
     pub components: Vec<(u16, Vec<u8>)>,
-}
-
-/// What a room's policy lets one user do, read from this client's current view of the room
-/// (without checking the members' credentials, so it is cheap enough for every message).
-#[derive(Debug, Clone)]
-pub struct RoomRules {
-    /// The user's role (0 if not a participant).
-    pub role: RoleIndex,
-    /// The room's roles with its base policy's limits.
-    pub policy: mimi_policy::RoomPolicy,
-    /// Every component of the room by ID (the participant list excluded).
-    pub components: BTreeMap<u16, Vec<u8>>,
-}
-
-impl RoomRules {
-    /// Whether the user's role holds `capability`.
-    pub fn can(&self, capability: mimi_policy::Capability) -> bool {
-        self.policy.has_capability(self.role, capability)
-    }
-
-    /// The room's policy component `id`, decoded, if the room has it and it decodes.
-    pub fn policy_component(&self, id: u16) -> Option<mimi_policy::PolicyComponent> {
-        let bytes = self.components.get(&id)?;
-        mimi_policy::PolicyComponent::decode(id, bytes)
-            .ok()
-            .flatten()
-    }
 }
 
 /// All MLS state of one client, with each room's group kept loaded between operations.
@@ -977,16 +951,7 @@ impl MemberState {
     /// What the room's policy lets `user` do, as this client sees the room now.
     pub fn room_rules(&self, room_uri: &str, user: &str) -> Result<RoomRules, RoomError> {
         self.with_group(room_uri, |group| {
-            let components = group_components(group)?;
-            Ok(RoomRules {
-                role: components.role_of(user),
-                components: components
-                    .raw
-                    .iter()
-                    .map(|(id, v)| (*id, v.as_ref().clone()))
-                    .collect(),
-                policy: components.policy,
-            })
+            Ok(RoomRules::of(&group_components(group)?, user))
         })
     }
 

@@ -36,6 +36,60 @@ pub(crate) async fn upload(
     ))
 }
 
+/// AST-010 at the uploader's provider: when it hosts the room, the upload must fit the room's
+/// asset policy and the uploader's role (the same rules the client checked); the ciphertext may
+/// exceed the stated plaintext size by the AEAD tag only. A provider that does not host the room
+/// holds no room state and checks only its own limit (IN-ROOMSTATE-9).
+pub(crate) async fn check_upload(
+    state: &Arc<AppState>,
+    room: &str,
+    user: &str,
+    media_type: Option<&str>,
+    size: Option<u64>,
+    ciphertext_len: usize,
+) -> Result<(), ApiError> {
+    if !crate::hub::Hub::hosts(state, room).await? {
+        return Ok(());
+    }
+    let media_type = media_type.unwrap_or("application/octet-stream");
+    let size = size.unwrap_or(ciphertext_len as u64);
+    if ciphertext_len as u64 > size.saturating_add(AEAD_TAG_LEN) {
+        return Err(ApiError::bad_request(format!(
+            "{ciphertext_len} bytes uploaded for an asset of {size} bytes"
+        )));
+    }
+    let domain = state.domain();
+    crate::hub::Hub::rules(state, room, user)
+        .await?
+        .check_upload(media_type, size, domain, domain)
+        .map_err(ApiError::forbidden)
+}
+
+/// AST-011 at the hub's proxyDownload for a room it hosts: the room's asset policy allows
+/// downloads through the hub.
+pub(crate) async fn check_proxy(state: &Arc<AppState>, room: &str) -> Result<(), ApiError> {
+    if !crate::hub::Hub::hosts(state, room).await? {
+        return Ok(());
+    }
+    // No user: the check covers what does not depend on the downloader's role.
+    let rules = crate::hub::Hub::rules(state, room, "").await?;
+    match rules.asset_policy() {
+        Some(policy)
+            if !policy
+                .download_privacy
+                .allows(mimi_policy::DownloadPrivacyType::HubProxy) =>
+        {
+            Err(ApiError::forbidden(
+                "the room's asset policy does not allow downloads through the hub",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The AES-GCM tag our clients add to an attachment.
+const AEAD_TAG_LEN: u64 = 16;
+
 /// The bytes of one of our own assets.
 pub(crate) async fn local(state: &Arc<AppState>, id: &str) -> Result<Vec<u8>, ApiError> {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {

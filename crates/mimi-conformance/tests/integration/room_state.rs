@@ -404,3 +404,40 @@ fn a_provider_refuses_presets_outside_its_envelope() {
     );
     alice.room_create("ordinary");
 }
+
+#[test]
+fn attachments_follow_the_rooms_asset_policy() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let out = alice.run_ok(&["room", "create", "gallery", "--with", &bob.uri()]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &room);
+    alice.run_ok(&["room", "policy", &room, "max_image", "1000"]);
+    let dir = net.scratch().to_owned();
+    let small = dir.join("small.png");
+    let large = dir.join("large.png");
+    let notes = dir.join("notes.txt");
+    std::fs::write(&small, vec![7u8; 1000]).unwrap();
+    std::fs::write(&large, vec![7u8; 1001]).unwrap();
+    std::fs::write(&notes, vec![b'x'; 5000]).unwrap();
+    bob.sync();
+    let refused = bob.run_expect_failure(&["attach", &room, large.to_str().unwrap()]);
+    assert_one_line(&refused);
+    assert!(refused.contains("at most 1000 bytes"), "{refused}");
+    bob.run_ok(&["attach", &room, small.to_str().unwrap()]);
+    // The image limit does not apply to other kinds.
+    bob.run_ok(&["attach", &room, notes.to_str().unwrap()]);
+    wait_until(&[&alice], "alice to see both attachments", || {
+        let with_attachment = alice
+            .messages(&room)
+            .iter()
+            .filter(|m| !m["attachment"].is_null())
+            .count();
+        if with_attachment == 2 {
+            Ok(())
+        } else {
+            Err(format!("{with_attachment} attachments"))
+        }
+    });
+}

@@ -579,12 +579,33 @@ async fn unsubscribe(
     Ok(Json(serde_json::json!({})))
 }
 
+/// What an upload says it is for (all optional, for older clients): the room, the asset's
+/// media type and its plaintext size.
+#[derive(Deserialize)]
+struct UploadQuery {
+    room: Option<String>,
+    media_type: Option<String>,
+    size: Option<u64>,
+}
+
 async fn upload_asset(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    Query(query): Query<UploadQuery>,
     body: Bytes,
 ) -> Result<Json<AssetStored>, ApiError> {
     let client = authenticate(&state, &headers).await?;
+    if let Some(room) = &query.room {
+        crate::assets::check_upload(
+            &state,
+            room,
+            &user_uri(&state, &client),
+            query.media_type.as_deref(),
+            query.size,
+            body.len(),
+        )
+        .await?;
+    }
     let url = crate::assets::upload(&state, client.device_uri, body.to_vec()).await?;
     Ok(Json(AssetStored { url }))
 }
@@ -612,7 +633,10 @@ async fn download(
         .parse()
         .map_err(|e| ApiError::bad_request(format!("bad room: {e}")))?;
     match upstream::route(state.domain(), &room) {
-        Route::Local => crate::assets::proxy(&state, &query.url).await,
+        Route::Local => {
+            crate::assets::check_proxy(&state, &query.room).await?;
+            crate::assets::proxy(&state, &query.url).await
+        }
         Route::Hub(hub) => {
             let path = format!(
                 "/v1/proxyDownload/{}",

@@ -163,6 +163,16 @@ impl Hub {
         Self::ask(state, room_uri, |reply| Command::MemberDomains { reply }).await
     }
 
+    /// What a hosted room's policy lets `user` do now.
+    pub(crate) async fn rules(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        user: &str,
+    ) -> Result<mimi_room::RoomRules, ApiError> {
+        let user = user.to_owned();
+        Self::ask(state, room_uri, |reply| Command::Rules { user, reply }).await
+    }
+
     /// Whether this provider hosts `room_uri` (a store lookup, on the blocking pool).
     pub(crate) async fn hosts(state: &Arc<AppState>, room_uri: &str) -> Result<bool, ApiError> {
         let (s, uri) = (state.clone(), room_uri.to_owned());
@@ -435,6 +445,89 @@ mod tests {
             journal_before
         );
         assert!(accepted(&post(&state, &alice, &room, "still here").await));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uploads_and_hub_downloads_follow_the_rooms_asset_policy() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "assets").await;
+        // Without an asset policy, only the role's upload capability counts.
+        crate::assets::check_upload(&state, &room, ALICE, Some("image/png"), Some(100), 116)
+            .await
+            .unwrap();
+        // Alice (owner) limits images to 10 bytes and forbids downloads through the hub.
+        let mut policy = mimi_policy::AssetPolicy {
+            max_image: 10,
+            ..Default::default()
+        };
+        policy.download_privacy.allowed_download_types =
+            vec![mimi_policy::DownloadPrivacyType::Direct];
+        policy.download_privacy.forbidden_download_types =
+            vec![mimi_policy::DownloadPrivacyType::HubProxy];
+        let commit = alice
+            .mls
+            .set_component(
+                &alice.me,
+                &room,
+                mimi_policy::AssetPolicy::COMPONENT_ID,
+                Some(policy.encode().unwrap()),
+            )
+            .unwrap();
+        let bundle = HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(&commit.commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(
+                MlsMessage::from_bytes(commit.group_info.as_ref().unwrap())
+                    .unwrap()
+                    .as_group_info()
+                    .unwrap()
+                    .clone(),
+            ),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        };
+        let answer = Hub::update(&state, &room, bundle).await.unwrap();
+        assert!(
+            matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
+        let too_big =
+            crate::assets::check_upload(&state, &room, ALICE, Some("image/png"), Some(100), 116)
+                .await
+                .unwrap_err();
+        assert!(
+            too_big.to_string().contains("at most 10 bytes"),
+            "{too_big}"
+        );
+        // A size that understates the upload is refused too.
+        let understated =
+            crate::assets::check_upload(&state, &room, ALICE, Some("text/plain"), Some(5), 100)
+                .await
+                .unwrap_err();
+        assert!(
+            understated.to_string().contains("100 bytes uploaded"),
+            "{understated}"
+        );
+        crate::assets::check_upload(&state, &room, ALICE, Some("text/plain"), Some(100), 116)
+            .await
+            .unwrap();
+        // A stranger's upload for the room is refused: role 0 may not upload.
+        let stranger = crate::assets::check_upload(
+            &state,
+            &room,
+            "mimi://a.example/u/mallory",
+            Some("text/plain"),
+            Some(1),
+            17,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            stranger.to_string().contains("canUploadAttachment"),
+            "{stranger}"
+        );
+        let proxy = crate::assets::check_proxy(&state, &room).await.unwrap_err();
+        assert!(proxy.to_string().contains("through the hub"), "{proxy}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

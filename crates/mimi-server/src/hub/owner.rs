@@ -47,6 +47,11 @@ pub(super) enum Command {
     ExternalJoin { user: String, reply: Reply<Vec<u8>> },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
+    /// What the room's policy lets a user do (asset checks).
+    Rules {
+        user: String,
+        reply: Reply<mimi_room::RoomRules>,
+    },
     /// Leave memory if idle (the hub is over `limits.room_cache_rooms`).
     Retire,
 }
@@ -60,6 +65,7 @@ impl Command {
             Self::Submit { reply, .. } => drop(reply.send(Err(error))),
             Self::ExternalJoin { reply, .. } => drop(reply.send(Err(error))),
             Self::MemberDomains { reply } => drop(reply.send(Err(error))),
+            Self::Rules { reply, .. } => drop(reply.send(Err(error))),
             Self::Retire => {}
         }
     }
@@ -162,6 +168,10 @@ async fn handle(
         }
         Command::MemberDomains { reply } => {
             let _ = reply.send(Ok(room.member_domains()));
+            Some(room)
+        }
+        Command::Rules { user, reply } => {
+            let _ = reply.send(Ok(room.rules(&user)));
             Some(room)
         }
         Command::Create { reply, .. } => {
