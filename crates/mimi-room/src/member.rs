@@ -95,6 +95,9 @@ pub enum Incoming {
         epoch: u64,
         /// Whether this client was removed by it.
         removed_me: bool,
+        /// The leaf index of the client that joined by this commit, if it was an external
+        /// commit (IN-ROOMSTATE-7: the lowest other member shares keys with it).
+        joiner: Option<u32>,
     },
     /// A proposal was stored for the next commit.
     Proposal,
@@ -845,12 +848,23 @@ impl MemberState {
                 };
                 let members = verified_members(anchor, group.members(), now)?;
                 check_external_commit(anchor, &members, &components, &staged, now)?;
+                // check_external_commit refused a commit without a path, so the key is there.
+                let joiner_key = staged
+                    .update_path_leaf_node()
+                    .map(|leaf| leaf.signature_key().as_slice().to_vec());
                 group
                     .merge_staged_commit(&self.provider, *staged)
                     .map_err(RoomError::mls)?;
+                let joiner = joiner_key.and_then(|key| {
+                    group
+                        .members()
+                        .find(|m| m.signature_key == key)
+                        .map(|m| m.index.u32())
+                });
                 return Ok(Incoming::Commit {
                     epoch: group.epoch().as_u64(),
                     removed_me: false,
+                    joiner,
                 });
             }
             match processed.into_content() {
@@ -915,6 +929,7 @@ impl MemberState {
                     Ok(Incoming::Commit {
                         epoch: group.epoch().as_u64(),
                         removed_me: false,
+                        joiner: None,
                     })
                 }
                 _ => Ok(Incoming::Stale),
@@ -973,6 +988,23 @@ impl MemberState {
             .unwrap_or(false)
     }
 
+    /// Whether this client has the lowest leaf index among the room's members other than the
+    /// client at leaf `except` (IN-ROOMSTATE-7: who shares keys after an external commit).
+    pub fn is_first_member_besides(&self, room_uri: &str, except: u32) -> bool {
+        self.with_group(room_uri, |group| {
+            let own = group.own_leaf_index().u32();
+            Ok(group.is_active()
+                && own != except
+                && group
+                    .members()
+                    .map(|m| m.index.u32())
+                    .filter(|leaf| *leaf != except)
+                    .min()
+                    == Some(own))
+        })
+        .unwrap_or(false)
+    }
+
     /// Whether this client is still a member of the room's group.
     pub fn is_active(&self, room_uri: &str) -> bool {
         self.with_group(room_uri, |g| Ok(g.is_active()))
@@ -1007,6 +1039,7 @@ impl MemberState {
         Ok(Incoming::Commit {
             epoch: group.epoch().as_u64(),
             removed_me,
+            joiner: None,
         })
     }
 

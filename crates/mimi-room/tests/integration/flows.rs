@@ -177,7 +177,8 @@ fn member_adds_a_third_user_and_everyone_follows() {
         got,
         Incoming::Commit {
             epoch: 2,
-            removed_me: false
+            removed_me: false,
+            joiner: None
         }
     );
     w.cathy
@@ -232,7 +233,8 @@ fn leaving_takes_proposals_then_someone_elses_commit() {
         got,
         Incoming::Commit {
             epoch: 2,
-            removed_me: true
+            removed_me: true,
+            joiner: None
         }
     );
     assert_eq!(w.hub.participants().unwrap().len(), 1);
@@ -387,11 +389,31 @@ fn second_device_of_a_participant_joins_by_external_commit() {
         .unwrap();
     assert!(matches!(accepted, Accepted::Commit { epoch: 2, .. }));
     assert_eq!(w.hub.members()["mimi://a.example/u/alice"].len(), 2);
-    // Bob follows, and the new device reads what bob sends next.
-    w.bob
+    // Bob follows and learns which leaf joined: the tablet took the first free one (2). Alice
+    // (leaf 0), not Bob, is the member who shares application keys with it (IN-ROOMSTATE-7).
+    let got = w
+        .bob
         .state
         .process(&w.anchor, &w.room, &commit.commit, now())
         .unwrap();
+    assert_eq!(
+        got,
+        Incoming::Commit {
+            epoch: 2,
+            removed_me: false,
+            joiner: Some(2)
+        }
+    );
+    assert!(!w.bob.state.is_first_member_besides(&w.room, 2));
+    assert!(!tablet.state.is_first_member_besides(&w.room, 2));
+    // Alice also processes it; she has leaf 0 and is the one.
+    w.alice
+        .state
+        .process(&w.anchor, &w.room, &commit.commit, now())
+        .unwrap();
+    assert!(w.alice.state.is_first_member_besides(&w.room, 2));
+    // Were Alice the joiner, Bob would be first.
+    assert!(w.bob.state.is_first_member_besides(&w.room, 0));
     let (ct, _) = w
         .bob
         .state
