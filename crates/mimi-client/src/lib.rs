@@ -6,6 +6,7 @@
 //! MLS PrivateMessages; providers never see plaintext.
 
 mod api;
+mod app_state;
 mod attachments;
 mod client;
 mod error;
@@ -19,6 +20,7 @@ mod rules;
 mod sync;
 
 // Public API.
+pub use app_state::AppStateValue;
 pub use client::{Client, MemberEntry, SendOptions};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use mimi_room::{MemberState, StateChange};
 
+use crate::app_state::AppKey;
 use crate::error::ClientError;
 use crate::history::{Attachment, Event, EventKind};
 
@@ -47,6 +48,17 @@ const MLS_KV_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS mls_kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
+/// Format 3 adds the keys of encrypted application values (IN-ROOMSTATE-7), by room and key ID.
+const APP_KEYS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS app_keys (
+    room_uri TEXT NOT NULL,
+    key_id BLOB NOT NULL,
+    component_id INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    PRIMARY KEY (room_uri, key_id)
+) WITHOUT ROWID;
+";
+
 #[cfg(test)]
 /// Format 1 kept the MLS state as one snapshot blob (`mimi_room::split_snapshot` reads it).
 const MLS_STATE_TABLE_V1: &str = "
@@ -55,8 +67,8 @@ CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), sna
 
 /// The profile format, kept in `PRAGMA user_version`. Version 0 (unset) is a profile written
 /// before credentials followed RFC 9420 §5.3 (issue 14); 1 kept the MLS state as one snapshot
-/// blob; 2, the current format, keeps it as one row per storage entry.
-const PROFILE_VERSION: i64 = 2;
+/// blob; 2 keeps it as one row per storage entry; 3, the current format, adds `app_keys`.
+const PROFILE_VERSION: i64 = 3;
 
 /// Refuses a profile this build cannot use, before changing anything: one from a newer build,
 /// or one whose MLS state carries X.509 credentials with the doubled length of older builds
@@ -122,10 +134,12 @@ impl Profile {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let mut conn = conn;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        // One transaction: the profile is either still format 1 or wholly format 2.
+        // One transaction: the profile is either still in its old format or wholly current.
         let tx = conn.transaction()?;
         tx.execute_batch(SCHEMA)?;
         tx.execute_batch(MLS_KV_TABLE)?;
+        // Formats 1 and 2 lack only this table; creating it is the whole upgrade to 3.
+        tx.execute_batch(APP_KEYS_TABLE)?;
         if version == 1 {
             upgrade_snapshot_to_rows(&tx, dir)?;
         }
@@ -241,6 +255,24 @@ impl Profile {
             .prepare("SELECT room_uri, active FROM rooms ORDER BY room_uri")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The key of an encrypted application value of `room_uri`, by its key ID.
+    pub(crate) fn app_key(
+        &self,
+        room_uri: &str,
+        key_id: &[u8],
+    ) -> Result<Option<[u8; 16]>, ClientError> {
+        let key: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT key FROM app_keys WHERE room_uri = ?1 AND key_id = ?2")?
+            .query_row(params![room_uri, key_id], |r| r.get(0))
+            .optional()?;
+        key.map(|k| {
+            <[u8; 16]>::try_from(k.as_slice())
+                .map_err(|_| ClientError::Profile(format!("a key of {room_uri} is not 16 bytes")))
+        })
+        .transpose()
     }
 
     /// The event ID of a message we sent, by the hash of its ciphertext.
@@ -443,6 +475,56 @@ pub(crate) fn mark_sent(
     add_event(tx, room_uri, event)
 }
 
+/// Records the ciphertext hash of something we send that is not an event (a key share), so
+/// its echo is recognised; `marker` is what [`Profile::sent_event`] returns for it.
+pub(crate) fn mark_sent_only(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &[u8],
+    room_uri: &str,
+    marker: &str,
+) -> Result<(), ClientError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO sent (hash, room_uri, event_id) VALUES (?1, ?2, ?3)",
+        params![hash, room_uri, marker],
+    )?;
+    Ok(())
+}
+
+/// Stores keys of encrypted application values of `room_uri`. A key ID already held keeps
+/// its first key: a later share cannot swap the key of a value we can already read.
+pub(crate) fn save_app_keys(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    keys: &[AppKey],
+) -> Result<(), ClientError> {
+    let mut put = tx.prepare_cached(
+        "INSERT OR IGNORE INTO app_keys (room_uri, key_id, component_id, key)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for key in keys {
+        put.execute(params![
+            room_uri,
+            key.key_id.as_slice(),
+            key.component_id,
+            key.key.as_slice()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Forgets the key `key_id` of `room_uri` (its value was never committed).
+pub(crate) fn drop_app_key(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    key_id: &[u8],
+) -> Result<(), ClientError> {
+    tx.execute(
+        "DELETE FROM app_keys WHERE room_uri = ?1 AND key_id = ?2",
+        params![room_uri, key_id],
+    )?;
+    Ok(())
+}
+
 /// Dates our own event once the hub accepted it; only an undated event changes.
 pub(crate) fn date_event(
     tx: &rusqlite::Transaction<'_>,
@@ -509,6 +591,27 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, PROFILE_VERSION);
+    }
+
+    #[test]
+    fn a_format_2_profile_gains_the_key_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("profile.sqlite")).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch(MLS_KV_TABLE).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let profile = Profile::open(dir.path()).unwrap();
+        let version: i64 = profile
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        assert_eq!(
+            profile.app_key("mimi://a.example/r/x", &[0; 16]).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use mimi_protocol::{
 use mimi_room::{ClientIdentity, HubSender, PendingCommit, RoomView};
 
 use crate::api::Repeat;
+use crate::app_state::after_commit;
 use crate::client::{Client, now_secs, room_path};
 use crate::error::ClientError;
 use crate::profile;
@@ -103,7 +104,14 @@ impl Client {
         }
         let me = self.me();
         let pending = self.attempt(|s| s.add_users(&me, room, &additions))?;
-        self.submit_commit(room, pending).await
+        self.submit_commit(room, pending).await?;
+        // IN-ROOMSTATE-7: the new clients get the keys of the room's encrypted values from us.
+        self.share_held_keys(room).await.map_err(|e| {
+            after_commit(
+                e,
+                "the users were added, but the room's keys were not sent to them",
+            )
+        })
     }
 
     /// Removes `user` and all its clients from `room`.

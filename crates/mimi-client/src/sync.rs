@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::Repeat;
+use crate::app_state::{AppKey, KEY_SHARE_SENT, decode_share, is_key_share};
 use crate::client::{Client, now_secs};
 use crate::error::ClientError;
 use crate::history::{Event, EventKind, event_from_content};
@@ -27,6 +28,8 @@ pub struct SyncReport {
     pub joined: Vec<String>,
     /// Commits and proposals processed.
     pub handshakes: usize,
+    /// Key shares of encrypted application values received (IN-ROOMSTATE-7).
+    pub key_shares: usize,
     /// Items that could not be processed, with the reason.
     pub errors: Vec<String>,
 }
@@ -70,6 +73,19 @@ enum Processed {
     /// Our own message, fanned back with the hub's timestamp.
     OwnEcho(String, u64),
     Room(String, bool),
+    /// Keys of encrypted application values a member sent us.
+    Keys(Vec<AppKey>),
+    /// A new device joined by external commit and we are the member who sends it the keys.
+    KeysDue,
+}
+
+/// What storing a page leaves for sync to do with the provider.
+#[derive(Default)]
+pub(crate) struct Stored {
+    /// Rooms whose membership changed, with whether we are now a member.
+    pub(crate) room_changes: Vec<(String, bool)>,
+    /// Rooms where we owe a new device the keys we hold, in first-seen order.
+    pub(crate) keys_due: Vec<String>,
 }
 
 /// The parts of a client that applying inbox entries touches: profile, MLS state, trust anchor
@@ -125,7 +141,10 @@ impl Client {
                     return Err(e);
                 }
             }
-            let room_changes = self.inbox().store(page)?;
+            let Stored {
+                room_changes,
+                keys_due,
+            } = self.inbox().store(page)?;
             // Only now, with the page's work committed, may the provider drop it. After a stall
             // the acknowledgement covers only what was stored.
             let up_to = if stalled {
@@ -154,6 +173,15 @@ impl Client {
                             Repeat::Safe,
                         )
                         .await?;
+                }
+            }
+            for room in &keys_due {
+                // The page is stored; a share that fails is reported and does not stop sync.
+                if let Err(e) = self.share_held_keys(room).await {
+                    tracing::warn!(room = %room, error = %e, "keys not shared with a new device");
+                    report
+                        .errors
+                        .push(format!("{room}: keys not shared with a new device: {e}"));
                 }
             }
             if stalled {
@@ -256,11 +284,11 @@ impl Inbox<'_> {
     /// changed entries and the new cursor. Returns the rooms whose membership changed. If the
     /// transaction fails, the MLS state is read back from the profile and nothing of the page
     /// remains, so the provider delivers it again.
-    pub(crate) fn store(&mut self, page: Page) -> Result<Vec<(String, bool)>, ClientError> {
+    pub(crate) fn store(&mut self, page: Page) -> Result<Stored, ClientError> {
         let Some(cursor) = page.cursor else {
-            return Ok(Vec::new());
+            return Ok(Stored::default());
         };
-        let mut room_changes = Vec::new();
+        let mut stored = Stored::default();
         profile::store(self.profile, self.state, |tx| {
             for (room, processed) in &page.outcomes {
                 match processed {
@@ -268,14 +296,20 @@ impl Inbox<'_> {
                     Processed::OwnEcho(id, ts) => profile::date_event(tx, room, id, *ts)?,
                     Processed::Room(room, active) => {
                         profile::set_room(tx, room, *active)?;
-                        room_changes.push((room.clone(), *active));
+                        stored.room_changes.push((room.clone(), *active));
+                    }
+                    Processed::Keys(keys) => profile::save_app_keys(tx, room, keys)?,
+                    Processed::KeysDue => {
+                        if !stored.keys_due.contains(room) {
+                            stored.keys_due.push(room.clone());
+                        }
                     }
                 }
             }
             profile::set_cursor(tx, cursor)
         })?;
         self.account.inbox_cursor = cursor;
-        Ok(room_changes)
+        Ok(stored)
     }
 
     fn process_entry(
@@ -316,6 +350,10 @@ impl Inbox<'_> {
             .profile
             .sent_event(&Sha256::digest(fanout.message.as_bytes()))?
         {
+            // Our own key share has no event to date.
+            if id == KEY_SHARE_SENT {
+                return Ok(None);
+            }
             return Ok(Some(Processed::OwnEcho(id, fanout.timestamp)));
         }
         if !self.state.is_active(&entry.room) {
@@ -338,6 +376,22 @@ impl Inbox<'_> {
         match incoming {
             Incoming::Message {
                 sender_user, data, ..
+            } if is_key_share(&data) => match decode_share(&data) {
+                Ok(keys) => {
+                    report.key_shares += 1;
+                    Ok(Some(Processed::Keys(keys)))
+                }
+                Err(e) => {
+                    // A broken share costs only its own keys; it is never shown as a message.
+                    tracing::warn!(
+                        room = %entry.room, sender = %sender_user, error = %e,
+                        "malformed key share dropped"
+                    );
+                    Ok(None)
+                }
+            },
+            Incoming::Message {
+                sender_user, data, ..
             } => {
                 report.messages += 1;
                 let event = match MimiContent::decode(&data) {
@@ -358,6 +412,18 @@ impl Inbox<'_> {
                     },
                 };
                 Ok(Some(Processed::Message(Box::new(event))))
+            }
+            Incoming::Commit {
+                joiner: Some(joiner),
+                ..
+            } => {
+                report.handshakes += 1;
+                // IN-ROOMSTATE-7: the member with the lowest other leaf sends the new device
+                // the keys, once the page is stored and in whatever epoch the room is then.
+                Ok(self
+                    .state
+                    .is_first_member_besides(&entry.room, joiner)
+                    .then_some(Processed::KeysDue))
             }
             Incoming::Commit { removed_me, .. } => {
                 report.handshakes += 1;

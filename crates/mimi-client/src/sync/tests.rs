@@ -259,7 +259,7 @@ fn a_format_1_profile_is_converted_and_its_room_still_works() {
     let members = client.members(ROOM).unwrap();
     assert_eq!(members.len(), 2);
     drop(client);
-    assert_eq!(profile::format_of(dir.path()).unwrap(), (2, false));
+    assert_eq!(profile::format_of(dir.path()).unwrap(), (3, false));
 
     // Bob reads Alice's message and sends one Alice reads, from the converted state.
     let mut inbox = OfflineInbox::open(dir.path()).unwrap();
@@ -278,4 +278,56 @@ fn a_format_1_profile_is_converted_and_its_room_still_works() {
             if data == b"hi alice" && sender_user == BOB),
         "{got:?}"
     );
+}
+
+/// Inbox entry `id` holding an application message from Alice whose plaintext is `data`.
+fn alice_sends_raw(f: &Fixture, id: i64, data: &[u8]) -> (i64, String, Vec<u8>) {
+    let (ciphertext, _) = f.alice_state.encrypt(&f.alice, ROOM, data).unwrap();
+    let fanout =
+        FanoutMessage::application(1_000, MlsMessage::from_bytes(&ciphertext).unwrap(), None);
+    (id, ROOM.to_owned(), fanout.encode())
+}
+
+#[test]
+fn a_key_share_stores_its_keys_and_is_not_a_message() {
+    use crate::app_state::{AppKey, encode_share};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut inbox, f) = bob_inbox(room_of_alice_and_bob(), dir.path());
+    let key = AppKey {
+        component_id: 0x8001,
+        key_id: [0x42; 16],
+        key: [0x24; 16],
+    };
+    let mut entries = alice_says(&f, 1, 1);
+    entries.push(alice_sends_raw(
+        &f,
+        2,
+        &encode_share(std::slice::from_ref(&key)),
+    ));
+    // A share that claims more bytes than it has, then one with bytes after its keys: both
+    // dropped without stopping the page or being reported as messages.
+    entries.push(alice_sends_raw(&f, 3, b"MIMI-K1\x00\x22\x80\x01"));
+    let mut trailing = encode_share(&[AppKey {
+        key_id: [0x43; 16],
+        ..key.clone()
+    }]);
+    trailing.push(0);
+    entries.push(alice_sends_raw(&f, 4, &trailing));
+    entries.extend(alice_says(&f, 5, 1));
+    let mut report = SyncReport::default();
+    let page = inbox.apply(&entries, &mut report).unwrap();
+    inbox.store(page).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.messages, 2);
+    assert_eq!(report.key_shares, 1);
+    assert_eq!(inbox.cursor(), 5);
+    assert_eq!(texts(&inbox), ["message 1", "message 5"]);
+
+    drop(inbox);
+    let profile = crate::profile::Profile::open(dir.path()).unwrap();
+    assert_eq!(
+        profile.app_key(ROOM, &[0x42; 16]).unwrap(),
+        Some([0x24; 16])
+    );
+    assert_eq!(profile.app_key(ROOM, &[0x43; 16]).unwrap(), None);
 }
