@@ -4,7 +4,7 @@ use crate::output::out;
 use anyhow::Context as _;
 use mimi_client::Client;
 
-use crate::{Cli, Command, ContentCommand, RoomCommand};
+use crate::{Cli, Command, ContentCommand, RoomCommand, StateCommand};
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = cli.profile;
@@ -183,6 +183,7 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         RoomCommand::Policy { room, field, value } => {
             client.set_policy_field(&room, &field, &value).await?
         }
+        RoomCommand::State { room, command } => app_state(&mut client, &room, command).await?,
         RoomCommand::Info { room, json } => {
             client.sync().await?;
             let info = room_info(&client, &room)?;
@@ -236,6 +237,63 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                             ""
                         }
                     );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mimi room state ROOM put|get|delete`.
+async fn app_state(client: &mut Client, room: &str, command: StateCommand) -> anyhow::Result<()> {
+    match command {
+        StateCommand::Put {
+            id,
+            value,
+            encrypted,
+        } => {
+            let id = parse_component_id(&id)?;
+            client
+                .put_app_state(room, id, value.as_bytes(), encrypted)
+                .await?;
+        }
+        StateCommand::Delete { id } => {
+            let id = parse_component_id(&id)?;
+            client.delete_app_state(room, id).await?;
+        }
+        StateCommand::Get { id, json } => {
+            let id = parse_component_id(&id)?;
+            client.sync().await?;
+            let Some(state) = client.app_state(room, id)? else {
+                return Err(mimi_client::ClientError::NotAllowed(format!(
+                    "component {id:#06x} is not set in {room}"
+                ))
+                .into());
+            };
+            let text = state
+                .value
+                .as_ref()
+                .and_then(|v| std::str::from_utf8(v).ok());
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({
+                        "id": id,
+                        "encrypted": state.encrypted,
+                        "value": text,
+                        "hex": state.value.as_deref().map(hex::encode),
+                    })
+                );
+                return Ok(());
+            }
+            match (&state.value, text) {
+                (_, Some(text)) => out!("{text}"),
+                (Some(bytes), None) => out!("{}", hex::encode(bytes)),
+                (None, _) => {
+                    return Err(mimi_client::ClientError::NotAllowed(format!(
+                        "component {id:#06x} of {room} is encrypted and its key is not available"
+                    ))
+                    .into());
                 }
             }
         }
@@ -412,4 +470,20 @@ fn room_info(client: &Client, room: &str) -> anyhow::Result<serde_json::Value> {
         "participants": participants,
         "components": components,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_ids_are_decimal_or_hex() {
+        assert_eq!(parse_component_id("32769").unwrap(), 0x8001);
+        assert_eq!(parse_component_id("0x8001").unwrap(), 0x8001);
+        assert_eq!(parse_component_id("0XFFFF").unwrap(), 0xFFFF);
+        for bad in ["", "0x", "65536", "0x10000", "-1", "8001h", "0xg"] {
+            let e = parse_component_id(bad).unwrap_err();
+            assert!(e.to_string().contains("component ID"), "{bad}: {e}");
+        }
+    }
 }

@@ -306,6 +306,42 @@ enum RoomCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Application state: read and change the room's application components (IDs
+    /// 0x8000..=0xffff), in plaintext or encrypted so that only members can read them.
+    State {
+        /// The room URI.
+        room: String,
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+/// `mimi room state ROOM ...`: one application component at a time.
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Set component ID (decimal or 0x-hex) to VALUE.
+    Put {
+        /// The component ID, 0x8000..=0xffff.
+        id: String,
+        /// The value (its UTF-8 bytes).
+        value: String,
+        /// Encrypt the value; the members get its key, the providers never see it.
+        #[arg(long)]
+        encrypted: bool,
+    },
+    /// Print component ID: as text if it is UTF-8, else in hex.
+    Get {
+        /// The component ID, 0x8000..=0xffff.
+        id: String,
+        /// Print JSON: {"id", "encrypted", "value" (text or null), "hex" (or null)}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove component ID from the room.
+    Delete {
+        /// The component ID, 0x8000..=0xffff.
+        id: String,
+    },
 }
 
 /// The room-metadata fields `mimi room set` changes.
