@@ -2,6 +2,7 @@
 //! client. The binaries must be built first: `cargo build -p mimi-server -p mimi-cli` (or run
 //! `scripts/test.sh`, which does both).
 
+mod app_state;
 mod content;
 mod demo;
 mod federation_api;
