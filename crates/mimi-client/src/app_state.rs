@@ -95,8 +95,8 @@ pub(crate) fn encode_share(keys: &[AppKey]) -> Vec<u8> {
     out
 }
 
-/// Decodes a key-share plaintext exactly: the magic, then `AppKey keys<V>` within its bound
-/// and nothing after it.
+/// Decodes a key-share plaintext exactly (APP-001): the magic, then `AppKey keys<V>` within
+/// its bound and nothing after it.
 pub(crate) fn decode_share(plaintext: &[u8]) -> Result<Vec<AppKey>, DecodeError> {
     const NAME: &str = "KeyShare";
     let body = plaintext
@@ -176,8 +176,14 @@ fn seal(
     Ok(out)
 }
 
+/// [`seal`] with a random nonce, for tests that build a room's state by hand.
+#[cfg(test)]
+pub(crate) fn seal_for_test(room: &str, id: u16, key: &AppKey, plaintext: &[u8]) -> Vec<u8> {
+    seal(room, id, key, rand::random(), plaintext).expect("AES-GCM encrypts any short input")
+}
+
 /// Decrypts an encrypted value of component `id` of `room`; `None` if `key` does not open it
-/// (another key, another room or component, or altered bytes).
+/// (another key, another room or component, or altered bytes: APP-002).
 fn open(room: &str, id: u16, sealed: &Sealed<'_>, key: &[u8; KEY_LEN]) -> Option<Vec<u8>> {
     aes_gcm::Aes128Gcm::new(&(*key).into())
         .decrypt(
@@ -190,6 +196,7 @@ fn open(room: &str, id: u16, sealed: &Sealed<'_>, key: &[u8; KEY_LEN]) -> Option
         .ok()
 }
 
+/// APP-004: only application components go through these operations.
 fn check_app_id(id: u16) -> Result<(), ClientError> {
     if id < FIRST_APP_COMPONENT {
         return Err(ClientError::Usage(format!(
@@ -212,6 +219,7 @@ impl Client {
     ) -> Result<(), ClientError> {
         check_app_id(id)?;
         if !encrypted {
+            // APP-004: a plaintext that looks encrypted would read as "no key" everywhere.
             if value.starts_with(VALUE_MAGIC) {
                 return Err(ClientError::Usage(
                     "a plaintext value may not start with MIMI-E1\\0, the mark of an encrypted one"

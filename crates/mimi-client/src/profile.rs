@@ -491,7 +491,7 @@ pub(crate) fn mark_sent_only(
 }
 
 /// Stores keys of encrypted application values of `room_uri`. A key ID already held keeps
-/// its first key: a later share cannot swap the key of a value we can already read.
+/// its first key (APP-003): a later share cannot swap the key of a value we can already read.
 pub(crate) fn save_app_keys(
     tx: &rusqlite::Transaction<'_>,
     room_uri: &str,

@@ -331,3 +331,110 @@ fn a_key_share_stores_its_keys_and_is_not_a_message() {
     );
     assert_eq!(profile.app_key(ROOM, &[0x43; 16]).unwrap(), None);
 }
+
+#[test]
+fn an_encrypted_value_reads_once_its_key_share_arrives() {
+    use crate::app_state::{AppKey, encode_share, seal_for_test};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut inbox, f) = bob_inbox(room_of_alice_and_bob(), dir.path());
+    let key = AppKey {
+        component_id: 0x8001,
+        key_id: [0x51; 16],
+        key: [0x15; 16],
+    };
+    let raw = seal_for_test(ROOM, 0x8001, &key, b"the plan");
+    let commit = f
+        .alice_state
+        .set_component(&f.alice, ROOM, 0x8001, Some(raw.clone()))
+        .unwrap();
+    f.alice_state.merge_pending_commit(ROOM).unwrap();
+    let fanout = FanoutMessage::commit(
+        1_000,
+        MlsMessage::from_bytes(&commit.commit).unwrap(),
+        vec![],
+    );
+    let mut report = SyncReport::default();
+    let page = inbox
+        .apply(&[(1, ROOM.to_owned(), fanout.encode())], &mut report)
+        .unwrap();
+    inbox.store(page).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    drop(inbox);
+
+    // Bob sees the component but holds no key: encrypted, no value.
+    let client = crate::Client::open(dir.path()).unwrap();
+    let seen = client.app_state(ROOM, 0x8001).unwrap().unwrap();
+    assert!(seen.encrypted);
+    assert_eq!(seen.value, None);
+    assert_eq!(seen.raw, raw);
+    assert_eq!(client.app_state(ROOM, 0x8002).unwrap(), None);
+    drop(client);
+
+    // A share with another key under the same key ID does not open it; the right one does.
+    let wrong = AppKey {
+        key: [0xEE; 16],
+        ..key.clone()
+    };
+    let mut inbox = OfflineInbox::open(dir.path()).unwrap();
+    let page = inbox
+        .apply(
+            &[alice_sends_raw(&f, 2, &encode_share(&[wrong]))],
+            &mut report,
+        )
+        .unwrap();
+    inbox.store(page).unwrap();
+    drop(inbox);
+    let client = crate::Client::open(dir.path()).unwrap();
+    assert_eq!(client.app_state(ROOM, 0x8001).unwrap().unwrap().value, None);
+    drop(client);
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let state = MemberState::from_snapshot(&f.bob_state.snapshot().unwrap()).unwrap();
+    let mut fresh = OfflineInbox::create(other_dir.path(), &f.ca_pem, &f.bob, state).unwrap();
+    let entries = [
+        (1, ROOM.to_owned(), fanout.encode()),
+        alice_sends_raw(&f, 2, &encode_share(std::slice::from_ref(&key))),
+    ];
+    let page = fresh.apply(&entries, &mut report).unwrap();
+    fresh.store(page).unwrap();
+    drop(fresh);
+    let client = crate::Client::open(other_dir.path()).unwrap();
+    let seen = client.app_state(ROOM, 0x8001).unwrap().unwrap();
+    assert_eq!(seen.value.as_deref(), Some(&b"the plan"[..]));
+    assert!(client.held_keys(ROOM).unwrap() == vec![key]);
+}
+
+#[tokio::test]
+async fn bad_app_state_requests_are_refused_before_anything_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, _f) = bob_inbox(room_of_alice_and_bob(), dir.path());
+    drop(inbox);
+    // The profile's server does not exist: a request that got as far as the network would
+    // fail with a provider error, not a usage error.
+    let mut client = crate::Client::open(dir.path()).unwrap();
+    for (id, value) in [
+        (0x0010, &b"x"[..]),
+        (0x7FFF, b"x"),
+        (0x8001, b"MIMI-E1\0forged"),
+    ] {
+        let e = client
+            .put_app_state(ROOM, id, value, false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, crate::ClientError::Usage(_)), "{e}");
+    }
+    let too_big = vec![0; mimi_room::MAX_APP_COMPONENT_LEN];
+    let e = client
+        .put_app_state(ROOM, 0x8001, &too_big, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, crate::ClientError::Usage(_)), "{e}");
+    let e = client.delete_app_state(ROOM, 0x0010).await.unwrap_err();
+    assert!(matches!(e, crate::ClientError::Usage(_)), "{e}");
+    assert!(matches!(
+        client.app_state(ROOM, 0x0010),
+        Err(crate::ClientError::Usage(_))
+    ));
+    assert_eq!(client.room_state(ROOM).unwrap().epoch, 1);
+    assert!(client.held_keys(ROOM).unwrap().is_empty());
+}

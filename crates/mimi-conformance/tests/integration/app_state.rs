@@ -59,7 +59,15 @@ fn encrypted_app_state_is_read_by_members_and_later_joiners_and_the_hub_stores_n
 
     // Distinctive plaintexts, so a match in the hub's files cannot be a coincidence.
     let first = "okapi-lantern-4471 meets at the north gate";
-    alice.run_ok(&["room", "state", &room, "put", "0x8001", first, "--encrypted"]);
+    alice.run_ok(&[
+        "room",
+        "state",
+        &room,
+        "put",
+        "0x8001",
+        first,
+        "--encrypted",
+    ]);
     for member in [&alice, &bob, &cathy] {
         wait_state(member, &room, "0x8001", first);
     }
@@ -92,8 +100,24 @@ fn encrypted_app_state_is_read_by_members_and_later_joiners_and_the_hub_stores_n
     alice.remove(&room, &cathy.uri());
     let second = "quetzal-harbor-9302 moved to the east gate";
     let third = "marmot-signal-1188 only for those still here";
-    alice.run_ok(&["room", "state", &room, "put", "0x8001", second, "--encrypted"]);
-    alice.run_ok(&["room", "state", &room, "put", "0x8002", third, "--encrypted"]);
+    alice.run_ok(&[
+        "room",
+        "state",
+        &room,
+        "put",
+        "0x8001",
+        second,
+        "--encrypted",
+    ]);
+    alice.run_ok(&[
+        "room",
+        "state",
+        &room,
+        "put",
+        "0x8002",
+        third,
+        "--encrypted",
+    ]);
     for member in [&bob, &dave, &tablet] {
         wait_state(member, &room, "0x8001", second);
         wait_state(member, &room, "0x8002", third);
@@ -154,8 +178,14 @@ fn plaintext_app_state_is_seen_everywhere_and_bad_requests_change_nothing() {
         assert_one_line(&refused);
     }
     let refused = alice.run_expect_failure(&["room", "state", &room, "put", "16", "x"]);
-    assert!(refused.contains("not an application component"), "{refused}");
-    assert_eq!(alice.run_ok(&["room", "info", &room, "--json"]), epoch_before);
+    assert!(
+        refused.contains("not an application component"),
+        "{refused}"
+    );
+    assert_eq!(
+        alice.run_ok(&["room", "info", &room, "--json"]),
+        epoch_before
+    );
 
     // Deleted, the component is gone everywhere: `get` exits 1 with one line.
     alice.run_ok(&["room", "state", &room, "delete", "0x8001"]);
