@@ -201,6 +201,33 @@ fn plaintext_app_state_is_seen_everywhere_and_bad_requests_change_nothing() {
     let missing = cathy.run_expect_failure(&["room", "state", &room, "get", "0x8001"]);
     assert_one_line(&missing);
     assert!(missing.contains("not set"), "{missing}");
-    // The refusal of a role without canChangeAppComponents (moderated preset, guest) needs
-    // `room create --preset`, which the CLI does not offer yet.
+
+    // In a moderated room a guest lacks canChangeAppComponents: the hub refuses its change,
+    // plaintext or encrypted, with one line naming the capability, and nothing changes.
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "stage",
+        "--preset",
+        "moderated",
+        "--with",
+        &bob.uri(),
+    ]);
+    let stage = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &stage);
+    bob.sync();
+    let before = alice.run_ok(&["room", "info", &stage, "--json"]);
+    for extra in [None, Some("--encrypted")] {
+        let mut args = vec!["room", "state", &stage, "put", "0x8001", "guest note"];
+        args.extend(extra);
+        let output = bob.run(&args);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        assert_one_line(&stderr);
+        assert!(stderr.contains("canChangeAppComponents"), "{stderr}");
+    }
+    alice.sync();
+    assert_eq!(alice.run_ok(&["room", "info", &stage, "--json"]), before);
+    let missing = bob.run_expect_failure(&["room", "state", &stage, "get", "0x8001"]);
+    assert!(missing.contains("not set"), "{missing}");
 }
