@@ -2,8 +2,8 @@
 //! validation, apply, save the room and queue the fan-out in one durable transaction) next to
 //! OpenMLS's `PublicGroup` processing the very same commit with nothing around it.
 //!
-//! Per room size, the creator makes rounds of three commits: add one user, remove one user,
-//! update its own path. Both the hub and the bare group follow the whole chain in order, each
+//! Per room size, the creator makes rounds of four commits: add one user, remove one user,
+//! update its own path, rename the room (a room_metadata AppDataUpdate). Both the hub and the bare group follow the whole chain in order, each
 //! commit timed on both in the same run.
 
 use std::time::Instant;
@@ -19,7 +19,7 @@ pub struct Args {
     /// Room sizes (member clients), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
     sizes: Vec<usize>,
-    /// Rounds of (add, remove, update) per size.
+    /// Rounds of (add, remove, update, metadata) per size.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Print one JSON object.
@@ -59,7 +59,7 @@ struct KindResult {
     ratio: f64,
 }
 
-const KINDS: [&str; 3] = ["add", "remove", "update"];
+const KINDS: [&str; 4] = ["add", "remove", "update", "metadata"];
 
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
@@ -108,11 +108,19 @@ async fn one_size(members: usize, rounds: usize) -> anyhow::Result<SizeResult> {
         let update = w.creator.self_update(&w.creator_id, &w.room)?;
         w.creator.merge_pending_commit(&w.room)?;
         chain.push((2, update));
+        // A rename: an AppDataUpdate of room_metadata alone (issue 10).
+        let mut metadata = mimi_protocol::RoomMetadata::empty(&w.room);
+        metadata.name = format!("round {round}");
+        let rename = w
+            .creator
+            .set_room_metadata(&w.creator_id, &w.room, &metadata)?;
+        w.creator.merge_pending_commit(&w.room)?;
+        chain.push((3, rename));
     }
     let setup_secs = setup.elapsed().as_secs_f64();
-    let mut hub_ms = [Vec::new(), Vec::new(), Vec::new()];
-    let mut bare_ms = [Vec::new(), Vec::new(), Vec::new()];
-    let mut bytes = [Vec::new(), Vec::new(), Vec::new()];
+    let mut hub_ms: [Vec<f64>; 4] = Default::default();
+    let mut bare_ms: [Vec<f64>; 4] = Default::default();
+    let mut bytes: [Vec<f64>; 4] = Default::default();
     for (kind, pending) in &chain {
         let body = super::world::update_body(pending)?;
         bytes[*kind].push(body.len() as f64);

@@ -386,11 +386,6 @@ fn parse_component_id(text: &str) -> Result<u16, mimi_client::ClientError> {
     })
 }
 
-/// Whether a component holds an encrypted application value (IN-ROOMSTATE-7).
-fn is_encrypted_app_value(id: u16, bytes: &[u8]) -> bool {
-    mimi_protocol::ComponentId(id).is_private_use() && bytes.starts_with(b"MIMI-E1\0")
-}
-
 fn room_info(client: &Client, room: &str) -> anyhow::Result<serde_json::Value> {
     use serde_json::{Value, json};
     let view = client.room_state(room)?;
@@ -431,7 +426,7 @@ fn room_info(client: &Client, room: &str) -> anyhow::Result<serde_json::Value> {
         components.push(json!({
             "id": id,
             "name": mimi_protocol::ComponentId(*id).name(),
-            "encrypted": is_encrypted_app_value(*id, bytes),
+            "encrypted": mimi_client::is_encrypted_app_value(*id, bytes),
             "value": hex::encode(bytes),
         }));
     }

@@ -18,6 +18,12 @@ const FIRST_APP_COMPONENT: u16 = 0x8000;
 /// The first bytes of an encrypted value (IN-ROOMSTATE-7).
 pub(crate) const VALUE_MAGIC: &[u8; 8] = b"MIMI-E1\0";
 /// The first bytes of a key-share message's plaintext (IN-ROOMSTATE-7).
+/// Whether component `id` holds a value encrypted as IN-ROOMSTATE-7 describes (a private-use
+/// ID whose bytes start with the value marker).
+pub fn is_encrypted_app_value(id: u16, bytes: &[u8]) -> bool {
+    mimi_protocol::ComponentId(id).is_private_use() && bytes.starts_with(VALUE_MAGIC)
+}
+
 pub(crate) const SHARE_MAGIC: &[u8; 8] = b"MIMI-K1\0";
 /// The fixed start of an encrypted value's AAD; the component ID and room URI follow.
 const AAD_LABEL: &[u8] = b"mimi-rs app component";

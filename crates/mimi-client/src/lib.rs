@@ -20,7 +20,7 @@ mod rules;
 mod sync;
 
 // Public API.
-pub use app_state::AppStateValue;
+pub use app_state::{AppStateValue, is_encrypted_app_value};
 pub use client::{Client, MemberEntry, SendOptions};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
