@@ -8,7 +8,7 @@ use mimi_policy::{Capability, MessageExpiration, Optionality, PolicyComponent};
 use mimi_room::RoomRules;
 
 use crate::client::now_secs;
-use crate::history::STATUS_MEDIA_TYPE;
+use crate::history::{Event, EventKind, STATUS_MEDIA_TYPE};
 
 /// Why the room's policy does not let us send `content`, if it does not. `own_target` says
 /// whether the message an edit or deletion replaces is ours; `topic_exists` whether the
@@ -64,6 +64,61 @@ pub(crate) fn outgoing_problem(
         }
     }
     expiry_problem(rules, content)
+}
+
+/// CLI-014: what is wrong with a received event given its sender's rules, if anything: the
+/// capability its kind needs (room-policy-03 §8.2), or a status report the room forbids. Plain
+/// messages need only canSendMessage, which the hub checked (HUB-030), so they are not looked
+/// at; edits and deletions of others' messages are already ignored (CLI-003).
+pub(crate) fn incoming_problem(rules: &RoomRules, event: &Event) -> Option<String> {
+    let lacks = |capability: Capability| {
+        (!rules.can(capability)).then(|| format!("the sender's role lacks {capability}"))
+    };
+    match event.kind {
+        EventKind::Reaction => lacks(Capability::CAN_REACT_TO_MESSAGE),
+        EventKind::Unreact => lacks(Capability::CAN_DELETE_OWN_REACTION),
+        EventKind::Edit => lacks(Capability::CAN_EDIT_OWN_MESSAGE),
+        EventKind::Delete => lacks(Capability::CAN_DELETE_OWN_MESSAGE),
+        EventKind::Text => {
+            let reply = event
+                .target
+                .as_ref()
+                .and_then(|_| lacks(Capability::CAN_REPLY_TO_MESSAGE));
+            let topic = event.topic.as_ref().and_then(|_| {
+                lacks(Capability::CAN_REPLY_IN_TOPIC).and(lacks(Capability::CAN_START_TOPIC))
+            });
+            reply.or(topic)
+        }
+        EventKind::Status => {
+            let Some(PolicyComponent::StatusNotificationPolicy(policy)) =
+                rules.policy_component(mimi_policy::StatusNotificationPolicy::COMPONENT_ID)
+            else {
+                return None;
+            };
+            let list: Vec<(String, u8)> = event
+                .text
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            list.iter().find_map(|(_, status)| {
+                let (setting, what) = match MessageStatus(*status) {
+                    MessageStatus::READ => (policy.read_receipts, "read receipts"),
+                    MessageStatus::DELIVERED => {
+                        (policy.delivery_notifications, "delivery notifications")
+                    }
+                    _ => return None,
+                };
+                (setting == Optionality::Forbidden).then(|| format!("the room forbids {what}"))
+            })
+        }
+    }
+}
+
+/// Whether [`incoming_problem`] has anything to check for `event` (so plain messages cost no
+/// policy lookup).
+pub(crate) fn incoming_needs_rules(event: &Event) -> bool {
+    event.invalid.is_none()
+        && (event.kind != EventKind::Text || event.target.is_some() || event.topic.is_some())
 }
 
 /// CLI-012: a status report the room's status-notification policy forbids.
@@ -214,5 +269,68 @@ mod tests {
         assert!(outgoing_problem(&member, &expiring(30), true, false).is_some());
         assert_eq!(outgoing_problem(&member, &expiring(600), true, false), None);
         assert!(outgoing_problem(&member, &expiring(7200), true, false).is_some());
+    }
+
+    fn event(kind: EventKind, target: Option<&str>, text: Option<&str>) -> Event {
+        Event {
+            id: "00".into(),
+            sender: "mimi://b.example/u/bob".into(),
+            timestamp: 1,
+            kind,
+            target: target.map(str::to_owned),
+            text: text.map(str::to_owned),
+            invalid: None,
+            attachment: None,
+            expires_at: None,
+            topic: None,
+        }
+    }
+
+    #[test]
+    fn received_events_are_held_to_the_senders_role() {
+        let guest = rules(Preset::Moderated, 2, &[]);
+        let speaker = rules(Preset::Moderated, 4, &[]);
+        let reply = event(EventKind::Text, Some("01"), Some("re"));
+        assert!(incoming_needs_rules(&reply));
+        let problem = incoming_problem(&guest, &reply).unwrap();
+        assert!(problem.contains("canReplyToMessage"), "{problem}");
+        assert_eq!(incoming_problem(&speaker, &reply), None);
+        // Guests may react (Appendix A.3) but not edit.
+        assert_eq!(
+            incoming_problem(&guest, &event(EventKind::Reaction, Some("01"), Some("+1"))),
+            None
+        );
+        let edit = incoming_problem(&guest, &event(EventKind::Edit, Some("01"), Some("x")));
+        assert!(edit.unwrap().contains("canEditOwnMessage"));
+        // A plain message needs no lookup: the hub checked canSendMessage.
+        assert!(!incoming_needs_rules(&event(
+            EventKind::Text,
+            None,
+            Some("hi")
+        )));
+    }
+
+    #[test]
+    fn received_read_receipts_a_room_forbids_are_not_counted() {
+        let policy = StatusNotificationPolicy {
+            delivery_notifications: Optionality::Optional,
+            read_receipts: Optionality::Forbidden,
+        };
+        let member = rules(
+            Preset::Private,
+            2,
+            &[(
+                StatusNotificationPolicy::COMPONENT_ID,
+                policy.encode().unwrap(),
+            )],
+        );
+        let read = event(EventKind::Status, None, Some(r#"[["01",2]]"#));
+        assert!(
+            incoming_problem(&member, &read)
+                .unwrap()
+                .contains("read receipts")
+        );
+        let delivered = event(EventKind::Status, None, Some(r#"[["01",1]]"#));
+        assert_eq!(incoming_problem(&member, &delivered), None);
     }
 }

@@ -396,7 +396,18 @@ impl Inbox<'_> {
                 report.messages += 1;
                 let event = match MimiContent::decode(&data) {
                     Ok(content) => {
-                        event_from_content(&content, &sender_user, &entry.room, fanout.timestamp)
+                        let mut event = event_from_content(
+                            &content,
+                            &sender_user,
+                            &entry.room,
+                            fanout.timestamp,
+                        );
+                        // CLI-014: what the sender's role may send, as the room is now.
+                        if crate::rules::incoming_needs_rules(&event) {
+                            let rules = self.state.room_rules(&entry.room, &event.sender)?;
+                            event.invalid = crate::rules::incoming_problem(&rules, &event);
+                        }
+                        event
                     }
                     Err(e) => Event {
                         id: hex::encode(Sha256::digest(&data)),
