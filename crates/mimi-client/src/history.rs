@@ -21,6 +21,9 @@ pub(crate) enum EventKind {
     Edit,
     /// A retraction of `target`.
     Delete,
+    /// A retraction of someone else's message `target` by a sender whose role held
+    /// canDeleteOtherMessage when it arrived (CLI-015).
+    DeleteOther,
     /// A withdrawal of the reaction `target`.
     Unreact,
     /// A message-status report (receipts); `text` holds `[[id, status], ...]` as JSON.
@@ -34,6 +37,7 @@ impl EventKind {
             Self::Reaction => "reaction",
             Self::Edit => "edit",
             Self::Delete => "delete",
+            Self::DeleteOther => "delete-other",
             Self::Unreact => "unreact",
             Self::Status => "status",
         }
@@ -44,6 +48,7 @@ impl EventKind {
             "reaction" => Self::Reaction,
             "edit" => Self::Edit,
             "delete" => Self::Delete,
+            "delete-other" => Self::DeleteOther,
             "unreact" => Self::Unreact,
             "status" => Self::Status,
             _ => Self::Text,
@@ -304,8 +309,9 @@ fn sender_problem(content: &MimiContent, mls_sender_user: &str, room: &str) -> O
 }
 
 /// Folds a room's events (in display order) into messages as of `now_ms`. Edits, deletes and
-/// withdrawn reactions count only when they come from the original's sender (CLI-003); others
-/// are ignored. Expired messages lose their text and attachment.
+/// withdrawn reactions count only when they come from the original's sender (CLI-003), or for
+/// a deletion from a sender whose role could delete others' messages (CLI-015); others are
+/// ignored. Expired messages lose their text and attachment.
 pub(crate) fn fold(events: &[Event], now_ms: u64) -> Vec<StoredMessage> {
     let mut messages: Vec<StoredMessage> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
@@ -360,12 +366,13 @@ pub(crate) fn fold(events: &[Event], now_ms: u64) -> Vec<StoredMessage> {
                     *alive = false;
                 }
             }
-            EventKind::Edit | EventKind::Delete => {
+            EventKind::Edit | EventKind::Delete | EventKind::DeleteOther => {
                 let Some(&i) = e.target.as_deref().and_then(|t| index.get(t)) else {
                     continue;
                 };
                 let m = &mut messages[i];
-                if m.sender != e.sender || m.deleted {
+                let authorized = m.sender == e.sender || e.kind == EventKind::DeleteOther;
+                if !authorized || m.deleted {
                     continue;
                 }
                 if e.kind == EventKind::Edit {
@@ -438,8 +445,20 @@ mod tests {
         assert_eq!(view[0].text.as_deref(), Some("hello"));
         assert!(view[0].edited);
         let forged_delete = event(MimiContent::delete(id), BOB, 4);
-        let view = fold(&[original, forged_delete], 0);
+        let view = fold(&[original.clone(), forged_delete.clone()], 0);
         assert!(!view[0].deleted);
+        // The same deletion, found at sync to come from a moderator, counts (CLI-015).
+        let moderated = Event {
+            kind: EventKind::DeleteOther,
+            ..forged_delete
+        };
+        assert_eq!(
+            EventKind::parse(moderated.kind.as_str()),
+            EventKind::DeleteOther
+        );
+        let view = fold(&[original, moderated], 0);
+        assert!(view[0].deleted);
+        assert_eq!(view[0].text, None);
     }
 
     #[test]

@@ -190,15 +190,11 @@ impl Client {
         self.post_content(room, MimiContent::edit(id, text)).await
     }
 
-    /// Syncs, then deletes our message `original`.
+    /// Syncs, then deletes message `original`: ours (canDeleteOwnMessage) or, if our role holds
+    /// canDeleteOtherMessage, someone else's.
     pub async fn delete(&mut self, room: &str, original: &str) -> Result<String, ClientError> {
         self.sync().await?;
-        let (id, sender) = self.known_message(room, original)?;
-        if sender != self.account.user_uri {
-            return Err(ClientError::NotAllowed(format!(
-                "{original} was sent by {sender}, not you"
-            )));
-        }
+        let (id, _sender) = self.known_message(room, original)?;
         self.post_content(room, MimiContent::delete(id)).await
     }
 
@@ -269,7 +265,18 @@ impl Client {
         // The hash lets sync skip our own message when the hub fans it back.
         // Our own event, undated until the hub's acceptance (or its echo) dates it, so a lost
         // answer does not lose the message from our own history.
-        let event = event_from_content(&content, &self.account.user_uri, room, 0);
+        let mut event = event_from_content(&content, &self.account.user_uri, room, 0);
+        // CLI-015: our deletion of someone else's message (check_outgoing allowed it).
+        if event.kind == EventKind::Delete
+            && let Some(target) = &event.target
+            && self
+                .profile
+                .events(room)?
+                .iter()
+                .any(|e| &e.id == target && e.sender != self.account.user_uri)
+        {
+            event.kind = EventKind::DeleteOther;
+        }
         profile::store(&mut self.profile, &mut self.state, |tx| {
             profile::mark_sent(tx, &hash, room, &event)
         })?;

@@ -79,6 +79,7 @@ pub(crate) fn incoming_problem(rules: &RoomRules, event: &Event) -> Option<Strin
         EventKind::Unreact => lacks(Capability::CAN_DELETE_OWN_REACTION),
         EventKind::Edit => lacks(Capability::CAN_EDIT_OWN_MESSAGE),
         EventKind::Delete => lacks(Capability::CAN_DELETE_OWN_MESSAGE),
+        EventKind::DeleteOther => lacks(Capability::CAN_DELETE_OTHER_MESSAGE),
         EventKind::Text => {
             let reply = event
                 .target

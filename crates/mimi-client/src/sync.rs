@@ -402,6 +402,17 @@ impl Inbox<'_> {
                             &entry.room,
                             fanout.timestamp,
                         );
+                        // CLI-015: a deletion of someone else's message is a moderator's.
+                        if event.kind == EventKind::Delete
+                            && let Some(target) = &event.target
+                            && self
+                                .profile
+                                .events(&entry.room)?
+                                .iter()
+                                .any(|e| &e.id == target && e.sender != event.sender)
+                        {
+                            event.kind = EventKind::DeleteOther;
+                        }
                         // CLI-014: what the sender's role may send, as the room is now.
                         if crate::rules::incoming_needs_rules(&event) {
                             let rules = self.state.room_rules(&entry.room, &event.sender)?;

@@ -441,3 +441,45 @@ fn attachments_follow_the_rooms_asset_policy() {
         }
     });
 }
+
+#[test]
+fn an_admin_deletes_others_messages_and_a_member_cannot() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "moderation",
+        "--with",
+        &bob.uri(),
+        "--with",
+        &cathy.uri(),
+    ]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &room);
+    wait_joined(&cathy, &room);
+    let spam = bob.send(&room, "buy now");
+    cathy.sync();
+    // Cathy (member) may delete only her own messages.
+    let refused = cathy.run_expect_failure(&["delete", &room, &spam]);
+    assert_one_line(&refused);
+    assert!(refused.contains("canDeleteOtherMessage"), "{refused}");
+    // Alice (owner) may delete anyone's: every member sees it gone.
+    alice.sync();
+    alice.run_ok(&["delete", &room, &spam]);
+    for client in [&alice, &bob, &cathy] {
+        wait_until(&[client], "the spam to be deleted", || {
+            let gone = client
+                .messages(&room)
+                .iter()
+                .any(|m| m["id"] == spam.as_str() && m["deleted"] == true);
+            if gone {
+                Ok(())
+            } else {
+                Err(format!("{:?}", client.messages(&room)))
+            }
+        });
+    }
+}
