@@ -134,6 +134,9 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         }
         RoomCommand::Add { room, user } => client.add(&room, &user).await?,
         RoomCommand::Remove { room, user } => client.remove(&room, &user).await?,
+        RoomCommand::Kick { room, user } => client.kick(&room, &user).await?,
+        RoomCommand::Ban { room, user } => client.ban(&room, &user).await?,
+        RoomCommand::Unban { room, user } => client.unban(&room, &user).await?,
         RoomCommand::Join { room } => client.join(&room).await?,
         RoomCommand::Leave { room } => client.leave(&room).await?,
         RoomCommand::Members { room, json } => {

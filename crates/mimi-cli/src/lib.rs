@@ -232,6 +232,30 @@ enum RoomCommand {
         /// The user URI.
         user: String,
     },
+    /// Remove all of a participant's clients; the user stays listed and may come back with
+    /// `room join` (canKick).
+    Kick {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+    },
+    /// Ban a participant: role `banned`, all its clients removed; it cannot post, rejoin or be
+    /// added until unbanned (canBan).
+    Ban {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+    },
+    /// Lift a ban: the user becomes an inactive participant whom `room add` can bring back
+    /// (canUnBan).
+    Unban {
+        /// The room URI.
+        room: String,
+        /// The user URI.
+        user: String,
+    },
     /// Join a room your user already participates in, as a new device (external commit).
     Join {
         /// The room URI.

@@ -39,6 +39,8 @@ pub struct MemberEntry {
     pub role: u32,
     /// The user's clients in the group.
     pub clients: Vec<String>,
+    /// Whether the user has a client in the group (an inactive participant has none).
+    pub active: bool,
 }
 
 /// A text message and how to send it.
@@ -226,10 +228,14 @@ impl Client {
         Ok(view
             .participants
             .into_iter()
-            .map(|p| MemberEntry {
-                clients: view.members.get(&p.user).cloned().unwrap_or_default(),
-                user: p.user,
-                role: p.role,
+            .map(|p| {
+                let clients = view.members.get(&p.user).cloned().unwrap_or_default();
+                MemberEntry {
+                    active: !clients.is_empty(),
+                    clients,
+                    user: p.user,
+                    role: p.role,
+                }
             })
             .collect())
     }

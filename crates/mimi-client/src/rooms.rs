@@ -81,6 +81,23 @@ impl Client {
     pub async fn add_users(&mut self, room: &str, users: &[String]) -> Result<(), ClientError> {
         self.sync().await?;
         self.commit_pending(room).await?;
+        // A listed user comes in only if it has no client in the room yet (an inactive
+        // participant, e.g. after an unban); a banned one not at all.
+        if self.state.is_active(room) {
+            let view = self.room_state(room)?;
+            for user in users {
+                if let Some(p) = view.participants.iter().find(|p| &p.user == user) {
+                    if p.role == mimi_policy::RoleIndex::BANNED.0 {
+                        return Err(ClientError::NotAllowed(format!(
+                            "{user} is banned from {room}"
+                        )));
+                    }
+                    if view.members.get(user).is_some_and(|c| !c.is_empty()) {
+                        return Err(ClientError::Usage(format!("{user} is already in {room}")));
+                    }
+                }
+            }
+        }
         let mut additions = Vec::with_capacity(users.len());
         for user in users {
             let response = self.key_material(room, user).await?;
@@ -112,6 +129,62 @@ impl Client {
                 "the users were added, but the room's keys were not sent to them",
             )
         })
+    }
+
+    /// Removes all clients of `user` from `room` while it stays a participant (a kick,
+    /// canKick): the user may come back with `room join`.
+    pub async fn kick(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let me = self.me();
+        let anchor = self.anchor.clone();
+        let pending = self.attempt(|s| s.kick(&anchor, &me, room, user, now_secs()))?;
+        self.submit_commit(room, pending).await
+    }
+
+    /// Bans `user`: moves it to role 1 (`banned`) and removes all its clients in the same
+    /// commit (canBan). A banned user cannot post, rejoin or be added until unbanned.
+    pub async fn ban(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.set_role(room, user, &mimi_policy::RoleIndex::BANNED.0.to_string())
+            .await
+    }
+
+    /// Unbans `user` (canUnBan): moves it from `banned` to the lowest role ours may move it
+    /// to; it is then an inactive participant, whom `room add` brings back in with its clients
+    /// and who may also `room join` by itself (IN-LIFECYCLE-1).
+    pub async fn unban(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.sync().await?;
+        let view = self.room_state(room)?;
+        let banned = mimi_policy::RoleIndex::BANNED;
+        let listed = view.participants.iter().find(|p| p.user == user);
+        if listed.is_none_or(|p| p.role != banned.0) {
+            return Err(ClientError::NotAllowed(format!(
+                "{user} is not banned in {room}"
+            )));
+        }
+        let mine = view
+            .participants
+            .iter()
+            .find(|p| p.user == self.account.user_uri)
+            .map_or(0, |p| p.role);
+        let target = view
+            .roles
+            .role(mimi_policy::RoleIndex(mine))
+            .and_then(|role| {
+                role.authorized_role_changes
+                    .iter()
+                    .filter(|c| c.from_role_index == banned)
+                    .flat_map(|c| c.target_role_indexes.iter())
+                    .filter(|r| r.0 > banned.0)
+                    .min()
+                    .copied()
+            })
+            .ok_or_else(|| {
+                ClientError::NotAllowed(format!(
+                    "your role lacks canUnBan for {user} (no move out of banned)"
+                ))
+            })?;
+        self.set_role(room, user, &target.0.to_string()).await
     }
 
     /// Removes `user` and all its clients from `room`.

@@ -324,28 +324,36 @@ impl MemberState {
             let components = group_components(group)?;
             let role = added_user_role(&components, &user_of_device(&me.device_uri)?);
             let mut key_packages = Vec::new();
+            let mut added_participants = Vec::new();
             for (user, packages) in users {
-                if index_of(&components.participants, user).is_some() {
-                    return Err(RoomError::Misuse(format!(
-                        "{user} is already a participant"
-                    )));
+                // A listed user is an inactive participant being brought in (HUB-076): its
+                // clients only; the hub refuses if it already has clients in the group.
+                match components.role_of(user) {
+                    RoleIndex::NON_PARTICIPANT => added_participants.push(pair(user, role.0)),
+                    RoleIndex::BANNED => {
+                        return Err(RoomError::Misuse(format!("{user} is banned")));
+                    }
+                    _ if packages.is_empty() => {
+                        return Err(RoomError::Misuse(format!(
+                            "{user} is already a participant"
+                        )));
+                    }
+                    _ => {}
                 }
                 for bytes in packages {
                     key_packages.push(self.validated_key_package(bytes)?);
                 }
             }
-            let update = ParticipantListUpdate {
-                changed_role_participants: Vec::new(),
-                removed_indices: Vec::new(),
-                added_participants: users.iter().map(|(u, _)| pair(u, role.0)).collect(),
+            let proposals = if added_participants.is_empty() {
+                Vec::new()
+            } else {
+                vec![participant_update(&ParticipantListUpdate {
+                    changed_role_participants: Vec::new(),
+                    removed_indices: Vec::new(),
+                    added_participants,
+                })]
             };
-            self.commit(
-                me,
-                group,
-                vec![participant_update(&update)],
-                key_packages,
-                Vec::new(),
-            )
+            self.commit(me, group, proposals, key_packages, Vec::new())
         })
     }
 

@@ -28,6 +28,8 @@ pub(crate) struct CommitFacts {
     pub(crate) removed_by_others: Vec<VerifiedMember>,
     /// Every client in the group after the commit.
     pub(crate) members_after: Vec<VerifiedMember>,
+    /// Users of added clients who already had a client in the group before the commit.
+    pub(crate) already_active: BTreeSet<String>,
 }
 
 /// The members of a group, identified, by leaf index. Their credentials were checked when they
@@ -164,9 +166,14 @@ pub(crate) fn commit_facts(
         .collect();
     Ok(CommitFacts {
         committer: committer_identity,
-        added,
         removed_by_others,
         members_after,
+        already_active: added
+            .iter()
+            .filter(|a| members_before.values().any(|m| m.user_uri == a.user_uri))
+            .map(|a| a.user_uri.clone())
+            .collect(),
+        added,
     })
 }
 
@@ -288,21 +295,29 @@ fn check_membership(
             RoomError::not_allowed(format!("removing {}: {denied}", removed.device_uri))
         })?;
     }
-    // HUB-007: a new client of a user who already was a participant may be added only by
-    // that user (canAddOwnClient); others' new devices join by external commit.
+    // HUB-007: a new client of a user who already was a participant may be added by that user
+    // (canAddOwnClient); others' new devices join by external commit. HUB-076: an inactive
+    // participant (listed, no client in the group) is activated by a member who may add
+    // participants, as adding it with its clients would have been (IN-LIFECYCLE-1).
     for added in &facts.added {
         if before.role_of(&added.user_uri) == RoleIndex::NON_PARTICIPANT {
             continue;
         }
-        if added.user_uri != facts.committer.user_uri {
+        if added.user_uri == facts.committer.user_uri {
+            policy
+                .authorize_add_own_client(actor, &counts)
+                .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
+        } else if facts.already_active.contains(&added.user_uri) {
             return Err(RoomError::not_allowed(format!(
                 "{} may only be added by its own user",
                 added.device_uri
             )));
+        } else if !policy.has_capability(actor, Capability::CAN_ADD_PARTICIPANT) {
+            return Err(RoomError::not_allowed(format!(
+                "role {actor} lacks canAddParticipant to bring {} in",
+                added.user_uri
+            )));
         }
-        policy
-            .authorize_add_own_client(actor, &counts)
-            .map_err(|denied| RoomError::not_allowed(denied.to_string()))?;
     }
     // HUB-004: every client in the group belongs to a participant that is not banned.
     for member in &facts.members_after {

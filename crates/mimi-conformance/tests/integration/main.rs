@@ -8,6 +8,7 @@ mod demo;
 mod federation_api;
 mod foreign_credentials;
 mod hostile;
+mod lifecycle;
 mod ratchet_tree;
 mod registration;
 mod resilience;

@@ -551,3 +551,50 @@ fn the_hub_fans_messages_out_only_to_providers_whose_members_may_receive() {
     let only_a: std::collections::BTreeSet<String> = ["a.example".to_owned()].into();
     assert_eq!(r.hub.receiving_domains(), &only_a);
 }
+
+#[test]
+fn an_inactive_participant_is_brought_in_by_a_member_who_may_add() {
+    let mut r = room(Preset::Private);
+    // Ban Bob (his clients leave), unban him to member: listed, inactive.
+    for role in ["1", "2"] {
+        let commit = r
+            .alice
+            .state
+            .set_role(&r.anchor, &r.alice.me, &r.uri, BOB, role, now())
+            .unwrap();
+        accept(&mut r.hub, &r.anchor, &commit.commit);
+        r.alice.state.merge_pending_commit(&r.uri).unwrap();
+    }
+    assert!(!r.hub.members().contains_key(BOB));
+    // Alice brings him in with his tablet's KeyPackage: no participant-list change.
+    let tablet_kp = r
+        .bob_tablet
+        .state
+        .key_packages(&r.bob_tablet.me, 1)
+        .unwrap();
+    let commit = r
+        .alice
+        .state
+        .add_users(
+            &r.alice.me,
+            &r.uri,
+            &[(BOB.into(), vec![tablet_kp[0].clone()])],
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    r.alice.state.merge_pending_commit(&r.uri).unwrap();
+    assert_eq!(r.hub.members()[BOB].len(), 1);
+    // Now active: another device of his (the phone the ban removed) may only come from Bob.
+    let phone_kp = r.bob.state.key_packages(&r.bob.me, 1).unwrap();
+    let again = r
+        .alice
+        .state
+        .add_users(&r.alice.me, &r.uri, &[(BOB.into(), phone_kp)])
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &again.commit,
+        "only be added by its own user",
+    );
+}

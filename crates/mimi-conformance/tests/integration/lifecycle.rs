@@ -1,0 +1,74 @@
+//! The membership lifecycle across providers: kick, ban, unban, and coming back.
+
+use mimi_conformance::{Network, wait_until};
+
+use crate::{assert_one_line, wait_joined};
+
+#[test]
+fn ban_kick_and_unban_across_providers() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "club",
+        "--with",
+        &bob.uri(),
+        "--with",
+        &cathy.uri(),
+    ]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &room);
+    wait_joined(&cathy, &room);
+    let member_entry = |user: &str| {
+        alice.sync();
+        alice.members(&room).into_iter().find(|m| m["user"] == user)
+    };
+
+    // Cathy (a member) may not ban; Alice (the owner) may.
+    cathy.sync();
+    let refused = cathy.run_expect_failure(&["room", "ban", &room, &bob.uri()]);
+    assert_one_line(&refused);
+    assert!(refused.contains("canBan"), "{refused}");
+    alice.run_ok(&["room", "ban", &room, &bob.uri()]);
+    let banned = member_entry(&bob.uri()).expect("a banned user stays listed");
+    assert_eq!(banned["role"], 1, "{banned}");
+    assert_eq!(banned["active"], false, "{banned}");
+    // The banned user cannot post, rejoin or be re-added.
+    bob.sync();
+    let post = bob.run(&["send", &room, "let me back"]);
+    assert!(!post.status.success());
+    let rejoin = bob.run_expect_failure(&["room", "join", &room]);
+    assert_one_line(&rejoin);
+    let readd = alice.run_expect_failure(&["room", "add", &room, &bob.uri()]);
+    assert_one_line(&readd);
+    assert!(readd.contains("banned"), "{readd}");
+
+    // Unbanned, Bob is an inactive member whom Alice brings back in.
+    alice.run_ok(&["room", "unban", &room, &bob.uri()]);
+    let unbanned = member_entry(&bob.uri()).unwrap();
+    assert_eq!(unbanned["role"], 2, "{unbanned}");
+    assert_eq!(unbanned["active"], false, "{unbanned}");
+    alice.add(&room, &bob.uri());
+    wait_until(&[&bob], "bob to be back", || {
+        bob.try_sync()?;
+        let out = bob.run(&["send", &room, "back again"]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+
+    // Kicked, Cathy stays listed and comes back by herself.
+    alice.run_ok(&["room", "kick", &room, &cathy.uri()]);
+    let kicked = member_entry(&cathy.uri()).expect("a kicked user stays listed");
+    assert_eq!(kicked["active"], false, "{kicked}");
+    cathy.sync();
+    cathy.run_ok(&["room", "join", &room]);
+    cathy.run_ok(&["send", &room, "I am back"]);
+    let back = member_entry(&cathy.uri()).unwrap();
+    assert_eq!(back["active"], true, "{back}");
+}
