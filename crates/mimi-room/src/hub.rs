@@ -22,7 +22,7 @@ use crate::provider::MlsProvider;
 use crate::rules::RoomRules;
 use crate::validation::{
     check_commit, check_external_commit, check_policy_consistency, commit_facts, identify_all,
-    may_add_own_client,
+    may_join,
 };
 
 /// A room as its hub sees it.
@@ -479,13 +479,28 @@ impl HubRoom {
         let sender = match processed.sender() {
             Sender::Member(leaf) => *leaf,
             Sender::NewMemberCommit => {
-                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
-                else {
-                    return Err(RoomError::not_allowed(
-                        "an external commit may not change room components",
-                    ));
+                let (staged, applied) = match processed.into_content() {
+                    ProcessedMessageContent::StagedCommitMessage(staged) => {
+                        (*staged, Applied::unchanged(&components))
+                    }
+                    ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                        let mut updater = self.group.app_data_dictionary_updater();
+                        let applied = apply_app_data_updates(
+                            &components,
+                            &self.room_uri,
+                            unresolved.app_data_update_proposals(),
+                            &mut updater,
+                        )?;
+                        let updates = updater.changes();
+                        let staged = self
+                            .group
+                            .stage_app_data_commit(self.provider.crypto(), *unresolved, updates)
+                            .map_err(RoomError::invalid)?;
+                        (staged, applied)
+                    }
+                    _ => return Err(RoomError::invalid("unexpected external commit content")),
                 };
-                return self.accept_external_commit(anchor, *staged, now);
+                return self.accept_external_commit(anchor, staged, &applied, now);
             }
             _ => {
                 return Err(RoomError::not_allowed(
@@ -560,9 +575,10 @@ impl HubRoom {
         Ok(())
     }
 
-    /// HUB-070: may `user` add a client of its own by external commit (draft §5.5).
+    /// HUB-070/HUB-077: may `user` join by external commit: a participant adding a client of
+    /// its own, or an unlisted user joining an open room (draft §5.5).
     pub fn check_external_join(&self, user: &str) -> Result<(), RoomError> {
-        may_add_own_client(&self.components, user)
+        may_join(&self.components, user)
     }
 
     /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: an external
@@ -571,6 +587,7 @@ impl HubRoom {
         &mut self,
         anchor: &TrustAnchor,
         staged: StagedCommit,
+        applied: &Applied,
         now: u64,
     ) -> Result<Checked, RoomError> {
         let queued = self
@@ -582,8 +599,18 @@ impl HubRoom {
                 "proposals are pending in this epoch; join after the next commit",
             ));
         }
-        let joiner =
-            check_external_commit(anchor, &self.roster.members, &self.components, &staged, now)?;
+        let joiner = check_external_commit(
+            anchor,
+            &self.roster.members,
+            &self.components,
+            applied,
+            &staged,
+            now,
+        )?;
+        if applied.list_changed {
+            self.envelope
+                .check_change(applied, self.roster.members.len() + 1)?;
+        }
         let mut notify_domains = self.member_domains();
         notify_domains.insert(joiner.domain.clone());
         Ok(Checked::Commit(CheckedCommit {

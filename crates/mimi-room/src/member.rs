@@ -753,11 +753,43 @@ impl MemberState {
         let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let signer = self.signer(me)?;
         let join_config = crate::decode::join_config();
-        let (group, bundle) = MlsGroup::external_commit_builder()
+        // An unlisted user joins an open room by adding itself to the participant list in the
+        // same external commit (HUB-077); whether the room is open is checked again by the hub
+        // and every member on the verified state.
+        let before = RoomComponents::from_dictionary(
+            group_info
+                .group_context()
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )?;
+        let room_uri_claimed =
+            String::from_utf8_lossy(group_info.group_context().group_id().as_slice()).into_owned();
+        let user = user_of_device(&me.device_uri)?;
+        // Not open: the plain commit goes to the hub, whose call it is (HUB-070).
+        let open_role = (before.role_of(&user) == RoleIndex::NON_PARTICIPANT)
+            .then(|| crate::validation::open_join_role(&before))
+            .flatten();
+        let self_add = open_role.map(|role| {
+            AppDataUpdateProposal::update(
+                PARTICIPANT_LIST as ComponentId,
+                ParticipantListUpdate {
+                    changed_role_participants: Vec::new(),
+                    removed_indices: Vec::new(),
+                    added_participants: vec![pair(&user, role.0)],
+                }
+                .encode(),
+            )
+        });
+        let mut builder = MlsGroup::external_commit_builder()
             .with_ratchet_tree(tree)
             .with_config(join_config)
             .build_group(&self.provider, group_info, credential_with_key(me)?)
-            .map_err(RoomError::mls)?
+            .map_err(RoomError::mls)?;
+        if let Some(proposal) = self_add {
+            builder = builder.add_app_data_update_proposal(proposal);
+        }
+        let mut stage = builder
             .leaf_node_parameters(
                 openmls::prelude::LeafNodeParameters::builder()
                     .with_capabilities(capabilities())
@@ -765,7 +797,17 @@ impl MemberState {
             )
             .load_psks(self.provider.storage())
             .map_err(RoomError::mls)?
-            .create_group_info(true)
+            .create_group_info(true);
+        let mut updater = stage.app_data_dictionary_updater();
+        apply_app_data_updates(
+            &before,
+            &room_uri_claimed,
+            stage.app_data_update_proposals(),
+            &mut updater,
+        )?;
+        let updates = updater.changes();
+        stage.with_app_data_dictionary_updates(updates);
+        let (group, bundle) = stage
             .build(
                 self.provider.rand(),
                 self.provider.crypto(),
@@ -848,14 +890,28 @@ impl MemberState {
             let credential = processed.credential().clone();
             let components = group_components(group)?;
             if matches!(processed.sender(), Sender::NewMemberCommit) {
-                let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
-                else {
-                    return Err(RoomError::not_allowed(
-                        "an external commit may not change room components",
-                    ));
+                let (staged, applied) = match processed.into_content() {
+                    ProcessedMessageContent::StagedCommitMessage(staged) => {
+                        (staged, Applied::unchanged(&components))
+                    }
+                    ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                        let mut updater = group.app_data_dictionary_updater();
+                        let applied = apply_app_data_updates(
+                            &components,
+                            room_uri,
+                            unresolved.app_data_update_proposals(),
+                            &mut updater,
+                        )?;
+                        let updates = updater.changes();
+                        let staged = group
+                            .stage_app_data_commit(&self.provider, *unresolved, updates)
+                            .map_err(RoomError::mls)?;
+                        (Box::new(staged), applied)
+                    }
+                    _ => return Err(RoomError::invalid("unexpected external commit content")),
                 };
                 let members = verified_members(anchor, group.members(), now)?;
-                check_external_commit(anchor, &members, &components, &staged, now)?;
+                check_external_commit(anchor, &members, &components, &applied, &staged, now)?;
                 // check_external_commit refused a commit without a path, so the key is there.
                 let joiner_key = staged
                     .update_path_leaf_node()

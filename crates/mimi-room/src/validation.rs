@@ -666,6 +666,37 @@ pub(crate) fn may_add_own_client(components: &RoomComponents, user: &str) -> Res
     Ok(())
 }
 
+/// HUB-077: the role an unlisted user joins an open room with (room-policy-03 §8.1.1
+/// canOpenJoin): the lowest real role that role 0 may move users into, if role 0 holds
+/// canOpenJoin.
+pub(crate) fn open_join_role(components: &RoomComponents) -> Option<RoleIndex> {
+    let none = RoleIndex::NON_PARTICIPANT;
+    let role = components.policy.role(none)?;
+    if !role.has_capability(Capability::CAN_OPEN_JOIN) {
+        return None;
+    }
+    role.authorized_role_changes
+        .iter()
+        .filter(|c| c.from_role_index == none)
+        .flat_map(|c| c.target_role_indexes.iter().copied())
+        .filter(|r| is_real_role(*r))
+        .min()
+}
+
+/// HUB-070/HUB-077: may `user` join the room by external commit: as a participant adding a
+/// client of its own, or, unlisted, by open join.
+pub(crate) fn may_join(components: &RoomComponents, user: &str) -> Result<(), RoomError> {
+    if components.role_of(user) == RoleIndex::NON_PARTICIPANT {
+        return match open_join_role(components) {
+            Some(_) => Ok(()),
+            None => Err(RoomError::not_allowed(format!(
+                "{user} is not a participant and the room does not let anyone join"
+            ))),
+        };
+    }
+    may_add_own_client(components, user)
+}
+
 /// HUB-071: an external commit adds one client vouched for by its provider, of a user that may
 /// add its own clients; HUB-072: besides ExternalInit it may only remove an older leaf of the
 /// same device; HUB-073: a device already in the group must replace its old leaf. Returns the
@@ -674,6 +705,7 @@ pub(crate) fn check_external_commit(
     anchor: &TrustAnchor,
     members: &BTreeMap<u32, VerifiedMember>,
     components: &RoomComponents,
+    applied: &Applied,
     staged: &StagedCommit,
     now: u64,
 ) -> Result<VerifiedMember, RoomError> {
@@ -686,11 +718,11 @@ pub(crate) fn check_external_commit(
         leaf.signature_key().as_slice(),
         now,
     )?;
-    may_add_own_client(components, &joiner.user_uri)?;
+    check_joiner_listing(components, applied, &joiner, members)?;
     let mut replaces_old_leaf = false;
     for queued in staged.queued_proposals() {
         match queued.proposal() {
-            Proposal::ExternalInit(_) => {}
+            Proposal::ExternalInit(_) | Proposal::AppDataUpdate(_) => {}
             Proposal::Remove(remove) => {
                 let same_device = members
                     .get(&remove.removed().u32())
@@ -737,6 +769,56 @@ pub(crate) fn check_external_commit(
         )));
     }
     Ok(joiner)
+}
+
+/// HUB-070/HUB-077: what an external commit may do to the room's state. A listed joiner
+/// (a new device of a participant, canAddOwnClient) changes nothing; an unlisted one joins an
+/// open room by adding itself, and nothing else, to the participant list, with the role
+/// [`open_join_role`] gives, within the room's constraints (canOpenJoin, room-policy-03
+/// §8.1.1; protocol-06 §5.5).
+fn check_joiner_listing(
+    components: &RoomComponents,
+    applied: &Applied,
+    joiner: &VerifiedMember,
+    members: &BTreeMap<u32, VerifiedMember>,
+) -> Result<(), RoomError> {
+    if components.role_of(&joiner.user_uri) != RoleIndex::NON_PARTICIPANT {
+        if applied.list_changed || !applied.changed.is_empty() {
+            return Err(RoomError::not_allowed(
+                "an external commit of a participant may not change room components",
+            ));
+        }
+        return may_add_own_client(components, &joiner.user_uri);
+    }
+    let role = open_join_role(components).ok_or_else(|| {
+        RoomError::not_allowed(format!(
+            "{} is not a participant and the room does not let anyone join",
+            joiner.user_uri
+        ))
+    })?;
+    let before = &components.participants.participants;
+    let after = &applied.after.participants.participants;
+    let adds_only_the_joiner = applied.changed.is_empty()
+        && after.len() == before.len() + 1
+        && after[..before.len()] == before[..]
+        && after[before.len()].user.as_str() == joiner.user_uri
+        && after[before.len()].role_index == role.0;
+    if !adds_only_the_joiner {
+        return Err(RoomError::not_allowed(format!(
+            "an open join adds only the joiner, as role {role}"
+        )));
+    }
+    let members_after: Vec<VerifiedMember> = members
+        .values()
+        .cloned()
+        .chain(std::iter::once(joiner.clone()))
+        .collect();
+    let mut counts = role_counts(&applied.after.participants, &members_after);
+    counts.set_clients(u32::try_from(members_after.len()).unwrap_or(u32::MAX));
+    components
+        .policy
+        .authorize_open_join(role, &counts)
+        .map_err(|denied| RoomError::not_allowed(denied.to_string()))
 }
 
 fn same_user(members: &BTreeMap<u32, VerifiedMember>, a: u32, b: u32) -> bool {

@@ -72,3 +72,35 @@ fn ban_kick_and_unban_across_providers() {
     let back = member_entry(&cathy.uri()).unwrap();
     assert_eq!(back["active"], true, "{back}");
 }
+
+#[test]
+fn anyone_joins_a_public_room_and_nobody_a_private_one() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let out = alice.run_ok(&["room", "create", "square", "--preset", "public"]);
+    let public = out.lines().last().unwrap_or_default().trim().to_owned();
+    let private = alice.room_create("parlour");
+    // Cathy joins the public room by herself and talks there; Alice sees her.
+    cathy.run_ok(&["room", "join", &public]);
+    cathy.run_ok(&["send", &public, "hello square"]);
+    wait_until(&[&alice], "alice to see cathy's message", || {
+        alice.try_sync()?;
+        let texts = mimi_conformance::senders_and_texts(&alice.messages(&public));
+        if texts.contains(&(cathy.uri(), "hello square".to_owned())) {
+            Ok(())
+        } else {
+            Err(format!("{texts:?}"))
+        }
+    });
+    let entry = alice
+        .members(&public)
+        .into_iter()
+        .find(|m| m["user"] == cathy.uri().as_str())
+        .expect("cathy is listed");
+    assert_eq!(entry["role"], 2, "{entry}");
+    // Bob cannot walk into the private room.
+    let refused = bob.run_expect_failure(&["room", "join", &private]);
+    assert_one_line(&refused);
+}

@@ -598,3 +598,64 @@ fn an_inactive_participant_is_brought_in_by_a_member_who_may_add() {
         "only be added by its own user",
     );
 }
+
+#[test]
+fn anyone_joins_a_public_room_by_external_commit_and_no_one_a_private_one() {
+    let mut r = room(Preset::Public);
+    let exported = r
+        .alice
+        .state
+        .export_group_info(&r.alice.me, &r.uri)
+        .unwrap();
+    r.hub.check_external_join(CATHY).unwrap();
+    let (_, joined) = r
+        .cathy
+        .state
+        .join_by_external_commit(
+            &r.anchor,
+            &r.cathy.me,
+            &exported.group_info,
+            &exported.ratchet_tree,
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &joined.commit);
+    // Bob follows and sees Cathy listed as a member (role 2), active.
+    r.bob
+        .state
+        .process(&r.anchor, &r.uri, &joined.commit, now())
+        .unwrap();
+    let view = r.bob.state.room_view(&r.anchor, &r.uri, now()).unwrap();
+    let cathy = view.participants.iter().find(|p| p.user == CATHY).unwrap();
+    assert_eq!(cathy.role, 2);
+    assert_eq!(view.members[CATHY].len(), 1);
+
+    // A private room: the hub does not hand out its GroupInfo, and refuses the commit of
+    // someone who got it anyway.
+    let mut r = room(Preset::Private);
+    assert!(r.hub.check_external_join(CATHY).is_err());
+    let exported = r
+        .alice
+        .state
+        .export_group_info(&r.alice.me, &r.uri)
+        .unwrap();
+    let (_, joined) = r
+        .cathy
+        .state
+        .join_by_external_commit(
+            &r.anchor,
+            &r.cathy.me,
+            &exported.group_info,
+            &exported.ratchet_tree,
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    refused(
+        &mut r.hub,
+        &r.anchor,
+        &joined.commit,
+        "does not let anyone join",
+    );
+}
