@@ -137,6 +137,7 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         RoomCommand::Kick { room, user } => client.kick(&room, &user).await?,
         RoomCommand::Ban { room, user } => client.ban(&room, &user).await?,
         RoomCommand::Unban { room, user } => client.unban(&room, &user).await?,
+        RoomCommand::Preauth { room, who, role } => client.preauthorize(&room, &who, &role).await?,
         RoomCommand::Join { room } => client.join(&room).await?,
         RoomCommand::Leave { room } => client.leave(&room).await?,
         RoomCommand::Members { room, json } => {

@@ -256,7 +256,18 @@ enum RoomCommand {
         /// The user URI.
         user: String,
     },
-    /// Join a room your user already participates in, as a new device (external commit).
+    /// Preauthorize a user (mimi://domain/u/name) or every user of a provider (mimi://domain)
+    /// for a role: they may then join by themselves (canChangePreauthorizedUserList).
+    Preauth {
+        /// The room URI.
+        room: String,
+        /// The user or provider URI.
+        who: String,
+        /// The role name or index.
+        role: String,
+    },
+    /// Join a room by external commit: as a new device of a participant, or by yourself where
+    /// the room lets you (a public room, or one that preauthorized you).
     Join {
         /// The room URI.
         room: String,

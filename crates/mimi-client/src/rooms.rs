@@ -304,6 +304,48 @@ impl Client {
         self.set_component(room, id, Some(bytes)).await
     }
 
+    /// Preauthorizes `who` (a user URI, or a provider URI `mimi://DOMAIN` for all its users)
+    /// for `role` (a role name or index): appends an entry to the room's `preauth_list`, after
+    /// which `who` may join by itself (IN-LIFECYCLE-3). Needs canChangePreauthorizedUserList.
+    pub async fn preauthorize(
+        &mut self,
+        room: &str,
+        who: &str,
+        role: &str,
+    ) -> Result<(), ClientError> {
+        self.sync().await?;
+        let view = self.room_state(room)?;
+        let target = view
+            .roles
+            .roles
+            .iter()
+            .find(|r| r.role_name == role.as_bytes() || role.parse() == Ok(r.role_index.0))
+            .cloned()
+            .ok_or_else(|| ClientError::Usage(format!("the room has no role {role:?}")))?;
+        let id = mimi_policy::PreAuthData::COMPONENT_ID;
+        let mut preauth = match view.components.iter().find(|(i, _)| *i == id) {
+            Some((_, bytes)) => mimi_policy::PreAuthData::decode(bytes)
+                .map_err(|e| ClientError::Provider(format!("the room's preauth_list: {e}")))?,
+            None => mimi_policy::PreAuthData::default(),
+        };
+        preauth
+            .preauthorized_entries
+            .push(mimi_policy::PreAuthRoleEntry {
+                claimset: vec![mimi_policy::Claim {
+                    claim_id: mimi_policy::ClaimId {
+                        credential_type: 2,
+                        id: mimi_room::SAN_CLAIM_OID.to_vec(),
+                    },
+                    claim_value: who.as_bytes().to_vec(),
+                }],
+                target_role: target,
+            });
+        let bytes = preauth
+            .encode()
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        self.set_component(room, id, Some(bytes)).await
+    }
+
     /// Everything this client knows of a room's state: participants, members, metadata,
     /// roles, base policy and every component.
     pub fn room_state(&self, room: &str) -> Result<RoomView, ClientError> {

@@ -17,6 +17,7 @@ impl RoleIndex {
 pub(crate) const MEMBER_CAPABILITIES: &[Capability] = &[
     Capability::CAN_ADD_PARTICIPANT,
     Capability::CAN_ADD_OWN_CLIENT,
+    Capability::CAN_JOIN_IF_PREAUTHORIZED,
     Capability::CAN_REMOVE_OWN_CLIENT,
     Capability::CAN_REMOVE_SELF,
     Capability::CAN_SEND_MESSAGE,

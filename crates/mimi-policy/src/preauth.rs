@@ -1,7 +1,6 @@
 //! Preauthorized users: the `preauth_list` component (draft-ietf-mimi-room-policy-03 §4).
 //!
-//! Only the wire types so far; claim matching against MLS credentials comes with full room
-//! policy support.
+//! The wire types; matching claims against a joiner's credential is mimi-room's (HUB-078).
 
 use mimi_protocol::DecodeError;
 use mimi_protocol::tls::{Codec, Reader, put_codec_vec, put_opaque, read_codec_vec};

@@ -42,3 +42,4 @@ pub use signing::{
     new_hpke_keypair, sign_with_label, verify_credential, verify_with_label,
 };
 pub use storage::StateChange;
+pub use validation::SAN_CLAIM_OID;

@@ -768,7 +768,7 @@ impl MemberState {
         let user = user_of_device(&me.device_uri)?;
         // Not open: the plain commit goes to the hub, whose call it is (HUB-070).
         let open_role = (before.role_of(&user) == RoleIndex::NON_PARTICIPANT)
-            .then(|| crate::validation::open_join_role(&before))
+            .then(|| crate::validation::self_join_role(&before, &user))
             .flatten();
         let self_add = open_role.map(|role| {
             AppDataUpdateProposal::update(

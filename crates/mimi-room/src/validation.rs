@@ -683,11 +683,52 @@ pub(crate) fn open_join_role(components: &RoomComponents) -> Option<RoleIndex> {
         .min()
 }
 
-/// HUB-070/HUB-077: may `user` join the room by external commit: as a participant adding a
-/// client of its own, or, unlisted, by open join.
+/// DER of the subjectAltName OID (2.5.29.17): the X.509 claim our preauthorizations name
+/// (IN-LIFECYCLE-3).
+pub const SAN_CLAIM_OID: [u8; 5] = [0x06, 0x03, 0x55, 0x1d, 0x11];
+/// MLS credential type `x509` (RFC 9420 §17.4), as preauthorization claims name it.
+const X509_CREDENTIAL: u16 = 2;
+
+/// HUB-078: the role `user` is preauthorized for: the target role of the first entry of the
+/// room's `preauth_list` whose every claim matches (room-policy-03 §4), if that role holds
+/// canJoinIfPreauthorized. A claim matches when it names the subjectAltName of an x509
+/// credential with the user's URI, or with its provider's URI `mimi://DOMAIN` (IN-LIFECYCLE-3).
+pub(crate) fn preauth_role(components: &RoomComponents, user: &str) -> Option<RoleIndex> {
+    let bytes = components.raw.get(&ComponentId::PREAUTH_LIST.0)?;
+    let preauth = mimi_policy::PreAuthData::decode(bytes).ok()?;
+    let domain = user
+        .strip_prefix("mimi://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    let provider = format!("mimi://{domain}");
+    let matches = |claim: &mimi_policy::Claim| {
+        claim.claim_id.credential_type == X509_CREDENTIAL
+            && claim.claim_id.id == SAN_CLAIM_OID
+            && (claim.claim_value == user.as_bytes() || claim.claim_value == provider.as_bytes())
+    };
+    let entry = preauth
+        .preauthorized_entries
+        .iter()
+        .find(|e| !e.claimset.is_empty() && e.claimset.iter().all(matches))?;
+    let role = entry.target_role.role_index;
+    (is_real_role(role)
+        && components
+            .policy
+            .has_capability(role, Capability::CAN_JOIN_IF_PREAUTHORIZED))
+    .then_some(role)
+}
+
+/// The role an unlisted user joins with by itself: its preauthorized role (HUB-078), else the
+/// open-join role (HUB-077).
+pub(crate) fn self_join_role(components: &RoomComponents, user: &str) -> Option<RoleIndex> {
+    preauth_role(components, user).or_else(|| open_join_role(components))
+}
+
+/// HUB-070/HUB-077/HUB-078: may `user` join the room by external commit: as a participant
+/// adding a client of its own, or, unlisted, preauthorized or by open join.
 pub(crate) fn may_join(components: &RoomComponents, user: &str) -> Result<(), RoomError> {
     if components.role_of(user) == RoleIndex::NON_PARTICIPANT {
-        return match open_join_role(components) {
+        return match self_join_role(components, user) {
             Some(_) => Ok(()),
             None => Err(RoomError::not_allowed(format!(
                 "{user} is not a participant and the room does not let anyone join"
@@ -790,12 +831,15 @@ fn check_joiner_listing(
         }
         return may_add_own_client(components, &joiner.user_uri);
     }
-    let role = open_join_role(components).ok_or_else(|| {
-        RoomError::not_allowed(format!(
-            "{} is not a participant and the room does not let anyone join",
-            joiner.user_uri
-        ))
-    })?;
+    let preauthorized = preauth_role(components, &joiner.user_uri);
+    let role = preauthorized
+        .or_else(|| open_join_role(components))
+        .ok_or_else(|| {
+            RoomError::not_allowed(format!(
+                "{} is not a participant and the room does not let anyone join",
+                joiner.user_uri
+            ))
+        })?;
     let before = &components.participants.participants;
     let after = &applied.after.participants.participants;
     let adds_only_the_joiner = applied.changed.is_empty()
@@ -813,6 +857,28 @@ fn check_joiner_listing(
         .cloned()
         .chain(std::iter::once(joiner.clone()))
         .collect();
+    if preauthorized.is_some() {
+        // The preauthorized role's own limits and the room's (authorized_role_changes are not
+        // consulted, room-policy-03 §8.1.1).
+        let facts = CommitFacts {
+            committer: joiner.clone(),
+            added: vec![joiner.clone()],
+            removed_by_others: Vec::new(),
+            members_after,
+            already_active: BTreeSet::new(),
+        };
+        check_base_policy(&applied.after, &facts)?;
+        let counts = role_counts(&applied.after.participants, &facts.members_after);
+        return match applied.after.policy.role(role) {
+            Some(r)
+                if r.maximum_participants_constraint
+                    .is_some_and(|m| counts.participants(role) > m) =>
+            {
+                Err(RoomError::not_allowed(format!("role {role} is full")))
+            }
+            _ => Ok(()),
+        };
+    }
     let mut counts = role_counts(&applied.after.participants, &members_after);
     counts.set_clients(u32::try_from(members_after.len()).unwrap_or(u32::MAX));
     components

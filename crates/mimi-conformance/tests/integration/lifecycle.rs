@@ -104,3 +104,27 @@ fn anyone_joins_a_public_room_and_nobody_a_private_one() {
     let refused = bob.run_expect_failure(&["room", "join", &private]);
     assert_one_line(&refused);
 }
+
+#[test]
+fn a_preauthorized_user_joins_by_itself_and_others_cannot() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("guests");
+    // Bob (not a participant) cannot change the list; Alice preauthorizes Cathy as a member.
+    let refused = bob.run_expect_failure(&["room", "preauth", &room, &cathy.uri(), "member"]);
+    assert_one_line(&refused);
+    alice.run_ok(&["room", "preauth", &room, &cathy.uri(), "member"]);
+    cathy.run_ok(&["room", "join", &room]);
+    cathy.run_ok(&["send", &room, "thanks for having me"]);
+    alice.sync();
+    let entry = alice
+        .members(&room)
+        .into_iter()
+        .find(|m| m["user"] == cathy.uri().as_str())
+        .expect("cathy is listed");
+    assert_eq!(entry["role"], 2, "{entry}");
+    let not_invited = bob.run_expect_failure(&["room", "join", &room]);
+    assert_one_line(&not_invited);
+}

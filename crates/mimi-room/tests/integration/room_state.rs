@@ -659,3 +659,53 @@ fn anyone_joins_a_public_room_by_external_commit_and_no_one_a_private_one() {
         "does not let anyone join",
     );
 }
+
+#[test]
+fn a_preauthorized_provider_s_users_join_by_themselves() {
+    use mimi_policy::{Claim, ClaimId, PreAuthData, PreAuthRoleEntry};
+    let mut r = room(Preset::Private);
+    let member_role = Preset::Private.roles().roles[2].clone();
+    let preauth = PreAuthData {
+        preauthorized_entries: vec![PreAuthRoleEntry {
+            claimset: vec![Claim {
+                claim_id: ClaimId {
+                    credential_type: 2,
+                    id: mimi_room::SAN_CLAIM_OID.to_vec(),
+                },
+                claim_value: b"mimi://c.example".to_vec(),
+            }],
+            target_role: member_role,
+        }],
+    };
+    let commit = r
+        .alice
+        .state
+        .set_component(
+            &r.alice.me,
+            &r.uri,
+            PreAuthData::COMPONENT_ID,
+            Some(preauth.encode().unwrap()),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    r.alice.state.merge_pending_commit(&r.uri).unwrap();
+    // c.example's users may join; others may not.
+    r.hub.check_external_join(CATHY).unwrap();
+    assert!(r.hub.check_external_join("mimi://d.example/u/dan").is_err());
+    let (_, joined) = r
+        .cathy
+        .state
+        .join_by_external_commit(
+            &r.anchor,
+            &r.cathy.me,
+            commit.group_info.as_ref().unwrap(),
+            &r.hub.ratchet_tree().unwrap(),
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &joined.commit);
+    let participants = r.hub.participants().unwrap();
+    let cathy = participants.iter().find(|p| p.user == CATHY).unwrap();
+    assert_eq!(cathy.role, 2);
+}
