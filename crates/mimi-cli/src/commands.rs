@@ -138,7 +138,15 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         RoomCommand::Ban { room, user } => client.ban(&room, &user).await?,
         RoomCommand::Unban { room, user } => client.unban(&room, &user).await?,
         RoomCommand::Preauth { room, who, role } => client.preauthorize(&room, &who, &role).await?,
-        RoomCommand::Join { room } => client.join(&room).await?,
+        RoomCommand::Join { room, code } => client.join_with_link(&room, code.as_deref()).await?,
+        RoomCommand::Link {
+            room,
+            expires,
+            multi,
+        } => {
+            let link = client.create_join_link(&room, expires, multi).await?;
+            out!("{link}");
+        }
         RoomCommand::Leave { room } => client.leave(&room).await?,
         RoomCommand::Members { room, json } => {
             client.sync().await?;

@@ -271,6 +271,21 @@ enum RoomCommand {
     Join {
         /// The room URI.
         room: String,
+        /// A join link for the room (from `room link`).
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Create a join link for the room and print it (canCreateJoinCode); whoever holds it may
+    /// join as a member with `room join ROOM --code LINK`.
+    Link {
+        /// The room URI.
+        room: String,
+        /// Seconds until the link stops working (default: it does not expire).
+        #[arg(long)]
+        expires: Option<u64>,
+        /// Let the link be used more than once (default: once).
+        #[arg(long)]
+        multi: bool,
     },
     /// Leave a room.
     Leave {

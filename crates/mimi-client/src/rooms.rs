@@ -382,6 +382,39 @@ impl Client {
     /// Joins a room this client's user already participates in, as a new device: asks the
     /// hub for the GroupInfo (draft §5.5) and sends an external commit.
     pub async fn join(&mut self, room: &str) -> Result<(), ClientError> {
+        self.join_with_link(room, None).await
+    }
+
+    /// Creates a join link for `room` (canCreateJoinCode): valid for `expires_secs` seconds if
+    /// given, usable once unless `multi`. Returns the link to hand out (IN-LIFECYCLE-4).
+    pub async fn create_join_link(
+        &mut self,
+        room: &str,
+        expires_secs: Option<u64>,
+        multi: bool,
+    ) -> Result<String, ClientError> {
+        self.sync().await?;
+        self.commit_pending(room).await?;
+        let expires = expires_secs.map(|s| now_secs().saturating_add(s));
+        let link = mimi_room::new_join_link(room, expires, multi);
+        let update = mimi_policy::JoinLinksUpdate {
+            removed_indices: Vec::new(),
+            added_links: vec![mimi_policy::JoinLink::new(&link)],
+        };
+        let me = self.me();
+        let pending = self.attempt(|s| s.update_join_links(&me, room, &update))?;
+        self.submit_commit(room, pending).await?;
+        Ok(link)
+    }
+
+    /// Joins `room` by external commit, presenting the join link `link` if given: as a new
+    /// device of a participant, or by ourselves where the room lets us (open, preauthorized, a
+    /// valid link).
+    pub async fn join_with_link(
+        &mut self,
+        room: &str,
+        link: Option<&str>,
+    ) -> Result<(), ClientError> {
         self.sync().await?;
         if self.state.is_active(room) {
             return Err(ClientError::Usage(format!("already a member of {room}")));
@@ -396,7 +429,7 @@ impl Client {
             requesting_signature_key: SignaturePublicKey(self.account.signature_key.clone()),
             requesting_credential: credential,
             group_info_public_key: HpkePublicKey(hpke_public),
-            joining_code: None,
+            joining_code: link.map(|l| l.as_bytes().to_vec()),
         };
         let signature =
             mimi_room::sign_with_label(&self.state, &me, "GroupInfoRequestTBS", &tbs.encode())?;
@@ -406,7 +439,7 @@ impl Client {
             requesting_signature_key: tbs.requesting_signature_key,
             requesting_credential: tbs.requesting_credential,
             group_info_public_key: tbs.group_info_public_key,
-            joining_code: Vec::new(),
+            joining_code: link.map(|l| l.as_bytes().to_vec()).unwrap_or_default(),
             signature,
         };
         let path = format!("/client/v1/group-info/{}", room_path(room)?);
@@ -454,12 +487,13 @@ impl Client {
         let anchor = self.anchor.clone();
         let hub_sender = success.hub_sender.encode();
         let (joined, pending) = self.attempt(|s| {
-            s.join_by_external_commit(
+            s.join_by_external_commit_with_link(
                 &anchor,
                 &me,
                 group_info.as_bytes(),
                 ratchet_tree.as_slice(),
                 &hub_sender,
+                link.map(str::as_bytes),
                 now_secs(),
             )
         })?;

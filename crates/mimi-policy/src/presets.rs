@@ -149,7 +149,7 @@ fn public_roles() -> RoleData {
         .iter_mut()
         .find(|r| r.role_index == RoleIndex::NON_PARTICIPANT)
     {
-        no_role.role_capabilities = vec![C::CAN_OPEN_JOIN];
+        no_role.role_capabilities = vec![C::CAN_OPEN_JOIN, C::CAN_USE_JOIN_CODE];
         no_role.authorized_role_changes = vec![Changes::new(
             RoleIndex::NON_PARTICIPANT,
             [RoleIndex::DEFAULT_MEMBER],

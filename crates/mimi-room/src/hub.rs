@@ -21,8 +21,8 @@ use crate::proposals::{check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
 use crate::rules::RoomRules;
 use crate::validation::{
-    check_commit, check_external_commit, check_policy_consistency, commit_facts, identify_all,
-    may_join,
+    SelfJoin, check_commit, check_external_commit, check_link_fresh, check_policy_consistency,
+    commit_facts, identify_all, may_join, self_join_role,
 };
 
 /// A room as its hub sees it.
@@ -479,6 +479,7 @@ impl HubRoom {
         let sender = match processed.sender() {
             Sender::Member(leaf) => *leaf,
             Sender::NewMemberCommit => {
+                let link = crate::join_links::link_in_aad(processed.aad());
                 let (staged, applied) = match processed.into_content() {
                     ProcessedMessageContent::StagedCommitMessage(staged) => {
                         (*staged, Applied::unchanged(&components))
@@ -500,7 +501,7 @@ impl HubRoom {
                     }
                     _ => return Err(RoomError::invalid("unexpected external commit content")),
                 };
-                return self.accept_external_commit(anchor, staged, &applied, now);
+                return self.accept_external_commit(anchor, staged, &applied, link, now);
             }
             _ => {
                 return Err(RoomError::not_allowed(
@@ -577,8 +578,13 @@ impl HubRoom {
 
     /// HUB-070/HUB-077: may `user` join by external commit: a participant adding a client of
     /// its own, or an unlisted user joining an open room (draft §5.5).
-    pub fn check_external_join(&self, user: &str) -> Result<(), RoomError> {
-        may_join(&self.components, user)
+    pub fn check_external_join(
+        &self,
+        user: &str,
+        link: Option<&[u8]>,
+        now: u64,
+    ) -> Result<(), RoomError> {
+        may_join(&self.components, user, link, now)
     }
 
     /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: an external
@@ -588,6 +594,7 @@ impl HubRoom {
         anchor: &TrustAnchor,
         staged: StagedCommit,
         applied: &Applied,
+        link: Option<Vec<u8>>,
         now: u64,
     ) -> Result<Checked, RoomError> {
         let queued = self
@@ -605,8 +612,19 @@ impl HubRoom {
             &self.components,
             applied,
             &staged,
+            link.as_deref(),
             now,
         )?;
+        // HUB-079: the hub alone holds a join link to its expiry, at the time it accepts.
+        if let Some(link) = &link
+            && self.components.role_of(&joiner.user_uri) == RoleIndex::NON_PARTICIPANT
+            && matches!(
+                self_join_role(&self.components, &joiner.user_uri, Some(link)),
+                Some((_, SelfJoin::Link(_)))
+            )
+        {
+            check_link_fresh(link, now)?;
+        }
         if applied.list_changed {
             self.envelope
                 .check_change(applied, self.roster.members.len() + 1)?;

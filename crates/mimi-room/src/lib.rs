@@ -16,6 +16,7 @@ mod credentials;
 mod decode;
 mod error;
 mod hub;
+mod join_links;
 mod member;
 mod proposals;
 mod provider;
@@ -30,6 +31,7 @@ pub use components::{MAX_APP_COMPONENT_LEN, MAX_APP_COMPONENTS, Participant, Pol
 pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
 pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
+pub use join_links::{JoinLinkTerms, new_join_link};
 pub use member::{
     CIPHERSUITE, CreatedRoom, HubSender, Incoming, MemberState, PendingCommit, RoomView,
     WIRE_CIPHERSUITE,

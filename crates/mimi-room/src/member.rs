@@ -749,6 +749,31 @@ impl MemberState {
         hub_sender: &[u8],
         now: u64,
     ) -> Result<(String, PendingCommit), RoomError> {
+        self.join_by_external_commit_with_link(
+            anchor,
+            me,
+            group_info,
+            ratchet_tree,
+            hub_sender,
+            None,
+            now,
+        )
+    }
+
+    /// Joins as [`MemberState::join_by_external_commit`] does, naming the join link `link` in
+    /// the commit (IN-LIFECYCLE-4) when our user is not a participant; a single-use link is
+    /// removed from the room's `join_links` in the same commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn join_by_external_commit_with_link(
+        &self,
+        anchor: &TrustAnchor,
+        me: &ClientIdentity,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        hub_sender: &[u8],
+        link: Option<&[u8]>,
+        now: u64,
+    ) -> Result<(String, PendingCommit), RoomError> {
         let group_info = crate::decode::group_info(group_info)?;
         let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let signer = self.signer(me)?;
@@ -767,10 +792,33 @@ impl MemberState {
             String::from_utf8_lossy(group_info.group_context().group_id().as_slice()).into_owned();
         let user = user_of_device(&me.device_uri)?;
         // Not open: the plain commit goes to the hub, whose call it is (HUB-070).
-        let open_role = (before.role_of(&user) == RoleIndex::NON_PARTICIPANT)
-            .then(|| crate::validation::self_join_role(&before, &user))
+        let self_join = (before.role_of(&user) == RoleIndex::NON_PARTICIPANT)
+            .then(|| crate::validation::self_join_role(&before, &user, link))
             .flatten();
-        let self_add = open_role.map(|role| {
+        // A single-use link leaves the room's list in the commit that uses it.
+        let used_link = match &self_join {
+            Some((_, crate::validation::SelfJoin::Link(used))) => Some(used.clone()),
+            _ => None,
+        };
+        let remove_link = used_link
+            .as_ref()
+            .filter(|l| crate::join_links::JoinLinkTerms::of(l).is_some_and(|t| !t.multi))
+            .and_then(|l| {
+                let links = before
+                    .raw
+                    .get(&JOIN_LINKS)
+                    .and_then(|b| mimi_policy::JoinLinksData::decode(b).ok())?;
+                let index = links.links.iter().position(|x| &x.join_link == l)?;
+                let update = mimi_policy::JoinLinksUpdate {
+                    removed_indices: vec![u32::try_from(index).ok()?],
+                    added_links: Vec::new(),
+                };
+                Some(AppDataUpdateProposal::update(
+                    JOIN_LINKS as ComponentId,
+                    update.encode().ok()?,
+                ))
+            });
+        let self_add = self_join.map(|(role, _)| {
             AppDataUpdateProposal::update(
                 PARTICIPANT_LIST as ComponentId,
                 ParticipantListUpdate {
@@ -781,12 +829,16 @@ impl MemberState {
                 .encode(),
             )
         });
-        let mut builder = MlsGroup::external_commit_builder()
+        let mut external = MlsGroup::external_commit_builder()
             .with_ratchet_tree(tree)
-            .with_config(join_config)
+            .with_config(join_config);
+        if let Some(link) = &used_link {
+            external = external.with_aad(crate::join_links::safe_aad_with_link(link));
+        }
+        let mut builder = external
             .build_group(&self.provider, group_info, credential_with_key(me)?)
             .map_err(RoomError::mls)?;
-        if let Some(proposal) = self_add {
+        for proposal in self_add.into_iter().chain(remove_link) {
             builder = builder.add_app_data_update_proposal(proposal);
         }
         let mut stage = builder
@@ -890,6 +942,7 @@ impl MemberState {
             let credential = processed.credential().clone();
             let components = group_components(group)?;
             if matches!(processed.sender(), Sender::NewMemberCommit) {
+                let link = crate::join_links::link_in_aad(processed.aad());
                 let (staged, applied) = match processed.into_content() {
                     ProcessedMessageContent::StagedCommitMessage(staged) => {
                         (staged, Applied::unchanged(&components))
@@ -911,7 +964,15 @@ impl MemberState {
                     _ => return Err(RoomError::invalid("unexpected external commit content")),
                 };
                 let members = verified_members(anchor, group.members(), now)?;
-                check_external_commit(anchor, &members, &components, &applied, &staged, now)?;
+                check_external_commit(
+                    anchor,
+                    &members,
+                    &components,
+                    &applied,
+                    &staged,
+                    link.as_deref(),
+                    now,
+                )?;
                 // check_external_commit refused a commit without a path, so the key is there.
                 let joiner_key = staged
                     .update_path_leaf_node()

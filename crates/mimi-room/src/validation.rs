@@ -718,17 +718,79 @@ pub(crate) fn preauth_role(components: &RoomComponents, user: &str) -> Option<Ro
     .then_some(role)
 }
 
-/// The role an unlisted user joins with by itself: its preauthorized role (HUB-078), else the
-/// open-join role (HUB-077).
-pub(crate) fn self_join_role(components: &RoomComponents, user: &str) -> Option<RoleIndex> {
-    preauth_role(components, user).or_else(|| open_join_role(components))
+/// HUB-079: the role a join link gives: `link` is one of the room's `join_links` and role 0
+/// holds canUseJoinCode; the role is the lowest real one role 0 may move users into
+/// (IN-LIFECYCLE-4). Expiry is the hub's to check, at the time it accepts.
+pub(crate) fn join_link_role(components: &RoomComponents, link: &[u8]) -> Option<RoleIndex> {
+    let none = RoleIndex::NON_PARTICIPANT;
+    let role = components.policy.role(none)?;
+    if !role.has_capability(Capability::CAN_USE_JOIN_CODE) || !room_has_link(components, link) {
+        return None;
+    }
+    role.authorized_role_changes
+        .iter()
+        .filter(|c| c.from_role_index == none)
+        .flat_map(|c| c.target_role_indexes.iter().copied())
+        .filter(|r| is_real_role(*r))
+        .min()
 }
 
-/// HUB-070/HUB-077/HUB-078: may `user` join the room by external commit: as a participant
-/// adding a client of its own, or, unlisted, preauthorized or by open join.
-pub(crate) fn may_join(components: &RoomComponents, user: &str) -> Result<(), RoomError> {
+/// Whether `link` is in the room's `join_links`.
+fn room_has_link(components: &RoomComponents, link: &[u8]) -> bool {
+    join_links_of(components)
+        .iter()
+        .any(|l| l.join_link == link)
+}
+
+/// The room's join links (none if it has no `join_links` or it does not decode).
+fn join_links_of(components: &RoomComponents) -> Vec<mimi_policy::JoinLink> {
+    components
+        .raw
+        .get(&ComponentId::JOIN_LINKS.0)
+        .and_then(|b| mimi_policy::JoinLinksData::decode(b).ok())
+        .map(|d| d.links)
+        .unwrap_or_default()
+}
+
+/// How an unlisted user joins by itself, and with which role: preauthorized (HUB-078), by
+/// open join (HUB-077), or with a join link (HUB-079), in that order.
+pub(crate) fn self_join_role(
+    components: &RoomComponents,
+    user: &str,
+    link: Option<&[u8]>,
+) -> Option<(RoleIndex, SelfJoin)> {
+    preauth_role(components, user)
+        .map(|r| (r, SelfJoin::Preauthorized))
+        .or_else(|| open_join_role(components).map(|r| (r, SelfJoin::Open)))
+        .or_else(|| {
+            let link = link?;
+            join_link_role(components, link).map(|r| (r, SelfJoin::Link(link.to_vec())))
+        })
+}
+
+/// Why an unlisted user may join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SelfJoin {
+    /// A `preauth_list` entry matches it.
+    Preauthorized,
+    /// The room is open.
+    Open,
+    /// It holds this join link.
+    Link(Vec<u8>),
+}
+
+/// HUB-070/HUB-077..079: may `user` join the room by external commit, at `now`: as a
+/// participant adding a client of its own, or, unlisted, preauthorized, by open join or with a
+/// join link that has not expired.
+pub(crate) fn may_join(
+    components: &RoomComponents,
+    user: &str,
+    link: Option<&[u8]>,
+    now: u64,
+) -> Result<(), RoomError> {
     if components.role_of(user) == RoleIndex::NON_PARTICIPANT {
-        return match self_join_role(components, user) {
+        return match self_join_role(components, user, link) {
+            Some((_, SelfJoin::Link(link))) => check_link_fresh(&link, now),
             Some(_) => Ok(()),
             None => Err(RoomError::not_allowed(format!(
                 "{user} is not a participant and the room does not let anyone join"
@@ -736,6 +798,17 @@ pub(crate) fn may_join(components: &RoomComponents, user: &str) -> Result<(), Ro
         };
     }
     may_add_own_client(components, user)
+}
+
+/// HUB-079: a join link works until it expires (checked by the hub alone, IN-LIFECYCLE-4).
+pub(crate) fn check_link_fresh(link: &[u8], now: u64) -> Result<(), RoomError> {
+    match crate::join_links::JoinLinkTerms::of(link) {
+        Some(terms) if terms.expired_at(now) => {
+            Err(RoomError::not_allowed("the join link has expired"))
+        }
+        Some(_) => Ok(()),
+        None => Err(RoomError::not_allowed("not a join link of this room")),
+    }
 }
 
 /// HUB-071: an external commit adds one client vouched for by its provider, of a user that may
@@ -748,6 +821,7 @@ pub(crate) fn check_external_commit(
     components: &RoomComponents,
     applied: &Applied,
     staged: &StagedCommit,
+    link: Option<&[u8]>,
     now: u64,
 ) -> Result<VerifiedMember, RoomError> {
     let leaf = staged
@@ -759,7 +833,7 @@ pub(crate) fn check_external_commit(
         leaf.signature_key().as_slice(),
         now,
     )?;
-    check_joiner_listing(components, applied, &joiner, members)?;
+    check_joiner_listing(components, applied, &joiner, members, link)?;
     let mut replaces_old_leaf = false;
     for queued in staged.queued_proposals() {
         match queued.proposal() {
@@ -822,6 +896,7 @@ fn check_joiner_listing(
     applied: &Applied,
     joiner: &VerifiedMember,
     members: &BTreeMap<u32, VerifiedMember>,
+    link: Option<&[u8]>,
 ) -> Result<(), RoomError> {
     if components.role_of(&joiner.user_uri) != RoleIndex::NON_PARTICIPANT {
         if applied.list_changed || !applied.changed.is_empty() {
@@ -831,25 +906,47 @@ fn check_joiner_listing(
         }
         return may_add_own_client(components, &joiner.user_uri);
     }
-    let preauthorized = preauth_role(components, &joiner.user_uri);
-    let role = preauthorized
-        .or_else(|| open_join_role(components))
-        .ok_or_else(|| {
-            RoomError::not_allowed(format!(
-                "{} is not a participant and the room does not let anyone join",
-                joiner.user_uri
-            ))
-        })?;
+    let (role, how) = self_join_role(components, &joiner.user_uri, link).ok_or_else(|| {
+        RoomError::not_allowed(format!(
+            "{} is not a participant and the room does not let anyone join",
+            joiner.user_uri
+        ))
+    })?;
+    let preauthorized = (how == SelfJoin::Preauthorized).then_some(role);
+    // HUB-079: a single-use link is removed by the commit that uses it, and nothing else
+    // changes besides the participant list.
+    let state_as_expected = match &how {
+        SelfJoin::Link(link)
+            if crate::join_links::JoinLinkTerms::of(link).is_some_and(|t| !t.multi) =>
+        {
+            let mut expected = join_links_of(components);
+            expected.retain(|l| &l.join_link != link);
+            applied.changed.len() == 1
+                && matches!(
+                    applied.changed.get(&ComponentId::JOIN_LINKS.0),
+                    Some(ComponentChange::JoinLinks {
+                        added: 0,
+                        removed: 1
+                    })
+                )
+                && join_links_of(&applied.after) == expected
+        }
+        _ => applied.changed.is_empty(),
+    };
+    if !state_as_expected {
+        return Err(RoomError::not_allowed(
+            "a self-join changes nothing but the participant list (and removes a single-use link)",
+        ));
+    }
     let before = &components.participants.participants;
     let after = &applied.after.participants.participants;
-    let adds_only_the_joiner = applied.changed.is_empty()
-        && after.len() == before.len() + 1
+    let adds_only_the_joiner = after.len() == before.len() + 1
         && after[..before.len()] == before[..]
         && after[before.len()].user.as_str() == joiner.user_uri
         && after[before.len()].role_index == role.0;
     if !adds_only_the_joiner {
         return Err(RoomError::not_allowed(format!(
-            "an open join adds only the joiner, as role {role}"
+            "a self-join adds only the joiner, as role {role}"
         )));
     }
     let members_after: Vec<VerifiedMember> = members
@@ -857,7 +954,7 @@ fn check_joiner_listing(
         .cloned()
         .chain(std::iter::once(joiner.clone()))
         .collect();
-    if preauthorized.is_some() {
+    if preauthorized.is_some() || matches!(how, SelfJoin::Link(_)) {
         // The preauthorized role's own limits and the room's (authorized_role_changes are not
         // consulted, room-policy-03 §8.1.1).
         let facts = CommitFacts {

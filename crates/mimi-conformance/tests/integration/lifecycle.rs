@@ -128,3 +128,42 @@ fn a_preauthorized_user_joins_by_itself_and_others_cannot() {
     let not_invited = bob.run_expect_failure(&["room", "join", &room]);
     assert_one_line(&not_invited);
 }
+
+#[test]
+fn join_links_admit_once_or_many_times_until_they_expire() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let dave = net.client("b.example", "dave");
+    let erin = net.client("c.example", "erin");
+    let room = alice.room_create("linked");
+    // A single-use link: Bob gets in with it, Cathy no longer can.
+    let once = alice.run_ok(&["room", "link", &room, "--expires", "3600"]);
+    bob.run_ok(&["room", "join", &room, "--code", &once]);
+    bob.run_ok(&["send", &room, "in by link"]);
+    let used = cathy.run_expect_failure(&["room", "join", &room, "--code", &once]);
+    assert_one_line(&used);
+    // A multi-use link lets two people in.
+    let many = alice.run_ok(&["room", "link", &room, "--multi"]);
+    cathy.run_ok(&["room", "join", &room, "--code", &many]);
+    dave.run_ok(&["room", "join", &room, "--code", &many]);
+    // An expired link does not.
+    let brief = alice.run_ok(&["room", "link", &room, "--expires", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let expired = erin.run_expect_failure(&["room", "join", &room, "--code", &brief]);
+    assert_one_line(&expired);
+    // Without a link, nobody gets into this private room.
+    let none = erin.run_expect_failure(&["room", "join", &room]);
+    assert_one_line(&none);
+    alice.sync();
+    let listed: Vec<String> = alice
+        .members(&room)
+        .into_iter()
+        .map(|m| m["user"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for user in [&bob, &cathy, &dave] {
+        assert!(listed.contains(&user.uri()), "{listed:?}");
+    }
+    assert!(!listed.contains(&erin.uri()), "{listed:?}");
+}

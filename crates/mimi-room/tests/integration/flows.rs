@@ -369,7 +369,7 @@ fn second_device_of_a_participant_joins_by_external_commit() {
         ..tablet
     };
     w.hub
-        .check_external_join("mimi://a.example/u/alice")
+        .check_external_join("mimi://a.example/u/alice", None, now())
         .unwrap();
     let (room, commit) = tablet
         .state
@@ -431,7 +431,7 @@ fn non_participant_cannot_join_by_external_commit() {
     let mut w = world_with_alice_and_bob();
     assert!(
         w.hub
-            .check_external_join("mimi://c.example/u/cathy")
+            .check_external_join("mimi://c.example/u/cathy", None, now())
             .is_err()
     );
     let (_, commit) = w

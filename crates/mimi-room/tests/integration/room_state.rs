@@ -607,7 +607,7 @@ fn anyone_joins_a_public_room_by_external_commit_and_no_one_a_private_one() {
         .state
         .export_group_info(&r.alice.me, &r.uri)
         .unwrap();
-    r.hub.check_external_join(CATHY).unwrap();
+    r.hub.check_external_join(CATHY, None, now()).unwrap();
     let (_, joined) = r
         .cathy
         .state
@@ -634,7 +634,7 @@ fn anyone_joins_a_public_room_by_external_commit_and_no_one_a_private_one() {
     // A private room: the hub does not hand out its GroupInfo, and refuses the commit of
     // someone who got it anyway.
     let mut r = room(Preset::Private);
-    assert!(r.hub.check_external_join(CATHY).is_err());
+    assert!(r.hub.check_external_join(CATHY, None, now()).is_err());
     let exported = r
         .alice
         .state
@@ -690,8 +690,12 @@ fn a_preauthorized_provider_s_users_join_by_themselves() {
     accept(&mut r.hub, &r.anchor, &commit.commit);
     r.alice.state.merge_pending_commit(&r.uri).unwrap();
     // c.example's users may join; others may not.
-    r.hub.check_external_join(CATHY).unwrap();
-    assert!(r.hub.check_external_join("mimi://d.example/u/dan").is_err());
+    r.hub.check_external_join(CATHY, None, now()).unwrap();
+    assert!(
+        r.hub
+            .check_external_join("mimi://d.example/u/dan", None, now())
+            .is_err()
+    );
     let (_, joined) = r
         .cathy
         .state
@@ -708,4 +712,63 @@ fn a_preauthorized_provider_s_users_join_by_themselves() {
     let participants = r.hub.participants().unwrap();
     let cathy = participants.iter().find(|p| p.user == CATHY).unwrap();
     assert_eq!(cathy.role, 2);
+}
+
+#[test]
+fn a_single_use_join_link_admits_one_user_and_leaves_the_list() {
+    let mut r = room(Preset::Private);
+    let link = mimi_room::new_join_link(&r.uri, Some(now() + 3600), false);
+    let update = mimi_policy::JoinLinksUpdate {
+        removed_indices: Vec::new(),
+        added_links: vec![mimi_policy::JoinLink::new(&link)],
+    };
+    let commit = r
+        .alice
+        .state
+        .update_join_links(&r.alice.me, &r.uri, &update)
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &commit.commit);
+    r.alice.state.merge_pending_commit(&r.uri).unwrap();
+    r.bob
+        .state
+        .process(&r.anchor, &r.uri, &commit.commit, now())
+        .unwrap();
+    // Without the link Cathy may not join; with it she may, until it expires.
+    assert!(r.hub.check_external_join(CATHY, None, now()).is_err());
+    r.hub
+        .check_external_join(CATHY, Some(link.as_bytes()), now())
+        .unwrap();
+    assert!(
+        r.hub
+            .check_external_join(CATHY, Some(link.as_bytes()), now() + 7200)
+            .is_err()
+    );
+    let (_, joined) = r
+        .cathy
+        .state
+        .join_by_external_commit_with_link(
+            &r.anchor,
+            &r.cathy.me,
+            commit.group_info.as_ref().unwrap(),
+            &r.hub.ratchet_tree().unwrap(),
+            &hub_sender_bytes(),
+            Some(link.as_bytes()),
+            now(),
+        )
+        .unwrap();
+    accept(&mut r.hub, &r.anchor, &joined.commit);
+    // Bob, a member, accepts the same commit; the link is gone from the room's list.
+    r.bob
+        .state
+        .process(&r.anchor, &r.uri, &joined.commit, now())
+        .unwrap();
+    let links = component(&r.bob.state, &r, mimi_policy::JoinLinksData::COMPONENT_ID)
+        .map(|b| mimi_policy::JoinLinksData::decode(&b).unwrap().links)
+        .unwrap_or_default();
+    assert!(links.is_empty(), "{links:?}");
+    assert!(
+        r.hub
+            .check_external_join("mimi://d.example/u/dan", Some(link.as_bytes()), now())
+            .is_err()
+    );
 }

@@ -39,8 +39,10 @@ pub(super) async fn answer(
     let Some(stored_group_info) = stored_group_info else {
         return Ok(refusal(room_uri));
     };
+    let link = (!request.joining_code.is_empty()).then(|| request.joining_code.clone());
     let tree = Hub::ask(state, room_uri, |reply| Command::ExternalJoin {
         user: user.clone(),
+        link,
         reply,
     })
     .await;

@@ -44,7 +44,12 @@ pub(super) enum Command {
         reply: Reply<Submitted>,
     },
     /// Check that `user` may join by external commit; answer the ratchet tree.
-    ExternalJoin { user: String, reply: Reply<Vec<u8>> },
+    ExternalJoin {
+        user: String,
+        /// The join link the requester presented (`joiningCode`), if any.
+        link: Option<Vec<u8>>,
+        reply: Reply<Vec<u8>>,
+    },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
     /// What the room's policy lets a user do (asset checks).
@@ -156,9 +161,9 @@ async fn handle(
             let _ = reply.send(submit(state, room_uri, &room, request).await);
             Some(room)
         }
-        Command::ExternalJoin { user, reply } => {
+        Command::ExternalJoin { user, link, reply } => {
             let (room, outcome) = blocking(room, move |room| {
-                room.check_external_join(&user)
+                room.check_external_join(&user, link.as_deref(), now_secs())
                     .map_err(|e| ApiError::forbidden(format!("{user} may not join: {e}")))?;
                 room.ratchet_tree().map_err(ApiError::internal)
             })
