@@ -7,6 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
     FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
+    KnockList, KnockRequest,
     MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
     SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
     decode_fanout_batch,
@@ -33,5 +34,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ParticipantListUpdate>(data, "ParticipantListUpdate");
     round_trip::<RoomMetadata>(data, "RoomMetadata");
     round_trip::<InboxPage>(data, "InboxPage");
+    round_trip::<KnockRequest>(data, "KnockRequest");
+    round_trip::<KnockList>(data, "KnockList");
     let _ = decode_fanout_batch(data);
 });

@@ -139,6 +139,23 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
         RoomCommand::Unban { room, user } => client.unban(&room, &user).await?,
         RoomCommand::Preauth { room, who, role } => client.preauthorize(&room, &who, &role).await?,
         RoomCommand::Join { room, code } => client.join_with_link(&room, code.as_deref()).await?,
+        RoomCommand::Knock { room } => client.knock(&room).await?,
+        RoomCommand::Knocks { room, json } => {
+            let knocks = client.knocks(&room).await?;
+            if json {
+                let list: Vec<serde_json::Value> = knocks
+                    .iter()
+                    .map(|(user, at)| serde_json::json!({ "user": user, "knocked_at": at }))
+                    .collect();
+                out!("{}", serde_json::to_string(&list)?);
+            } else {
+                for (user, at) in knocks {
+                    out!("{user} (since {at})");
+                }
+            }
+        }
+        RoomCommand::Admit { room, user } => client.add(&room, &user).await?,
+        RoomCommand::Deny { room, user } => client.deny_knock(&room, &user).await?,
         RoomCommand::Link {
             room,
             expires,

@@ -275,6 +275,33 @@ enum RoomCommand {
         #[arg(long)]
         code: Option<String>,
     },
+    /// Ask to be let into a room; its members who may add participants see the knock.
+    Knock {
+        /// The room URI.
+        room: String,
+    },
+    /// List the pending knocks on a room (for members who may add participants).
+    Knocks {
+        /// The room URI.
+        room: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a knocker in: adds the user with its clients (canAddParticipant).
+    Admit {
+        /// The room URI.
+        room: String,
+        /// The knocking user's URI.
+        user: String,
+    },
+    /// Turn down a knock.
+    Deny {
+        /// The room URI.
+        room: String,
+        /// The knocking user's URI.
+        user: String,
+    },
     /// Create a join link for the room and print it (canCreateJoinCode); whoever holds it may
     /// join as a member with `room join ROOM --code LINK`.
     Link {

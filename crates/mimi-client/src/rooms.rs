@@ -5,9 +5,9 @@ use mimi_policy::Preset;
 use mimi_protocol::{
     ClientKeyMaterial, Credential, GroupInfo, GroupInfoOption, GroupInfoRatchetTreeTbe,
     GroupInfoRequest, GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResult, HandshakeBundle,
-    HpkePublicKey, IdentifierUri, KeyMaterialRequestTbs, KeyMaterialResponse, MlsMessage, Protocol,
-    RatchetTreeOption, RequiredCapabilities, SignaturePublicKey, UpdateOutcome, UpdateRequest,
-    UpdateRoomResponse, Welcome, Wire,
+    HpkePublicKey, IdentifierUri, KeyMaterialRequestTbs, KeyMaterialResponse, KnockList,
+    KnockOperation, KnockRequest, MlsMessage, Protocol, RatchetTreeOption, RequiredCapabilities,
+    SignaturePublicKey, UpdateOutcome, UpdateRequest, UpdateRoomResponse, Welcome, Wire,
 };
 use mimi_room::{ClientIdentity, HubSender, PendingCommit, RoomView};
 
@@ -344,6 +344,53 @@ impl Client {
             .encode()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
         self.set_component(room, id, Some(bytes)).await
+    }
+
+    /// Asks to be let into `room` (IN-LIFECYCLE-5): members who may add participants see the
+    /// knock and admit (add) or deny it.
+    pub async fn knock(&mut self, room: &str) -> Result<(), ClientError> {
+        self.knock_request(room, KnockOperation::Knock, "").await?;
+        Ok(())
+    }
+
+    /// The pending knocks on `room`, oldest first, as (user URI, Unix seconds); for members
+    /// whose role may add participants.
+    pub async fn knocks(&mut self, room: &str) -> Result<Vec<(String, u64)>, ClientError> {
+        let list = self.knock_request(room, KnockOperation::List, "").await?;
+        Ok(list
+            .knocks
+            .into_iter()
+            .map(|k| (k.user.as_str().to_owned(), k.knocked_at))
+            .collect())
+    }
+
+    /// Turns down `user`'s knock on `room`.
+    pub async fn deny_knock(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        self.knock_request(room, KnockOperation::Deny, user).await?;
+        Ok(())
+    }
+
+    async fn knock_request(
+        &mut self,
+        room: &str,
+        operation: KnockOperation,
+        subject: &str,
+    ) -> Result<KnockList, ClientError> {
+        let request = KnockRequest {
+            operation,
+            // Our provider puts our user here.
+            actor: IdentifierUri::new(self.account.user_uri.clone()),
+            subject: IdentifierUri::new(subject),
+        };
+        let path = format!("/client/v1/knock/{}", room_path(room)?);
+        let repeat = if operation == KnockOperation::List {
+            Repeat::Safe
+        } else {
+            Repeat::Never
+        };
+        let answer = self.api.post_bytes(&path, request.encode(), repeat).await?;
+        KnockList::decode(&answer)
+            .map_err(|e| ClientError::Provider(format!("malformed knock answer: {e}")))
     }
 
     /// Everything this client knows of a room's state: participants, members, metadata,

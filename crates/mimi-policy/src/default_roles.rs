@@ -99,8 +99,8 @@ pub fn default_roles() -> RoleData {
     let mut no_role = Role::new(none, "no_role");
     no_role.role_description = b"not in the participant list".to_vec();
     no_role.maximum_active_participants_constraint = Some(0);
-    // Someone holding one of the room's join links may join as a member.
-    no_role.role_capabilities = vec![Capability::CAN_USE_JOIN_CODE];
+    // Someone holding one of the room's join links may join as a member; anyone may knock.
+    no_role.role_capabilities = vec![Capability::CAN_USE_JOIN_CODE, Capability::CAN_KNOCK];
     no_role.authorized_role_changes = vec![SingleSourceRoleChangeTargets::new(none, [member])];
 
     let mut banned_role = Role::new(banned, "banned");

@@ -163,7 +163,7 @@ fn public_roles() -> RoleData {
 fn moderated_roles() -> RoleData {
     let r = RoleIndex;
     let (mut no_role, banned) = base_roles();
-    no_role.role_capabilities = vec![C::CAN_USE_JOIN_CODE];
+    no_role.role_capabilities = vec![C::CAN_USE_JOIN_CODE, C::CAN_KNOCK];
     no_role.authorized_role_changes = vec![Changes::new(r(0), [r(2), r(3)])];
 
     let guest_caps = vec![

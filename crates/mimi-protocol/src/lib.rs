@@ -38,10 +38,11 @@ pub use messages::{
     GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
     KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs, KeyMaterialResponse,
-    KeyMaterialUserCode, PartialGroupInfo, PendingProposal, Protocol, RatchetTreeOption,
-    RatchetTreePresence, RatchetTreeRepresentation, SubmitMessageRequest, SubmitMessageResponse,
-    SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode,
-    UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
+    KeyMaterialUserCode, Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS,
+    PartialGroupInfo, PendingProposal, Protocol, RatchetTreeOption, RatchetTreePresence,
+    RatchetTreeRepresentation, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome,
+    SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
+    decode_fanout_batch, encode_fanout_batch,
 };
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;

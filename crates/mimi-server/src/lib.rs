@@ -19,6 +19,7 @@ mod http;
 mod hub;
 mod init;
 mod key_material;
+mod knock;
 mod ratchet_tree;
 mod state;
 mod tls;

@@ -15,6 +15,7 @@ mod assets;
 mod error;
 mod inbox;
 mod key_packages;
+mod knocks;
 mod outbox;
 mod rooms;
 mod schema;

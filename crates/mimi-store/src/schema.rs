@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -202,6 +202,16 @@ ALTER TABLE outbox_v7 RENAME TO outbox;
 CREATE INDEX outbox_by_peer ON outbox(peer, id);
 ";
 
+/// v8: knocks on hosted rooms (IN-LIFECYCLE-5).
+const MIGRATE_KNOCKS: &str = "
+CREATE TABLE knocks (
+    room_uri TEXT NOT NULL,
+    user_uri TEXT NOT NULL,
+    knocked_at INTEGER NOT NULL,
+    PRIMARY KEY (room_uri, user_uri)
+);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -258,7 +268,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 7] = [
+    let steps: [(i64, &str); 8] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -267,6 +277,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         // v6: credentials in RFC 9420 form; no table changes (see the refusal above).
         (6, ""),
         (7, MIGRATE_V7),
+        (8, MIGRATE_KNOCKS),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

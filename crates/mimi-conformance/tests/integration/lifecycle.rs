@@ -167,3 +167,44 @@ fn join_links_admit_once_or_many_times_until_they_expire() {
     }
     assert!(!listed.contains(&erin.uri()), "{listed:?}");
 }
+
+#[test]
+fn knocks_are_seen_by_members_who_may_add_and_admitted_or_denied() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let dave = net.client("b.example", "dave");
+    let out = alice.run_ok(&["room", "create", "door", "--preset", "moderated", "--with", &bob.uri()]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &room);
+    cathy.run_ok(&["room", "knock", &room]);
+    dave.run_ok(&["room", "knock", &room]);
+    // Alice (super_admin) sees both; Bob (a guest, who may not add) sees nothing.
+    let knocks: serde_json::Value =
+        serde_json::from_str(&alice.run_ok(&["room", "knocks", &room, "--json"])).unwrap();
+    let users: Vec<&str> = knocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users.len(), 2, "{knocks}");
+    assert!(users.contains(&cathy.uri().as_str()) && users.contains(&dave.uri().as_str()));
+    bob.sync();
+    let refused = bob.run_expect_failure(&["room", "knocks", &room]);
+    assert_one_line(&refused);
+    // Cathy is admitted, Dave denied; neither knock remains.
+    alice.run_ok(&["room", "admit", &room, &cathy.uri()]);
+    wait_joined(&cathy, &room);
+    alice.run_ok(&["room", "deny", &room, &dave.uri()]);
+    let knocks: serde_json::Value =
+        serde_json::from_str(&alice.run_ok(&["room", "knocks", &room, "--json"])).unwrap();
+    assert_eq!(knocks, serde_json::json!([]));
+    // A banned user cannot knock.
+    alice.run_ok(&["room", "ban", &room, &cathy.uri()]);
+    cathy.sync();
+    let banned = cathy.run_expect_failure(&["room", "knock", &room]);
+    assert_one_line(&banned);
+    assert!(banned.contains("banned"), "{banned}");
+}

@@ -3,6 +3,7 @@
 mod fanout;
 mod group_info;
 mod key_material;
+mod knock;
 mod protocol;
 mod submit;
 mod update;
@@ -16,6 +17,7 @@ pub use key_material::{
     ClientKeyMaterial, KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs,
     KeyMaterialResponse, KeyMaterialUserCode,
 };
+pub use knock::{Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS};
 pub use protocol::Protocol;
 pub use submit::{
     Frank, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome, SubmitResponseCode,

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/update/{*room}", post(update))
         .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
+        .route("/client/v1/knock/{*room}", post(knock))
         .route("/client/v1/assets", post(upload_asset))
         .route("/client/v1/download", get(download))
         .route("/client/v1/ratchet-tree", get(ratchet_tree))
@@ -439,6 +440,33 @@ async fn submit(
         Route::Hub(hub) => {
             let path = format!("/v1/submitMessage/{}", room.to_path_segment());
             let (_, answer): (SubmitMessageResponse, _) = state
+                .peers
+                .relay_post_checked(hub, &path, request.encode())
+                .await?;
+            Ok(answer)
+        }
+    }
+}
+
+/// Knocks on a room, or lists or denies its knocks, for the authenticated user (IN-LIFECYCLE-5):
+/// the body is a `KnockRequest` whose `actor` is replaced by our user.
+async fn knock(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let room = super::room_in_path(&room)?;
+    let mut request = mimi_protocol::KnockRequest::decode(&body)?;
+    request.actor = IdentifierUri::new(user_uri(&state, &client));
+    match upstream::route(state.domain(), &room) {
+        Route::Local => Ok(crate::knock::handle(&state, &room.to_string(), request)
+            .await?
+            .encode()),
+        Route::Hub(hub) => {
+            let path = format!("/v1/knock/{}", room.to_path_segment());
+            let (_, answer): (mimi_protocol::KnockList, _) = state
                 .peers
                 .relay_post_checked(hub, &path, request.encode())
                 .await?;

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/submitMessage/{*room}", post(submit))
         .route("/v1/notify/{*room}", post(notify))
         .route("/v1/groupInfo/{*room}", post(group_info))
+        .route("/v1/knock/{*room}", post(knock))
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/proxyDownload/{url}", get(proxy_download))
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
@@ -136,6 +137,31 @@ async fn submit(
     }
     let response = Hub::submit(&state, &room, request).await?;
     Ok(response.encode())
+}
+
+/// `POST /v1/knock/{roomId}` (ours, IN-LIFECYCLE-5): a peer knocks, lists or denies for one of
+/// its own users.
+async fn knock(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let request = mimi_protocol::KnockRequest::decode(&body)?;
+    // FED-011: a peer speaks only for its own users.
+    let actor = request
+        .actor
+        .to_mimi()
+        .map_err(|e| ApiError::bad_request(format!("bad actor: {e}")))?;
+    if actor.domain() != peer {
+        return Err(ApiError::forbidden(format!(
+            "{peer} cannot knock for {actor}"
+        )));
+    }
+    Ok(crate::knock::handle(&state, &room, request).await?.encode())
 }
 
 async fn notify(
