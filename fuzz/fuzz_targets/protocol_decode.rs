@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
+    AppDataDictionary, ConsentEntry, ConsentScope, FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
     MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
     SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
     decode_fanout_batch,
@@ -33,5 +33,8 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ParticipantListUpdate>(data, "ParticipantListUpdate");
     round_trip::<RoomMetadata>(data, "RoomMetadata");
     round_trip::<InboxPage>(data, "InboxPage");
+    round_trip::<ConsentEntry>(data, "ConsentEntry");
+    round_trip::<ConsentScope>(data, "ConsentScope");
+    round_trip::<AppDataDictionary>(data, "AppDataDictionary");
     let _ = decode_fanout_batch(data);
 });
