@@ -359,26 +359,27 @@ async fn consent_list(
     Ok(Json(crate::consent::list(&state, client.user_name).await?))
 }
 
-/// `POST /client/v1/consent`: request, cancel, grant, deny or revoke.
+/// `POST /client/v1/consent`: request, cancel, grant, deny or revoke; answers the new list.
 async fn consent_action(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(action): Json<ConsentActionRequest>,
-) -> Result<axum::http::StatusCode, ApiError> {
+) -> Result<Json<ConsentList>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    crate::consent::act(&state, client.user_name, action).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    crate::consent::act(&state, client.user_name.clone(), action).await?;
+    Ok(Json(crate::consent::list(&state, client.user_name).await?))
 }
 
-/// `POST /client/v1/consent/mode`: who may fetch our KeyPackages without a grant.
+/// `POST /client/v1/consent/mode`: who may fetch our KeyPackages without a grant; answers
+/// the new list.
 async fn consent_mode(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Json(request): Json<ConsentModeRequest>,
-) -> Result<axum::http::StatusCode, ApiError> {
+) -> Result<Json<ConsentList>, ApiError> {
     let client = authenticate(&state, &headers).await?;
-    crate::consent::set_mode(&state, client.user_name, &request.mode).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    crate::consent::set_mode(&state, client.user_name.clone(), &request.mode).await?;
+    Ok(Json(crate::consent::list(&state, client.user_name).await?))
 }
 
 async fn update(
