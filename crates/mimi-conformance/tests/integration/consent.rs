@@ -151,7 +151,10 @@ fn unknown_and_unconsenting_users_get_the_same_answer_on_the_wire() {
         (consent_entry(4, &alice.uri(), &bob.uri()), 400),
         (consent_entry(1, "mimi://c.example/u/cy", &bob.uri()), 403),
         (consent_entry(2, &alice.uri(), &bob.uri()), 400),
-        (consent_entry(1, &alice.uri(), "mimi://a.example/u/alice2"), 400),
+        (
+            consent_entry(1, &alice.uri(), "mimi://a.example/u/alice2"),
+            400,
+        ),
     ] {
         let answer = net.post(
             ClientCert::Provider("a.example"),
@@ -196,9 +199,15 @@ fn a_requester_draining_key_packages_hits_the_limit_while_another_still_can_add(
     let third = alice.room_create("three");
     let refused = alice.run_expect_failure(&["room", "add", &third, &bob.uri()]);
     assert_one_line(&refused);
-    assert!(refused.contains("already claimed 2 key packages"), "{refused}");
+    assert!(
+        refused.contains("already claimed 2 key packages"),
+        "{refused}"
+    );
     assert_eq!(
-        alice.run(&["room", "add", &third, &bob.uri()]).status.code(),
+        alice
+            .run(&["room", "add", &third, &bob.uri()])
+            .status
+            .code(),
         Some(1)
     );
     assert_eq!(member_users(&alice.members(&third)), [alice.uri()]);
@@ -230,7 +239,10 @@ fn no_key_package_in_an_acceptable_suite_is_nothing_compatible_and_takes_nothing
     };
     // Suite 3 (X25519/ChaCha20): bob's client only has suite 1 KeyPackages.
     let response = ask(&mut net, 3);
-    assert_eq!(response.user_status, KeyMaterialUserCode::NO_COMPATIBLE_MATERIAL);
+    assert_eq!(
+        response.user_status,
+        KeyMaterialUserCode::NO_COMPATIBLE_MATERIAL
+    );
     assert!(matches!(
         response.clients.as_slice(),
         [ClientKeyMaterial::NothingCompatible {

@@ -93,7 +93,12 @@ impl ForeignDevice {
 
     /// A `KeyMaterialRequest` (draft-ietf-mimi-protocol-06 §5.3.1) for one KeyPackage of each
     /// of `target`'s clients, by hand.
-    pub(crate) fn key_material_request(&self, requester: &str, target: &str, room: &str) -> Vec<u8> {
+    pub(crate) fn key_material_request(
+        &self,
+        requester: &str,
+        target: &str,
+        room: &str,
+    ) -> Vec<u8> {
         self.key_material_request_for_suite(requester, target, room, 1)
     }
 
