@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
-    KnockList, KnockRequest,
+    AppDataDictionary, ConsentEntry, ConsentScope, FanoutMessage, GroupInfoRequest, GroupInfoResponse,
+    KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest,
     MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
     SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
     decode_fanout_batch,
@@ -36,5 +36,8 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<InboxPage>(data, "InboxPage");
     round_trip::<KnockRequest>(data, "KnockRequest");
     round_trip::<KnockList>(data, "KnockList");
+    round_trip::<ConsentEntry>(data, "ConsentEntry");
+    round_trip::<ConsentScope>(data, "ConsentScope");
+    round_trip::<AppDataDictionary>(data, "AppDataDictionary");
     let _ = decode_fanout_batch(data);
 });

@@ -4,7 +4,7 @@ use crate::output::out;
 use anyhow::Context as _;
 use mimi_client::Client;
 
-use crate::{Cli, Command, ContentCommand, RoomCommand, StateCommand};
+use crate::{Cli, Command, ConsentCommand, ContentCommand, RoomCommand, StateCommand};
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = cli.profile;
@@ -116,8 +116,64 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { json } => crate::demo::run(json).await?,
         Command::Bench { command } => out!("{}", mimi_bench::run(command).await?),
         Command::Content { command } => content(command)?,
+        Command::Consent { command } => consent(&profile, command).await?,
     }
     Ok(())
+}
+
+async fn consent(profile: &std::path::Path, command: ConsentCommand) -> anyhow::Result<()> {
+    let mut client = Client::open(profile)?;
+    let (action, user, room, with_key_packages) = match command {
+        ConsentCommand::Mode { mode } => {
+            let list = client.set_consent_mode(&mode).await?;
+            out!("consent mode: {}", list.mode);
+            return Ok(());
+        }
+        ConsentCommand::List { json } => {
+            let list = client.consent_list().await?;
+            if json {
+                out!("{}", serde_json::to_string(&list)?);
+            } else {
+                print_consent(client.user_uri(), &list);
+            }
+            return Ok(());
+        }
+        ConsentCommand::Grant {
+            user,
+            room,
+            with_key_packages,
+        } => ("grant", user, room, with_key_packages),
+        ConsentCommand::Deny { user, room } => ("deny", user, room, false),
+        ConsentCommand::Revoke { user, room } => ("revoke", user, room, false),
+        ConsentCommand::Request { user, room } => ("request", user, room, false),
+        ConsentCommand::Cancel { user, room } => ("cancel", user, room, false),
+    };
+    client
+        .consent(action, &user, room.as_deref(), with_key_packages)
+        .await?;
+    Ok(())
+}
+
+/// One line per scope, from our side: "from USER: requested", "to USER: granted".
+fn print_consent(me: &str, list: &mimi_client::ConsentList) {
+    out!("mode: {}", list.mode);
+    for e in &list.entries {
+        let room = e
+            .room
+            .as_deref()
+            .map(|r| format!(" in {r}"))
+            .unwrap_or_default();
+        let kps = if e.key_packages > 0 {
+            format!(" ({} key packages)", e.key_packages)
+        } else {
+            String::new()
+        };
+        if e.target == me {
+            out!("{} -> me{room}: {}{kps}", e.requester, e.state);
+        } else {
+            out!("me -> {}{room}: {}{kps}", e.target, e.state);
+        }
+    }
 }
 
 async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result<()> {

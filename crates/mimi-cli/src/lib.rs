@@ -159,6 +159,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Consent: who may add you to rooms, and your answers to others (protocol-06 §5.7).
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
     /// Work with MIMI content files (draft-ietf-mimi-content-08), offline.
     Content {
         #[command(subcommand)]
@@ -441,6 +446,68 @@ impl From<MetadataFieldArg> for mimi_client::MetadataField {
             MetadataFieldArg::Description => Self::Description,
         }
     }
+}
+
+/// `mimi consent ...`.
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Who may fetch your KeyPackages (and so add you) without your grant.
+    Mode {
+        /// `anyone` (the default; explicit denials still count) or `contacts` (only users you
+        /// granted).
+        #[arg(value_parser = ["anyone", "contacts"])]
+        mode: String,
+    },
+    /// Your mode, the requests you received and sent, your grants and denials.
+    List {
+        /// Print one JSON object: {"mode", "entries": [{"target", "requester", "room"?,
+        /// "state", "key_packages", "updated_at"}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let USER add you (to ROOM only with --room).
+    Grant {
+        /// The user URI.
+        user: String,
+        /// Only for this room.
+        #[arg(long)]
+        room: Option<String>,
+        /// Hand over one KeyPackage of each of your clients with the grant.
+        #[arg(long)]
+        with_key_packages: bool,
+    },
+    /// Refuse USER (kept with your provider; USER is not told).
+    Deny {
+        /// The user URI.
+        user: String,
+        /// Only for this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Withdraw a grant to USER (USER's provider is told).
+    Revoke {
+        /// The user URI.
+        user: String,
+        /// Only for this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Ask USER for consent to add them.
+    Request {
+        /// The user URI.
+        user: String,
+        /// Only for this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Withdraw a request to USER (same scope as the request).
+    Cancel {
+        /// The user URI.
+        user: String,
+        /// Only for this room.
+        #[arg(long)]
+        room: Option<String>,
+    },
 }
 
 /// The `mimi` command line; returns the process exit code.

@@ -305,11 +305,12 @@ struct Failure {
     passing: bool,
 }
 
-/// A non-success answer. 502 and 503 say the provider or the hub behind it is failing for now;
+/// A non-success answer (429: a quota such as the KeyPackage claim limit, a clean "no" for
+/// now). 502 and 503 say the provider or the hub behind it is failing for now;
 /// every other status is the provider's decision and is not repeated.
 fn status_failure(status: StatusCode, body: &str) -> Failure {
     let error = match status.as_u16() {
-        400 | 403 | 404 | 409 | 413 => ClientError::Refused(body.to_owned()),
+        400 | 403 | 404 | 409 | 413 | 429 => ClientError::Refused(body.to_owned()),
         401 => ClientError::Usage(format!("the provider does not know this client: {body}")),
         _ => ClientError::Provider(format!("{status}: {body}")),
     };

@@ -9,6 +9,7 @@ mod api;
 mod app_state;
 mod attachments;
 mod client;
+mod consent;
 mod error;
 mod history;
 #[doc(hidden)]
@@ -26,6 +27,7 @@ pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;
 pub use mimi_policy::Preset;
+pub use mimi_protocol::client_api::{ConsentList, ConsentListEntry};
 pub use mimi_room::RoomView;
 pub use rooms::MetadataField;
 pub use sync::SyncReport;

@@ -111,6 +111,12 @@ impl Client {
                     _ => None,
                 })
                 .collect();
+            // KM-005: the target's provider says the same for an unknown user.
+            if response.user_status == mimi_protocol::KeyMaterialUserCode::NO_CONSENT {
+                return Err(ClientError::Refused(format!(
+                    "{user} has not consented to be added by you (noConsent)"
+                )));
+            }
             if packages.is_empty() {
                 return Err(ClientError::Refused(format!(
                     "no key material for {user} ({:?})",

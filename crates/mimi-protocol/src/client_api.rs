@@ -73,6 +73,56 @@ pub struct KeyPackagesStored {
     pub stored: usize,
 }
 
+/// `POST /client/v1/consent/mode`: who may fetch our KeyPackages without a grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentModeRequest {
+    /// `anyone` or `contacts`.
+    pub mode: String,
+}
+
+/// `POST /client/v1/consent`: a consent action of ours about another user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentActionRequest {
+    /// `request`, `cancel` (we are the requester), `grant`, `deny` or `revoke` (we are the
+    /// target).
+    pub action: String,
+    /// The other user's URI.
+    pub user: String,
+    /// The one room the action is for; absent for any room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// With `grant`: hand over one KeyPackage of each of our clients.
+    #[serde(default)]
+    pub with_key_packages: bool,
+}
+
+/// `GET /client/v1/consent`: our mode and every consent scope we are part of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentList {
+    /// `anyone` or `contacts`.
+    pub mode: String,
+    /// The scopes, newest first.
+    pub entries: Vec<ConsentListEntry>,
+}
+
+/// One consent scope as `GET /client/v1/consent` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentListEntry {
+    /// The user whose consent it is.
+    pub target: String,
+    /// The user who would add the target.
+    pub requester: String,
+    /// The one room it is for; absent for any room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// `requested`, `granted`, `denied` or `revoked`.
+    pub state: String,
+    /// KeyPackages of the target that came with a grant.
+    pub key_packages: u64,
+    /// When it last changed, seconds since the UNIX epoch.
+    pub updated_at: u64,
+}
+
 /// `POST /client/v1/rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateRoomRequest {

@@ -34,15 +34,16 @@ pub use mls::{
 };
 // Endpoint bodies (draft §5.3).
 pub use messages::{
-    ClientKeyMaterial, FanoutMessage, FanoutTail, Frank, GroupInfoCode, GroupInfoOption,
-    GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
-    GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
-    KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs, KeyMaterialResponse,
-    KeyMaterialUserCode, Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS,
-    PartialGroupInfo, PendingProposal, Protocol, RatchetTreeOption, RatchetTreePresence,
-    RatchetTreeRepresentation, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome,
-    SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
-    decode_fanout_batch, encode_fanout_batch,
+    AppDataDictionary, ClientKeyMaterial, ComponentData, ConsentChange, ConsentEntry,
+    ConsentOperation, ConsentScope, FanoutMessage, FanoutTail, Frank, GroupInfoCode,
+    GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest,
+    GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult,
+    GroupInfoSuccess, HandshakeBundle, KeyMaterialClientCode, KeyMaterialRequest,
+    KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode, Knock, KnockList,
+    KnockOperation, KnockRequest, MAX_KNOCKS, PartialGroupInfo, PendingProposal, Protocol,
+    RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation, SubmitMessageRequest,
+    SubmitMessageResponse, SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest,
+    UpdateResponseCode, UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
 };
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;

@@ -132,6 +132,11 @@ pub struct Limits {
     /// Default 65,536: about a 100-member room, where one copy per joining provider is cheap.
     #[serde(default = "default_inline_tree")]
     pub inline_tree_bytes: usize,
+    /// KeyPackages one requester may claim of one local user per hour (its last-resort one
+    /// counts too); a claim beyond it is answered 429 and takes nothing. Default 20: enough to
+    /// add a user with several devices to a few rooms an hour, too few to drain a stock.
+    #[serde(default = "default_key_packages_per_requester")]
+    pub key_packages_per_requester_per_hour: u64,
 }
 
 impl Default for Limits {
@@ -143,6 +148,7 @@ impl Default for Limits {
             max_backoff_ms: default_max_backoff(),
             room_cache_rooms: default_room_cache(),
             inline_tree_bytes: default_inline_tree(),
+            key_packages_per_requester_per_hour: default_key_packages_per_requester(),
         }
     }
 }
@@ -164,6 +170,9 @@ fn default_room_cache() -> usize {
 }
 fn default_inline_tree() -> usize {
     64 * 1024
+}
+fn default_key_packages_per_requester() -> u64 {
+    20
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are
@@ -443,6 +452,9 @@ impl Config {
         }
         if self.limits.max_asset_bytes >= self.limits.max_body_bytes {
             problems.push("limits.max_asset_bytes must be below limits.max_body_bytes".into());
+        }
+        if self.limits.key_packages_per_requester_per_hour == 0 {
+            problems.push("limits.key_packages_per_requester_per_hour must be at least 1".into());
         }
         if self.limits.room_cache_rooms == 0 {
             problems.push("limits.room_cache_rooms must be at least 1".into());

@@ -21,6 +21,8 @@ pub(crate) enum ErrorKind {
     TooLarge,
     /// A limit is reached for now; the request may be repeated later: 503.
     Unavailable,
+    /// This requester used up its allowance for now (a per-requester quota): 429.
+    TooManyRequests,
     /// The peer we relayed to refused the request; its status is passed on.
     UpstreamRefused(StatusCode),
     /// The peer we relayed to failed or could not be reached: 502.
@@ -40,6 +42,7 @@ impl ErrorKind {
             Self::Conflict => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamRefused(status) => status,
             Self::UpstreamFailed => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -53,7 +56,8 @@ impl ErrorKind {
 pub(crate) struct ApiError {
     kind: ErrorKind,
     message: String,
-    /// Seconds after which the request may be repeated, for [`ErrorKind::Unavailable`].
+    /// Seconds after which the request may be repeated, for [`ErrorKind::Unavailable`] and
+    /// [`ErrorKind::TooManyRequests`].
     retry_after: Option<u64>,
 }
 
@@ -114,6 +118,13 @@ impl ApiError {
         Self {
             retry_after: Some(retry_after_secs),
             ..Self::new(ErrorKind::Unavailable, message)
+        }
+    }
+    /// The requester's quota is used up; it may ask again after `retry_after_secs`.
+    pub(crate) fn too_many_requests(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(ErrorKind::TooManyRequests, message)
         }
     }
     /// Our own failure: logged with its cause (inside the request's span, which names the

@@ -8,6 +8,7 @@ use mimi_protocol::{
     ClientKeyMaterial, IdentifierUri, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
     MimiUri, Protocol, Wire,
 };
+use mimi_store::{ClaimOutcome, ConsentDecision, ConsentMode};
 
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -133,8 +134,23 @@ fn check_requester(state: &AppState, request: &KeyMaterialRequest) -> Result<(),
     .map_err(|e| ApiError::forbidden(e.to_string()))
 }
 
-/// KM-004: claim one KeyPackage per client of the local target user, for a requester
-/// [`check_requester`] accepted. Claimed packages are never handed out again.
+/// The window of the per-requester claim limit, seconds.
+const CLAIM_WINDOW_SECS: u64 = 3600;
+
+/// What the store said about a request for a local user's KeyPackages.
+enum Claim {
+    /// No consent, or no such user: the same answer either way (KM-005).
+    Refused,
+    /// The requester reached its limit for this user (KM-007).
+    Limited,
+    /// One outcome per client.
+    Claimed(Vec<mimi_store::ClaimedKeyPackage>),
+}
+
+/// Answers for a local target user, for a requester [`check_requester`] accepted: KM-005
+/// consent (an unknown user looks exactly like one who did not consent), KM-007 the claim
+/// limit, then KM-004 / KM-006 one compatible KeyPackage per client, claimed for good unless it
+/// is the client's last-resort one.
 async fn answer(
     state: &Arc<AppState>,
     request: &KeyMaterialRequest,
@@ -143,40 +159,94 @@ async fn answer(
     let target = uri(&request.target_user)?;
     let user_name = target.id().unwrap_or_default().to_owned();
     let room = request.room_id.as_str().to_owned();
-    // Through the group-commit writer: the claim is durable before the packages leave.
-    let claimed = state
+    let target_uri = request.target_user.as_str().to_owned();
+    let requester_uri = request.requesting_user.as_str().to_owned();
+    let suites = request.acceptable_ciphersuites.clone();
+    let required = request.required_capabilities.clone();
+    let limit = state.config.limits.key_packages_per_requester_per_hour;
+    // Through the group-commit writer: the consent check, the limit and the claim are one
+    // transaction, and the claim is durable before the packages leave.
+    let claim = state
         .write(move |tx| {
             if !tx.user_exists(&user_name)? {
-                return Ok(None);
+                return Ok(Claim::Refused);
             }
-            Ok(Some(tx.claim_key_packages(&user_name, &room, now)?))
+            // A user fetching its own KeyPackages (a new device of its own) needs no consent.
+            if requester_uri != target_uri {
+                let allowed = match tx.consent_decision(&target_uri, &requester_uri, &room)? {
+                    ConsentDecision::Granted => true,
+                    ConsentDecision::Denied => false,
+                    ConsentDecision::Unknown => tx.consent_mode(&user_name)? == ConsentMode::Anyone,
+                };
+                if !allowed {
+                    return Ok(Claim::Refused);
+                }
+            }
+            let since = now.saturating_sub(CLAIM_WINDOW_SECS);
+            if tx.key_packages_handed_out_since(&requester_uri, &target_uri, since)? >= limit {
+                return Ok(Claim::Limited);
+            }
+            let fits = |bytes: &[u8]| {
+                mimi_protocol::KeyPackage::from_bytes(bytes)
+                    .is_ok_and(|kp| kp.fits(&suites, &required))
+            };
+            let claimed = tx.claim_key_packages(&user_name, &room, now, &fits)?;
+            let handed = claimed
+                .iter()
+                .filter(|c| c.outcome.key_package().is_some())
+                .count() as u64;
+            tx.log_key_packages_handed_out(&requester_uri, &target_uri, handed, now, since)?;
+            Ok(Claim::Claimed(claimed))
         })
         .await?;
-    let Some(claimed) = claimed else {
-        return Ok(KeyMaterialResponse {
-            protocol: Protocol::Mls10,
-            user_status: KeyMaterialUserCode::USER_UNKNOWN,
-            user_uri: request.target_user.clone(),
-            clients: Vec::new(),
-        });
+    let claimed = match claim {
+        Claim::Claimed(claimed) => claimed,
+        Claim::Refused => {
+            tracing::info!(
+                target = request.target_user.as_str(),
+                requester = request.requesting_user.as_str(),
+                "key material refused: no consent"
+            );
+            return Ok(KeyMaterialResponse {
+                protocol: Protocol::Mls10,
+                user_status: KeyMaterialUserCode::NO_CONSENT,
+                user_uri: request.target_user.clone(),
+                clients: Vec::new(),
+            });
+        }
+        Claim::Limited => {
+            return Err(ApiError::too_many_requests(
+                format!(
+                    "{} already claimed {limit} key packages of {} this hour",
+                    request.requesting_user.as_str(),
+                    request.target_user.as_str()
+                ),
+                CLAIM_WINDOW_SECS,
+            ));
+        }
     };
     let mut clients = Vec::new();
     let mut found = 0;
-    for claim in &claimed {
-        let client_uri = IdentifierUri::new(claim.device_uri.clone());
-        match &claim.key_package {
-            Some(bytes) => {
+    for claim in claimed {
+        let client_uri = IdentifierUri::new(claim.device_uri);
+        clients.push(match claim.outcome {
+            ClaimOutcome::Fresh(bytes) | ClaimOutcome::LastResort(bytes) => {
                 found += 1;
-                clients.push(ClientKeyMaterial::Success {
+                ClientKeyMaterial::Success {
                     client_uri,
-                    key_package: mimi_protocol::KeyPackage::from_bytes(bytes)
+                    key_package: mimi_protocol::KeyPackage::from_bytes(&bytes)
                         .map_err(ApiError::internal)?,
-                });
+                }
             }
-            None => clients.push(ClientKeyMaterial::KeyMaterialExhausted { client_uri }),
-        }
+            ClaimOutcome::Exhausted => ClientKeyMaterial::KeyMaterialExhausted { client_uri },
+            // IN-CONSENT-5: the client's capabilities are not disclosed.
+            ClaimOutcome::NothingCompatible => ClientKeyMaterial::NothingCompatible {
+                client_uri,
+                client_capabilities: None,
+            },
+        });
     }
-    let user_status = if found == claimed.len() && found > 0 {
+    let user_status = if found == clients.len() && found > 0 {
         KeyMaterialUserCode::SUCCESS
     } else if found > 0 {
         KeyMaterialUserCode::PARTIAL_SUCCESS

@@ -11,6 +11,7 @@
 
 mod assets;
 mod config;
+mod consent;
 mod embedded;
 mod error;
 mod fanout;

@@ -5,18 +5,47 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{StoreError, StoreGuard, Tx};
 
+/// Most stored KeyPackages of one client looked at per claim: a client keeps a few dozen, and
+/// the bound keeps a client that uploaded many incompatible ones from making claims slow.
+const MAX_CANDIDATES: i64 = 256;
+
 /// The outcome of claiming a KeyPackage of one client for one room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedKeyPackage {
     /// The client.
     pub device_uri: String,
-    /// Its TLS-encoded KeyPackage, or `None` if it had none left.
-    pub key_package: Option<Vec<u8>>,
+    /// What the claim found.
+    pub outcome: ClaimOutcome,
+}
+
+/// What a claim found for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// A one-time KeyPackage, now claimed (TLS-encoded).
+    Fresh(Vec<u8>),
+    /// The client's last-resort KeyPackage, handed out again because no fresh one fits.
+    LastResort(Vec<u8>),
+    /// The client has no unexpired KeyPackage left.
+    Exhausted,
+    /// The client has KeyPackages, but none the caller accepts.
+    NothingCompatible,
+}
+
+impl ClaimOutcome {
+    /// The KeyPackage handed out, if any.
+    pub fn key_package(&self) -> Option<&[u8]> {
+        match self {
+            Self::Fresh(kp) | Self::LastResort(kp) => Some(kp),
+            Self::Exhausted | Self::NothingCompatible => None,
+        }
+    }
 }
 
 impl Tx<'_> {
     /// Stores a KeyPackage of a local client, with its KeyPackageRef and the end of its
-    /// lifetime (seconds since the UNIX epoch).
+    /// lifetime (seconds since the UNIX epoch). A `last_resort` one replaces the client's
+    /// earlier last-resort package, which stays findable by its reference (a Welcome for it may
+    /// still come) but is no longer handed out.
     pub fn add_key_package(
         &self,
         device_uri: &str,
@@ -24,10 +53,19 @@ impl Tx<'_> {
         key_package: &[u8],
         kp_ref: &[u8],
         not_after: u64,
+        last_resort: bool,
     ) -> Result<(), StoreError> {
-        let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after)
-             VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(
-            params![device_uri, user_name, key_package, kp_ref, not_after.min(i64::MAX as u64) as i64],
+        if last_resort {
+            self.conn()
+                .prepare_cached(
+                    "UPDATE key_packages SET claimed_for_room = ''
+                     WHERE device_uri = ?1 AND last_resort = 1 AND claimed_for_room IS NULL",
+                )?
+                .execute(params![device_uri])?;
+        }
+        let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after, last_resort)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
+            params![device_uri, user_name, key_package, kp_ref, not_after.min(i64::MAX as u64) as i64, last_resort],
         )?;
         if inserted == 0 {
             return Err(StoreError::Exists("key package".into()));
@@ -35,14 +73,15 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Claims one unclaimed, unexpired KeyPackage per client of `user_name` for `room_uri`.
-    /// Clients without one are returned with `None`. A claimed KeyPackage is never handed out
-    /// again (draft §5.1).
+    /// Claims, for each client of `user_name`, the oldest unexpired KeyPackage `fits` accepts:
+    /// a fresh one is marked claimed for `room_uri` and never handed out again (draft §5.1);
+    /// the last-resort one is used only when no fresh one fits, and is not consumed.
     pub fn claim_key_packages(
         &self,
         user_name: &str,
         room_uri: &str,
         now: u64,
+        fits: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
         let devices: Vec<String> = {
             let mut stmt = self.conn().prepare_cached(
@@ -53,33 +92,34 @@ impl Tx<'_> {
         };
         let mut out = Vec::new();
         for device in devices {
-            let row: Option<(i64, Vec<u8>)> = self
-                .conn()
-                .query_row(
-                    "SELECT id, key_package FROM key_packages
+            let candidates: Vec<(i64, Vec<u8>, bool)> = {
+                let mut stmt = self.conn().prepare_cached(
+                    "SELECT id, key_package, last_resort FROM key_packages
                      WHERE device_uri = ?1 AND claimed_for_room IS NULL AND not_after > ?2
-                     ORDER BY id LIMIT 1",
-                    params![device, now as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            match row {
-                Some((id, kp)) => {
+                     ORDER BY last_resort, id LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![device, now as i64, MAX_CANDIDATES], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let outcome = match candidates.iter().find(|(_, kp, _)| fits(kp)) {
+                Some((_, kp, true)) => ClaimOutcome::LastResort(kp.clone()),
+                Some((id, kp, false)) => {
                     self.conn()
                         .prepare_cached(
                             "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
                         )?
                         .execute(params![room_uri, id])?;
-                    out.push(ClaimedKeyPackage {
-                        device_uri: device,
-                        key_package: Some(kp),
-                    });
+                    ClaimOutcome::Fresh(kp.clone())
                 }
-                None => out.push(ClaimedKeyPackage {
-                    device_uri: device,
-                    key_package: None,
-                }),
-            }
+                None if candidates.is_empty() => ClaimOutcome::Exhausted,
+                None => ClaimOutcome::NothingCompatible,
+            };
+            out.push(ClaimedKeyPackage {
+                device_uri: device,
+                outcome,
+            });
         }
         Ok(out)
     }
@@ -119,9 +159,9 @@ impl StoreGuard<'_> {
         device_of_key_package(&self.conn, kp_ref)
     }
 
-    /// How many unclaimed KeyPackages a client has left.
+    /// How many unclaimed one-time KeyPackages a client has left (its last-resort one aside).
     pub fn unclaimed_key_packages(&self, device_uri: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL")?.query_row(
+        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL AND last_resort = 0")?.query_row(
             params![device_uri],
             |r| r.get(0),
         )?;
@@ -150,4 +190,99 @@ fn device_of_key_package(
             |r| r.get(0),
         )
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    const B1: &str = "mimi://b.example/d/bob/b1";
+
+    #[test]
+    fn the_last_resort_package_is_handed_out_again_only_once_the_fresh_ones_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("k.sqlite")).unwrap();
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        tx.ensure_user("bob", 0).unwrap();
+        tx.add_client(
+            &crate::Client {
+                device_uri: B1.into(),
+                user_name: "bob".into(),
+                chain: b"[]".to_vec(),
+            },
+            &[1],
+            0,
+        )
+        .unwrap();
+        let all = |_: &[u8]| true;
+        assert_eq!(
+            tx.claim_key_packages("bob", "r", 10, &all).unwrap()[0].outcome,
+            ClaimOutcome::Exhausted
+        );
+        tx.add_key_package(B1, "bob", b"last1", b"r1", 100, true)
+            .unwrap();
+        tx.add_key_package(B1, "bob", b"last2", b"r2", 100, true)
+            .unwrap();
+        tx.add_key_package(B1, "bob", b"fresh", b"r3", 100, false)
+            .unwrap();
+        let claim = |fits: &dyn Fn(&[u8]) -> bool| {
+            tx.claim_key_packages("bob", "r", 10, fits).unwrap()[0]
+                .outcome
+                .clone()
+        };
+        assert_eq!(claim(&all), ClaimOutcome::Fresh(b"fresh".to_vec()));
+        // Only the newer last-resort package is handed out, as often as asked.
+        for _ in 0..3 {
+            assert_eq!(claim(&all), ClaimOutcome::LastResort(b"last2".to_vec()));
+        }
+        // The superseded one still routes its Welcome.
+        assert_eq!(
+            tx.device_of_key_package(b"r1").unwrap().as_deref(),
+            Some(B1)
+        );
+        assert_eq!(claim(&|_| false), ClaimOutcome::NothingCompatible);
+        // Expired: nothing left at all.
+        assert_eq!(
+            tx.claim_key_packages("bob", "r", 100, &all).unwrap()[0].outcome,
+            ClaimOutcome::Exhausted
+        );
+    }
+
+    #[test]
+    fn a_claim_takes_the_oldest_package_that_fits_and_leaves_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("k.sqlite")).unwrap();
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        tx.ensure_user("bob", 0).unwrap();
+        tx.add_client(
+            &crate::Client {
+                device_uri: B1.into(),
+                user_name: "bob".into(),
+                chain: b"[]".to_vec(),
+            },
+            &[1],
+            0,
+        )
+        .unwrap();
+        tx.add_key_package(B1, "bob", b"suite-a", b"r1", 100, false)
+            .unwrap();
+        tx.add_key_package(B1, "bob", b"suite-b", b"r2", 100, false)
+            .unwrap();
+        let only_b = |kp: &[u8]| kp == b"suite-b";
+        assert_eq!(
+            tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
+            ClaimOutcome::Fresh(b"suite-b".to_vec())
+        );
+        assert_eq!(
+            tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
+            ClaimOutcome::NothingCompatible
+        );
+        assert_eq!(
+            tx.claim_key_packages("bob", "r", 10, &|_| true).unwrap()[0].outcome,
+            ClaimOutcome::Fresh(b"suite-a".to_vec())
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! Durable storage for `mimid`: one SQLite file in WAL mode holding accounts, KeyPackages,
-//! hosted rooms and the ratchet trees they publish, the per-peer outbound `/notify` queue, the
-//! mailbox that feeds client inboxes and the follower's duplicate filter.
+//! consent, hosted rooms and the ratchet trees they publish, the per-peer outbound `/notify`
+//! queue, the mailbox that feeds client inboxes and the follower's duplicate filter.
 //!
 //! Every state change that `mimid` acknowledges happens inside one [`Tx`] that is committed
 //! (and synced, `synchronous=FULL`) before the acknowledgement is sent, so a `kill -9` at any
@@ -12,6 +12,7 @@
 
 mod accounts;
 mod assets;
+mod consent;
 mod error;
 mod inbox;
 mod key_packages;
@@ -30,9 +31,10 @@ use rusqlite::Connection;
 
 // Public API.
 pub use accounts::Client;
+pub use consent::{ConsentDecision, ConsentMode, ConsentRecord, ConsentState};
 pub use error::StoreError;
 pub use inbox::InboxItem;
-pub use key_packages::ClaimedKeyPackage;
+pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use outbox::OutboxItem;
 pub use rooms::StoredRoom;
 pub use trees::StoredTree;

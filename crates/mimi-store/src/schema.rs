@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -202,8 +202,49 @@ ALTER TABLE outbox_v7 RENAME TO outbox;
 CREATE INDEX outbox_by_peer ON outbox(peer, id);
 ";
 
-/// v8: knocks on hosted rooms (IN-LIFECYCLE-5).
-const MIGRATE_KNOCKS: &str = "
+/// v8: consent (protocol-06 §5.7). `consent_modes` holds a local user's mode (absent =
+/// `anyone`); `consent` one row per (target, requester, room) scope, `room_uri` '' for any room;
+/// `consent_key_packages` the target's KeyPackages a grant brought; `key_package_claims` the log
+/// the per-requester claim limit reads. KeyPackages gain `last_resort` (mls-extensions
+/// `last_resort_key_package`): such a package is handed out again and again, never claimed.
+const MIGRATE_V8: &str = "
+CREATE TABLE consent_modes (
+    user_name TEXT PRIMARY KEY,
+    mode TEXT NOT NULL CHECK (mode IN ('anyone', 'contacts'))
+);
+CREATE TABLE consent (
+    target_uri TEXT NOT NULL,
+    requester_uri TEXT NOT NULL,
+    room_uri TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('requested', 'granted', 'denied', 'revoked')),
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (target_uri, requester_uri, room_uri)
+);
+CREATE INDEX consent_by_requester ON consent(requester_uri);
+CREATE TABLE consent_key_packages (
+    id INTEGER PRIMARY KEY,
+    target_uri TEXT NOT NULL,
+    requester_uri TEXT NOT NULL,
+    room_uri TEXT NOT NULL,
+    key_package BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX consent_key_packages_by_scope
+    ON consent_key_packages(target_uri, requester_uri, room_uri);
+CREATE TABLE key_package_claims (
+    requester_uri TEXT NOT NULL,
+    target_uri TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    claimed_at INTEGER NOT NULL
+);
+CREATE INDEX key_package_claims_by_pair
+    ON key_package_claims(requester_uri, target_uri, claimed_at);
+CREATE INDEX key_package_claims_by_age ON key_package_claims(claimed_at);
+ALTER TABLE key_packages ADD COLUMN last_resort INTEGER NOT NULL DEFAULT 0;
+";
+
+/// v9: knocks on hosted rooms (IN-LIFECYCLE-5).
+const MIGRATE_V9: &str = "
 CREATE TABLE knocks (
     room_uri TEXT NOT NULL,
     user_uri TEXT NOT NULL,
@@ -268,7 +309,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 8] = [
+    let steps: [(i64, &str); 9] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -277,7 +318,8 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         // v6: credentials in RFC 9420 form; no table changes (see the refusal above).
         (6, ""),
         (7, MIGRATE_V7),
-        (8, MIGRATE_KNOCKS),
+        (8, MIGRATE_V8),
+        (9, MIGRATE_V9),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
@@ -432,6 +474,59 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn key_packages_and_accounts_survive_the_v8_migration_and_consent_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            migrate_up_to(&conn, 0, 7).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (name, created_at) VALUES ('bob', 0);
+                 INSERT INTO clients (device_uri, user_name, token_hash, chain, created_at)
+                     VALUES ('mimi://b.example/d/bob/b1', 'bob', x'01', x'02', 0);
+                 INSERT INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after)
+                     VALUES ('mimi://b.example/d/bob/b1', 'bob', x'aa', x'01', 1000),
+                            ('mimi://b.example/d/bob/b1', 'bob', x'bb', x'02', 1000);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let reader = store.read().unwrap();
+        let version: i64 = reader
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(reader.user_exists("bob").unwrap());
+        assert_eq!(
+            reader
+                .unclaimed_key_packages("mimi://b.example/d/bob/b1")
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            reader.consent_mode("bob").unwrap(),
+            crate::ConsentMode::Anyone
+        );
+        assert!(
+            reader
+                .consents_of("mimi://b.example/u/bob")
+                .unwrap()
+                .is_empty()
+        );
+        drop(reader);
+        // Old KeyPackages are ordinary ones: claimed once each, then the stock is empty.
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        let fits = |_: &[u8]| true;
+        for expected in [Some(vec![0xaa]), Some(vec![0xbb]), None] {
+            let claimed = tx.claim_key_packages("bob", "r", 10, &fits).unwrap();
+            assert_eq!(claimed[0].outcome.key_package(), expected.as_deref());
+        }
+        tx.commit().unwrap();
     }
 
     #[test]

@@ -15,7 +15,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use crate::wait_joined;
 
 /// `varint(len)` (RFC 9420 §2.1.2), for lengths below 2^30.
-fn varint(len: usize) -> Vec<u8> {
+pub(crate) fn varint(len: usize) -> Vec<u8> {
     match len {
         0..=0x3f => vec![len as u8],
         0x40..=0x3fff => vec![0x40 | (len >> 8) as u8, len as u8],
@@ -32,7 +32,7 @@ fn varint(len: usize) -> Vec<u8> {
 }
 
 /// `opaque data<V>`.
-fn opaque(data: &[u8]) -> Vec<u8> {
+pub(crate) fn opaque(data: &[u8]) -> Vec<u8> {
     let mut out = varint(data.len());
     out.extend_from_slice(data);
     out
@@ -56,13 +56,13 @@ fn sign_with_label(key: &Ed25519KeyPair, label: &str, content: &[u8]) -> Vec<u8>
 
 /// A device of `user` at `domain` that the domain's identity CA vouches for, as a foreign
 /// client would hold it: its key pair and its chain [client certificate, identity CA].
-struct ForeignDevice {
+pub(crate) struct ForeignDevice {
     key: Ed25519KeyPair,
     chain: Vec<Vec<u8>>,
 }
 
 impl ForeignDevice {
-    fn new(net: &mut Network, domain: &str, user: &str) -> Self {
+    pub(crate) fn new(net: &mut Network, domain: &str, user: &str) -> Self {
         let dir = net.provider(domain).dir.clone();
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
@@ -93,12 +93,28 @@ impl ForeignDevice {
 
     /// A `KeyMaterialRequest` (draft-ietf-mimi-protocol-06 §5.3.1) for one KeyPackage of each
     /// of `target`'s clients, by hand.
-    fn key_material_request(&self, requester: &str, target: &str, room: &str) -> Vec<u8> {
+    pub(crate) fn key_material_request(
+        &self,
+        requester: &str,
+        target: &str,
+        room: &str,
+    ) -> Vec<u8> {
+        self.key_material_request_for_suite(requester, target, room, 1)
+    }
+
+    /// Like [`ForeignDevice::key_material_request`], accepting only cipher suite `suite`.
+    pub(crate) fn key_material_request_for_suite(
+        &self,
+        requester: &str,
+        target: &str,
+        room: &str,
+        suite: u16,
+    ) -> Vec<u8> {
         let mut tbs = vec![0x01]; // protocol = mls10
         tbs.extend(opaque(requester.as_bytes()));
         tbs.extend(opaque(target.as_bytes()));
         tbs.extend(opaque(room.as_bytes()));
-        tbs.extend(opaque(&[0x00, 0x01])); // acceptable_ciphersuites: suite 1
+        tbs.extend(opaque(&suite.to_be_bytes())); // acceptable_ciphersuites
         // RequiredCapabilities: extension_types<V>, proposal_types<V>, credential_types<V>.
         tbs.extend(opaque(&[0x00, 0x06]));
         tbs.extend(opaque(&[0x00, 0x08, 0x00, 0x0a]));

@@ -175,7 +175,15 @@ fn knocks_are_seen_by_members_who_may_add_and_admitted_or_denied() {
     let bob = net.client("b.example", "bob");
     let cathy = net.client("c.example", "cathy");
     let dave = net.client("b.example", "dave");
-    let out = alice.run_ok(&["room", "create", "door", "--preset", "moderated", "--with", &bob.uri()]);
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "door",
+        "--preset",
+        "moderated",
+        "--with",
+        &bob.uri(),
+    ]);
     let room = out.lines().last().unwrap_or_default().trim().to_owned();
     wait_joined(&bob, &room);
     cathy.run_ok(&["room", "knock", &room]);

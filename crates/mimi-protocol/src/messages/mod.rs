@@ -1,5 +1,6 @@
-//! Request and response bodies of the MIMI endpoints (draft-ietf-mimi-protocol-06 §5.3).
+//! Request and response bodies of the MIMI endpoints (draft-ietf-mimi-protocol-06 §5).
 
+mod consent;
 mod fanout;
 mod group_info;
 mod key_material;
@@ -8,6 +9,9 @@ mod protocol;
 mod submit;
 mod update;
 
+pub use consent::{
+    AppDataDictionary, ComponentData, ConsentChange, ConsentEntry, ConsentOperation, ConsentScope,
+};
 pub use fanout::{FanoutMessage, FanoutTail, decode_fanout_batch, encode_fanout_batch};
 pub use group_info::{
     GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,

@@ -5,7 +5,7 @@ use crate::codec::{Codec, MAX_MLS_OBJECT, Reader, wire_via_codec};
 use crate::error::DecodeError;
 use crate::mls::primitives::{
     Capabilities, CipherSuite, Credential, Extension, HpkeCiphertext, HpkePublicKey, Lifetime,
-    SignaturePublicKey, read_extensions, read_version,
+    RequiredCapabilities, SignaturePublicKey, read_extensions, read_version,
 };
 
 /// Where a leaf node came from (RFC 9420 §7.2).
@@ -136,7 +136,32 @@ impl KeyPackage {
     pub fn leaf_extensions(&self) -> &[Extension] {
         &self.leaf_node.extensions
     }
+
+    /// Whether the KeyPackage is marked last-resort: its `app_data_dictionary` extension holds
+    /// the `last_resort_key_package` component (mls-extensions). A dictionary that does not
+    /// decode marks nothing.
+    pub fn is_last_resort(&self) -> bool {
+        self.extensions
+            .iter()
+            .filter(|e| e.extension_type == APP_DATA_DICTIONARY_EXTENSION)
+            .filter_map(|e| {
+                <crate::messages::AppDataDictionary as crate::codec::Wire>::decode(
+                    &e.extension_data,
+                )
+                .ok()
+            })
+            .any(|d| d.get(crate::ComponentId::LAST_RESORT_KEY_PACKAGE).is_some())
+    }
+
+    /// Whether a room with `suites` and `required` can use this KeyPackage: its cipher suite is
+    /// one of `suites` and its leaf supports everything `required` lists (RFC 9420 §11.1).
+    pub fn fits(&self, suites: &[CipherSuite], required: &RequiredCapabilities) -> bool {
+        suites.contains(&self.cipher_suite) && required.is_met_by(self.capabilities())
+    }
 }
+
+/// The extension type of mls-extensions' `app_data_dictionary` (0x0006).
+const APP_DATA_DICTIONARY_EXTENSION: u16 = 0x0006;
 
 impl core::fmt::Debug for KeyPackage {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -361,6 +386,35 @@ mod tests {
     use crate::codec::Wire;
     use crate::codec::testing::{assert_trailing_fails, assert_truncations_fail};
     use crate::test_fixtures as fx;
+
+    #[test]
+    fn a_key_package_is_last_resort_only_with_the_component_in_its_dictionary() {
+        let plain = KeyPackage::from_bytes(&fx::key_package()).unwrap();
+        assert!(!plain.is_last_resort());
+        // The fixture ends with an empty extensions vector (1 byte) and a 64-byte signature
+        // opaque (2 + 64 bytes: 64 needs a two-byte varint); swap in one `app_data_dictionary` extension (type 6) holding
+        // `last_resort_key_package` (0x0004) with empty data, written out by hand.
+        let with = |dictionary: &[u8]| {
+            let mut bytes = fx::key_package();
+            let tail = bytes.split_off(bytes.len() - 67);
+            assert_eq!(tail[0], 0);
+            let mut ext = vec![0, 6, u8::try_from(dictionary.len()).unwrap()];
+            ext.extend_from_slice(dictionary);
+            bytes.push(u8::try_from(ext.len()).unwrap());
+            bytes.extend(ext);
+            bytes.extend_from_slice(&tail[1..]);
+            KeyPackage::from_bytes(&bytes).unwrap()
+        };
+        assert!(with(&[3, 0, 4, 0]).is_last_resort());
+        assert!(!with(&[3, 0, 5, 0]).is_last_resort());
+        assert!(
+            !with(&[]).is_last_resort(),
+            "an undecodable dictionary marks nothing"
+        );
+        let suites = [plain.cipher_suite()];
+        assert!(plain.fits(&suites, &RequiredCapabilities::default()));
+        assert!(!plain.fits(&[CipherSuite(0x7777)], &RequiredCapabilities::default()));
+    }
 
     #[test]
     fn standalone_objects_round_trip_byte_exact() {

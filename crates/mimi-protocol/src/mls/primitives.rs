@@ -256,6 +256,25 @@ pub struct RequiredCapabilities {
     pub credential_types: Vec<u16>,
 }
 
+impl RequiredCapabilities {
+    /// Whether a leaf with `caps` supports everything listed. Default extension types (1 to 5)
+    /// and proposal types (1 to 7) are supported by every client without being listed (RFC 9420
+    /// §7.2); credential types must be listed.
+    pub fn is_met_by(&self, caps: &Capabilities) -> bool {
+        self.extension_types
+            .iter()
+            .all(|t| (1..=5).contains(t) || caps.extensions.contains(t))
+            && self
+                .proposal_types
+                .iter()
+                .all(|t| (1..=7).contains(t) || caps.proposals.contains(t))
+            && self
+                .credential_types
+                .iter()
+                .all(|t| caps.credentials.contains(t))
+    }
+}
+
 impl Codec for RequiredCapabilities {
     const NAME: &'static str = "RequiredCapabilities";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -322,6 +341,30 @@ mod tests {
     use super::*;
     use crate::codec::Wire;
     use crate::codec::testing::check_wire;
+
+    #[test]
+    fn required_capabilities_treat_defaults_as_supported_and_need_the_rest_listed() {
+        let caps = Capabilities {
+            versions: vec![1],
+            cipher_suites: vec![CipherSuite(1)],
+            extensions: vec![6],
+            proposals: vec![8, 10],
+            credentials: vec![2],
+        };
+        let need = |e: &[u16], p: &[u16], c: &[u16]| RequiredCapabilities {
+            extension_types: e.to_vec(),
+            proposal_types: p.to_vec(),
+            credential_types: c.to_vec(),
+        };
+        assert!(need(&[], &[], &[]).is_met_by(&caps));
+        assert!(need(&[2, 5, 6], &[1, 7, 8, 10], &[2]).is_met_by(&caps));
+        assert!(!need(&[7], &[], &[]).is_met_by(&caps));
+        assert!(!need(&[], &[9], &[]).is_met_by(&caps));
+        assert!(
+            !need(&[], &[], &[1]).is_met_by(&caps),
+            "credentials are never default"
+        );
+    }
 
     #[test]
     fn primitives_round_trip() {

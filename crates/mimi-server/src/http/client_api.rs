@@ -13,9 +13,9 @@ use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use mimi_identity::Validity;
 use mimi_protocol::client_api::{
-    AckRequest, AssetStored, CreateRoomRequest, INBOX_BINARY, InboxEntry, InboxEntryJson,
-    InboxPage, KeyPackageUpload, KeyPackagesStored, ProviderInfo, RegisterRequest, Registered,
-    RoomCreated, UnsubscribeRequest,
+    AckRequest, AssetStored, ConsentActionRequest, ConsentList, ConsentModeRequest,
+    CreateRoomRequest, INBOX_BINARY, InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload,
+    KeyPackagesStored, ProviderInfo, RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
 };
 use mimi_protocol::{
     GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
@@ -40,6 +40,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/key-packages", post(upload_key_packages))
         .route("/client/v1/rooms", post(create_room))
         .route("/client/v1/key-material", post(key_material_handler))
+        .route("/client/v1/consent", get(consent_list).post(consent_action))
+        .route("/client/v1/consent/mode", post(consent_mode))
         .route("/client/v1/update/{*room}", post(update))
         .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
@@ -293,7 +295,8 @@ async fn upload_key_packages(
                      registered for this client",
                 ));
             }
-            checked.push((bytes, kp_ref, package.lifetime().not_after));
+            let last_resort = package.is_last_resort();
+            checked.push((bytes, kp_ref, package.lifetime().not_after, last_resort));
         }
         Ok::<_, ApiError>(checked)
     })
@@ -301,13 +304,14 @@ async fn upload_key_packages(
     let count = checked.len();
     state
         .write(move |tx| {
-            for (bytes, kp_ref, not_after) in &checked {
+            for (bytes, kp_ref, not_after, last_resort) in &checked {
                 tx.add_key_package(
                     &client.device_uri,
                     &client.user_name,
                     bytes,
                     kp_ref,
                     *not_after,
+                    *last_resort,
                 )?;
             }
             Ok(())
@@ -345,6 +349,38 @@ async fn key_material_handler(
         return Err(ApiError::forbidden("requestingUser is not you"));
     }
     Ok(key_material::route(&state, request, None).await?.encode())
+}
+
+/// `GET /client/v1/consent`: our consent mode and every scope we are part of.
+async fn consent_list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<ConsentList>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    Ok(Json(crate::consent::list(&state, client.user_name).await?))
+}
+
+/// `POST /client/v1/consent`: request, cancel, grant, deny or revoke; answers the new list.
+async fn consent_action(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(action): Json<ConsentActionRequest>,
+) -> Result<Json<ConsentList>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::consent::act(&state, client.user_name.clone(), action).await?;
+    Ok(Json(crate::consent::list(&state, client.user_name).await?))
+}
+
+/// `POST /client/v1/consent/mode`: who may fetch our KeyPackages without a grant; answers
+/// the new list.
+async fn consent_mode(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<ConsentModeRequest>,
+) -> Result<Json<ConsentList>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::consent::set_mode(&state, client.user_name.clone(), &request.mode).await?;
+    Ok(Json(crate::consent::list(&state, client.user_name).await?))
 }
 
 async fn update(

@@ -10,10 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mimi_protocol::{
-    DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri, SubmitMessageRequest,
-    UpdateRequest, Wire,
+    ConsentEntry, DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri,
+    SubmitMessageRequest, UpdateRequest, Wire,
 };
 
+use crate::consent::{self, Endpoint};
 use crate::error::ApiError;
 use crate::http::PeerDomain;
 use crate::hub::Hub;
@@ -30,6 +31,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/notify/{*room}", post(notify))
         .route("/v1/groupInfo/{*room}", post(group_info))
         .route("/v1/knock/{*room}", post(knock))
+        .route("/v1/requestConsent/{*target}", post(request_consent))
+        .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/proxyDownload/{url}", get(proxy_download))
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
@@ -71,9 +74,20 @@ fn authenticate(
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
-    // Only endpoints this server has a route for (issue 14): consent, identifierQuery and
-    // reportAbuse are left out until they exist.
+    // Only endpoints this server has a route for (issue 14): identifierQuery and reportAbuse
+    // are left out until they exist. Consent keeps the directory's parameter names
+    // (IN-PROTO-18); we fill them with a domain (IN-CONSENT-1).
     let mut directory = Directory::for_base_url(&base);
+    directory.request_consent = Some(Directory::template(
+        &base,
+        "requestConsent",
+        &["targetUser"],
+    ));
+    directory.update_consent = Some(Directory::template(
+        &base,
+        "updateConsent",
+        &["requesterUser"],
+    ));
     directory.ratchet_tree = Some(Directory::template(
         &base,
         "ratchetTree",
@@ -194,6 +208,36 @@ async fn group_info(
     Ok(response.encode())
 }
 
+/// `POST /v1/requestConsent/{targetDomain}` (draft §5.7): a request or cancel for one of our
+/// users. 201 whether or not the user exists (CON-006).
+async fn request_consent(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let entry = ConsentEntry::decode(&body)?;
+    consent::receive(&state, &peer, Endpoint::Request, &target, entry).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `POST /v1/updateConsent/{requesterDomain}` (draft §5.7): a grant or revoke for one of our
+/// users as requester. 201 whether or not the user exists (CON-006).
+async fn update_consent(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(requester): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let entry = ConsentEntry::decode(&body)?;
+    consent::receive(&state, &peer, Endpoint::Update, &requester, entry).await?;
+    Ok(StatusCode::CREATED)
+}
+
 /// `GET /v1/assets/{id}`: a peer (typically a hub proxying for its followers) fetches one of our
 /// assets; they are ciphertext, readable by any authenticated provider.
 async fn asset(
@@ -260,7 +304,8 @@ mod tests {
         let mut seen = Vec::new();
         for (name, template) in &directory {
             let method = match name.as_str() {
-                "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo" => Method::POST,
+                "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
+                | "requestConsent" | "updateConsent" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -268,6 +313,7 @@ mod tests {
             let path_start = url.find("/v1/").unwrap();
             let path = url[path_start..]
                 .replace("{targetUser}", "a.example/u/alice")
+                .replace("{requesterUser}", "a.example")
                 .replace("{roomId}", "a.example/r/x")
                 .replace("{epoch}", "1")
                 .replace("{downloadUrl}", "https%3A%2F%2Fa.example%2Fv1%2Fassets%2Fx");
@@ -293,8 +339,10 @@ mod tests {
                 "notify",
                 "proxyDownload",
                 "ratchetTree",
+                "requestConsent",
                 "submitMessage",
-                "update"
+                "update",
+                "updateConsent"
             ]
         );
     }
