@@ -139,6 +139,8 @@ impl Client {
         let mut client = Self::assemble(dir, profile, account, state, api)?;
         if key_packages > 0 {
             client.upload_key_packages(key_packages).await?;
+            // KM-006: when the stock runs out, the provider still hands this one out.
+            client.upload_last_resort_key_package().await?;
         }
         Ok(client)
     }
@@ -262,6 +264,25 @@ impl Client {
                     key_packages: packages.iter().map(hex::encode).collect(),
                 },
                 // A repeat of an upload that did arrive fails on the KeyPackages already stored.
+                Repeat::Never,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates our last-resort KeyPackage and uploads it (mls-extensions
+    /// `last_resort_key_package`; the provider stores one per client, replacing an older one).
+    pub(crate) async fn upload_last_resort_key_package(&mut self) -> Result<(), ClientError> {
+        let me = self.me();
+        let package = self.state.last_resort_key_package(&me)?;
+        profile::store(&mut self.profile, &mut self.state, |_| Ok(()))?;
+        let _: KeyPackagesStored = self
+            .api
+            .post_json(
+                "/client/v1/key-packages",
+                &KeyPackageUpload {
+                    key_packages: vec![hex::encode(package)],
+                },
                 Repeat::Never,
             )
             .await?;

@@ -250,6 +250,47 @@ impl MemberState {
             .collect()
     }
 
+    /// One last-resort KeyPackage (mls-extensions `last_resort_key_package`): its provider hands
+    /// it out when no other is left and never uses it up, and we keep its private keys after a
+    /// Welcome consumes it. It carries the marker both as the mls-extensions component (an
+    /// `app_data_dictionary` holding `last_resort_key_package`, what providers read) and as
+    /// OpenMLS's own last-resort extension (what keeps our keys).
+    pub fn last_resort_key_package(&self, me: &ClientIdentity) -> Result<Vec<u8>, RoomError> {
+        let signer = self.signer(me)?;
+        let mut marker = openmls::prelude::AppDataDictionary::new();
+        marker.insert(
+            mimi_protocol::ComponentId::LAST_RESORT_KEY_PACKAGE.0 as ComponentId,
+            Vec::new(),
+        );
+        let extensions = Extensions::single(Extension::AppDataDictionary(
+            AppDataDictionaryExtension::new(marker),
+        ))
+        .map_err(RoomError::mls)?;
+        // A KeyPackage's extensions must be among its leaf's capabilities.
+        let capabilities = Capabilities::new(
+            None,
+            Some(&[CIPHERSUITE]),
+            Some(&[ExtensionType::AppDataDictionary, ExtensionType::LastResort]),
+            Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
+            Some(&[CredentialType::Basic, CredentialType::X509]),
+        );
+        let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities)
+            .key_package_extensions(extensions)
+            .mark_as_last_resort()
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &signer,
+                credential_with_key(me)?,
+            )
+            .map_err(RoomError::mls)?;
+        bundle
+            .key_package()
+            .tls_serialize_detached()
+            .map_err(|_| RoomError::Internal("key package does not encode"))
+    }
+
     /// Creates a room of the `private` preset whose MLS group ID is the room URI, with
     /// `creator_user` as its owner.
     pub fn create_room(

@@ -216,3 +216,28 @@ fn knocks_are_seen_by_members_who_may_add_and_admitted_or_denied() {
     assert_one_line(&banned);
     assert!(banned.contains("banned"), "{banned}");
 }
+
+#[test]
+fn a_user_whose_key_packages_ran_out_is_still_added_with_its_last_resort_one() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    // Bob registered ten KeyPackages and a last-resort one, and does not sync meanwhile: the
+    // eleventh and twelfth adds get the last-resort one, which his provider keeps.
+    let rooms: Vec<String> = (0..12)
+        .map(|i| {
+            let room = alice.room_create(&format!("r{i}"));
+            alice.add(&room, &bob.uri());
+            room
+        })
+        .collect();
+    bob.sync();
+    let joined = bob.run_ok(&["room", "list"]);
+    for room in &rooms {
+        assert!(
+            joined.contains(room.as_str()),
+            "{room} missing from {joined}"
+        );
+        bob.run_ok(&["send", room, "hello"]);
+    }
+}

@@ -772,3 +772,47 @@ fn a_single_use_join_link_admits_one_user_and_leaves_the_list() {
             .is_err()
     );
 }
+
+#[test]
+fn a_last_resort_key_package_lets_its_client_join_two_rooms() {
+    let r = room(Preset::Private);
+    let last = r.cathy.state.last_resort_key_package(&r.cathy.me).unwrap();
+    let parsed = mimi_protocol::KeyPackage::from_bytes(&last).unwrap();
+    assert!(parsed.is_last_resort(), "providers see the marker");
+    for name in ["one", "two"] {
+        let uri = format!("mimi://a.example/r/{name}");
+        let created = r
+            .alice
+            .state
+            .create_room(&r.alice.me, &uri, ALICE, &hub_sender())
+            .unwrap();
+        let mut hub = HubRoom::create(
+            &r.anchor,
+            &uri,
+            ALICE,
+            &created.group_info,
+            &created.ratchet_tree,
+            &hub_sender_bytes(),
+            now(),
+        )
+        .unwrap();
+        let add = r
+            .alice
+            .state
+            .add_users(&r.alice.me, &uri, &[(CATHY.into(), vec![last.clone()])])
+            .unwrap();
+        accept(&mut hub, &r.anchor, &add.commit);
+        r.alice.state.merge_pending_commit(&uri).unwrap();
+        let joined = r
+            .cathy
+            .state
+            .join(
+                &r.anchor,
+                add.welcome.as_ref().unwrap(),
+                &hub.ratchet_tree().unwrap(),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(joined, uri);
+    }
+}
