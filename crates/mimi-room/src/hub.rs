@@ -410,6 +410,72 @@ impl HubRoom {
         domains
     }
 
+    /// HUB-081: Remove proposals the hub itself issues, as the room's external sender, for the
+    /// member clients whose device URIs are in `devices` (a device its provider removed, the
+    /// clients of a deleted account). Returns them as MLSMessages to be accepted like any
+    /// handshake ([`HubRoom::check_handshake`]) and fanned out; the next commit must include
+    /// them (HUB-013). Devices not in the group, or already being removed, are skipped.
+    /// `hub_sender` is the hub's TLS-encoded `ExternalSender` entry, `hub_seed` and
+    /// `hub_public_key` its Ed25519 key.
+    pub fn issue_removals(
+        &self,
+        hub_seed: &[u8],
+        hub_public_key: &[u8],
+        hub_sender: &[u8],
+        devices: &[String],
+    ) -> Result<Vec<Vec<u8>>, RoomError> {
+        let index = self
+            .group
+            .group_context()
+            .extensions()
+            .external_senders()
+            .and_then(|senders| {
+                senders
+                    .iter()
+                    .position(|s| s.tls_serialize_detached().is_ok_and(|b| b == hub_sender))
+            })
+            .ok_or(RoomError::Internal(
+                "this hub is not the room's external sender",
+            ))?;
+        let signer = openmls_basic_credential::SignatureKeyPair::from_raw(
+            openmls_traits::types::SignatureScheme::ED25519,
+            hub_seed.to_vec(),
+            hub_public_key.to_vec(),
+        );
+        let pending: BTreeSet<u32> = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?
+            .iter()
+            .filter_map(|(_, q)| match q.proposal() {
+                openmls::prelude::Proposal::Remove(r) => Some(r.removed().u32()),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (leaf, member) in &self.roster.members {
+            if !devices.contains(&member.device_uri) || pending.contains(leaf) {
+                continue;
+            }
+            let message = openmls::prelude::ExternalProposal::new_remove::<MlsProvider>(
+                LeafNodeIndex::new(*leaf),
+                self.group.group_id().clone(),
+                self.group.group_context().epoch(),
+                &signer,
+                openmls::extensions::SenderExtensionIndex::new(
+                    u32::try_from(index).map_err(|_| RoomError::Internal("sender index"))?,
+                ),
+            )
+            .map_err(RoomError::mls)?;
+            out.push(
+                message
+                    .tls_serialize_detached()
+                    .map_err(|_| RoomError::Internal("proposal does not encode"))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// What the room's policy lets `user` do now (asset checks at the hub, AST-010/011).
     pub fn rules(&self, user: &str) -> RoomRules {
         RoomRules::of(&self.components, user)
@@ -502,6 +568,25 @@ impl HubRoom {
                     _ => return Err(RoomError::invalid("unexpected external commit content")),
                 };
                 return self.accept_external_commit(anchor, staged, &applied, link, now);
+            }
+            Sender::External(_) => {
+                // HUB-081: an external sender's proposal; OpenMLS checked its signature against
+                // `external_senders`, where only this hub is listed (HUB-041). Only Removes.
+                return match processed.into_content() {
+                    ProcessedMessageContent::ProposalMessage(proposal)
+                        if matches!(proposal.proposal(), openmls::prelude::Proposal::Remove(_)) =>
+                    {
+                        self.group
+                            .add_proposal(self.provider.storage(), *proposal)
+                            .map_err(|_| RoomError::Internal("cannot queue proposal"))?;
+                        Ok(Checked::Applied(Accepted::Proposal {
+                            notify_domains: self.member_domains(),
+                        }))
+                    }
+                    _ => Err(RoomError::not_allowed(
+                        "external senders may only propose removals",
+                    )),
+                };
             }
             _ => {
                 return Err(RoomError::not_allowed(

@@ -1049,6 +1049,21 @@ impl MemberState {
                         epoch,
                     })
                 }
+                ProcessedMessageContent::ProposalMessage(proposal)
+                    if matches!(proposal.sender(), Sender::External(_)) =>
+                {
+                    // HUB-081: the hub (the only external sender, whose signature OpenMLS
+                    // checked) may only propose removals.
+                    if !matches!(proposal.proposal(), Proposal::Remove(_)) {
+                        return Err(RoomError::not_allowed(
+                            "external senders may only propose removals",
+                        ));
+                    }
+                    group
+                        .store_pending_proposal(self.provider.storage(), *proposal)
+                        .map_err(RoomError::mls)?;
+                    Ok(Incoming::Proposal)
+                }
                 ProcessedMessageContent::ProposalMessage(proposal) => {
                     let sender =
                         sender.ok_or_else(|| RoomError::invalid("proposal from non-member"))?;

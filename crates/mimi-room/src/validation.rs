@@ -113,6 +113,10 @@ pub(crate) fn commit_facts(
             Proposal::Remove(remove) => {
                 let target = remove.removed().u32();
                 removed_leaves.insert(target);
+                // HUB-081: the hub's own Removes were authorized when it issued them.
+                if matches!(queued.sender(), Sender::External(_)) {
+                    self_initiated.insert(target);
+                }
                 // A Remove proposed (not committed) by a client of the same user.
                 if let Sender::Member(sender) = queued.sender()
                     && *sender != committer

@@ -816,3 +816,121 @@ fn a_last_resort_key_package_lets_its_client_join_two_rooms() {
         assert_eq!(joined, uri);
     }
 }
+
+#[test]
+fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it() {
+    use openmls::prelude::{BasicCredential, ExternalSender};
+    use ring::signature::KeyPair as _;
+    use tls_codec::Serialize as _;
+    let r = room(Preset::Private);
+    // A hub with a real key this time, from a seed as mimid keeps it: it signs proposals.
+    let seed = [42u8; 32];
+    let public = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+        .unwrap()
+        .public_key()
+        .as_ref()
+        .to_vec();
+    let hub = HubSender {
+        signature_key: public.clone(),
+        provider_uri: "mimi://a.example".into(),
+    };
+    let sender_bytes = ExternalSender::new(
+        public.clone().into(),
+        BasicCredential::new(b"mimi://a.example".to_vec()).into(),
+    )
+    .tls_serialize_detached()
+    .unwrap();
+    let uri = "mimi://a.example/r/devices";
+    let created = r
+        .alice
+        .state
+        .create_room(&r.alice.me, uri, ALICE, &hub)
+        .unwrap();
+    let mut hub_room = HubRoom::create(
+        &r.anchor,
+        uri,
+        ALICE,
+        &created.group_info,
+        &created.ratchet_tree,
+        &sender_bytes,
+        now(),
+    )
+    .unwrap();
+    let mut packages = r.bob.state.key_packages(&r.bob.me, 1).unwrap();
+    packages.extend(
+        r.bob_tablet
+            .state
+            .key_packages(&r.bob_tablet.me, 1)
+            .unwrap(),
+    );
+    let add = r
+        .alice
+        .state
+        .add_users(&r.alice.me, uri, &[(BOB.into(), packages)])
+        .unwrap();
+    accept(&mut hub_room, &r.anchor, &add.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    r.bob
+        .state
+        .join(
+            &r.anchor,
+            add.welcome.as_ref().unwrap(),
+            &hub_room.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(hub_room.members()[BOB].len(), 2);
+    // Bob's provider removed the tablet: the hub proposes its removal itself.
+    let tablet = r.bob_tablet.me.device_uri.clone();
+    let proposals = hub_room
+        .issue_removals(&seed, &public, &sender_bytes, std::slice::from_ref(&tablet))
+        .unwrap();
+    assert_eq!(proposals.len(), 1);
+    assert!(matches!(
+        hub_room.process_handshake(&r.anchor, &proposals[0], now()),
+        Ok(Accepted::Proposal { .. })
+    ));
+    // Issued again before a commit: nothing new.
+    assert!(
+        hub_room
+            .issue_removals(&seed, &public, &sender_bytes, &[tablet])
+            .unwrap()
+            .is_empty()
+    );
+    // Members take the proposal; Alice's next commit carries it and everyone accepts it.
+    for member in [&r.alice, &r.bob] {
+        assert_eq!(
+            member
+                .state
+                .process(&r.anchor, uri, &proposals[0], now())
+                .unwrap(),
+            Incoming::Proposal
+        );
+    }
+    let commit = r
+        .alice
+        .state
+        .commit_pending(&r.alice.me, uri)
+        .unwrap()
+        .unwrap();
+    accept(&mut hub_room, &r.anchor, &commit.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    assert!(matches!(
+        r.bob.state.process(&r.anchor, uri, &commit.commit, now()),
+        Ok(Incoming::Commit { .. })
+    ));
+    assert_eq!(hub_room.members()[BOB], vec![r.bob.me.device_uri.clone()]);
+    // A client cannot pass its own proposal off as the hub's: only the hub's key signs them.
+    let forged = hub_room.issue_removals(
+        &[7u8; 32],
+        &public,
+        &sender_bytes,
+        std::slice::from_ref(&r.bob.me.device_uri),
+    );
+    let forged = forged.unwrap();
+    assert!(
+        hub_room
+            .process_handshake(&r.anchor, &forged[0], now())
+            .is_err()
+    );
+}
