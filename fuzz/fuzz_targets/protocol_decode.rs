@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
     AppDataDictionary, ConsentEntry, ConsentScope, FanoutMessage, GroupInfoRequest, GroupInfoResponse,
-    KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest,
+    KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, RemoveClientsRequest,
     MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
     SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
     decode_fanout_batch,
@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<InboxPage>(data, "InboxPage");
     round_trip::<KnockRequest>(data, "KnockRequest");
     round_trip::<KnockList>(data, "KnockList");
+    round_trip::<RemoveClientsRequest>(data, "RemoveClientsRequest");
     round_trip::<ConsentEntry>(data, "ConsentEntry");
     round_trip::<ConsentScope>(data, "ConsentScope");
     round_trip::<AppDataDictionary>(data, "AppDataDictionary");

@@ -117,6 +117,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => out!("{}", mimi_bench::run(command).await?),
         Command::Content { command } => content(command)?,
         Command::Consent { command } => consent(&profile, command).await?,
+        Command::Device {
+            command: crate::DeviceCommand::Remove { device },
+        } => {
+            let mut client = Client::open(&profile)?;
+            for room in client.remove_device(&device).await? {
+                out!("{room}");
+            }
+        }
     }
     Ok(())
 }

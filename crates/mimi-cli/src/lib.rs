@@ -159,6 +159,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Your user's devices.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
     /// Consent: who may add you to rooms, and your answers to others (protocol-06 §5.7).
     Consent {
         #[command(subcommand)]
@@ -423,6 +428,17 @@ enum StateCommand {
     Delete {
         /// The component ID, 0x8000..=0xffff.
         id: String,
+    },
+}
+
+/// `mimi device ...`.
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Remove one of your user's devices for good (a lost phone): the hubs of its rooms
+    /// propose its removal, and it can no longer sign in.
+    Remove {
+        /// The device URI, mimi://domain/d/user/device.
+        device: String,
     },
 }
 

@@ -270,6 +270,25 @@ impl Client {
         Ok(())
     }
 
+    /// Removes one of our user's devices for good (IN-LIFECYCLE-6): the hub of each room it is
+    /// in proposes its removal, which the next commit there carries, and the device can no
+    /// longer sign in. Returns the rooms it was in.
+    pub async fn remove_device(&mut self, device: &str) -> Result<Vec<String>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Removed {
+            rooms: Vec<String>,
+        }
+        let answer: Removed = self
+            .api
+            .post_json(
+                "/client/v1/devices/remove",
+                &serde_json::json!({ "device": device }),
+                Repeat::Never,
+            )
+            .await?;
+        Ok(answer.rooms)
+    }
+
     /// Creates our last-resort KeyPackage and uploads it (mls-extensions
     /// `last_resort_key_package`; the provider stores one per client, replacing an older one).
     pub(crate) async fn upload_last_resort_key_package(&mut self) -> Result<(), ClientError> {

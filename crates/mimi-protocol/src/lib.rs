@@ -40,10 +40,11 @@ pub use messages::{
     GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult,
     GroupInfoSuccess, HandshakeBundle, KeyMaterialClientCode, KeyMaterialRequest,
     KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode, Knock, KnockList,
-    KnockOperation, KnockRequest, MAX_KNOCKS, PartialGroupInfo, PendingProposal, Protocol,
-    RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation, SubmitMessageRequest,
-    SubmitMessageResponse, SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest,
-    UpdateResponseCode, UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
+    KnockOperation, KnockRequest, MAX_KNOCKS, MAX_REMOVED_CLIENTS, PartialGroupInfo,
+    PendingProposal, Protocol, RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation,
+    RemoveClientsRequest, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome,
+    SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
+    decode_fanout_batch, encode_fanout_batch,
 };
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;

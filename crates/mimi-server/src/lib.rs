@@ -12,6 +12,7 @@
 mod assets;
 mod config;
 mod consent;
+mod devices;
 mod embedded;
 mod error;
 mod fanout;

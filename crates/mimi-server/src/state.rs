@@ -33,6 +33,8 @@ pub(crate) struct AppState {
     pub(crate) hub_public_key: Vec<u8>,
     /// The hub's external-sender key, which also signs GroupInfo responses.
     pub(crate) hub_key: ring::signature::Ed25519KeyPair,
+    /// The seed of `hub_key`, for signing the hub's own MLS proposals (HUB-081).
+    pub(crate) hub_seed: Vec<u8>,
     pub(crate) peers: Peers,
     /// Bumped whenever the outbox gains entries. A watch, not a `Notify`: a sender busy with
     /// a batch when entries arrive still sees the change when it next waits.
@@ -98,6 +100,7 @@ impl AppState {
             identity,
             hub_public_key,
             hub_key: hub,
+            hub_seed: seed.clone(),
             peers,
             outbox_wake: watch::Sender::new(0),
             inbox_wake,

@@ -294,3 +294,80 @@ mod journal_tests {
         ));
     }
 }
+
+impl StoreGuard<'_> {
+    /// The rooms `device_uri` is subscribed to now.
+    pub fn rooms_of_device(&self, device_uri: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT room_uri FROM subscriptions WHERE device_uri = ?1 AND until_id IS NULL
+             ORDER BY room_uri",
+        )?;
+        let rows = stmt.query_map(params![device_uri], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Tx<'_> {
+    /// Removes a local client for good: its subscriptions end, its KeyPackages go and its
+    /// token no longer authenticates. Returns whether it existed.
+    pub fn remove_client(&self, device_uri: &str) -> Result<bool, StoreError> {
+        let rooms: Vec<String> = {
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT room_uri FROM subscriptions WHERE device_uri = ?1 AND until_id IS NULL",
+            )?;
+            let rows = stmt.query_map(params![device_uri], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for room in rooms {
+            self.unsubscribe(&room, device_uri)?;
+        }
+        self.conn()
+            .prepare_cached("DELETE FROM key_packages WHERE device_uri = ?1")?
+            .execute(params![device_uri])?;
+        let n = self
+            .conn()
+            .prepare_cached("DELETE FROM clients WHERE device_uri = ?1")?
+            .execute(params![device_uri])?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod remove_client_tests {
+    use crate::{Client, Store};
+
+    #[test]
+    fn a_removed_client_leaves_its_rooms_and_cannot_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let device = "mimi://b.example/d/bob/tablet";
+        {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.ensure_user("bob", 0).unwrap();
+            let client = Client {
+                device_uri: device.into(),
+                user_name: "bob".into(),
+                chain: vec![1],
+            };
+            tx.add_client(&client, b"token-hash", 0).unwrap();
+            tx.subscribe("mimi://a.example/r/x", device).unwrap();
+            tx.subscribe("mimi://b.example/r/y", device).unwrap();
+            tx.commit().unwrap();
+        }
+        assert_eq!(
+            store.read().unwrap().rooms_of_device(device).unwrap(),
+            vec!["mimi://a.example/r/x", "mimi://b.example/r/y"]
+        );
+        {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            assert!(tx.remove_client(device).unwrap());
+            assert!(!tx.remove_client(device).unwrap());
+            tx.commit().unwrap();
+        }
+        let reader = store.read().unwrap();
+        assert!(reader.rooms_of_device(device).unwrap().is_empty());
+        assert!(reader.client_by_token(b"token-hash").unwrap().is_none());
+    }
+}

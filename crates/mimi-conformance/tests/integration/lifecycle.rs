@@ -241,3 +241,47 @@ fn a_user_whose_key_packages_ran_out_is_still_added_with_its_last_resort_one() {
         bob.run_ok(&["send", room, "hello"]);
     }
 }
+
+#[test]
+fn a_removed_device_leaves_every_room_by_the_hubs_own_proposals() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let tablet = net.device("b.example", "bob", "tablet");
+    // One room on Alice's provider, one on Bob's: both of Bob's devices are in each.
+    let remote = alice.room_create("over-there");
+    alice.add(&remote, &bob.uri());
+    let out = bob.run_ok(&["room", "create", "at-home", "--with", &alice.uri()]);
+    let home = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &remote);
+    wait_joined(&tablet, &remote);
+    wait_joined(&alice, &home);
+    // Bob's tablet joins the room he created from his phone by itself.
+    tablet.run_ok(&["room", "join", &home]);
+    let tablet_uri = "mimi://b.example/d/bob/tablet";
+    let rooms = bob.run_ok(&["device", "remove", tablet_uri]);
+    assert!(rooms.contains(&remote) && rooms.contains(&home), "{rooms}");
+    // The next message in each room first commits the hubs' proposals.
+    alice.sync();
+    alice.send(&remote, "after the tablet");
+    bob.sync();
+    bob.send(&home, "after the tablet, at home");
+    for room in [&remote, &home] {
+        wait_until(&[&alice], "the tablet to be gone", || {
+            alice.try_sync()?;
+            let members = alice.members(room);
+            let bob_entry = members
+                .iter()
+                .find(|m| m["user"] == bob.uri().as_str())
+                .ok_or("bob is not listed")?;
+            let clients = bob_entry["clients"].as_array().cloned().unwrap_or_default();
+            if clients.len() == 1 && clients[0] != tablet_uri {
+                Ok(())
+            } else {
+                Err(format!("{bob_entry}"))
+            }
+        });
+    }
+    // The tablet can no longer sign in.
+    assert!(!tablet.run(&["sync"]).status.success());
+}

@@ -6,6 +6,7 @@ mod group_info;
 mod key_material;
 mod knock;
 mod protocol;
+mod remove_clients;
 mod submit;
 mod update;
 
@@ -23,6 +24,7 @@ pub use key_material::{
 };
 pub use knock::{Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS};
 pub use protocol::Protocol;
+pub use remove_clients::{MAX_REMOVED_CLIENTS, RemoveClientsRequest};
 pub use submit::{
     Frank, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome, SubmitResponseCode,
 };

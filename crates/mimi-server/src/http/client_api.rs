@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
         .route("/client/v1/knock/{*room}", post(knock))
+        .route("/client/v1/devices/remove", post(remove_device))
         .route("/client/v1/assets", post(upload_asset))
         .route("/client/v1/download", get(download))
         .route("/client/v1/ratchet-tree", get(ratchet_tree))
@@ -482,6 +483,24 @@ async fn submit(
             Ok(answer)
         }
     }
+}
+
+#[derive(Deserialize)]
+struct RemoveDevice {
+    device: String,
+}
+
+/// Removes one of the caller's user's devices from every room it is in, and from us
+/// (IN-LIFECYCLE-6); answers the rooms it was in.
+async fn remove_device(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<RemoveDevice>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let user = user_uri(&state, &client);
+    let rooms = crate::devices::remove_device(&state, &user, &request.device).await?;
+    Ok(Json(serde_json::json!({ "rooms": rooms })))
 }
 
 /// Knocks on a room, or lists or denies its knocks, for the authenticated user (IN-LIFECYCLE-5):

@@ -31,6 +31,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/notify/{*room}", post(notify))
         .route("/v1/groupInfo/{*room}", post(group_info))
         .route("/v1/knock/{*room}", post(knock))
+        .route("/v1/removeClients/{*room}", post(remove_clients))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -176,6 +177,22 @@ async fn knock(
         )));
     }
     Ok(crate::knock::handle(&state, &room, request).await?.encode())
+}
+
+/// `POST /v1/removeClients/{roomId}` (ours, IN-LIFECYCLE-6): a peer has the hub propose the
+/// removal of its own clients.
+async fn remove_clients(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let request = mimi_protocol::RemoveClientsRequest::decode(&body)?;
+    crate::devices::remove_peer_clients(&state, &peer, &room, request).await?;
+    Ok(StatusCode::OK)
 }
 
 async fn notify(

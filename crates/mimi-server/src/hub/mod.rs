@@ -163,6 +163,36 @@ impl Hub {
         Self::ask(state, room_uri, |reply| Command::MemberDomains { reply }).await
     }
 
+    /// Has the hub propose the removal of `devices` from a hosted room, as its external sender
+    /// (HUB-081): each proposal is accepted and fanned out like a member's, and the room's next
+    /// commit must carry it. Returns how many devices were in the group.
+    pub(crate) async fn remove_clients(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        devices: Vec<String>,
+    ) -> Result<usize, ApiError> {
+        let proposals = Self::ask(state, room_uri, |reply| Command::IssueRemovals {
+            devices,
+            reply,
+        })
+        .await?;
+        for proposal in &proposals {
+            let bundle = HandshakeBundle::Proposal {
+                proposal: mimi_protocol::MlsMessage::from_bytes(proposal)
+                    .map_err(|e| ApiError::internal(format!("own proposal: {e}")))?,
+                more_proposals: Vec::new(),
+            };
+            let answer = Self::update(state, room_uri, bundle).await?;
+            if !matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }) {
+                return Err(ApiError::conflict(format!(
+                    "{room_uri} moved on while its hub proposed removals; try again: {:?}",
+                    answer.outcome
+                )));
+            }
+        }
+        Ok(proposals.len())
+    }
+
     /// What a hosted room's policy lets `user` do now.
     pub(crate) async fn rules(
         state: &Arc<AppState>,

@@ -52,6 +52,11 @@ pub(super) enum Command {
     },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
+    /// The hub's own Remove proposals for these member devices (HUB-081).
+    IssueRemovals {
+        devices: Vec<String>,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
     /// What the room's policy lets a user do (asset checks).
     Rules {
         user: String,
@@ -71,6 +76,7 @@ impl Command {
             Self::ExternalJoin { reply, .. } => drop(reply.send(Err(error))),
             Self::MemberDomains { reply } => drop(reply.send(Err(error))),
             Self::Rules { reply, .. } => drop(reply.send(Err(error))),
+            Self::IssueRemovals { reply, .. } => drop(reply.send(Err(error))),
             Self::Retire => {}
         }
     }
@@ -174,6 +180,21 @@ async fn handle(
         Command::MemberDomains { reply } => {
             let _ = reply.send(Ok(room.member_domains()));
             Some(room)
+        }
+        Command::IssueRemovals { devices, reply } => {
+            let s = state.clone();
+            let (room, outcome) = blocking(room, move |room| {
+                room.issue_removals(
+                    &s.hub_seed,
+                    &s.hub_public_key,
+                    &mimi_protocol::Wire::encode(&s.hub_sender()),
+                    &devices,
+                )
+                .map_err(ApiError::internal)
+            })
+            .await;
+            let _ = reply.send(outcome);
+            room
         }
         Command::Rules { user, reply } => {
             let _ = reply.send(Ok(room.rules(&user)));

@@ -1,0 +1,53 @@
+//! Removing a provider's own clients from a room hosted elsewhere (IN-LIFECYCLE-6): the
+//! provider asks the room's hub, the room's only external sender, to propose their removal.
+//! The drafts let a follower's key be an external sender instead; ours is not, so this request
+//! (`POST /v1/removeClients/{roomId}`) is ours.
+
+use crate::codec::{Codec, Reader, put_codec_vec, read_codec_vec, wire_via_codec};
+use crate::error::DecodeError;
+use crate::identifiers::IdentifierUri;
+
+/// Most clients one request names.
+pub const MAX_REMOVED_CLIENTS: usize = 256;
+
+/// `struct { IdentifierUri clients<V>; } RemoveClientsRequest;`: device URIs of the asking
+/// provider's own clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveClientsRequest {
+    /// The clients (device URIs) to remove.
+    pub clients: Vec<IdentifierUri>,
+}
+
+impl Codec for RemoveClientsRequest {
+    const NAME: &'static str = "RemoveClientsRequest";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let clients: Vec<IdentifierUri> = read_codec_vec(r, Self::NAME, 1 << 20)?;
+        if clients.len() > MAX_REMOVED_CLIENTS {
+            return Err(DecodeError::TooLong { ty: Self::NAME });
+        }
+        Ok(Self { clients })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_codec_vec(out, &self.clients);
+    }
+}
+wire_via_codec!(RemoveClientsRequest);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Wire;
+
+    #[test]
+    fn a_removal_request_is_a_vector_of_uris() {
+        let request = RemoveClientsRequest {
+            clients: vec![IdentifierUri::new("mimi://b/d/u/t")],
+        };
+        let mut bytes = vec![15, 14]; // clients<V> of 15 bytes: one uri<V> of 14
+        bytes.extend_from_slice(b"mimi://b/d/u/t");
+        assert_eq!(request.encode(), bytes);
+        assert_eq!(RemoveClientsRequest::decode(&bytes), Ok(request));
+        assert!(RemoveClientsRequest::decode(&[15, 14, b'm']).is_err());
+        assert!(RemoveClientsRequest::decode(&[0, 0]).is_err());
+    }
+}
