@@ -6,10 +6,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    FanoutMessage, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse,
-    MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
-    decode_fanout_batch,
+    AbuseReport, AppDataDictionary, FanoutMessage, FrankAad, FrankingAgentData,
+    FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest,
+    KeyMaterialResponse, MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata,
+    SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest,
+    UpdateRoomResponse, Wire, client_api::InboxPage, decode_fanout_batch,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -33,5 +34,12 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ParticipantListUpdate>(data, "ParticipantListUpdate");
     round_trip::<RoomMetadata>(data, "RoomMetadata");
     round_trip::<InboxPage>(data, "InboxPage");
+    round_trip::<SafeAad>(data, "SafeAad");
+    round_trip::<AppDataDictionary>(data, "AppDataDictionary");
+    round_trip::<FrankAad>(data, "FrankAad");
+    round_trip::<FrankingAgentData>(data, "FrankingAgentData");
+    round_trip::<ServerFrankingContext>(data, "ServerFrankingContext");
+    round_trip::<FrankingIntegrityTbs>(data, "FrankingIntegrityTbs");
+    round_trip::<AbuseReport>(data, "AbuseReport");
     let _ = decode_fanout_batch(data);
 });
