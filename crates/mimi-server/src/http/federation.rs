@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mimi_protocol::{
-    DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri, SubmitMessageRequest,
-    UpdateRequest, Wire,
+    AbuseReport, DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri,
+    SubmitMessageRequest, UpdateRequest, Wire,
 };
 
 use crate::error::ApiError;
@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/proxyDownload/{url}", get(proxy_download))
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
+        .route("/v1/reportAbuse/{*room}", post(report_abuse))
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
@@ -70,9 +71,10 @@ fn authenticate(
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
-    // Only endpoints this server has a route for (issue 14): consent, identifierQuery and
-    // reportAbuse are left out until they exist.
+    // Only endpoints this server has a route for (issue 14): consent and identifierQuery are
+    // left out until they exist.
     let mut directory = Directory::for_base_url(&base);
+    directory.report_abuse = Some(Directory::template(&base, "reportAbuse", &["roomId"]));
     directory.ratchet_tree = Some(Directory::template(
         &base,
         "ratchetTree",
@@ -98,6 +100,33 @@ async fn key_material_handler(
     Ok(key_material::route(&state, request, Some(&peer))
         .await?
         .encode())
+}
+
+/// `POST /reportAbuse/{roomId}` from a peer: no body in the answer, 201 when stored (RPT-005).
+async fn report_abuse(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let report = AbuseReport::decode(&body)?;
+    // RPT-006: a provider reports only for its own users, or anonymously (IN-FRANK-5).
+    if !report.reporting_user.as_str().is_empty() {
+        let reporter = report
+            .reporting_user
+            .to_mimi()
+            .map_err(|e| ApiError::bad_request(format!("bad reportingUser: {e}")))?;
+        if reporter.domain() != peer {
+            return Err(ApiError::forbidden(format!(
+                "{peer} cannot report for {reporter}"
+            )));
+        }
+    }
+    crate::hub::abuse::accept(&state, &room, report, &peer).await?;
+    Ok(StatusCode::CREATED)
 }
 
 async fn update(
