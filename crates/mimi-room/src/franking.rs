@@ -194,6 +194,63 @@ mod tests {
         assert!(frank_tag_in(&[4, 0x00, 0x20, 1, 9]).is_err());
     }
 
+    fn signed_frank(
+        keys: &openmls_basic_credential::SignatureKeyPair,
+        context: &ServerFrankingContext,
+    ) -> Frank {
+        use openmls_traits::signatures::Signer as _;
+        let server_frank = server_frank(&[1; 32], &[2; 32], context);
+        let content = franking_sign_content(server_frank, context.clone()).unwrap();
+        Frank {
+            server_frank,
+            franking_signature_ciphersuite: WIRE_CIPHERSUITE,
+            franking_integrity_signature: keys.sign(&content).unwrap(),
+        }
+    }
+
+    fn agent(key: Vec<u8>, domain: &str) -> Vec<u8> {
+        FrankingAgentData {
+            franking_signature_key: mimi_protocol::SignaturePublicKey(key),
+            credential: Credential::Basic {
+                identity: format!("mimi://{domain}").into_bytes(),
+            },
+        }
+        .encode()
+    }
+
+    #[test]
+    fn verifies_the_hubs_signature_and_refuses_any_change() {
+        let keys = openmls_basic_credential::SignatureKeyPair::new(
+            openmls_traits::types::SignatureScheme::ED25519,
+        )
+        .unwrap();
+        let context = ServerFrankingContext {
+            sender_uri: IdentifierUri::new("mimi://b.example/u/bo"),
+            room_uri: IdentifierUri::new("mimi://a.example/r/x"),
+            accepted_timestamp: 77,
+        };
+        let frank = signed_frank(&keys, &context);
+        let good = agent(keys.to_public_vec(), "a.example");
+        verify_frank(&good, &frank, &context).unwrap();
+        // Another time, sender or room in the context.
+        let mut other = context.clone();
+        other.accepted_timestamp = 78;
+        assert!(verify_frank(&good, &frank, &other).is_err());
+        let mut other = context.clone();
+        other.sender_uri = IdentifierUri::new("mimi://b.example/u/al");
+        assert!(verify_frank(&good, &frank, &other).is_err());
+        // An altered server frank, another suite, an agent of another domain or key.
+        let mut bad = frank.clone();
+        bad.server_frank[0] ^= 1;
+        assert!(verify_frank(&good, &bad, &context).is_err());
+        let mut bad = frank.clone();
+        bad.franking_signature_ciphersuite = mimi_protocol::CipherSuite(3);
+        assert!(verify_frank(&good, &bad, &context).is_err());
+        assert!(verify_frank(&agent(keys.to_public_vec(), "b.example"), &frank, &context).is_err());
+        assert!(verify_frank(&agent(vec![9; 32], "a.example"), &frank, &context).is_err());
+        assert!(verify_frank(b"junk", &frank, &context).is_err());
+    }
+
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
