@@ -263,7 +263,8 @@ mod tests {
         let mut seen = Vec::new();
         for (name, template) in &directory {
             let method = match name.as_str() {
-                "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo" => Method::POST,
+                "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
+                | "reportAbuse" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -296,6 +297,7 @@ mod tests {
                 "notify",
                 "proxyDownload",
                 "ratchetTree",
+                "reportAbuse",
                 "submitMessage",
                 "update"
             ]

@@ -109,3 +109,119 @@ fn check_message(
     mimi_room::verify_frank(&state.hub_sender().encode(), &message.frank, &context)
         .map_err(|e| format!("frank signature: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use mimi_protocol::{AbuseType, AppDataDictionary, Frank};
+
+    use super::*;
+    use crate::state::tests::test_state;
+
+    const ROOM: &str = "mimi://a.example/r/x";
+    const BOB: &str = "mimi://b.example/u/bob";
+
+    /// A message franked as the hub's owner task franks it (FRK-004, FRK-005).
+    fn franked(state: &AppState, text: &str) -> AbusiveMessage {
+        let content = MimiContent::text(text)
+            .with_sender_uri(BOB)
+            .with_room_uri(ROOM)
+            .encode();
+        let salt = MimiContent::decode(&content).unwrap().salt;
+        let tag = mimi_room::franking_tag(&salt, &content);
+        let context = ServerFrankingContext {
+            sender_uri: IdentifierUri::new(BOB),
+            room_uri: IdentifierUri::new(ROOM),
+            accepted_timestamp: 1234,
+        };
+        let server_frank = mimi_room::server_frank(&state.frank_key, &tag, &context);
+        let signed = mimi_room::franking_sign_content(server_frank, context).unwrap();
+        AbusiveMessage {
+            message_content: content,
+            frank: Frank {
+                server_frank,
+                franking_signature_ciphersuite: mimi_room::WIRE_CIPHERSUITE,
+                franking_integrity_signature: state.hub_key.sign(&signed).as_ref().to_vec(),
+            },
+            accepted_timestamp: 1234,
+        }
+    }
+
+    fn report(messages: Vec<AbusiveMessage>) -> AbuseReport {
+        AbuseReport {
+            reporting_user: IdentifierUri::new("mimi://c.example/u/cathy"),
+            alleged_abuser_uri: IdentifierUri::new(BOB),
+            reason_code: AbuseType::RESERVED,
+            note: String::new(),
+            messages,
+            abuse_extensions: AppDataDictionary::default(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_genuine_frank_and_refuses_every_forgery() {
+        let (_dir, state) = test_state();
+        let genuine = franked(&state, "you are nasty");
+        check(&state, ROOM, &report(vec![genuine.clone()])).unwrap();
+
+        // RPT-001: nothing to verify.
+        assert!(check(&state, ROOM, &report(vec![])).is_err());
+        // RPT-003: altered text, another time, another room, another alleged sender.
+        let mut altered = genuine.clone();
+        let at = altered
+            .message_content
+            .windows(5)
+            .position(|w| w == b"nasty")
+            .unwrap();
+        altered.message_content[at..at + 5].copy_from_slice(b"lovel");
+        let mut later = genuine.clone();
+        later.accepted_timestamp += 1;
+        for forged in [altered, later] {
+            let refused = check(&state, ROOM, &report(vec![genuine.clone(), forged])).unwrap_err();
+            assert_eq!(
+                refused.kind(),
+                crate::error::ErrorKind::Forbidden,
+                "{refused}"
+            );
+            assert!(
+                refused.to_string().contains("reported message 1"),
+                "{refused}"
+            );
+        }
+        assert!(
+            check(
+                &state,
+                "mimi://a.example/r/y",
+                &report(vec![genuine.clone()])
+            )
+            .is_err()
+        );
+        let mut other = report(vec![genuine.clone()]);
+        other.alleged_abuser_uri = IdentifierUri::new("mimi://b.example/u/eve");
+        assert!(check(&state, ROOM, &other).is_err());
+        // RPT-004: a signature that is not the hub's.
+        let mut unsigned = genuine;
+        unsigned.frank.franking_integrity_signature[0] ^= 1;
+        assert!(check(&state, ROOM, &report(vec![unsigned])).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_report_stores_nothing() {
+        let (_dir, state) = test_state();
+        let mut forged = franked(&state, "you are nasty");
+        forged.accepted_timestamp += 1;
+        // RPT-002: a room this hub does not host.
+        let refused = accept(&state, ROOM, report(vec![forged]), "c.example")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), crate::error::ErrorKind::NotFound);
+        assert!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .abuse_reports()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
