@@ -6,11 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    AppDataDictionary, ConsentEntry, ConsentScope, FanoutMessage, GroupInfoRequest, GroupInfoResponse,
-    KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, RemoveClientsRequest,
-    MlsMessage, ParticipantListData, ParticipantListUpdate, RoomMetadata, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire, client_api::InboxPage,
-    decode_fanout_batch,
+    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, MlsMessage, ParticipantListData, ParticipantListUpdate, RemoveClientsRequest, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -40,5 +36,11 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ConsentEntry>(data, "ConsentEntry");
     round_trip::<ConsentScope>(data, "ConsentScope");
     round_trip::<AppDataDictionary>(data, "AppDataDictionary");
+    round_trip::<SafeAad>(data, "SafeAad");
+    round_trip::<FrankAad>(data, "FrankAad");
+    round_trip::<FrankingAgentData>(data, "FrankingAgentData");
+    round_trip::<ServerFrankingContext>(data, "ServerFrankingContext");
+    round_trip::<FrankingIntegrityTbs>(data, "FrankingIntegrityTbs");
+    round_trip::<AbuseReport>(data, "AbuseReport");
     let _ = decode_fanout_batch(data);
 });

@@ -45,6 +45,24 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             out!("{id}");
         }
+        Command::Report {
+            room,
+            id,
+            reason,
+            json,
+        } => {
+            Client::open(&profile)?
+                .report(&room, &id, reason.as_deref())
+                .await?;
+            if json {
+                out!(
+                    "{}",
+                    serde_json::json!({ "room": room, "id": id, "reported": true })
+                );
+            } else {
+                out!("reported {id}");
+            }
+        }
         Command::React { room, id, emoji } => {
             out!(
                 "{}",

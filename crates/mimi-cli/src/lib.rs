@@ -82,6 +82,20 @@ enum Command {
         #[arg(long, conflicts_with = "no_sync")]
         topic: Option<String>,
     },
+    /// Report a received message as abusive to the room's hub, through your provider; the hub
+    /// checks the message against its frank and keeps the report for its operator.
+    Report {
+        /// The room URI.
+        room: String,
+        /// The message ID (as `mimi messages` shows it).
+        id: String,
+        /// Why, in a few words; sent as the report's note.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print `{"room":..,"id":..,"reported":true}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// React to a message (usually with one emoji).
     React {
         /// The room URI.

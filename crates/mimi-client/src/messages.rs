@@ -259,7 +259,12 @@ impl Client {
             .with_sender_uri(&self.account.user_uri)
             .with_room_uri(room);
         let me = self.me();
-        let (ciphertext, _epoch) = self.attempt(|s| s.encrypt(&me, room, &content.encode()))?;
+        let data = content.encode();
+        // FRK-001: the franking tag over the whole application data, keyed by the content's salt,
+        // rides in the PrivateMessage's authenticated data as the SafeAAD item frank_aad.
+        let aad = mimi_room::frank_aad(mimi_room::franking_tag(&content.salt, &data));
+        let (ciphertext, _epoch) =
+            self.attempt(|s| s.encrypt_with_aad(&me, room, &data, aad.clone()))?;
         let hash = Sha256::digest(&ciphertext).to_vec();
         // The sender ratchet moved: keep that, whatever the hub says, so no key is used twice.
         // The hash lets sync skip our own message when the hub fans it back.
@@ -309,6 +314,40 @@ impl Client {
         profile::drop_event(&tx, room, &event.id)?;
         tx.commit()?;
         Err(ClientError::Refused(refusal))
+    }
+
+    /// Reports a received message to the room's hub through our provider (`POST
+    /// /reportAbuse`, draft §5.9): its content and frank, our user as the reporter, `reason` as
+    /// the note. Only a message that came with a valid frank can be reported.
+    pub async fn report(
+        &mut self,
+        room: &str,
+        message_id: &str,
+        reason: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let stored = self.profile.frank(room, message_id)?.ok_or_else(|| {
+            ClientError::NotAllowed(format!("no franked message {message_id} in {room}"))
+        })?;
+        let frank = mimi_protocol::Frank::decode(&stored.frank)
+            .map_err(|e| ClientError::Profile(format!("stored frank does not decode: {e}")))?;
+        let report = mimi_protocol::AbuseReport {
+            reporting_user: mimi_protocol::IdentifierUri::new(&self.account.user_uri),
+            alleged_abuser_uri: mimi_protocol::IdentifierUri::new(&stored.sender),
+            reason_code: mimi_protocol::AbuseType::RESERVED,
+            note: reason.unwrap_or_default().to_owned(),
+            messages: vec![mimi_protocol::AbusiveMessage {
+                message_content: stored.content,
+                frank,
+                accepted_timestamp: stored.accepted_timestamp,
+            }],
+            abuse_extensions: mimi_protocol::AppDataDictionary::default(),
+        };
+        let path = format!("/client/v1/report/{}", room_path(room)?);
+        // A report stored twice is two reports: never repeat on our own.
+        self.api
+            .post_bytes(&path, report.encode(), Repeat::Never)
+            .await?;
+        Ok(())
     }
 
     /// Refuses a message the room's policy does not let us send (see [`crate::rules`]).

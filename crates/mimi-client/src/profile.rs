@@ -59,6 +59,20 @@ CREATE TABLE IF NOT EXISTS app_keys (
 ) WITHOUT ROWID;
 ";
 
+/// Format 4 adds the franks of received messages (draft §5.4.1.3; FRK-007): what an abuse
+/// report about the message needs, by room and message ID.
+const FRANKS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS franks (
+    room_uri TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    content BLOB NOT NULL,
+    frank BLOB NOT NULL,
+    accepted_timestamp INTEGER NOT NULL,
+    PRIMARY KEY (room_uri, event_id)
+) WITHOUT ROWID;
+";
+
 #[cfg(test)]
 /// Format 1 kept the MLS state as one snapshot blob (`mimi_room::split_snapshot` reads it).
 const MLS_STATE_TABLE_V1: &str = "
@@ -67,8 +81,9 @@ CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), sna
 
 /// The profile format, kept in `PRAGMA user_version`. Version 0 (unset) is a profile written
 /// before credentials followed RFC 9420 §5.3 (issue 14); 1 kept the MLS state as one snapshot
-/// blob; 2 keeps it as one row per storage entry; 3, the current format, adds `app_keys`.
-const PROFILE_VERSION: i64 = 3;
+/// blob; 2 keeps it as one row per storage entry; 3 adds `app_keys`; 4, the current format,
+/// adds `franks`.
+const PROFILE_VERSION: i64 = 4;
 
 /// Refuses a profile this build cannot use, before changing anything: one from a newer build,
 /// or one whose MLS state carries X.509 credentials with the doubled length of older builds
@@ -119,6 +134,19 @@ pub(crate) struct Account {
     pub(crate) inbox_cursor: i64,
 }
 
+/// A received message's frank with what a report about it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredFrank {
+    /// The sender's user URI, from its MLS credential.
+    pub(crate) sender: String,
+    /// The message's application data (MIMI content) as received.
+    pub(crate) content: Vec<u8>,
+    /// The hub's `Frank`, TLS-encoded.
+    pub(crate) frank: Vec<u8>,
+    /// The hub's acceptance time, ms since the UNIX epoch.
+    pub(crate) accepted_timestamp: u64,
+}
+
 pub(crate) struct Profile {
     conn: Connection,
 }
@@ -140,6 +168,8 @@ impl Profile {
         tx.execute_batch(MLS_KV_TABLE)?;
         // Formats 1 and 2 lack only this table; creating it is the whole upgrade to 3.
         tx.execute_batch(APP_KEYS_TABLE)?;
+        // Likewise for format 4.
+        tx.execute_batch(FRANKS_TABLE)?;
         if version == 1 {
             upgrade_snapshot_to_rows(&tx, dir)?;
         }
@@ -276,6 +306,30 @@ impl Profile {
     }
 
     /// The event ID of a message we sent, by the hash of its ciphertext.
+    /// The frank kept with a received message, if it had a valid one.
+    pub(crate) fn frank(
+        &self,
+        room_uri: &str,
+        event_id: &str,
+    ) -> Result<Option<StoredFrank>, ClientError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sender, content, frank, accepted_timestamp FROM franks
+                 WHERE room_uri = ?1 AND event_id = ?2",
+                params![room_uri, event_id],
+                |r| {
+                    Ok(StoredFrank {
+                        sender: r.get(0)?,
+                        content: r.get(1)?,
+                        frank: r.get(2)?,
+                        accepted_timestamp: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     pub(crate) fn sent_event(&self, hash: &[u8]) -> Result<Option<String>, ClientError> {
         // Asked once per inbox entry during sync: keep the statement prepared.
         Ok(self
@@ -430,6 +484,29 @@ pub(crate) fn set_room(
         "INSERT OR REPLACE INTO rooms (room_uri, active) VALUES (?1, ?2)",
         params![room_uri, active as i64],
     )?;
+    Ok(())
+}
+
+/// Keeps the verified frank of a received message (FRK-007).
+pub(crate) fn save_frank(
+    tx: &rusqlite::Transaction<'_>,
+    room_uri: &str,
+    event_id: &str,
+    f: &StoredFrank,
+) -> Result<(), ClientError> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO franks
+             (room_uri, event_id, sender, content, frank, accepted_timestamp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        room_uri,
+        event_id,
+        f.sender,
+        f.content,
+        f.frank,
+        f.accepted_timestamp.min(i64::MAX as u64) as i64
+    ])?;
     Ok(())
 }
 
@@ -607,7 +684,8 @@ mod tests {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, PROFILE_VERSION);
+        assert_eq!(profile.frank("mimi://a.example/r/x", "00").unwrap(), None);
         assert_eq!(
             profile.app_key("mimi://a.example/r/x", &[0; 16]).unwrap(),
             None

@@ -17,7 +17,7 @@ use crate::app_state::{AppKey, KEY_SHARE_SENT, decode_share, is_key_share};
 use crate::client::{Client, now_secs};
 use crate::error::ClientError;
 use crate::history::{Event, EventKind, event_from_content};
-use crate::profile::{self, Account, Profile};
+use crate::profile::{self, Account, Profile, StoredFrank};
 
 /// What one sync did.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -69,7 +69,8 @@ pub(crate) struct Page {
 
 /// What processing one entry leaves to store.
 enum Processed {
-    Message(Box<Event>),
+    /// A received message, with its frank if it carried a valid one.
+    Message(Box<Event>, Option<Box<StoredFrank>>),
     /// Our own message, fanned back with the hub's timestamp.
     OwnEcho(String, u64),
     Room(String, bool),
@@ -292,7 +293,12 @@ impl Inbox<'_> {
         profile::store(self.profile, self.state, |tx| {
             for (room, processed) in &page.outcomes {
                 match processed {
-                    Processed::Message(e) => profile::add_event(tx, room, e)?,
+                    Processed::Message(e, frank) => {
+                        profile::add_event(tx, room, e)?;
+                        if let Some(frank) = frank {
+                            profile::save_frank(tx, room, &e.id, frank)?;
+                        }
+                    }
                     Processed::OwnEcho(id, ts) => profile::date_event(tx, room, id, *ts)?,
                     Processed::Room(room, active) => {
                         profile::set_room(tx, room, *active)?;
@@ -391,11 +397,48 @@ impl Inbox<'_> {
                 }
             },
             Incoming::Message {
-                sender_user, data, ..
+                sender_user,
+                data,
+                authenticated_data,
+                ..
             } => {
                 report.messages += 1;
+                let mut frank = None;
                 let event = match MimiContent::decode(&data) {
                     Ok(content) => {
+                        if let FanoutTail::Application {
+                            frank: Some(received),
+                        } = &fanout.tail
+                        {
+                            match self.check_frank(
+                                &entry.room,
+                                &sender_user,
+                                &content,
+                                &data,
+                                &authenticated_data,
+                                received,
+                                fanout.timestamp,
+                            ) {
+                                Ok(()) => {
+                                    frank = Some(Box::new(StoredFrank {
+                                        sender: sender_user.clone(),
+                                        content: data.clone(),
+                                        frank: received.encode(),
+                                        accepted_timestamp: fanout.timestamp,
+                                    }))
+                                }
+                                // IN-FRANK-7: the message stays (MLS authenticated it); only
+                                // the frank is dropped, and the sync says so.
+                                Err(e) => {
+                                    tracing::warn!(
+                                        room = %entry.room, error = %e, "frank dropped"
+                                    );
+                                    report
+                                        .errors
+                                        .push(format!("{}: frank dropped: {e}", entry.room));
+                                }
+                            }
+                        }
                         let mut event = event_from_content(
                             &content,
                             &sender_user,
@@ -433,7 +476,7 @@ impl Inbox<'_> {
                         topic: None,
                     },
                 };
-                Ok(Some(Processed::Message(Box::new(event))))
+                Ok(Some(Processed::Message(Box::new(event), frank)))
             }
             Incoming::Commit {
                 joiner: Some(joiner),
@@ -457,6 +500,47 @@ impl Inbox<'_> {
             }
             Incoming::Stale => Ok(None),
         }
+    }
+}
+
+impl Inbox<'_> {
+    /// A receiver's checks of a frank (draft §5.4.1.3; FRK-006): the room names a franking
+    /// agent, the hub signed the context rebuilt from what we saw, the `frank_aad` tag is the
+    /// content's, and the content's sender and room are the MLS sender and this room.
+    #[allow(clippy::too_many_arguments)]
+    fn check_frank(
+        &self,
+        room: &str,
+        sender_user: &str,
+        content: &MimiContent,
+        data: &[u8],
+        authenticated_data: &[u8],
+        frank: &mimi_protocol::Frank,
+        accepted_timestamp: u64,
+    ) -> Result<(), ClientError> {
+        let refuse = |why: &str| Err(ClientError::Refused(why.to_owned()));
+        let Some(agent) = self.state.franking_agent(room)? else {
+            return refuse("the room has no franking agent");
+        };
+        let Some(tag) = mimi_room::frank_tag_in(authenticated_data)? else {
+            return refuse("the message carries no frank_aad");
+        };
+        if tag != mimi_room::franking_tag(&content.salt, data) {
+            return refuse("the franking tag is not the content's");
+        }
+        if content.extensions.sender_uri() != Some(sender_user) {
+            return refuse("the content's sender is not the MLS sender");
+        }
+        if content.extensions.room_uri() != Some(room) {
+            return refuse("the content names another room");
+        }
+        let context = mimi_protocol::ServerFrankingContext {
+            sender_uri: mimi_protocol::IdentifierUri::new(sender_user),
+            room_uri: mimi_protocol::IdentifierUri::new(room),
+            accepted_timestamp,
+        };
+        mimi_room::verify_frank(&agent, frank, &context)?;
+        Ok(())
     }
 }
 

@@ -354,6 +354,11 @@ impl Client {
         format!("mimi://{}/u/{}", self.domain, self.user)
     }
 
+    /// The profile directory (its `profile.sqlite` is the client's whole state).
+    pub fn profile_dir(&self) -> &Path {
+        &self.profile
+    }
+
     /// Runs `mimi --profile PDIR ARGS...` and returns whatever it did.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(&self.mimi);

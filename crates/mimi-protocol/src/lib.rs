@@ -10,6 +10,7 @@ mod messages;
 mod mls;
 mod participant_list;
 mod room_metadata;
+mod safe_aad;
 mod status;
 pub mod tls;
 
@@ -34,24 +35,27 @@ pub use mls::{
 };
 // Endpoint bodies (draft §5.3).
 pub use messages::{
-    AppDataDictionary, ClientKeyMaterial, ComponentData, ConsentChange, ConsentEntry,
-    ConsentOperation, ConsentScope, FanoutMessage, FanoutTail, Frank, GroupInfoCode,
-    GroupInfoOption, GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest,
-    GroupInfoRequestTbs, GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult,
-    GroupInfoSuccess, HandshakeBundle, KeyMaterialClientCode, KeyMaterialRequest,
-    KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode, Knock, KnockList,
-    KnockOperation, KnockRequest, MAX_KNOCKS, MAX_REMOVED_CLIENTS, PartialGroupInfo,
-    PendingProposal, Protocol, RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation,
-    RemoveClientsRequest, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome,
+    AbuseReport, AbuseType, AbusiveMessage, AppDataDictionary, ClientKeyMaterial, ComponentData,
+    ConsentChange, ConsentEntry, ConsentOperation, ConsentScope, FanoutMessage, FanoutTail, Frank,
+    FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoCode, GroupInfoOption,
+    GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
+    GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
+    KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs, KeyMaterialResponse,
+    KeyMaterialUserCode, Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS,
+    MAX_REMOVED_CLIENTS, MAX_REPORTED_MESSAGES, PartialGroupInfo, PendingProposal, Protocol,
+    RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation, RemoveClientsRequest,
+    ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome,
     SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
     decode_fanout_batch, encode_fanout_batch,
 };
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;
+// Safe AAD (mls-extensions §4.9).
 pub use participant_list::{
     ParticipantListData, ParticipantListUpdate, UserRolePair, UserindexRolePair,
 };
 pub use room_metadata::{MAX_METADATA_TEXT, RichDescription, RoomMetadata};
+pub use safe_aad::{SafeAad, SafeAadItem};
 // Directory (draft §5.2) and the refusal-to-status-code mapping.
 pub use directory::{DIRECTORY_PATH, Directory};
 pub use status::Refusal;

@@ -35,6 +35,9 @@ pub(crate) const ROOM_METADATA: u16 = ComponentId::ROOM_METADATA.0;
 pub(crate) const BASE_ROOM_POLICY: u16 = ComponentId::BASE_ROOM_POLICY.0;
 /// Component ID of the join links (the protocol crate's value).
 pub(crate) const JOIN_LINKS: u16 = ComponentId::JOIN_LINKS.0;
+/// Component ID of the franking agent (`franking_signature_key`, the protocol crate's value).
+/// Set only when a room is created; `kind_of` leaves it unchangeable (FRK-003, IN-FRANK-1).
+pub(crate) const FRANKING_AGENT: u16 = ComponentId::FRANKING_SIGNATURE_KEY.0;
 
 /// Largest value of one application component, in bytes (HUB-096, IN-ROOMSTATE-3). The
 /// dictionary travels in every GroupInfo and Welcome, so application state stays small.

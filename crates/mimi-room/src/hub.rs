@@ -246,6 +246,14 @@ impl HubRoom {
             )?;
         }
         let room = Self::assemble(anchor, room_uri, provider, group)?;
+        // FRK-003: a franking agent, if the room names one, is this hub (IN-FRANK-1).
+        if let Some(agent) = room.franking_agent()
+            && agent != hub_sender
+        {
+            return Err(RoomError::not_allowed(
+                "the room's franking_agent must be the hub's external-sender entry",
+            ));
+        }
         let participants = room.components.participants();
         let creator_is_only_member = room.roster.members.len() == 1
             && room
@@ -339,6 +347,14 @@ impl HubRoom {
         room.receiving = room.compute_receiving();
         room.departing = room.compute_departing()?;
         Ok(room)
+    }
+
+    /// The room's `franking_agent` component (its TLS encoding), if the room has one.
+    pub fn franking_agent(&self) -> Option<&[u8]> {
+        self.components
+            .raw
+            .get(&crate::components::FRANKING_AGENT)
+            .map(|a| a.as_slice())
     }
 
     /// The persisted form of this room's state.

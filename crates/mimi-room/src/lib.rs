@@ -15,6 +15,7 @@ mod components;
 mod credentials;
 mod decode;
 mod error;
+mod franking;
 mod hub;
 mod join_links;
 mod member;
@@ -30,6 +31,10 @@ mod validation;
 pub use components::{MAX_APP_COMPONENT_LEN, MAX_APP_COMPONENTS, Participant, PolicyEnvelope};
 pub use credentials::{ClientIdentity, TrustAnchor, VerifiedMember};
 pub use error::{Refusal, RoomError};
+pub use franking::{
+    FRANKING_LABEL, frank_aad, frank_tag_in, franking_sign_content, franking_tag, server_frank,
+    server_frank_matches, verify_frank,
+};
 pub use hub::{Accepted, Checked, CheckedCommit, HubRoom};
 pub use join_links::{JoinLinkTerms, new_join_link};
 pub use member::{

@@ -88,6 +88,8 @@ pub enum Incoming {
         data: Vec<u8>,
         /// The epoch it was sent in.
         epoch: u64,
+        /// The message's `authenticated_data` (a SafeAAD carrying `frank_aad`, or empty).
+        authenticated_data: Vec<u8>,
     },
     /// A commit moved the room to a new epoch.
     Commit {
@@ -316,7 +318,16 @@ impl MemberState {
         let policy = preset
             .components()
             .map_err(|_| RoomError::Internal("a preset's policy does not encode"))?;
-        let dictionary = initial_dictionary(creator_user, preset.creator_role().0, &policy)?;
+        let mut dictionary = initial_dictionary(creator_user, preset.creator_role().0, &policy)?;
+        // The hub franks the room's messages: its external-sender entry is the franking agent
+        // (FRK-003, IN-FRANK-1).
+        let agent = mimi_protocol::FrankingAgentData {
+            franking_signature_key: mimi_protocol::SignaturePublicKey(hub.signature_key.clone()),
+            credential: mimi_protocol::Credential::Basic {
+                identity: hub.provider_uri.as_bytes().to_vec(),
+            },
+        };
+        dictionary.insert(crate::components::FRANKING_AGENT, agent.encode());
         let signer = self.signer(me)?;
         let hub_credential = BasicCredential::new(hub.provider_uri.as_bytes().to_vec());
         let extensions = Extensions::from_vec(vec![
@@ -714,6 +725,37 @@ impl MemberState {
         })
     }
 
+    /// [`MemberState::encrypt`] with `authenticated_data` (a SafeAAD such as
+    /// [`crate::frank_aad`]) in the PrivateMessage.
+    pub fn encrypt_with_aad(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        data: &[u8],
+        authenticated_data: Vec<u8>,
+    ) -> Result<(Vec<u8>, u64), RoomError> {
+        self.with_group(room_uri, |group| {
+            let signer = self.signer(me)?;
+            group.set_aad(authenticated_data);
+            let message = group.create_message(&self.provider, &signer, data);
+            // OpenMLS clears the AAD only when a message is made; never leave it for the next.
+            group.set_aad(Vec::new());
+            let message = message.map_err(RoomError::mls)?;
+            Ok((encode_message(&message)?, group.epoch().as_u64()))
+        })
+    }
+
+    /// The room's `franking_agent` component (its TLS encoding), if it has one.
+    pub fn franking_agent(&self, room_uri: &str) -> Result<Option<Vec<u8>>, RoomError> {
+        self.with_group(room_uri, |group| {
+            Ok(group
+                .extensions()
+                .app_data_dictionary()
+                .and_then(|d| d.dictionary().get(&crate::components::FRANKING_AGENT))
+                .map(<[u8]>::to_vec))
+        })
+    }
+
     /// [`MemberState::encrypt`] for several messages with one load of the group: the
     /// PrivateMessages in order and the epoch they belong to.
     pub fn encrypt_many(
@@ -981,6 +1023,7 @@ impl MemberState {
                 _ => None,
             };
             let credential = processed.credential().clone();
+            let authenticated_data = processed.aad().to_vec();
             let components = group_components(group)?;
             if matches!(processed.sender(), Sender::NewMemberCommit) {
                 let link = crate::join_links::link_in_aad(processed.aad());
@@ -1047,6 +1090,7 @@ impl MemberState {
                         sender_user: who.user_uri,
                         data: app.into_bytes(),
                         epoch,
+                        authenticated_data,
                     })
                 }
                 ProcessedMessageContent::ProposalMessage(proposal)

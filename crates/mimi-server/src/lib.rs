@@ -134,10 +134,30 @@ enum Command {
         #[arg(long)]
         exit_on_stdin_close: bool,
     },
+    /// Abuse reports this hub accepted (draft §5.9), for its operator.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
     /// Check a config file without serving.
     CheckConfig {
         /// The config file.
         config: PathBuf,
+    },
+}
+
+/// `mimid reports ...`.
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Print every stored report, oldest first.
+    List {
+        /// The config file (the store is in its `dir`).
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object per line: id, room, reporting_user, alleged_abuser, reason_code,
+        /// note, received_from, received_at and messages (accepted_timestamp, text).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -193,6 +213,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Reports {
+            command: ReportsCommand::List { config, json },
+        } => list_reports(&Config::load(&config)?, json),
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
             let mut problems = config.problems();
@@ -245,6 +268,68 @@ fn execute(command: Command) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+/// `mimid reports list`: reads the store of `config` (a running `mimid` may keep serving).
+fn list_reports(config: &Config, json: bool) -> anyhow::Result<()> {
+    let db = config.dir.join("mimid.sqlite");
+    let store =
+        mimi_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let rows = store.read()?.abuse_reports()?;
+    let mut out = std::io::stdout().lock();
+    for row in rows {
+        // Stored reports were decoded before they were stored; one that no longer decodes is
+        // listed without its messages rather than hidden.
+        let messages: Vec<serde_json::Value> =
+            <mimi_protocol::AbuseReport as mimi_protocol::Wire>::decode(&row.report)
+                .map(|r| r.messages)
+                .unwrap_or_default()
+                .iter()
+                .map(|m| {
+                    let text = mimi_content::MimiContent::decode(&m.message_content)
+                        .ok()
+                        .and_then(|c| c.plain_text());
+                    serde_json::json!({
+                        "accepted_timestamp": m.accepted_timestamp,
+                        "text": text,
+                    })
+                })
+                .collect();
+        let line = if json {
+            serde_json::json!({
+                "id": row.id,
+                "room": row.room_uri,
+                "reporting_user": row.reporting_user,
+                "alleged_abuser": row.alleged_abuser,
+                "reason_code": row.reason_code,
+                "note": row.note,
+                "received_from": row.received_from,
+                "received_at": row.received_at,
+                "messages": messages,
+            })
+            .to_string()
+        } else {
+            format!(
+                "#{} {} {} reported by {} ({} message(s)): {}",
+                row.id,
+                row.room_uri,
+                row.alleged_abuser,
+                if row.reporting_user.is_empty() {
+                    "anonymous"
+                } else {
+                    &row.reporting_user
+                },
+                messages.len(),
+                row.note
+            )
+        };
+        use std::io::Write as _;
+        if writeln!(out, "{line}").is_err() {
+            // A closed pipe ends the listing quietly.
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves when standard input reaches its end (or fails); what is read is discarded. The read

@@ -24,6 +24,9 @@ const MAX_BATCH_JOBS: usize = 256;
 /// of queueing without bound.
 const WRITE_QUEUE: usize = 4096;
 
+/// What the hub's frank key is derived with (IN-FRANK-3).
+const FRANK_KEY_LABEL: &[u8] = b"mimi-rs hub_key for server franks";
+
 /// Shared server state.
 pub(crate) struct AppState {
     pub(crate) config: Config,
@@ -35,6 +38,9 @@ pub(crate) struct AppState {
     pub(crate) hub_key: ring::signature::Ed25519KeyPair,
     /// The seed of `hub_key`, for signing the hub's own MLS proposals (HUB-081).
     pub(crate) hub_seed: Vec<u8>,
+    /// The draft's `hub_key` for server franks (§5.4.1.2): a secret HMAC key, derived from the
+    /// hub key's seed so it needs no file of its own (IN-FRANK-3). Never logged.
+    pub(crate) frank_key: [u8; 32],
     pub(crate) peers: Peers,
     /// Bumped whenever the outbox gains entries. A watch, not a `Notify`: a sender busy with
     /// a batch when entries arrive still sees the change when it next waits.
@@ -83,6 +89,8 @@ impl AppState {
         let hub = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
             .map_err(|_| anyhow::anyhow!("hub key is not an Ed25519 seed"))?;
         let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
+        // IN-FRANK-3: HMAC(seed, label) separates the frank key from the signing key.
+        let frank_key = mimi_room::franking_tag(&seed, FRANK_KEY_LABEL);
         let peers = Peers::new(&config, tls)?;
         let room_cache_rooms = config.limits.room_cache_rooms;
         let envelope = config
@@ -101,6 +109,7 @@ impl AppState {
             hub_public_key,
             hub_key: hub,
             hub_seed: seed.clone(),
+            frank_key,
             peers,
             outbox_wake: watch::Sender::new(0),
             inbox_wake,

@@ -10,6 +10,7 @@
 //! Layout: one write connection ([`Store::lock`]) and a few read-only connections
 //! ([`Store::read`]); WAL lets the readers run while the writer commits.
 
+mod abuse_reports;
 mod accounts;
 mod assets;
 mod consent;
@@ -30,6 +31,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use rusqlite::Connection;
 
 // Public API.
+pub use abuse_reports::{AbuseReportRow, NewAbuseReport};
 pub use accounts::Client;
 pub use consent::{ConsentDecision, ConsentMode, ConsentRecord, ConsentState};
 pub use error::StoreError;

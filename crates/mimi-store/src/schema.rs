@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -253,6 +253,24 @@ CREATE TABLE knocks (
 );
 ";
 
+/// v10: abuse reports the hub accepted (draft-ietf-mimi-protocol-06 §5.9; RPT-005), for the hub's
+/// operator. `report` is the whole `AbuseReport` as received; the other columns repeat what
+/// `mimid reports list` filters and prints. Self-contained, so the step can take any number.
+const MIGRATE_V10: &str = "
+CREATE TABLE abuse_reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_uri TEXT NOT NULL,
+    reporting_user TEXT NOT NULL,
+    alleged_abuser TEXT NOT NULL,
+    reason_code INTEGER NOT NULL,
+    note TEXT NOT NULL,
+    received_from TEXT NOT NULL,
+    report BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX abuse_reports_by_room ON abuse_reports(room_uri, id);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -309,7 +327,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 9] = [
+    let steps: [(i64, &str); 10] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -320,6 +338,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (7, MIGRATE_V7),
         (8, MIGRATE_V8),
         (9, MIGRATE_V9),
+        (10, MIGRATE_V10),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

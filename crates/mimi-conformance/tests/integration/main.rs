@@ -8,6 +8,7 @@ mod content;
 mod demo;
 mod federation_api;
 mod foreign_credentials;
+mod franking;
 mod hostile;
 mod lifecycle;
 mod ratchet_tree;

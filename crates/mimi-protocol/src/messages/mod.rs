@@ -1,7 +1,9 @@
 //! Request and response bodies of the MIMI endpoints (draft-ietf-mimi-protocol-06 §5).
 
+mod abuse;
 mod consent;
 mod fanout;
+mod franking;
 mod group_info;
 mod key_material;
 mod knock;
@@ -10,10 +12,12 @@ mod remove_clients;
 mod submit;
 mod update;
 
+pub use abuse::{AbuseReport, AbuseType, AbusiveMessage, MAX_REPORTED_MESSAGES};
 pub use consent::{
     AppDataDictionary, ComponentData, ConsentChange, ConsentEntry, ConsentOperation, ConsentScope,
 };
 pub use fanout::{FanoutMessage, FanoutTail, decode_fanout_batch, encode_fanout_batch};
+pub use franking::{FrankAad, FrankingAgentData, FrankingIntegrityTbs, ServerFrankingContext};
 pub use group_info::{
     GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, PendingProposal,

@@ -136,11 +136,49 @@ fn added_user_joins_and_messages_flow_both_ways() {
             sender_user: "mimi://a.example/u/alice".into(),
             data: b"hello bob".to_vec(),
             epoch: 1,
+            authenticated_data: Vec::new(),
         }
     );
     let view = w.bob.state.room_view(&w.anchor, &w.room, now()).unwrap();
     assert_eq!(view.participants.len(), 2);
     assert_eq!(view.members.len(), 2);
+}
+
+#[test]
+fn a_franked_message_carries_its_frank_aad_to_the_receiver() {
+    let w = world_with_alice_and_bob();
+    // FRK-003: the creator named the hub as franking agent; both sides see it.
+    assert_eq!(w.hub.franking_agent(), Some(&hub_sender_bytes()[..]));
+    assert_eq!(
+        w.bob.state.franking_agent(&w.room).unwrap(),
+        Some(hub_sender_bytes())
+    );
+    let salt = [3u8; 16];
+    let tag = mimi_room::franking_tag(&salt, b"hello bob");
+    let aad = mimi_room::frank_aad(tag);
+    let (ct, _) = w
+        .alice
+        .state
+        .encrypt_with_aad(&w.alice.me, &w.room, b"hello bob", aad.clone())
+        .unwrap();
+    // The hub reads the tag from the PrivateMessage without decrypting it (FRK-004).
+    let wire = mimi_protocol::MlsMessage::from_bytes(&ct).unwrap();
+    let seen = mimi_room::frank_tag_in(wire.authenticated_data().unwrap()).unwrap();
+    assert_eq!(seen, Some(tag));
+    let got = w.bob.state.process(&w.anchor, &w.room, &ct, now()).unwrap();
+    assert!(
+        matches!(got, Incoming::Message { authenticated_data, .. } if authenticated_data == aad)
+    );
+    // The AAD does not stick to the next message.
+    let (ct, _) = w
+        .alice
+        .state
+        .encrypt(&w.alice.me, &w.room, b"again")
+        .unwrap();
+    let got = w.bob.state.process(&w.anchor, &w.room, &ct, now()).unwrap();
+    assert!(
+        matches!(got, Incoming::Message { authenticated_data, .. } if authenticated_data.is_empty())
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/submit/{*room}", post(submit))
         .route("/client/v1/knock/{*room}", post(knock))
         .route("/client/v1/devices/remove", post(remove_device))
+        .route("/client/v1/report/{*room}", post(report_abuse))
         .route("/client/v1/assets", post(upload_asset))
         .route("/client/v1/download", get(download))
         .route("/client/v1/ratchet-tree", get(ratchet_tree))
@@ -483,6 +484,38 @@ async fn submit(
             Ok(answer)
         }
     }
+}
+
+/// A local user's abuse report (`AbuseReport` body): to our hub, or relayed to the room's hub
+/// (`/reportAbuse`, draft §5.9). 201 with no body when the hub stored it.
+async fn report_abuse(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let room = super::room_in_path(&room)?;
+    let report = mimi_protocol::AbuseReport::decode(&body)?;
+    // RPT-006: a client reports as itself or anonymously (IN-FRANK-5).
+    let me = user_uri(&state, &client);
+    if !report.reporting_user.as_str().is_empty() && report.reporting_user.as_str() != me {
+        return Err(ApiError::forbidden(format!(
+            "{me} cannot report as {}",
+            report.reporting_user
+        )));
+    }
+    match upstream::route(state.domain(), &room) {
+        Route::Local => {
+            let domain = state.domain().to_owned();
+            crate::hub::abuse::accept(&state, &room.to_string(), report, &domain).await?;
+        }
+        Route::Hub(hub) => {
+            let path = format!("/v1/reportAbuse/{}", room.to_path_segment());
+            state.peers.relay_post(hub, &path, body.to_vec()).await?;
+        }
+    }
+    Ok(axum::http::StatusCode::CREATED)
 }
 
 #[derive(Deserialize)]

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mimi_protocol::{
-    ConsentEntry, DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest, MimiUri,
-    SubmitMessageRequest, UpdateRequest, Wire,
+    AbuseReport, ConsentEntry, DIRECTORY_PATH, Directory, GroupInfoRequest, KeyMaterialRequest,
+    MimiUri, SubmitMessageRequest, UpdateRequest, Wire,
 };
 
 use crate::consent::{self, Endpoint};
@@ -37,6 +37,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/assets/{id}", get(asset))
         .route("/v1/proxyDownload/{url}", get(proxy_download))
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
+        .route("/v1/reportAbuse/{*room}", post(report_abuse))
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
@@ -75,9 +76,9 @@ fn authenticate(
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
-    // Only endpoints this server has a route for (issue 14): identifierQuery and reportAbuse
-    // are left out until they exist. Consent keeps the directory's parameter names
-    // (IN-PROTO-18); we fill them with a domain (IN-CONSENT-1).
+    // Only endpoints this server has a route for (issue 14): identifierQuery is left out
+    // until it exists. Consent keeps the directory's parameter names (IN-PROTO-18); we fill
+    // them with a domain (IN-CONSENT-1).
     let mut directory = Directory::for_base_url(&base);
     directory.request_consent = Some(Directory::template(
         &base,
@@ -89,6 +90,7 @@ async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "updateConsent",
         &["requesterUser"],
     ));
+    directory.report_abuse = Some(Directory::template(&base, "reportAbuse", &["roomId"]));
     directory.ratchet_tree = Some(Directory::template(
         &base,
         "ratchetTree",
@@ -114,6 +116,33 @@ async fn key_material_handler(
     Ok(key_material::route(&state, request, Some(&peer))
         .await?
         .encode())
+}
+
+/// `POST /reportAbuse/{roomId}` from a peer: no body in the answer, 201 when stored (RPT-005).
+async fn report_abuse(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let report = AbuseReport::decode(&body)?;
+    // RPT-006: a provider reports only for its own users, or anonymously (IN-FRANK-5).
+    if !report.reporting_user.as_str().is_empty() {
+        let reporter = report
+            .reporting_user
+            .to_mimi()
+            .map_err(|e| ApiError::bad_request(format!("bad reportingUser: {e}")))?;
+        if reporter.domain() != peer {
+            return Err(ApiError::forbidden(format!(
+                "{peer} cannot report for {reporter}"
+            )));
+        }
+    }
+    crate::hub::abuse::accept(&state, &room, report, &peer).await?;
+    Ok(StatusCode::CREATED)
 }
 
 async fn update(
@@ -322,7 +351,7 @@ mod tests {
         for (name, template) in &directory {
             let method = match name.as_str() {
                 "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
-                | "requestConsent" | "updateConsent" => Method::POST,
+                | "requestConsent" | "updateConsent" | "reportAbuse" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -357,6 +386,7 @@ mod tests {
                 "proxyDownload",
                 "ratchetTree",
                 "requestConsent",
+                "reportAbuse",
                 "submitMessage",
                 "update",
                 "updateConsent"

@@ -7,8 +7,10 @@
 //!
 //! * `update`: validate a handshake bundle and plan what to save and fan out (blocking work).
 //! * `group_info`: answer a new client's GroupInfo request.
+//! * `abuse`: verify and store abuse reports about hosted rooms.
 //! * `load`: read a room from the store (snapshot plus journal) and checkpoint it.
 
+pub(crate) mod abuse;
 mod group_info;
 mod load;
 mod owner;
