@@ -5,8 +5,7 @@
 //! The joiner names it in the commit's authenticated data as a SafeAAD item (mls-extensions)
 //! whose component ID is `join_links`, so every member can check it against the room's list.
 
-use mimi_protocol::tls::{Reader, put_opaque};
-use mimi_protocol::{ComponentId, DecodeError};
+use mimi_protocol::{ComponentId, SafeAad, SafeAadItem, Wire};
 
 /// What a join link allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +65,13 @@ fn rand_code() -> [u8; 16] {
 
 /// The SafeAAD (mls-extensions) carrying `link` as the item of component `join_links`.
 pub(crate) fn safe_aad_with_link(link: &[u8]) -> Vec<u8> {
-    let mut item = Vec::new();
-    item.extend_from_slice(&ComponentId::JOIN_LINKS.0.to_be_bytes());
-    put_opaque(&mut item, link);
-    let mut out = Vec::new();
-    put_opaque(&mut out, &item);
-    out
+    SafeAad {
+        aad_items: vec![SafeAadItem {
+            component_id: ComponentId::JOIN_LINKS,
+            aad_item_data: link.to_vec(),
+        }],
+    }
+    .encode()
 }
 
 /// The join link a commit's authenticated data names, if it is a SafeAAD with a `join_links`
@@ -80,25 +80,10 @@ pub(crate) fn link_in_aad(aad: &[u8]) -> Option<Vec<u8>> {
     if aad.is_empty() {
         return None;
     }
-    let mut outer = Reader::new(aad);
-    let items = outer.opaque_vec("SafeAAD", aad.len()).ok()?;
-    if !outer.is_empty() {
-        return None;
-    }
-    let mut r = Reader::new(&items);
-    while !r.is_empty() {
-        let (id, data) = read_item(&mut r).ok()?;
-        if id == ComponentId::JOIN_LINKS.0 {
-            return Some(data);
-        }
-    }
-    None
-}
-
-fn read_item(r: &mut Reader<'_>) -> Result<(u16, Vec<u8>), DecodeError> {
-    let id = r.u16("SafeAADItem")?;
-    let data = r.opaque_vec("SafeAADItem", usize::MAX)?;
-    Ok((id, data))
+    SafeAad::decode(aad)
+        .ok()?
+        .item(ComponentId::JOIN_LINKS)
+        .map(<[u8]>::to_vec)
 }
 
 #[cfg(test)]
