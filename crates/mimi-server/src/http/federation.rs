@@ -385,8 +385,8 @@ mod tests {
                 "notify",
                 "proxyDownload",
                 "ratchetTree",
-                "requestConsent",
                 "reportAbuse",
+                "requestConsent",
                 "submitMessage",
                 "update",
                 "updateConsent"
