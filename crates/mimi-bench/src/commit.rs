@@ -3,7 +3,8 @@
 //! OpenMLS's `PublicGroup` processing the very same commit with nothing around it.
 //!
 //! Per room size, the creator makes rounds of four commits: add one user, remove one user,
-//! update its own path, rename the room (a room_metadata AppDataUpdate). Both the hub and the bare group follow the whole chain in order, each
+//! update its own path, rename the room (a room_metadata AppDataUpdate); then, per round, the
+//! hub proposes a device's removal itself and the creator's next commit carries it. Both the hub and the bare group follow the whole chain in order, each
 //! commit timed on both in the same run.
 
 use std::time::Instant;
@@ -59,7 +60,7 @@ struct KindResult {
     ratio: f64,
 }
 
-const KINDS: [&str; 4] = ["add", "remove", "update", "metadata"];
+const KINDS: [&str; 5] = ["add", "remove", "update", "metadata", "hub-remove"];
 
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
@@ -118,9 +119,9 @@ async fn one_size(members: usize, rounds: usize) -> anyhow::Result<SizeResult> {
         chain.push((3, rename));
     }
     let setup_secs = setup.elapsed().as_secs_f64();
-    let mut hub_ms: [Vec<f64>; 4] = Default::default();
-    let mut bare_ms: [Vec<f64>; 4] = Default::default();
-    let mut bytes: [Vec<f64>; 4] = Default::default();
+    let mut hub_ms: [Vec<f64>; 5] = Default::default();
+    let mut bare_ms: [Vec<f64>; 5] = Default::default();
+    let mut bytes: [Vec<f64>; 5] = Default::default();
     for (kind, pending) in &chain {
         let body = super::world::update_body(pending)?;
         bytes[*kind].push(body.len() as f64);
@@ -130,6 +131,34 @@ async fn one_size(members: usize, rounds: usize) -> anyhow::Result<SizeResult> {
         let t = Instant::now();
         w.submit(pending).await?;
         hub_ms[*kind].push(ms_since(t));
+    }
+    // A commit carrying the hub's own Remove proposal (issue 11, HUB-081): the hub issues it at
+    // the current epoch, the creator and the bare group take it, and the creator's next commit
+    // carries it; that commit is what is timed.
+    for round in 0..rounds {
+        let leaving = &w.users[w.users.len() / 2 + round];
+        let device = leaving.replacen("/u/", "/d/", 1) + "/d";
+        let proposals = w.hub.remove_clients(&w.room, vec![device]).await?;
+        anyhow::ensure!(
+            proposals.len() == 1,
+            "the hub issued no removal for {leaving}"
+        );
+        bare.process_proposal(&proposals[0])?;
+        w.creator
+            .process(&w.anchor, &w.room, &proposals[0], super::world::now_secs())?;
+        let pending = w
+            .creator
+            .commit_pending(&w.creator_id, &w.room)?
+            .ok_or_else(|| anyhow::anyhow!("no pending proposal to commit"))?;
+        w.creator.merge_pending_commit(&w.room)?;
+        let body = super::world::update_body(&pending)?;
+        bytes[4].push(body.len() as f64);
+        let t = Instant::now();
+        bare.process_commit(&pending.commit)?;
+        bare_ms[4].push(ms_since(t));
+        let t = Instant::now();
+        w.submit(&pending).await?;
+        hub_ms[4].push(ms_since(t));
     }
     let mut kinds = Vec::new();
     for (i, kind) in KINDS.iter().enumerate() {

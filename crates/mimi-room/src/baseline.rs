@@ -38,6 +38,26 @@ impl BarePublicGroup {
         Ok(Self { provider, group })
     }
 
+    /// Processes one proposal (a PublicMessage, e.g. the hub's own Remove) and keeps it for the
+    /// next commit, as the hub does.
+    pub fn process_proposal(&mut self, proposal: &[u8]) -> Result<(), RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(proposal)
+            .map_err(|e| RoomError::malformed("MLSMessage", e))?;
+        let protocol = message
+            .try_into_protocol_message()
+            .map_err(|_| RoomError::invalid("not a proposal"))?;
+        let processed = self
+            .group
+            .process_message(self.provider.crypto(), protocol)
+            .map_err(|e| RoomError::invalid(format!("{e:?}")))?;
+        let ProcessedMessageContent::ProposalMessage(queued) = processed.into_content() else {
+            return Err(RoomError::invalid("not a proposal"));
+        };
+        self.group
+            .add_proposal(self.provider.storage(), *queued)
+            .map_err(|_| RoomError::Internal("cannot queue proposal"))
+    }
+
     /// Processes and merges one commit (a PublicMessage); returns the new epoch.
     ///
     /// A commit carrying AppDataUpdate proposals cannot be finished by OpenMLS alone: the

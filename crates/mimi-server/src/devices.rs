@@ -99,5 +99,5 @@ pub(crate) async fn remove_peer_clients(
     if !Hub::hosts(state, room).await? {
         return Err(ApiError::not_found(format!("no room {room} here")));
     }
-    Hub::remove_clients(state, room, devices).await
+    Ok(Hub::remove_clients(state, room, devices).await?.len())
 }

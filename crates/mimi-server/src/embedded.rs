@@ -59,6 +59,19 @@ impl Embedded {
         Ok(())
     }
 
+    /// Has the hub propose the removal of `devices` as the room's external sender, accepted
+    /// and fanned out as `mimi device remove` does (HUB-081); returns the proposals, for a
+    /// benchmark to hand to the room's members and to a bare group.
+    pub async fn remove_clients(
+        &self,
+        room_uri: &str,
+        devices: Vec<String>,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
+        crate::hub::Hub::remove_clients(&self.state, room_uri, devices)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
     /// Handles one `UpdateRequest` body for a hosted room as the `/update` endpoint does
     /// (decode, validate, apply, persist, queue the fan-out); returns the encoded
     /// `UpdateRoomResponse`.

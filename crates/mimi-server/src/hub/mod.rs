@@ -167,12 +167,12 @@ impl Hub {
 
     /// Has the hub propose the removal of `devices` from a hosted room, as its external sender
     /// (HUB-081): each proposal is accepted and fanned out like a member's, and the room's next
-    /// commit must carry it. Returns how many devices were in the group.
+    /// commit must carry it. Returns the proposals (MLSMessages), one per device in the group.
     pub(crate) async fn remove_clients(
         state: &Arc<AppState>,
         room_uri: &str,
         devices: Vec<String>,
-    ) -> Result<usize, ApiError> {
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
         let proposals = Self::ask(state, room_uri, |reply| Command::IssueRemovals {
             devices,
             reply,
@@ -192,7 +192,7 @@ impl Hub {
                 )));
             }
         }
-        Ok(proposals.len())
+        Ok(proposals)
     }
 
     /// What a hosted room's policy lets `user` do now.
