@@ -135,6 +135,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => out!("{}", mimi_bench::run(command).await?),
         Command::Content { command } => content(command)?,
         Command::Consent { command } => consent(&profile, command).await?,
+        Command::Account {
+            command: crate::AccountCommand::Delete,
+        } => {
+            let mut client = Client::open(&profile)?;
+            for room in client.delete_account().await? {
+                out!("{room}");
+            }
+        }
         Command::Device {
             command: crate::DeviceCommand::Remove { device },
         } => {

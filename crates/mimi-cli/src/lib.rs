@@ -173,6 +173,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Your account.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Your user's devices.
     Device {
         #[command(subcommand)]
@@ -443,6 +448,13 @@ enum StateCommand {
         /// The component ID, 0x8000..=0xffff.
         id: String,
     },
+}
+
+/// `mimi account ...`.
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Delete your account: all your devices leave all their rooms and can no longer sign in.
+    Delete,
 }
 
 /// `mimi device ...`.

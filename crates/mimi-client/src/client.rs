@@ -289,6 +289,25 @@ impl Client {
         Ok(answer.rooms)
     }
 
+    /// Deletes our account (IN-LIFECYCLE-6): every device of our user leaves every room by
+    /// its hub's proposals, and the user goes from our provider. Returns the rooms it was in;
+    /// this profile no longer signs in afterwards.
+    pub async fn delete_account(&mut self) -> Result<Vec<String>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Deleted {
+            rooms: Vec<String>,
+        }
+        let answer: Deleted = self
+            .api
+            .post_json(
+                "/client/v1/account/delete",
+                &serde_json::json!({}),
+                Repeat::Never,
+            )
+            .await?;
+        Ok(answer.rooms)
+    }
+
     /// Creates our last-resort KeyPackage and uploads it (mls-extensions
     /// `last_resort_key_package`; the provider stores one per client, replacing an older one).
     pub(crate) async fn upload_last_resort_key_package(&mut self) -> Result<(), ClientError> {

@@ -66,6 +66,32 @@ pub(crate) async fn remove_device(
     Ok(rooms)
 }
 
+/// Deletes the account of our user `user_name` (`user_uri`): every device leaves every room as
+/// [`remove_device`] has it, then the user goes (IN-LIFECYCLE-6). Returns the rooms its devices
+/// were in. In those rooms the user stays listed, without clients, until a member removes it:
+/// the hub cannot propose a participant-list change (OpenMLS has no external AppDataUpdate).
+pub(crate) async fn delete_account(
+    state: &Arc<AppState>,
+    user_name: &str,
+    user_uri: &str,
+) -> Result<Vec<String>, ApiError> {
+    let (s, name) = (state.clone(), user_name.to_owned());
+    let devices =
+        tokio::task::spawn_blocking(move || Ok::<_, ApiError>(s.store.read()?.devices_of(&name)?))
+            .await??;
+    let mut rooms = Vec::new();
+    for device in devices {
+        for room in remove_device(state, user_uri, &device).await? {
+            if !rooms.contains(&room) {
+                rooms.push(room);
+            }
+        }
+    }
+    let name = user_name.to_owned();
+    state.write(move |tx| Ok(tx.remove_user(&name)?)).await?;
+    Ok(rooms)
+}
+
 /// The user name in `mimi://domain/d/NAME/device`.
 fn parsed_user_name(device: &str) -> String {
     device

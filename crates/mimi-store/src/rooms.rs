@@ -332,6 +332,21 @@ impl Tx<'_> {
     }
 }
 
+impl Tx<'_> {
+    /// Removes a local user whose clients are gone (`remove_client` each first): its remaining
+    /// KeyPackages and its name go. Returns whether it existed.
+    pub fn remove_user(&self, user_name: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM key_packages WHERE user_name = ?1")?
+            .execute(params![user_name])?;
+        let n = self
+            .conn()
+            .prepare_cached("DELETE FROM users WHERE name = ?1")?
+            .execute(params![user_name])?;
+        Ok(n > 0)
+    }
+}
+
 #[cfg(test)]
 mod remove_client_tests {
     use crate::{Client, Store};
@@ -366,8 +381,18 @@ mod remove_client_tests {
             assert!(!tx.remove_client(device).unwrap());
             tx.commit().unwrap();
         }
-        let reader = store.read().unwrap();
-        assert!(reader.rooms_of_device(device).unwrap().is_empty());
-        assert!(reader.client_by_token(b"token-hash").unwrap().is_none());
+        {
+            let reader = store.read().unwrap();
+            assert!(reader.rooms_of_device(device).unwrap().is_empty());
+            assert!(reader.client_by_token(b"token-hash").unwrap().is_none());
+        }
+        // With its last client gone, the user itself can go.
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        assert!(tx.remove_user("bob").unwrap());
+        assert!(!tx.remove_user("bob").unwrap());
+        tx.commit().unwrap();
+        drop(guard);
+        assert!(!store.read().unwrap().user_exists("bob").unwrap());
     }
 }

@@ -285,3 +285,31 @@ fn a_removed_device_leaves_every_room_by_the_hubs_own_proposals() {
     // The tablet can no longer sign in.
     assert!(!tablet.run(&["sync"]).status.success());
 }
+
+#[test]
+fn a_deleted_account_leaves_rooms_hosted_elsewhere() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("elsewhere");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    let rooms = bob.run_ok(&["account", "delete"]);
+    assert!(rooms.contains(&room), "{rooms}");
+    // Alice's next message commits the hub's removal: Bob has no client left in the room.
+    alice.sync();
+    alice.send(&room, "bob's account is gone");
+    wait_until(&[&alice], "bob's clients to be gone", || {
+        alice.try_sync()?;
+        let bob_entry = alice
+            .members(&room)
+            .into_iter()
+            .find(|m| m["user"] == bob.uri().as_str());
+        match bob_entry {
+            Some(entry) if entry["active"] == false => Ok(()),
+            None => Ok(()),
+            Some(entry) => Err(format!("{entry}")),
+        }
+    });
+    assert!(!bob.run(&["sync"]).status.success());
+}

@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/submit/{*room}", post(submit))
         .route("/client/v1/knock/{*room}", post(knock))
         .route("/client/v1/devices/remove", post(remove_device))
+        .route("/client/v1/account/delete", post(delete_account))
         .route("/client/v1/report/{*room}", post(report_abuse))
         .route("/client/v1/assets", post(upload_asset))
         .route("/client/v1/download", get(download))
@@ -533,6 +534,18 @@ async fn remove_device(
     let client = authenticate(&state, &headers).await?;
     let user = user_uri(&state, &client);
     let rooms = crate::devices::remove_device(&state, &user, &request.device).await?;
+    Ok(Json(serde_json::json!({ "rooms": rooms })))
+}
+
+/// Deletes the caller's account: every device of its user leaves every room (their hubs propose
+/// the removals) and the user goes (IN-LIFECYCLE-6); answers the rooms it was in.
+async fn delete_account(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let user = user_uri(&state, &client);
+    let rooms = crate::devices::delete_account(&state, &client.user_name, &user).await?;
     Ok(Json(serde_json::json!({ "rooms": rooms })))
 }
 
