@@ -537,16 +537,25 @@ impl Client {
             ));
         };
         let group_info = MlsMessage::from(tbe.group_info.clone());
+        // Pending SelfRemoves go into our commit by reference (draft §5.5, HUB-074).
+        let pending: Vec<Vec<u8>> = tbe
+            .pending_proposals
+            .iter()
+            .map(|p| p.proposal.as_bytes().to_vec())
+            .collect();
         let anchor = self.anchor.clone();
         let hub_sender = success.hub_sender.encode();
         let (joined, pending) = self.attempt(|s| {
-            s.join_by_external_commit_with_link(
+            s.join_external(
                 &anchor,
                 &me,
-                group_info.as_bytes(),
-                ratchet_tree.as_slice(),
-                &hub_sender,
-                link.map(str::as_bytes),
+                &mimi_room::ExternalJoin {
+                    group_info: group_info.as_bytes(),
+                    ratchet_tree: ratchet_tree.as_slice(),
+                    hub_sender: &hub_sender,
+                    link: link.map(str::as_bytes),
+                    pending_proposals: &pending,
+                },
                 now_secs(),
             )
         })?;

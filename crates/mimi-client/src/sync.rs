@@ -371,13 +371,19 @@ impl Inbox<'_> {
             fanout.message.as_bytes(),
             now_secs(),
         )?;
-        // A proposal bundle carries further proposals in its tail (draft §5.4 moreProposals).
-        if let FanoutTail::Proposal { more_proposals } = &fanout.tail {
-            for proposal in more_proposals {
-                self.state
-                    .process(self.anchor, &entry.room, proposal.as_bytes(), now_secs())?;
-                report.handshakes += 1;
-            }
+        // A proposal bundle carries further proposals in its tail (draft §5.4 moreProposals);
+        // an external commit, the hub's proposals it invalidated, issued again for the new
+        // epoch (externalProposals, IN-ROOM-7). Also after our own external commit, which
+        // comes back stale: the proposals are for the epoch it started.
+        let tail = match &fanout.tail {
+            FanoutTail::Proposal { more_proposals } => more_proposals.as_slice(),
+            FanoutTail::Commit { external_proposals } => external_proposals.as_slice(),
+            _ => &[],
+        };
+        for proposal in tail {
+            self.state
+                .process(self.anchor, &entry.room, proposal.as_bytes(), now_secs())?;
+            report.handshakes += 1;
         }
         match incoming {
             Incoming::Message {

@@ -3,7 +3,7 @@
 use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::{
     MIXED_PLAINTEXT_WIRE_FORMAT_POLICY, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn,
-    RatchetTreeIn, Welcome,
+    ProtocolMessage, PublicMessageIn, RatchetTreeIn, Welcome,
 };
 use tls_codec::Deserialize as _;
 
@@ -30,6 +30,19 @@ pub(crate) fn welcome(bytes: &[u8]) -> Result<Welcome, RoomError> {
         return Err(RoomError::malformed("Welcome message", "not a Welcome"));
     };
     Ok(welcome)
+}
+
+/// A handshake sent in the clear (a PublicMessage), as an MLSMessage.
+pub(crate) fn public_message(bytes: &[u8]) -> Result<PublicMessageIn, RoomError> {
+    let message = MlsMessageIn::tls_deserialize_exact(bytes)
+        .map_err(|e| RoomError::malformed("proposal message", e))?;
+    match message.try_into_protocol_message() {
+        Ok(ProtocolMessage::PublicMessage(public)) => Ok(*public),
+        _ => Err(RoomError::malformed(
+            "proposal message",
+            "not a PublicMessage",
+        )),
+    }
 }
 
 /// A TLS-encoded ratchet tree.

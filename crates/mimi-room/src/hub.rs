@@ -44,6 +44,18 @@ pub struct HubRoom {
     envelope: PolicyEnvelope,
     /// Provider domains with a member whose role may receive messages (HUB-032).
     receiving: BTreeSet<String>,
+    /// The proposals accepted in this epoch, as received: a joiner's `/groupInfo` answer
+    /// lists them (draft §5.5 `pending_proposals`).
+    pending: Vec<AcceptedProposal>,
+}
+
+/// A proposal the hub accepted in the current epoch, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedProposal {
+    /// The proposal's MLSMessage.
+    pub message: Vec<u8>,
+    /// When the hub accepted it, in seconds since the UNIX epoch.
+    pub accepted_at: u64,
 }
 
 /// Verified identity of every member by leaf index, with the counts derived from it.
@@ -150,9 +162,26 @@ pub struct CheckedCommit {
     staged: StagedCommit,
     notify_domains: BTreeSet<String>,
     external: bool,
+    /// Devices the hub's own pending Remove proposals named, which an external commit
+    /// invalidates: the hub proposes their removal again in the new epoch (IN-ROOM-7).
+    reissue: Vec<String>,
+    /// The client an external commit brings in.
+    joiner: Option<VerifiedMember>,
 }
 
 impl CheckedCommit {
+    /// Member devices whose removal the hub had proposed and must propose again once this
+    /// (external) commit is applied: RFC 9420 §12.4.3.2 lets an external commit carry no
+    /// Remove by reference, so it drops them (draft §5.4, IN-ROOM-7).
+    pub fn removals_to_reissue(&self) -> &[String] {
+        &self.reissue
+    }
+
+    /// The client an external commit brings in (`None` for a member's commit).
+    pub fn external_joiner(&self) -> Option<&VerifiedMember> {
+        self.joiner.as_ref()
+    }
+
     /// The providers the commit goes to: every member's, and a joiner's.
     pub fn notify_domains(&self) -> &BTreeSet<String> {
         &self.notify_domains
@@ -343,6 +372,7 @@ impl HubRoom {
             departing: BTreeSet::new(),
             envelope: PolicyEnvelope::default(),
             receiving: BTreeSet::new(),
+            pending: Vec::new(),
         };
         room.receiving = room.compute_receiving();
         room.departing = room.compute_departing()?;
@@ -360,6 +390,12 @@ impl HubRoom {
     /// The persisted form of this room's state.
     pub fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
         self.provider.snapshot()
+    }
+
+    /// The proposals accepted in this epoch, oldest first. A room loaded from a snapshot
+    /// taken while proposals were pending lists only those accepted since.
+    pub fn pending_proposals(&self) -> &[AcceptedProposal] {
+        &self.pending
     }
 
     /// The room URI.
@@ -529,6 +565,22 @@ impl HubRoom {
         message: &[u8],
         now: u64,
     ) -> Result<Checked, RoomError> {
+        let checked = self.check_handshake_inner(anchor, message, now)?;
+        if let Checked::Applied(Accepted::Proposal { .. }) = &checked {
+            self.pending.push(AcceptedProposal {
+                message: message.to_vec(),
+                accepted_at: now,
+            });
+        }
+        Ok(checked)
+    }
+
+    fn check_handshake_inner(
+        &mut self,
+        anchor: &TrustAnchor,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Checked, RoomError> {
         let message = MlsMessageIn::tls_deserialize_exact(message)
             .map_err(|e| RoomError::malformed("MLSMessage", e))?;
         let protocol = message
@@ -688,8 +740,12 @@ impl HubRoom {
         may_join(&self.components, user, link, now)
     }
 
-    /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: an external
-    /// commit cannot land while hub-accepted proposals wait (they would be lost, IN-ROOM-7).
+    /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: what an
+    /// external commit does to the proposals pending in its epoch (IN-ROOM-7). A pending
+    /// SelfRemove must be included by reference (the one kind RFC 9420 extensions let an
+    /// external commit carry); the hub's own Removes are dropped by the commit and proposed
+    /// again after it; a member's departure or removal of its other clients cannot be carried
+    /// or re-issued, so the joiner waits for the next commit.
     fn accept_external_commit(
         &mut self,
         anchor: &TrustAnchor,
@@ -702,10 +758,32 @@ impl HubRoom {
             .group
             .queued_proposals(self.provider.storage())
             .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
-        if !queued.is_empty() {
-            return Err(RoomError::not_allowed(
-                "proposals are pending in this epoch; join after the next commit",
-            ));
+        let covered: BTreeSet<Vec<u8>> = staged
+            .queued_proposals()
+            .map(|q| q.proposal_reference_ref().as_slice().to_vec())
+            .collect();
+        let mut reissue = Vec::new();
+        for (reference, proposal) in &queued {
+            match (proposal.sender(), proposal.proposal()) {
+                (Sender::External(_), openmls::prelude::Proposal::Remove(remove)) => {
+                    if let Some(target) = self.roster.members.get(&remove.removed().u32()) {
+                        reissue.push(target.device_uri.clone());
+                    }
+                }
+                (Sender::Member(_), openmls::prelude::Proposal::SelfRemove)
+                    if covered.contains(reference.as_slice()) => {}
+                (Sender::Member(_), openmls::prelude::Proposal::SelfRemove) => {
+                    return Err(RoomError::invalid(format!(
+                        "the external commit omits pending SelfRemove {}; include it by reference",
+                        hex_short(reference.as_slice())
+                    )));
+                }
+                _ => {
+                    return Err(RoomError::not_allowed(
+                        "a member's departure is pending in this epoch; join after the next commit",
+                    ));
+                }
+            }
         }
         let joiner = check_external_commit(
             anchor,
@@ -736,6 +814,8 @@ impl HubRoom {
             staged,
             notify_domains,
             external: true,
+            reissue,
+            joiner: Some(joiner),
         }))
     }
 
@@ -762,6 +842,7 @@ impl HubRoom {
         let removed = self.roster.refresh(anchor, &self.group)?;
         self.components = components_of(&self.group)?;
         self.departing.clear();
+        self.pending.clear();
         self.receiving = self.compute_receiving();
         Ok(Accepted::Commit {
             epoch: self.epoch(),
@@ -840,6 +921,8 @@ impl HubRoom {
             notify_domains: self.member_domains(),
             staged,
             external: false,
+            reissue: Vec::new(),
+            joiner: None,
         }))
     }
 }

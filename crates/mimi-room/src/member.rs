@@ -75,6 +75,21 @@ pub struct PendingCommit {
     pub group_info: Option<Vec<u8>>,
 }
 
+/// What a `/groupInfo` answer gives a client joining by external commit (draft §5.5).
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalJoin<'a> {
+    /// The room's GroupInfo, as an MLSMessage.
+    pub group_info: &'a [u8],
+    /// The TLS-encoded ratchet tree.
+    pub ratchet_tree: &'a [u8],
+    /// The hub's TLS-encoded `ExternalSender` entry, which the room must list.
+    pub hub_sender: &'a [u8],
+    /// The join link to name in the commit, if the joiner is not a participant.
+    pub link: Option<&'a [u8]>,
+    /// The proposals pending in the epoch, as MLSMessages.
+    pub pending_proposals: &'a [Vec<u8>],
+}
+
 /// What processing one fanned-out message produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -821,8 +836,9 @@ impl MemberState {
 
     /// Joins a room by external commit (draft §5.5, a new device of a participant), from the
     /// GroupInfo (MLSMessage) and ratchet tree the hub sent. `hub_sender` (a TLS-encoded
-    /// `ExternalSender`) must be one of the room's external senders. Returns the room URI and the commit for the hub; until the hub accepts
-    /// it, the caller must not persist this state.
+    /// `ExternalSender`) must be one of the room's external senders. Returns the room URI and
+    /// the commit for the hub; until the hub accepts it, the caller must not persist this
+    /// state.
     pub fn join_by_external_commit(
         &self,
         anchor: &TrustAnchor,
@@ -832,31 +848,39 @@ impl MemberState {
         hub_sender: &[u8],
         now: u64,
     ) -> Result<(String, PendingCommit), RoomError> {
-        self.join_by_external_commit_with_link(
+        self.join_external(
             anchor,
             me,
-            group_info,
-            ratchet_tree,
-            hub_sender,
-            None,
+            &ExternalJoin {
+                group_info,
+                ratchet_tree,
+                hub_sender,
+                link: None,
+                pending_proposals: &[],
+            },
             now,
         )
     }
 
-    /// Joins as [`MemberState::join_by_external_commit`] does, naming the join link `link` in
-    /// the commit (IN-LIFECYCLE-4) when our user is not a participant; a single-use link is
-    /// removed from the room's `join_links` in the same commit.
-    #[allow(clippy::too_many_arguments)]
-    pub fn join_by_external_commit_with_link(
+    /// Joins as [`MemberState::join_by_external_commit`] does, with what a `/groupInfo`
+    /// answer gave: a join link named in the commit (IN-LIFECYCLE-4) when our user is not a
+    /// participant (a single-use link is removed from the room's `join_links` in the same
+    /// commit), and the epoch's pending proposals, whose SelfRemoves the commit includes by
+    /// reference (draft §5.5; HUB-074).
+    pub fn join_external(
         &self,
         anchor: &TrustAnchor,
         me: &ClientIdentity,
-        group_info: &[u8],
-        ratchet_tree: &[u8],
-        hub_sender: &[u8],
-        link: Option<&[u8]>,
+        join: &ExternalJoin<'_>,
         now: u64,
     ) -> Result<(String, PendingCommit), RoomError> {
+        let ExternalJoin {
+            group_info,
+            ratchet_tree,
+            hub_sender,
+            link,
+            pending_proposals,
+        } = *join;
         let group_info = crate::decode::group_info(group_info)?;
         let tree = crate::decode::ratchet_tree(ratchet_tree)?;
         let signer = self.signer(me)?;
@@ -912,9 +936,14 @@ impl MemberState {
                 .encode(),
             )
         });
+        let pending = pending_proposals
+            .iter()
+            .map(|bytes| crate::decode::public_message(bytes))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut external = MlsGroup::external_commit_builder()
             .with_ratchet_tree(tree)
-            .with_config(join_config);
+            .with_config(join_config)
+            .with_proposals(pending);
         if let Some(link) = &used_link {
             external = external.with_aad(crate::join_links::safe_aad_with_link(link));
         }

@@ -839,9 +839,19 @@ pub(crate) fn check_external_commit(
     )?;
     check_joiner_listing(components, applied, &joiner, members, link)?;
     let mut replaces_old_leaf = false;
+    // Leaves a stapled SelfRemove takes out (HUB-074): they no longer count below.
+    let mut leaving: BTreeSet<u32> = BTreeSet::new();
     for queued in staged.queued_proposals() {
         match queued.proposal() {
             Proposal::ExternalInit(_) | Proposal::AppDataUpdate(_) => {}
+            // A member's own pending departure, carried by reference (OpenMLS accepts it only
+            // so, from a member, SelfRemove rules of the MLS extensions).
+            Proposal::SelfRemove => match queued.sender() {
+                Sender::Member(leaf) => {
+                    leaving.insert(leaf.u32());
+                }
+                _ => return Err(RoomError::invalid("a SelfRemove not from a member")),
+            },
             Proposal::Remove(remove) => {
                 let same_device = members
                     .get(&remove.removed().u32())
@@ -870,16 +880,18 @@ pub(crate) fn check_external_commit(
     }
     // HUB-075: the new client keeps the room within its base policy (room-policy-03 §5).
     let base = &components.base;
-    let other_device = members
-        .values()
-        .any(|m| m.user_uri == joiner.user_uri && m.device_uri != joiner.device_uri);
+    let other_device = members.iter().any(|(leaf, m)| {
+        m.user_uri == joiner.user_uri
+            && m.device_uri != joiner.device_uri
+            && !leaving.contains(leaf)
+    });
     if !base.multi_device && other_device {
         return Err(RoomError::not_allowed(format!(
             "the room allows one client per user (multi_device is false): {} has one",
             joiner.user_uri
         )));
     }
-    let clients_after = members.len() + usize::from(!replaces_old_leaf);
+    let clients_after = members.len() + usize::from(!replaces_old_leaf) - leaving.len();
     if let Some(max) = base.max_clients
         && clients_after > max as usize
     {

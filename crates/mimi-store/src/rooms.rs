@@ -116,6 +116,40 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Subscribes as [`Tx::subscribe`] does; returns whether the client was not subscribed
+    /// before, so that a subscription taken ahead of a join the hub then refuses can be
+    /// withdrawn with [`Tx::withdraw_subscription`].
+    pub fn subscribe_if_new(&self, room_uri: &str, device_uri: &str) -> Result<bool, StoreError> {
+        let inserted = self
+            .conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO subscriptions (room_uri, device_uri, from_id)
+             VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                room_uri,
+                device_uri,
+                mailbox_position(self.conn())?
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    /// Withdraws an active subscription taken ahead of a join that did not happen: the client
+    /// keeps nothing of the room's log from it.
+    pub fn withdraw_subscription(
+        &self,
+        room_uri: &str,
+        device_uri: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "DELETE FROM subscriptions
+             WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
+            )?
+            .execute(params![room_uri, device_uri])?;
+        Ok(())
+    }
+
     /// Ends a local client's subscription to a room. It still reads everything already in the
     /// room's log (a commit that removed it, fanned out in the same transaction, included), and
     /// nothing later.

@@ -313,3 +313,63 @@ fn a_deleted_account_leaves_rooms_hosted_elsewhere() {
     });
     assert!(!bob.run(&["sync"]).status.success());
 }
+
+#[test]
+fn a_new_device_joins_by_external_commit_while_a_removal_is_pending() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let tablet = net.device("b.example", "bob", "tablet");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("pending");
+    alice.add(&room, &bob.uri());
+    alice.add(&room, &cathy.uri());
+    wait_joined(&bob, &room);
+    wait_joined(&tablet, &room);
+    wait_joined(&cathy, &room);
+    // Bob removes his tablet: the hub on a.example proposes its removal, and nobody commits.
+    let tablet_uri = "mimi://b.example/d/bob/tablet";
+    let rooms = bob.run_ok(&["device", "remove", tablet_uri]);
+    assert!(rooms.contains(&room), "{rooms}");
+    // Cathy's new laptop joins by external commit all the same (HUB-074): the hub proposes the
+    // removal again in the new epoch, stapled to the laptop's commit.
+    let laptop = net.device("c.example", "cathy", "laptop");
+    laptop.run_ok(&["room", "join", &room]);
+    // The laptop's first message commits the hub's proposal, which it took from the fan-out of
+    // its own commit.
+    laptop.sync();
+    laptop.send(&room, "hello from the laptop");
+    wait_until(
+        &[&alice],
+        "the laptop's message and the tablet gone",
+        || {
+            let texts = crate::senders_and_texts(&alice.messages(&room));
+            if !texts.iter().any(|(_, t)| t == "hello from the laptop") {
+                return Err(format!("messages: {texts:?}"));
+            }
+            let members = alice.members(&room);
+            let clients_of = |user: String| {
+                members
+                    .iter()
+                    .find(|m| m["user"] == user.as_str())
+                    .and_then(|m| m["clients"].as_array().cloned())
+                    .unwrap_or_default()
+            };
+            let (bobs, cathys) = (clients_of(bob.uri()), clients_of(cathy.uri()));
+            if bobs.len() == 1 && bobs[0] != tablet_uri && cathys.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("bob {bobs:?}, cathy {cathys:?}"))
+            }
+        },
+    );
+    // Bob's phone, a member all along, reads the laptop's message too.
+    wait_until(&[&bob], "bob to read the laptop", || {
+        let texts = crate::senders_and_texts(&bob.messages(&room));
+        texts
+            .iter()
+            .any(|(_, t)| t == "hello from the laptop")
+            .then_some(())
+            .ok_or(format!("{texts:?}"))
+    });
+}

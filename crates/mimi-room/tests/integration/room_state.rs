@@ -4,8 +4,8 @@
 use mimi_identity::DevCa;
 use mimi_policy::{BaseRoomPolicy, Preset, RoleData};
 use mimi_room::{
-    Accepted, HubRoom, HubSender, Incoming, MemberState, PolicyEnvelope, Refusal, RoomError,
-    TrustAnchor,
+    Accepted, Checked, HubRoom, HubSender, Incoming, MemberState, PolicyEnvelope, Refusal,
+    RoomError, TrustAnchor,
 };
 
 use crate::flows::{Client, client, hub_sender_bytes, now, provider};
@@ -24,6 +24,8 @@ struct Room {
     cathy: Client,
     /// A second device of Bob's, not in the room.
     bob_tablet: Client,
+    /// The GroupInfo of the epoch the room starts in (after Bob's add).
+    group_info: Vec<u8>,
 }
 
 fn room(preset: Preset) -> Room {
@@ -80,6 +82,7 @@ fn room(preset: Preset) -> Room {
         bob,
         cathy,
         bob_tablet,
+        group_info: add.group_info.clone().unwrap(),
     }
 }
 
@@ -746,13 +749,16 @@ fn a_single_use_join_link_admits_one_user_and_leaves_the_list() {
     let (_, joined) = r
         .cathy
         .state
-        .join_by_external_commit_with_link(
+        .join_external(
             &r.anchor,
             &r.cathy.me,
-            commit.group_info.as_ref().unwrap(),
-            &r.hub.ratchet_tree().unwrap(),
-            &hub_sender_bytes(),
-            Some(link.as_bytes()),
+            &mimi_room::ExternalJoin {
+                group_info: commit.group_info.as_ref().unwrap(),
+                ratchet_tree: &r.hub.ratchet_tree().unwrap(),
+                hub_sender: &hub_sender_bytes(),
+                link: Some(link.as_bytes()),
+                pending_proposals: &[],
+            },
             now(),
         )
         .unwrap();
@@ -817,13 +823,26 @@ fn a_last_resort_key_package_lets_its_client_join_two_rooms() {
     }
 }
 
-#[test]
-fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it() {
+/// A room whose hub has a real key, from a seed as mimid keeps it: it signs proposals.
+struct KeyedHub {
+    seed: [u8; 32],
+    public: Vec<u8>,
+    sender_bytes: Vec<u8>,
+    room: HubRoom,
+}
+
+impl KeyedHub {
+    fn issue(&self, devices: &[String]) -> Vec<Vec<u8>> {
+        self.room
+            .issue_removals(&self.seed, &self.public, &self.sender_bytes, devices)
+            .unwrap()
+    }
+}
+
+fn keyed_room(r: &Room, uri: &str) -> KeyedHub {
     use openmls::prelude::{BasicCredential, ExternalSender};
     use ring::signature::KeyPair as _;
     use tls_codec::Serialize as _;
-    let r = room(Preset::Private);
-    // A hub with a real key this time, from a seed as mimid keeps it: it signs proposals.
     let seed = [42u8; 32];
     let public = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
         .unwrap()
@@ -840,13 +859,12 @@ fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it()
     )
     .tls_serialize_detached()
     .unwrap();
-    let uri = "mimi://a.example/r/devices";
     let created = r
         .alice
         .state
         .create_room(&r.alice.me, uri, ALICE, &hub)
         .unwrap();
-    let mut hub_room = HubRoom::create(
+    let room = HubRoom::create(
         &r.anchor,
         uri,
         ALICE,
@@ -856,6 +874,24 @@ fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it()
         now(),
     )
     .unwrap();
+    KeyedHub {
+        seed,
+        public,
+        sender_bytes,
+        room,
+    }
+}
+
+#[test]
+fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it() {
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/devices";
+    let KeyedHub {
+        seed,
+        public,
+        sender_bytes,
+        room: mut hub_room,
+    } = keyed_room(&r, uri);
     let mut packages = r.bob.state.key_packages(&r.bob.me, 1).unwrap();
     packages.extend(
         r.bob_tablet
@@ -933,4 +969,166 @@ fn the_hub_removes_a_device_by_its_own_proposal_and_the_next_commit_carries_it()
             .process_handshake(&r.anchor, &forged[0], now())
             .is_err()
     );
+}
+
+#[test]
+fn a_new_device_joins_while_the_hubs_removal_is_pending_and_the_hub_proposes_it_again() {
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/pending";
+    let mut hub = keyed_room(&r, uri);
+    let add = r
+        .alice
+        .state
+        .add_users(
+            &r.alice.me,
+            uri,
+            &[(BOB.into(), r.bob.state.key_packages(&r.bob.me, 1).unwrap())],
+        )
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &add.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    r.bob
+        .state
+        .join(
+            &r.anchor,
+            add.welcome.as_ref().unwrap(),
+            &hub.room.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    let group_info = add.group_info.clone().unwrap();
+    // Bob's provider removed his phone; nobody has committed the hub's proposal yet.
+    let phone = r.bob.me.device_uri.clone();
+    let removal = hub.issue(std::slice::from_ref(&phone));
+    hub.room
+        .process_handshake(&r.anchor, &removal[0], now())
+        .unwrap();
+    r.alice
+        .state
+        .process(&r.anchor, uri, &removal[0], now())
+        .unwrap();
+    let pending: Vec<Vec<u8>> = hub
+        .room
+        .pending_proposals()
+        .iter()
+        .map(|p| p.message.clone())
+        .collect();
+    assert_eq!(
+        pending, removal,
+        "the /groupInfo answer lists what is pending"
+    );
+    // Bob's tablet joins by external commit all the same (HUB-074).
+    let (_, joined) = r
+        .bob_tablet
+        .state
+        .join_external(
+            &r.anchor,
+            &r.bob_tablet.me,
+            &mimi_room::ExternalJoin {
+                group_info: &group_info,
+                ratchet_tree: &hub.room.ratchet_tree().unwrap(),
+                hub_sender: &hub.sender_bytes,
+                link: None,
+                pending_proposals: &pending,
+            },
+            now(),
+        )
+        .unwrap();
+    let Checked::Commit(checked) = hub
+        .room
+        .check_handshake(&r.anchor, &joined.commit, now())
+        .unwrap()
+    else {
+        panic!("an external commit is a commit");
+    };
+    assert_eq!(checked.removals_to_reissue(), std::slice::from_ref(&phone));
+    assert_eq!(
+        checked.external_joiner().map(|j| j.device_uri.clone()),
+        Some(r.bob_tablet.me.device_uri.clone())
+    );
+    hub.room.apply_checked(&r.anchor, checked).unwrap();
+    assert!(hub.room.pending_proposals().is_empty());
+    assert_eq!(hub.room.members()[BOB].len(), 2, "the phone is still in");
+    // The hub proposes the removal again in the new epoch; members take it after the commit.
+    let again = hub.issue(std::slice::from_ref(&phone));
+    assert_eq!(again.len(), 1);
+    assert_ne!(again, removal, "a proposal for the new epoch");
+    hub.room
+        .process_handshake(&r.anchor, &again[0], now())
+        .unwrap();
+    r.alice
+        .state
+        .process(&r.anchor, uri, &joined.commit, now())
+        .unwrap();
+    for member in [&r.alice, &r.bob_tablet] {
+        assert_eq!(
+            member
+                .state
+                .process(&r.anchor, uri, &again[0], now())
+                .unwrap(),
+            Incoming::Proposal
+        );
+    }
+    // The joiner's next commit carries it, and the hub and Alice accept it.
+    let commit = r
+        .bob_tablet
+        .state
+        .commit_pending(&r.bob_tablet.me, uri)
+        .unwrap()
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &commit.commit);
+    r.alice
+        .state
+        .process(&r.anchor, uri, &commit.commit, now())
+        .unwrap();
+    assert_eq!(
+        hub.room.members()[BOB],
+        vec![r.bob_tablet.me.device_uri.clone()]
+    );
+}
+
+#[test]
+fn an_external_commit_waits_while_a_members_departure_is_pending() {
+    let mut r = room(Preset::Private);
+    for proposal in r
+        .bob
+        .state
+        .leave(&r.anchor, &r.bob.me, &r.uri, now())
+        .unwrap()
+    {
+        r.hub
+            .process_handshake(&r.anchor, &proposal, now())
+            .unwrap();
+    }
+    let pending: Vec<Vec<u8>> = r
+        .hub
+        .pending_proposals()
+        .iter()
+        .map(|p| p.message.clone())
+        .collect();
+    assert_eq!(pending.len(), 2, "the list removal and the SelfRemove");
+    let (_, joined) = r
+        .bob_tablet
+        .state
+        .join_external(
+            &r.anchor,
+            &r.bob_tablet.me,
+            &mimi_room::ExternalJoin {
+                group_info: &r.group_info,
+                ratchet_tree: &r.hub.ratchet_tree().unwrap(),
+                hub_sender: &hub_sender_bytes(),
+                link: None,
+                pending_proposals: &pending,
+            },
+            now(),
+        )
+        .unwrap();
+    let epoch = r.hub.epoch();
+    let refused = r.hub.process_handshake(&r.anchor, &joined.commit, now());
+    assert!(
+        matches!(&refused, Err(RoomError::Refused(Refusal::NotAllowed(m))) if m.contains("departure")),
+        "{refused:?}"
+    );
+    assert_eq!(r.hub.epoch(), epoch);
+    assert_eq!(r.hub.pending_proposals().len(), 2, "nothing lost");
 }

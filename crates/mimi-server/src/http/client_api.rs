@@ -399,22 +399,39 @@ async fn update(
     let external_join =
         request.bundle.proposal_or_commit().sender() == Some(Sender::NewMemberCommit);
     let response = match upstream::route(state.domain(), &room) {
+        // A local joiner is subscribed by the hub, in the transaction that fans its commit out.
         Route::Local => Hub::update(&state, &room_uri, request.bundle).await?,
         Route::Hub(hub) => {
+            // A joiner is subscribed before its commit goes to the hub, whose fan-out of it
+            // (with any proposals stapled to it) may come back before the answer does; a
+            // refusal withdraws the subscription.
+            let device = client.device_uri.clone();
+            let (uri, dev) = (room_uri.clone(), device.clone());
+            let subscribed = if external_join {
+                state
+                    .write(move |tx| Ok(tx.subscribe_if_new(&uri, &dev)?))
+                    .await?
+            } else {
+                false
+            };
             let path = format!("/v1/update/{}", room.to_path_segment());
-            let (response, _): (UpdateRoomResponse, _) = state
+            let relayed: Result<(UpdateRoomResponse, _), ApiError> = state
                 .peers
                 .relay_post_checked(hub, &path, body.to_vec())
-                .await?;
-            response
+                .await;
+            // Only a definite refusal: after a lost answer the hub may have accepted the join.
+            let refused = matches!(
+                &relayed,
+                Ok((r, _)) if !matches!(r.outcome, UpdateOutcome::Success { .. })
+            );
+            if subscribed && refused {
+                state
+                    .write(move |tx| Ok(tx.withdraw_subscription(&room_uri, &device)?))
+                    .await?;
+            }
+            relayed?.0
         }
     };
-    // A client that joined by external commit receives the room's fan-out from now on.
-    if external_join && matches!(response.outcome, UpdateOutcome::Success { .. }) {
-        state
-            .write(move |tx| Ok(tx.subscribe(&room_uri, &client.device_uri)?))
-            .await?;
-    }
     Ok(response.encode())
 }
 

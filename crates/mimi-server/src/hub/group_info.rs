@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mimi_protocol::{
     GroupInfo, GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse,
     GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HpkeCiphertext, IdentifierUri,
-    MlsMessage, Protocol, RatchetTreeOption, Wire,
+    MlsMessage, PendingProposal, Protocol, RatchetTreeOption, Wire,
 };
 
 use super::Hub;
@@ -46,8 +46,8 @@ pub(super) async fn answer(
         reply,
     })
     .await;
-    let ratchet_tree = match tree {
-        Ok(tree) => tree,
+    let (ratchet_tree, pending) = match tree {
+        Ok(answer) => answer,
         Err(e) if e.kind() == ErrorKind::Forbidden => {
             tracing::info!(requester = %user, error = %e, "group info refused");
             return Ok(refusal(room_uri));
@@ -60,9 +60,10 @@ pub(super) async fn answer(
         .and_then(|m| m.as_group_info().cloned())
         .ok_or_else(|| ApiError::internal("room has no GroupInfo"))?;
     let (s, uri) = (state.clone(), room_uri.to_owned());
-    let response =
-        tokio::task::spawn_blocking(move || seal(&s, &uri, &request, group_info, ratchet_tree))
-            .await??;
+    let response = tokio::task::spawn_blocking(move || {
+        seal(&s, &uri, &request, group_info, ratchet_tree, pending)
+    })
+    .await??;
     tracing::info!(requester = %user, "group info sent");
     Ok(response)
 }
@@ -104,11 +105,23 @@ fn seal(
     request: &GroupInfoRequest,
     group_info: GroupInfo,
     ratchet_tree: Vec<u8>,
+    pending: Vec<mimi_room::AcceptedProposal>,
 ) -> Result<GroupInfoResponse, ApiError> {
+    // The joiner includes the pending SelfRemoves in its commit (HUB-074, IN-ROOM-7).
+    let pending_proposals = pending
+        .into_iter()
+        .map(|p| {
+            Ok(PendingProposal {
+                proposal: MlsMessage::from_bytes(&p.message)
+                    .map_err(|e| ApiError::internal(format!("pending proposal: {e}")))?,
+                hub_accepted_time: p.accepted_at.saturating_mul(1000),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let tbe = GroupInfoRatchetTreeTbe {
         group_info,
         ratchet_tree_option: RatchetTreeOption::Full { ratchet_tree },
-        pending_proposals: Vec::new(),
+        pending_proposals,
     };
     let (kem_output, ciphertext) = mimi_room::encrypt_with_label(
         &request.group_info_public_key.0,

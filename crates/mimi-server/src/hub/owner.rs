@@ -48,7 +48,8 @@ pub(super) enum Command {
         user: String,
         /// The join link the requester presented (`joiningCode`), if any.
         link: Option<Vec<u8>>,
-        reply: Reply<Vec<u8>>,
+        /// The ratchet tree and the proposals pending in the epoch.
+        reply: Reply<(Vec<u8>, Vec<mimi_room::AcceptedProposal>)>,
     },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
@@ -171,7 +172,8 @@ async fn handle(
             let (room, outcome) = blocking(room, move |room| {
                 room.check_external_join(&user, link.as_deref(), now_secs())
                     .map_err(|e| ApiError::forbidden(format!("{user} may not join: {e}")))?;
-                room.ratchet_tree().map_err(ApiError::internal)
+                let tree = room.ratchet_tree().map_err(ApiError::internal)?;
+                Ok((tree, room.pending_proposals().to_vec()))
             })
             .await;
             let _ = reply.send(outcome);
@@ -305,7 +307,8 @@ async fn handshake(
         );
     };
     state.wake_outbox();
-    let room = if journaled >= load::CHECKPOINT_EVERY {
+    // Not while proposals are pending: the journal keeps them as received, for `/groupInfo`.
+    let room = if journaled >= load::CHECKPOINT_EVERY && room.pending_proposals().is_empty() {
         load::checkpoint(state, room_uri, room).await
     } else {
         Some(room)

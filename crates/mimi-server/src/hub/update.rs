@@ -53,6 +53,9 @@ pub(super) struct Save {
     fanouts: Vec<(FanoutMessage, BTreeSet<String>)>,
     /// Local clients the commit removed: they get it, then no more of the room (draft §5.2).
     removed_local: Vec<String>,
+    /// A local client the (external) commit brought in: it reads the room from its own commit
+    /// on, so it also gets the proposals stapled to it.
+    joined_local: Option<String>,
 }
 
 impl Save {
@@ -78,6 +81,9 @@ impl Save {
         // Before the Welcome that names it is queued: whoever gets the URL can fetch the tree.
         if let Some(tree) = &self.tree {
             tree.save(tx, self.now)?;
+        }
+        if let Some(device) = &self.joined_local {
+            tx.subscribe(room_uri, device)?;
         }
         for (message, domains) in &self.fanouts {
             fan_out(tx, state, room_uri, message, domains, self.now)?;
@@ -126,6 +132,11 @@ pub(super) fn plan(
             // nothing the merge produces. Others are merged first: a Welcome carries the merged
             // tree, and removed local clients are unsubscribed in the same transaction.
             let overlap = welcome.is_none() && !checked.changes_recipients();
+            let reissue = checked.removals_to_reissue().to_vec();
+            let joined_local = checked
+                .external_joiner()
+                .filter(|j| j.domain == state.domain())
+                .map(|j| j.device_uri.clone());
             let (notify_domains, removed_local, merge) = if overlap {
                 (checked.notify_domains().clone(), Vec::new(), Some(checked))
             } else {
@@ -152,17 +163,24 @@ pub(super) fn plan(
                 GroupInfoOption::Full(info) => Some(MlsMessage::from(info).into_bytes()),
                 GroupInfoOption::Partial(_) => None,
             };
+            // IN-ROOM-7: the hub's Removes the external commit dropped, proposed again for the
+            // new epoch, journaled after it and stapled to its fan-out (draft §5.4).
+            let reissued = if reissue.is_empty() {
+                Vec::new()
+            } else {
+                reissue_removals(state, room, &reissue, now)?
+            };
+            let mut journal = vec![commit.as_bytes().to_vec()];
+            journal.extend(reissued.iter().map(|p| p.as_bytes().to_vec()));
             let mut save = Save {
                 now,
                 epoch,
-                journal: vec![commit.as_bytes().to_vec()],
+                journal,
                 group_info,
                 tree: None,
-                fanouts: vec![(
-                    FanoutMessage::commit(ts, commit, Vec::new()),
-                    notify_domains,
-                )],
+                fanouts: vec![(FanoutMessage::commit(ts, commit, reissued), notify_domains)],
                 removed_local,
+                joined_local,
             };
             if let Some(welcome) = welcome {
                 plan_welcome(state, room, room_uri, welcome, ts, &mut save)?;
@@ -211,11 +229,41 @@ pub(super) fn plan(
                         domains,
                     )],
                     removed_local: Vec::new(),
+                    joined_local: None,
                 }),
                 merge: None,
             })
         }
     }
+}
+
+/// Has the hub propose again, in the room's new epoch, the removal of `devices` (those still
+/// in the group), and accepts each proposal as it would a member's.
+fn reissue_removals(
+    state: &AppState,
+    room: &mut HubRoom,
+    devices: &[String],
+    now: u64,
+) -> Result<Vec<MlsMessage>, ApiError> {
+    let proposals = room
+        .issue_removals(
+            &state.hub_seed,
+            &state.hub_public_key,
+            &mimi_protocol::Wire::encode(&state.hub_sender()),
+            devices,
+        )
+        .map_err(ApiError::internal)?;
+    let mut out = Vec::with_capacity(proposals.len());
+    for proposal in proposals {
+        room.process_handshake(&state.anchor, &proposal, now)
+            .map_err(ApiError::internal)?;
+        out.push(
+            MlsMessage::from_bytes(&proposal)
+                .map_err(|e| ApiError::internal(format!("own proposal: {e}")))?,
+        );
+    }
+    tracing::info!(count = out.len(), "hub removals proposed again");
+    Ok(out)
 }
 
 /// HUB-080: the GroupInfo for joiners is for this room and the new epoch. Checked before the

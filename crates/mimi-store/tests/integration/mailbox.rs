@@ -62,6 +62,28 @@ fn subscriber_reads_only_what_arrived_after_it_subscribed() {
 }
 
 #[test]
+fn a_subscription_taken_ahead_of_a_refused_join_is_withdrawn_without_a_trace() {
+    let (_dir, store) = open();
+    write(&store, |tx| {
+        tx.subscribe(ROOM, ALICE).unwrap();
+        assert!(tx.subscribe_if_new(ROOM, BOB).unwrap());
+        assert!(
+            !tx.subscribe_if_new(ROOM, BOB).unwrap(),
+            "already subscribed"
+        );
+        log(tx, ROOM, b"while waiting");
+        tx.withdraw_subscription(ROOM, BOB).unwrap();
+        log(tx, ROOM, b"later");
+    });
+    assert!(bodies(&store, BOB, 0).is_empty());
+    assert!(!store.read().unwrap().is_subscribed(ROOM, BOB).unwrap());
+    assert_eq!(
+        bodies(&store, ALICE, 0),
+        vec![b"while waiting".to_vec(), b"later".to_vec()]
+    );
+}
+
+#[test]
 fn nothing_is_stored_for_a_room_without_subscribers() {
     let (_dir, store) = open();
     let mut stored = true;
