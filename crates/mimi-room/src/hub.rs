@@ -17,7 +17,7 @@ use crate::components::{
 };
 use crate::credentials::{TrustAnchor, VerifiedMember, verify_member};
 use crate::error::{Refusal, RoomError};
-use crate::proposals::{check_standalone_proposal, departing_users};
+use crate::proposals::{check_external_proposal, check_standalone_proposal, departing_users};
 use crate::provider::MlsProvider;
 use crate::rules::RoomRules;
 use crate::validation::{
@@ -56,6 +56,12 @@ pub struct AcceptedProposal {
     pub message: Vec<u8>,
     /// When the hub accepted it, in seconds since the UNIX epoch.
     pub accepted_at: u64,
+}
+
+/// The hub's signing key as the room's external sender.
+struct HubKey {
+    signer: openmls_basic_credential::SignatureKeyPair,
+    index: openmls::extensions::SenderExtensionIndex,
 }
 
 /// Verified identity of every member by leaf index, with the counts derived from it.
@@ -162,18 +168,18 @@ pub struct CheckedCommit {
     staged: StagedCommit,
     notify_domains: BTreeSet<String>,
     external: bool,
-    /// Devices the hub's own pending Remove proposals named, which an external commit
-    /// invalidates: the hub proposes their removal again in the new epoch (IN-ROOM-7).
-    reissue: Vec<String>,
+    /// What the hub's own pending proposals removed, which an external commit invalidates:
+    /// the hub proposes it again in the new epoch (IN-ROOM-7).
+    reissue: Vec<Reissue>,
     /// The client an external commit brings in.
     joiner: Option<VerifiedMember>,
 }
 
 impl CheckedCommit {
-    /// Member devices whose removal the hub had proposed and must propose again once this
-    /// (external) commit is applied: RFC 9420 §12.4.3.2 lets an external commit carry no
-    /// Remove by reference, so it drops them (draft §5.4, IN-ROOM-7).
-    pub fn removals_to_reissue(&self) -> &[String] {
+    /// The removals the hub had proposed and must propose again once this (external) commit
+    /// is applied: RFC 9420 §12.4.3.2 lets an external commit carry no Remove or
+    /// AppDataUpdate by reference, so it drops them (draft §5.4, IN-ROOM-7).
+    pub fn removals_to_reissue(&self) -> &[Reissue] {
         &self.reissue
     }
 
@@ -198,6 +204,16 @@ impl CheckedCommit {
                 )
             })
     }
+}
+
+/// A removal the hub proposed, to be proposed again after an external commit dropped it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reissue {
+    /// A participant (user URI) whose departure or removal from the list was pending, with
+    /// its clients ([`HubRoom::issue_user_removal`]).
+    User(String),
+    /// One client (device URI) ([`HubRoom::issue_removals`]).
+    Device(String),
 }
 
 /// What the hub accepted.
@@ -476,6 +492,110 @@ impl HubRoom {
         hub_sender: &[u8],
         devices: &[String],
     ) -> Result<Vec<Vec<u8>>, RoomError> {
+        let key = self.hub_key(hub_seed, hub_public_key, hub_sender)?;
+        let queued = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+        let pending: BTreeSet<u32> = queued
+            .iter()
+            .filter_map(|(_, q)| match q.proposal() {
+                openmls::prelude::Proposal::Remove(r) => Some(r.removed().u32()),
+                openmls::prelude::Proposal::SelfRemove => match q.sender() {
+                    Sender::Member(leaf) => Some(leaf.u32()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (leaf, member) in &self.roster.members {
+            if !devices.contains(&member.device_uri) || pending.contains(leaf) {
+                continue;
+            }
+            let message = openmls::prelude::ExternalProposal::new_remove::<MlsProvider>(
+                LeafNodeIndex::new(*leaf),
+                self.group.group_id().clone(),
+                self.group.group_context().epoch(),
+                &key.signer,
+                key.index,
+            )
+            .map_err(RoomError::mls)?;
+            out.push(
+                message
+                    .tls_serialize_detached()
+                    .map_err(|_| RoomError::Internal("proposal does not encode"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// HUB-081: the proposals the hub itself issues to take `user` out of the room (an account
+    /// its provider deleted): a participant-list update removing the user, then a Remove of
+    /// each of its clients, to be accepted and fanned out as [`HubRoom::issue_removals`]'s are.
+    /// The list update is left out if the user is not listed, already departing, or another
+    /// participant-list change is pending in this epoch (one per epoch, HUB-054): the user
+    /// then stays listed, without clients, until a later request or a member removes it.
+    pub fn issue_user_removal(
+        &self,
+        hub_seed: &[u8],
+        hub_public_key: &[u8],
+        hub_sender: &[u8],
+        user: &str,
+    ) -> Result<Vec<Vec<u8>>, RoomError> {
+        let key = self.hub_key(hub_seed, hub_public_key, hub_sender)?;
+        let list_change_pending = self
+            .group
+            .queued_proposals(self.provider.storage())
+            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?
+            .iter()
+            .any(|(_, q)| matches!(q.proposal(), openmls::prelude::Proposal::AppDataUpdate(_)));
+        let mut out = Vec::new();
+        if let Some(index) = crate::components::index_of(&self.components.participants, user)
+            && !list_change_pending
+            && !self.departing.contains(user)
+        {
+            let update = mimi_protocol::ParticipantListUpdate {
+                changed_role_participants: Vec::new(),
+                removed_indices: vec![index],
+                added_participants: Vec::new(),
+            };
+            let proposal = openmls::prelude::AppDataUpdateProposal::update(
+                crate::components::PARTICIPANT_LIST as openmls::component::ComponentId,
+                mimi_protocol::Wire::encode(&update),
+            );
+            let message = openmls::prelude::ExternalProposal::new_app_data_update(
+                proposal,
+                self.group.group_id().clone(),
+                self.group.group_context().epoch(),
+                &key.signer,
+                key.index,
+            )
+            .map_err(RoomError::mls)?;
+            out.push(
+                message
+                    .tls_serialize_detached()
+                    .map_err(|_| RoomError::Internal("proposal does not encode"))?,
+            );
+        }
+        let devices: Vec<String> = self
+            .roster
+            .members
+            .values()
+            .filter(|m| m.user_uri == user)
+            .map(|m| m.device_uri.clone())
+            .collect();
+        out.extend(self.issue_removals(hub_seed, hub_public_key, hub_sender, &devices)?);
+        Ok(out)
+    }
+
+    /// The hub's signer and its index in the room's `external_senders`.
+    fn hub_key(
+        &self,
+        hub_seed: &[u8],
+        hub_public_key: &[u8],
+        hub_sender: &[u8],
+    ) -> Result<HubKey, RoomError> {
         let index = self
             .group
             .group_context()
@@ -489,43 +609,16 @@ impl HubRoom {
             .ok_or(RoomError::Internal(
                 "this hub is not the room's external sender",
             ))?;
-        let signer = openmls_basic_credential::SignatureKeyPair::from_raw(
-            openmls_traits::types::SignatureScheme::ED25519,
-            hub_seed.to_vec(),
-            hub_public_key.to_vec(),
-        );
-        let pending: BTreeSet<u32> = self
-            .group
-            .queued_proposals(self.provider.storage())
-            .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?
-            .iter()
-            .filter_map(|(_, q)| match q.proposal() {
-                openmls::prelude::Proposal::Remove(r) => Some(r.removed().u32()),
-                _ => None,
-            })
-            .collect();
-        let mut out = Vec::new();
-        for (leaf, member) in &self.roster.members {
-            if !devices.contains(&member.device_uri) || pending.contains(leaf) {
-                continue;
-            }
-            let message = openmls::prelude::ExternalProposal::new_remove::<MlsProvider>(
-                LeafNodeIndex::new(*leaf),
-                self.group.group_id().clone(),
-                self.group.group_context().epoch(),
-                &signer,
-                openmls::extensions::SenderExtensionIndex::new(
-                    u32::try_from(index).map_err(|_| RoomError::Internal("sender index"))?,
-                ),
-            )
-            .map_err(RoomError::mls)?;
-            out.push(
-                message
-                    .tls_serialize_detached()
-                    .map_err(|_| RoomError::Internal("proposal does not encode"))?,
-            );
-        }
-        Ok(out)
+        Ok(HubKey {
+            signer: openmls_basic_credential::SignatureKeyPair::from_raw(
+                openmls_traits::types::SignatureScheme::ED25519,
+                hub_seed.to_vec(),
+                hub_public_key.to_vec(),
+            ),
+            index: openmls::extensions::SenderExtensionIndex::new(
+                u32::try_from(index).map_err(|_| RoomError::Internal("sender index"))?,
+            ),
+        })
     }
 
     /// What the room's policy lets `user` do now (asset checks at the hub, AST-010/011).
@@ -640,21 +733,24 @@ impl HubRoom {
             Sender::External(_) => {
                 // HUB-081: an external sender's proposal; OpenMLS checked its signature against
                 // `external_senders`, where only this hub is listed (HUB-041). Only Removes.
-                return match processed.into_content() {
-                    ProcessedMessageContent::ProposalMessage(proposal)
-                        if matches!(proposal.proposal(), openmls::prelude::Proposal::Remove(_)) =>
-                    {
-                        self.group
-                            .add_proposal(self.provider.storage(), *proposal)
-                            .map_err(|_| RoomError::Internal("cannot queue proposal"))?;
-                        Ok(Checked::Applied(Accepted::Proposal {
-                            notify_domains: self.member_domains(),
-                        }))
-                    }
-                    _ => Err(RoomError::not_allowed(
+                let ProcessedMessageContent::ProposalMessage(proposal) = processed.into_content()
+                else {
+                    return Err(RoomError::not_allowed(
                         "external senders may only propose removals",
-                    )),
+                    ));
                 };
+                let queued = self
+                    .group
+                    .queued_proposals(self.provider.storage())
+                    .map_err(|_| RoomError::CorruptState("cannot read queued proposals"))?;
+                check_external_proposal(&proposal, &components, queued.iter().map(|(_, q)| q))?;
+                self.group
+                    .add_proposal(self.provider.storage(), *proposal)
+                    .map_err(|_| RoomError::Internal("cannot queue proposal"))?;
+                self.departing = self.compute_departing()?;
+                return Ok(Checked::Applied(Accepted::Proposal {
+                    notify_domains: self.member_domains(),
+                }));
             }
             _ => {
                 return Err(RoomError::not_allowed(
@@ -742,10 +838,10 @@ impl HubRoom {
 
     /// HUB-071..HUB-073 (see `validation::check_external_commit`), and HUB-074: what an
     /// external commit does to the proposals pending in its epoch (IN-ROOM-7). A pending
-    /// SelfRemove must be included by reference (the one kind RFC 9420 extensions let an
-    /// external commit carry); the hub's own Removes are dropped by the commit and proposed
-    /// again after it; a member's departure or removal of its other clients cannot be carried
-    /// or re-issued, so the joiner waits for the next commit.
+    /// SelfRemove must be included by reference (the one kind the MLS extensions let an
+    /// external commit carry); every other pending proposal (Removes, a departure's or a
+    /// deleted account's participant-list removal) is dropped by the commit, and the hub
+    /// proposes the same removals again after it, as its own.
     fn accept_external_commit(
         &mut self,
         anchor: &TrustAnchor,
@@ -765,23 +861,36 @@ impl HubRoom {
         let mut reissue = Vec::new();
         for (reference, proposal) in &queued {
             match (proposal.sender(), proposal.proposal()) {
-                (Sender::External(_), openmls::prelude::Proposal::Remove(remove)) => {
-                    if let Some(target) = self.roster.members.get(&remove.removed().u32()) {
-                        reissue.push(target.device_uri.clone());
+                (Sender::Member(_), openmls::prelude::Proposal::SelfRemove) => {
+                    if !covered.contains(reference.as_slice()) {
+                        return Err(RoomError::invalid(format!(
+                            "the external commit omits pending SelfRemove {}; include it by \
+                             reference",
+                            hex_short(reference.as_slice())
+                        )));
                     }
                 }
-                (Sender::Member(_), openmls::prelude::Proposal::SelfRemove)
-                    if covered.contains(reference.as_slice()) => {}
-                (Sender::Member(_), openmls::prelude::Proposal::SelfRemove) => {
-                    return Err(RoomError::invalid(format!(
-                        "the external commit omits pending SelfRemove {}; include it by reference",
-                        hex_short(reference.as_slice())
-                    )));
+                (_, openmls::prelude::Proposal::Remove(remove)) => {
+                    if let Some(target) = self.roster.members.get(&remove.removed().u32()) {
+                        reissue.push(Reissue::Device(target.device_uri.clone()));
+                    }
                 }
-                _ => {
-                    return Err(RoomError::not_allowed(
-                        "a member's departure is pending in this epoch; join after the next commit",
-                    ));
+                // A departure (the member's own) or a deleted account (the hub's): the users
+                // leave the list, with their clients.
+                (_, openmls::prelude::Proposal::AppDataUpdate(_)) => {
+                    let users = departing_users(
+                        std::iter::once(proposal),
+                        &self.roster.members,
+                        &self.components,
+                    );
+                    reissue.extend(users.into_iter().map(Reissue::User));
+                }
+                (_, other) => {
+                    return Err(RoomError::not_allowed(format!(
+                        "a pending {:?} proposal cannot survive an external commit; join after \
+                         the next commit",
+                        other.proposal_type()
+                    )));
                 }
             }
         }
@@ -859,6 +968,7 @@ impl HubRoom {
         Ok(departing_users(
             queued.iter().map(|(_, q)| q),
             &self.roster.members,
+            &self.components,
         ))
     }
 
@@ -912,7 +1022,11 @@ impl HubRoom {
                 hex_short(missing.as_slice())
             )));
         }
-        let departing = departing_users(queued.iter().map(|(_, q)| q), &self.roster.members);
+        let departing = departing_users(
+            queued.iter().map(|(_, q)| q),
+            &self.roster.members,
+            components,
+        );
         let facts = commit_facts(anchor, &self.roster.members, committer, &staged, now)?;
         check_commit(components, &after, &facts, &departing, self.epoch() == 0)?;
         self.envelope

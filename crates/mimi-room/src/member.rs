@@ -28,7 +28,7 @@ use crate::components::{
 use crate::credentials::{ClientIdentity, TrustAnchor, identify_member, x509_credential};
 use crate::error::RoomError;
 use crate::proposals::is_real_role;
-use crate::proposals::{check_standalone_proposal, departing_users};
+use crate::proposals::{check_external_proposal, check_standalone_proposal, departing_users};
 use crate::provider::{MlsProvider, split_snapshot};
 use crate::rules::RoomRules;
 use crate::storage::StateChange;
@@ -1127,11 +1127,7 @@ impl MemberState {
                 {
                     // HUB-081: the hub (the only external sender, whose signature OpenMLS
                     // checked) may only propose removals.
-                    if !matches!(proposal.proposal(), Proposal::Remove(_)) {
-                        return Err(RoomError::not_allowed(
-                            "external senders may only propose removals",
-                        ));
-                    }
+                    check_external_proposal(&proposal, &components, group.pending_proposals())?;
                     group
                         .store_pending_proposal(self.provider.storage(), *proposal)
                         .map_err(RoomError::mls)?;
@@ -1277,7 +1273,7 @@ impl MemberState {
         now: u64,
     ) -> Result<Incoming, RoomError> {
         let members = verified_members(anchor, group.members(), now)?;
-        let departing = departing_users(group.pending_proposals(), &members);
+        let departing = departing_users(group.pending_proposals(), &members, components);
         let facts = commit_facts(anchor, &members, committer, &staged, now)?;
         check_commit(
             components,

@@ -109,19 +109,88 @@ pub(crate) fn check_standalone_proposal<'a>(
     }
 }
 
+/// HUB-081: checks a proposal from the room's external sender (the hub, whose signature OpenMLS
+/// checked against `external_senders`): a Remove of any client, or a participant-list update
+/// that only removes users (an account its provider deleted), one per epoch as for members
+/// (HUB-054, IN-ROOM-8). AppDataUpdate from an external sender is allowed by the MLS extensions
+/// draft; OpenMLS takes it through our patch (vendor/openmls/PATCHED.md).
+pub(crate) fn check_external_proposal<'a>(
+    proposal: &QueuedProposal,
+    components: &RoomComponents,
+    queued: impl Iterator<Item = &'a QueuedProposal>,
+) -> Result<(), RoomError> {
+    match proposal.proposal() {
+        Proposal::Remove(_) => Ok(()),
+        Proposal::AppDataUpdate(update) if update.component_id() == PARTICIPANT_LIST => {
+            let AppDataUpdateOperation::Update(payload) = update.operation() else {
+                return Err(RoomError::not_allowed(
+                    "the participant list cannot be removed",
+                ));
+            };
+            let update = ParticipantListUpdate::decode(payload.as_ref())
+                .map_err(|e| RoomError::invalid(format!("participant list update: {e}")))?;
+            let listed = components.participants.participants.len();
+            if !update.added_participants.is_empty()
+                || !update.changed_role_participants.is_empty()
+                || update.removed_indices.is_empty()
+                || update.removed_indices.iter().any(|&i| i as usize >= listed)
+            {
+                return Err(RoomError::not_allowed(
+                    "the hub may only remove listed participants",
+                ));
+            }
+            if queued
+                .into_iter()
+                .any(|q| matches!(q.proposal(), Proposal::AppDataUpdate(_)))
+            {
+                return Err(RoomError::not_allowed(
+                    "another participant-list change is pending; retry after the next commit",
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(RoomError::not_allowed(
+            "external senders may only propose removals",
+        )),
+    }
+}
+
 /// Users whose departure is pending: senders of queued participant-list updates (which, by
-/// HUB-052, only remove their sender). Their removal was authorized when accepted.
+/// HUB-052, only remove their sender), and users the hub's own list update removes (HUB-081).
+/// Their removal was authorized when the proposal was accepted.
 pub(crate) fn departing_users<'a>(
     queued: impl Iterator<Item = &'a QueuedProposal>,
     members: &BTreeMap<u32, VerifiedMember>,
+    components: &RoomComponents,
 ) -> BTreeSet<String> {
-    queued
-        .filter(|q| matches!(q.proposal(), Proposal::AppDataUpdate(_)))
-        .filter_map(|q| match q.sender() {
-            Sender::Member(leaf) => members.get(&leaf.u32()).map(|m| m.user_uri.clone()),
-            _ => None,
-        })
-        .collect()
+    let mut users = BTreeSet::new();
+    for q in queued {
+        let Proposal::AppDataUpdate(update) = q.proposal() else {
+            continue;
+        };
+        match q.sender() {
+            Sender::Member(leaf) => {
+                if let Some(m) = members.get(&leaf.u32()) {
+                    users.insert(m.user_uri.clone());
+                }
+            }
+            Sender::External(_) => {
+                let AppDataUpdateOperation::Update(payload) = update.operation() else {
+                    continue;
+                };
+                let Ok(update) = ParticipantListUpdate::decode(payload.as_ref()) else {
+                    continue;
+                };
+                for index in update.removed_indices {
+                    if let Some(p) = components.participants.participants.get(index as usize) {
+                        users.insert(p.user.as_str().to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    users
 }
 
 /// Role index helper for callers outside this module.

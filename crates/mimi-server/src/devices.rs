@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use mimi_protocol::{IdentifierUri, MimiUri, RemoveClientsRequest, Wire};
+use mimi_protocol::{IdentifierUri, MimiUri, RemoveClientsRequest, RemoveUserRequest, Wire};
 
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -66,26 +66,54 @@ pub(crate) async fn remove_device(
     Ok(rooms)
 }
 
-/// Deletes the account of our user `user_name` (`user_uri`): every device leaves every room as
-/// [`remove_device`] has it, then the user goes (IN-LIFECYCLE-6). Returns the rooms its devices
-/// were in. In those rooms the user stays listed, without clients, until a member removes it:
-/// the hub cannot propose a participant-list change (OpenMLS has no external AppDataUpdate).
+/// Deletes the account of our user `user_name` (`user_uri`): in every room one of its devices
+/// is in, the room's hub takes the user out of the participant list and removes its clients
+/// (HUB-081; our own hub directly, others on our request, `POST /v1/removeUser/{roomId}`), then
+/// its devices and the user go from this provider (IN-LIFECYCLE-6). Returns those rooms. A hub
+/// that cannot be reached stops the deletion before anything local changes.
 pub(crate) async fn delete_account(
     state: &Arc<AppState>,
     user_name: &str,
     user_uri: &str,
 ) -> Result<Vec<String>, ApiError> {
     let (s, name) = (state.clone(), user_name.to_owned());
-    let devices =
-        tokio::task::spawn_blocking(move || Ok::<_, ApiError>(s.store.read()?.devices_of(&name)?))
-            .await??;
-    let mut rooms = Vec::new();
-    for device in devices {
-        for room in remove_device(state, user_uri, &device).await? {
-            if !rooms.contains(&room) {
-                rooms.push(room);
+    let (devices, rooms) = tokio::task::spawn_blocking(move || {
+        let reader = s.store.read()?;
+        let devices = reader.devices_of(&name)?;
+        let mut rooms: Vec<String> = Vec::new();
+        for device in &devices {
+            for room in reader.rooms_of_device(device)? {
+                if !rooms.contains(&room) {
+                    rooms.push(room);
+                }
             }
         }
+        Ok::<_, ApiError>((devices, rooms))
+    })
+    .await??;
+    for room in &rooms {
+        let room_uri: MimiUri = room
+            .parse()
+            .map_err(|e| ApiError::internal(format!("stored room {room}: {e}")))?;
+        match upstream::route(state.domain(), &room_uri) {
+            Route::Local => {
+                Hub::remove_user(state, room, user_uri.to_owned()).await?;
+            }
+            Route::Hub(hub) => {
+                let request = RemoveUserRequest {
+                    user: IdentifierUri::new(user_uri),
+                };
+                let path = format!("/v1/removeUser/{}", room_uri.to_path_segment());
+                state.peers.relay_post(hub, &path, request.encode()).await?;
+            }
+        }
+    }
+    for device in &devices {
+        let d = device.clone();
+        state.write(move |tx| Ok(tx.remove_client(&d)?)).await?;
+    }
+    if let Ok(mut known) = state.known_clients.lock() {
+        known.retain(|_, client| !devices.contains(&client.device_uri));
     }
     let name = user_name.to_owned();
     state.write(move |tx| Ok(tx.remove_user(&name)?)).await?;
@@ -126,4 +154,32 @@ pub(crate) async fn remove_peer_clients(
         return Err(ApiError::not_found(format!("no room {room} here")));
     }
     Ok(Hub::remove_clients(state, room, devices).await?.len())
+}
+
+/// `POST /v1/removeUser/{roomId}` at the hub (FED-013): a peer asks for the removal of one of
+/// its own users (an account it deleted) from a room hosted here.
+pub(crate) async fn remove_peer_user(
+    state: &Arc<AppState>,
+    peer: &str,
+    room: &str,
+    request: RemoveUserRequest,
+) -> Result<usize, ApiError> {
+    let uri = request
+        .user
+        .to_mimi()
+        .map_err(|e| ApiError::bad_request(format!("bad user {}: {e}", request.user.as_str())))?;
+    if uri.domain() != peer || uri.kind() != mimi_protocol::MimiUriKind::User {
+        return Err(ApiError::forbidden(format!(
+            "{peer} cannot remove {}",
+            request.user.as_str()
+        )));
+    }
+    if !Hub::hosts(state, room).await? {
+        return Err(ApiError::not_found(format!("no room {room} here")));
+    }
+    Ok(
+        Hub::remove_user(state, room, request.user.as_str().to_owned())
+            .await?
+            .len(),
+    )
 }

@@ -85,6 +85,32 @@ fn malformed_bodies_are_refused_and_change_nothing() {
             "a.example",
             "/v1/submitMessage/a.example/r/x".to_owned(),
         ),
+        ("b.example", "a.example", format!("/v1/knock/{room_id}")),
+        (
+            "b.example",
+            "a.example",
+            format!("/v1/removeClients/{room_id}"),
+        ),
+        (
+            "b.example",
+            "a.example",
+            format!("/v1/removeUser/{room_id}"),
+        ),
+        (
+            "b.example",
+            "a.example",
+            format!("/v1/reportAbuse/{room_id}"),
+        ),
+        (
+            "a.example",
+            "b.example",
+            "/v1/requestConsent/b.example".to_owned(),
+        ),
+        (
+            "b.example",
+            "a.example",
+            "/v1/updateConsent/b.example".to_owned(),
+        ),
     ];
     let mut problems = Vec::new();
     for (from, to, path) in &targets {

@@ -288,29 +288,30 @@ fn a_removed_device_leaves_every_room_by_the_hubs_own_proposals() {
 
 #[test]
 fn a_deleted_account_leaves_rooms_hosted_elsewhere() {
-    let mut net = Network::start(&["a.example", "b.example"]);
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
     let alice = net.client("a.example", "alice");
     let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
     let room = alice.room_create("elsewhere");
     alice.add(&room, &bob.uri());
+    alice.add(&room, &cathy.uri());
     wait_joined(&bob, &room);
+    wait_joined(&cathy, &room);
     let rooms = bob.run_ok(&["account", "delete"]);
     assert!(rooms.contains(&room), "{rooms}");
-    // Alice's next message commits the hub's removal: Bob has no client left in the room.
-    alice.sync();
-    alice.send(&room, "bob's account is gone");
-    wait_until(&[&alice], "bob's clients to be gone", || {
-        alice.try_sync()?;
-        let bob_entry = alice
-            .members(&room)
-            .into_iter()
-            .find(|m| m["user"] == bob.uri().as_str());
-        match bob_entry {
-            Some(entry) if entry["active"] == false => Ok(()),
-            None => Ok(()),
-            Some(entry) => Err(format!("{entry}")),
-        }
-    });
+    // Cathy, a member whose role may remove no one, sends next: her message first commits the
+    // hub's proposals, which took Bob out of the list and his client out of the group (HUB-081).
+    cathy.sync();
+    cathy.send(&room, "bob's account is gone");
+    for member in [&alice, &cathy] {
+        wait_until(&[member], "bob to be gone from the room", || {
+            let members = member.members(&room);
+            match members.iter().find(|m| m["user"] == bob.uri().as_str()) {
+                None if members.len() == 2 => Ok(()),
+                _ => Err(format!("{members:?}")),
+            }
+        });
+    }
     assert!(!bob.run(&["sync"]).status.success());
 }
 
@@ -371,5 +372,57 @@ fn a_new_device_joins_by_external_commit_while_a_removal_is_pending() {
             .any(|(_, t)| t == "hello from the laptop")
             .then_some(())
             .ok_or(format!("{texts:?}"))
+    });
+}
+
+#[test]
+fn a_provider_removes_only_its_own_users_and_devices_from_a_room_hosted_elsewhere() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let cathy = net.client("c.example", "cathy");
+    let room = alice.room_create("guarded");
+    alice.add(&room, &bob.uri());
+    alice.add(&room, &cathy.uri());
+    wait_joined(&bob, &room);
+    wait_joined(&cathy, &room);
+    let before = crate::snapshot(&alice, &room);
+    let path_of = |endpoint: &str| format!("/v1/{endpoint}/{}", room.trim_start_matches("mimi://"));
+    // One IdentifierUri (length, then bytes), or a vector of one (FED-012, FED-013).
+    let uri = |u: &str| [vec![u.len() as u8], u.as_bytes().to_vec()].concat();
+    let clients = |u: &str| [vec![(u.len() + 1) as u8], uri(u)].concat();
+    let attempts = [
+        ("removeUser", uri(&cathy.uri())),
+        ("removeUser", uri("mimi://b.example/d/bob/cli")),
+        ("removeClients", clients("mimi://c.example/d/cathy/cli")),
+    ];
+    for (endpoint, body) in attempts {
+        let answer = net.post(
+            mimi_conformance::ClientCert::Provider("b.example"),
+            "b.example",
+            "a.example",
+            &path_of(endpoint),
+            &body,
+        );
+        assert_eq!(answer.status, 403, "{endpoint}: {answer:?}");
+    }
+    alice.sync();
+    assert_eq!(crate::snapshot(&alice, &room), before, "nothing changed");
+    // Asking for its own user works: Bob leaves the list by the next commit.
+    let answer = net.post(
+        mimi_conformance::ClientCert::Provider("b.example"),
+        "b.example",
+        "a.example",
+        &path_of("removeUser"),
+        &uri(&bob.uri()),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    cathy.sync();
+    cathy.send(&room, "bob was removed by his provider");
+    wait_until(&[&alice], "bob to be gone", || {
+        let members = alice.members(&room);
+        (members.len() == 2)
+            .then_some(())
+            .ok_or(format!("{members:?}"))
     });
 }

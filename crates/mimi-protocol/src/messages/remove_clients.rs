@@ -1,7 +1,8 @@
-//! Removing a provider's own clients from a room hosted elsewhere (IN-LIFECYCLE-6): the
-//! provider asks the room's hub, the room's only external sender, to propose their removal.
-//! The drafts let a follower's key be an external sender instead; ours is not, so this request
-//! (`POST /v1/removeClients/{roomId}`) is ours.
+//! Removing a provider's own clients, or a user it deleted, from a room hosted elsewhere
+//! (IN-LIFECYCLE-6): the provider asks the room's hub, the room's only external sender, to
+//! propose the removal. The drafts let a follower's key be an external sender instead; ours is
+//! not, so these requests (`POST /v1/removeClients/{roomId}`, `POST /v1/removeUser/{roomId}`)
+//! are ours.
 
 use crate::codec::{Codec, Reader, put_codec_vec, read_codec_vec, wire_via_codec};
 use crate::error::DecodeError;
@@ -33,6 +34,27 @@ impl Codec for RemoveClientsRequest {
 }
 wire_via_codec!(RemoveClientsRequest);
 
+/// `struct { IdentifierUri user; } RemoveUserRequest;`: a user of the asking provider whose
+/// account it deleted, to be taken out of the room's participant list with its clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveUserRequest {
+    /// The user's URI.
+    pub user: IdentifierUri,
+}
+
+impl Codec for RemoveUserRequest {
+    const NAME: &'static str = "RemoveUserRequest";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            user: IdentifierUri::read(r)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        self.user.write(out);
+    }
+}
+wire_via_codec!(RemoveUserRequest);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +71,22 @@ mod tests {
         assert_eq!(RemoveClientsRequest::decode(&bytes), Ok(request));
         assert!(RemoveClientsRequest::decode(&[15, 14, b'm']).is_err());
         assert!(RemoveClientsRequest::decode(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_user_removal_request_is_one_uri() {
+        let request = RemoveUserRequest {
+            user: IdentifierUri::new("mimi://b/u/bob"),
+        };
+        let mut bytes = vec![14]; // uri<V> of 14 bytes
+        bytes.extend_from_slice(b"mimi://b/u/bob");
+        assert_eq!(request.encode(), bytes);
+        assert_eq!(RemoveUserRequest::decode(&bytes), Ok(request));
+        assert!(RemoveUserRequest::decode(&[14, b'm']).is_err(), "truncated");
+        assert!(
+            RemoveUserRequest::decode(&[1, b'm', 0]).is_err(),
+            "trailing bytes"
+        );
+        assert!(RemoveUserRequest::decode(&[]).is_err());
     }
 }

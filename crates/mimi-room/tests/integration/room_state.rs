@@ -24,8 +24,6 @@ struct Room {
     cathy: Client,
     /// A second device of Bob's, not in the room.
     bob_tablet: Client,
-    /// The GroupInfo of the epoch the room starts in (after Bob's add).
-    group_info: Vec<u8>,
 }
 
 fn room(preset: Preset) -> Room {
@@ -82,7 +80,6 @@ fn room(preset: Preset) -> Room {
         bob,
         cathy,
         bob_tablet,
-        group_info: add.group_info.clone().unwrap(),
     }
 }
 
@@ -1041,7 +1038,10 @@ fn a_new_device_joins_while_the_hubs_removal_is_pending_and_the_hub_proposes_it_
     else {
         panic!("an external commit is a commit");
     };
-    assert_eq!(checked.removals_to_reissue(), std::slice::from_ref(&phone));
+    assert_eq!(
+        checked.removals_to_reissue(),
+        &[mimi_room::Reissue::Device(phone.clone())]
+    );
     assert_eq!(
         checked.external_joiner().map(|j| j.device_uri.clone()),
         Some(r.bob_tablet.me.device_uri.clone())
@@ -1088,25 +1088,50 @@ fn a_new_device_joins_while_the_hubs_removal_is_pending_and_the_hub_proposes_it_
 }
 
 #[test]
-fn an_external_commit_waits_while_a_members_departure_is_pending() {
-    let mut r = room(Preset::Private);
-    for proposal in r
-        .bob
+fn a_pending_departure_survives_an_external_commit_as_the_hubs_own_proposals() {
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/departure";
+    let mut hub = keyed_room(&r, uri);
+    let add = r
+        .alice
         .state
-        .leave(&r.anchor, &r.bob.me, &r.uri, now())
-        .unwrap()
-    {
-        r.hub
-            .process_handshake(&r.anchor, &proposal, now())
+        .add_users(
+            &r.alice.me,
+            uri,
+            &[(BOB.into(), r.bob.state.key_packages(&r.bob.me, 1).unwrap())],
+        )
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &add.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    r.bob
+        .state
+        .join(
+            &r.anchor,
+            add.welcome.as_ref().unwrap(),
+            &hub.room.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    // Bob leaves: his list removal and the SelfRemove of his phone wait for a commit.
+    let leaving = r.bob.state.leave(&r.anchor, &r.bob.me, uri, now()).unwrap();
+    for proposal in &leaving {
+        hub.room
+            .process_handshake(&r.anchor, proposal, now())
+            .unwrap();
+        r.alice
+            .state
+            .process(&r.anchor, uri, proposal, now())
             .unwrap();
     }
-    let pending: Vec<Vec<u8>> = r
-        .hub
+    let pending: Vec<Vec<u8>> = hub
+        .room
         .pending_proposals()
         .iter()
         .map(|p| p.message.clone())
         .collect();
-    assert_eq!(pending.len(), 2, "the list removal and the SelfRemove");
+    assert_eq!(pending, leaving);
+    // Bob's tablet joins meanwhile (it was set up before he left): the commit carries the
+    // SelfRemove by reference; the list removal is the hub's to propose again.
     let (_, joined) = r
         .bob_tablet
         .state
@@ -1114,21 +1139,258 @@ fn an_external_commit_waits_while_a_members_departure_is_pending() {
             &r.anchor,
             &r.bob_tablet.me,
             &mimi_room::ExternalJoin {
-                group_info: &r.group_info,
-                ratchet_tree: &r.hub.ratchet_tree().unwrap(),
-                hub_sender: &hub_sender_bytes(),
+                group_info: add.group_info.as_ref().unwrap(),
+                ratchet_tree: &hub.room.ratchet_tree().unwrap(),
+                hub_sender: &hub.sender_bytes,
                 link: None,
                 pending_proposals: &pending,
             },
             now(),
         )
         .unwrap();
-    let epoch = r.hub.epoch();
-    let refused = r.hub.process_handshake(&r.anchor, &joined.commit, now());
+    let Checked::Commit(checked) = hub
+        .room
+        .check_handshake(&r.anchor, &joined.commit, now())
+        .unwrap()
+    else {
+        panic!("an external commit is a commit");
+    };
+    assert_eq!(
+        checked.removals_to_reissue(),
+        &[mimi_room::Reissue::User(BOB.to_owned())]
+    );
+    hub.room.apply_checked(&r.anchor, checked).unwrap();
+    assert_eq!(
+        hub.room.members()[BOB],
+        vec![r.bob_tablet.me.device_uri.clone()],
+        "the phone left by its SelfRemove"
+    );
+    let again = hub
+        .room
+        .issue_user_removal(&hub.seed, &hub.public, &hub.sender_bytes, BOB)
+        .unwrap();
+    assert_eq!(again.len(), 2, "the list removal and the tablet's Remove");
+    r.alice
+        .state
+        .process(&r.anchor, uri, &joined.commit, now())
+        .unwrap();
+    for p in &again {
+        hub.room.process_handshake(&r.anchor, p, now()).unwrap();
+        r.alice.state.process(&r.anchor, uri, p, now()).unwrap();
+    }
+    let commit = r
+        .alice
+        .state
+        .commit_pending(&r.alice.me, uri)
+        .unwrap()
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &commit.commit);
+    assert!(!hub.room.members().contains_key(BOB));
+    assert_eq!(hub.room.participants().unwrap().len(), 1, "Bob left");
+}
+
+#[test]
+fn an_external_commit_that_omits_a_pending_self_remove_is_refused() {
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/omits";
+    let mut hub = keyed_room(&r, uri);
+    let add = r
+        .alice
+        .state
+        .add_users(
+            &r.alice.me,
+            uri,
+            &[(BOB.into(), r.bob.state.key_packages(&r.bob.me, 1).unwrap())],
+        )
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &add.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    r.bob
+        .state
+        .join(
+            &r.anchor,
+            add.welcome.as_ref().unwrap(),
+            &hub.room.ratchet_tree().unwrap(),
+            now(),
+        )
+        .unwrap();
+    for proposal in r.bob.state.leave(&r.anchor, &r.bob.me, uri, now()).unwrap() {
+        hub.room
+            .process_handshake(&r.anchor, &proposal, now())
+            .unwrap();
+    }
+    // The tablet was not told what is pending.
+    let (_, joined) = r
+        .bob_tablet
+        .state
+        .join_by_external_commit(
+            &r.anchor,
+            &r.bob_tablet.me,
+            add.group_info.as_ref().unwrap(),
+            &hub.room.ratchet_tree().unwrap(),
+            &hub.sender_bytes,
+            now(),
+        )
+        .unwrap();
+    let epoch = hub.room.epoch();
+    let refused = hub.room.process_handshake(&r.anchor, &joined.commit, now());
     assert!(
-        matches!(&refused, Err(RoomError::Refused(Refusal::NotAllowed(m))) if m.contains("departure")),
+        matches!(&refused, Err(RoomError::Refused(Refusal::InvalidProposal { reason, .. })) if reason.contains("SelfRemove")),
         "{refused:?}"
     );
-    assert_eq!(r.hub.epoch(), epoch);
-    assert_eq!(r.hub.pending_proposals().len(), 2, "nothing lost");
+    assert_eq!(hub.room.epoch(), epoch);
+    assert_eq!(hub.room.pending_proposals().len(), 2, "nothing lost");
+}
+
+#[test]
+fn the_hub_takes_a_deleted_user_out_of_the_list_and_any_member_commits_it() {
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/deleted";
+    let mut hub = keyed_room(&r, uri);
+    let add = r
+        .alice
+        .state
+        .add_users(
+            &r.alice.me,
+            uri,
+            &[
+                (BOB.into(), r.bob.state.key_packages(&r.bob.me, 1).unwrap()),
+                (
+                    CATHY.into(),
+                    r.cathy.state.key_packages(&r.cathy.me, 1).unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &add.commit);
+    r.alice.state.merge_pending_commit(uri).unwrap();
+    for c in [&r.bob, &r.cathy] {
+        c.state
+            .join(
+                &r.anchor,
+                add.welcome.as_ref().unwrap(),
+                &hub.room.ratchet_tree().unwrap(),
+                now(),
+            )
+            .unwrap();
+    }
+    // Bob's provider deleted his account: the list removal, then the Remove of his phone.
+    let proposals = hub
+        .room
+        .issue_user_removal(&hub.seed, &hub.public, &hub.sender_bytes, BOB)
+        .unwrap();
+    assert_eq!(proposals.len(), 2);
+    for p in &proposals {
+        hub.room.process_handshake(&r.anchor, p, now()).unwrap();
+        for member in [&r.alice, &r.cathy] {
+            assert_eq!(
+                member.state.process(&r.anchor, uri, p, now()).unwrap(),
+                Incoming::Proposal
+            );
+        }
+    }
+    // Asked again before a commit: nothing new.
+    assert!(
+        hub.room
+            .issue_user_removal(&hub.seed, &hub.public, &hub.sender_bytes, BOB)
+            .unwrap()
+            .is_empty()
+    );
+    // A departing user posts nothing more.
+    assert!(hub.room.check_application(hub.room.epoch(), BOB).is_err());
+    // Cathy, whose role may not remove anyone, commits it: the hub authorized it.
+    let commit = r
+        .cathy
+        .state
+        .commit_pending(&r.cathy.me, uri)
+        .unwrap()
+        .unwrap();
+    accept(&mut hub.room, &r.anchor, &commit.commit);
+    r.cathy.state.merge_pending_commit(uri).unwrap();
+    assert!(matches!(
+        r.alice.state.process(&r.anchor, uri, &commit.commit, now()),
+        Ok(Incoming::Commit { .. })
+    ));
+    assert!(!hub.room.members().contains_key(BOB));
+    let listed: Vec<String> = hub
+        .room
+        .participants()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.user)
+        .collect();
+    assert!(!listed.iter().any(|u| u == BOB), "{listed:?}");
+    // Only the hub may propose a list change from outside: a forged signature is refused.
+    let forged = hub
+        .room
+        .issue_user_removal(&[9u8; 32], &hub.public, &hub.sender_bytes, CATHY)
+        .unwrap();
+    assert!(
+        hub.room
+            .process_handshake(&r.anchor, &forged[0], now())
+            .is_err()
+    );
+}
+
+#[test]
+fn the_hub_may_only_remove_listed_users_from_outside() {
+    use openmls::prelude::{AppDataUpdateProposal, ExternalProposal, MlsMessageIn};
+    use tls_codec::{Deserialize as _, Serialize as _};
+    let r = room(Preset::Private);
+    let uri = "mimi://a.example/r/outside";
+    let mut hub = keyed_room(&r, uri);
+    let signer = openmls_basic_credential::SignatureKeyPair::from_raw(
+        openmls_traits::types::SignatureScheme::ED25519,
+        hub.seed.to_vec(),
+        hub.public.clone(),
+    );
+    let group_id = openmls::group::GroupId::from_slice(uri.as_bytes());
+    let epoch = openmls::group::GroupEpoch::from(hub.room.epoch());
+    let propose = |update: mimi_protocol::ParticipantListUpdate| {
+        let proposal = AppDataUpdateProposal::update(
+            0x0006 as openmls::component::ComponentId,
+            mimi_protocol::Wire::encode(&update),
+        );
+        ExternalProposal::new_app_data_update(
+            proposal,
+            group_id.clone(),
+            epoch,
+            &signer,
+            openmls::extensions::SenderExtensionIndex::new(0),
+        )
+        .unwrap()
+        .tls_serialize_detached()
+        .unwrap()
+    };
+    // Adding someone, changing a role, or an index past the list: refused, nothing queued.
+    let bad = [
+        mimi_protocol::ParticipantListUpdate {
+            changed_role_participants: Vec::new(),
+            removed_indices: Vec::new(),
+            added_participants: vec![mimi_protocol::UserRolePair {
+                user: mimi_protocol::IdentifierUri::new(CATHY),
+                role_index: 2,
+            }],
+        },
+        mimi_protocol::ParticipantListUpdate {
+            changed_role_participants: vec![mimi_protocol::UserindexRolePair {
+                user_index: 0,
+                role_index: 1,
+            }],
+            removed_indices: Vec::new(),
+            added_participants: Vec::new(),
+        },
+        mimi_protocol::ParticipantListUpdate {
+            changed_role_participants: Vec::new(),
+            removed_indices: vec![5],
+            added_participants: Vec::new(),
+        },
+    ];
+    for update in bad {
+        let message = propose(update);
+        assert!(MlsMessageIn::tls_deserialize_exact(&message[..]).is_ok());
+        let refused = hub.room.process_handshake(&r.anchor, &message, now());
+        assert!(matches!(refused, Err(RoomError::Refused(_))), "{refused:?}");
+        assert!(hub.room.pending_proposals().is_empty());
+    }
 }

@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/groupInfo/{*room}", post(group_info))
         .route("/v1/knock/{*room}", post(knock))
         .route("/v1/removeClients/{*room}", post(remove_clients))
+        .route("/v1/removeUser/{*room}", post(remove_user))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -221,6 +222,22 @@ async fn remove_clients(
     let room = super::room_in_path(&room)?.to_string();
     let request = mimi_protocol::RemoveClientsRequest::decode(&body)?;
     crate::devices::remove_peer_clients(&state, &peer, &room, request).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /v1/removeUser/{roomId}` (ours, IN-LIFECYCLE-6): a peer that deleted one of its users
+/// has the hub take it out of the room.
+async fn remove_user(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let request = mimi_protocol::RemoveUserRequest::decode(&body)?;
+    crate::devices::remove_peer_user(&state, &peer, &room, request).await?;
     Ok(StatusCode::OK)
 }
 

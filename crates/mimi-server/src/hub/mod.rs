@@ -178,6 +178,31 @@ impl Hub {
             reply,
         })
         .await?;
+        Self::accept_own(state, room_uri, proposals).await
+    }
+
+    /// Has the hub take `user` out of a hosted room, as its external sender (HUB-081): a
+    /// participant-list removal and a Remove of each of its clients, accepted and fanned out as
+    /// [`Hub::remove_clients`] has them. Returns the proposals.
+    pub(crate) async fn remove_user(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        user: String,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
+        let proposals = Self::ask(state, room_uri, |reply| Command::IssueUserRemoval {
+            user,
+            reply,
+        })
+        .await?;
+        Self::accept_own(state, room_uri, proposals).await
+    }
+
+    /// Accepts and fans out the hub's own proposals, one by one, like a member's.
+    async fn accept_own(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        proposals: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
         for proposal in &proposals {
             let bundle = HandshakeBundle::Proposal {
                 proposal: mimi_protocol::MlsMessage::from_bytes(proposal)

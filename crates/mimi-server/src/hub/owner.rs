@@ -58,6 +58,11 @@ pub(super) enum Command {
         devices: Vec<String>,
         reply: Reply<Vec<Vec<u8>>>,
     },
+    /// The hub's own proposals taking a user out of the room (HUB-081).
+    IssueUserRemoval {
+        user: String,
+        reply: Reply<Vec<Vec<u8>>>,
+    },
     /// What the room's policy lets a user do (asset checks).
     Rules {
         user: String,
@@ -78,6 +83,7 @@ impl Command {
             Self::MemberDomains { reply } => drop(reply.send(Err(error))),
             Self::Rules { reply, .. } => drop(reply.send(Err(error))),
             Self::IssueRemovals { reply, .. } => drop(reply.send(Err(error))),
+            Self::IssueUserRemoval { reply, .. } => drop(reply.send(Err(error))),
             Self::Retire => {}
         }
     }
@@ -191,6 +197,21 @@ async fn handle(
                     &s.hub_public_key,
                     &mimi_protocol::Wire::encode(&s.hub_sender()),
                     &devices,
+                )
+                .map_err(ApiError::internal)
+            })
+            .await;
+            let _ = reply.send(outcome);
+            room
+        }
+        Command::IssueUserRemoval { user, reply } => {
+            let s = state.clone();
+            let (room, outcome) = blocking(room, move |room| {
+                room.issue_user_removal(
+                    &s.hub_seed,
+                    &s.hub_public_key,
+                    &mimi_protocol::Wire::encode(&s.hub_sender()),
+                    &user,
                 )
                 .map_err(ApiError::internal)
             })

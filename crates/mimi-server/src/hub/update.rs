@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mimi_protocol::{
     FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, UpdateRoomResponse, Welcome,
 };
-use mimi_room::{Accepted, Checked, CheckedCommit, HubRoom, RoomError};
+use mimi_room::{Accepted, Checked, CheckedCommit, HubRoom, Reissue, RoomError};
 use mimi_store::Tx;
 
 use crate::error::ApiError;
@@ -242,17 +242,46 @@ pub(super) fn plan(
 fn reissue_removals(
     state: &AppState,
     room: &mut HubRoom,
-    devices: &[String],
+    removals: &[Reissue],
     now: u64,
 ) -> Result<Vec<MlsMessage>, ApiError> {
+    let sender = mimi_protocol::Wire::encode(&state.hub_sender());
+    let (seed, public) = (&state.hub_seed, &state.hub_public_key);
+    let mut out = Vec::new();
+    // Users first: their list removal comes with their clients', which the device removals
+    // below then skip as already pending.
+    let users = removals.iter().filter_map(|r| match r {
+        Reissue::User(user) => Some(user),
+        Reissue::Device(_) => None,
+    });
+    let devices: Vec<String> = removals
+        .iter()
+        .filter_map(|r| match r {
+            Reissue::Device(device) => Some(device.clone()),
+            Reissue::User(_) => None,
+        })
+        .collect();
+    for user in users {
+        let proposals = room
+            .issue_user_removal(seed, public, &sender, user)
+            .map_err(ApiError::internal)?;
+        out.extend(accept_own(state, room, proposals, now)?);
+    }
     let proposals = room
-        .issue_removals(
-            &state.hub_seed,
-            &state.hub_public_key,
-            &mimi_protocol::Wire::encode(&state.hub_sender()),
-            devices,
-        )
+        .issue_removals(seed, public, &sender, &devices)
         .map_err(ApiError::internal)?;
+    out.extend(accept_own(state, room, proposals, now)?);
+    tracing::info!(count = out.len(), "hub removals proposed again");
+    Ok(out)
+}
+
+/// Accepts the hub's own proposals into `room`, as it would a member's.
+fn accept_own(
+    state: &AppState,
+    room: &mut HubRoom,
+    proposals: Vec<Vec<u8>>,
+    now: u64,
+) -> Result<Vec<MlsMessage>, ApiError> {
     let mut out = Vec::with_capacity(proposals.len());
     for proposal in proposals {
         room.process_handshake(&state.anchor, &proposal, now)
@@ -262,7 +291,6 @@ fn reissue_removals(
                 .map_err(|e| ApiError::internal(format!("own proposal: {e}")))?,
         );
     }
-    tracing::info!(count = out.len(), "hub removals proposed again");
     Ok(out)
 }
 

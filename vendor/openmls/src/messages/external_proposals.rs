@@ -148,4 +148,27 @@ impl ExternalProposal {
         .map(MlsMessageOut::from)
         .map_err(ProposeAddMemberError::from)
     }
+
+    /// Creates an external AppDataUpdate proposal (mimi-rs patch: the MLS extensions draft lets
+    /// an external sender send one; upstream 0.9.2 has no constructor). For delivery services
+    /// updating an application component, e.g. removing a participant.
+    /// This proposal will have to be committed later by a group member.
+    #[cfg(feature = "extensions-draft")]
+    pub fn new_app_data_update(
+        proposal: crate::messages::proposals::AppDataUpdateProposal,
+        group_id: GroupId,
+        epoch: GroupEpoch,
+        signer: &impl Signer,
+        sender_index: SenderExtensionIndex,
+    ) -> Result<MlsMessageOut, crate::error::LibraryError> {
+        AuthenticatedContent::new_external_proposal(
+            Proposal::AppDataUpdate(Box::new(proposal)),
+            group_id,
+            epoch,
+            signer,
+            sender_index,
+        )
+        .map(PublicMessage::from)
+        .map(MlsMessageOut::from)
+    }
 }

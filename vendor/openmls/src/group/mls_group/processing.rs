@@ -1120,6 +1120,28 @@ impl MlsGroup {
                 ))
             }
 
+            // mimi-rs patch: the MLS extensions draft lets an external sender propose an
+            // AppDataUpdate; the application decides which components it may update.
+            #[cfg(feature = "extensions-draft")]
+            FramedContentBody::Proposal(Proposal::AppDataUpdate(_)) => {
+                let content = ProcessedMessageContent::ProposalMessage(Box::new(
+                    QueuedProposal::from_authenticated_content_by_ref(
+                        self.ciphersuite(),
+                        provider.crypto(),
+                        content,
+                    )?,
+                ));
+                Ok(ProcessedMessage::new(
+                    self.group_id().clone(),
+                    self.context().epoch(),
+                    sender,
+                    data,
+                    content,
+                    credential,
+                    #[cfg(feature = "virtual-clients-draft")]
+                    emulator_sender_leaf_index,
+                ))
+            }
             FramedContentBody::Proposal(Proposal::Remove(_)) => {
                 let content = ProcessedMessageContent::ProposalMessage(Box::new(
                     QueuedProposal::from_authenticated_content_by_ref(

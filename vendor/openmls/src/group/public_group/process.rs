@@ -424,6 +424,28 @@ impl PublicGroup {
                 ))
             }
 
+            // mimi-rs patch: the MLS extensions draft lets an external sender propose an
+            // AppDataUpdate; the application decides which components it may update.
+            #[cfg(feature = "extensions-draft")]
+            FramedContentBody::Proposal(Proposal::AppDataUpdate(_)) => {
+                let content = ProcessedMessageContent::ProposalMessage(Box::new(
+                    QueuedProposal::from_authenticated_content_by_ref(
+                        self.ciphersuite(),
+                        crypto,
+                        content,
+                    )?,
+                ));
+                Ok(ProcessedMessage::new(
+                    self.group_id().clone(),
+                    self.group_context().epoch(),
+                    sender,
+                    data,
+                    content,
+                    credential,
+                    #[cfg(feature = "virtual-clients-draft")]
+                    None,
+                ))
+            }
             FramedContentBody::Proposal(Proposal::Remove(_)) => {
                 let content = ProcessedMessageContent::ProposalMessage(Box::new(
                     QueuedProposal::from_authenticated_content_by_ref(
