@@ -44,9 +44,9 @@ pub use messages::{
     KeyMaterialUserCode, Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS,
     MAX_REMOVED_CLIENTS, MAX_REPORTED_MESSAGES, PartialGroupInfo, PendingProposal, Protocol,
     RatchetTreeOption, RatchetTreePresence, RatchetTreeRepresentation, RemoveClientsRequest,
-    RemoveUserRequest, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse,
-    SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest, UpdateResponseCode,
-    UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
+    RemoveUserRequest, RoomClients, ServerFrankingContext, SubmitMessageRequest,
+    SubmitMessageResponse, SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest,
+    UpdateResponseCode, UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
 };
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use mimi_protocol::{IdentifierUri, MimiUri, RemoveClientsRequest, RemoveUserRequest, Wire};
+use mimi_protocol::{
+    IdentifierUri, MimiUri, RemoveClientsRequest, RemoveUserRequest, RoomClients, Wire,
+};
 
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -137,6 +139,42 @@ pub(crate) async fn remove_peer_clients(
     room: &str,
     request: RemoveClientsRequest,
 ) -> Result<usize, ApiError> {
+    let devices = own_devices(peer, &request, "remove")?;
+    if !Hub::hosts(state, room).await? {
+        return Err(ApiError::not_found(format!("no room {room} here")));
+    }
+    Ok(Hub::remove_clients(state, room, devices).await?.len())
+}
+
+/// `POST /v1/roomClients/{roomId}` at the hub (FED-014): which of the peer's own clients named
+/// in the request are members of a room hosted here, at its current epoch.
+pub(crate) async fn peer_room_clients(
+    state: &Arc<AppState>,
+    peer: &str,
+    room: &str,
+    request: RemoveClientsRequest,
+) -> Result<RoomClients, ApiError> {
+    let devices = own_devices(peer, &request, "ask about")?;
+    if !Hub::hosts(state, room).await? {
+        return Err(ApiError::not_found(format!("no room {room} here")));
+    }
+    let (epoch, members) = Hub::clients(state, room).await?;
+    Ok(RoomClients {
+        epoch,
+        clients: devices
+            .into_iter()
+            .filter(|d| members.contains(d))
+            .map(IdentifierUri::new)
+            .collect(),
+    })
+}
+
+/// The device URIs `request` names, each a device of a user of `peer` (FED-012, FED-014).
+fn own_devices(
+    peer: &str,
+    request: &RemoveClientsRequest,
+    what: &str,
+) -> Result<Vec<String>, ApiError> {
     let mut devices = Vec::with_capacity(request.clients.len());
     for client in &request.clients {
         let uri = client
@@ -144,16 +182,13 @@ pub(crate) async fn remove_peer_clients(
             .map_err(|e| ApiError::bad_request(format!("bad client {}: {e}", client.as_str())))?;
         if uri.domain() != peer || uri.user_of_device().is_none() {
             return Err(ApiError::forbidden(format!(
-                "{peer} cannot remove {}",
+                "{peer} cannot {what} {}",
                 client.as_str()
             )));
         }
         devices.push(client.as_str().to_owned());
     }
-    if !Hub::hosts(state, room).await? {
-        return Err(ApiError::not_found(format!("no room {room} here")));
-    }
-    Ok(Hub::remove_clients(state, room, devices).await?.len())
+    Ok(devices)
 }
 
 /// `POST /v1/removeUser/{roomId}` at the hub (FED-013): a peer asks for the removal of one of

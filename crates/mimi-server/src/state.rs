@@ -59,6 +59,9 @@ pub(crate) struct AppState {
     pub(crate) long_polls: crate::http::LongPolls,
     /// Connections and long polls shed or closed by a limit or deadline.
     pub(crate) connection_stats: Arc<crate::http::ConnectionStats>,
+    /// Local clients whose external commit is on its way to a room's hub elsewhere, by
+    /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
+    pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     writer: Writer,
 }
 
@@ -118,6 +121,7 @@ impl AppState {
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
+            joining: std::sync::Mutex::new(std::collections::HashSet::new()),
             writer,
         }))
     }

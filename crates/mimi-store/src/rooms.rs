@@ -169,12 +169,7 @@ impl Tx<'_> {
 
     /// The local clients subscribed to a room.
     pub fn subscribers(&self, room_uri: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT device_uri FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL
-             ORDER BY device_uri",
-        )?;
-        let rows = stmt.query_map(params![room_uri], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        subscribers(self.conn(), room_uri)
     }
 
     /// A hosted room by URI, read inside this transaction (for read-modify-write).
@@ -187,6 +182,11 @@ impl StoreGuard<'_> {
     /// A hosted room by URI.
     pub fn room(&self, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
         room(&self.conn, room_uri)
+    }
+
+    /// The local clients subscribed to a room.
+    pub fn subscribers(&self, room_uri: &str) -> Result<Vec<String>, StoreError> {
+        subscribers(&self.conn, room_uri)
     }
 
     /// Whether a room is hosted here, without reading its state.
@@ -223,6 +223,15 @@ impl StoreGuard<'_> {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn subscribers(conn: &Connection, room_uri: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_uri FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL
+         ORDER BY device_uri",
+    )?;
+    let rows = stmt.query_map(params![room_uri], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn room(conn: &Connection, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {

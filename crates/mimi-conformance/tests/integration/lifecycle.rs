@@ -426,3 +426,79 @@ fn a_provider_removes_only_its_own_users_and_devices_from_a_room_hosted_elsewher
             .ok_or(format!("{members:?}"))
     });
 }
+
+#[test]
+fn a_follower_stops_delivering_to_a_client_the_moment_a_commit_removes_it() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let dave = net.client("b.example", "dave");
+    let out = alice.run_ok(&[
+        "room",
+        "create",
+        "watched",
+        "--with",
+        &bob.uri(),
+        "--with",
+        &dave.uri(),
+    ]);
+    let room = out.lines().last().unwrap_or_default().trim().to_owned();
+    wait_joined(&bob, &room);
+    wait_joined(&dave, &room);
+    // Bob is banned and does not sync: his own client never asks to stop receiving the room.
+    alice.sync();
+    alice.run_ok(&["room", "ban", &room, &bob.uri()]);
+    alice.send(&room, "said after the ban");
+    // b.example still follows the room for Dave. What it stored for the room after Bob's
+    // subscription ended is out of his reach; the ban commit itself is within it.
+    let db = net.provider("b.example").dir.join("mimid.sqlite");
+    let bob_device = "mimi://b.example/d/bob/cli";
+    let counts = || -> Result<(i64, i64), String> {
+        let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string())?;
+        let range: Option<(i64, Option<i64>)> = conn
+            .query_row(
+                "SELECT from_id, until_id FROM subscriptions
+                 WHERE room_uri = ?1 AND device_uri = ?2 ORDER BY id DESC LIMIT 1",
+                [&room, bob_device],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        let Some((from, Some(until))) = range else {
+            return Err(format!("bob's subscription is still open: {range:?}"));
+        };
+        let count = |sql: &str| -> Result<i64, String> {
+            conn.query_row(sql, rusqlite::params![room, from, until], |r| r.get(0))
+                .map_err(|e| e.to_string())
+        };
+        let within = count(
+            "SELECT COUNT(*) FROM mailbox WHERE room_uri = ?1 AND device_uri IS NULL
+             AND id > ?2 AND id <= ?3",
+        )?;
+        let after = count(
+            "SELECT COUNT(*) FROM mailbox WHERE room_uri = ?1 AND device_uri IS NULL
+             AND id > ?3 AND ?2 = ?2",
+        )?;
+        if after >= 1 {
+            Ok((within, after))
+        } else {
+            Err(format!("nothing after bob's range yet ({within} within)"))
+        }
+    };
+    let (within, _) = wait_until(&[], "alice's message to reach b.example past bob", counts);
+    assert!(within >= 1, "the ban commit reaches bob");
+    // Dave reads the message; Bob never gets it.
+    wait_until(&[&dave], "dave to read alice", || {
+        let texts = crate::senders_and_texts(&dave.messages(&room));
+        texts
+            .iter()
+            .any(|(_, t)| t == "said after the ban")
+            .then_some(())
+            .ok_or(format!("{texts:?}"))
+    });
+    bob.sync();
+    let texts = crate::senders_and_texts(&bob.messages(&room));
+    assert!(
+        !texts.iter().any(|(_, t)| t == "said after the ban"),
+        "{texts:?}"
+    );
+}

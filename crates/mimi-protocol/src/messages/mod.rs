@@ -28,7 +28,9 @@ pub use key_material::{
 };
 pub use knock::{Knock, KnockList, KnockOperation, KnockRequest, MAX_KNOCKS};
 pub use protocol::Protocol;
-pub use remove_clients::{MAX_REMOVED_CLIENTS, RemoveClientsRequest, RemoveUserRequest};
+pub use remove_clients::{
+    MAX_REMOVED_CLIENTS, RemoveClientsRequest, RemoveUserRequest, RoomClients,
+};
 pub use submit::{
     Frank, SubmitMessageRequest, SubmitMessageResponse, SubmitOutcome, SubmitResponseCode,
 };

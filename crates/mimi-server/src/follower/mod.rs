@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use mimi_protocol::{Wire, decode_fanout_batch};
+use mimi_protocol::{
+    FanoutTail, IdentifierUri, MAX_REMOVED_CLIENTS, MimiUri, RemoveClientsRequest, RoomClients,
+    Wire, decode_fanout_batch,
+};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -36,10 +39,11 @@ pub(crate) async fn notify(
     }
     let count = messages.len();
     let room = room_uri.to_owned();
-    let delivered = state
+    let (delivered, last_commit) = state
         .write(move |tx| {
             let now = now_secs();
             let mut delivered = 0usize;
+            let mut last_commit = None;
             for m in &messages {
                 // Decoding is exact, so this is the message's own slice of the body.
                 let encoded = m.encode();
@@ -48,8 +52,11 @@ pub(crate) async fn notify(
                 }
                 deliver_local(tx, &room, m, &encoded, now)?;
                 delivered += 1;
+                if let FanoutTail::Commit { .. } = m.tail {
+                    last_commit = m.message.epoch().or(last_commit);
+                }
             }
-            Ok(delivered)
+            Ok((delivered, last_commit))
         })
         .await?;
     tracing::info!(
@@ -59,6 +66,81 @@ pub(crate) async fn notify(
         duplicates = count - delivered,
         "notify delivered"
     );
+    // Before answering: the hub sends this room's next messages only after our answer.
+    if let Some(epoch) = last_commit
+        && let Err(error) = stop_removed_clients(state, peer, room_uri, epoch + 1).await
+    {
+        tracing::warn!(room = room_uri, %error, "cannot ask the hub which clients remain");
+    }
+    Ok(())
+}
+
+/// IN-LIFECYCLE-7: after delivering a commit (which moved the room to `epoch`), asks the hub
+/// which of our subscribed clients the room still holds and ends the subscriptions of the
+/// others, right after the commit that removed them. If the hub has moved past `epoch`, a later
+/// commit (still to come) may be the one removing a client, which must get it: the next check
+/// decides.
+async fn stop_removed_clients(
+    state: &Arc<AppState>,
+    hub: &str,
+    room_uri: &str,
+    epoch: u64,
+) -> Result<(), ApiError> {
+    let (s, room) = (state.clone(), room_uri.to_owned());
+    let subscribers: Vec<String> =
+        tokio::task::spawn_blocking(move || Ok::<_, ApiError>(s.store.read()?.subscribers(&room)?))
+            .await??;
+    let joining = |device: &str| {
+        state
+            .joining
+            .lock()
+            .is_ok_and(|j| j.contains(&(room_uri.to_owned(), device.to_owned())))
+    };
+    let candidates: Vec<String> = subscribers.into_iter().filter(|d| !joining(d)).collect();
+    let room: MimiUri = room_uri
+        .parse()
+        .map_err(|e| ApiError::internal(format!("room {room_uri}: {e}")))?;
+    let path = format!("/v1/roomClients/{}", room.to_path_segment());
+    let mut removed: Vec<String> = Vec::new();
+    for chunk in candidates.chunks(MAX_REMOVED_CLIENTS) {
+        let request = RemoveClientsRequest {
+            clients: chunk.iter().map(IdentifierUri::new).collect(),
+        };
+        let (answer, _): (RoomClients, _) = state
+            .peers
+            .relay_post_checked(hub, &path, request.encode())
+            .await?;
+        if answer.epoch != epoch {
+            tracing::debug!(
+                room = room_uri,
+                hub_epoch = answer.epoch,
+                epoch,
+                "the hub has moved on; checking after a later commit"
+            );
+            return Ok(());
+        }
+        removed.extend(
+            chunk
+                .iter()
+                .filter(|d| !answer.clients.iter().any(|c| c.as_str() == d.as_str()))
+                .filter(|d| !joining(d))
+                .cloned(),
+        );
+    }
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let room = room_uri.to_owned();
+    let ended = removed.clone();
+    state
+        .write(move |tx| {
+            for device in &ended {
+                tx.unsubscribe(&room, device)?;
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(room = room_uri, clients = ?removed, "removed clients no longer receive the room");
     Ok(())
 }
 

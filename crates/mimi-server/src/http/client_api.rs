@@ -415,10 +415,18 @@ async fn update(
                 false
             };
             let path = format!("/v1/update/{}", room.to_path_segment());
+            // Not a member yet: the follower must not take it for a removed client meanwhile.
+            let key = (room_uri.clone(), device.clone());
+            if external_join && let Ok(mut joining) = state.joining.lock() {
+                joining.insert(key.clone());
+            }
             let relayed: Result<(UpdateRoomResponse, _), ApiError> = state
                 .peers
                 .relay_post_checked(hub, &path, body.to_vec())
                 .await;
+            if external_join && let Ok(mut joining) = state.joining.lock() {
+                joining.remove(&key);
+            }
             // Only a definite refusal: after a lost answer the hub may have accepted the join.
             let refused = matches!(
                 &relayed,

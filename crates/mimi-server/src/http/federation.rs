@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/knock/{*room}", post(knock))
         .route("/v1/removeClients/{*room}", post(remove_clients))
         .route("/v1/removeUser/{*room}", post(remove_user))
+        .route("/v1/roomClients/{*room}", post(room_clients))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -239,6 +240,25 @@ async fn remove_user(
     let request = mimi_protocol::RemoveUserRequest::decode(&body)?;
     crate::devices::remove_peer_user(&state, &peer, &room, request).await?;
     Ok(StatusCode::OK)
+}
+
+/// `POST /v1/roomClients/{roomId}` (ours, IN-LIFECYCLE-7): which of a peer's own clients the
+/// room holds now.
+async fn room_clients(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    let room = super::room_in_path(&room)?.to_string();
+    let request = mimi_protocol::RemoveClientsRequest::decode(&body)?;
+    Ok(
+        crate::devices::peer_room_clients(&state, &peer, &room, request)
+            .await?
+            .encode(),
+    )
 }
 
 async fn notify(

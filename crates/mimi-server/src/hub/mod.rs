@@ -165,6 +165,14 @@ impl Hub {
         Self::ask(state, room_uri, |reply| Command::MemberDomains { reply }).await
     }
 
+    /// A hosted room's epoch and member clients (device URIs).
+    pub(crate) async fn clients(
+        state: &Arc<AppState>,
+        room_uri: &str,
+    ) -> Result<(u64, BTreeSet<String>), ApiError> {
+        Self::ask(state, room_uri, |reply| Command::Clients { reply }).await
+    }
+
     /// Has the hub propose the removal of `devices` from a hosted room, as its external sender
     /// (HUB-081): each proposal is accepted and fanned out like a member's, and the room's next
     /// commit must carry it. Returns the proposals (MLSMessages), one per device in the group.

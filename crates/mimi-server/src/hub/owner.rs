@@ -53,6 +53,10 @@ pub(super) enum Command {
     },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
+    /// The room's epoch and its member clients (device URIs).
+    Clients {
+        reply: Reply<(u64, BTreeSet<String>)>,
+    },
     /// The hub's own Remove proposals for these member devices (HUB-081).
     IssueRemovals {
         devices: Vec<String>,
@@ -81,6 +85,7 @@ impl Command {
             Self::Submit { reply, .. } => drop(reply.send(Err(error))),
             Self::ExternalJoin { reply, .. } => drop(reply.send(Err(error))),
             Self::MemberDomains { reply } => drop(reply.send(Err(error))),
+            Self::Clients { reply } => drop(reply.send(Err(error))),
             Self::Rules { reply, .. } => drop(reply.send(Err(error))),
             Self::IssueRemovals { reply, .. } => drop(reply.send(Err(error))),
             Self::IssueUserRemoval { reply, .. } => drop(reply.send(Err(error))),
@@ -187,6 +192,11 @@ async fn handle(
         }
         Command::MemberDomains { reply } => {
             let _ = reply.send(Ok(room.member_domains()));
+            Some(room)
+        }
+        Command::Clients { reply } => {
+            let clients = room.members().into_values().flatten().collect();
+            let _ = reply.send(Ok((room.epoch(), clients)));
             Some(room)
         }
         Command::IssueRemovals { devices, reply } => {
