@@ -395,6 +395,7 @@ fn a_provider_removes_only_its_own_users_and_devices_from_a_room_hosted_elsewher
         ("removeUser", uri(&cathy.uri())),
         ("removeUser", uri("mimi://b.example/d/bob/cli")),
         ("removeClients", clients("mimi://c.example/d/cathy/cli")),
+        ("roomClients", clients("mimi://c.example/d/cathy/cli")),
     ];
     for (endpoint, body) in attempts {
         let answer = net.post(
