@@ -173,6 +173,8 @@ pub struct CheckedCommit {
     reissue: Vec<Reissue>,
     /// The client an external commit brings in.
     joiner: Option<VerifiedMember>,
+    /// For each client the commit adds: its KeyPackageRef and its provider's domain.
+    added: Vec<(Vec<u8>, String)>,
 }
 
 impl CheckedCommit {
@@ -181,6 +183,12 @@ impl CheckedCommit {
     /// AppDataUpdate by reference, so it drops them (draft §5.4, IN-ROOM-7).
     pub fn removals_to_reissue(&self) -> &[Reissue] {
         &self.reissue
+    }
+
+    /// Where the Welcome for each added client goes: its KeyPackageRef and the domain its
+    /// credential names (draft §5.4: the providers of the KeyPackageRefs in the Welcome).
+    pub fn welcome_routes(&self) -> &[(Vec<u8>, String)] {
+        &self.added
     }
 
     /// The client an external commit brings in (`None` for a member's commit).
@@ -925,6 +933,7 @@ impl HubRoom {
             external: true,
             reissue,
             joiner: Some(joiner),
+            added: Vec::new(),
         }))
     }
 
@@ -1031,12 +1040,27 @@ impl HubRoom {
         check_commit(components, &after, &facts, &departing, self.epoch() == 0)?;
         self.envelope
             .check_change(&after, facts.members_after.len())?;
+        // `facts.added` follows the commit's Add proposals in order.
+        let mut added = Vec::with_capacity(facts.added.len());
+        let adds = staged
+            .queued_proposals()
+            .filter_map(|q| match q.proposal() {
+                openmls::prelude::Proposal::Add(add) => Some(add.key_package()),
+                _ => None,
+            });
+        for (key_package, member) in adds.zip(&facts.added) {
+            let reference = key_package
+                .hash_ref(self.provider.crypto())
+                .map_err(|_| RoomError::Internal("cannot hash a KeyPackage"))?;
+            added.push((reference.as_slice().to_vec(), member.domain.clone()));
+        }
         Ok(Checked::Commit(CheckedCommit {
             notify_domains: self.member_domains(),
             staged,
             external: false,
             reissue: Vec::new(),
             joiner: None,
+            added,
         }))
     }
 }

@@ -41,6 +41,17 @@ pub(crate) async fn route(
     if answer_here {
         return answer(state, &request).await;
     }
+    // IN-CONSENT-8: KeyPackages a grant to our user carried are used before asking anyone.
+    if from_peer.is_none()
+        && target.domain() != state.domain()
+        && let Some(response) = granted(state, &request).await?
+    {
+        return if we_are_hub {
+            record_routes(state, target.domain().to_owned(), response).await
+        } else {
+            Ok(response)
+        };
+    }
     let hosted = we_are_hub && Hub::hosts(state, request.room_id.as_str()).await?;
     if !we_are_hub {
         return forward(state, room.domain(), &target, &request).await;
@@ -108,6 +119,66 @@ async fn record_routes(
         })
         .await?;
     Ok(response)
+}
+
+/// An answer made of the KeyPackages a consent grant to the requester carried for the room (or
+/// any room), if any still fit and are valid; they are used up. `None` sends the request on.
+async fn granted(
+    state: &Arc<AppState>,
+    request: &KeyMaterialRequest,
+) -> Result<Option<KeyMaterialResponse>, ApiError> {
+    let (target, requester, room) = (
+        request.target_user.as_str().to_owned(),
+        request.requesting_user.as_str().to_owned(),
+        request.room_id.as_str().to_owned(),
+    );
+    let suites = request.acceptable_ciphersuites.clone();
+    let required = request.required_capabilities.clone();
+    let taken = state
+        .write(move |tx| {
+            let fits = |bytes: &[u8]| {
+                mimi_protocol::KeyPackage::from_bytes(bytes)
+                    .is_ok_and(|kp| kp.fits(&suites, &required))
+            };
+            Ok(tx.take_granted_key_packages(&target, &requester, &room, &fits)?)
+        })
+        .await?;
+    if taken.is_empty() {
+        return Ok(None);
+    }
+    let (s, target) = (state.clone(), request.target_user.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut clients = Vec::new();
+        for bytes in taken {
+            // Checked when the grant arrived (CON-005); one may have expired since.
+            let Ok((who, _)) = mimi_room::check_key_package(&s.anchor, &bytes, now_secs()) else {
+                continue;
+            };
+            if who.user_uri != target.as_str()
+                || clients.iter().any(|c: &ClientKeyMaterial| {
+                    matches!(c, ClientKeyMaterial::Success { client_uri, .. }
+                        if client_uri.as_str() == who.device_uri)
+                })
+            {
+                continue;
+            }
+            clients.push(ClientKeyMaterial::Success {
+                client_uri: IdentifierUri::new(who.device_uri),
+                key_package: mimi_protocol::KeyPackage::from_bytes(&bytes)
+                    .map_err(ApiError::internal)?,
+            });
+        }
+        if clients.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(KeyMaterialResponse {
+            protocol: Protocol::Mls10,
+            user_status: KeyMaterialUserCode::SUCCESS,
+            user_uri: target,
+            clients,
+        }))
+    })
+    .await?
 }
 
 /// KM-001..KM-003: the requester's credential is vouched for by its provider, names the

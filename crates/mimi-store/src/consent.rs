@@ -224,6 +224,39 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Takes (removes and returns, oldest first) the KeyPackages of `target_uri` that a grant
+    /// to `requester_uri` carried for `room_uri` or for any room, keeping those `fits` refuses.
+    pub fn take_granted_key_packages(
+        &self,
+        target_uri: &str,
+        requester_uri: &str,
+        room_uri: &str,
+        fits: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, key_package FROM consent_key_packages
+                 WHERE target_uri = ?1 AND requester_uri = ?2 AND room_uri IN ('', ?3)
+                 ORDER BY id",
+            )?
+            .query_map(params![target_uri, requester_uri, room_uri], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut taken = Vec::new();
+        let mut delete = self
+            .conn()
+            .prepare_cached("DELETE FROM consent_key_packages WHERE id = ?1")?;
+        for (id, kp) in rows {
+            if fits(&kp) {
+                delete.execute(params![id])?;
+                taken.push(kp);
+            }
+        }
+        Ok(taken)
+    }
+
     /// What the stored scopes say about `requester_uri` fetching `target_uri`'s KeyPackages for
     /// `room_uri`, read inside this transaction.
     pub fn consent_decision(
@@ -370,6 +403,34 @@ mod tests {
         let out = f(&tx);
         tx.commit().unwrap();
         out
+    }
+
+    #[test]
+    fn granted_key_packages_are_taken_once_for_their_room_or_any() {
+        let (_d, store) = store();
+        with_tx(&store, |tx| {
+            tx.add_granted_key_packages(BOB, AL, Some(ROOM), &[b"for-x".to_vec()], 1)
+                .unwrap();
+            tx.add_granted_key_packages(BOB, AL, None, &[b"any".to_vec(), b"odd".to_vec()], 2)
+                .unwrap();
+            tx.add_granted_key_packages(BOB, "mimi://c.example/u/cy", None, &[b"cy".to_vec()], 3)
+                .unwrap();
+        });
+        let fits = |kp: &[u8]| kp != b"odd";
+        let other_room = with_tx(&store, |tx| {
+            tx.take_granted_key_packages(BOB, AL, "mimi://a.example/r/y", &fits)
+                .unwrap()
+        });
+        assert_eq!(other_room, vec![b"any".to_vec()]);
+        let this_room = with_tx(&store, |tx| {
+            tx.take_granted_key_packages(BOB, AL, ROOM, &fits).unwrap()
+        });
+        assert_eq!(this_room, vec![b"for-x".to_vec()], "taken once");
+        let again = with_tx(&store, |tx| {
+            tx.take_granted_key_packages(BOB, AL, ROOM, &|_| true)
+                .unwrap()
+        });
+        assert_eq!(again, vec![b"odd".to_vec()], "what did not fit stayed");
     }
 
     #[test]

@@ -256,3 +256,50 @@ fn no_key_package_in_an_acceptable_suite_is_nothing_compatible_and_takes_nothing
     alice.add(&room, &bob.uri());
     wait_joined(&bob, &room);
 }
+
+#[test]
+fn a_grant_with_key_packages_adds_its_user_to_a_room_hosted_elsewhere_without_another_claim() {
+    let mut net = Network::start(&["a.example", "b.example", "c.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let carol = net.client("c.example", "carol");
+    bob.run_ok(&["consent", "mode", "contacts"]);
+    // Carol's room, hosted on c.example; Alice is a member who may add people.
+    let room = carol.room_create("carols");
+    carol.add(&room, &alice.uri());
+    wait_joined(&alice, &room);
+    bob.run_ok(&["consent", "grant", &alice.uri(), "--with-key-packages"]);
+    let entry = |list: &Value| {
+        list["entries"]
+            .as_array()
+            .and_then(|es| {
+                es.iter()
+                    .find(|e| {
+                        e["target"] == bob.uri().as_str() && e["requester"] == alice.uri().as_str()
+                    })
+                    .cloned()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        entry(&consent_list(&alice))["key_packages"],
+        1,
+        "kept by a.example"
+    );
+    // The add uses the granted KeyPackage: nobody asks b.example for one, and the hub on
+    // c.example routes the Welcome by the added client's credential.
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    assert_eq!(entry(&consent_list(&alice))["key_packages"], 0, "used up");
+    let db = net.provider("b.example").dir.join("mimid.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let claims: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM key_package_claims WHERE requester_uri = ?1",
+            [alice.uri()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(claims, 0, "no /keyMaterial claim reached b.example");
+    bob.send(&room, "added with the key package I handed over");
+}

@@ -1262,7 +1262,25 @@ fn the_hub_takes_a_deleted_user_out_of_the_list_and_any_member_commits_it() {
             ],
         )
         .unwrap();
-    accept(&mut hub.room, &r.anchor, &add.commit);
+    // The hub learns from the commit where each added client's Welcome goes.
+    let Checked::Commit(checked) = hub
+        .room
+        .check_handshake(&r.anchor, &add.commit, now())
+        .unwrap()
+    else {
+        panic!("a commit");
+    };
+    let domains: Vec<&str> = checked
+        .welcome_routes()
+        .iter()
+        .map(|(_, d)| d.as_str())
+        .collect();
+    assert_eq!(domains, ["b.example", "c.example"]);
+    let welcome = mimi_protocol::MlsMessage::from_bytes(add.welcome.as_ref().unwrap()).unwrap();
+    for (reference, _) in checked.welcome_routes() {
+        assert!(welcome.new_member_refs().iter().any(|r| r == reference));
+    }
+    hub.room.apply_checked(&r.anchor, checked).unwrap();
     r.alice.state.merge_pending_commit(uri).unwrap();
     for c in [&r.bob, &r.cathy] {
         c.state

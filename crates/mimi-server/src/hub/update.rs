@@ -133,6 +133,7 @@ pub(super) fn plan(
             // tree, and removed local clients are unsubscribed in the same transaction.
             let overlap = welcome.is_none() && !checked.changes_recipients();
             let reissue = checked.removals_to_reissue().to_vec();
+            let welcome_routes = checked.welcome_routes().to_vec();
             let joined_local = checked
                 .external_joiner()
                 .filter(|j| j.domain == state.domain())
@@ -183,7 +184,15 @@ pub(super) fn plan(
                 joined_local,
             };
             if let Some(welcome) = welcome {
-                plan_welcome(state, room, room_uri, welcome, ts, &mut save)?;
+                plan_welcome(
+                    state,
+                    room,
+                    room_uri,
+                    welcome,
+                    &welcome_routes,
+                    ts,
+                    &mut save,
+                )?;
             }
             Ok(Planned {
                 response: UpdateRoomResponse::success(ts),
@@ -323,13 +332,15 @@ fn check_joiner_group_info(
     }
 }
 
-/// Routes a Welcome to the providers of the KeyPackages it names (recorded when the hub relayed
-/// them, or ours) and decides how it carries the ratchet tree.
+/// Routes a Welcome to the providers of the KeyPackages it names: the domain of the added
+/// client's credential in the commit (`added`), else where the hub relayed the KeyPackage from,
+/// else ours. Decides how it carries the ratchet tree.
 fn plan_welcome(
     state: &Arc<AppState>,
     room: &HubRoom,
     room_uri: &str,
     welcome: Welcome,
+    added: &[(Vec<u8>, String)],
     ts: u64,
     save: &mut Save,
 ) -> Result<(), ApiError> {
@@ -338,6 +349,10 @@ fn plan_welcome(
     {
         let guard = state.store.read()?;
         for kp_ref in welcome.new_member_refs() {
+            if let Some((_, domain)) = added.iter().find(|(r, _)| r.as_slice() == kp_ref) {
+                domains.insert(domain.clone());
+                continue;
+            }
             let route = guard.welcome_route(kp_ref)?;
             let local = guard
                 .device_of_key_package(kp_ref)?
