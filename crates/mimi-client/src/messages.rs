@@ -28,8 +28,9 @@ impl Client {
 
     /// Encrypts each text as a MIMI text message for `room` without sending it; returns the
     /// MLSMessages (PrivateMessages) in order, for the caller to submit itself
-    /// (`POST /client/v1/submit/{room}`), in this order. Each is recorded as sent, so its echo
-    /// is recognised on sync, and the MLS state is saved once for the whole batch.
+    /// (`POST /client/v1/submit/{room}`), in this order. Each carries its franking tag (FRK-001)
+    /// and is recorded as sent, so its echo is recognised on sync, and the MLS state is saved
+    /// once for the whole batch.
     pub fn encrypt_batch(
         &mut self,
         room: &str,
@@ -57,7 +58,18 @@ impl Client {
             })
             .collect();
         let plaintexts: Vec<Vec<u8>> = contents.iter().map(|c| c.encode()).collect();
-        let (out, _epoch) = self.attempt(|s| s.encrypt_many(&me, room, &plaintexts))?;
+        // FRK-001, as for a single message: each carries its franking tag.
+        let aads: Vec<Vec<u8>> = contents
+            .iter()
+            .zip(&plaintexts)
+            .map(|(c, data)| mimi_room::frank_aad(mimi_room::franking_tag(&c.salt, data)))
+            .collect();
+        let messages: Vec<(&[u8], &[u8])> = plaintexts
+            .iter()
+            .zip(&aads)
+            .map(|(d, a)| (d.as_slice(), a.as_slice()))
+            .collect();
+        let (out, _epoch) = self.attempt(|s| s.encrypt_many_with_aad(&me, room, &messages))?;
         let events: Vec<(Vec<u8>, _)> = out
             .iter()
             .zip(&contents)

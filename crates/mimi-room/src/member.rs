@@ -779,18 +779,29 @@ impl MemberState {
         room_uri: &str,
         data: &[Vec<u8>],
     ) -> Result<(Vec<Vec<u8>>, u64), RoomError> {
+        let with_aad: Vec<(&[u8], &[u8])> = data.iter().map(|d| (d.as_slice(), &[][..])).collect();
+        self.encrypt_many_with_aad(me, room_uri, &with_aad)
+    }
+
+    /// [`MemberState::encrypt_many`] with each message's authenticated data (a franking tag's
+    /// SafeAAD, for one).
+    pub fn encrypt_many_with_aad(
+        &self,
+        me: &ClientIdentity,
+        room_uri: &str,
+        messages: &[(&[u8], &[u8])],
+    ) -> Result<(Vec<Vec<u8>>, u64), RoomError> {
         self.with_group(room_uri, |group| {
             let signer = self.signer(me)?;
-            let messages = data
-                .iter()
-                .map(|d| {
-                    let message = group
-                        .create_message(&self.provider, &signer, d)
-                        .map_err(RoomError::mls)?;
-                    encode_message(&message)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((messages, group.epoch().as_u64()))
+            let mut out = Vec::with_capacity(messages.len());
+            for (data, aad) in messages {
+                group.set_aad(aad.to_vec());
+                let message = group.create_message(&self.provider, &signer, data);
+                // OpenMLS clears the AAD only when a message is made; never leave it behind.
+                group.set_aad(Vec::new());
+                out.push(encode_message(&message.map_err(RoomError::mls)?)?);
+            }
+            Ok((out, group.epoch().as_u64()))
         })
     }
 

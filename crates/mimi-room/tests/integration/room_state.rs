@@ -1412,3 +1412,32 @@ fn the_hub_may_only_remove_listed_users_from_outside() {
         assert!(hub.room.pending_proposals().is_empty());
     }
 }
+
+#[test]
+fn a_batch_of_messages_keeps_each_ones_authenticated_data() {
+    let r = room(Preset::Private);
+    let messages: [(&[u8], &[u8]); 3] = [(b"one", b"aad-1"), (b"two", b""), (b"three", b"aad-3")];
+    let (out, _) = r
+        .alice
+        .state
+        .encrypt_many_with_aad(&r.alice.me, &r.uri, &messages)
+        .unwrap();
+    for ((data, aad), ciphertext) in messages.iter().zip(&out) {
+        match r
+            .bob
+            .state
+            .process(&r.anchor, &r.uri, ciphertext, now())
+            .unwrap()
+        {
+            Incoming::Message {
+                data: got,
+                authenticated_data,
+                ..
+            } => {
+                assert_eq!(&got, data);
+                assert_eq!(&authenticated_data, aad);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
