@@ -11,6 +11,7 @@ mod foreign_credentials;
 mod franking;
 mod hostile;
 mod lifecycle;
+mod peer_scope;
 mod ratchet_tree;
 mod registration;
 mod resilience;
