@@ -1,5 +1,7 @@
 //! The endpoint directory at `/.well-known/mimi-protocol-directory` (draft §5.2, digest §2.3).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the directory lives on every provider.
@@ -8,8 +10,8 @@ pub const DIRECTORY_PATH: &str = "/.well-known/mimi-protocol-directory";
 /// The ACME-style JSON directory of endpoint URL templates (IN-PROTO-18). The six endpoints
 /// every provider needs to take part in a room are required; the four the draft adds for
 /// consent, discovery and abuse reports are present only when the provider serves them, and
-/// `ratchetTree` is our addition for trees sent by URL (IN-SERVER-11). Unknown fields are
-/// ignored so peers can add endpoints.
+/// `ratchetTree` is our addition for trees sent by URL (IN-SERVER-11). Any other field is
+/// kept in `extensions`: the endpoints a provider adds (ours: IN-DISC-2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Directory {
@@ -40,6 +42,9 @@ pub struct Directory {
     /// `GET .../ratchetTree/{roomId}/{epoch}`, if served (IN-SERVER-11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratchet_tree: Option<String>,
+    /// Endpoints outside the draft's list, by name (IN-DISC-2).
+    #[serde(flatten)]
+    pub extensions: BTreeMap<String, String>,
 }
 
 impl Directory {
@@ -60,6 +65,7 @@ impl Directory {
             identifier_query: None,
             report_abuse: None,
             ratchet_tree: None,
+            extensions: BTreeMap::new(),
         }
     }
 
@@ -83,6 +89,17 @@ impl Directory {
     pub fn to_json(&self) -> String {
         // A struct of strings always serializes.
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Replaces each `{name}` placeholder of `template` in turn with one of `params`, which
+    /// the caller has made path-safe. `None` unless there are exactly as many placeholders as
+    /// parameters.
+    pub fn expand_all(template: &str, params: &[&str]) -> Option<String> {
+        let mut out = template.to_owned();
+        for param in params {
+            out = Self::expand(&out, param)?;
+        }
+        (!out.contains('{')).then_some(out)
     }
 
     /// Replaces the first `{name}` placeholder of `template` with `param`, which the caller has
@@ -121,6 +138,22 @@ mod tests {
             "https://a.example:8401/v1/notify/a.example/r/clubhouse"
         );
         assert_eq!(Directory::expand("https://x/v1/notify", "y"), None);
+        assert_eq!(
+            Directory::expand_all(
+                "https://x/v1/tree/{roomId}/{epoch}",
+                &["a.example/r/x", "7"]
+            )
+            .as_deref(),
+            Some("https://x/v1/tree/a.example/r/x/7")
+        );
+        assert_eq!(
+            Directory::expand_all("https://x/v1/tree/{roomId}/{epoch}", &["r"]),
+            None
+        );
+        assert_eq!(
+            Directory::expand_all("https://x/v1/notify/{roomId}", &["r", "s"]),
+            None
+        );
     }
 
     #[test]
@@ -184,6 +217,10 @@ mod tests {
         ));
         want.identifier_query = Some(Directory::template(base, "identifierQuery", &["domain"]));
         want.report_abuse = Some(Directory::template(base, "reportAbuse", &["roomId"]));
+        want.extensions.insert(
+            "futureEndpoint".into(),
+            "https://mimi.example.com/v1/future/{x}".into(),
+        );
         assert_eq!(Directory::from_json(json).unwrap(), want);
         assert!(Directory::from_json("{}").is_err());
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
+use crate::upstream::Target;
 
 /// Path prefix of asset URLs: `https://DOMAIN:PORT/v1/assets/ID`.
 const ASSET_PATH: &str = "/v1/assets/";
@@ -109,14 +110,14 @@ pub(crate) async fn proxy(state: &Arc<AppState>, url: &str) -> Result<Vec<u8>, A
     if domain == state.domain() {
         return local(state, &id).await;
     }
-    if !state.peers.knows(&domain) {
+    if !state.peers.reachable(&domain).await {
         return Err(ApiError::forbidden(format!(
-            "{domain} is not an asset domain of a peer of this hub"
+            "{domain} is not a provider this hub can reach"
         )));
     }
     state
         .peers
-        .relay_get(&domain, &format!("{ASSET_PATH}{id}"))
+        .relay_get(&domain, &Target::Published(format!("{ASSET_PATH}{id}")))
         .await
 }
 

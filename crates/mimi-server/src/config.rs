@@ -42,6 +42,58 @@ pub struct Config {
     /// The policy envelope of the rooms this provider hosts.
     #[serde(default)]
     pub rooms: Rooms,
+    /// Finding peers that `[peers]` does not list (IN-DISC-1).
+    #[serde(default)]
+    pub discovery: Discovery,
+}
+
+/// How peers not listed in `[peers]` are found: DNS, then their directory (IN-DISC-1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discovery {
+    /// DNS servers to ask (`ip:port`), in order; empty: the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub nameservers: Vec<SocketAddr>,
+    /// The port of a peer that publishes no `_mimi._tcp` SRV record.
+    #[serde(default = "default_https_port")]
+    pub default_port: u16,
+    /// How long a peer's directory is kept when its answer names no `max-age`, seconds.
+    #[serde(default = "default_directory_ttl")]
+    pub directory_ttl_secs: u64,
+    /// Bounds on how long any DNS answer or directory is kept, seconds.
+    #[serde(default = "default_min_ttl")]
+    pub min_ttl_secs: u64,
+    /// See `min_ttl_secs`.
+    #[serde(default = "default_max_ttl")]
+    pub max_ttl_secs: u64,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            default_port: default_https_port(),
+            directory_ttl_secs: default_directory_ttl(),
+            min_ttl_secs: default_min_ttl(),
+            max_ttl_secs: default_max_ttl(),
+        }
+    }
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+fn default_directory_ttl() -> u64 {
+    3600
+}
+
+fn default_min_ttl() -> u64 {
+    5
+}
+
+fn default_max_ttl() -> u64 {
+    86_400
 }
 
 /// What the rooms this provider hosts may be (room-policy-03 §2, the provider's policy
@@ -449,6 +501,13 @@ impl Config {
             if domain == &self.domain {
                 problems.push(format!("peers.{domain}: a provider cannot be its own peer"));
             }
+        }
+        let d = &self.discovery;
+        if d.min_ttl_secs > d.max_ttl_secs {
+            problems.push("discovery.min_ttl_secs must not exceed discovery.max_ttl_secs".into());
+        }
+        if d.default_port == 0 {
+            problems.push("discovery.default_port must not be 0".into());
         }
         if self.limits.max_asset_bytes >= self.limits.max_body_bytes {
             problems.push("limits.max_asset_bytes must be below limits.max_body_bytes".into());

@@ -13,6 +13,7 @@ use mimi_store::{ClaimOutcome, ConsentMode, ConsentState};
 
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
+use crate::upstream::Target;
 
 /// Which consent endpoint a peer called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +191,7 @@ pub(crate) async fn act(
         Some(r) => Some(room_uri(r)?),
     };
     let remote = other.domain() != state.domain();
-    if remote && !state.peers.knows(other.domain()) {
+    if remote && !state.peers.reachable(other.domain()).await {
         return Err(ApiError::bad_request(format!(
             "{} is not a provider we peer with",
             other.domain()
@@ -404,15 +405,15 @@ async fn send(
     other: &MimiUri,
     entry: ConsentEntry,
 ) -> Result<(), ApiError> {
-    let name = match endpoint {
-        Endpoint::Request => "requestConsent",
-        Endpoint::Update => "updateConsent",
+    let endpoint = match endpoint {
+        Endpoint::Request => crate::discovery::Endpoint::RequestConsent,
+        Endpoint::Update => crate::discovery::Endpoint::UpdateConsent,
     };
     // IN-CONSENT-1: the path parameter is the receiving provider's domain.
-    let path = format!("/v1/{name}/{}", other.domain());
+    let target = Target::with(endpoint, other.domain());
     state
         .peers
-        .relay_post(other.domain(), &path, entry.encode())
+        .relay_post(other.domain(), &target, entry.encode())
         .await?;
     Ok(())
 }

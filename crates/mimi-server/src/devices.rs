@@ -10,9 +10,11 @@ use mimi_protocol::{
     IdentifierUri, MimiUri, RemoveClientsRequest, RemoveUserRequest, RoomClients, Wire,
 };
 
+use crate::discovery::Endpoint;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::state::AppState;
+use crate::upstream::Target;
 use crate::upstream::{self, Route};
 
 /// Removes `device` (a device URI of `user`, one of our users) from every room it is in and
@@ -54,8 +56,11 @@ pub(crate) async fn remove_device(
                 let request = RemoveClientsRequest {
                     clients: vec![IdentifierUri::new(device)],
                 };
-                let path = format!("/v1/removeClients/{}", room_uri.to_path_segment());
-                state.peers.relay_post(hub, &path, request.encode()).await?;
+                let target = Target::about(Endpoint::RemoveClients, &room_uri);
+                state
+                    .peers
+                    .relay_post(hub, &target, request.encode())
+                    .await?;
             }
         }
     }
@@ -105,8 +110,11 @@ pub(crate) async fn delete_account(
                 let request = RemoveUserRequest {
                     user: IdentifierUri::new(user_uri),
                 };
-                let path = format!("/v1/removeUser/{}", room_uri.to_path_segment());
-                state.peers.relay_post(hub, &path, request.encode()).await?;
+                let target = Target::about(Endpoint::RemoveUser, &room_uri);
+                state
+                    .peers
+                    .relay_post(hub, &target, request.encode())
+                    .await?;
             }
         }
     }

@@ -59,6 +59,7 @@ pub fn init(
         limits: Limits::default(),
         connections: Connections::default(),
         rooms: Default::default(),
+        discovery: Default::default(),
     };
     let path = dir.join("mimid.toml");
     fs::write(&path, toml::to_string_pretty(&config)?)?;

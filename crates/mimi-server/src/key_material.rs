@@ -10,9 +10,11 @@ use mimi_protocol::{
 };
 use mimi_store::{ClaimOutcome, ConsentDecision, ConsentMode};
 
+use crate::discovery::Endpoint;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::state::{AppState, now_secs};
+use crate::upstream::Target;
 use crate::upstream::{self, Route};
 
 /// Routes a request from a local client or a peer: answer it, relay it to the target's
@@ -73,10 +75,10 @@ async fn forward(
     target: &MimiUri,
     request: &KeyMaterialRequest,
 ) -> Result<KeyMaterialResponse, ApiError> {
-    let path = format!("/v1/keyMaterial/{}", target.to_path_segment());
+    let at = Target::about(Endpoint::KeyMaterial, target);
     let (response, _) = state
         .peers
-        .relay_post_checked(domain, &path, request.encode())
+        .relay_post_checked(domain, &at, request.encode())
         .await?;
     Ok(response)
 }

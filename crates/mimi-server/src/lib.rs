@@ -13,6 +13,7 @@ mod assets;
 mod config;
 mod consent;
 mod devices;
+mod discovery;
 mod embedded;
 mod error;
 mod fanout;
@@ -144,6 +145,15 @@ enum Command {
         /// The config file.
         config: PathBuf,
     },
+    /// Print the DNS records to publish so that peers find this provider by its domain.
+    DnsRecords {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The host name the SRV record points at (default: the domain itself).
+        #[arg(long)]
+        host: Option<String>,
+    },
 }
 
 /// `mimid reports ...`.
@@ -216,6 +226,15 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Reports {
             command: ReportsCommand::List { config, json },
         } => list_reports(&Config::load(&config)?, json),
+        Command::DnsRecords { config, host } => {
+            let config = Config::load(&config)?;
+            let host = host.unwrap_or_else(|| config.domain.clone());
+            #[allow(clippy::print_stdout)]
+            for record in discovery::records_to_publish(&config, &host) {
+                println!("{record}");
+            }
+            Ok(())
+        }
         Command::CheckConfig { config } => {
             let config = Config::load(&config)?;
             let mut problems = config.problems();

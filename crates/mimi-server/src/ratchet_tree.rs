@@ -8,8 +8,10 @@ use std::sync::Arc;
 use mimi_protocol::{MimiUri, RatchetTreeOption};
 use mimi_store::{StoreError, Tx};
 
+use crate::discovery::Endpoint;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::upstream::Target;
 
 /// Path prefix of tree URLs: `https://DOMAIN/v1/ratchetTree/ROOM/EPOCH`.
 pub(crate) const TREE_PATH: &str = "/v1/ratchetTree/";
@@ -127,15 +129,18 @@ pub(crate) async fn fetch_for_client(
         })
         .await?;
     }
-    // Only configured peers, so a client cannot make us fetch from an arbitrary host.
-    if !state.peers.knows(&domain) {
+    // Only a provider we can reach as a peer (TLS checks who it is), and only the room's hub.
+    if domain != room.domain() || !state.peers.reachable(&domain).await {
         return Err(ApiError::forbidden(format!(
-            "{domain} is not a peer of this provider"
+            "{domain} is not the hub of {room} or cannot be reached"
         )));
     }
-    let path = format!("{TREE_PATH}{}/{epoch}", room.to_path_segment());
+    let target = Target::Endpoint(
+        Endpoint::RatchetTree,
+        vec![room.to_path_segment(), epoch.to_string()],
+    );
     // The hub's refusals (403, 404) are final and passed on, so the client stops retrying.
-    state.peers.relay_get(&domain, &path).await
+    state.peers.relay_get(&domain, &target).await
 }
 
 /// Splits `https://DOMAIN[:PORT]/v1/ratchetTree/ROOM/EPOCH` into its domain, room and epoch.

@@ -59,6 +59,9 @@ pub(crate) struct AppState {
     pub(crate) long_polls: crate::http::LongPolls,
     /// Connections and long polls shed or closed by a limit or deadline.
     pub(crate) connection_stats: Arc<crate::http::ConnectionStats>,
+    /// Every peer a `/notify` was ever queued for in this run, or that `[peers]` lists: the
+    /// fan-out supervisor runs one sender for each.
+    outbox_peers: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Local clients whose external commit is on its way to a room's hub elsewhere, by
     /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
     pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
@@ -122,8 +125,26 @@ impl AppState {
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
             joining: std::sync::Mutex::new(std::collections::HashSet::new()),
+            outbox_peers: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             writer,
         }))
+    }
+
+    /// Records peers that have (or had) `/notify` entries queued; new ones get a sender when
+    /// the supervisor next wakes.
+    pub(crate) fn note_peers(&self, peers: impl IntoIterator<Item = impl AsRef<str>>) {
+        let mut known = self.outbox_peers.lock().unwrap_or_else(|e| e.into_inner());
+        for peer in peers {
+            if !known.contains(peer.as_ref()) {
+                known.insert(peer.as_ref().to_owned());
+            }
+        }
+    }
+
+    /// The peers [`AppState::note_peers`] recorded.
+    pub(crate) fn peers_with_queues(&self) -> Vec<String> {
+        let known = self.outbox_peers.lock().unwrap_or_else(|e| e.into_inner());
+        known.iter().cloned().collect()
     }
 
     /// Tells the `/notify` senders that the outbox has new entries.

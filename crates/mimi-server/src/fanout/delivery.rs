@@ -27,6 +27,8 @@ pub(crate) fn fan_out(
             peers.push(domain.as_str());
         }
     }
+    // Checked cheaply per message: only a peer not seen before takes the lock's slow path.
+    state.note_peers(&peers);
     // One copy of the body for every peer's queue.
     tx.enqueue_notify(&peers, room_uri, &body, now)
 }

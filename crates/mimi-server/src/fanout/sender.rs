@@ -12,7 +12,9 @@ use mimi_protocol::MimiUri;
 use mimi_store::OutboxItem;
 use tokio::task::JoinSet;
 
+use crate::discovery::Endpoint;
 use crate::state::{AppState, now_ms};
+use crate::upstream::Target;
 
 /// First retry delay after a failure; doubles per attempt up to `limits.max_backoff_ms`.
 const FIRST_BACKOFF_MS: u64 = 200;
@@ -28,17 +30,46 @@ const BATCH_MESSAGES: usize = 256;
 /// limit (ours is 16 MiB) and small enough to resend cheaply. A single entry may be larger.
 const BATCH_BYTES: usize = 1 << 20;
 
-/// Spawns a sender for every configured peer into `tasks`. Each stops once `stop` turns true,
-/// after the batch it is sending and the removal of what was delivered.
+/// Spawns into `tasks` the supervisor of the senders: one for every peer `[peers]` lists or
+/// the queue holds entries for, started as such peers appear (a peer found by DNS, IN-DISC-1).
+/// Each sender stops once `stop` turns true, after the batch it is sending and the removal of
+/// what was delivered; the supervisor waits for them.
 pub(crate) fn run_senders(
     state: &Arc<AppState>,
     tasks: &mut JoinSet<()>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) {
-    for peer in state.config.peers.keys() {
-        let (state, peer, stop) = (state.clone(), peer.clone(), stop.clone());
-        tasks.spawn(async move { drain_until_stopped(state, peer, stop).await });
+    let (state, stop) = (state.clone(), stop.clone());
+    tasks.spawn(async move { supervise(state, stop).await });
+}
+
+async fn supervise(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut senders = JoinSet::new();
+    let mut running = std::collections::BTreeSet::new();
+    let s = state.clone();
+    let queued =
+        tokio::task::spawn_blocking(move || s.store.read().and_then(|r| r.outbox_peers())).await;
+    match queued {
+        Ok(Ok(peers)) => state.note_peers(peers),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the queue's peers"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the queue's peers"),
     }
+    state.note_peers(state.peers.discovery().listed().cloned());
+    let mut wake = state.outbox_wake.subscribe();
+    while !*stop.borrow() {
+        wake.borrow_and_update();
+        for peer in state.peers_with_queues() {
+            if running.insert(peer.clone()) {
+                let (state, stop) = (state.clone(), stop.clone());
+                senders.spawn(async move { drain_until_stopped(state, peer, stop).await });
+            }
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { break },
+            _ = stop.changed() => {}
+        }
+    }
+    while senders.join_next().await.is_some() {}
 }
 
 async fn drain_until_stopped(
@@ -106,13 +137,13 @@ async fn drain_once(
         }
         let batch = cut_batch(items);
         let head = &batch[0];
-        let path = match head.room_uri.parse::<MimiUri>() {
-            Ok(uri) => format!("/v1/notify/{}", uri.to_path_segment()),
-            Err(_) => format!("/v1/notify/{}", head.room_uri),
+        let target = match head.room_uri.parse::<MimiUri>() {
+            Ok(uri) => Target::about(Endpoint::Notify, &uri),
+            Err(_) => Target::with(Endpoint::Notify, head.room_uri.clone()),
         };
         // The bodies are encoded FanoutMessages, so their concatenation is the batch encoding.
         let body: Vec<u8> = batch.iter().flat_map(|i| i.body.iter().copied()).collect();
-        let outcome = state.peers.post(peer, &path, body).await;
+        let outcome = state.peers.post(peer, &target, body).await;
         let permanent_refusal = matches!(&outcome, Ok(r) if r.status.is_client_error()
             && r.status != StatusCode::REQUEST_TIMEOUT
             && r.status != StatusCode::TOO_MANY_REQUESTS);

@@ -9,9 +9,11 @@ use mimi_protocol::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::discovery::Endpoint;
 use crate::error::ApiError;
 use crate::fanout::deliver_local;
 use crate::state::{AppState, now_secs};
+use crate::upstream::Target;
 
 /// FOL-001: only the room's hub may notify; FOL-002: the body decodes completely and every
 /// message is for this room; FOL-003: a FanoutMessage seen before (alone or in a batch cut
@@ -100,7 +102,7 @@ async fn stop_removed_clients(
     let room: MimiUri = room_uri
         .parse()
         .map_err(|e| ApiError::internal(format!("room {room_uri}: {e}")))?;
-    let path = format!("/v1/roomClients/{}", room.to_path_segment());
+    let target = Target::about(Endpoint::RoomClients, &room);
     let mut removed: Vec<String> = Vec::new();
     for chunk in candidates.chunks(MAX_REMOVED_CLIENTS) {
         let request = RemoveClientsRequest {
@@ -108,7 +110,7 @@ async fn stop_removed_clients(
         };
         let (answer, _): (RoomClients, _) = state
             .peers
-            .relay_post_checked(hub, &path, request.encode())
+            .relay_post_checked(hub, &target, request.encode())
             .await?;
         if answer.epoch != epoch {
             tracing::debug!(

@@ -26,11 +26,12 @@ use mimi_store::Client;
 use serde::Deserialize;
 use sha2::Digest as _;
 
+use crate::discovery::Endpoint;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::key_material;
 use crate::state::{AppState, now_secs};
-use crate::upstream::{self, Route};
+use crate::upstream::{self, Route, Target};
 
 /// The client routes.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -414,7 +415,7 @@ async fn update(
             } else {
                 false
             };
-            let path = format!("/v1/update/{}", room.to_path_segment());
+            let target = Target::about(Endpoint::Update, &room);
             // Not a member yet: the follower must not take it for a removed client meanwhile.
             let key = (room_uri.clone(), device.clone());
             if external_join && let Ok(mut joining) = state.joining.lock() {
@@ -422,7 +423,7 @@ async fn update(
             }
             let relayed: Result<(UpdateRoomResponse, _), ApiError> = state
                 .peers
-                .relay_post_checked(hub, &path, body.to_vec())
+                .relay_post_checked(hub, &target, body.to_vec())
                 .await;
             if external_join && let Ok(mut joining) = state.joining.lock() {
                 joining.remove(&key);
@@ -473,10 +474,10 @@ async fn group_info(
             Ok(response.encode())
         }
         Route::Hub(hub) => {
-            let path = format!("/v1/groupInfo/{}", room.to_path_segment());
+            let target = Target::about(Endpoint::GroupInfo, &room);
             let (_, answer): (GroupInfoResponse, _) = state
                 .peers
-                .relay_post_checked(hub, &path, body.to_vec())
+                .relay_post_checked(hub, &target, body.to_vec())
                 .await?;
             Ok(answer)
         }
@@ -502,10 +503,10 @@ async fn submit(
             Ok(response.encode())
         }
         Route::Hub(hub) => {
-            let path = format!("/v1/submitMessage/{}", room.to_path_segment());
+            let target = Target::about(Endpoint::SubmitMessage, &room);
             let (_, answer): (SubmitMessageResponse, _) = state
                 .peers
-                .relay_post_checked(hub, &path, request.encode())
+                .relay_post_checked(hub, &target, request.encode())
                 .await?;
             Ok(answer)
         }
@@ -537,8 +538,8 @@ async fn report_abuse(
             crate::hub::abuse::accept(&state, &room.to_string(), report, &domain).await?;
         }
         Route::Hub(hub) => {
-            let path = format!("/v1/reportAbuse/{}", room.to_path_segment());
-            state.peers.relay_post(hub, &path, body.to_vec()).await?;
+            let target = Target::about(Endpoint::ReportAbuse, &room);
+            state.peers.relay_post(hub, &target, body.to_vec()).await?;
         }
     }
     Ok(axum::http::StatusCode::CREATED)
@@ -591,10 +592,10 @@ async fn knock(
             .await?
             .encode()),
         Route::Hub(hub) => {
-            let path = format!("/v1/knock/{}", room.to_path_segment());
+            let target = Target::about(Endpoint::Knock, &room);
             let (_, answer): (mimi_protocol::KnockList, _) = state
                 .peers
-                .relay_post_checked(hub, &path, request.encode())
+                .relay_post_checked(hub, &target, request.encode())
                 .await?;
             Ok(answer)
         }
@@ -792,11 +793,11 @@ async fn download(
             crate::assets::proxy(&state, &query.url).await
         }
         Route::Hub(hub) => {
-            let path = format!(
-                "/v1/proxyDownload/{}",
-                mimi_protocol::percent_encode(&query.url)
+            let target = Target::with(
+                Endpoint::ProxyDownload,
+                mimi_protocol::percent_encode(&query.url),
             );
-            state.peers.relay_get(hub, &path).await
+            state.peers.relay_get(hub, &target).await
         }
     }
 }

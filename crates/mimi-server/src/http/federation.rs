@@ -98,7 +98,17 @@ async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "ratchetTree",
         &["roomId", "epoch"],
     ));
-    axum::Json(directory)
+    // Ours, under their own names (IN-DISC-2).
+    for (_, name, param) in crate::discovery::Endpoint::OURS {
+        directory
+            .extensions
+            .insert(name.to_owned(), Directory::template(&base, name, &[param]));
+    }
+    // Peers keep it this long before asking again (IN-DISC-2).
+    (
+        [(axum::http::header::CACHE_CONTROL, "max-age=3600")],
+        axum::Json(directory),
+    )
 }
 
 async fn key_material_handler(
@@ -388,7 +398,8 @@ mod tests {
         for (name, template) in &directory {
             let method = match name.as_str() {
                 "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
-                | "requestConsent" | "updateConsent" | "reportAbuse" => Method::POST,
+                | "requestConsent" | "updateConsent" | "reportAbuse" | "knock"
+                | "removeClients" | "removeUser" | "roomClients" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -419,11 +430,15 @@ mod tests {
             [
                 "groupInfo",
                 "keyMaterial",
+                "knock",
                 "notify",
                 "proxyDownload",
                 "ratchetTree",
+                "removeClients",
+                "removeUser",
                 "reportAbuse",
                 "requestConsent",
+                "roomClients",
                 "submitMessage",
                 "update",
                 "updateConsent"
