@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mimi_test_support::{Logs, Running, Serve, init_mesh, set_config_value};
+use mimi_test_support::{
+    DnsRecord, DnsServer, Logs, Running, Serve, clear_config_table, init_mesh, set_config_value,
+};
 use serde_json::Value;
 
 // The process harness itself lives in `mimi-test-support`, shared with the benchmarks.
@@ -51,6 +53,8 @@ pub struct Network {
     providers: Vec<Provider>,
     transcript: Transcript,
     ca_dir: PathBuf,
+    /// The DNS server providers find each other through, with [`Options::dns`].
+    _dns: Option<DnsServer>,
     dir: tempfile::TempDir,
 }
 
@@ -62,6 +66,12 @@ pub struct Options {
     /// Any other `key = value` of the config to replace (each key appears once in the file
     /// `mimid init` writes), e.g. `("header_timeout_ms", "3000")`.
     pub settings: Vec<(&'static str, String)>,
+    /// Providers list no `[peers]` and find each other through a DNS server on loopback:
+    /// `_mimi._tcp.DOMAIN` SRV records (pointing at the domain) and the domains' A records.
+    pub dns: bool,
+    /// With `dns`, this provider publishes only its A record, and every provider's
+    /// `discovery.default_port` is its port.
+    pub address_only: Option<&'static str>,
 }
 
 impl Network {
@@ -81,6 +91,27 @@ impl Network {
         let transcript = Transcript::default();
         let mesh =
             init_mesh(&mimid, domains, dir.path(), &ca_dir).unwrap_or_else(|e| panic!("{e}"));
+        let dns = options.dns.then(|| {
+            let mut records = Vec::new();
+            for p in &mesh {
+                if options.address_only != Some(p.domain.as_str()) {
+                    records.push(DnsRecord::MimiSrv {
+                        domain: p.domain.clone(),
+                        target: p.domain.clone(),
+                        port: p.addr.port(),
+                    });
+                }
+                records.push(DnsRecord::A {
+                    name: p.domain.clone(),
+                    ip: std::net::Ipv4Addr::LOCALHOST,
+                });
+            }
+            DnsServer::start(&records).unwrap_or_else(|e| panic!("{e}"))
+        });
+        let default_port = options
+            .address_only
+            .and_then(|d| mesh.iter().find(|p| p.domain == d))
+            .map(|p| p.addr.port());
         let mut providers = Vec::new();
         for initialized in mesh {
             record(&transcript, &initialized.command, &initialized.output);
@@ -93,6 +124,13 @@ impl Network {
             }
             for (key, value) in &options.settings {
                 set(key, value);
+            }
+            if let Some(dns) = &dns {
+                clear_config_table(&config, "peers").unwrap_or_else(|e| panic!("{e}"));
+                set("nameservers", &format!("[\"{}\"]", dns.addr()));
+            }
+            if let Some(port) = default_port {
+                set("default_port", &port.to_string());
             }
             providers.push(Provider {
                 domain: initialized.domain,
@@ -108,6 +146,7 @@ impl Network {
             providers,
             transcript,
             ca_dir,
+            _dns: dns,
             dir,
         };
         for provider in &mut network.providers {

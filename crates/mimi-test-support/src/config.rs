@@ -28,6 +28,24 @@ pub fn set_config_value(config: &Path, key: &str, value: &str) -> Result<(), Err
     std::fs::write(config, edited.join("\n") + "\n").map_err(|e| Error::io("write", config, e))
 }
 
+/// Empties the `[table]` of a `mimid.toml`: its header stays, its keys go (e.g. `peers`, so
+/// that providers find each other by DNS).
+pub fn clear_config_table(config: &Path, table: &str) -> Result<(), Error> {
+    let text = std::fs::read_to_string(config).map_err(|e| Error::io("read", config, e))?;
+    let header = format!("[{table}]");
+    let mut inside = false;
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            inside = line.trim() == header;
+            kept.push(line);
+        } else if !inside || line.trim().is_empty() {
+            kept.push(line);
+        }
+    }
+    std::fs::write(config, kept.join("\n") + "\n").map_err(|e| Error::io("write", config, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +62,21 @@ mod tests {
         );
         let err = set_config_value(&path, "no_such_key", "1").unwrap_err();
         assert!(matches!(err, Error::NoSuchSetting { ref key, .. } if key == "no_such_key"));
+    }
+
+    #[test]
+    fn clearing_a_table_keeps_its_header_and_every_other_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mimid.toml");
+        std::fs::write(
+            &path,
+            "a = 1\n\n[peers]\n\"b.example\" = \"https://127.0.0.1:1\"\n\n[limits]\nx = 2\n",
+        )
+        .unwrap();
+        clear_config_table(&path, "peers").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a = 1\n\n[peers]\n\n[limits]\nx = 2\n"
+        );
     }
 }

@@ -26,6 +26,7 @@
 mod binaries;
 mod command;
 mod config;
+mod dns;
 mod error;
 mod logs;
 mod mesh;
@@ -34,7 +35,8 @@ mod serve;
 // The public interface.
 pub use binaries::{sibling_binary, workspace_binary};
 pub use command::{COMMAND_TIMEOUT, describe, run_with_timeout};
-pub use config::set_config_value;
+pub use config::{clear_config_table, set_config_value};
+pub use dns::{DnsRecord, DnsServer};
 pub use error::Error;
 pub use logs::{Logs, tail};
 pub use mesh::{Initialized, free_loopback_addrs, init_mesh};

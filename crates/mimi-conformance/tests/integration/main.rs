@@ -6,6 +6,7 @@ mod app_state;
 mod consent;
 mod content;
 mod demo;
+mod discovery;
 mod federation_api;
 mod foreign_credentials;
 mod franking;
