@@ -19,7 +19,7 @@ fn providers_without_peers_federate_through_dns_and_their_directories() {
         },
     );
     for domain in ["a.example", "b.example", "c.example"] {
-        let config = std::fs::read_to_string(&net.provider(domain).dir.join("mimid.toml")).unwrap();
+        let config = std::fs::read_to_string(net.provider(domain).dir.join("mimid.toml")).unwrap();
         let peers = config.split("[peers]").nth(1).unwrap_or_default();
         let peers = peers.split("\n[").next().unwrap_or_default();
         assert!(
@@ -67,7 +67,7 @@ fn mimid_prints_the_records_an_operator_publishes() {
     let output = run_with_timeout(
         std::process::Command::new(mimi_conformance::binary("mimid"))
             .args(["dns-records", "--config"])
-            .arg(&provider.dir.join("mimid.toml")),
+            .arg(provider.dir.join("mimid.toml")),
     );
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
