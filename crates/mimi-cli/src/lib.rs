@@ -592,6 +592,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     matches!(
                         c,
                         mimi_client::ClientError::Refused(_)
+                            | mimi_client::ClientError::Stale(_)
                             | mimi_client::ClientError::NotAllowed(_)
                     )
                 });

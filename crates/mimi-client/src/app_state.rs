@@ -392,6 +392,8 @@ pub(crate) fn after_commit(e: ClientError, what_happened: &str) -> ClientError {
     match e {
         ClientError::Usage(m) => ClientError::Usage(say(m)),
         ClientError::Refused(m) => ClientError::Refused(say(m)),
+        // Not to be retried as a whole: the commit is done.
+        ClientError::Stale(m) => ClientError::Refused(say(m)),
         ClientError::NotAllowed(m) => ClientError::NotAllowed(say(m)),
         ClientError::Provider(m) => ClientError::Provider(say(m)),
         ClientError::Profile(m) => ClientError::Profile(say(m)),

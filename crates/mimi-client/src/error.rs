@@ -11,6 +11,10 @@ pub enum ClientError {
     /// The hub or our provider refused the action; nothing changed.
     #[error("refused: {0}")]
     Refused(String),
+    /// The hub refused our commit because the room had moved to a later epoch that had not
+    /// reached us yet; nothing changed, and the same action after a sync may succeed.
+    #[error("refused: {0}")]
+    Stale(String),
     /// This client knows the action is not allowed (not a member, leaving) and did not try.
     #[error("not allowed: {0}")]
     NotAllowed(String),

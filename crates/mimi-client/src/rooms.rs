@@ -79,6 +79,10 @@ impl Client {
     /// provider has KeyPackages for. Users without key material are refused before anything
     /// is committed.
     pub async fn add_users(&mut self, room: &str, users: &[String]) -> Result<(), ClientError> {
+        until_current!(self.add_users_once(room, users).await)
+    }
+
+    async fn add_users_once(&mut self, room: &str, users: &[String]) -> Result<(), ClientError> {
         self.sync().await?;
         self.commit_pending(room).await?;
         // A listed user comes in only if it has no client in the room yet (an inactive
@@ -140,6 +144,10 @@ impl Client {
     /// Removes all clients of `user` from `room` while it stays a participant (a kick,
     /// canKick): the user may come back with `room join`.
     pub async fn kick(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        until_current!(self.kick_once(room, user).await)
+    }
+
+    async fn kick_once(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
         self.sync().await?;
         self.commit_pending(room).await?;
         let me = self.me();
@@ -195,6 +203,10 @@ impl Client {
 
     /// Removes `user` and all its clients from `room`.
     pub async fn remove(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
+        until_current!(self.remove_once(room, user).await)
+    }
+
+    async fn remove_once(&mut self, room: &str, user: &str) -> Result<(), ClientError> {
         self.sync().await?;
         self.commit_pending(room).await?;
         let me = self.me();
@@ -207,6 +219,15 @@ impl Client {
     /// member check that our role may change it. `Description` replaces every description with
     /// one plain-text description (an empty value removes them).
     pub async fn set_room_metadata(
+        &mut self,
+        room: &str,
+        field: MetadataField,
+        value: &str,
+    ) -> Result<(), ClientError> {
+        until_current!(self.set_room_metadata_once(room, field, value).await)
+    }
+
+    async fn set_room_metadata_once(
         &mut self,
         room: &str,
         field: MetadataField,
@@ -247,6 +268,15 @@ impl Client {
         user: &str,
         role: &str,
     ) -> Result<(), ClientError> {
+        until_current!(self.set_role_once(room, user, role).await)
+    }
+
+    async fn set_role_once(
+        &mut self,
+        room: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<(), ClientError> {
         self.sync().await?;
         self.commit_pending(room).await?;
         let me = self.me();
@@ -259,6 +289,15 @@ impl Client {
     /// one commit: a policy component (by its room-policy ID) or an application component
     /// (private-use ID 0x8000 and above). The hub and every member check that our role may.
     pub async fn set_component(
+        &mut self,
+        room: &str,
+        id: u16,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        until_current!(self.set_component_once(room, id, value.clone()).await)
+    }
+
+    async fn set_component_once(
         &mut self,
         room: &str,
         id: u16,
@@ -314,6 +353,15 @@ impl Client {
     /// for `role` (a role name or index): appends an entry to the room's `preauth_list`, after
     /// which `who` may join by itself (IN-LIFECYCLE-3). Needs canChangePreauthorizedUserList.
     pub async fn preauthorize(
+        &mut self,
+        room: &str,
+        who: &str,
+        role: &str,
+    ) -> Result<(), ClientError> {
+        until_current!(self.preauthorize_once(room, who, role).await)
+    }
+
+    async fn preauthorize_once(
         &mut self,
         room: &str,
         who: &str,
@@ -441,6 +489,15 @@ impl Client {
     /// Creates a join link for `room` (canCreateJoinCode): valid for `expires_secs` seconds if
     /// given, usable once unless `multi`. Returns the link to hand out (IN-LIFECYCLE-4).
     pub async fn create_join_link(
+        &mut self,
+        room: &str,
+        expires_secs: Option<u64>,
+        multi: bool,
+    ) -> Result<String, ClientError> {
+        until_current!(self.create_join_link_once(room, expires_secs, multi).await)
+    }
+
+    async fn create_join_link_once(
         &mut self,
         room: &str,
         expires_secs: Option<u64>,
@@ -653,6 +710,13 @@ impl Client {
                 outcome: UpdateOutcome::Success { .. },
                 ..
             }) => None,
+            // The room moved on before our commit arrived: the caller may sync and try again.
+            Ok(
+                refused @ UpdateRoomResponse {
+                    outcome: UpdateOutcome::WrongEpoch { .. },
+                    ..
+                },
+            ) => Some(ClientError::Stale(describe_update(&refused))),
             Ok(refused) => Some(ClientError::Refused(describe_update(&refused))),
             // No verdict: the hub may have accepted our commit. Keep it pending and saved; when
             // it comes back through sync it is merged, otherwise the next operation drops it.

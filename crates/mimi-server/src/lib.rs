@@ -71,6 +71,10 @@ pub async fn run(
     let mut background = JoinSet::new();
     let (stop_senders, stop) = tokio::sync::watch::channel(false);
     fanout::run_senders(&state, &mut background, &stop);
+    if let Some(queue) = state.take_membership_queue() {
+        let (s, stop) = (state.clone(), stop.clone());
+        background.spawn(async move { follower::run_membership_checks(s, queue, stop).await });
+    }
     tracing::info!(domain = %state.config.domain, addr = %listener.local_addr()?, "serving");
     http::serve(
         listener,

@@ -59,6 +59,12 @@ pub(crate) struct AppState {
     pub(crate) long_polls: crate::http::LongPolls,
     /// Connections and long polls shed or closed by a limit or deadline.
     pub(crate) connection_stats: Arc<crate::http::ConnectionStats>,
+    /// Membership checks after followed commits, for the worker (IN-LIFECYCLE-7).
+    membership_checks: tokio::sync::mpsc::UnboundedSender<crate::follower::MembershipCheck>,
+    /// The worker's end of `membership_checks`, until the worker takes it.
+    membership_queue: std::sync::Mutex<
+        Option<tokio::sync::mpsc::UnboundedReceiver<crate::follower::MembershipCheck>>,
+    >,
     /// Every peer a `/notify` was ever queued for in this run, or that `[peers]` lists: the
     /// fan-out supervisor runs one sender for each.
     outbox_peers: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -107,7 +113,10 @@ impl AppState {
             config.connections.max_long_polls,
             config.connections.max_long_polls_per_device,
         );
+        let (membership_checks, membership_queue) = tokio::sync::mpsc::unbounded_channel();
         Ok(Arc::new(Self {
+            membership_checks,
+            membership_queue: std::sync::Mutex::new(Some(membership_queue)),
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,
             store,
@@ -128,6 +137,22 @@ impl AppState {
             outbox_peers: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             writer,
         }))
+    }
+
+    /// Queues a membership check for the worker; checks wait if no worker runs (tests).
+    pub(crate) fn check_membership(&self, check: crate::follower::MembershipCheck) {
+        // The receiver lives as long as the state; a send only fails if it was dropped.
+        let _ = self.membership_checks.send(check);
+    }
+
+    /// The queue of membership checks, once: for the one worker.
+    pub(crate) fn take_membership_queue(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::follower::MembershipCheck>> {
+        self.membership_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Records peers that have (or had) `/notify` entries queued; new ones get a sender when

@@ -172,6 +172,29 @@ impl Tx<'_> {
         subscribers(self.conn(), room_uri)
     }
 
+    /// The id of the newest mailbox entry: the position a subscription taken now starts after.
+    pub fn mailbox_position(&self) -> Result<i64, StoreError> {
+        mailbox_position(self.conn())
+    }
+
+    /// Ends a local client's subscription to a room at mailbox entry `until_id` (it reads that
+    /// entry, nothing later), if it was subscribed before that entry; a subscription taken
+    /// since is left alone.
+    pub fn unsubscribe_at(
+        &self,
+        room_uri: &str,
+        device_uri: &str,
+        until_id: i64,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE subscriptions SET until_id = ?3
+             WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL AND from_id < ?3",
+            )?
+            .execute(params![room_uri, device_uri, until_id])?;
+        collect_room_log(self.conn(), room_uri)
+    }
+
     /// A hosted room by URI, read inside this transaction (for read-modify-write).
     pub fn room(&self, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
         room(self.conn(), room_uri)

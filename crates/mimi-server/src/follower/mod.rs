@@ -54,8 +54,9 @@ pub(crate) async fn notify(
                 }
                 deliver_local(tx, &room, m, &encoded, now)?;
                 delivered += 1;
-                if let FanoutTail::Commit { .. } = m.tail {
-                    last_commit = m.message.epoch().or(last_commit);
+                if let (FanoutTail::Commit { .. }, Some(epoch)) = (&m.tail, m.message.epoch()) {
+                    // The commit is the newest entry now: where a removed client stops.
+                    last_commit = Some((epoch + 1, tx.mailbox_position()?));
                 }
             }
             Ok((delivered, last_commit))
@@ -68,26 +69,68 @@ pub(crate) async fn notify(
         duplicates = count - delivered,
         "notify delivered"
     );
-    // Before answering: the hub sends this room's next messages only after our answer.
-    if let Some(epoch) = last_commit
-        && let Err(error) = stop_removed_clients(state, peer, room_uri, epoch + 1).await
-    {
-        tracing::warn!(room = room_uri, %error, "cannot ask the hub which clients remain");
+    if let Some((epoch, until_id)) = last_commit {
+        state.check_membership(MembershipCheck {
+            hub: peer.to_owned(),
+            room: room_uri.to_owned(),
+            epoch,
+            until_id,
+        });
     }
     Ok(())
 }
 
-/// IN-LIFECYCLE-7: after delivering a commit (which moved the room to `epoch`), asks the hub
-/// which of our subscribed clients the room still holds and ends the subscriptions of the
-/// others, right after the commit that removed them. If the hub has moved past `epoch`, a later
-/// commit (still to come) may be the one removing a client, which must get it: the next check
-/// decides.
+/// After a commit from a room's hub: which of our clients still belong (IN-LIFECYCLE-7).
+#[derive(Debug, Clone)]
+pub(crate) struct MembershipCheck {
+    /// The room's hub.
+    pub(crate) hub: String,
+    /// The room.
+    pub(crate) room: String,
+    /// The epoch the commit started.
+    pub(crate) epoch: u64,
+    /// The commit's entry in our mailbox: removed clients read it and nothing later.
+    pub(crate) until_id: i64,
+}
+
+/// Works through membership checks until `stop` turns true or the queue closes, off the
+/// `/notify` path so a hub's fan-out never waits for our question to it. Checks queued for the
+/// same room while one ran are folded into the latest.
+pub(crate) async fn run_membership_checks(
+    state: Arc<AppState>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<MembershipCheck>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            check = queue.recv() => match check {
+                Some(check) => check,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let mut latest = std::collections::BTreeMap::new();
+        latest.insert(first.room.clone(), first);
+        while let Ok(check) = queue.try_recv() {
+            latest.insert(check.room.clone(), check);
+        }
+        for check in latest.into_values() {
+            if let Err(error) = stop_removed_clients(&state, &check).await {
+                tracing::warn!(room = %check.room, %error, "cannot ask the hub which clients remain");
+            }
+        }
+    }
+}
+
+/// IN-LIFECYCLE-7: asks the hub which of our subscribed clients the room still holds and ends
+/// the subscriptions of the others at the commit that removed them. If the hub has moved past
+/// the commit's epoch, a later commit (still to come) may be the one removing a client, which
+/// must get it: the check after that commit decides.
 async fn stop_removed_clients(
     state: &Arc<AppState>,
-    hub: &str,
-    room_uri: &str,
-    epoch: u64,
+    check: &MembershipCheck,
 ) -> Result<(), ApiError> {
+    let room_uri = check.room.as_str();
     let (s, room) = (state.clone(), room_uri.to_owned());
     let subscribers: Vec<String> =
         tokio::task::spawn_blocking(move || Ok::<_, ApiError>(s.store.read()?.subscribers(&room)?))
@@ -110,13 +153,13 @@ async fn stop_removed_clients(
         };
         let (answer, _): (RoomClients, _) = state
             .peers
-            .relay_post_checked(hub, &target, request.encode())
+            .relay_post_checked(&check.hub, &target, request.encode())
             .await?;
-        if answer.epoch != epoch {
+        if answer.epoch != check.epoch {
             tracing::debug!(
                 room = room_uri,
                 hub_epoch = answer.epoch,
-                epoch,
+                epoch = check.epoch,
                 "the hub has moved on; checking after a later commit"
             );
             return Ok(());
@@ -132,12 +175,11 @@ async fn stop_removed_clients(
     if removed.is_empty() {
         return Ok(());
     }
-    let room = room_uri.to_owned();
-    let ended = removed.clone();
+    let (room, ended, until_id) = (room_uri.to_owned(), removed.clone(), check.until_id);
     state
         .write(move |tx| {
             for device in &ended {
-                tx.unsubscribe(&room, device)?;
+                tx.unsubscribe_at(&room, device, until_id)?;
             }
             Ok(())
         })

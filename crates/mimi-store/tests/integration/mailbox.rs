@@ -84,6 +84,33 @@ fn a_subscription_taken_ahead_of_a_refused_join_is_withdrawn_without_a_trace() {
 }
 
 #[test]
+fn a_subscription_ended_at_an_entry_reads_it_and_nothing_later() {
+    let (_dir, store) = open();
+    let mut removal = 0;
+    write(&store, |tx| {
+        tx.subscribe(ROOM, ALICE).unwrap();
+        tx.subscribe(ROOM, BOB).unwrap();
+        log(tx, ROOM, b"the commit removing bob");
+        removal = tx.mailbox_position().unwrap();
+        log(tx, ROOM, b"after it");
+        tx.unsubscribe_at(ROOM, BOB, removal).unwrap();
+        // Alice subscribed before the entry too, but is not named: untouched.
+    });
+    assert_eq!(
+        bodies(&store, BOB, 0),
+        vec![b"the commit removing bob".to_vec()]
+    );
+    assert_eq!(bodies(&store, ALICE, 0).len(), 2);
+    // A subscription taken after the entry (Bob added again) is not ended by it.
+    write(&store, |tx| {
+        tx.subscribe(ROOM, BOB).unwrap();
+        tx.unsubscribe_at(ROOM, BOB, removal).unwrap();
+        log(tx, ROOM, b"welcome back");
+    });
+    assert!(store.read().unwrap().is_subscribed(ROOM, BOB).unwrap());
+}
+
+#[test]
 fn nothing_is_stored_for_a_room_without_subscribers() {
     let (_dir, store) = open();
     let mut stored = true;
