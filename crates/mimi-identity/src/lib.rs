@@ -19,5 +19,6 @@ pub use provider_identity::ProviderIdentity;
 pub use signature_key::check_signature_key;
 pub use validity::Validity;
 pub use verify::{
-    VerifiedClient, tls_peer_domain, verify_client_chain, verify_client_chain_ignoring_time,
+    VerifiedClient, VerifiedProviderKey, tls_peer_domain, verify_client_chain,
+    verify_client_chain_ignoring_time, verify_provider_key_chain,
 };

@@ -90,6 +90,21 @@ impl ProviderIdentity {
         Ok(vec![leaf, self.cert_der.clone()])
     }
 
+    /// Certifies a raw 32-byte Ed25519 key as this provider's own signing key: the
+    /// certificate names the provider as `mimi://DOMAIN` (its only URI) and returns the DER
+    /// chain `[key certificate, identity CA certificate]`, which peers check with
+    /// [`crate::verify_provider_key_chain`]. The provider signs with it what it vouches for
+    /// outside MLS, such as discovery mappings it verified (IN-DISC-3).
+    pub fn issue_provider_key(
+        &self,
+        ed25519_public_key: &[u8],
+        validity: Validity,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let uri = format!("mimi://{}", self.domain);
+        let leaf = self.sign_client_certificate(&uri, ed25519_public_key, validity)?;
+        Ok(vec![leaf, self.cert_der.clone()])
+    }
+
     /// Signs a client certificate for `device_uri` without checking that the URI is in this
     /// provider's domain; [`Self::issue_client`] does that check.
     pub(crate) fn sign_client_certificate(

@@ -111,6 +111,60 @@ fn verify_chain(
     })
 }
 
+/// A provider's own signing key, as its identity CA certified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedProviderKey {
+    /// The provider's domain.
+    pub domain: String,
+    /// The raw 32-byte Ed25519 public key.
+    pub signature_public_key: Vec<u8>,
+}
+
+/// Verifies a provider key chain `[key certificate, provider identity CA]` (from
+/// [`crate::ProviderIdentity::issue_provider_key`]) against the trust anchor at `now_unix_secs`:
+/// the identity CA as for clients (IDN-002), and an end-entity certificate it signed whose one
+/// URI is exactly `mimi://DOMAIN` of that CA's domain and whose key is Ed25519 (IDN-007).
+pub fn verify_provider_key_chain(
+    trust_anchor_der: &[u8],
+    chain: &[Vec<u8>],
+    now_unix_secs: u64,
+) -> Result<VerifiedProviderKey, Error> {
+    let [key_der, identity_der] = chain else {
+        return Err(Error::ChainLength { count: chain.len() });
+    };
+    let anchor = parse(trust_anchor_der, "trust anchor")?;
+    check_ca(&anchor, "trust anchor")?;
+    const CA: &str = "provider identity ca";
+    let identity = parse(identity_der, CA)?;
+    if !VERIFIED_CAS.contains(trust_anchor_der, identity_der) {
+        check_signed_by(&identity, &anchor, CA)?;
+        VERIFIED_CAS.insert(trust_anchor_der, identity_der);
+    }
+    check_ca(&identity, CA)?;
+    check_valid_at(&identity, CA, now_unix_secs)?;
+    let domain = single_dns_name(&identity, CA)?;
+    check_domain(domain)?;
+    const KEY: &str = "provider key";
+    let key = parse(key_der, KEY)?;
+    check_signed_by(&key, &identity, KEY)?;
+    check_valid_at(&key, KEY, now_unix_secs)?;
+    let uri = single_uri(&key)?;
+    let expected = format!("mimi://{domain}");
+    if uri != expected {
+        return Err(Error::ForeignDomain {
+            uri: uri.to_owned(),
+            domain: domain.to_owned(),
+        });
+    }
+    check_end_entity(&key, KEY, uri)?;
+    let signature_public_key = ed25519_key(&key, uri)?;
+    crate::signature_key::check_signature_key(&signature_public_key)?;
+    Ok(VerifiedProviderKey {
+        domain: domain.to_owned(),
+        signature_public_key,
+    })
+}
+
 /// Identity CA certificates whose signature by a trust anchor has verified, as exact DER pairs.
 /// A signature check has one answer for the same bytes, so remembering it is safe; every other
 /// check (CA flag, domain, validity at the given time) still runs on every call.
@@ -316,6 +370,38 @@ mod tests {
 
     /// Issue 15: a peer provider's certificate for a small-order key is refused on admission,
     /// though an already admitted member with it can still be identified.
+    #[test]
+    fn a_provider_key_verifies_as_the_providers_and_never_as_a_client() {
+        let fixture = Fixture::new("a.example");
+        let chain = fixture
+            .identity
+            .issue_provider_key(&fixture.client_key, Validity::one_year_from(NOW))
+            .unwrap();
+        let root = fixture.root.cert_der();
+        assert_eq!(
+            verify_provider_key_chain(&root, &chain, NOW).unwrap(),
+            VerifiedProviderKey {
+                domain: "a.example".into(),
+                signature_public_key: fixture.client_key.clone(),
+            }
+        );
+        // It names no device: no MLS client can present it.
+        assert!(fixture.verify(&chain).is_err());
+        // A client's chain is no provider key.
+        assert!(verify_provider_key_chain(&root, &fixture.chain(ALICE_PHONE), NOW).is_err());
+        // Outside its validity, under another root, or cut short: refused.
+        assert!(verify_provider_key_chain(&root, &chain, NOW + 400 * DAY).is_err());
+        let other = Fixture::new("a.example");
+        assert!(verify_provider_key_chain(&other.root.cert_der(), &chain, NOW).is_err());
+        assert!(verify_provider_key_chain(&root, &chain[..1], NOW).is_err());
+        // A certificate naming another provider's URI, though issued by a.example, is refused.
+        let forged = fixture.hand_built_chain(
+            &client_params(&["mimi://b.example"]),
+            &RawEd25519(&fixture.client_key),
+        );
+        assert!(verify_provider_key_chain(&root, &forged, NOW).is_err());
+    }
+
     #[test]
     fn a_certificate_for_a_small_order_key_is_refused_on_admission() {
         let fixture = Fixture::new("a.example");
