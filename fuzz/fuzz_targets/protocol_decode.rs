@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, MlsMessage, ParticipantListData, ParticipantListUpdate, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
+    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, Mapping, MappingList, MappingTbs, MlsMessage, ParticipantListData, ParticipantListUpdate, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -35,6 +35,9 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<RemoveClientsRequest>(data, "RemoveClientsRequest");
     round_trip::<RemoveUserRequest>(data, "RemoveUserRequest");
     round_trip::<RoomClients>(data, "RoomClients");
+    round_trip::<MappingTbs>(data, "MappingTbs");
+    round_trip::<Mapping>(data, "Mapping");
+    round_trip::<MappingList>(data, "MappingList");
     round_trip::<ConsentEntry>(data, "ConsentEntry");
     round_trip::<ConsentScope>(data, "ConsentScope");
     round_trip::<AppDataDictionary>(data, "AppDataDictionary");

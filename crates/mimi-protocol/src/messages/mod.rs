@@ -2,6 +2,7 @@
 
 mod abuse;
 mod consent;
+mod discovery;
 mod fanout;
 mod franking;
 mod group_info;
@@ -15,6 +16,9 @@ mod update;
 pub use abuse::{AbuseReport, AbuseType, AbusiveMessage, MAX_REPORTED_MESSAGES};
 pub use consent::{
     AppDataDictionary, ComponentData, ConsentChange, ConsentEntry, ConsentOperation, ConsentScope,
+};
+pub use discovery::{
+    MAX_IDENTIFIER, MAX_MAPPINGS, MAX_TAGS, Mapping, MappingKind, MappingList, MappingTbs,
 };
 pub use fanout::{FanoutMessage, FanoutTail, decode_fanout_batch, encode_fanout_batch};
 pub use franking::{FrankAad, FrankingAgentData, FrankingIntegrityTbs, ServerFrankingContext};

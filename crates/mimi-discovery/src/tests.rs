@@ -1,0 +1,204 @@
+//! Records signed and attested with real credentials from a development CA.
+
+use mimi_identity::{DevCa, ProviderIdentity, Validity};
+use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
+
+use super::*;
+
+const NOW: u64 = 1_800_000_000;
+const BOB: &str = "mimi://b.example/u/bob";
+
+/// A root, two providers (b.example and c.example), Bob's phone and each provider's key.
+struct World {
+    root: DevCa,
+    b: ProviderIdentity,
+    c: ProviderIdentity,
+    bob_key: Ed25519KeyPair,
+    bob_chain: Vec<Vec<u8>>,
+    b_seed: [u8; 32],
+    b_chain: Vec<Vec<u8>>,
+    c_seed: [u8; 32],
+    c_chain: Vec<Vec<u8>>,
+}
+
+fn provider(root: &DevCa, domain: &str) -> ProviderIdentity {
+    let creds = root.issue_provider(domain).unwrap();
+    ProviderIdentity::from_pem(&creds.identity_cert_pem, &creds.identity_key_pem).unwrap()
+}
+
+fn world() -> World {
+    let root = DevCa::generate("discovery test root").unwrap();
+    let (b, c) = (provider(&root, "b.example"), provider(&root, "c.example"));
+    let validity = Validity::one_year_from(NOW - 60);
+    let bob_key = Ed25519KeyPair::from_seed_unchecked(&[1; 32]).unwrap();
+    let bob_chain = b
+        .issue_client(
+            "mimi://b.example/d/bob/phone",
+            bob_key.public_key().as_ref(),
+            validity,
+        )
+        .unwrap();
+    let key_chain = |p: &ProviderIdentity, seed: [u8; 32]| {
+        let key = Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        p.issue_provider_key(key.public_key().as_ref(), validity)
+            .unwrap()
+    };
+    let (b_seed, c_seed) = ([2; 32], [3; 32]);
+    World {
+        b_chain: key_chain(&b, b_seed),
+        c_chain: key_chain(&c, c_seed),
+        root,
+        b,
+        c,
+        bob_key,
+        bob_chain,
+        b_seed,
+        c_seed,
+    }
+}
+
+fn phone() -> Identifier {
+    Identifier::parse("phone:+15551234567").unwrap()
+}
+
+fn tbs() -> MappingTbs {
+    MappingTbs {
+        identifier: phone().to_uri(),
+        provider: IdentifierUri::new("mimi://b.example"),
+        user: IdentifierUri::new(BOB),
+        tags: vec!["personal".into(), "default".into()],
+        sequence: 1,
+        not_before: NOW - 10,
+        not_after: NOW + 3600,
+        kind: MappingKind::Maps,
+    }
+}
+
+/// Bob signs `tbs`, and the provider with `seed` and `chain` attests it.
+fn record(w: &World, tbs: MappingTbs, seed: &[u8], chain: &[Vec<u8>]) -> Mapping {
+    let user_signature = w
+        .bob_key
+        .sign(&sign_content(USER_LABEL, &tbs.encode()))
+        .as_ref()
+        .to_vec();
+    let provider_signature = attest(seed, &tbs, &user_signature).unwrap();
+    Mapping {
+        tbs,
+        user_chain: w.bob_chain.clone(),
+        user_signature,
+        provider_chain: chain.to_vec(),
+        provider_signature,
+    }
+}
+
+#[test]
+fn a_record_signed_by_its_holder_and_attested_by_its_provider_verifies() {
+    let w = world();
+    let mapping = record(&w, tbs(), &w.b_seed, &w.b_chain);
+    let verified = verify(&w.root.cert_der(), &mapping, &phone(), NOW).unwrap();
+    assert_eq!(
+        verified,
+        VerifiedMapping {
+            identifier: "tel:+15551234567".into(),
+            domain: "b.example".into(),
+            user: Some(BOB.into()),
+            tags: vec!["personal".into(), "default".into()],
+            sequence: 1,
+        }
+    );
+    // It survives the wire.
+    let decoded = Mapping::decode(&mapping.encode()).unwrap();
+    assert!(verify(&w.root.cert_der(), &decoded, &phone(), NOW).is_ok());
+}
+
+#[test]
+fn a_provider_that_did_not_verify_it_cannot_attest_it() {
+    let w = world();
+    // c.example attests a record naming b.example.
+    let mapping = record(&w, tbs(), &w.c_seed, &w.c_chain);
+    let refused = verify(&w.root.cert_der(), &mapping, &phone(), NOW).unwrap_err();
+    assert!(
+        refused.to_string().contains("not by b.example"),
+        "{refused}"
+    );
+    // c.example names itself, but Bob's credential is b.example's.
+    let mut at_c = tbs();
+    at_c.provider = IdentifierUri::new("mimi://c.example");
+    let mapping = record(&w, at_c, &w.c_seed, &w.c_chain);
+    assert!(verify(&w.root.cert_der(), &mapping, &phone(), NOW).is_err());
+    // b.example's chain with c.example's signature.
+    let mut mixed = record(&w, tbs(), &w.b_seed, &w.b_chain);
+    mixed.provider_signature = attest(&w.c_seed, &mixed.tbs, &mixed.user_signature).unwrap();
+    assert!(verify(&w.root.cert_der(), &mixed, &phone(), NOW).is_err());
+}
+
+#[test]
+fn a_record_signed_by_someone_other_than_its_holder_does_not_verify() {
+    let w = world();
+    let mut other = tbs();
+    other.user = IdentifierUri::new("mimi://b.example/u/mallory");
+    let mapping = record(&w, other, &w.b_seed, &w.b_chain);
+    let refused = verify(&w.root.cert_der(), &mapping, &phone(), NOW).unwrap_err();
+    assert!(refused.to_string().contains("signed by"), "{refused}");
+    // Any change after signing breaks both signatures.
+    let mut altered = record(&w, tbs(), &w.b_seed, &w.b_chain);
+    altered.tbs.tags.push("business".into());
+    assert!(verify(&w.root.cert_der(), &altered, &phone(), NOW).is_err());
+    let mut resigned = altered.clone();
+    resigned.provider_signature =
+        attest(&w.b_seed, &resigned.tbs, &resigned.user_signature).unwrap();
+    assert!(verify(&w.root.cert_der(), &resigned, &phone(), NOW).is_err());
+}
+
+#[test]
+fn only_for_its_identifier_and_time_and_under_the_anchor() {
+    let w = world();
+    let mapping = record(&w, tbs(), &w.b_seed, &w.b_chain);
+    let email = Identifier::parse("email:bob@example.org").unwrap();
+    assert!(verify(&w.root.cert_der(), &mapping, &email, NOW).is_err());
+    assert!(verify(&w.root.cert_der(), &mapping, &phone(), NOW + 3600).is_err());
+    assert!(verify(&w.root.cert_der(), &mapping, &phone(), NOW - 11).is_err());
+    let stranger = DevCa::generate("another root").unwrap();
+    assert!(verify(&stranger.cert_der(), &mapping, &phone(), NOW).is_err());
+    // The provider's identity CA itself is no provider key.
+    let mut ca_as_key = mapping.clone();
+    ca_as_key.provider_chain = vec![w.b.cert_der().to_vec(), w.b.cert_der().to_vec()];
+    assert!(verify(&w.root.cert_der(), &ca_as_key, &phone(), NOW).is_err());
+    let _ = &w.c;
+}
+
+#[test]
+fn an_opted_out_record_names_no_one_and_needs_only_the_attestation() {
+    let w = world();
+    let mut tbs = tbs();
+    tbs.user = IdentifierUri::new("");
+    tbs.kind = MappingKind::OptedOut;
+    let provider_signature = attest(&w.b_seed, &tbs, &[]).unwrap();
+    let mapping = Mapping {
+        tbs,
+        user_chain: Vec::new(),
+        user_signature: Vec::new(),
+        provider_chain: w.b_chain.clone(),
+        provider_signature,
+    };
+    let verified = verify(&w.root.cert_der(), &mapping, &phone(), NOW).unwrap();
+    assert_eq!(verified.user, None);
+    // One that still names a user is refused.
+    let mut naming = mapping.clone();
+    naming.tbs.user = IdentifierUri::new(BOB);
+    naming.provider_signature = attest(&w.b_seed, &naming.tbs, &[]).unwrap();
+    assert!(verify(&w.root.cert_der(), &naming, &phone(), NOW).is_err());
+}
+
+#[test]
+fn the_signed_bytes_are_rfc_9420_sign_content() {
+    // label<V> = "MLS 1.0 x" (9 bytes), content<V> = 0x01 0x02.
+    assert_eq!(
+        sign_content("x", &[1, 2]),
+        [&[9][..], b"MLS 1.0 x", &[2, 1, 2]].concat()
+    );
+    let long = vec![7u8; 100];
+    let encoded = sign_content("x", &long);
+    assert_eq!(&encoded[10..12], &[0x40, 100]);
+}
