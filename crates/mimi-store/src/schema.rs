@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -271,6 +271,30 @@ CREATE TABLE abuse_reports (
 CREATE INDEX abuse_reports_by_room ON abuse_reports(room_uri, id);
 ";
 
+/// v11: user discovery (issue 12): identifiers our users claimed and proved, and the mapping
+/// records this provider keeps for lookups (its own users' and those peers published to it).
+const MIGRATE_V11: &str = "
+CREATE TABLE discovery_claims (
+    user_name TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    code TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    verified_at INTEGER,
+    PRIMARY KEY (user_name, identifier)
+);
+CREATE INDEX discovery_claims_by_identifier ON discovery_claims(identifier);
+CREATE TABLE discovery_mappings (
+    identifier TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    not_after INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    received_from TEXT NOT NULL,
+    PRIMARY KEY (identifier, provider)
+);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -327,7 +351,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 10] = [
+    let steps: [(i64, &str); 11] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -339,6 +363,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (8, MIGRATE_V8),
         (9, MIGRATE_V9),
         (10, MIGRATE_V10),
+        (11, MIGRATE_V11),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
