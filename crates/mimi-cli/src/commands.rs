@@ -4,7 +4,9 @@ use crate::output::out;
 use anyhow::Context as _;
 use mimi_client::Client;
 
-use crate::{Cli, Command, ConsentCommand, ContentCommand, RoomCommand, StateCommand};
+use crate::{
+    Cli, Command, ConsentCommand, ContentCommand, DiscoveryCommand, RoomCommand, StateCommand,
+};
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let profile = cli.profile;
@@ -135,6 +137,34 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { command } => out!("{}", mimi_bench::run(command).await?),
         Command::Content { command } => content(command)?,
         Command::Consent { command } => consent(&profile, command).await?,
+        Command::Discovery { command } => discovery(&profile, command).await?,
+        Command::Lookup {
+            identifier,
+            from,
+            json,
+        } => {
+            let mut client = Client::open(&profile)?;
+            let found = client.lookup(&identifier, &from).await?;
+            if json {
+                out!("{}", serde_json::to_string(&found)?);
+            } else if found.is_empty() {
+                out!("{identifier}: no record");
+            } else {
+                for r in &found {
+                    let who = r.user.as_deref().unwrap_or("(opted out)");
+                    let tags = if r.tags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", r.tags.join(", "))
+                    };
+                    let status = match &r.problem {
+                        None => "verified".to_owned(),
+                        Some(why) => format!("UNVERIFIED: {why}"),
+                    };
+                    out!("{who} at {}{tags}: {status}", r.domain);
+                }
+            }
+        }
         Command::Account {
             command: crate::AccountCommand::Delete,
         } => {
@@ -149,6 +179,45 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut client = Client::open(&profile)?;
             for room in client.remove_device(&device).await? {
                 out!("{room}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn discovery(profile: &std::path::Path, command: DiscoveryCommand) -> anyhow::Result<()> {
+    let mut client = Client::open(profile)?;
+    match command {
+        DiscoveryCommand::Claim { identifier } => {
+            client.discovery_claim(&identifier).await?;
+            out!("a code was sent to {identifier}; run `mimi discovery verify {identifier} CODE`");
+        }
+        DiscoveryCommand::Verify { identifier, code } => {
+            client.discovery_verify(&identifier, &code).await?;
+            out!("{identifier} verified");
+        }
+        DiscoveryCommand::Publish {
+            identifier,
+            tags,
+            to,
+        } => {
+            for domain in client.discovery_publish(&identifier, &tags, &to).await? {
+                out!("{domain}");
+            }
+        }
+        DiscoveryCommand::Remove { identifier, from } => {
+            client.discovery_remove(&identifier, &from).await?;
+            out!("{identifier} removed");
+        }
+        DiscoveryCommand::List { json } => {
+            let claims = client.discovery_claims().await?;
+            if json {
+                out!("{}", serde_json::to_string(&claims)?);
+            } else {
+                for c in &claims.claims {
+                    let state = if c.verified { "verified" } else { "claimed" };
+                    out!("{} {state}", c.identifier);
+                }
             }
         }
     }
@@ -222,7 +291,15 @@ async fn room(profile: &std::path::Path, command: RoomCommand) -> anyhow::Result
                 client.add_users(&room, &with).await?;
             }
         }
-        RoomCommand::Add { room, user } => client.add(&room, &user).await?,
+        RoomCommand::Add { room, user } => {
+            // A phone number or email address is looked up first (IN-DISC-5).
+            let user = if user.starts_with("phone:") || user.starts_with("email:") {
+                client.resolve_identifier(&user).await?
+            } else {
+                user
+            };
+            client.add(&room, &user).await?
+        }
         RoomCommand::Remove { room, user } => client.remove(&room, &user).await?,
         RoomCommand::Kick { room, user } => client.kick(&room, &user).await?,
         RoomCommand::Ban { room, user } => client.ban(&room, &user).await?,

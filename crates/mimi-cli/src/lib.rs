@@ -188,6 +188,22 @@ enum Command {
         #[command(subcommand)]
         command: ConsentCommand,
     },
+    /// Be found by your phone number or email address: claim, verify, publish, remove.
+    Discovery {
+        #[command(subcommand)]
+        command: DiscoveryCommand,
+    },
+    /// Who a phone number or email address leads to, each record checked here.
+    Lookup {
+        /// `phone:+15551234567` or `email:bob@example.org`.
+        identifier: String,
+        /// Also ask this discovery provider (repeatable).
+        #[arg(long = "from")]
+        from: Vec<String>,
+        /// A JSON list of objects: domain, user, tags, verified (and problem if not).
+        #[arg(long)]
+        json: bool,
+    },
     /// Work with MIMI content files (draft-ietf-mimi-content-08), offline.
     Content {
         #[command(subcommand)]
@@ -488,6 +504,48 @@ impl From<MetadataFieldArg> for mimi_client::MetadataField {
             MetadataFieldArg::Description => Self::Description,
         }
     }
+}
+
+/// `mimi discovery ...`.
+#[derive(Subcommand)]
+enum DiscoveryCommand {
+    /// Have your provider send a one-time code to IDENTIFIER (`phone:+...` or `email:...`).
+    Claim {
+        /// The identifier.
+        identifier: String,
+    },
+    /// Prove you hold IDENTIFIER with the CODE it received.
+    Verify {
+        /// The identifier.
+        identifier: String,
+        /// The code.
+        code: String,
+    },
+    /// Publish a record leading IDENTIFIER to you (your provider attests it).
+    Publish {
+        /// The identifier.
+        identifier: String,
+        /// A label such as personal, business or default (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Also publish to this discovery provider (repeatable).
+        #[arg(long = "to")]
+        to: Vec<String>,
+    },
+    /// Withdraw your record and proof for IDENTIFIER.
+    Remove {
+        /// The identifier.
+        identifier: String,
+        /// Also withdraw it from this discovery provider (repeatable).
+        #[arg(long = "from")]
+        from: Vec<String>,
+    },
+    /// The identifiers you claimed.
+    List {
+        /// A JSON object: {"claims": [{"identifier", "verified"}]}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `mimi consent ...`.

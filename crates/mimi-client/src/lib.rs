@@ -33,6 +33,7 @@ mod app_state;
 mod attachments;
 mod client;
 mod consent;
+mod discovery;
 mod error;
 mod history;
 #[doc(hidden)]
@@ -46,6 +47,7 @@ mod sync;
 // Public API.
 pub use app_state::{AppStateValue, is_encrypted_app_value};
 pub use client::{Client, MemberEntry, SendOptions};
+pub use discovery::{LookupResult, RECORD_LIFETIME_SECS};
 pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;

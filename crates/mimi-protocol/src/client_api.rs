@@ -166,6 +166,77 @@ pub struct UnsubscribeRequest {
     pub room: String,
 }
 
+/// `POST /client/v1/discovery/claim` and `/remove`: an identifier (`phone:+...` or
+/// `email:...`), and for a removal the discovery providers to tell besides ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryClaimRequest {
+    /// The identifier.
+    pub identifier: String,
+    /// Other discovery providers (domains) that keep a record of it, for a removal.
+    #[serde(default)]
+    pub from: Vec<String>,
+}
+
+/// `POST /client/v1/discovery/verify`: the code the identifier received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryVerifyRequest {
+    /// The identifier.
+    pub identifier: String,
+    /// The one-time code.
+    pub code: String,
+}
+
+/// `POST /client/v1/discovery/publish`: a record the client signed, for its provider to attest,
+/// keep and send on to the discovery providers in `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryPublishRequest {
+    /// The `MappingTbs`, hex.
+    pub record: String,
+    /// The client's signature over it, hex.
+    pub user_signature: String,
+    /// Other discovery providers (domains) to publish to.
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// `POST /client/v1/discovery/lookup`: who an identifier leads to, according to our provider
+/// and the discovery providers in `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryLookupRequest {
+    /// The identifier.
+    pub identifier: String,
+    /// Other discovery providers (domains) to ask.
+    #[serde(default)]
+    pub from: Vec<String>,
+}
+
+/// The answer to a lookup: every record found, hex-encoded `Mapping`s, for the client to
+/// verify itself; and the providers that could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryLookupAnswer {
+    /// The records.
+    pub mappings: Vec<String>,
+    /// Discovery providers that did not answer, with why.
+    #[serde(default)]
+    pub unreachable: Vec<String>,
+}
+
+/// `GET /client/v1/discovery`: the identifiers our user claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryClaims {
+    /// Each identifier and whether it is proved.
+    pub claims: Vec<DiscoveryClaim>,
+}
+
+/// One claimed identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryClaim {
+    /// The identifier, as a URI (`tel:` or `mailto:`).
+    pub identifier: String,
+    /// Whether its code was checked.
+    pub verified: bool,
+}
+
 /// The answer to an asset upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetStored {

@@ -21,7 +21,7 @@ impl TrustAnchor {
     }
 
     /// The root certificate, DER-encoded.
-    pub(crate) fn der(&self) -> &[u8] {
+    pub fn der(&self) -> &[u8] {
         &self.0
     }
 }

@@ -66,6 +66,14 @@ pub struct Discovery {
     /// See `min_ttl_secs`.
     #[serde(default = "default_max_ttl")]
     pub max_ttl_secs: u64,
+    /// Keep the user-discovery records peers publish to us (serve as a third-party
+    /// discovery provider, IN-DISC-5).
+    #[serde(default)]
+    pub accept_publications: bool,
+    /// Third-party discovery providers (domains) we tell when one of our users loses an
+    /// identifier to a new holder (R10).
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 impl Default for Discovery {
@@ -76,6 +84,8 @@ impl Default for Discovery {
             directory_ttl_secs: default_directory_ttl(),
             min_ttl_secs: default_min_ttl(),
             max_ttl_secs: default_max_ttl(),
+            accept_publications: false,
+            providers: Vec::new(),
         }
     }
 }

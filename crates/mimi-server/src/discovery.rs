@@ -45,16 +45,25 @@ pub(crate) enum Endpoint {
     RemoveUser,
     /// Ours (IN-LIFECYCLE-7).
     RoomClients,
+    /// Ours (IN-DISC-5).
+    DiscoveryPublish,
+    /// Ours (IN-DISC-5).
+    DiscoveryRemove,
+    /// Ours (IN-DISC-5).
+    DiscoveryLookup,
 }
 
 impl Endpoint {
     /// The endpoints outside the draft's list that we serve, by directory name, with their
     /// parameter names.
-    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 4] = [
+    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 7] = [
         (Endpoint::Knock, "knock", "roomId"),
         (Endpoint::RemoveClients, "removeClients", "roomId"),
         (Endpoint::RemoveUser, "removeUser", "roomId"),
         (Endpoint::RoomClients, "roomClients", "roomId"),
+        (Endpoint::DiscoveryPublish, "discoveryPublish", "domain"),
+        (Endpoint::DiscoveryRemove, "discoveryRemove", "domain"),
+        (Endpoint::DiscoveryLookup, "discoveryLookup", "domain"),
     ];
 
     /// The endpoint's name in a directory.
@@ -74,6 +83,9 @@ impl Endpoint {
             Self::RemoveClients => "removeClients",
             Self::RemoveUser => "removeUser",
             Self::RoomClients => "roomClients",
+            Self::DiscoveryPublish => "discoveryPublish",
+            Self::DiscoveryRemove => "discoveryRemove",
+            Self::DiscoveryLookup => "discoveryLookup",
         }
     }
 
@@ -91,9 +103,13 @@ impl Endpoint {
             Self::UpdateConsent => d.update_consent.as_ref(),
             Self::ReportAbuse => d.report_abuse.as_ref(),
             Self::RatchetTree => d.ratchet_tree.as_ref(),
-            Self::Knock | Self::RemoveClients | Self::RemoveUser | Self::RoomClients => {
-                d.extensions.get(self.name())
-            }
+            Self::Knock
+            | Self::RemoveClients
+            | Self::RemoveUser
+            | Self::RoomClients
+            | Self::DiscoveryPublish
+            | Self::DiscoveryRemove
+            | Self::DiscoveryLookup => d.extensions.get(self.name()),
         }
         .map(String::as_str)
     }

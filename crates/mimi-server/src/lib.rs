@@ -27,6 +27,7 @@ mod ratchet_tree;
 mod state;
 mod tls;
 mod upstream;
+mod user_discovery;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -68,6 +68,9 @@ pub(crate) struct AppState {
     /// Every peer a `/notify` was ever queued for in this run, or that `[peers]` lists: the
     /// fan-out supervisor runs one sender for each.
     outbox_peers: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The hub key's certificate chain from our identity CA: what peers check our discovery
+    /// attestations against (IDN-007).
+    pub(crate) provider_key_chain: Vec<Vec<u8>>,
     /// Local clients whose external commit is on its way to a room's hub elsewhere, by
     /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
     pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
@@ -114,9 +117,17 @@ impl AppState {
             config.connections.max_long_polls_per_device,
         );
         let (membership_checks, membership_queue) = tokio::sync::mpsc::unbounded_channel();
+        // A year from a minute ago; renewed at every start.
+        let provider_key_chain = identity
+            .issue_provider_key(
+                &hub_public_key,
+                mimi_identity::Validity::one_year_from(now_secs().saturating_sub(60)),
+            )
+            .context("cannot certify the hub key for discovery attestations")?;
         Ok(Arc::new(Self {
             membership_checks,
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
+            provider_key_chain,
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,
             store,

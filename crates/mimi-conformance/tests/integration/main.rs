@@ -18,6 +18,7 @@ mod registration;
 mod resilience;
 mod room_state;
 mod rooms;
+mod user_discovery;
 
 use mimi_conformance::{Client, senders_and_texts, wait_until};
 use serde_json::Value;

@@ -14,8 +14,10 @@ use axum::routing::{get, post};
 use mimi_identity::Validity;
 use mimi_protocol::client_api::{
     AckRequest, AssetStored, ConsentActionRequest, ConsentList, ConsentModeRequest,
-    CreateRoomRequest, INBOX_BINARY, InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload,
-    KeyPackagesStored, ProviderInfo, RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
+    CreateRoomRequest, DiscoveryClaimRequest, DiscoveryClaims, DiscoveryLookupAnswer,
+    DiscoveryLookupRequest, DiscoveryPublishRequest, DiscoveryVerifyRequest, INBOX_BINARY,
+    InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload, KeyPackagesStored, ProviderInfo,
+    RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
 };
 use mimi_protocol::{
     GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
@@ -56,6 +58,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/inbox", get(inbox))
         .route("/client/v1/inbox/ack", post(ack))
         .route("/client/v1/unsubscribe", post(unsubscribe))
+        .route("/client/v1/discovery", get(discovery_claims))
+        .route("/client/v1/discovery/claim", post(discovery_claim))
+        .route("/client/v1/discovery/verify", post(discovery_verify))
+        .route("/client/v1/discovery/publish", post(discovery_publish))
+        .route("/client/v1/discovery/remove", post(discovery_remove))
+        .route("/client/v1/discovery/lookup", post(discovery_lookup))
 }
 
 async fn info(State(state): State<Arc<AppState>>) -> Json<ProviderInfo> {
@@ -600,6 +608,96 @@ async fn knock(
             Ok(answer)
         }
     }
+}
+
+/// `GET /client/v1/discovery`: the identifiers our user claimed.
+async fn discovery_claims(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<DiscoveryClaims>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    Ok(Json(
+        crate::user_discovery::claims(&state, client.user_name).await?,
+    ))
+}
+
+/// `POST /client/v1/discovery/claim`: a code goes to the identifier.
+async fn discovery_claim(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<DiscoveryClaimRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::user_discovery::claim(&state, client.user_name, &request.identifier).await?;
+    Ok(Json(serde_json::json!({ "claimed": request.identifier })))
+}
+
+/// `POST /client/v1/discovery/verify`: the code proves the identifier.
+async fn discovery_verify(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<DiscoveryVerifyRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::user_discovery::check_code(&state, client.user_name, &request.identifier, request.code)
+        .await?;
+    Ok(Json(serde_json::json!({ "verified": request.identifier })))
+}
+
+/// `POST /client/v1/discovery/publish`: attest, keep and pass on a record our client signed.
+async fn discovery_publish(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<DiscoveryPublishRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let record =
+        hex::decode(&request.record).map_err(|_| ApiError::bad_request("record is not hex"))?;
+    let tbs = mimi_protocol::MappingTbs::decode(&record)?;
+    let user_signature = hex::decode(&request.user_signature)
+        .map_err(|_| ApiError::bad_request("user_signature is not hex"))?;
+    let issued: Vec<String> = serde_json::from_slice(&client.chain).map_err(ApiError::internal)?;
+    let chain = issued
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let user = user_uri(&state, &client);
+    let published = crate::user_discovery::publish(
+        &state,
+        client.user_name,
+        user,
+        chain,
+        tbs,
+        user_signature,
+        request.to,
+    )
+    .await?;
+    Ok(Json(serde_json::json!({ "published_to": published })))
+}
+
+/// `POST /client/v1/discovery/remove`: withdraw a record here and where it was published.
+async fn discovery_remove(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<DiscoveryClaimRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::user_discovery::remove(&state, client.user_name, &request.identifier, request.from)
+        .await?;
+    Ok(Json(serde_json::json!({ "removed": request.identifier })))
+}
+
+/// `POST /client/v1/discovery/lookup`: every record found, for the client to verify.
+async fn discovery_lookup(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<DiscoveryLookupRequest>,
+) -> Result<Json<DiscoveryLookupAnswer>, ApiError> {
+    authenticate(&state, &headers).await?;
+    Ok(Json(
+        crate::user_discovery::lookup(&state, &request.identifier, request.from).await?,
+    ))
 }
 
 #[derive(Deserialize)]

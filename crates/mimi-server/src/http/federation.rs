@@ -34,6 +34,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/removeClients/{*room}", post(remove_clients))
         .route("/v1/removeUser/{*room}", post(remove_user))
         .route("/v1/roomClients/{*room}", post(room_clients))
+        .route("/v1/discoveryPublish/{domain}", post(discovery_publish))
+        .route("/v1/discoveryRemove/{domain}", post(discovery_remove))
+        .route("/v1/discoveryLookup/{domain}", post(discovery_lookup))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -271,6 +274,50 @@ async fn room_clients(
     )
 }
 
+/// `POST /v1/discoveryPublish/{domain}` (ours, IN-DISC-5): records a peer attested.
+async fn discovery_publish(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    crate::user_discovery::accept_publication(&state, &peer, &body).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /v1/discoveryRemove/{domain}` (ours, IN-DISC-5): a peer withdraws its record.
+async fn discovery_remove(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    crate::user_discovery::accept_removal(&state, &peer, &body).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `POST /v1/discoveryLookup/{domain}` (ours, IN-DISC-5): the records we keep for an
+/// identifier.
+async fn discovery_lookup(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    Ok(crate::user_discovery::answer_lookup(&state, &body)
+        .await?
+        .encode())
+}
+
 async fn notify(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<PeerDomain>,
@@ -399,7 +446,8 @@ mod tests {
             let method = match name.as_str() {
                 "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
                 | "requestConsent" | "updateConsent" | "reportAbuse" | "knock"
-                | "removeClients" | "removeUser" | "roomClients" => Method::POST,
+                | "removeClients" | "removeUser" | "roomClients" | "discoveryPublish"
+                | "discoveryRemove" | "discoveryLookup" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -410,6 +458,7 @@ mod tests {
                 .replace("{requesterUser}", "a.example")
                 .replace("{roomId}", "a.example/r/x")
                 .replace("{epoch}", "1")
+                .replace("{domain}", "a.example")
                 .replace("{downloadUrl}", "https%3A%2F%2Fa.example%2Fv1%2Fassets%2Fx");
             let request = Request::builder()
                 .method(method)
@@ -428,6 +477,9 @@ mod tests {
         assert_eq!(
             seen,
             [
+                "discoveryLookup",
+                "discoveryPublish",
+                "discoveryRemove",
                 "groupInfo",
                 "keyMaterial",
                 "knock",

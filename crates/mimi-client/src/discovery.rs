@@ -1,0 +1,220 @@
+//! User discovery through our provider (issue 12; IN-DISC-3..5): prove we hold a phone number
+//! or email address, publish a record we sign and our provider attests, withdraw it, and look
+//! identifiers up, verifying every record we get ourselves (R4).
+
+use mimi_discovery::{Identifier, USER_LABEL, verify};
+use mimi_protocol::client_api::{
+    DiscoveryClaimRequest, DiscoveryClaims, DiscoveryLookupAnswer, DiscoveryLookupRequest,
+    DiscoveryPublishRequest, DiscoveryVerifyRequest,
+};
+use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
+use serde::Serialize;
+
+use crate::api::Repeat;
+use crate::client::now_secs;
+use crate::{Client, ClientError};
+
+/// How long a published record is valid, seconds (30 days); publish again to renew.
+pub const RECORD_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+
+/// One record a lookup found, as checked by this client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LookupResult {
+    /// The provider the record names (and, if verified, that attested it).
+    pub domain: String,
+    /// The user it leads to; `None` for an opted-out record.
+    pub user: Option<String>,
+    /// The holder's labels.
+    pub tags: Vec<String>,
+    /// Whether the holder's signature and the provider's attestation verified.
+    pub verified: bool,
+    /// Why it did not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+fn parse(text: &str) -> Result<Identifier, ClientError> {
+    Identifier::parse(text).map_err(|e| ClientError::Usage(e.to_string()))
+}
+
+impl Client {
+    /// Asks our provider to send a one-time code to `identifier` (`phone:+...`, `email:...`).
+    pub async fn discovery_claim(&mut self, identifier: &str) -> Result<(), ClientError> {
+        let id = parse(identifier)?;
+        let body = DiscoveryClaimRequest {
+            identifier: id.to_cli(),
+            from: Vec::new(),
+        };
+        // A second claim only sends a new code.
+        let _: serde_json::Value = self
+            .api
+            .post_json("/client/v1/discovery/claim", &body, Repeat::Safe)
+            .await?;
+        Ok(())
+    }
+
+    /// Proves we hold `identifier` with the `code` it received.
+    pub async fn discovery_verify(
+        &mut self,
+        identifier: &str,
+        code: &str,
+    ) -> Result<(), ClientError> {
+        let id = parse(identifier)?;
+        let body = DiscoveryVerifyRequest {
+            identifier: id.to_cli(),
+            code: code.trim().to_owned(),
+        };
+        // Each try counts against the claim's attempts.
+        let _: serde_json::Value = self
+            .api
+            .post_json("/client/v1/discovery/verify", &body, Repeat::Never)
+            .await?;
+        Ok(())
+    }
+
+    /// The identifiers we claimed, and which are proved.
+    pub async fn discovery_claims(&self) -> Result<DiscoveryClaims, ClientError> {
+        self.api.get_json("/client/v1/discovery").await
+    }
+
+    /// Publishes a record leading `identifier` to us, with `tags`, at our provider and at the
+    /// discovery providers `to`; returns where it was published.
+    pub async fn discovery_publish(
+        &mut self,
+        identifier: &str,
+        tags: &[String],
+        to: &[String],
+    ) -> Result<Vec<String>, ClientError> {
+        let id = parse(identifier)?;
+        let now = now_secs();
+        let tbs = MappingTbs {
+            identifier: id.to_uri(),
+            provider: IdentifierUri::new(format!("mimi://{}", self.account.domain)),
+            user: IdentifierUri::new(self.account.user_uri.clone()),
+            tags: tags.to_vec(),
+            // A later publication replaces an earlier one.
+            sequence: now,
+            not_before: now.saturating_sub(60),
+            not_after: now + RECORD_LIFETIME_SECS,
+            kind: MappingKind::Maps,
+        };
+        let me = self.me();
+        let signature = mimi_room::sign_with_label(&self.state, &me, USER_LABEL, &tbs.encode())?;
+        let body = DiscoveryPublishRequest {
+            record: hex::encode(tbs.encode()),
+            user_signature: hex::encode(signature),
+            to: to.to_vec(),
+        };
+        let answer: serde_json::Value = self
+            .api
+            .post_json("/client/v1/discovery/publish", &body, Repeat::Never)
+            .await?;
+        Ok(answer["published_to"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Withdraws our record for `identifier` at our provider and at `from`, and the proof.
+    pub async fn discovery_remove(
+        &mut self,
+        identifier: &str,
+        from: &[String],
+    ) -> Result<(), ClientError> {
+        let id = parse(identifier)?;
+        let body = DiscoveryClaimRequest {
+            identifier: id.to_cli(),
+            from: from.to_vec(),
+        };
+        let _: serde_json::Value = self
+            .api
+            .post_json("/client/v1/discovery/remove", &body, Repeat::Safe)
+            .await?;
+        Ok(())
+    }
+
+    /// Who `identifier` leads to, according to our provider, the discovery providers it uses
+    /// and those in `from`: every record, each checked here; those that do not verify are
+    /// listed as unverified, with why.
+    pub async fn lookup(
+        &mut self,
+        identifier: &str,
+        from: &[String],
+    ) -> Result<Vec<LookupResult>, ClientError> {
+        let id = parse(identifier)?;
+        let body = DiscoveryLookupRequest {
+            identifier: id.to_cli(),
+            from: from.to_vec(),
+        };
+        // A lookup changes nothing.
+        let answer: DiscoveryLookupAnswer = self
+            .api
+            .post_json("/client/v1/discovery/lookup", &body, Repeat::Safe)
+            .await?;
+        for problem in &answer.unreachable {
+            tracing::warn!(%problem, "a discovery provider did not answer");
+        }
+        let now = now_secs();
+        let mut out = Vec::new();
+        for hex_record in &answer.mappings {
+            let Some(mapping) = hex::decode(hex_record)
+                .ok()
+                .and_then(|b| Mapping::decode(&b).ok())
+            else {
+                tracing::warn!("an undecodable discovery record was dropped");
+                continue;
+            };
+            let result = match verify(self.anchor.der(), &mapping, &id, now) {
+                Ok(v) => LookupResult {
+                    domain: v.domain,
+                    user: v.user,
+                    tags: v.tags,
+                    verified: true,
+                    problem: None,
+                },
+                Err(e) => LookupResult {
+                    domain: mapping
+                        .tbs
+                        .provider
+                        .as_str()
+                        .trim_start_matches("mimi://")
+                        .to_owned(),
+                    user: Some(mapping.tbs.user.as_str().to_owned()).filter(|u| !u.is_empty()),
+                    tags: mapping.tbs.tags.clone(),
+                    verified: false,
+                    problem: Some(e.to_string()),
+                },
+            };
+            if !out.contains(&result) {
+                out.push(result);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The one verified user `identifier` leads to (for adding someone by phone or email).
+    pub async fn resolve_identifier(&mut self, identifier: &str) -> Result<String, ClientError> {
+        let found = self.lookup(identifier, &[]).await?;
+        let mut users: Vec<String> = found
+            .into_iter()
+            .filter(|r| r.verified)
+            .filter_map(|r| r.user)
+            .collect();
+        users.sort();
+        users.dedup();
+        match users.as_slice() {
+            [user] => Ok(user.clone()),
+            [] => Err(ClientError::Refused(format!(
+                "{identifier} leads to no verified user"
+            ))),
+            many => Err(ClientError::Refused(format!(
+                "{identifier} leads to several users ({}); add one of them by URI",
+                many.join(", ")
+            ))),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! User discovery (issue 12, IN-DISC-3..5) across four providers: a phone number claimed,
+//! proved and published through a third-party discovery provider is found from another
+//! provider, checked by the looking-up client, and leads to a room; records that do not verify
+//! are shown as such; removal and a recycled number.
+
+use mimi_conformance::{Client, ClientCert, Network, Options};
+use serde_json::Value;
+
+use crate::wait_joined;
+
+const PHONE: &str = "phone:+15551234567";
+
+/// The last code the development verifier of `domain` wrote for `identifier`.
+fn code(net: &mut Network, domain: &str, identifier: &str) -> String {
+    let log = net.provider(domain).dir.join("verification-codes.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{identifier} ")))
+        .last()
+        .unwrap_or_else(|| panic!("no code for {identifier} in {}: {text}", log.display()))
+        .to_owned()
+}
+
+fn lookup(client: &Client, identifier: &str) -> Vec<Value> {
+    let out = client.run_ok(&["lookup", identifier, "--json"]);
+    serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn publish(net: &mut Network, who: &Client, identifier: &str) {
+    who.run_ok(&["discovery", "claim", identifier]);
+    let code = code(net, &who.domain, identifier);
+    who.run_ok(&["discovery", "verify", identifier, &code]);
+    let out = who.run_ok(&[
+        "discovery",
+        "publish",
+        identifier,
+        "--tag",
+        "personal",
+        "--to",
+        "d.example",
+    ]);
+    assert!(out.contains("d.example"), "{out}");
+}
+
+#[test]
+fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example", "c.example", "d.example"],
+        &Options {
+            settings: vec![
+                // d.example is everyone's third-party discovery provider.
+                ("accept_publications", "true".into()),
+                ("providers", r#"["d.example"]"#.into()),
+            ],
+            ..Options::default()
+        },
+    );
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let dan = net.client("b.example", "dan");
+
+    // Nothing is published yet; a wrong code proves nothing.
+    assert!(lookup(&alice, PHONE).is_empty());
+    bob.run_ok(&["discovery", "claim", PHONE]);
+    let wrong = bob.run_expect_failure(&["discovery", "verify", PHONE, "000000x"]);
+    assert!(wrong.contains("wrong code"), "{wrong}");
+    let early = bob.run_expect_failure(&["discovery", "publish", PHONE]);
+    assert!(early.contains("prove"), "{early}");
+
+    publish(&mut net, &bob, PHONE);
+    let found = lookup(&alice, PHONE);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["domain"], "b.example");
+    assert_eq!(found[0]["user"], bob.uri().as_str());
+    assert_eq!(found[0]["tags"], serde_json::json!(["personal"]));
+    assert_eq!(found[0]["verified"], true);
+
+    // Alice adds Bob by his number.
+    let room = alice.room_create("by-number");
+    alice.run_ok(&["room", "add", &room, PHONE]);
+    wait_joined(&bob, &room);
+    bob.send(&room, "you found me");
+
+    // c.example cannot publish a record b.example attested, even a genuine one.
+    let record = {
+        let db = net.provider("d.example").dir.join("mimid.sqlite");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let record: Vec<u8> = conn
+            .query_row("SELECT record FROM discovery_mappings", [], |r| r.get(0))
+            .unwrap();
+        record
+    };
+    let mut list = vec![0x40 | (record.len() >> 8) as u8, record.len() as u8];
+    list.extend_from_slice(&record);
+    let answer = net.post(
+        ClientCert::Provider("c.example"),
+        "c.example",
+        "d.example",
+        "/v1/discoveryPublish/d.example",
+        &list,
+    );
+    assert_eq!(answer.status, 403, "{answer:?}");
+
+    // A record altered where it is kept is shown, but not as verified.
+    {
+        let db = net.provider("d.example").dir.join("mimid.sqlite");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut tampered = record.clone();
+        // The last byte of the provider's signature.
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        conn.execute("UPDATE discovery_mappings SET record = ?1", [tampered])
+            .unwrap();
+    }
+    let found = lookup(&alice, PHONE);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["verified"], false, "{found:?}");
+    assert!(
+        alice
+            .run_expect_failure(&["room", "add", &room, PHONE])
+            .contains("no verified user")
+    );
+
+    // Bob withdraws it; then his number is recycled: Dan proves it and publishes.
+    bob.run_ok(&["discovery", "remove", PHONE, "--from", "d.example"]);
+    assert!(lookup(&alice, PHONE).is_empty());
+    publish(&mut net, &bob, PHONE);
+    assert_eq!(lookup(&alice, PHONE)[0]["user"], bob.uri().as_str());
+    dan.run_ok(&["discovery", "claim", PHONE]);
+    // Only a claim: Bob's record stands.
+    assert_eq!(lookup(&alice, PHONE)[0]["user"], bob.uri().as_str());
+    let code = code(&mut net, "b.example", PHONE);
+    dan.run_ok(&["discovery", "verify", PHONE, &code]);
+    assert!(
+        lookup(&alice, PHONE).is_empty(),
+        "bob's records are withdrawn"
+    );
+    let list: Value = serde_json::from_str(&bob.run_ok(&["discovery", "list", "--json"])).unwrap();
+    assert_eq!(
+        list["claims"],
+        serde_json::json!([]),
+        "bob holds it no longer"
+    );
+    let out = dan.run_ok(&["discovery", "publish", PHONE, "--to", "d.example"]);
+    assert!(out.contains("d.example"), "{out}");
+    let found = lookup(&alice, PHONE);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["user"], dan.uri().as_str());
+    assert_eq!(found[0]["verified"], true);
+}
