@@ -15,8 +15,8 @@ fn code(net: &mut Network, domain: &str, identifier: &str) -> String {
     let log = net.provider(domain).dir.join("verification-codes.log");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     text.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{identifier} ")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{identifier} ")))
         .unwrap_or_else(|| panic!("no code for {identifier} in {}: {text}", log.display()))
         .to_owned()
 }
