@@ -101,7 +101,11 @@ pub(crate) async fn run(json: bool) -> anyhow::Result<()> {
             .collect();
         let dir = temp.path().join(DOMAINS[i]);
         let path = mimi_server::init(DOMAINS[i], addrs[i], &dir, &ca_dir, peers)?;
-        let config = mimi_server::Config::load(&path)?;
+        let mut config = mimi_server::Config::load(&path)?;
+        // a.example looks identifiers up at b.example too (issue 12, IN-DISC-5).
+        if i == 0 {
+            config.discovery.providers = vec![DOMAINS[1].to_string()];
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
         servers.push(tokio::spawn(mimi_server::run(config, listener, async {
@@ -196,8 +200,38 @@ async fn conversation(
     let room = alice.create_room("clubhouse").await?;
     t.step(began, format!("alice created {room} (hub a.example)"));
 
+    // Bob makes himself findable by his phone number; Alice finds him by it.
     let began = Instant::now();
-    alice.add(&room, bob.user_uri()).await?;
+    let phone = "phone:+15551234567";
+    bob.discovery_claim(phone).await?;
+    let codes = std::fs::read_to_string(dir.join(DOMAINS[1]).join("verification-codes.log"))?;
+    let code = codes
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{phone} ")))
+        .context("b.example's verifier wrote no code")?
+        .to_owned();
+    bob.discovery_verify(phone, &code).await?;
+    bob.discovery_publish(phone, &["personal".to_string()], &[])
+        .await?;
+    t.step(
+        began,
+        format!("bob proved {phone} with the code b.example sent and published it, signed by him and attested by b.example"),
+    );
+    let began = Instant::now();
+    let found = alice.resolve_identifier(phone).await?;
+    t.step(
+        began,
+        format!("alice looked {phone} up through a.example: {found}, both signatures checked"),
+    );
+    t.check(
+        "alice found bob by his phone number",
+        found == bob.user_uri(),
+        found.clone(),
+    );
+
+    let began = Instant::now();
+    alice.add(&room, &found).await?;
     t.step(began, "alice added bob: KeyPackage from b.example via the hub, one commit with the participant-list add".into());
     let began = Instant::now();
     let joined = wait(&mut bob, |c| {
