@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, Mapping, MappingList, MappingTbs, MlsMessage, ParticipantListData, ParticipantListUpdate, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, Wire,
+    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, IdentifierRequest, IdentifierResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, Mapping, MappingList, MappingTbs, MlsMessage, ParticipantListData, ParticipantListUpdate, ProfileField, QueryElement, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, UserProfile, Wire,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -47,5 +47,10 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ServerFrankingContext>(data, "ServerFrankingContext");
     round_trip::<FrankingIntegrityTbs>(data, "FrankingIntegrityTbs");
     round_trip::<AbuseReport>(data, "AbuseReport");
+    round_trip::<IdentifierRequest>(data, "IdentifierRequest");
+    round_trip::<QueryElement>(data, "QueryElement");
+    round_trip::<IdentifierResponse>(data, "IdentifierResponse");
+    round_trip::<UserProfile>(data, "UserProfile");
+    round_trip::<ProfileField>(data, "ProfileField");
     let _ = decode_fanout_batch(data);
 });

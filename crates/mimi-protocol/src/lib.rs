@@ -49,6 +49,12 @@ pub use messages::{
     SubmitMessageResponse, SubmitOutcome, SubmitResponseCode, UpdateOutcome, UpdateRequest,
     UpdateResponseCode, UpdateRoomResponse, decode_fanout_batch, encode_fanout_batch,
 };
+// Identifier query (draft §5.8).
+pub use messages::{
+    FieldSource, IdentifierQueryCode, IdentifierRequest, IdentifierResponse, MAX_FIELD_NAME,
+    MAX_FIELD_VALUE, MAX_FOUND_USERS, MAX_PROFILE_FIELDS, MAX_QUERY_ELEMENTS, MAX_SEARCH_VALUE,
+    ProfileField, QueryElement, SearchField, SearchIdentifierType, UserProfile,
+};
 // Room components (draft §7, mls-extensions).
 pub use components::ComponentId;
 // Safe AAD (mls-extensions §4.9).

@@ -6,6 +6,7 @@ mod discovery;
 mod fanout;
 mod franking;
 mod group_info;
+mod identifier_query;
 mod key_material;
 mod knock;
 mod protocol;
@@ -25,6 +26,11 @@ pub use franking::{FrankAad, FrankingAgentData, FrankingIntegrityTbs, ServerFran
 pub use group_info::{
     GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, PendingProposal,
+};
+pub use identifier_query::{
+    FieldSource, IdentifierQueryCode, IdentifierRequest, IdentifierResponse, MAX_FIELD_NAME,
+    MAX_FIELD_VALUE, MAX_FOUND_USERS, MAX_PROFILE_FIELDS, MAX_QUERY_ELEMENTS, MAX_SEARCH_VALUE,
+    ProfileField, QueryElement, SearchField, SearchIdentifierType, UserProfile,
 };
 pub use key_material::{
     ClientKeyMaterial, KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs,
