@@ -1,6 +1,7 @@
 //! Durable storage for `mimid`: one SQLite file in WAL mode holding accounts, KeyPackages,
-//! consent, hosted rooms and the ratchet trees they publish, the per-peer outbound `/notify`
-//! queue, the mailbox that feeds client inboxes and the follower's duplicate filter.
+//! consent, profile fields and their searchability, hosted rooms and the ratchet trees they
+//! publish, the per-peer outbound `/notify` queue, the mailbox that feeds client inboxes and the
+//! follower's duplicate filter.
 //!
 //! Every state change that `mimid` acknowledges happens inside one [`Tx`] that is committed
 //! (and synced, `synchronous=FULL`) before the acknowledgement is sent, so a `kill -9` at any
@@ -20,6 +21,7 @@ mod inbox;
 mod key_packages;
 mod knocks;
 mod outbox;
+mod profiles;
 mod rooms;
 mod schema;
 mod trees;
@@ -40,6 +42,7 @@ pub use error::StoreError;
 pub use inbox::InboxItem;
 pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use outbox::OutboxItem;
+pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::StoredRoom;
 pub use trees::StoredTree;
 

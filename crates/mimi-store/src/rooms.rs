@@ -400,10 +400,13 @@ impl Tx<'_> {
 
 impl Tx<'_> {
     /// Removes a local user whose clients are gone (`remove_client` each first): its remaining
-    /// KeyPackages and its name go. Returns whether it existed.
+    /// KeyPackages, its profile and its name go. Returns whether it existed.
     pub fn remove_user(&self, user_name: &str) -> Result<bool, StoreError> {
         self.conn()
             .prepare_cached("DELETE FROM key_packages WHERE user_name = ?1")?
+            .execute(params![user_name])?;
+        self.conn()
+            .prepare_cached("DELETE FROM profile_fields WHERE user_name = ?1")?
             .execute(params![user_name])?;
         let n = self
             .conn()

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -295,6 +295,23 @@ CREATE TABLE discovery_mappings (
 );
 ";
 
+/// v12: profile fields and their searchable flags (identifierQuery, protocol-06 §5.8). One row
+/// per (user, field) ever set or flagged; `folded` is the value in lowercase for substring
+/// searches; a nick row's value is always the user name. A user without rows has an empty
+/// profile and is found by nothing. Self-contained, so the step can take any number.
+const MIGRATE_V12: &str = "
+CREATE TABLE profile_fields (
+    user_name TEXT NOT NULL REFERENCES users(name),
+    field TEXT NOT NULL CHECK (field IN ('handle', 'email', 'phone', 'name', 'nick')),
+    value TEXT,
+    folded TEXT,
+    searchable INTEGER NOT NULL DEFAULT 0 CHECK (searchable IN (0, 1)),
+    PRIMARY KEY (user_name, field),
+    CHECK (field <> 'nick' OR value IS user_name)
+);
+CREATE INDEX profile_fields_searchable ON profile_fields(field, value) WHERE searchable = 1;
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -351,7 +368,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 11] = [
+    let steps: [(i64, &str); 12] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -364,6 +381,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (9, MIGRATE_V9),
         (10, MIGRATE_V10),
         (11, MIGRATE_V11),
+        (12, MIGRATE_V12),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
@@ -604,5 +622,46 @@ mod tests {
         assert_eq!((c[0].id, c[0].attempts, not_before), (2, 3, 99));
         assert_eq!(c[0].body, [2]);
         assert_eq!(reader.outbox_bodies().unwrap(), 3);
+    }
+
+    #[test]
+    fn accounts_survive_the_v12_migration_with_empty_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v11.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            migrate_up_to(&conn, 0, 11).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users (name, created_at) VALUES ('alice', 0);
+                 INSERT INTO consent_modes (user_name, mode) VALUES ('alice', 'contacts');",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        {
+            let reader = store.read().unwrap();
+            let version: i64 = reader
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+            assert!(reader.user_exists("alice").unwrap());
+            assert_eq!(
+                reader.consent_mode("alice").unwrap(),
+                crate::ConsentMode::Contacts
+            );
+            let profile = reader.profile("alice").unwrap();
+            assert!(profile.iter().all(|e| e.value.is_none() && !e.searchable));
+        }
+        // The new table takes rows for existing users, and only for them.
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        tx.set_profile_value("alice", crate::ProfileKey::Email, Some("al@a.example"))
+            .unwrap();
+        assert!(
+            tx.set_profile_value("nobody", crate::ProfileKey::Email, Some("x@y"))
+                .is_err()
+        );
+        tx.commit().unwrap();
     }
 }

@@ -716,22 +716,20 @@ mod tests {
 
     #[test]
     fn too_many_elements_or_users_do_not_decode() {
-        let many =
-            IdentifierRequest::new(vec![
-                QueryElement::new(SearchField::Nick, "x");
-                MAX_QUERY_ELEMENTS + 1
-            ]);
+        let many = IdentifierRequest::new(vec![
+            QueryElement::new(SearchField::Nick, "x");
+            MAX_QUERY_ELEMENTS + 1
+        ]);
         assert_eq!(
             IdentifierRequest::decode(&many.encode()),
             Err(DecodeError::TooLong {
                 ty: "IdentifierRequest"
             })
         );
-        let most =
-            IdentifierRequest::new(vec![
-                QueryElement::new(SearchField::Nick, "x");
-                MAX_QUERY_ELEMENTS
-            ]);
+        let most = IdentifierRequest::new(vec![
+            QueryElement::new(SearchField::Nick, "x");
+            MAX_QUERY_ELEMENTS
+        ]);
         check_wire(&most);
         let mut crowd = IdentifierResponse::empty(IdentifierQueryCode::Success);
         crowd.uri = vec![IdentifierUri::new("mimi://a/u/x"); MAX_FOUND_USERS + 1];
