@@ -237,6 +237,54 @@ pub struct DiscoveryClaim {
     pub verified: bool,
 }
 
+/// `GET /client/v1/profile`, and the answer to `POST`: the caller's profile fields and which
+/// of them peers' identifier queries may match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileView {
+    /// The caller's user URI.
+    pub user: String,
+    /// `handle`, `email`, `phone`, `name` and `nick`, in that order.
+    pub fields: Vec<ProfileFieldView>,
+}
+
+/// One field of a [`ProfileView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileFieldView {
+    /// `handle`, `email`, `phone`, `name` or `nick`.
+    pub field: String,
+    /// The value, absent when unset; the nick's is the user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Whether identifier queries may match the field (default off).
+    pub searchable: bool,
+}
+
+/// `POST /client/v1/profile`: one change to the caller's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ProfileChange {
+    /// `{"action": "set", "field", "value"}`: sets `handle`, `email`, `phone` or `name`.
+    Set {
+        /// The field.
+        field: String,
+        /// Its new value, checked by the provider.
+        value: String,
+    },
+    /// `{"action": "clear", "field"}`: unsets a field; its searchable flag stays.
+    Clear {
+        /// The field.
+        field: String,
+    },
+    /// `{"action": "searchable", "field", "on"}`: lets identifier queries match the field, or
+    /// stops them; `nick` too.
+    Searchable {
+        /// The field.
+        field: String,
+        /// Whether it is searchable.
+        on: bool,
+    },
+}
+
 /// The answer to an asset upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetStored {
@@ -380,5 +428,36 @@ mod tests {
             serde_json::to_string(&AckRequest { up_to: 9 }).unwrap(),
             r#"{"up_to":9}"#
         );
+    }
+
+    #[test]
+    fn a_profile_change_is_tagged_by_its_action() {
+        let cases = [
+            (
+                ProfileChange::Set {
+                    field: "email".into(),
+                    value: "al@a.example".into(),
+                },
+                r#"{"action":"set","field":"email","value":"al@a.example"}"#,
+            ),
+            (
+                ProfileChange::Clear {
+                    field: "phone".into(),
+                },
+                r#"{"action":"clear","field":"phone"}"#,
+            ),
+            (
+                ProfileChange::Searchable {
+                    field: "nick".into(),
+                    on: true,
+                },
+                r#"{"action":"searchable","field":"nick","on":true}"#,
+            ),
+        ];
+        for (change, json) in cases {
+            assert_eq!(serde_json::to_string(&change).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ProfileChange>(json).unwrap(), change);
+        }
+        assert!(serde_json::from_str::<ProfileChange>(r#"{"action":"drop","field":"x"}"#).is_err());
     }
 }

@@ -199,6 +199,18 @@ pub struct Limits {
     /// add a user with several devices to a few rooms an hour, too few to drain a stock.
     #[serde(default = "default_key_packages_per_requester")]
     pub key_packages_per_requester_per_hour: u64,
+    /// Identifier queries (`POST /v1/identifierQuery`) one peer provider may make per minute,
+    /// counted by its certificate's domain (a token bucket holding a minute's worth); beyond it
+    /// 429 with `Retry-After`. Default 60: a provider relays its users' lookups, and each of
+    /// them is held to `identifier_queries_per_user_per_minute` at home; the bound keeps a
+    /// peer from walking our users' profiles by brute force.
+    #[serde(default = "default_identifier_queries_per_peer")]
+    pub identifier_queries_per_peer_per_minute: u32,
+    /// Identifier queries one local user may make per minute through this provider, to any
+    /// provider including this one; beyond it 429 with `Retry-After`. Default 30: a person
+    /// looks up a few contacts, a script walking a directory is stopped.
+    #[serde(default = "default_identifier_queries_per_user")]
+    pub identifier_queries_per_user_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -211,6 +223,8 @@ impl Default for Limits {
             room_cache_rooms: default_room_cache(),
             inline_tree_bytes: default_inline_tree(),
             key_packages_per_requester_per_hour: default_key_packages_per_requester(),
+            identifier_queries_per_peer_per_minute: default_identifier_queries_per_peer(),
+            identifier_queries_per_user_per_minute: default_identifier_queries_per_user(),
         }
     }
 }
@@ -235,6 +249,12 @@ fn default_inline_tree() -> usize {
 }
 fn default_key_packages_per_requester() -> u64 {
     20
+}
+fn default_identifier_queries_per_peer() -> u32 {
+    60
+}
+fn default_identifier_queries_per_user() -> u32 {
+    30
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are
@@ -524,6 +544,20 @@ impl Config {
         }
         if self.limits.key_packages_per_requester_per_hour == 0 {
             problems.push("limits.key_packages_per_requester_per_hour must be at least 1".into());
+        }
+        for (name, value) in [
+            (
+                "identifier_queries_per_peer_per_minute",
+                self.limits.identifier_queries_per_peer_per_minute,
+            ),
+            (
+                "identifier_queries_per_user_per_minute",
+                self.limits.identifier_queries_per_user_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("limits.{name} must be at least 1"));
+            }
         }
         if self.limits.room_cache_rooms == 0 {
             problems.push("limits.room_cache_rooms must be at least 1".into());

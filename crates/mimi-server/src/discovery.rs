@@ -37,6 +37,8 @@ pub(crate) enum Endpoint {
     UpdateConsent,
     ReportAbuse,
     RatchetTree,
+    /// `identifierQuery` (draft §5.8).
+    IdentifierQuery,
     /// Ours (IN-LIFECYCLE-5).
     Knock,
     /// Ours (IN-LIFECYCLE-6).
@@ -79,6 +81,7 @@ impl Endpoint {
             Self::UpdateConsent => "updateConsent",
             Self::ReportAbuse => "reportAbuse",
             Self::RatchetTree => "ratchetTree",
+            Self::IdentifierQuery => "identifierQuery",
             Self::Knock => "knock",
             Self::RemoveClients => "removeClients",
             Self::RemoveUser => "removeUser",
@@ -103,6 +106,7 @@ impl Endpoint {
             Self::UpdateConsent => d.update_consent.as_ref(),
             Self::ReportAbuse => d.report_abuse.as_ref(),
             Self::RatchetTree => d.ratchet_tree.as_ref(),
+            Self::IdentifierQuery => d.identifier_query.as_ref(),
             Self::Knock
             | Self::RemoveClients
             | Self::RemoveUser

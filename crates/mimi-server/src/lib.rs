@@ -6,7 +6,8 @@
 //! forwarded to another provider; the one peer client), `hub` (one owner task per hosted room),
 //! `fanout` (delivery inside the accepting transaction, the durable `/notify` queue and its
 //! senders), `follower` (`/notify` from other hubs). `key_material`, `assets` and
-//! `ratchet_tree` serve their endpoints for both roles; `state` holds what handlers share
+//! `ratchet_tree` serve their endpoints for both roles; `identifier_query` finds our users by
+//! the `profile` fields they made searchable, within the `quota`s; `state` holds what handlers share
 //! (store, group-commit writer); `config`, `init` and `tls` set a provider up.
 
 mod assets;
@@ -20,9 +21,12 @@ mod fanout;
 mod follower;
 mod http;
 mod hub;
+mod identifier_query;
 mod init;
 mod key_material;
 mod knock;
+mod profile;
+mod quota;
 mod ratchet_tree;
 mod state;
 mod tls;

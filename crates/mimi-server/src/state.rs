@@ -59,6 +59,8 @@ pub(crate) struct AppState {
     pub(crate) long_polls: crate::http::LongPolls,
     /// Connections and long polls shed or closed by a limit or deadline.
     pub(crate) connection_stats: Arc<crate::http::ConnectionStats>,
+    /// Identifier queries left to each peer and each local user (`[limits]`).
+    pub(crate) identifier_quotas: crate::identifier_query::IdentifierQuotas,
     /// Membership checks after followed commits, for the worker (IN-LIFECYCLE-7).
     membership_checks: tokio::sync::mpsc::UnboundedSender<crate::follower::MembershipCheck>,
     /// The worker's end of `membership_checks`, until the worker takes it.
@@ -124,6 +126,7 @@ impl AppState {
                 mimi_identity::Validity::one_year_from(now_secs().saturating_sub(60)),
             )
             .context("cannot certify the hub key for discovery attestations")?;
+        let identifier_quotas = crate::identifier_query::IdentifierQuotas::new(&config.limits);
         Ok(Arc::new(Self {
             membership_checks,
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
@@ -144,6 +147,7 @@ impl AppState {
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
+            identifier_quotas,
             joining: std::sync::Mutex::new(std::collections::HashSet::new()),
             outbox_peers: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             writer,

@@ -16,8 +16,8 @@ use mimi_protocol::client_api::{
     AckRequest, AssetStored, ConsentActionRequest, ConsentList, ConsentModeRequest,
     CreateRoomRequest, DiscoveryClaimRequest, DiscoveryClaims, DiscoveryLookupAnswer,
     DiscoveryLookupRequest, DiscoveryPublishRequest, DiscoveryVerifyRequest, INBOX_BINARY,
-    InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload, KeyPackagesStored, ProviderInfo,
-    RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
+    InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload, KeyPackagesStored, ProfileChange,
+    ProfileView, ProviderInfo, RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
 };
 use mimi_protocol::{
     GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
@@ -45,6 +45,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/key-material", post(key_material_handler))
         .route("/client/v1/consent", get(consent_list).post(consent_action))
         .route("/client/v1/consent/mode", post(consent_mode))
+        .route("/client/v1/profile", get(profile_view).post(profile_change))
+        .route(
+            "/client/v1/identifier-query/{domain}",
+            post(identifier_query),
+        )
         .route("/client/v1/update/{*room}", post(update))
         .route("/client/v1/group-info/{*room}", post(group_info))
         .route("/client/v1/submit/{*room}", post(submit))
@@ -393,6 +398,39 @@ async fn consent_mode(
     let client = authenticate(&state, &headers).await?;
     crate::consent::set_mode(&state, client.user_name.clone(), &request.mode).await?;
     Ok(Json(crate::consent::list(&state, client.user_name).await?))
+}
+
+/// `GET /client/v1/profile`: our profile fields and which of them are searchable.
+async fn profile_view(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<ProfileView>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    Ok(Json(crate::profile::view(&state, client.user_name).await?))
+}
+
+/// `POST /client/v1/profile`: set or clear a field, or make it searchable or not; answers the
+/// new profile.
+async fn profile_change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(change): Json<ProfileChange>,
+) -> Result<Json<ProfileView>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::profile::change(&state, client.user_name.clone(), change).await?;
+    Ok(Json(crate::profile::view(&state, client.user_name).await?))
+}
+
+/// `POST /client/v1/identifier-query/{domain}`: an `IdentifierRequest` for the users of
+/// `domain`, answered here or by that provider; answers its `IdentifierResponse`.
+async fn identifier_query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    crate::identifier_query::from_client(&state, &client.user_name, &domain, &body).await
 }
 
 async fn update(
@@ -1406,5 +1444,136 @@ mod tests {
         let (status, body) = call(&state, upload(own)).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         assert_eq!(stock(&state), 1);
+    }
+
+    async fn profile_post(
+        state: &Arc<AppState>,
+        token: &str,
+        change: serde_json::Value,
+    ) -> (StatusCode, String) {
+        let request = Request::post("/client/v1/profile")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(change.to_string()))
+            .unwrap();
+        let (status, body) = call(state, request).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn profile_get(state: &Arc<AppState>, token: &str) -> ProfileView {
+        let request = Request::get("/client/v1/profile")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(state, request).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn profile_fields_are_set_checked_cleared_and_made_searchable() {
+        let (_dir, state) = test_state();
+        let token = alice(&state).await;
+        let empty = profile_get(&state, &token).await;
+        assert_eq!(empty.user, "mimi://a.example/u/alice");
+        let names: Vec<&str> = empty.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(names, ["handle", "email", "phone", "name", "nick"]);
+        assert!(
+            empty
+                .fields
+                .iter()
+                .all(|f| f.value.is_none() && !f.searchable)
+        );
+
+        let (status, body) = profile_post(
+            &state,
+            &token,
+            serde_json::json!({"action": "set", "field": "email", "value": "Al@A.Example"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let view: ProfileView = serde_json::from_str(&body).unwrap();
+        assert_eq!(view.fields[1].value.as_deref(), Some("Al@a.example"));
+        assert!(
+            !view.fields[1].searchable,
+            "searchable is off until turned on"
+        );
+
+        // Refusals change nothing.
+        for change in [
+            serde_json::json!({"action": "set", "field": "email", "value": "two@@ats"}),
+            serde_json::json!({"action": "set", "field": "phone", "value": "555-1234"}),
+            serde_json::json!({"action": "set", "field": "handle", "value": "alice"}),
+            serde_json::json!({"action": "set", "field": "nick", "value": "mallory"}),
+            serde_json::json!({"action": "clear", "field": "age"}),
+            serde_json::json!({"action": "searchable", "field": "age", "on": true}),
+        ] {
+            let (status, body) = profile_post(&state, &token, change.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{change}: {body}");
+            assert_eq!(body.lines().count(), 1, "{body}");
+        }
+        assert_eq!(profile_get(&state, &token).await, view);
+
+        for change in [
+            serde_json::json!({"action": "searchable", "field": "nick", "on": true}),
+            serde_json::json!({"action": "searchable", "field": "email", "on": true}),
+            serde_json::json!({"action": "clear", "field": "email"}),
+        ] {
+            assert_eq!(profile_post(&state, &token, change).await.0, StatusCode::OK);
+        }
+        let view = profile_get(&state, &token).await;
+        assert_eq!(
+            (view.fields[1].value.as_deref(), view.fields[1].searchable),
+            (None, true)
+        );
+        assert_eq!(
+            (view.fields[4].value.as_deref(), view.fields[4].searchable),
+            (Some("alice"), true)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_for_our_own_domain_is_answered_here_within_the_users_quota() {
+        let (_dir, state) = crate::state::tests::test_state_with(|c| {
+            c.limits.identifier_queries_per_user_per_minute = 2;
+        });
+        let token = alice(&state).await;
+        profile_post(
+            &state,
+            &token,
+            serde_json::json!({"action": "searchable", "field": "nick", "on": true}),
+        )
+        .await;
+        let query = |domain: &str, body: Vec<u8>| {
+            Request::post(format!("/client/v1/identifier-query/{domain}"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let body = mimi_protocol::IdentifierRequest::new(vec![mimi_protocol::QueryElement::new(
+            mimi_protocol::SearchField::Nick,
+            "alice",
+        )])
+        .encode();
+        // Malformed input is refused before the quota is touched.
+        for (domain, bad) in [("a.example", vec![9]), ("not_a%20domain", body.clone())] {
+            let (status, _) = call(&state, query(domain, bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{domain}");
+        }
+        let (status, answer) = call(&state, query("a.example", body.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        let answer = mimi_protocol::IdentifierResponse::decode(&answer).unwrap();
+        assert_eq!(answer.uri[0].as_str(), "mimi://a.example/u/alice");
+        assert_eq!(
+            call(&state, query("a.example", body.clone())).await.0,
+            StatusCode::OK
+        );
+        let response = routes()
+            .with_state(state.clone())
+            .oneshot(query("a.example", body))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
     }
 }

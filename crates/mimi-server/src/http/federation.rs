@@ -43,6 +43,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/proxyDownload/{url}", get(proxy_download))
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
         .route("/v1/reportAbuse/{*room}", post(report_abuse))
+        .route("/v1/identifierQuery/{domain}", post(identifier_query))
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that
@@ -81,9 +82,8 @@ fn authenticate(
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
-    // Only endpoints this server has a route for (issue 14): identifierQuery is left out
-    // until it exists. Consent keeps the directory's parameter names (IN-PROTO-18); we fill
-    // them with a domain (IN-CONSENT-1).
+    // Only endpoints this server has a route for (issue 14). Consent keeps the directory's
+    // parameter names (IN-PROTO-18); we fill them with a domain (IN-CONSENT-1).
     let mut directory = Directory::for_base_url(&base);
     directory.request_consent = Some(Directory::template(
         &base,
@@ -95,6 +95,7 @@ async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "updateConsent",
         &["requesterUser"],
     ));
+    directory.identifier_query = Some(Directory::template(&base, "identifierQuery", &["domain"]));
     directory.report_abuse = Some(Directory::template(&base, "reportAbuse", &["roomId"]));
     directory.ratchet_tree = Some(Directory::template(
         &base,
@@ -378,6 +379,19 @@ async fn update_consent(
     Ok(StatusCode::CREATED)
 }
 
+/// `POST /v1/identifierQuery/{domain}` (draft §5.8): which of our users match a peer's query,
+/// among the fields they made searchable.
+async fn identifier_query(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    let peer = authenticate(&state, &peer, &headers)?;
+    crate::identifier_query::from_peer(&state, &peer, &domain, &body).await
+}
+
 /// `GET /v1/assets/{id}`: a peer (typically a hub proxying for its followers) fetches one of our
 /// assets; they are ciphertext, readable by any authenticated provider.
 async fn asset(
@@ -447,7 +461,7 @@ mod tests {
                 "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
                 | "requestConsent" | "updateConsent" | "reportAbuse" | "knock"
                 | "removeClients" | "removeUser" | "roomClients" | "discoveryPublish"
-                | "discoveryRemove" | "discoveryLookup" => Method::POST,
+                | "discoveryRemove" | "discoveryLookup" | "identifierQuery" => Method::POST,
                 "proxyDownload" | "ratchetTree" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
@@ -456,6 +470,7 @@ mod tests {
             let path = url[path_start..]
                 .replace("{targetUser}", "a.example/u/alice")
                 .replace("{requesterUser}", "a.example")
+                .replace("{domain}", "a.example")
                 .replace("{roomId}", "a.example/r/x")
                 .replace("{epoch}", "1")
                 .replace("{domain}", "a.example")
@@ -481,6 +496,7 @@ mod tests {
                 "discoveryPublish",
                 "discoveryRemove",
                 "groupInfo",
+                "identifierQuery",
                 "keyMaterial",
                 "knock",
                 "notify",

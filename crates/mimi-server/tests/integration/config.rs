@@ -11,6 +11,18 @@ fn example_config_parses_with_every_field() {
     assert_eq!(config.peers.len(), 2);
     assert_eq!(config.limits.max_body_bytes, 16 * 1024 * 1024);
     assert_eq!(config.limits.inline_tree_bytes, 65_536);
+    assert_eq!(config.limits.identifier_queries_per_peer_per_minute, 60);
+    assert_eq!(config.limits.identifier_queries_per_user_per_minute, 30);
+    let zero = EXAMPLE.replace(
+        "identifier_queries_per_peer_per_minute = 60",
+        "identifier_queries_per_peer_per_minute = 0",
+    );
+    let problems = Config::parse(&zero).unwrap().problems();
+    assert!(
+        problems
+            .contains(&"limits.identifier_queries_per_peer_per_minute must be at least 1".into()),
+        "{problems:?}"
+    );
 }
 
 #[test]
