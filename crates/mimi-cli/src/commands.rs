@@ -165,6 +165,27 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Profile { command } => crate::identifier_query::profile(&profile, command).await?,
+        Command::Find {
+            domain,
+            handle,
+            nick,
+            email,
+            phone,
+            name,
+            any,
+            json,
+        } => {
+            let query = crate::identifier_query::Query {
+                handle,
+                nick,
+                email,
+                phone,
+                name,
+                any,
+            };
+            crate::identifier_query::find(&profile, &domain, query, json).await?
+        }
         Command::Account {
             command: crate::AccountCommand::Delete,
         } => {

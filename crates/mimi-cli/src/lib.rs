@@ -6,6 +6,7 @@
 
 mod commands;
 mod demo;
+mod identifier_query;
 mod output;
 
 use std::ffi::OsString;
@@ -201,6 +202,42 @@ enum Command {
         #[arg(long = "from")]
         from: Vec<String>,
         /// A JSON list of objects: domain, user, tags, verified (and problem if not).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your profile at your provider (handle, email, phone, name) and which fields users of
+    /// other providers may find you by (protocol-06 §5.8). Nothing is searchable until you turn
+    /// it on, your nick (your user name) included.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+    /// Find users of DOMAIN by the profile fields they made searchable (identifierQuery,
+    /// protocol-06 §5.8); prints each found user's URI. Every condition given must match; each
+    /// option may be repeated. Exit 1 when DOMAIN finds nobody, finds too many (ambiguous),
+    /// forbids the query, or a quota is used up.
+    Find {
+        /// The provider to ask, e.g. a.example (your own included).
+        domain: String,
+        /// A handle, exactly, e.g. im:alice@a.example.
+        #[arg(long)]
+        handle: Vec<String>,
+        /// A user name, exactly, e.g. alice.
+        #[arg(long)]
+        nick: Vec<String>,
+        /// An email address, exactly (the domain part in any case).
+        #[arg(long)]
+        email: Vec<String>,
+        /// A phone number, exactly, + and digits, e.g. +12125551212.
+        #[arg(long)]
+        phone: Vec<String>,
+        /// Part of a display name, in any case.
+        #[arg(long)]
+        name: Vec<String>,
+        /// Part of any searchable field.
+        #[arg(long)]
+        any: Vec<String>,
+        /// Print one JSON array: [{"uri", "fields": [{"source", "name", "value"}]}].
         #[arg(long)]
         json: bool,
     },
@@ -607,6 +644,40 @@ enum ConsentCommand {
         /// Only for this room.
         #[arg(long)]
         room: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Set a field; your provider checks it (an im: handle, an address with one @, + and
+    /// digits for a phone).
+    Set {
+        /// The field.
+        #[arg(value_parser = ["handle", "email", "phone", "name"])]
+        field: String,
+        /// Its value.
+        value: String,
+    },
+    /// Unset a field (whether it is searchable is kept).
+    Clear {
+        /// The field.
+        #[arg(value_parser = ["handle", "email", "phone", "name"])]
+        field: String,
+    },
+    /// Let identifier queries match a field, or stop them (`nick`: your user name).
+    Searchable {
+        /// The field.
+        #[arg(value_parser = ["handle", "email", "phone", "name", "nick"])]
+        field: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Your profile: each field, its value and whether it is searchable.
+    Show {
+        /// Print one JSON object: {"user", "fields": [{"field", "value"?, "searchable"}]}.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -36,6 +36,7 @@ mod consent;
 mod discovery;
 mod error;
 mod history;
+mod identifier_query;
 #[doc(hidden)]
 pub mod internal;
 mod messages;
@@ -52,7 +53,13 @@ pub use error::ClientError;
 pub use history::{Attachment, StoredMessage};
 pub use mimi_content::MessageStatus;
 pub use mimi_policy::Preset;
-pub use mimi_protocol::client_api::{ConsentList, ConsentListEntry};
+pub use mimi_protocol::client_api::{
+    ConsentList, ConsentListEntry, ProfileChange, ProfileFieldView, ProfileView,
+};
+pub use mimi_protocol::{
+    FieldSource, IdentifierQueryCode, IdentifierRequest, IdentifierResponse, ProfileField,
+    QueryElement, SearchField, UserProfile,
+};
 pub use mimi_room::RoomView;
 pub use rooms::MetadataField;
 pub use sync::SyncReport;

@@ -336,6 +336,14 @@ impl FieldSource {
             Self::VcardField => 8,
         }
     }
+
+    /// The draft's name of the source.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OidcStdClaim => "oidcStdClaim",
+            Self::VcardField => "vcardField",
+        }
+    }
 }
 
 impl Codec for FieldSource {
