@@ -111,6 +111,11 @@ fn malformed_bodies_are_refused_and_change_nothing() {
             "a.example",
             "/v1/updateConsent/b.example".to_owned(),
         ),
+        (
+            "b.example",
+            "a.example",
+            "/v1/identifierQuery/a.example".to_owned(),
+        ),
     ];
     let mut problems = Vec::new();
     for (from, to, path) in &targets {

@@ -11,6 +11,7 @@ mod federation_api;
 mod foreign_credentials;
 mod franking;
 mod hostile;
+mod identifier_query;
 mod lifecycle;
 mod peer_scope;
 mod ratchet_tree;
