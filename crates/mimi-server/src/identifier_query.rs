@@ -215,7 +215,7 @@ fn plan(request: &IdentifierRequest) -> Result<Plan, IdentifierQueryCode> {
     Ok(Plan { conditions, most })
 }
 
-/// The answer for the users the store `found` (at most `most + 1` of them).
+/// IDQ-005: the answer for the users the store `found` (at most `most + 1` of them).
 fn response(domain: &str, most: usize, found: Vec<FoundProfile>) -> IdentifierResponse {
     if found.is_empty() {
         return IdentifierResponse::empty(IdentifierQueryCode::NotFound);

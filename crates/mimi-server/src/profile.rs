@@ -1,6 +1,6 @@
 //! Our users' profile fields and their searchability (what identifierQuery may match,
 //! draft-ietf-mimi-protocol-06 §5.8): reading them, and the checks every value passes before
-//! it is stored (IDQ-010). Values are kept in one form, so an exact query compares like with
+//! it is stored (IDQ-008). Values are kept in one form, so an exact query compares like with
 //! like (IN-IDQ-3).
 
 use std::sync::Arc;
@@ -101,7 +101,7 @@ fn settable(field: &str) -> Result<ProfileKey, ApiError> {
     }
 }
 
-/// IDQ-010: `value` for `key` in its stored form, or why it is refused.
+/// IDQ-008: `value` for `key` in its stored form, or why it is refused.
 fn check_value(key: ProfileKey, value: &str) -> Result<String, ApiError> {
     let refuse = |why: String| Err(ApiError::bad_request(why));
     if value.len() > MAX_SEARCH_VALUE {

@@ -146,8 +146,8 @@ impl StoreGuard<'_> {
     }
 
     /// The local users, by name, for whom every condition holds on a searchable field with a
-    /// value; at most `limit` of them, each with its searchable fields. No condition finds
-    /// nobody.
+    /// value (IDQ-004); at most `limit` of them, each with its searchable fields. No condition
+    /// finds nobody.
     pub fn search_profiles(
         &self,
         conditions: &[(ProfileMatch, &str)],
