@@ -13,11 +13,17 @@ use crate::output::out;
 
 /// The conditions of `mimi find`, each repeatable.
 pub(crate) struct Query {
+    /// `--handle`: `handle` elements.
     pub(crate) handle: Vec<String>,
+    /// `--nick`: `nick` elements.
     pub(crate) nick: Vec<String>,
+    /// `--email`: `email` elements.
     pub(crate) email: Vec<String>,
+    /// `--phone`: `phone` elements.
     pub(crate) phone: Vec<String>,
+    /// `--name`: `partialName` elements.
     pub(crate) name: Vec<String>,
+    /// `--any`: `wholeProfile` elements.
     pub(crate) any: Vec<String>,
 }
 
@@ -43,6 +49,7 @@ impl Query {
     }
 }
 
+/// `mimi profile ...`: shows the profile, or applies one change and prints the changed field.
 pub(crate) async fn profile(profile: &Path, command: ProfileCommand) -> anyhow::Result<()> {
     let mut client = Client::open(profile)?;
     let (change, field) = match command {
@@ -87,6 +94,7 @@ pub(crate) async fn profile(profile: &Path, command: ProfileCommand) -> anyhow::
     Ok(())
 }
 
+/// `mimi find DOMAIN ...`: the found users' URIs, or a refusal (exit 1) for any other answer.
 pub(crate) async fn find(
     profile: &Path,
     domain: &str,
