@@ -9,12 +9,14 @@
 //! attested, does not verify.
 
 mod identifier;
+mod oblivious;
 
 use mimi_identity::{verify_client_chain, verify_provider_key_chain};
 use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
 use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
 pub use identifier::Identifier;
+pub use oblivious::{GATEWAY_KEYS_LABEL, Gateway, check_gateway_keys, open_answer, seal_lookup};
 
 /// The label of a holder's signature over a record.
 pub const USER_LABEL: &str = "MIMI discovery mapping";

@@ -202,3 +202,41 @@ fn the_signed_bytes_are_rfc_9420_sign_content() {
     let encoded = sign_content("x", &long);
     assert_eq!(&encoded[10..12], &[0x40, 100]);
 }
+
+#[test]
+fn a_sealed_lookup_is_opened_only_by_its_gateway_and_answered_in_kind() {
+    let w = world();
+    let gateway = Gateway::new(&w.b_seed, w.b_chain.clone()).unwrap();
+    let keys = gateway.keys().clone();
+    let root = w.root.cert_der();
+    check_gateway_keys(&root, "b.example", &keys, NOW).unwrap();
+    assert!(check_gateway_keys(&root, "c.example", &keys, NOW).is_err());
+    // A relay that swaps in its own key configuration is caught.
+    let mut swapped = keys.clone();
+    swapped.key_config = Gateway::new(&w.c_seed, w.c_chain.clone())
+        .unwrap()
+        .keys()
+        .key_config
+        .clone();
+    assert!(check_gateway_keys(&root, "b.example", &swapped, NOW).is_err());
+
+    let (sealed, opener) = seal_lookup(&keys, "b.example", &phone()).unwrap();
+    // What the relay carries does not show the identifier.
+    assert!(!sealed.windows(11).any(|w| w == b"+1555123456"));
+    let (asked, sealer) = gateway.open("b.example", &sealed).unwrap();
+    assert_eq!(asked, phone());
+    let list = mimi_protocol::MappingList {
+        mappings: vec![record(&w, tbs(), &w.b_seed, &w.b_chain)],
+    };
+    let answer = Gateway::seal_answer(sealer, &list).unwrap();
+    assert_eq!(open_answer(opener, &answer).unwrap(), list);
+
+    // A request for another provider's endpoint, or garbage, is refused.
+    let (elsewhere, _) = seal_lookup(&keys, "c.example", &phone()).unwrap();
+    assert!(gateway.open("b.example", &elsewhere).is_err());
+    assert!(gateway.open("b.example", &[0, 1, 2]).is_err());
+    let mut flipped = sealed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(gateway.open("b.example", &flipped).is_err());
+}

@@ -37,7 +37,7 @@ pub use mls::{
 pub use messages::{
     AbuseReport, AbuseType, AbusiveMessage, AppDataDictionary, ClientKeyMaterial, ComponentData,
     ConsentChange, ConsentEntry, ConsentOperation, ConsentScope, FanoutMessage, FanoutTail, Frank,
-    FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoCode, GroupInfoOption,
+    FrankAad, FrankingAgentData, FrankingIntegrityTbs, GatewayKeys, GroupInfoCode, GroupInfoOption,
     GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
     KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs, KeyMaterialResponse,

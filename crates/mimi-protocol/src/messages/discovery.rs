@@ -205,6 +205,37 @@ impl Codec for MappingList {
 }
 wire_via_codec!(MappingList);
 
+/// `struct { opaque key_config<V>; opaque provider_chain<V>; opaque signature<V>; }
+/// GatewayKeys;`: a discovery provider's Oblivious HTTP key configuration (RFC 9458 §3), signed
+/// with its provider key (`SignWithLabel(key, "MIMI OHTTP gateway keys", key_config)`), so a
+/// client can tell that its relay did not swap it (IN-DISC-6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayKeys {
+    /// The encoded key configuration.
+    pub key_config: Vec<u8>,
+    /// The provider key chain (IDN-007).
+    pub provider_chain: Vec<Vec<u8>>,
+    /// The provider's signature over `key_config`.
+    pub signature: Vec<u8>,
+}
+
+impl Codec for GatewayKeys {
+    const NAME: &'static str = "GatewayKeys";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            key_config: r.opaque_vec(Self::NAME, 1024)?,
+            provider_chain: read_chain(r)?,
+            signature: r.opaque_vec(Self::NAME, MAX_SIGNATURE)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_opaque(out, &self.key_config);
+        put_chain(out, &self.provider_chain);
+        put_opaque(out, &self.signature);
+    }
+}
+wire_via_codec!(GatewayKeys);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +297,20 @@ mod tests {
         assert_eq!(list.encode(), listed);
         assert_eq!(MappingList::decode(&listed), Ok(list));
         assert_eq!(MappingList::decode(&[0]).unwrap().mappings.len(), 0);
+    }
+
+    #[test]
+    fn gateway_keys_are_three_vectors() {
+        let keys = GatewayKeys {
+            key_config: vec![1, 0, 0x20],
+            provider_chain: vec![vec![9]],
+            signature: vec![7, 7],
+        };
+        let bytes = [3, 1, 0, 0x20, 2, 1, 9, 2, 7, 7];
+        assert_eq!(keys.encode(), bytes);
+        assert_eq!(GatewayKeys::decode(&bytes), Ok(keys));
+        assert_truncations_fail::<GatewayKeys>(&bytes);
+        assert_trailing_fails::<GatewayKeys>(&bytes);
     }
 
     #[test]
