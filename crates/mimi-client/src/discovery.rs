@@ -2,12 +2,13 @@
 //! or email address, publish a record we sign and our provider attests, withdraw it, and look
 //! identifiers up, verifying every record we get ourselves (R4).
 
-use mimi_discovery::{Identifier, USER_LABEL, verify};
-use mimi_protocol::client_api::{
-    DiscoveryClaimRequest, DiscoveryClaims, DiscoveryLookupAnswer, DiscoveryLookupRequest,
-    DiscoveryPublishRequest, DiscoveryVerifyRequest,
+use mimi_discovery::{
+    Identifier, USER_LABEL, check_gateway_keys, open_answer, seal_lookup, verify,
 };
-use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
+use mimi_protocol::client_api::{
+    DiscoveryClaimRequest, DiscoveryClaims, DiscoveryPublishRequest, DiscoveryVerifyRequest,
+};
+use mimi_protocol::{GatewayKeys, IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
 use serde::Serialize;
 
 use crate::api::Repeat;
@@ -137,63 +138,107 @@ impl Client {
         Ok(())
     }
 
-    /// Who `identifier` leads to, according to our provider, the discovery providers it uses
-    /// and those in `from`: every record, each checked here; those that do not verify are
-    /// listed as unverified, with why.
+    /// Who `identifier` leads to, according to the discovery providers our provider uses and
+    /// those in `from`: every record, each checked here; those that do not verify are listed as
+    /// unverified, with why. Each lookup is sealed to the discovery provider's key (Oblivious
+    /// HTTP) and relayed by our provider, which so learns that we look something up, and
+    /// where, but not what (R6, IN-DISC-6).
     pub async fn lookup(
         &mut self,
         identifier: &str,
         from: &[String],
     ) -> Result<Vec<LookupResult>, ClientError> {
         let id = parse(identifier)?;
-        let body = DiscoveryLookupRequest {
-            identifier: id.to_cli(),
-            from: from.to_vec(),
-        };
-        // A lookup changes nothing.
-        let answer: DiscoveryLookupAnswer = self
-            .api
-            .post_json("/client/v1/discovery/lookup", &body, Repeat::Safe)
-            .await?;
-        for problem in &answer.unreachable {
-            tracing::warn!(%problem, "a discovery provider did not answer");
+        let listed: serde_json::Value = self.api.get_json("/client/v1/discovery/providers").await?;
+        let mut domains: Vec<String> = listed["providers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in from {
+            if !domains.contains(d) {
+                domains.push(d.clone());
+            }
+        }
+        domains.retain(|d| *d != self.account.domain);
+        if domains.is_empty() {
+            return Err(ClientError::Usage(
+                "no discovery provider to ask: name one with --from".into(),
+            ));
         }
         let now = now_secs();
         let mut out = Vec::new();
-        for hex_record in &answer.mappings {
-            let Some(mapping) = hex::decode(hex_record)
-                .ok()
-                .and_then(|b| Mapping::decode(&b).ok())
-            else {
-                tracing::warn!("an undecodable discovery record was dropped");
-                continue;
+        for domain in &domains {
+            let records = match self.oblivious_lookup(domain, &id, now).await {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::warn!(%domain, error = %e, "a discovery provider did not answer");
+                    continue;
+                }
             };
-            let result = match verify(self.anchor.der(), &mapping, &id, now) {
-                Ok(v) => LookupResult {
-                    domain: v.domain,
-                    user: v.user,
-                    tags: v.tags,
-                    verified: true,
-                    problem: None,
-                },
-                Err(e) => LookupResult {
-                    domain: mapping
-                        .tbs
-                        .provider
-                        .as_str()
-                        .trim_start_matches("mimi://")
-                        .to_owned(),
-                    user: Some(mapping.tbs.user.as_str().to_owned()).filter(|u| !u.is_empty()),
-                    tags: mapping.tbs.tags.clone(),
-                    verified: false,
-                    problem: Some(e.to_string()),
-                },
-            };
-            if !out.contains(&result) {
-                out.push(result);
+            for mapping in records {
+                let result = match verify(self.anchor.der(), &mapping, &id, now) {
+                    Ok(v) => LookupResult {
+                        domain: v.domain,
+                        user: v.user,
+                        tags: v.tags,
+                        verified: true,
+                        problem: None,
+                    },
+                    Err(e) => LookupResult {
+                        domain: mapping
+                            .tbs
+                            .provider
+                            .as_str()
+                            .trim_start_matches("mimi://")
+                            .to_owned(),
+                        user: Some(mapping.tbs.user.as_str().to_owned()).filter(|u| !u.is_empty()),
+                        tags: mapping.tbs.tags.clone(),
+                        verified: false,
+                        problem: Some(e.to_string()),
+                    },
+                };
+                if !out.contains(&result) {
+                    out.push(result);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// One sealed lookup at `domain`'s gateway, through our provider.
+    async fn oblivious_lookup(
+        &self,
+        domain: &str,
+        id: &Identifier,
+        now: u64,
+    ) -> Result<Vec<Mapping>, ClientError> {
+        let bytes = self
+            .api
+            .get_bytes(&format!("/client/v1/ohttp/keys/{domain}"))
+            .await?;
+        let keys = GatewayKeys::decode(&bytes)
+            .map_err(|e| ClientError::Provider(format!("bad gateway keys of {domain}: {e}")))?;
+        // Our provider relays; it must not be able to swap in a key of its own.
+        check_gateway_keys(self.anchor.der(), domain, &keys, now)
+            .map_err(|e| ClientError::Refused(e.to_string()))?;
+        let (sealed, opener) =
+            seal_lookup(&keys, domain, id).map_err(|e| ClientError::Internal(e.to_string()))?;
+        // The same sealed bytes give the same answer: safe to send again.
+        let answer = self
+            .api
+            .post_bytes(
+                &format!("/client/v1/ohttp/relay/{domain}"),
+                sealed,
+                Repeat::Safe,
+            )
+            .await?;
+        let list = open_answer(opener, &answer)
+            .map_err(|e| ClientError::Provider(format!("{domain}: {e}")))?;
+        Ok(list.mappings)
     }
 
     /// The one verified user `identifier` leads to (for adding someone by phone or email).

@@ -199,28 +199,6 @@ pub struct DiscoveryPublishRequest {
     pub to: Vec<String>,
 }
 
-/// `POST /client/v1/discovery/lookup`: who an identifier leads to, according to our provider
-/// and the discovery providers in `from`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiscoveryLookupRequest {
-    /// The identifier.
-    pub identifier: String,
-    /// Other discovery providers (domains) to ask.
-    #[serde(default)]
-    pub from: Vec<String>,
-}
-
-/// The answer to a lookup: every record found, hex-encoded `Mapping`s, for the client to
-/// verify itself; and the providers that could not be asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DiscoveryLookupAnswer {
-    /// The records.
-    pub mappings: Vec<String>,
-    /// Discovery providers that did not answer, with why.
-    #[serde(default)]
-    pub unreachable: Vec<String>,
-}
-
 /// `GET /client/v1/discovery`: the identifiers our user claimed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryClaims {

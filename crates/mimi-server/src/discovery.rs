@@ -53,12 +53,16 @@ pub(crate) enum Endpoint {
     DiscoveryRemove,
     /// Ours (IN-DISC-5).
     DiscoveryLookup,
+    /// Ours (IN-DISC-6): a discovery provider's Oblivious HTTP keys.
+    OhttpKeys,
+    /// Ours (IN-DISC-6): a discovery provider's Oblivious HTTP gateway.
+    OhttpGateway,
 }
 
 impl Endpoint {
     /// The endpoints outside the draft's list that we serve, by directory name, with their
     /// parameter names.
-    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 7] = [
+    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 9] = [
         (Endpoint::Knock, "knock", "roomId"),
         (Endpoint::RemoveClients, "removeClients", "roomId"),
         (Endpoint::RemoveUser, "removeUser", "roomId"),
@@ -66,6 +70,8 @@ impl Endpoint {
         (Endpoint::DiscoveryPublish, "discoveryPublish", "domain"),
         (Endpoint::DiscoveryRemove, "discoveryRemove", "domain"),
         (Endpoint::DiscoveryLookup, "discoveryLookup", "domain"),
+        (Endpoint::OhttpKeys, "ohttpKeys", "domain"),
+        (Endpoint::OhttpGateway, "ohttpGateway", "domain"),
     ];
 
     /// The endpoint's name in a directory.
@@ -89,6 +95,8 @@ impl Endpoint {
             Self::DiscoveryPublish => "discoveryPublish",
             Self::DiscoveryRemove => "discoveryRemove",
             Self::DiscoveryLookup => "discoveryLookup",
+            Self::OhttpKeys => "ohttpKeys",
+            Self::OhttpGateway => "ohttpGateway",
         }
     }
 
@@ -113,7 +121,9 @@ impl Endpoint {
             | Self::RoomClients
             | Self::DiscoveryPublish
             | Self::DiscoveryRemove
-            | Self::DiscoveryLookup => d.extensions.get(self.name()),
+            | Self::DiscoveryLookup
+            | Self::OhttpKeys
+            | Self::OhttpGateway => d.extensions.get(self.name()),
         }
         .map(String::as_str)
     }

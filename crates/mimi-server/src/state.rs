@@ -73,6 +73,8 @@ pub(crate) struct AppState {
     /// The hub key's certificate chain from our identity CA: what peers check our discovery
     /// attestations against (IDN-007).
     pub(crate) provider_key_chain: Vec<Vec<u8>>,
+    /// Our Oblivious HTTP gateway for discovery lookups, with a key made at start (IN-DISC-6).
+    pub(crate) gateway: mimi_discovery::Gateway,
     /// Local clients whose external commit is on its way to a room's hub elsewhere, by
     /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
     pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
@@ -126,11 +128,14 @@ impl AppState {
                 mimi_identity::Validity::one_year_from(now_secs().saturating_sub(60)),
             )
             .context("cannot certify the hub key for discovery attestations")?;
+        let gateway = mimi_discovery::Gateway::new(&seed, provider_key_chain.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the discovery gateway: {e}"))?;
         let identifier_quotas = crate::identifier_query::IdentifierQuotas::new(&config.limits);
         Ok(Arc::new(Self {
             membership_checks,
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
             provider_key_chain,
+            gateway,
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,
             store,

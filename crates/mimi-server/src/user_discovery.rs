@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use mimi_discovery::{Identifier, verify};
-use mimi_protocol::client_api::{DiscoveryClaim, DiscoveryClaims, DiscoveryLookupAnswer};
+use mimi_protocol::client_api::{DiscoveryClaim, DiscoveryClaims};
 use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingList, MappingTbs, Wire};
 use mimi_store::CodeCheck;
 
@@ -236,46 +236,58 @@ async fn remove_at(state: &Arc<AppState>, peer: &str, id: &Identifier) -> Result
     Ok(())
 }
 
-/// What our own records and the discovery providers in `from` say `text` leads to, for the
-/// client to verify.
-pub(crate) async fn lookup(
+/// `POST /v1/ohttpGateway/{domain}` (IN-DISC-6): a sealed lookup, relayed by the asker's own
+/// provider; we learn what is asked, not by whom, and answer sealed.
+pub(crate) async fn answer_oblivious(
     state: &Arc<AppState>,
-    text: &str,
-    from: Vec<String>,
-) -> Result<DiscoveryLookupAnswer, ApiError> {
-    let id = identifier(text)?;
-    let mut mappings: Vec<String> = local_records(state, &id)
-        .await?
-        .iter()
-        .map(hex::encode)
-        .collect();
-    let mut unreachable = Vec::new();
-    let question = IdentifierUri::new(id.to_uri()).encode();
-    // The discovery providers we use, then those the client names.
-    let mut asked: Vec<String> = state.config.discovery.providers.clone();
-    for peer in from {
-        if !asked.contains(&peer) {
-            asked.push(peer);
-        }
-    }
-    for peer in asked {
-        if peer == state.domain() {
-            continue;
-        }
-        let target = Target::with(Endpoint::DiscoveryLookup, peer.clone());
-        match state
-            .peers
-            .relay_post_checked::<MappingList>(&peer, &target, question.clone())
-            .await
-        {
-            Ok((list, _)) => mappings.extend(list.mappings.iter().map(|m| hex::encode(m.encode()))),
-            Err(e) => unreachable.push(format!("{peer}: {e}")),
-        }
-    }
-    Ok(DiscoveryLookupAnswer {
-        mappings,
-        unreachable,
+    sealed: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    let s = state.clone();
+    let (id, sealer) = tokio::task::spawn_blocking(move || {
+        s.gateway
+            .open(s.domain(), &sealed)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
     })
+    .await??;
+    let mut mappings = Vec::new();
+    for record in local_records(state, &id).await? {
+        mappings.push(Mapping::decode(&record).map_err(ApiError::internal)?);
+    }
+    let count = mappings.len();
+    let answer = mimi_discovery::Gateway::seal_answer(sealer, &MappingList { mappings })
+        .map_err(ApiError::internal)?;
+    // Neither the identifier nor anything about the asker is logged (R6).
+    tracing::info!(records = count, "oblivious lookup answered");
+    Ok(answer)
+}
+
+/// `POST /client/v1/ohttp/relay/{domain}`: our client's sealed lookup, passed to `domain`'s
+/// gateway. We learn who asks and where, not what (R6): the bytes are opaque to us.
+pub(crate) async fn relay_oblivious(
+    state: &Arc<AppState>,
+    domain: &str,
+    sealed: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    if domain == state.domain() {
+        return Err(ApiError::bad_request(
+            "a provider does not relay lookups to itself: it would learn both who asks and what",
+        ));
+    }
+    let size = sealed.len();
+    let target = Target::with(Endpoint::OhttpGateway, domain.to_owned());
+    let answer = state.peers.relay_post(domain, &target, sealed).await?;
+    tracing::info!(gateway = domain, bytes = size, "oblivious lookup relayed");
+    Ok(answer)
+}
+
+/// `GET /client/v1/ohttp/keys/{domain}`: `domain`'s gateway keys, ours or fetched from it; the
+/// client checks their signature, so we cannot swap them.
+pub(crate) async fn gateway_keys(state: &Arc<AppState>, domain: &str) -> Result<Vec<u8>, ApiError> {
+    if domain == state.domain() {
+        return Ok(state.gateway.keys().encode());
+    }
+    let target = Target::with(Endpoint::OhttpKeys, domain.to_owned());
+    state.peers.relay_get(domain, &target).await
 }
 
 async fn local_records(state: &Arc<AppState>, id: &Identifier) -> Result<Vec<Vec<u8>>, ApiError> {

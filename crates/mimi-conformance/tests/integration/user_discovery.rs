@@ -75,6 +75,32 @@ fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
     assert_eq!(found[0]["tags"], serde_json::json!(["personal"]));
     assert_eq!(found[0]["verified"], true);
 
+    // R6: a.example relayed Alice's lookup without seeing the number; d.example answered it
+    // without learning who asked. Checked on what each stored and logged.
+    let read = |net: &mut Network, domain: &str, file: &str| {
+        std::fs::read(net.provider(domain).dir.join(file)).unwrap_or_default()
+    };
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let relay_log = read(&mut net, "a.example", "mimid.stderr.log");
+    assert!(contains(&relay_log, "oblivious lookup relayed"));
+    for file in ["mimid.stderr.log", "mimid.sqlite", "mimid.sqlite-wal"] {
+        let bytes = read(&mut net, "a.example", file);
+        assert!(
+            !contains(&bytes, "5551234567"),
+            "a.example's {file} holds the number"
+        );
+    }
+    let gateway_log = read(&mut net, "d.example", "mimid.stderr.log");
+    assert!(contains(&gateway_log, "oblivious lookup answered"));
+    for file in ["mimid.stderr.log", "mimid.sqlite", "mimid.sqlite-wal"] {
+        let bytes = read(&mut net, "d.example", file);
+        assert!(
+            !contains(&bytes, "alice"),
+            "d.example's {file} knows who asked"
+        );
+    }
+
     // Alice adds Bob by his number.
     let room = alice.room_create("by-number");
     alice.run_ok(&["room", "add", &room, PHONE]);

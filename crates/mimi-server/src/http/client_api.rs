@@ -14,10 +14,10 @@ use axum::routing::{get, post};
 use mimi_identity::Validity;
 use mimi_protocol::client_api::{
     AckRequest, AssetStored, ConsentActionRequest, ConsentList, ConsentModeRequest,
-    CreateRoomRequest, DiscoveryClaimRequest, DiscoveryClaims, DiscoveryLookupAnswer,
-    DiscoveryLookupRequest, DiscoveryPublishRequest, DiscoveryVerifyRequest, INBOX_BINARY,
-    InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload, KeyPackagesStored, ProfileChange,
-    ProfileView, ProviderInfo, RegisterRequest, Registered, RoomCreated, UnsubscribeRequest,
+    CreateRoomRequest, DiscoveryClaimRequest, DiscoveryClaims, DiscoveryPublishRequest,
+    DiscoveryVerifyRequest, INBOX_BINARY, InboxEntry, InboxEntryJson, InboxPage, KeyPackageUpload,
+    KeyPackagesStored, ProfileChange, ProfileView, ProviderInfo, RegisterRequest, Registered,
+    RoomCreated, UnsubscribeRequest,
 };
 use mimi_protocol::{
     GroupInfoRequest, GroupInfoResponse, IdentifierUri, KeyMaterialRequest, MimiUri, MlsMessage,
@@ -68,7 +68,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/discovery/verify", post(discovery_verify))
         .route("/client/v1/discovery/publish", post(discovery_publish))
         .route("/client/v1/discovery/remove", post(discovery_remove))
-        .route("/client/v1/discovery/lookup", post(discovery_lookup))
+        .route("/client/v1/discovery/providers", get(discovery_providers))
+        .route("/client/v1/ohttp/keys/{domain}", get(ohttp_keys))
+        .route("/client/v1/ohttp/relay/{domain}", post(ohttp_relay))
 }
 
 async fn info(State(state): State<Arc<AppState>>) -> Json<ProviderInfo> {
@@ -726,16 +728,36 @@ async fn discovery_remove(
     Ok(Json(serde_json::json!({ "removed": request.identifier })))
 }
 
-/// `POST /client/v1/discovery/lookup`: every record found, for the client to verify.
-async fn discovery_lookup(
+/// `GET /client/v1/discovery/providers`: the discovery providers we use.
+async fn discovery_providers(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<DiscoveryLookupRequest>,
-) -> Result<Json<DiscoveryLookupAnswer>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state, &headers).await?;
     Ok(Json(
-        crate::user_discovery::lookup(&state, &request.identifier, request.from).await?,
+        serde_json::json!({ "providers": state.config.discovery.providers }),
     ))
+}
+
+/// `GET /client/v1/ohttp/keys/{domain}`: a discovery provider's signed gateway keys.
+async fn ohttp_keys(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &headers).await?;
+    crate::user_discovery::gateway_keys(&state, &domain).await
+}
+
+/// `POST /client/v1/ohttp/relay/{domain}`: a sealed lookup for `domain`'s gateway.
+async fn ohttp_relay(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &headers).await?;
+    crate::user_discovery::relay_oblivious(&state, &domain, body.to_vec()).await
 }
 
 #[derive(Deserialize)]

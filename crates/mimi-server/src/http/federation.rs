@@ -37,6 +37,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/discoveryPublish/{domain}", post(discovery_publish))
         .route("/v1/discoveryRemove/{domain}", post(discovery_remove))
         .route("/v1/discoveryLookup/{domain}", post(discovery_lookup))
+        .route("/v1/ohttpKeys/{domain}", get(ohttp_keys))
+        .route("/v1/ohttpGateway/{domain}", post(ohttp_gateway))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -319,6 +321,31 @@ async fn discovery_lookup(
         .encode())
 }
 
+/// `GET /v1/ohttpKeys/{domain}` (ours, IN-DISC-6): our gateway's keys, signed.
+async fn ohttp_keys(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    Ok(state.gateway.keys().encode())
+}
+
+/// `POST /v1/ohttpGateway/{domain}` (ours, IN-DISC-6): a sealed lookup from a relay.
+async fn ohttp_gateway(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    crate::user_discovery::answer_oblivious(&state, body.to_vec()).await
+}
+
 async fn notify(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<PeerDomain>,
@@ -500,6 +527,8 @@ mod tests {
                 "keyMaterial",
                 "knock",
                 "notify",
+                "ohttpGateway",
+                "ohttpKeys",
                 "proxyDownload",
                 "ratchetTree",
                 "removeClients",
