@@ -10,6 +10,7 @@
 
 mod identifier;
 mod oblivious;
+mod tokens;
 
 use mimi_identity::{verify_client_chain, verify_provider_key_chain};
 use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
@@ -17,6 +18,10 @@ use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
 pub use identifier::Identifier;
 pub use oblivious::{GATEWAY_KEYS_LABEL, Gateway, check_gateway_keys, open_answer, seal_lookup};
+pub use tokens::{
+    ISSUER_KEY_LABEL, Issuer, PendingToken, RedeemableToken, TOKEN_LEN, TOKEN_TYPE,
+    challenge_digest, check_issuer_key, check_token, sign_issuer_key,
+};
 
 /// The label of a holder's signature over a record.
 pub const USER_LABEL: &str = "MIMI discovery mapping";

@@ -240,3 +240,49 @@ fn a_sealed_lookup_is_opened_only_by_its_gateway_and_answered_in_kind() {
     flipped[last] ^= 1;
     assert!(gateway.open("b.example", &flipped).is_err());
 }
+
+#[test]
+fn a_token_issued_blind_redeems_for_its_issuer_and_nothing_else() {
+    let w = world();
+    let issuer = Issuer::generate().unwrap();
+    let key = issuer.public_key().to_vec();
+    // The issuer vouches for its key with its provider key.
+    let signature = sign_issuer_key(&w.b_seed, &key).unwrap();
+    let root = w.root.cert_der();
+    check_issuer_key(&root, "b.example", &key, &w.b_chain, &signature, NOW).unwrap();
+    assert!(check_issuer_key(&root, "c.example", &key, &w.b_chain, &signature, NOW).is_err());
+    let other = Issuer::generate().unwrap();
+    assert!(
+        check_issuer_key(
+            &root,
+            "b.example",
+            other.public_key(),
+            &w.b_chain,
+            &signature,
+            NOW
+        )
+        .is_err()
+    );
+
+    let (pending, blinded) = PendingToken::new("b.example", &key).unwrap();
+    assert_eq!(blinded.len(), 256);
+    let token = pending.finish(&issuer.sign(&blinded).unwrap()).unwrap();
+    assert_eq!(token.len(), TOKEN_LEN);
+    assert_eq!(token[..2], TOKEN_TYPE.to_be_bytes());
+    let redeemed = check_token(&token, "b.example", &key).unwrap();
+    assert_eq!(redeemed.nonce[..], token[2..34]);
+    // Another issuer's name, another key, a changed byte, a short token: refused.
+    assert!(check_token(&token, "c.example", &key).is_err());
+    assert!(check_token(&token, "b.example", other.public_key()).is_err());
+    let mut forged = token.clone();
+    forged[5] ^= 1;
+    assert!(check_token(&forged, "b.example", &key).is_err());
+    assert!(check_token(&token[..TOKEN_LEN - 1], "b.example", &key).is_err());
+    // A signature from another issuer key does not finish the token.
+    let (pending, blinded) = PendingToken::new("b.example", &key).unwrap();
+    assert!(pending.finish(&other.sign(&blinded).unwrap()).is_err());
+    // The key survives saving.
+    let again = Issuer::from_der(&issuer.to_der().unwrap()).unwrap();
+    assert_eq!(again.public_key(), issuer.public_key());
+    assert!(issuer.sign(&[0; 10]).is_err());
+}
