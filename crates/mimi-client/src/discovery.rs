@@ -174,6 +174,10 @@ impl Client {
         for domain in &domains {
             let records = match self.oblivious_lookup(domain, &id, now).await {
                 Ok(records) => records,
+                // Without tokens no lookup can be paid for: say so rather than find nothing.
+                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                    return Err(ClientError::Refused(why));
+                }
                 Err(e) => {
                     tracing::warn!(%domain, error = %e, "a discovery provider did not answer");
                     continue;
@@ -225,8 +229,14 @@ impl Client {
         // Our provider relays; it must not be able to swap in a key of its own.
         check_gateway_keys(self.anchor.der(), domain, &keys, now)
             .map_err(|e| ClientError::Refused(e.to_string()))?;
-        let (sealed, opener) =
-            seal_lookup(&keys, domain, id).map_err(|e| ClientError::Internal(e.to_string()))?;
+        let token = self.lookup_token(now).await?;
+        let (sealed, opener) = seal_lookup(
+            &keys,
+            domain,
+            id,
+            Some((self.account.domain.as_str(), token.as_slice())),
+        )
+        .map_err(|e| ClientError::Internal(e.to_string()))?;
         // The same sealed bytes give the same answer: safe to send again.
         let answer = self
             .api
@@ -236,9 +246,53 @@ impl Client {
                 Repeat::Safe,
             )
             .await?;
-        let list = open_answer(opener, &answer)
-            .map_err(|e| ClientError::Provider(format!("{domain}: {e}")))?;
+        let list = open_answer(opener, &answer).map_err(|e| match e {
+            mimi_discovery::DiscoveryError::Refused { .. } => {
+                ClientError::Refused(format!("{domain}: {e}"))
+            }
+            other => ClientError::Provider(format!("{domain}: {other}")),
+        })?;
         Ok(list.mappings)
+    }
+
+    /// One lookup token from our provider (R8): we blind it, it signs within our daily
+    /// allowance, we unblind it; no one can tie the token to this request later.
+    async fn lookup_token(&self, now: u64) -> Result<Vec<u8>, ClientError> {
+        let bytes = self.api.get_bytes("/client/v1/tokens/key").await?;
+        let key = mimi_protocol::IssuerKey::decode(&bytes)
+            .map_err(|e| ClientError::Provider(format!("bad token key: {e}")))?;
+        mimi_discovery::check_issuer_key(
+            self.anchor.der(),
+            &self.account.domain,
+            &key.public_key,
+            &key.provider_chain,
+            &key.signature,
+            now,
+        )
+        .map_err(|e| ClientError::Provider(e.to_string()))?;
+        let (pending, blinded) =
+            mimi_discovery::PendingToken::new(&self.account.domain, &key.public_key)
+                .map_err(|e| ClientError::Internal(e.to_string()))?;
+        let body = serde_json::json!({ "blinded": [hex::encode(blinded)] });
+        // Each call uses up allowance.
+        let answer: serde_json::Value = match self
+            .api
+            .post_json("/client/v1/tokens", &body, Repeat::Never)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                return Err(ClientError::Refused(why));
+            }
+            Err(e) => return Err(e),
+        };
+        let signature = answer["signatures"][0]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| ClientError::Provider("no token signature in the answer".into()))?;
+        pending
+            .finish(&signature)
+            .map_err(|e| ClientError::Provider(e.to_string()))
     }
 
     /// The one verified user `identifier` leads to (for adding someone by phone or email).

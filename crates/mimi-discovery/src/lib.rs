@@ -17,7 +17,10 @@ use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
 use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
 pub use identifier::Identifier;
-pub use oblivious::{GATEWAY_KEYS_LABEL, Gateway, check_gateway_keys, open_answer, seal_lookup};
+pub use oblivious::{
+    GATEWAY_KEYS_LABEL, Gateway, OpenedLookup, base64url_encode, check_gateway_keys, open_answer,
+    seal_lookup,
+};
 pub use tokens::{
     ISSUER_KEY_LABEL, Issuer, PendingToken, RedeemableToken, TOKEN_LEN, TOKEN_TYPE,
     challenge_digest, check_issuer_key, check_token, sign_issuer_key,
@@ -38,6 +41,14 @@ pub enum DiscoveryError {
     /// A signature does not verify, or a key or chain is wrong for the record.
     #[error("{0}")]
     Unverified(String),
+    /// A gateway refused a sealed lookup (401 without a valid token, 429 over a limit).
+    #[error("the discovery provider answered {status}: {why}")]
+    Refused {
+        /// The sealed answer's status.
+        status: u16,
+        /// Its text.
+        why: String,
+    },
 }
 
 /// The bytes an Ed25519 key signs for `label` over `content`: RFC 9420's `SignContent`

@@ -67,13 +67,13 @@ impl Gateway {
         &self.keys
     }
 
-    /// Opens a sealed lookup for `domain` (ours): the identifier asked, and the sealer of the
-    /// answer. Anything but our lookup endpoint is refused.
+    /// Opens a sealed lookup for `domain` (ours): what it asks and pays with, and the sealer of
+    /// the answer. Anything but our lookup endpoint is refused.
     pub fn open(
         &self,
         domain: &str,
         sealed: &[u8],
-    ) -> Result<(Identifier, ohttp::ServerResponse), DiscoveryError> {
+    ) -> Result<(OpenedLookup, ohttp::ServerResponse), DiscoveryError> {
         let (plain, response) = self
             .server
             .decapsulate(sealed)
@@ -88,7 +88,20 @@ impl Gateway {
         }
         let asked = IdentifierUri::decode(request.content())
             .map_err(|e| unverified(format!("bad lookup: {e}")))?;
-        Ok((Identifier::parse(asked.as_str())?, response))
+        let header = |name: &[u8]| request.header().get(name).map(<[u8]>::to_vec);
+        let token = header(b"authorization")
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.strip_prefix("PrivateToken token=").map(str::to_owned))
+            .and_then(|t| base64url_decode(&t));
+        let issuer = header(b"mimi-token-issuer").and_then(|v| String::from_utf8(v).ok());
+        Ok((
+            OpenedLookup {
+                identifier: Identifier::parse(asked.as_str())?,
+                token,
+                issuer,
+            },
+            response,
+        ))
     }
 
     /// Seals the answer `list` (status 200) with the request's sealer.
@@ -96,10 +109,19 @@ impl Gateway {
         response: ohttp::ServerResponse,
         list: &MappingList,
     ) -> Result<Vec<u8>, DiscoveryError> {
+        Self::seal_status(response, 200, &list.encode())
+    }
+
+    /// Seals an answer of `status` with `body` (a refusal's text, say) with the sealer.
+    pub fn seal_status(
+        response: ohttp::ServerResponse,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Vec<u8>, DiscoveryError> {
         let mut message = Message::response(
-            bhttp::StatusCode::try_from(200u16).map_err(|e| unverified(e.to_string()))?,
+            bhttp::StatusCode::try_from(status).map_err(|e| unverified(e.to_string()))?,
         );
-        message.write_content(list.encode());
+        message.write_content(body);
         let mut plain = Vec::new();
         message
             .write_bhttp(Mode::KnownLength, &mut plain)
@@ -108,6 +130,61 @@ impl Gateway {
             .encapsulate(&plain)
             .map_err(|e| unverified(format!("cannot seal the answer: {e}")))
     }
+}
+
+/// A sealed lookup, opened: what it asks, and the token that pays for it (RFC 9577 §2.2,
+/// in `Authorization: PrivateToken token=...`) with its issuer (`MIMI-Token-Issuer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedLookup {
+    /// The identifier asked.
+    pub identifier: Identifier,
+    /// The token, if one came.
+    pub token: Option<Vec<u8>>,
+    /// The token issuer's domain, if named.
+    pub issuer: Option<String>,
+}
+
+/// RFC 4648 §5 base64url, unpadded (RFC 9577's token encoding).
+pub fn base64url_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        for i in 0..chunk.len() - 1 {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    Some(out)
 }
 
 /// Checks that `keys` are `domain`'s, signed with the provider key its identity CA certified
@@ -134,12 +211,13 @@ pub fn check_gateway_keys(
         .map_err(|_| unverified(format!("{domain}'s gateway keys are not signed by it")))
 }
 
-/// A lookup of `identifier` at `domain`, sealed to its (checked) `keys`: the bytes for the
-/// relay, and what opens the answer.
+/// A lookup of `identifier` at `domain`, sealed to its (checked) `keys` and paid with `token`
+/// from `issuer`, if given: the bytes for the relay, and what opens the answer.
 pub fn seal_lookup(
     keys: &GatewayKeys,
     domain: &str,
     identifier: &Identifier,
+    token: Option<(&str, &[u8])>,
 ) -> Result<(Vec<u8>, ClientResponse), DiscoveryError> {
     let mut message = Message::request(
         b"POST".to_vec(),
@@ -147,6 +225,13 @@ pub fn seal_lookup(
         domain.as_bytes().to_vec(),
         lookup_path(domain).into_bytes(),
     );
+    if let Some((issuer, token)) = token {
+        message.put_header(
+            b"authorization".to_vec(),
+            format!("PrivateToken token={}", base64url_encode(token)).into_bytes(),
+        );
+        message.put_header(b"mimi-token-issuer".to_vec(), issuer.as_bytes().to_vec());
+    }
     message.write_content(IdentifierUri::new(identifier.to_uri()).encode());
     let mut plain = Vec::new();
     message
@@ -168,7 +253,10 @@ pub fn open_answer(opener: ClientResponse, sealed: &[u8]) -> Result<MappingList,
         .map_err(|e| unverified(format!("not a Binary HTTP answer: {e}")))?;
     let status = message.control().status().map(u16::from);
     if status != Some(200) {
-        return Err(unverified(format!("the gateway answered {status:?}")));
+        return Err(DiscoveryError::Refused {
+            status: status.unwrap_or(0),
+            why: String::from_utf8_lossy(message.content()).into_owned(),
+        });
     }
     MappingList::decode(message.content()).map_err(|e| unverified(format!("bad records: {e}")))
 }

@@ -220,11 +220,19 @@ fn a_sealed_lookup_is_opened_only_by_its_gateway_and_answered_in_kind() {
         .clone();
     assert!(check_gateway_keys(&root, "b.example", &swapped, NOW).is_err());
 
-    let (sealed, opener) = seal_lookup(&keys, "b.example", &phone()).unwrap();
+    let (sealed, opener) = seal_lookup(
+        &keys,
+        "b.example",
+        &phone(),
+        Some(("a.example", &[1, 2, 3, 250])),
+    )
+    .unwrap();
     // What the relay carries does not show the identifier.
     assert!(!sealed.windows(11).any(|w| w == b"+1555123456"));
     let (asked, sealer) = gateway.open("b.example", &sealed).unwrap();
-    assert_eq!(asked, phone());
+    assert_eq!(asked.identifier, phone());
+    assert_eq!(asked.token.as_deref(), Some(&[1u8, 2, 3, 250][..]));
+    assert_eq!(asked.issuer.as_deref(), Some("a.example"));
     let list = mimi_protocol::MappingList {
         mappings: vec![record(&w, tbs(), &w.b_seed, &w.b_chain)],
     };
@@ -232,13 +240,31 @@ fn a_sealed_lookup_is_opened_only_by_its_gateway_and_answered_in_kind() {
     assert_eq!(open_answer(opener, &answer).unwrap(), list);
 
     // A request for another provider's endpoint, or garbage, is refused.
-    let (elsewhere, _) = seal_lookup(&keys, "c.example", &phone()).unwrap();
+    let (elsewhere, _) = seal_lookup(&keys, "c.example", &phone(), None).unwrap();
     assert!(gateway.open("b.example", &elsewhere).is_err());
     assert!(gateway.open("b.example", &[0, 1, 2]).is_err());
     let mut flipped = sealed.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     assert!(gateway.open("b.example", &flipped).is_err());
+    // A refusal comes back sealed, with its status.
+    let (sealed, opener) = seal_lookup(&keys, "b.example", &phone(), None).unwrap();
+    let (asked, sealer) = gateway.open("b.example", &sealed).unwrap();
+    assert_eq!(asked.token, None);
+    let refused = Gateway::seal_status(sealer, 401, b"a lookup costs a token").unwrap();
+    assert!(matches!(
+        open_answer(opener, &refused),
+        Err(DiscoveryError::Refused { status: 401, .. })
+    ));
+}
+
+#[test]
+fn base64url_is_rfc_4648_section_5_unpadded() {
+    assert_eq!(base64url_encode(b""), "");
+    assert_eq!(base64url_encode(b"f"), "Zg");
+    assert_eq!(base64url_encode(b"fo"), "Zm8");
+    assert_eq!(base64url_encode(b"foo"), "Zm9v");
+    assert_eq!(base64url_encode(&[0xfb, 0xff]), "-_8");
 }
 
 #[test]

@@ -74,6 +74,21 @@ pub struct Discovery {
     /// identifier to a new holder (R10).
     #[serde(default)]
     pub providers: Vec<String>,
+    /// Lookup tokens each of our users may get per day (IN-DISC-7).
+    #[serde(default = "default_tokens_per_user")]
+    pub tokens_per_user_per_day: u32,
+    /// Tokens of any one issuer we redeem per day, as a gateway: the issuer's user count times
+    /// its daily allowance bounds what it can legitimately present (IN-DISC-7).
+    #[serde(default = "default_redemptions_per_issuer")]
+    pub redemptions_per_issuer_per_day: u64,
+}
+
+fn default_tokens_per_user() -> u32 {
+    50
+}
+
+fn default_redemptions_per_issuer() -> u64 {
+    5_000_000
 }
 
 impl Default for Discovery {
@@ -86,6 +101,8 @@ impl Default for Discovery {
             max_ttl_secs: default_max_ttl(),
             accept_publications: false,
             providers: Vec::new(),
+            tokens_per_user_per_day: default_tokens_per_user(),
+            redemptions_per_issuer_per_day: default_redemptions_per_issuer(),
         }
     }
 }

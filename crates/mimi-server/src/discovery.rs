@@ -57,12 +57,14 @@ pub(crate) enum Endpoint {
     OhttpKeys,
     /// Ours (IN-DISC-6): a discovery provider's Oblivious HTTP gateway.
     OhttpGateway,
+    /// Ours (IN-DISC-7): a provider's token issuer key.
+    TokenKey,
 }
 
 impl Endpoint {
     /// The endpoints outside the draft's list that we serve, by directory name, with their
     /// parameter names.
-    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 9] = [
+    pub(crate) const OURS: [(Endpoint, &'static str, &'static str); 10] = [
         (Endpoint::Knock, "knock", "roomId"),
         (Endpoint::RemoveClients, "removeClients", "roomId"),
         (Endpoint::RemoveUser, "removeUser", "roomId"),
@@ -72,6 +74,7 @@ impl Endpoint {
         (Endpoint::DiscoveryLookup, "discoveryLookup", "domain"),
         (Endpoint::OhttpKeys, "ohttpKeys", "domain"),
         (Endpoint::OhttpGateway, "ohttpGateway", "domain"),
+        (Endpoint::TokenKey, "tokenKey", "domain"),
     ];
 
     /// The endpoint's name in a directory.
@@ -97,6 +100,7 @@ impl Endpoint {
             Self::DiscoveryLookup => "discoveryLookup",
             Self::OhttpKeys => "ohttpKeys",
             Self::OhttpGateway => "ohttpGateway",
+            Self::TokenKey => "tokenKey",
         }
     }
 
@@ -123,7 +127,8 @@ impl Endpoint {
             | Self::DiscoveryRemove
             | Self::DiscoveryLookup
             | Self::OhttpKeys
-            | Self::OhttpGateway => d.extensions.get(self.name()),
+            | Self::OhttpGateway
+            | Self::TokenKey => d.extensions.get(self.name()),
         }
         .map(String::as_str)
     }

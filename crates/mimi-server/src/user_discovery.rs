@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use mimi_discovery::{Identifier, verify};
 use mimi_protocol::client_api::{DiscoveryClaim, DiscoveryClaims};
-use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingList, MappingTbs, Wire};
-use mimi_store::CodeCheck;
+use mimi_protocol::{
+    IdentifierUri, IssuerKey, Mapping, MappingKind, MappingList, MappingTbs, Wire,
+};
+use mimi_store::{CodeCheck, Redemption};
 
 use crate::discovery::Endpoint;
 use crate::error::ApiError;
@@ -237,20 +239,68 @@ async fn remove_at(state: &Arc<AppState>, peer: &str, id: &Identifier) -> Result
 }
 
 /// `POST /v1/ohttpGateway/{domain}` (IN-DISC-6): a sealed lookup, relayed by the asker's own
-/// provider; we learn what is asked, not by whom, and answer sealed.
+/// provider; we learn what is asked, not by whom, and answer sealed. Each lookup pays with a
+/// token its issuer signed blind, redeemed once (IN-DISC-7); without one, or with one used
+/// before, the sealed answer is 401, and 429 past the issuer's daily bound.
 pub(crate) async fn answer_oblivious(
     state: &Arc<AppState>,
     sealed: Vec<u8>,
 ) -> Result<Vec<u8>, ApiError> {
     let s = state.clone();
-    let (id, sealer) = tokio::task::spawn_blocking(move || {
+    let (asked, sealer) = tokio::task::spawn_blocking(move || {
         s.gateway
             .open(s.domain(), &sealed)
             .map_err(|e| ApiError::bad_request(e.to_string()))
     })
     .await??;
+    let refuse = |sealer, status: u16, why: &str| {
+        tracing::info!(status, why, "oblivious lookup refused");
+        mimi_discovery::Gateway::seal_status(sealer, status, why.as_bytes())
+            .map_err(ApiError::internal)
+    };
+    let (Some(token), Some(issuer)) = (asked.token, asked.issuer) else {
+        return refuse(sealer, 401, "a lookup costs a token");
+    };
+    let public_key = match issuer_key(state, &issuer).await {
+        Ok(key) => key,
+        Err(e) => {
+            return refuse(
+                sealer,
+                401,
+                &format!("no usable token key of {issuer}: {e}"),
+            );
+        }
+    };
+    let (iss, checked) = (
+        issuer.clone(),
+        tokio::task::spawn_blocking(move || {
+            mimi_discovery::check_token(&token, &issuer, &public_key)
+        }),
+    );
+    let redeemable = match checked.await? {
+        Ok(r) => r,
+        Err(e) => return refuse(sealer, 401, &e.to_string()),
+    };
+    let (day, limit) = (
+        now_secs() / 86_400,
+        state.config.discovery.redemptions_per_issuer_per_day,
+    );
+    let redemption = state
+        .write(move |tx| Ok(tx.redeem_token(&redeemable.nonce, &iss, day, limit)?))
+        .await?;
+    match redemption {
+        Redemption::Redeemed => {}
+        Redemption::Replayed => return refuse(sealer, 401, "this token was used before"),
+        Redemption::OverIssuerLimit => {
+            return refuse(
+                sealer,
+                429,
+                "the issuer's tokens for today are used up here",
+            );
+        }
+    }
     let mut mappings = Vec::new();
-    for record in local_records(state, &id).await? {
+    for record in local_records(state, &asked.identifier).await? {
         mappings.push(Mapping::decode(&record).map_err(ApiError::internal)?);
     }
     let count = mappings.len();
@@ -259,6 +309,127 @@ pub(crate) async fn answer_oblivious(
     // Neither the identifier nor anything about the asker is logged (R6).
     tracing::info!(records = count, "oblivious lookup answered");
     Ok(answer)
+}
+
+/// An issuer's token key: ours, or fetched from it and checked under our trust anchor, kept an
+/// hour.
+async fn issuer_key(state: &Arc<AppState>, issuer: &str) -> Result<Vec<u8>, ApiError> {
+    if issuer == state.domain() {
+        return Ok(own_issuer(state).await?.public_key().to_vec());
+    }
+    let now = now_secs();
+    if let Some((key, at)) = state
+        .issuer_keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(issuer)
+        && now < at + 3600
+    {
+        return Ok(key.clone());
+    }
+    let target = Target::with(Endpoint::TokenKey, issuer.to_owned());
+    let bytes = state.peers.relay_get(issuer, &target).await?;
+    let key = IssuerKey::decode(&bytes)
+        .map_err(|e| ApiError::bad_gateway(format!("{issuer}'s token key: {e}")))?;
+    let (s, who) = (state.clone(), issuer.to_owned());
+    let public_key = tokio::task::spawn_blocking(move || {
+        mimi_discovery::check_issuer_key(
+            s.anchor.der(),
+            &who,
+            &key.public_key,
+            &key.provider_chain,
+            &key.signature,
+            now,
+        )
+        .map(|()| key.public_key)
+        .map_err(|e| ApiError::bad_gateway(e.to_string()))
+    })
+    .await??;
+    state
+        .issuer_keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(issuer.to_owned(), (public_key.clone(), now));
+    Ok(public_key)
+}
+
+/// Our token issuer key: read from `token-issuer.der` in our `dir`, or made and saved there on
+/// first use (an RSA-2048 key takes a moment to make).
+async fn own_issuer(state: &Arc<AppState>) -> Result<Arc<mimi_discovery::Issuer>, ApiError> {
+    if let Some(issuer) = state.token_issuer.get() {
+        return Ok(issuer.clone());
+    }
+    let path = state.config.dir.join("token-issuer.der");
+    let issuer = tokio::task::spawn_blocking(move || {
+        if let Ok(der) = std::fs::read(&path) {
+            return mimi_discovery::Issuer::from_der(&der).map_err(ApiError::internal);
+        }
+        let issuer = mimi_discovery::Issuer::generate().map_err(ApiError::internal)?;
+        let der = issuer.to_der().map_err(ApiError::internal)?;
+        write_secret(&path, &der)?;
+        Ok(issuer)
+    })
+    .await??;
+    Ok(state.token_issuer.get_or_init(|| Arc::new(issuer)).clone())
+}
+
+fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<(), ApiError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| ApiError::internal(format!("cannot save the token key: {e}")))
+}
+
+/// Our token issuer key as peers and our clients fetch it, signed with our provider key.
+pub(crate) async fn own_issuer_key(state: &Arc<AppState>) -> Result<IssuerKey, ApiError> {
+    let issuer = own_issuer(state).await?;
+    let public_key = issuer.public_key().to_vec();
+    let signature = mimi_discovery::sign_issuer_key(&state.hub_seed, &public_key)
+        .map_err(ApiError::internal)?;
+    Ok(IssuerKey {
+        public_key,
+        provider_chain: state.provider_key_chain.clone(),
+        signature,
+    })
+}
+
+/// Signs `blinded` token requests of our user `user_name`, within its daily allowance (R8).
+pub(crate) async fn issue_tokens(
+    state: &Arc<AppState>,
+    user_name: String,
+    blinded: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, ApiError> {
+    if blinded.is_empty() || blinded.len() > 10 {
+        return Err(ApiError::bad_request("ask for 1 to 10 tokens at a time"));
+    }
+    let limit = state.config.discovery.tokens_per_user_per_day;
+    let (n, day) = (blinded.len() as u32, now_secs() / 86_400);
+    let granted = state
+        .write(move |tx| Ok(tx.take_token_allowance(&user_name, day, n, limit)?))
+        .await?;
+    if !granted {
+        let tomorrow = (day + 1) * 86_400 - now_secs();
+        return Err(ApiError::too_many_requests(
+            format!("no lookup tokens left today ({limit} a day)"),
+            tomorrow,
+        ));
+    }
+    let issuer = own_issuer(state).await?;
+    tokio::task::spawn_blocking(move || {
+        blinded
+            .iter()
+            .map(|b| {
+                issuer
+                    .sign(b)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))
+            })
+            .collect()
+    })
+    .await?
 }
 
 /// `POST /client/v1/ohttp/relay/{domain}`: our client's sealed lookup, passed to `domain`'s
@@ -386,5 +557,96 @@ pub(crate) fn check_addressed_to_us(state: &AppState, domain: &str) -> Result<()
             "{domain} in the path is not us ({})",
             state.domain()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mimi_discovery::{DiscoveryError, PendingToken, open_answer, seal_lookup};
+
+    use super::*;
+    use crate::state::tests::test_state_with;
+
+    /// A sealed lookup at our own gateway, paid with `token` if given; the opened answer.
+    async fn ask(
+        state: &Arc<AppState>,
+        token: Option<&[u8]>,
+    ) -> Result<MappingList, DiscoveryError> {
+        let id = Identifier::parse("phone:+15551234567").unwrap();
+        let (sealed, opener) = seal_lookup(
+            state.gateway.keys(),
+            "a.example",
+            &id,
+            token.map(|t| ("a.example", t)),
+        )
+        .unwrap();
+        let answer = answer_oblivious(state, sealed).await.unwrap();
+        open_answer(opener, &answer)
+    }
+
+    async fn token(state: &Arc<AppState>) -> Vec<u8> {
+        let issuer = own_issuer(state).await.unwrap();
+        let (pending, blinded) = PendingToken::new("a.example", issuer.public_key()).unwrap();
+        pending.finish(&issuer.sign(&blinded).unwrap()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_is_paid_with_a_token_used_once_within_its_issuers_bound() {
+        let (_dir, state) = test_state_with(|c| c.discovery.redemptions_per_issuer_per_day = 2);
+        let refused = |r: Result<MappingList, DiscoveryError>, code: u16| matches!(r, Err(DiscoveryError::Refused { status, .. }) if status == code);
+        assert!(refused(ask(&state, None).await, 401), "no token");
+        let first = token(&state).await;
+        assert_eq!(ask(&state, Some(&first)).await.unwrap().mappings.len(), 0);
+        assert!(refused(ask(&state, Some(&first)).await, 401), "replayed");
+        let mut forged = token(&state).await;
+        forged[40] ^= 1;
+        assert!(refused(ask(&state, Some(&forged)).await, 401), "altered");
+        let second = token(&state).await;
+        assert!(ask(&state, Some(&second)).await.is_ok());
+        let third = token(&state).await;
+        assert!(
+            refused(ask(&state, Some(&third)).await, 429),
+            "over the issuer's bound"
+        );
+        // The key made on first use is saved and read back.
+        assert!(state.config.dir.join("token-issuer.der").is_file());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_gets_its_daily_allowance_of_tokens_and_no_more() {
+        let (_dir, state) = test_state_with(|c| c.discovery.tokens_per_user_per_day = 3);
+        let issuer = own_issuer(&state).await.unwrap();
+        let blinded = |n| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|_| {
+                    PendingToken::new("a.example", issuer.public_key())
+                        .unwrap()
+                        .1
+                })
+                .collect()
+        };
+        assert_eq!(
+            issue_tokens(&state, "al".into(), blinded(2))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let over = issue_tokens(&state, "al".into(), blinded(2))
+            .await
+            .unwrap_err();
+        assert!(over.to_string().contains("no lookup tokens left"), "{over}");
+        assert_eq!(
+            issue_tokens(&state, "al".into(), blinded(1))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            issue_tokens(&state, "bo".into(), blinded(3)).await.is_ok(),
+            "per user"
+        );
+        assert!(issue_tokens(&state, "bo".into(), Vec::new()).await.is_err());
     }
 }

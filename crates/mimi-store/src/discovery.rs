@@ -173,6 +173,91 @@ impl Tx<'_> {
     }
 }
 
+/// What redeeming a token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    /// First use: the lookup is paid for.
+    Redeemed,
+    /// The nonce was redeemed before.
+    Replayed,
+    /// The issuer's tokens for the day are used up here.
+    OverIssuerLimit,
+}
+
+impl Tx<'_> {
+    /// Counts `n` tokens issued to `user_name` on `day` if that keeps the day's total within
+    /// `limit`; returns whether it did.
+    pub fn take_token_allowance(
+        &self,
+        user_name: &str,
+        day: u64,
+        n: u32,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let used: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COALESCE((SELECT count FROM token_issuance
+                     WHERE user_name = ?1 AND day = ?2), 0)",
+            )?
+            .query_row(params![user_name, day as i64], |r| r.get(0))?;
+        if used + i64::from(n) > i64::from(limit) {
+            return Ok(false);
+        }
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO token_issuance (user_name, day, count) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_name, day) DO UPDATE SET count = count + excluded.count",
+            )?
+            .execute(params![user_name, day as i64, i64::from(n)])?;
+        Ok(true)
+    }
+
+    /// Redeems the token with `nonce` from `issuer` on `day`, within `issuer_limit` per day;
+    /// nonces of earlier days are forgotten (their tokens' challenge is not day-bound, so a
+    /// replay across days is refused only while the nonce is kept: two days).
+    pub fn redeem_token(
+        &self,
+        nonce: &[u8],
+        issuer: &str,
+        day: u64,
+        issuer_limit: u64,
+    ) -> Result<Redemption, StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM redeemed_tokens WHERE day + 2 <= ?1")?
+            .execute(params![day as i64])?;
+        let seen = self
+            .conn()
+            .prepare_cached("SELECT 1 FROM redeemed_tokens WHERE nonce = ?1")?
+            .query_row(params![nonce], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if seen {
+            return Ok(Redemption::Replayed);
+        }
+        let used: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COALESCE((SELECT count FROM token_redemptions
+                     WHERE issuer = ?1 AND day = ?2), 0)",
+            )?
+            .query_row(params![issuer, day as i64], |r| r.get(0))?;
+        if used as u64 >= issuer_limit {
+            return Ok(Redemption::OverIssuerLimit);
+        }
+        self.conn()
+            .prepare_cached("INSERT INTO redeemed_tokens (nonce, issuer, day) VALUES (?1, ?2, ?3)")?
+            .execute(params![nonce, issuer, day as i64])?;
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO token_redemptions (issuer, day, count) VALUES (?1, ?2, 1)
+                 ON CONFLICT (issuer, day) DO UPDATE SET count = count + 1",
+            )?
+            .execute(params![issuer, day as i64])?;
+        Ok(Redemption::Redeemed)
+    }
+}
+
 impl StoreGuard<'_> {
     /// Whether `user_name` proved it holds `identifier` here.
     pub fn holds_identifier(&self, user_name: &str, identifier: &str) -> Result<bool, StoreError> {
@@ -353,6 +438,36 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn token_allowances_and_redemptions_are_counted_per_day() {
+        let (_d, store) = store();
+        let take = |n, day| {
+            with_tx(&store, |tx| {
+                tx.take_token_allowance("al", day, n, 3).unwrap()
+            })
+        };
+        assert!(take(2, 1));
+        assert!(!take(2, 1), "over the day's 3");
+        assert!(take(1, 1));
+        assert!(!take(1, 1));
+        assert!(take(3, 2), "a new day");
+        let redeem = |nonce: &[u8], day| {
+            with_tx(&store, |tx| {
+                tx.redeem_token(nonce, "a.example", day, 2).unwrap()
+            })
+        };
+        assert_eq!(redeem(b"n1", 1), Redemption::Redeemed);
+        assert_eq!(redeem(b"n1", 1), Redemption::Replayed);
+        assert_eq!(redeem(b"n2", 1), Redemption::Redeemed);
+        assert_eq!(redeem(b"n3", 1), Redemption::OverIssuerLimit);
+        assert_eq!(
+            redeem(b"n1", 2),
+            Redemption::Replayed,
+            "kept into the next day"
+        );
+        assert_eq!(redeem(b"n3", 2), Redemption::Redeemed);
     }
 
     #[test]

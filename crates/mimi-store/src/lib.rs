@@ -37,7 +37,7 @@ use rusqlite::Connection;
 pub use abuse_reports::{AbuseReportRow, NewAbuseReport};
 pub use accounts::Client;
 pub use consent::{ConsentDecision, ConsentMode, ConsentRecord, ConsentState};
-pub use discovery::{CodeCheck, MAX_CODE_ATTEMPTS};
+pub use discovery::{CodeCheck, MAX_CODE_ATTEMPTS, Redemption};
 pub use error::StoreError;
 pub use inbox::InboxItem;
 pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};

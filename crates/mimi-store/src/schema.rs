@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 12;
+const SCHEMA_VERSION: i64 = 13;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -312,6 +312,29 @@ CREATE TABLE profile_fields (
 CREATE INDEX profile_fields_searchable ON profile_fields(field, value) WHERE searchable = 1;
 ";
 
+/// v13: Privacy Pass tokens for discovery lookups (IN-DISC-7): how many tokens each local user
+/// was issued per day, the nonces redeemed here, and redemptions per issuer per day.
+const MIGRATE_V13: &str = "
+CREATE TABLE token_issuance (
+    user_name TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (user_name, day)
+);
+CREATE TABLE redeemed_tokens (
+    nonce BLOB PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    day INTEGER NOT NULL
+);
+CREATE INDEX redeemed_tokens_by_day ON redeemed_tokens(day);
+CREATE TABLE token_redemptions (
+    issuer TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (issuer, day)
+);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -368,7 +391,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 12] = [
+    let steps: [(i64, &str); 13] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -382,6 +405,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (10, MIGRATE_V10),
         (11, MIGRATE_V11),
         (12, MIGRATE_V12),
+        (13, MIGRATE_V13),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

@@ -174,3 +174,37 @@ fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
     assert_eq!(found[0]["user"], dan.uri().as_str());
     assert_eq!(found[0]["verified"], true);
 }
+
+#[test]
+fn lookups_stop_when_the_days_tokens_are_used_up_and_each_token_is_redeemed_once() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example", "d.example"],
+        &Options {
+            settings: vec![
+                ("accept_publications", "true".into()),
+                ("providers", r#"["d.example"]"#.into()),
+                ("tokens_per_user_per_day", "2".into()),
+            ],
+            ..Options::default()
+        },
+    );
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    publish(&mut net, &bob, PHONE);
+    for _ in 0..2 {
+        assert_eq!(lookup(&alice, PHONE).len(), 1);
+    }
+    let out = alice.run_expect_failure(&["lookup", PHONE]);
+    assert!(out.contains("no lookup tokens left"), "{out}");
+    // d.example redeemed exactly the two tokens, and knows only that a.example issued them.
+    let db = net.provider("d.example").dir.join("mimid.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let redeemed: Vec<String> = conn
+        .prepare("SELECT issuer FROM redeemed_tokens")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(redeemed, ["a.example", "a.example"]);
+}

@@ -236,6 +236,36 @@ impl Codec for GatewayKeys {
 }
 wire_via_codec!(GatewayKeys);
 
+/// `struct { opaque public_key<V>; opaque provider_chain<V>; opaque signature<V>; }
+/// IssuerKey;`: a provider's Privacy Pass token issuer key (SubjectPublicKeyInfo), signed with
+/// its provider key (`SignWithLabel(key, "MIMI token issuer key", public_key)`; IN-DISC-7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerKey {
+    /// The RSA public key, DER SubjectPublicKeyInfo.
+    pub public_key: Vec<u8>,
+    /// The provider key chain (IDN-007).
+    pub provider_chain: Vec<Vec<u8>>,
+    /// The provider's signature over `public_key`.
+    pub signature: Vec<u8>,
+}
+
+impl Codec for IssuerKey {
+    const NAME: &'static str = "IssuerKey";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            public_key: r.opaque_vec(Self::NAME, 2048)?,
+            provider_chain: read_chain(r)?,
+            signature: r.opaque_vec(Self::NAME, MAX_SIGNATURE)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_opaque(out, &self.public_key);
+        put_chain(out, &self.provider_chain);
+        put_opaque(out, &self.signature);
+    }
+}
+wire_via_codec!(IssuerKey);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +341,20 @@ mod tests {
         assert_eq!(GatewayKeys::decode(&bytes), Ok(keys));
         assert_truncations_fail::<GatewayKeys>(&bytes);
         assert_trailing_fails::<GatewayKeys>(&bytes);
+    }
+
+    #[test]
+    fn an_issuer_key_is_three_vectors() {
+        let key = IssuerKey {
+            public_key: vec![0x30, 1],
+            provider_chain: Vec::new(),
+            signature: vec![5],
+        };
+        let bytes = [2, 0x30, 1, 0, 1, 5];
+        assert_eq!(key.encode(), bytes);
+        assert_eq!(IssuerKey::decode(&bytes), Ok(key));
+        assert_truncations_fail::<IssuerKey>(&bytes);
+        assert_trailing_fails::<IssuerKey>(&bytes);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/client/v1/discovery/providers", get(discovery_providers))
         .route("/client/v1/ohttp/keys/{domain}", get(ohttp_keys))
         .route("/client/v1/ohttp/relay/{domain}", post(ohttp_relay))
+        .route("/client/v1/tokens/key", get(token_key))
+        .route("/client/v1/tokens", post(tokens))
 }
 
 async fn info(State(state): State<Arc<AppState>>) -> Json<ProviderInfo> {
@@ -747,6 +749,40 @@ async fn ohttp_keys(
 ) -> Result<Vec<u8>, ApiError> {
     authenticate(&state, &headers).await?;
     crate::user_discovery::gateway_keys(&state, &domain).await
+}
+
+/// `GET /client/v1/tokens/key`: our token issuer key, signed.
+async fn token_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &headers).await?;
+    Ok(crate::user_discovery::own_issuer_key(&state)
+        .await?
+        .encode())
+}
+
+/// `POST /client/v1/tokens`: `{blinded: [hex]}` token requests signed blind, within the
+/// caller's daily allowance; answers `{signatures: [hex]}`.
+async fn tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<serde_json::Value>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&state, &headers).await?;
+    let blinded = request["blinded"]
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("blinded must be a list of hex strings"))?
+        .iter()
+        .map(|b| {
+            b.as_str()
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| ApiError::bad_request("blinded must be a list of hex strings"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let signatures = crate::user_discovery::issue_tokens(&state, client.user_name, blinded).await?;
+    let hexed: Vec<String> = signatures.iter().map(hex::encode).collect();
+    Ok(Json(serde_json::json!({ "signatures": hexed })))
 }
 
 /// `POST /client/v1/ohttp/relay/{domain}`: a sealed lookup for `domain`'s gateway.

@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/discoveryLookup/{domain}", post(discovery_lookup))
         .route("/v1/ohttpKeys/{domain}", get(ohttp_keys))
         .route("/v1/ohttpGateway/{domain}", post(ohttp_gateway))
+        .route("/v1/tokenKey/{domain}", get(token_key))
         .route("/v1/requestConsent/{*target}", post(request_consent))
         .route("/v1/updateConsent/{*requester}", post(update_consent))
         .route("/v1/assets/{id}", get(asset))
@@ -333,6 +334,20 @@ async fn ohttp_keys(
     Ok(state.gateway.keys().encode())
 }
 
+/// `GET /v1/tokenKey/{domain}` (ours, IN-DISC-7): our token issuer key, signed.
+async fn token_key(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<PeerDomain>,
+    headers: HeaderMap,
+    Path(domain): Path<String>,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate(&state, &peer, &headers)?;
+    crate::user_discovery::check_addressed_to_us(&state, &domain)?;
+    Ok(crate::user_discovery::own_issuer_key(&state)
+        .await?
+        .encode())
+}
+
 /// `POST /v1/ohttpGateway/{domain}` (ours, IN-DISC-6): a sealed lookup from a relay.
 async fn ohttp_gateway(
     State(state): State<Arc<AppState>>,
@@ -537,6 +552,7 @@ mod tests {
                 "requestConsent",
                 "roomClients",
                 "submitMessage",
+                "tokenKey",
                 "update",
                 "updateConsent"
             ]
