@@ -17,6 +17,10 @@ use crate::{DiscoveryError, Identifier, sign_content};
 /// The label of a discovery provider's signature over its key configuration.
 pub const GATEWAY_KEYS_LABEL: &str = "MIMI OHTTP gateway keys";
 
+/// Sealed answers are padded to a multiple of this size, bytes: several records (each about
+/// 1.5 KiB with its two certificate chains) fit in one.
+pub const ANSWER_BUCKET: usize = 16 * 1024;
+
 /// The only request a gateway answers: the lookup endpoint of its own domain.
 fn lookup_path(domain: &str) -> String {
     format!("/v1/discoveryLookup/{domain}")
@@ -126,6 +130,9 @@ impl Gateway {
         message
             .write_bhttp(Mode::KnownLength, &mut plain)
             .map_err(|e| unverified(e.to_string()))?;
+        // RFC 9292 §3.8 padding: every answer up to a few records has one size, so that "no
+        // such identifier" looks like "one record" on the wire (R8).
+        plain.resize(plain.len().div_ceil(ANSWER_BUCKET) * ANSWER_BUCKET, 0);
         response
             .encapsulate(&plain)
             .map_err(|e| unverified(format!("cannot seal the answer: {e}")))

@@ -238,6 +238,13 @@ fn a_sealed_lookup_is_opened_only_by_its_gateway_and_answered_in_kind() {
     };
     let answer = Gateway::seal_answer(sealer, &list).unwrap();
     assert_eq!(open_answer(opener, &answer).unwrap(), list);
+    // An empty answer and a refusal are the same size as that one record.
+    let (sealed, opener) = seal_lookup(&keys, "b.example", &phone(), None).unwrap();
+    let (_, sealer) = gateway.open("b.example", &sealed).unwrap();
+    let empty =
+        Gateway::seal_answer(sealer, &mimi_protocol::MappingList { mappings: vec![] }).unwrap();
+    assert_eq!(empty.len(), answer.len());
+    assert!(open_answer(opener, &empty).unwrap().mappings.is_empty());
 
     // A request for another provider's endpoint, or garbage, is refused.
     let (elsewhere, _) = seal_lookup(&keys, "c.example", &phone(), None).unwrap();
