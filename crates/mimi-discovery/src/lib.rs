@@ -18,8 +18,8 @@ use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 
 pub use identifier::Identifier;
 pub use oblivious::{
-    GATEWAY_KEYS_LABEL, Gateway, OpenedLookup, base64url_encode, check_gateway_keys, open_answer,
-    seal_lookup,
+    ANSWER_BUCKET, GATEWAY_KEYS_LABEL, Gateway, OpenedLookup, base64url_encode, check_gateway_keys,
+    open_answer, seal_lookup,
 };
 pub use tokens::{
     ISSUER_KEY_LABEL, Issuer, PendingToken, RedeemableToken, TOKEN_LEN, TOKEN_TYPE,
