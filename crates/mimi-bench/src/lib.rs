@@ -14,6 +14,7 @@
 //! anyhow::Result<String>`, one variant in [`BenchCommand`] and one arm in [`run`].
 
 mod commit;
+mod discovery;
 mod fanout;
 mod join;
 mod memory;
@@ -41,6 +42,9 @@ pub enum BenchCommand {
     Join(join::Args),
     /// Resident memory of `mimid`: idle, with many small rooms, with one large room.
     Memory(memory::Args),
+    /// Discovery lookups through a relay (sealed, paid with tokens, every record checked),
+    /// and the discovery provider's memory with many records.
+    Discovery(discovery::Args),
     /// A client in a large room catching up on many messages (decrypt, fold, store).
     Sync(sync::Args),
 }
@@ -52,6 +56,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<String> {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::Join(args) => join::run(args).await,
         BenchCommand::Memory(args) => memory::run(args).await,
+        BenchCommand::Discovery(args) => discovery::run(args).await,
         BenchCommand::Sync(args) => sync::run(args).await,
     }
 }

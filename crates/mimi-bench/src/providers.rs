@@ -48,15 +48,32 @@ impl Providers {
     /// Runs `mimid init` for each domain (all peers of each other) under `dir`, then starts
     /// `mimid serve` for each and waits until all are ready.
     pub(crate) async fn start(domains: &[&str], dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(domains, dir, &[]).await
+    }
+
+    /// As [`Providers::start`], with `key = value` settings written into every config first.
+    pub(crate) async fn start_with(
+        domains: &[&str],
+        dir: &Path,
+        settings: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         let dir = dir.to_owned();
         // Starting processes and waiting for their ready lines blocks: keep it off the workers.
-        tokio::task::spawn_blocking(move || Self::start_blocking(&domains, &dir))
+        tokio::task::spawn_blocking(move || Self::start_blocking(&domains, &dir, &settings))
             .await
             .context("the task starting mimid panicked")?
     }
 
-    fn start_blocking(domains: &[String], dir: &Path) -> anyhow::Result<Self> {
+    fn start_blocking(
+        domains: &[String],
+        dir: &Path,
+        settings: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mimid = sibling_binary("mimid")?;
         let ca_dir = dir.join("ca");
         let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
@@ -66,6 +83,9 @@ impl Providers {
             // The load generator plays every user from 127.0.0.1: lift the per-address
             // connection limits for it (the pools and deadlines stay as configured).
             set_config_value(&provider.config, "exempt_addresses", r#"["127.0.0.1"]"#)?;
+            for (key, value) in settings {
+                set_config_value(&provider.config, key, value)?;
+            }
             let logs = Logs {
                 stderr: dir.join(format!("{}.log", provider.domain)),
                 stdout: dir.join(format!("{}.stdout.log", provider.domain)),
