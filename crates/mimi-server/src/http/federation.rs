@@ -503,8 +503,10 @@ mod tests {
                 "keyMaterial" | "update" | "notify" | "submitMessage" | "groupInfo"
                 | "requestConsent" | "updateConsent" | "reportAbuse" | "knock"
                 | "removeClients" | "removeUser" | "roomClients" | "discoveryPublish"
-                | "discoveryRemove" | "discoveryLookup" | "identifierQuery" => Method::POST,
-                "proxyDownload" | "ratchetTree" => Method::GET,
+                | "discoveryRemove" | "discoveryLookup" | "identifierQuery" | "ohttpGateway" => {
+                    Method::POST
+                }
+                "proxyDownload" | "ratchetTree" | "ohttpKeys" | "tokenKey" => Method::GET,
                 other => panic!("the directory lists {other}, which this server does not serve"),
             };
             let url = template.as_str().unwrap();
