@@ -54,7 +54,10 @@ impl Identifier {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             let local_ok = !local.is_empty()
                 && local.len() <= 64
-                && !local.contains(['@', ' ', '<', '>', '"', ',', ';']);
+                && !local.contains(['@', '<', '>', '"', ',', ';'])
+                // No spaces or control characters: an identifier is one token on a line of
+                // the verifier's log and in records.
+                && !local.chars().any(|c| c.is_whitespace() || c.is_control());
             if !domain_ok || !local_ok || address.len() > 254 {
                 return Err(bad("not an email address"));
             }
@@ -124,6 +127,9 @@ mod tests {
             "email:bob@",
             "email:bob@localhost",
             "email:bo b@example.org",
+            "email:bob\nmallory 123456@example.org",
+            "email:bo\tb@example.org",
+            "email:bo\u{7f}b@example.org",
             "sms:+15551234567",
         ] {
             assert!(Identifier::parse(text).is_err(), "{text:?} was accepted");

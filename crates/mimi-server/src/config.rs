@@ -18,6 +18,11 @@ pub struct Config {
     pub dir: PathBuf,
     /// PEM file of the federation trust anchor (the root CA).
     pub ca_cert: PathBuf,
+    /// Also accept peers whose TLS certificate chains to a public WebPKI root (the Mozilla
+    /// root program's list, built in); `ca_cert` stays the anchor of MLS credentials
+    /// (IN-DISC-8).
+    #[serde(default)]
+    pub webpki_roots: bool,
     /// PEM file of this provider's TLS certificate (server and mutual-TLS client).
     pub tls_cert: PathBuf,
     /// PEM file of the TLS private key.

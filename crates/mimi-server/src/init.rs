@@ -50,6 +50,7 @@ pub fn init(
         listen,
         dir: dir.clone(),
         ca_cert,
+        webpki_roots: false,
         tls_cert: "tls.pem".into(),
         tls_key: "tls.key".into(),
         identity_cert: "identity.pem".into(),
