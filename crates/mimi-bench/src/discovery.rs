@@ -40,6 +40,10 @@ pub struct Args {
     /// Records to store at the discovery provider for the memory reading (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     mappings: u64,
+    /// Lookup tokens each client gets before the timed lookups (its day's allowance, fetched
+    /// ahead as a client does; a client that runs out during the run fetches more, timed).
+    #[arg(long, default_value_t = 4_000)]
+    tokens_per_client: u64,
 }
 
 /// The result.
@@ -51,6 +55,8 @@ struct Result_ {
     lookups: u64,
     lookups_per_s: f64,
     target_lookups_per_s: f64,
+    tokens_issued: u64,
+    tokens_issued_per_s: f64,
     failures: u64,
     mappings: u64,
     gateway_memory: Option<Memory>,
@@ -79,8 +85,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
         .map(|m| format!("{} MiB resident", m.rss_kib / 1024))
         .unwrap_or_else(|| "not measured".into());
     let table = format!(
-        "discovery lookups: {} clients for {:.1} s: {} lookups, {:.0}/s (target {:.0}/s), {} failed\n\
+        "lookup tokens issued ahead: {} at {:.0}/s\n\
+         discovery lookups: {} clients for {:.1} s: {} lookups, {:.0}/s (target {:.0}/s), {} failed\n\
          discovery provider with {} records: {memory} (target under {} MiB)",
+        result.tokens_issued,
+        result.tokens_issued_per_s,
         result.clients,
         result.seconds,
         result.lookups,
@@ -125,18 +134,34 @@ async fn measure(providers: &Providers, dir: &Path, args: &Args) -> anyhow::Resu
         askers.push(client);
     }
     let (lookups, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds.max(1));
-    let started = Instant::now();
+    let issued = Arc::new(AtomicU64::new(0));
+    // Every thread first fills its client's token wallet, then all look up together.
+    let ready = Arc::new(std::sync::Barrier::new(askers.len() + 1));
+    let (seconds_wanted, stock) = (args.seconds.max(1), args.tokens_per_client);
     // A client's futures are not Send (its SQLite profile): each looks up on a thread of its
     // own, with its own single-threaded runtime.
     let mut threads = Vec::new();
     for mut client in askers {
-        let (lookups, failures) = (lookups.clone(), failures.clone());
+        let (lookups, failures, issued, ready) = (
+            lookups.clone(),
+            failures.clone(),
+            issued.clone(),
+            ready.clone(),
+        );
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()?;
-            runtime.block_on(async move {
+                .build();
+            let stocked = runtime
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .and_then(|rt| Ok(rt.block_on(client.stock_lookup_tokens(stock))?));
+            // Wait for the others even after a failure, so that no thread waits forever.
+            ready.wait();
+            let held = stocked?;
+            issued.fetch_add(held, Ordering::Relaxed);
+            let deadline = Instant::now() + Duration::from_secs(seconds_wanted);
+            runtime?.block_on(async move {
                 while Instant::now() < deadline {
                     match client.lookup(PHONE, &[]).await {
                         Ok(found) if found.iter().any(|r| r.verified) => {
@@ -151,6 +176,12 @@ async fn measure(providers: &Providers, dir: &Path, args: &Args) -> anyhow::Resu
             Ok(())
         }));
     }
+    let stocking = Instant::now();
+    let (started, stock_seconds) = tokio::task::spawn_blocking(move || {
+        ready.wait();
+        (Instant::now(), stocking.elapsed().as_secs_f64())
+    })
+    .await?;
     tokio::task::spawn_blocking(move || {
         for thread in threads {
             match thread.join() {
@@ -184,6 +215,8 @@ async fn measure(providers: &Providers, dir: &Path, args: &Args) -> anyhow::Resu
         lookups,
         lookups_per_s: lookups as f64 / seconds,
         target_lookups_per_s: TARGET_LOOKUPS_PER_S,
+        tokens_issued: issued.load(Ordering::Relaxed),
+        tokens_issued_per_s: issued.load(Ordering::Relaxed) as f64 / stock_seconds,
         failures: failures.load(Ordering::Relaxed),
         mappings: args.mappings,
         gateway_memory,

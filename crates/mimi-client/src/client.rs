@@ -28,6 +28,10 @@ pub struct Client {
     pub(crate) state: MemberState,
     pub(crate) api: Api,
     pub(crate) anchor: TrustAnchor,
+    /// Discovery providers' gateway keys this client checked, with when (IN-DISC-6).
+    pub(crate) gateway_keys: std::collections::HashMap<String, (mimi_protocol::GatewayKeys, u64)>,
+    /// Checks discovery records, remembering the chains it verified for a minute (R4).
+    pub(crate) record_verifier: mimi_discovery::RecordVerifier,
 }
 
 /// One row of `room members`.
@@ -184,6 +188,8 @@ impl Client {
             state,
             api,
             anchor: TrustAnchor::from_der(anchor_der.to_vec()),
+            gateway_keys: std::collections::HashMap::new(),
+            record_verifier: mimi_discovery::RecordVerifier::new(&anchor_der),
         })
     }
 

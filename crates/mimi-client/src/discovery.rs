@@ -2,9 +2,7 @@
 //! or email address, publish a record we sign and our provider attests, withdraw it, and look
 //! identifiers up, verifying every record we get ourselves (R4).
 
-use mimi_discovery::{
-    Identifier, USER_LABEL, check_gateway_keys, open_answer, seal_lookup, verify,
-};
+use mimi_discovery::{Identifier, USER_LABEL, check_gateway_keys, open_answer, seal_lookup};
 use mimi_protocol::client_api::{
     DiscoveryClaimRequest, DiscoveryClaims, DiscoveryPublishRequest, DiscoveryVerifyRequest,
 };
@@ -17,6 +15,10 @@ use crate::{Client, ClientError};
 
 /// How long a published record is valid, seconds (30 days); publish again to renew.
 pub const RECORD_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// How long a discovery provider's checked gateway keys are used before being fetched again.
+const GATEWAY_KEYS_TTL_SECS: u64 = 600;
+/// Lookup tokens asked for at once when the wallet is empty (the provider's most per request).
+const TOKENS_PER_REQUEST: usize = 10;
 
 /// One record a lookup found, as checked by this client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,7 +186,7 @@ impl Client {
                 }
             };
             for mapping in records {
-                let result = match verify(self.anchor.der(), &mapping, &id, now) {
+                let result = match self.record_verifier.verify(&mapping, &id, now) {
                     Ok(v) => LookupResult {
                         domain: v.domain,
                         user: v.user,
@@ -213,13 +215,34 @@ impl Client {
         Ok(out)
     }
 
-    /// One sealed lookup at `domain`'s gateway, through our provider.
+    /// One sealed lookup at `domain`'s gateway, through our provider. The gateway's keys are
+    /// checked once and kept for [`GATEWAY_KEYS_TTL_SECS`]; if a lookup under kept keys fails
+    /// (the gateway restarted with a new key, say), they are fetched again and it is retried
+    /// once.
     async fn oblivious_lookup(
-        &self,
+        &mut self,
         domain: &str,
         id: &Identifier,
         now: u64,
     ) -> Result<Vec<Mapping>, ClientError> {
+        let kept = self
+            .gateway_keys
+            .get(domain)
+            .filter(|(_, at)| now < at + GATEWAY_KEYS_TTL_SECS)
+            .map(|(keys, _)| keys.clone());
+        if let Some(keys) = kept {
+            match self.sealed_lookup(&keys, domain, id, now).await {
+                Ok(found) => return Ok(found),
+                // Out of tokens stays out of tokens under any key.
+                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                    return Err(ClientError::Refused(why));
+                }
+                Err(e) => {
+                    tracing::info!(%domain, error = %e, "lookup under kept gateway keys failed");
+                    self.gateway_keys.remove(domain);
+                }
+            }
+        }
         let bytes = self
             .api
             .get_bytes(&format!("/client/v1/ohttp/keys/{domain}"))
@@ -229,9 +252,22 @@ impl Client {
         // Our provider relays; it must not be able to swap in a key of its own.
         check_gateway_keys(self.anchor.der(), domain, &keys, now)
             .map_err(|e| ClientError::Refused(e.to_string()))?;
+        self.gateway_keys
+            .insert(domain.to_owned(), (keys.clone(), now));
+        self.sealed_lookup(&keys, domain, id, now).await
+    }
+
+    /// Seals a lookup of `id` to `keys`, pays with a token, and opens the answer.
+    async fn sealed_lookup(
+        &mut self,
+        keys: &GatewayKeys,
+        domain: &str,
+        id: &Identifier,
+        now: u64,
+    ) -> Result<Vec<Mapping>, ClientError> {
         let token = self.lookup_token(now).await?;
         let (sealed, opener) = seal_lookup(
-            &keys,
+            keys,
             domain,
             id,
             Some((self.account.domain.as_str(), token.as_slice())),
@@ -255,44 +291,93 @@ impl Client {
         Ok(list.mappings)
     }
 
-    /// One lookup token from our provider (R8): we blind it, it signs within our daily
-    /// allowance, we unblind it; no one can tie the token to this request later.
-    async fn lookup_token(&self, now: u64) -> Result<Vec<u8>, ClientError> {
+    /// One lookup token from the wallet, which is filled from our provider when empty (R8).
+    async fn lookup_token(&mut self, now: u64) -> Result<Vec<u8>, ClientError> {
+        let first_day = (now / 86_400).saturating_sub(1);
+        let issuer = self.account.domain.clone();
+        if let Some(token) = self.profile.take_lookup_token(&issuer, first_day)? {
+            return Ok(token);
+        }
+        self.fetch_lookup_tokens(TOKENS_PER_REQUEST, now).await?;
+        self.profile
+            .take_lookup_token(&issuer, first_day)?
+            .ok_or_else(|| ClientError::Provider("the provider signed no token".into()))
+    }
+
+    /// Asks our provider for up to `count` lookup tokens (at most [`TOKENS_PER_REQUEST`]) and
+    /// puts those it signs in the wallet: we blind them, it signs within our daily allowance
+    /// under its key of today, we unblind them; no one can tie a token to the lookup it later
+    /// pays for. Returns how many it signed.
+    async fn fetch_lookup_tokens(&mut self, count: usize, now: u64) -> Result<usize, ClientError> {
         let bytes = self.api.get_bytes("/client/v1/tokens/key").await?;
         let key = mimi_protocol::IssuerKey::decode(&bytes)
             .map_err(|e| ClientError::Provider(format!("bad token key: {e}")))?;
-        mimi_discovery::check_issuer_key(
-            self.anchor.der(),
-            &self.account.domain,
-            &key.public_key,
-            &key.provider_chain,
-            &key.signature,
-            now,
-        )
-        .map_err(|e| ClientError::Provider(e.to_string()))?;
-        let (pending, blinded) =
-            mimi_discovery::PendingToken::new(&self.account.domain, &key.public_key)
-                .map_err(|e| ClientError::Internal(e.to_string()))?;
-        let body = serde_json::json!({ "blinded": [hex::encode(blinded)] });
+        mimi_discovery::check_issuer_key(self.anchor.der(), &self.account.domain, &key, now)
+            .map_err(|e| ClientError::Provider(e.to_string()))?;
+        let mut pending = Vec::new();
+        let mut blinded = Vec::new();
+        for _ in 0..count.clamp(1, TOKENS_PER_REQUEST) {
+            let (token, request) =
+                mimi_discovery::PendingToken::new(&self.account.domain, &key.public_key)
+                    .map_err(|e| ClientError::Internal(e.to_string()))?;
+            pending.push(token);
+            blinded.push(hex::encode(request));
+        }
+        let body = serde_json::json!({ "day": key.day, "blinded": blinded });
         // Each call uses up allowance.
-        let answer: serde_json::Value = match self
+        let answer: serde_json::Value = self
             .api
             .post_json("/client/v1/tokens", &body, Repeat::Never)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
-                return Err(ClientError::Refused(why));
+            .await?;
+        let signatures = answer["signatures"]
+            .as_array()
+            .filter(|s| !s.is_empty() && s.len() <= pending.len())
+            .ok_or_else(|| ClientError::Provider("no token signatures in the answer".into()))?;
+        let mut tokens = Vec::with_capacity(signatures.len());
+        for (pending, signature) in pending.into_iter().zip(signatures) {
+            let signature = signature
+                .as_str()
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| ClientError::Provider("a token signature is not hex".into()))?;
+            tokens.push(
+                pending
+                    .finish(&signature)
+                    .map_err(|e| ClientError::Provider(e.to_string()))?,
+            );
+        }
+        self.profile
+            .store_lookup_tokens(&self.account.domain, key.day, &tokens)?;
+        Ok(tokens.len())
+    }
+
+    /// Fills the wallet of lookup tokens up to `count` (within the day's allowance), so that
+    /// lookups later need no round trip to the issuer; returns how many it holds.
+    pub async fn stock_lookup_tokens(&mut self, count: u64) -> Result<u64, ClientError> {
+        let now = now_secs();
+        let first_day = (now / 86_400).saturating_sub(1);
+        loop {
+            let held = self
+                .profile
+                .lookup_tokens_held(&self.account.domain, first_day)?;
+            if held >= count {
+                return Ok(held);
             }
-            Err(e) => return Err(e),
-        };
-        let signature = answer["signatures"][0]
-            .as_str()
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or_else(|| ClientError::Provider("no token signature in the answer".into()))?;
-        pending
-            .finish(&signature)
-            .map_err(|e| ClientError::Provider(e.to_string()))
+            let want = usize::try_from(count - held).unwrap_or(usize::MAX);
+            match self.fetch_lookup_tokens(want, now).await {
+                Ok(_) => {}
+                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                    return Ok(held);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// How many lookup tokens the wallet holds that a gateway still redeems.
+    pub fn lookup_tokens_held(&self) -> Result<u64, ClientError> {
+        let first_day = (now_secs() / 86_400).saturating_sub(1);
+        self.profile
+            .lookup_tokens_held(&self.account.domain, first_day)
     }
 
     /// The one verified user `identifier` leads to (for adding someone by phone or email).

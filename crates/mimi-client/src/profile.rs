@@ -73,6 +73,17 @@ CREATE TABLE IF NOT EXISTS franks (
 ) WITHOUT ROWID;
 ";
 
+/// Format 5 adds the wallet of lookup tokens (IN-DISC-7): tokens signed by our provider's key
+/// of `day`, each spent once.
+const LOOKUP_TOKENS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS lookup_tokens (
+    issuer TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    token BLOB NOT NULL,
+    PRIMARY KEY (issuer, day, token)
+) WITHOUT ROWID;
+";
+
 #[cfg(test)]
 /// Format 1 kept the MLS state as one snapshot blob (`mimi_room::split_snapshot` reads it).
 const MLS_STATE_TABLE_V1: &str = "
@@ -81,9 +92,9 @@ CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), sna
 
 /// The profile format, kept in `PRAGMA user_version`. Version 0 (unset) is a profile written
 /// before credentials followed RFC 9420 §5.3 (issue 14); 1 kept the MLS state as one snapshot
-/// blob; 2 keeps it as one row per storage entry; 3 adds `app_keys`; 4, the current format,
-/// adds `franks`.
-const PROFILE_VERSION: i64 = 4;
+/// blob; 2 keeps it as one row per storage entry; 3 adds `app_keys`; 4 adds `franks`; 5, the
+/// current format, adds `lookup_tokens`.
+const PROFILE_VERSION: i64 = 5;
 
 /// Refuses a profile this build cannot use, before changing anything: one from a newer build,
 /// or one whose MLS state carries X.509 credentials with the doubled length of older builds
@@ -168,8 +179,9 @@ impl Profile {
         tx.execute_batch(MLS_KV_TABLE)?;
         // Formats 1 and 2 lack only this table; creating it is the whole upgrade to 3.
         tx.execute_batch(APP_KEYS_TABLE)?;
-        // Likewise for format 4.
+        // Likewise for formats 4 and 5.
         tx.execute_batch(FRANKS_TABLE)?;
+        tx.execute_batch(LOOKUP_TOKENS_TABLE)?;
         if version == 1 {
             upgrade_snapshot_to_rows(&tx, dir)?;
         }
@@ -250,6 +262,72 @@ impl Profile {
 
     pub(crate) fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, ClientError> {
         Ok(self.conn.transaction()?)
+    }
+
+    /// Takes one lookup token of `issuer` from the wallet, spent from then on: durably removed
+    /// before it is used, so that no token goes out twice even across a crash. Tokens of days
+    /// before `first_day` (no gateway redeems them any more) are thrown away.
+    pub(crate) fn take_lookup_token(
+        &mut self,
+        issuer: &str,
+        first_day: u64,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let tx = self.conn.transaction()?;
+        // The oldest redeemable token first (it expires first); a range of the primary key.
+        let token: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT day, token FROM lookup_tokens WHERE issuer = ?1 AND day >= ?2
+                 ORDER BY day LIMIT 1",
+                params![issuer, first_day as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((day, token)) = &token {
+            tx.execute(
+                "DELETE FROM lookup_tokens WHERE issuer = ?1 AND day = ?2 AND token = ?3",
+                params![issuer, day, token],
+            )?;
+        }
+        // Tokens no gateway redeems any more go.
+        tx.execute(
+            "DELETE FROM lookup_tokens WHERE issuer = ?1 AND day < ?2",
+            params![issuer, first_day as i64],
+        )?;
+        tx.commit()?;
+        Ok(token.map(|(_, token)| token))
+    }
+
+    /// Adds `tokens` of `issuer`, made under its key of `day`, to the wallet.
+    pub(crate) fn store_lookup_tokens(
+        &mut self,
+        issuer: &str,
+        day: u64,
+        tokens: &[Vec<u8>],
+    ) -> Result<(), ClientError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR IGNORE INTO lookup_tokens (token, issuer, day) VALUES (?1, ?2, ?3)",
+            )?;
+            for token in tokens {
+                insert.execute(params![token, issuer, day as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many tokens of `issuer` of `first_day` or later the wallet holds.
+    pub(crate) fn lookup_tokens_held(
+        &self,
+        issuer: &str,
+        first_day: u64,
+    ) -> Result<u64, ClientError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM lookup_tokens WHERE issuer = ?1 AND day >= ?2",
+            params![issuer, first_day as i64],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// A room's events in display order: hub timestamp, then message ID.
@@ -668,6 +746,31 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, PROFILE_VERSION);
+    }
+
+    #[test]
+    fn each_lookup_token_is_taken_once_and_stale_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut profile = Profile::open(dir.path()).unwrap();
+        let (a, b, c) = (vec![1u8; 354], vec![2u8; 354], vec![3u8; 354]);
+        profile
+            .store_lookup_tokens("a.example", 9, std::slice::from_ref(&a))
+            .unwrap();
+        profile
+            .store_lookup_tokens("a.example", 10, &[b.clone(), c.clone()])
+            .unwrap();
+        assert_eq!(profile.lookup_tokens_held("a.example", 9).unwrap(), 3);
+        assert_eq!(profile.lookup_tokens_held("b.example", 9).unwrap(), 0);
+        // Day 9's token is no longer redeemable once day 10 is the first accepted.
+        let first = profile.take_lookup_token("a.example", 10).unwrap().unwrap();
+        let second = profile.take_lookup_token("a.example", 10).unwrap().unwrap();
+        assert_ne!(first, second);
+        assert!([&b, &c].contains(&&first) && [&b, &c].contains(&&second));
+        assert_eq!(profile.take_lookup_token("a.example", 10).unwrap(), None);
+        // Taken means gone, also for the next process; the stale one was dropped.
+        drop(profile);
+        let profile = Profile::open(dir.path()).unwrap();
+        assert_eq!(profile.lookup_tokens_held("a.example", 0).unwrap(), 0);
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod identifier;
 mod oblivious;
 mod tokens;
 
+use std::collections::HashMap;
+
 use mimi_identity::{verify_client_chain, verify_provider_key_chain};
 use mimi_protocol::{IdentifierUri, Mapping, MappingKind, MappingTbs, Wire};
 use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
@@ -23,7 +25,7 @@ pub use oblivious::{
 };
 pub use tokens::{
     ISSUER_KEY_LABEL, Issuer, PendingToken, RedeemableToken, TOKEN_LEN, TOKEN_TYPE,
-    challenge_digest, check_issuer_key, check_token, sign_issuer_key,
+    challenge_digest, check_issuer_key, check_token, key_id, sign_issuer_key, token_key_id,
 };
 
 /// The label of a holder's signature over a record.
@@ -120,6 +122,105 @@ pub fn verify(
     identifier: &Identifier,
     now: u64,
 ) -> Result<VerifiedMapping, DiscoveryError> {
+    verify_with(
+        mapping,
+        identifier,
+        now,
+        |chain| verify_provider_key_chain(trust_anchor_der, chain, now),
+        |chain| verify_client_chain(trust_anchor_der, chain, now),
+    )
+}
+
+/// How long [`RecordVerifier`] trusts a certificate chain it verified, seconds.
+pub const CHAIN_MEMORY_SECS: u64 = 60;
+/// Most chains [`RecordVerifier`] remembers of each kind.
+const CHAINS_REMEMBERED: usize = 1024;
+
+/// Verifies records as [`verify`] does, remembering for [`CHAIN_MEMORY_SECS`] the certificate
+/// chains it verified (one looker-up sees the same few providers' chains again and again);
+/// every signature over a record is still checked each time.
+pub struct RecordVerifier {
+    anchor: Vec<u8>,
+    providers: HashMap<Vec<u8>, (mimi_identity::VerifiedProviderKey, u64)>,
+    clients: HashMap<Vec<u8>, (mimi_identity::VerifiedClient, u64)>,
+}
+
+impl RecordVerifier {
+    /// A verifier under the federation trust anchor `trust_anchor_der`.
+    pub fn new(trust_anchor_der: &[u8]) -> Self {
+        Self {
+            anchor: trust_anchor_der.to_vec(),
+            providers: HashMap::new(),
+            clients: HashMap::new(),
+        }
+    }
+
+    /// [`verify`], with remembered chains.
+    pub fn verify(
+        &mut self,
+        mapping: &Mapping,
+        identifier: &Identifier,
+        now: u64,
+    ) -> Result<VerifiedMapping, DiscoveryError> {
+        let anchor = &self.anchor;
+        let (providers, clients) = (&mut self.providers, &mut self.clients);
+        verify_with(
+            mapping,
+            identifier,
+            now,
+            |chain| {
+                remembered(providers, chain, now, |c| {
+                    verify_provider_key_chain(anchor, c, now)
+                })
+            },
+            |chain| remembered(clients, chain, now, |c| verify_client_chain(anchor, c, now)),
+        )
+    }
+}
+
+/// `chain`'s result from `memory` if verified less than [`CHAIN_MEMORY_SECS`] ago, else
+/// `check`'s, remembered if it passed.
+fn remembered<T: Clone>(
+    memory: &mut HashMap<Vec<u8>, (T, u64)>,
+    chain: &[Vec<u8>],
+    now: u64,
+    check: impl FnOnce(&[Vec<u8>]) -> Result<T, mimi_identity::Error>,
+) -> Result<T, mimi_identity::Error> {
+    let key = chain_key(chain);
+    if let Some((verified, at)) = memory.get(&key)
+        && now >= *at
+        && now < at + CHAIN_MEMORY_SECS
+    {
+        return Ok(verified.clone());
+    }
+    let verified = check(chain)?;
+    if memory.len() >= CHAINS_REMEMBERED {
+        memory.clear();
+    }
+    memory.insert(key, (verified.clone(), now));
+    Ok(verified)
+}
+
+/// The chain's certificates, each with its length: one byte string per distinct chain.
+fn chain_key(chain: &[Vec<u8>]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(chain.iter().map(|c| c.len() + 4).sum());
+    for cert in chain {
+        key.extend_from_slice(&(cert.len() as u32).to_be_bytes());
+        key.extend_from_slice(cert);
+    }
+    key
+}
+
+/// The checks of [`verify`], with the two chain verifications given.
+fn verify_with(
+    mapping: &Mapping,
+    identifier: &Identifier,
+    now: u64,
+    provider_chain: impl FnOnce(
+        &[Vec<u8>],
+    ) -> Result<mimi_identity::VerifiedProviderKey, mimi_identity::Error>,
+    client_chain: impl FnOnce(&[Vec<u8>]) -> Result<mimi_identity::VerifiedClient, mimi_identity::Error>,
+) -> Result<VerifiedMapping, DiscoveryError> {
     let unverified = |why: String| DiscoveryError::Unverified(why);
     let tbs = &mapping.tbs;
     if tbs.identifier != identifier.to_uri() {
@@ -133,7 +234,7 @@ pub fn verify(
         return Err(unverified("the record is not valid now".into()));
     }
     let provider = provider_domain(&tbs.provider)?;
-    let key = verify_provider_key_chain(trust_anchor_der, &mapping.provider_chain, now)
+    let key = provider_chain(&mapping.provider_chain)
         .map_err(|e| unverified(format!("provider key: {e}")))?;
     if key.domain != provider {
         return Err(unverified(format!(
@@ -156,7 +257,7 @@ pub fn verify(
             None
         }
         MappingKind::Maps => {
-            let client = verify_client_chain(trust_anchor_der, &mapping.user_chain, now)
+            let client = client_chain(&mapping.user_chain)
                 .map_err(|e| unverified(format!("holder's credential: {e}")))?;
             if client.user_uri != tbs.user.as_str() || client.domain != provider {
                 return Err(unverified(format!(

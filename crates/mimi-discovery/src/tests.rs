@@ -169,6 +169,34 @@ fn only_for_its_identifier_and_time_and_under_the_anchor() {
 }
 
 #[test]
+fn a_verifier_that_remembers_chains_still_checks_every_record() {
+    let w = world();
+    let mut verifier = RecordVerifier::new(&w.root.cert_der());
+    let good = record(&w, tbs(), &w.b_seed, &w.b_chain);
+    let want = verify(&w.root.cert_der(), &good, &phone(), NOW).unwrap();
+    assert_eq!(verifier.verify(&good, &phone(), NOW).unwrap(), want);
+    // With both chains remembered, an altered record or a foreign attestation is refused.
+    let mut altered = good.clone();
+    altered.tbs.tags.push("business".into());
+    assert!(verifier.verify(&altered, &phone(), NOW).is_err());
+    let mut mixed = good.clone();
+    mixed.provider_signature = attest(&w.c_seed, &mixed.tbs, &mixed.user_signature).unwrap();
+    assert!(verifier.verify(&mixed, &phone(), NOW).is_err());
+    assert_eq!(verifier.verify(&good, &phone(), NOW + 1).unwrap(), want);
+    // Under another anchor nothing remembered applies.
+    let stranger = DevCa::generate("another root").unwrap();
+    let mut other = RecordVerifier::new(&stranger.cert_der());
+    assert!(other.verify(&good, &phone(), NOW).is_err());
+    // A chain is checked again once remembered long enough: here, against a time before the
+    // record was valid, which the record's own check refuses anyway.
+    assert!(
+        verifier
+            .verify(&good, &phone(), NOW + CHAIN_MEMORY_SECS + 3600)
+            .is_err()
+    );
+}
+
+#[test]
 fn an_opted_out_record_names_no_one_and_needs_only_the_attestation() {
     let w = world();
     let mut tbs = tbs();
@@ -279,23 +307,29 @@ fn a_token_issued_blind_redeems_for_its_issuer_and_nothing_else() {
     let w = world();
     let issuer = Issuer::generate().unwrap();
     let key = issuer.public_key().to_vec();
-    // The issuer vouches for its key with its provider key.
-    let signature = sign_issuer_key(&w.b_seed, &key).unwrap();
+    // The issuer vouches for its key of a day with its provider key.
+    let day = NOW / 86_400;
+    let signed = mimi_protocol::IssuerKey {
+        day,
+        public_key: key.clone(),
+        provider_chain: w.b_chain.clone(),
+        signature: sign_issuer_key(&w.b_seed, day, &key).unwrap(),
+    };
     let root = w.root.cert_der();
-    check_issuer_key(&root, "b.example", &key, &w.b_chain, &signature, NOW).unwrap();
-    assert!(check_issuer_key(&root, "c.example", &key, &w.b_chain, &signature, NOW).is_err());
+    check_issuer_key(&root, "b.example", &signed, NOW).unwrap();
+    assert!(check_issuer_key(&root, "c.example", &signed, NOW).is_err());
+    // Another key, or the same key for another day, under that signature: refused.
     let other = Issuer::generate().unwrap();
-    assert!(
-        check_issuer_key(
-            &root,
-            "b.example",
-            other.public_key(),
-            &w.b_chain,
-            &signature,
-            NOW
-        )
-        .is_err()
-    );
+    let swapped = mimi_protocol::IssuerKey {
+        public_key: other.public_key().to_vec(),
+        ..signed.clone()
+    };
+    assert!(check_issuer_key(&root, "b.example", &swapped, NOW).is_err());
+    let redated = mimi_protocol::IssuerKey {
+        day: day + 1,
+        ..signed.clone()
+    };
+    assert!(check_issuer_key(&root, "b.example", &redated, NOW).is_err());
 
     let (pending, blinded) = PendingToken::new("b.example", &key).unwrap();
     assert_eq!(blinded.len(), 256);
@@ -304,6 +338,8 @@ fn a_token_issued_blind_redeems_for_its_issuer_and_nothing_else() {
     assert_eq!(token[..2], TOKEN_TYPE.to_be_bytes());
     let redeemed = check_token(&token, "b.example", &key).unwrap();
     assert_eq!(redeemed.nonce[..], token[2..34]);
+    assert_eq!(token_key_id(&token), Some(key_id(&key)));
+    assert_eq!(token_key_id(&token[..97]), None);
     // Another issuer's name, another key, a changed byte, a short token: refused.
     assert!(check_token(&token, "c.example", &key).is_err());
     assert!(check_token(&token, "b.example", other.public_key()).is_err());

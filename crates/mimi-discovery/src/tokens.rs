@@ -8,6 +8,7 @@ use blind_rsa_signatures::{
     Signature,
 };
 use mimi_identity::verify_provider_key_chain;
+use mimi_protocol::IssuerKey;
 use sha2::{Digest, Sha256};
 
 use crate::{DiscoveryError, sign_content};
@@ -102,38 +103,65 @@ impl Issuer {
     }
 }
 
-/// `SignWithLabel(provider key, "MIMI token issuer key", public_key)`: how a provider vouches
-/// for its issuer key, checked by [`check_issuer_key`].
-pub fn sign_issuer_key(seed: &[u8], public_key: &[u8]) -> Result<Vec<u8>, DiscoveryError> {
+/// What a provider signs to vouch for its issuer key of `day`: the day (8 bytes, big-endian),
+/// then the key.
+fn issuer_key_content(day: u64, public_key: &[u8]) -> Vec<u8> {
+    let mut content = day.to_be_bytes().to_vec();
+    content.extend_from_slice(public_key);
+    sign_content(ISSUER_KEY_LABEL, &content)
+}
+
+/// `SignWithLabel(provider key, "MIMI token issuer key", day || public_key)`: how a provider
+/// vouches for its issuer key of `day`, checked by [`check_issuer_key`].
+pub fn sign_issuer_key(
+    seed: &[u8],
+    day: u64,
+    public_key: &[u8],
+) -> Result<Vec<u8>, DiscoveryError> {
     let key = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
         .map_err(|_| bad("the provider key is not an Ed25519 seed"))?;
     Ok(key
-        .sign(&sign_content(ISSUER_KEY_LABEL, public_key))
+        .sign(&issuer_key_content(day, public_key))
         .as_ref()
         .to_vec())
 }
 
-/// Checks that `public_key` is `issuer`'s token key: signed with its provider key, whose chain
-/// its identity CA issued under `trust_anchor_der`.
+/// Checks that `key` is `issuer`'s token key of its day: signed with its provider key, whose
+/// chain its identity CA issued under `trust_anchor_der`.
 pub fn check_issuer_key(
     trust_anchor_der: &[u8],
     issuer: &str,
-    public_key: &[u8],
-    provider_chain: &[Vec<u8>],
-    signature: &[u8],
+    key: &IssuerKey,
     now: u64,
 ) -> Result<(), DiscoveryError> {
-    let key = verify_provider_key_chain(trust_anchor_der, provider_chain, now)
+    let provider = verify_provider_key_chain(trust_anchor_der, &key.provider_chain, now)
         .map_err(|e| bad(format!("issuer key chain: {e}")))?;
-    if key.domain != issuer {
+    if provider.domain != issuer {
         return Err(bad(format!(
             "the token key is {}'s, not {issuer}'s",
-            key.domain
+            provider.domain
         )));
     }
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &key.signature_public_key)
-        .verify(&sign_content(ISSUER_KEY_LABEL, public_key), signature)
-        .map_err(|_| bad(format!("{issuer}'s token key is not signed by it")))
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ED25519,
+        &provider.signature_public_key,
+    )
+    .verify(
+        &issuer_key_content(key.day, &key.public_key),
+        &key.signature,
+    )
+    .map_err(|_| bad(format!("{issuer}'s token key is not signed by it")))
+}
+
+/// The key ID a token names (RFC 9578 §6: SHA-256 of the issuer's public key), if `token`
+/// is long enough to name one.
+pub fn token_key_id(token: &[u8]) -> Option<[u8; 32]> {
+    token.get(66..98)?.try_into().ok()
+}
+
+/// The key ID of `public_key`, as tokens under it name it.
+pub fn key_id(public_key: &[u8]) -> [u8; 32] {
+    Sha256::digest(public_key).into()
 }
 
 /// A token being requested: what the client keeps until the issuer answers.

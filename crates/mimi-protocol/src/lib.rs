@@ -40,7 +40,7 @@ pub use messages::{
     FrankAad, FrankingAgentData, FrankingIntegrityTbs, GatewayKeys, GroupInfoCode, GroupInfoOption,
     GroupInfoRatchetTreeTbe, GroupInfoRepresentation, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseTbs, GroupInfoResult, GroupInfoSuccess, HandshakeBundle,
-    IssuerKey, KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs,
+    IssuerKey, IssuerKeys, KeyMaterialClientCode, KeyMaterialRequest, KeyMaterialRequestTbs,
     KeyMaterialResponse, KeyMaterialUserCode, Knock, KnockList, KnockOperation, KnockRequest,
     MAX_IDENTIFIER, MAX_KNOCKS, MAX_MAPPINGS, MAX_REMOVED_CLIENTS, MAX_REPORTED_MESSAGES, MAX_TAGS,
     Mapping, MappingKind, MappingList, MappingTbs, PartialGroupInfo, PendingProposal, Protocol,

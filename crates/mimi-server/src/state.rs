@@ -75,10 +75,11 @@ pub(crate) struct AppState {
     pub(crate) provider_key_chain: Vec<Vec<u8>>,
     /// Our Oblivious HTTP gateway for discovery lookups, with a key made at start (IN-DISC-6).
     pub(crate) gateway: mimi_discovery::Gateway,
-    /// Our token issuer key, loaded (or made) on first use (IN-DISC-7).
-    pub(crate) token_issuer: std::sync::OnceLock<Arc<mimi_discovery::Issuer>>,
+    /// Our token issuer keys by UTC day, each loaded (or made) on first use (IN-DISC-7).
+    pub(crate) token_issuers: crate::user_discovery::OwnIssuers,
     /// Issuers' token keys we checked, by domain, with when we fetched them.
-    pub(crate) issuer_keys: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, u64)>>,
+    pub(crate) issuer_keys:
+        std::sync::Mutex<std::collections::HashMap<String, crate::user_discovery::PeerIssuerKeys>>,
     /// Local clients whose external commit is on its way to a room's hub elsewhere, by
     /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
     pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
@@ -140,7 +141,7 @@ impl AppState {
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
             provider_key_chain,
             gateway,
-            token_issuer: std::sync::OnceLock::new(),
+            token_issuers: Default::default(),
             issuer_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             anchor: TrustAnchor::from_der(tls.anchor_der.clone()),
             config,

@@ -6,13 +6,14 @@
 //! provider, which asks the discovery providers the client names; the client verifies every
 //! record itself (R4).
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use mimi_discovery::{Identifier, verify};
 use mimi_protocol::client_api::{DiscoveryClaim, DiscoveryClaims};
 use mimi_protocol::{
-    IdentifierUri, IssuerKey, Mapping, MappingKind, MappingList, MappingTbs, Wire,
+    IdentifierUri, IssuerKey, IssuerKeys, Mapping, MappingKind, MappingList, MappingTbs, Wire,
 };
 use mimi_store::{CodeCheck, Redemption};
 
@@ -261,7 +262,10 @@ pub(crate) async fn answer_oblivious(
     let (Some(token), Some(issuer)) = (asked.token, asked.issuer) else {
         return refuse(sealer, 401, "a lookup costs a token");
     };
-    let public_key = match issuer_key(state, &issuer).await {
+    let Some(key_id) = mimi_discovery::token_key_id(&token) else {
+        return refuse(sealer, 401, "a token is 354 bytes");
+    };
+    let public_key = match issuer_key(state, &issuer, &key_id).await {
         Ok(key) => key,
         Err(e) => {
             return refuse(
@@ -311,66 +315,184 @@ pub(crate) async fn answer_oblivious(
     Ok(answer)
 }
 
-/// An issuer's token key: ours, or fetched from it and checked under our trust anchor, kept an
-/// hour.
-async fn issuer_key(state: &Arc<AppState>, issuer: &str) -> Result<Vec<u8>, ApiError> {
-    if issuer == state.domain() {
-        return Ok(own_issuer(state).await?.public_key().to_vec());
-    }
+/// Our token issuer keys by UTC day: each made (or read back) once, by whichever request needs
+/// it first (IN-DISC-7).
+pub(crate) type OwnIssuers =
+    std::sync::Mutex<BTreeMap<u64, Arc<tokio::sync::OnceCell<Arc<mimi_discovery::Issuer>>>>>;
+
+/// An issuer's token keys we checked (day, SubjectPublicKeyInfo), and when we fetched them.
+pub(crate) struct PeerIssuerKeys {
+    keys: Vec<(u64, Vec<u8>)>,
+    fetched_at: u64,
+}
+
+/// How long a peer's token keys are used before being fetched again, seconds; an unknown key
+/// ID is looked up again at most this often.
+const PEER_KEYS_TTL_SECS: u64 = 60;
+
+/// Whether a token key of `key_day` may be redeemed on `today`: tokens are good on the day
+/// they were issued and the day after, so a user cannot hoard more than two days' allowance.
+fn redeemable_on(key_day: u64, today: u64) -> bool {
+    key_day == today || key_day + 1 == today
+}
+
+/// The token key of `issuer` that `key_id` names, if it is one we may redeem today: ours, or
+/// fetched from the issuer and checked under our trust anchor (kept a minute).
+async fn issuer_key(
+    state: &Arc<AppState>,
+    issuer: &str,
+    key_id: &[u8; 32],
+) -> Result<Vec<u8>, ApiError> {
     let now = now_secs();
-    if let Some((key, at)) = state
-        .issuer_keys
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(issuer)
-        && now < at + 3600
-    {
-        return Ok(key.clone());
+    let today = now / 86_400;
+    if issuer == state.domain() {
+        for day in [today, today.saturating_sub(1)] {
+            if let Some(own) = own_issuer_if_made(state, day).await?
+                && mimi_discovery::key_id(own.public_key()) == *key_id
+            {
+                return Ok(own.public_key().to_vec());
+            }
+        }
+        return Err(ApiError::unauthorized("not one of our current token keys"));
+    }
+    let pick = |keys: &PeerIssuerKeys| {
+        keys.keys
+            .iter()
+            .find(|(day, key)| redeemable_on(*day, today) && mimi_discovery::key_id(key) == *key_id)
+            .map(|(_, key)| key.clone())
+    };
+    let fresh = {
+        let cache = state.issuer_keys.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(issuer) {
+            Some(keys) => {
+                if let Some(key) = pick(keys) {
+                    return Ok(key);
+                }
+                now < keys.fetched_at + PEER_KEYS_TTL_SECS
+            }
+            None => false,
+        }
+    };
+    if fresh {
+        return Err(ApiError::unauthorized(format!(
+            "not a current token key of {issuer}"
+        )));
     }
     let target = Target::with(Endpoint::TokenKey, issuer.to_owned());
     let bytes = state.peers.relay_get(issuer, &target).await?;
-    let key = IssuerKey::decode(&bytes)
-        .map_err(|e| ApiError::bad_gateway(format!("{issuer}'s token key: {e}")))?;
+    let listed = IssuerKeys::decode(&bytes)
+        .map_err(|e| ApiError::bad_gateway(format!("{issuer}'s token keys: {e}")))?;
     let (s, who) = (state.clone(), issuer.to_owned());
-    let public_key = tokio::task::spawn_blocking(move || {
-        mimi_discovery::check_issuer_key(
-            s.anchor.der(),
-            &who,
-            &key.public_key,
-            &key.provider_chain,
-            &key.signature,
-            now,
-        )
-        .map(|()| key.public_key)
-        .map_err(|e| ApiError::bad_gateway(e.to_string()))
+    let keys = tokio::task::spawn_blocking(move || {
+        listed
+            .keys
+            .into_iter()
+            .map(|key| {
+                mimi_discovery::check_issuer_key(s.anchor.der(), &who, &key, now)
+                    .map(|()| (key.day, key.public_key))
+                    .map_err(|e| ApiError::bad_gateway(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()
     })
     .await??;
+    let keys = PeerIssuerKeys {
+        keys,
+        fetched_at: now,
+    };
+    let found = pick(&keys);
     state
         .issuer_keys
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(issuer.to_owned(), (public_key.clone(), now));
-    Ok(public_key)
+        .insert(issuer.to_owned(), keys);
+    found.ok_or_else(|| ApiError::unauthorized(format!("not a current token key of {issuer}")))
 }
 
-/// Our token issuer key: read from `token-issuer.der` in our `dir`, or made and saved there on
-/// first use (an RSA-2048 key takes a moment to make).
-async fn own_issuer(state: &Arc<AppState>) -> Result<Arc<mimi_discovery::Issuer>, ApiError> {
-    if let Some(issuer) = state.token_issuer.get() {
-        return Ok(issuer.clone());
-    }
-    let path = state.config.dir.join("token-issuer.der");
-    let issuer = tokio::task::spawn_blocking(move || {
-        if let Ok(der) = std::fs::read(&path) {
-            return mimi_discovery::Issuer::from_der(&der).map_err(ApiError::internal);
+/// The file of our token issuer key of `day`.
+fn issuer_key_path(state: &AppState, day: u64) -> std::path::PathBuf {
+    state.config.dir.join(format!("token-issuer-{day}.der"))
+}
+
+/// Our token issuer key of `day`: read from `token-issuer-DAY.der` in our `dir`, or made and
+/// saved there on first use (an RSA-2048 key takes a moment to make). Keys of days before
+/// yesterday are forgotten, and their files removed: no token of theirs is redeemable.
+async fn own_issuer(
+    state: &Arc<AppState>,
+    day: u64,
+) -> Result<Arc<mimi_discovery::Issuer>, ApiError> {
+    let cell = {
+        let mut issuers = state
+            .token_issuers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<u64> = issuers
+            .range(..day.saturating_sub(1))
+            .map(|(d, _)| *d)
+            .collect();
+        for d in stale {
+            issuers.remove(&d);
         }
-        let issuer = mimi_discovery::Issuer::generate().map_err(ApiError::internal)?;
-        let der = issuer.to_der().map_err(ApiError::internal)?;
-        write_secret(&path, &der)?;
-        Ok(issuer)
+        issuers.entry(day).or_default().clone()
+    };
+    let (path, dir) = (issuer_key_path(state, day), state.config.dir.clone());
+    cell.get_or_try_init(|| async move {
+        tokio::task::spawn_blocking(move || {
+            remove_old_issuer_keys(&dir, day);
+            if let Ok(der) = std::fs::read(&path) {
+                return mimi_discovery::Issuer::from_der(&der)
+                    .map(Arc::new)
+                    .map_err(ApiError::internal);
+            }
+            let issuer = mimi_discovery::Issuer::generate().map_err(ApiError::internal)?;
+            let der = issuer.to_der().map_err(ApiError::internal)?;
+            write_secret(&path, &der)?;
+            Ok(Arc::new(issuer))
+        })
+        .await?
     })
-    .await??;
-    Ok(state.token_issuer.get_or_init(|| Arc::new(issuer)).clone())
+    .await
+    .cloned()
+}
+
+/// Our issuer key of `day` if it was ever made (none is made for a past day).
+async fn own_issuer_if_made(
+    state: &Arc<AppState>,
+    day: u64,
+) -> Result<Option<Arc<mimi_discovery::Issuer>>, ApiError> {
+    let made = state
+        .token_issuers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&day)
+        .and_then(|cell| cell.get().cloned());
+    if made.is_some() {
+        return Ok(made);
+    }
+    let path = issuer_key_path(state, day);
+    if tokio::task::spawn_blocking(move || path.is_file()).await? {
+        return Ok(Some(own_issuer(state, day).await?));
+    }
+    Ok(None)
+}
+
+/// Removes saved issuer keys of days before `day - 1` (best effort: a leftover file is only
+/// an unused key).
+fn remove_old_issuer_keys(dir: &std::path::Path, day: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let old = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("token-issuer-"))
+            .and_then(|n| n.strip_suffix(".der"))
+            .and_then(|d| d.parse::<u64>().ok())
+            .is_some_and(|d| d + 1 < day);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<(), ApiError> {
@@ -380,45 +502,82 @@ fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<(), ApiError> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
         .open(path)
-        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
         .map_err(|e| ApiError::internal(format!("cannot save the token key: {e}")))
 }
 
-/// Our token issuer key as peers and our clients fetch it, signed with our provider key.
-pub(crate) async fn own_issuer_key(state: &Arc<AppState>) -> Result<IssuerKey, ApiError> {
-    let issuer = own_issuer(state).await?;
+/// Our token issuer key of `day`, as peers and our clients fetch it, signed with our
+/// provider key.
+async fn signed_issuer_key(
+    state: &Arc<AppState>,
+    day: u64,
+    issuer: &mimi_discovery::Issuer,
+) -> Result<IssuerKey, ApiError> {
     let public_key = issuer.public_key().to_vec();
-    let signature = mimi_discovery::sign_issuer_key(&state.hub_seed, &public_key)
+    let signature = mimi_discovery::sign_issuer_key(&state.hub_seed, day, &public_key)
         .map_err(ApiError::internal)?;
     Ok(IssuerKey {
+        day,
         public_key,
         provider_chain: state.provider_key_chain.clone(),
         signature,
     })
 }
 
-/// Signs `blinded` token requests of our user `user_name`, within its daily allowance (R8).
+/// Today's token issuer key (our clients make tokens under it).
+pub(crate) async fn own_issuer_key(state: &Arc<AppState>) -> Result<IssuerKey, ApiError> {
+    let today = now_secs() / 86_400;
+    let issuer = own_issuer(state, today).await?;
+    signed_issuer_key(state, today, &issuer).await
+}
+
+/// Our token keys a gateway may redeem tokens of: today's and, if made, yesterday's.
+pub(crate) async fn own_issuer_keys(state: &Arc<AppState>) -> Result<IssuerKeys, ApiError> {
+    let today = now_secs() / 86_400;
+    let mut keys = vec![own_issuer_key(state).await?];
+    if let Some(issuer) = own_issuer_if_made(state, today.saturating_sub(1)).await? {
+        keys.push(signed_issuer_key(state, today.saturating_sub(1), &issuer).await?);
+    }
+    Ok(IssuerKeys { keys })
+}
+
+/// Most tokens one request may ask for.
+pub(crate) const MAX_TOKENS_PER_REQUEST: usize = 10;
+
+/// Signs `blinded` token requests of our user `user_name` with our key of `day` (which must be
+/// today: the client made them under the key it fetched), as many as its daily allowance
+/// still covers (R8): the answer may hold fewer signatures than requests, never none.
 pub(crate) async fn issue_tokens(
     state: &Arc<AppState>,
     user_name: String,
-    blinded: Vec<Vec<u8>>,
+    day: u64,
+    mut blinded: Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, ApiError> {
-    if blinded.is_empty() || blinded.len() > 10 {
-        return Err(ApiError::bad_request("ask for 1 to 10 tokens at a time"));
+    if blinded.is_empty() || blinded.len() > MAX_TOKENS_PER_REQUEST {
+        return Err(ApiError::bad_request(format!(
+            "ask for 1 to {MAX_TOKENS_PER_REQUEST} tokens at a time"
+        )));
+    }
+    let today = now_secs() / 86_400;
+    if day != today {
+        return Err(ApiError::conflict(format!(
+            "tokens are issued under today's key (day {today}), not day {day}'s: fetch the key again"
+        )));
     }
     let limit = state.config.discovery.tokens_per_user_per_day;
-    let (n, day) = (blinded.len() as u32, now_secs() / 86_400);
+    let n = blinded.len() as u32;
     let granted = state
         .write(move |tx| Ok(tx.take_token_allowance(&user_name, day, n, limit)?))
         .await?;
-    if !granted {
+    if granted == 0 {
         let tomorrow = (day + 1) * 86_400 - now_secs();
         return Err(ApiError::too_many_requests(
             format!("no lookup tokens left today ({limit} a day)"),
             tomorrow,
         ));
     }
-    let issuer = own_issuer(state).await?;
+    blinded.truncate(granted as usize);
+    let issuer = own_issuer(state, day).await?;
     tokio::task::spawn_blocking(move || {
         blinded
             .iter()
@@ -565,7 +724,7 @@ mod tests {
     use mimi_discovery::{DiscoveryError, PendingToken, open_answer, seal_lookup};
 
     use super::*;
-    use crate::state::tests::test_state_with;
+    use crate::state::tests::{test_state, test_state_with};
 
     /// A sealed lookup at our own gateway, paid with `token` if given; the opened answer.
     async fn ask(
@@ -584,8 +743,12 @@ mod tests {
         open_answer(opener, &answer)
     }
 
+    fn today() -> u64 {
+        now_secs() / 86_400
+    }
+
     async fn token(state: &Arc<AppState>) -> Vec<u8> {
-        let issuer = own_issuer(state).await.unwrap();
+        let issuer = own_issuer(state, today()).await.unwrap();
         let (pending, blinded) = PendingToken::new("a.example", issuer.public_key()).unwrap();
         pending.finish(&issuer.sign(&blinded).unwrap()).unwrap()
     }
@@ -609,13 +772,54 @@ mod tests {
             "over the issuer's bound"
         );
         // The key made on first use is saved and read back.
-        assert!(state.config.dir.join("token-issuer.der").is_file());
+        assert!(issuer_key_path(&state, today()).is_file());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_token_is_redeemable_the_day_it_is_issued_and_the_next_only() {
+        let (_dir, state) = test_state();
+        let made_under = |day: u64| {
+            let state = state.clone();
+            async move {
+                let issuer = own_issuer(&state, day).await.unwrap();
+                let (pending, blinded) =
+                    PendingToken::new("a.example", issuer.public_key()).unwrap();
+                pending.finish(&issuer.sign(&blinded).unwrap()).unwrap()
+            }
+        };
+        let refused = |r: Result<MappingList, DiscoveryError>| {
+            matches!(r, Err(DiscoveryError::Refused { status: 401, .. }))
+        };
+        // A key of two days ago (a client that kept a token too long) is not accepted, and
+        // making today's key removes its file.
+        let old = made_under(today() - 2).await;
+        let yesterday = made_under(today() - 1).await;
+        let current = made_under(today()).await;
+        assert!(!issuer_key_path(&state, today() - 2).exists());
+        assert!(refused(ask(&state, Some(&old)).await), "expired key");
+        assert!(ask(&state, Some(&yesterday)).await.is_ok());
+        assert!(ask(&state, Some(&current)).await.is_ok());
+        // Gateways are told both keys still redeemable, newest first, each signed for its day.
+        let keys = own_issuer_keys(&state).await.unwrap();
+        assert_eq!(
+            keys.keys.iter().map(|k| k.day).collect::<Vec<_>>(),
+            [today(), today() - 1]
+        );
+        for key in &keys.keys {
+            mimi_discovery::check_issuer_key(state.anchor.der(), "a.example", key, now_secs())
+                .unwrap();
+        }
+        // Requests made under yesterday's key are not signed with today's.
+        let over = issue_tokens(&state, "al".into(), today() - 1, vec![vec![0; 256]])
+            .await
+            .unwrap_err();
+        assert_eq!(over.kind(), crate::error::ErrorKind::Conflict);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_user_gets_its_daily_allowance_of_tokens_and_no_more() {
         let (_dir, state) = test_state_with(|c| c.discovery.tokens_per_user_per_day = 3);
-        let issuer = own_issuer(&state).await.unwrap();
+        let issuer = own_issuer(&state, today()).await.unwrap();
         let blinded = |n| -> Vec<Vec<u8>> {
             (0..n)
                 .map(|_| {
@@ -625,28 +829,18 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(
-            issue_tokens(&state, "al".into(), blinded(2))
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        let over = issue_tokens(&state, "al".into(), blinded(2))
-            .await
-            .unwrap_err();
+        let issue = |user: &str, n| issue_tokens(&state, user.into(), today(), blinded(n));
+        assert_eq!(issue("al", 2).await.unwrap().len(), 2);
+        // One left of the 3: one request of two gets one signature.
+        assert_eq!(issue("al", 2).await.unwrap().len(), 1);
+        let over = issue("al", 1).await.unwrap_err();
         assert!(over.to_string().contains("no lookup tokens left"), "{over}");
-        assert_eq!(
-            issue_tokens(&state, "al".into(), blinded(1))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(issue("bo", 3).await.unwrap().len(), 3, "per user");
+        assert!(issue("bo", 11).await.is_err(), "at most 10 a request");
         assert!(
-            issue_tokens(&state, "bo".into(), blinded(3)).await.is_ok(),
-            "per user"
+            issue_tokens(&state, "bo".into(), today(), Vec::new())
+                .await
+                .is_err()
         );
-        assert!(issue_tokens(&state, "bo".into(), Vec::new()).await.is_err());
     }
 }

@@ -185,15 +185,15 @@ pub enum Redemption {
 }
 
 impl Tx<'_> {
-    /// Counts `n` tokens issued to `user_name` on `day` if that keeps the day's total within
-    /// `limit`; returns whether it did.
+    /// Counts up to `n` tokens issued to `user_name` on `day`, as many as keep the day's total
+    /// within `limit`; returns how many it counted (0 when the allowance is used up).
     pub fn take_token_allowance(
         &self,
         user_name: &str,
         day: u64,
         n: u32,
         limit: u32,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<u32, StoreError> {
         let used: i64 = self
             .conn()
             .prepare_cached(
@@ -201,21 +201,23 @@ impl Tx<'_> {
                      WHERE user_name = ?1 AND day = ?2), 0)",
             )?
             .query_row(params![user_name, day as i64], |r| r.get(0))?;
-        if used + i64::from(n) > i64::from(limit) {
-            return Ok(false);
+        let left = (i64::from(limit) - used).max(0);
+        let granted = i64::from(n).min(left);
+        if granted == 0 {
+            return Ok(0);
         }
         self.conn()
             .prepare_cached(
                 "INSERT INTO token_issuance (user_name, day, count) VALUES (?1, ?2, ?3)
                  ON CONFLICT (user_name, day) DO UPDATE SET count = count + excluded.count",
             )?
-            .execute(params![user_name, day as i64, i64::from(n)])?;
-        Ok(true)
+            .execute(params![user_name, day as i64, granted])?;
+        Ok(granted as u32)
     }
 
-    /// Redeems the token with `nonce` from `issuer` on `day`, within `issuer_limit` per day;
-    /// nonces of earlier days are forgotten (their tokens' challenge is not day-bound, so a
-    /// replay across days is refused only while the nonce is kept: two days).
+    /// Redeems the token with `nonce` from `issuer` on `day`, within `issuer_limit` per day.
+    /// Nonces are kept two days, as long as a token is redeemable (one issuer key per day,
+    /// its tokens good that day and the next; IN-DISC-7), so no token is redeemed twice.
     pub fn redeem_token(
         &self,
         nonce: &[u8],
@@ -224,8 +226,8 @@ impl Tx<'_> {
         issuer_limit: u64,
     ) -> Result<Redemption, StoreError> {
         self.conn()
-            .prepare_cached("DELETE FROM redeemed_tokens WHERE day + 2 <= ?1")?
-            .execute(params![day as i64])?;
+            .prepare_cached("DELETE FROM redeemed_tokens WHERE day <= ?1")?
+            .execute(params![day as i64 - 2])?;
         let seen = self
             .conn()
             .prepare_cached("SELECT 1 FROM redeemed_tokens WHERE nonce = ?1")?
@@ -448,11 +450,10 @@ mod tests {
                 tx.take_token_allowance("al", day, n, 3).unwrap()
             })
         };
-        assert!(take(2, 1));
-        assert!(!take(2, 1), "over the day's 3");
-        assert!(take(1, 1));
-        assert!(!take(1, 1));
-        assert!(take(3, 2), "a new day");
+        assert_eq!(take(2, 1), 2);
+        assert_eq!(take(2, 1), 1, "only what is left of the day's 3");
+        assert_eq!(take(1, 1), 0);
+        assert_eq!(take(5, 2), 3, "a new day");
         let redeem = |nonce: &[u8], day| {
             with_tx(&store, |tx| {
                 tx.redeem_token(nonce, "a.example", day, 2).unwrap()
@@ -468,6 +469,19 @@ mod tests {
             "kept into the next day"
         );
         assert_eq!(redeem(b"n3", 2), Redemption::Redeemed);
+        assert_eq!(redeem(b"n4", 3), Redemption::Redeemed);
+        assert_eq!(
+            redeem(b"n3", 3),
+            Redemption::Replayed,
+            "a nonce is kept as long as its token is redeemable"
+        );
+        // Day 1's nonces are gone on day 3 (their tokens' key is no longer accepted).
+        let kept: i64 = with_tx(&store, |tx| {
+            tx.conn()
+                .query_row("SELECT COUNT(*) FROM redeemed_tokens", [], |r| r.get(0))
+                .unwrap()
+        });
+        assert_eq!(kept, 2);
     }
 
     #[test]

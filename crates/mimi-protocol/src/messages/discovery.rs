@@ -236,16 +236,19 @@ impl Codec for GatewayKeys {
 }
 wire_via_codec!(GatewayKeys);
 
-/// `struct { opaque public_key<V>; opaque provider_chain<V>; opaque signature<V>; }
-/// IssuerKey;`: a provider's Privacy Pass token issuer key (SubjectPublicKeyInfo), signed with
-/// its provider key (`SignWithLabel(key, "MIMI token issuer key", public_key)`; IN-DISC-7).
+/// `struct { uint64 day; opaque public_key<V>; opaque provider_chain<V>; opaque signature<V>; }
+/// IssuerKey;`: a provider's Privacy Pass token issuer key (SubjectPublicKeyInfo) for one UTC
+/// day (days since the UNIX epoch), signed with its provider key (`SignWithLabel(key, "MIMI
+/// token issuer key", day || public_key)`; IN-DISC-7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerKey {
+    /// The UTC day whose tokens this key signs.
+    pub day: u64,
     /// The RSA public key, DER SubjectPublicKeyInfo.
     pub public_key: Vec<u8>,
     /// The provider key chain (IDN-007).
     pub provider_chain: Vec<Vec<u8>>,
-    /// The provider's signature over `public_key`.
+    /// The provider's signature over `day` and `public_key`.
     pub signature: Vec<u8>,
 }
 
@@ -253,18 +256,41 @@ impl Codec for IssuerKey {
     const NAME: &'static str = "IssuerKey";
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
+            day: r.u64(Self::NAME)?,
             public_key: r.opaque_vec(Self::NAME, 2048)?,
             provider_chain: read_chain(r)?,
             signature: r.opaque_vec(Self::NAME, MAX_SIGNATURE)?,
         })
     }
     fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.day.to_be_bytes());
         put_opaque(out, &self.public_key);
         put_chain(out, &self.provider_chain);
         put_opaque(out, &self.signature);
     }
 }
 wire_via_codec!(IssuerKey);
+
+/// `struct { IssuerKey keys<V>; } IssuerKeys;`: the issuer keys whose tokens a gateway may
+/// still redeem (today's and yesterday's; IN-DISC-7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerKeys {
+    /// The keys, newest first.
+    pub keys: Vec<IssuerKey>,
+}
+
+impl Codec for IssuerKeys {
+    const NAME: &'static str = "IssuerKeys";
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            keys: r.vec(Self::NAME, 4 * (MAX_CHAIN + 4096), IssuerKey::read)?,
+        })
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        put_vec(out, &self.keys, |k, out| k.write(out));
+    }
+}
+wire_via_codec!(IssuerKeys);
 
 #[cfg(test)]
 mod tests {
@@ -344,17 +370,34 @@ mod tests {
     }
 
     #[test]
-    fn an_issuer_key_is_three_vectors() {
+    fn an_issuer_key_is_a_day_and_three_vectors() {
         let key = IssuerKey {
+            day: 20_426,
             public_key: vec![0x30, 1],
             provider_chain: Vec::new(),
             signature: vec![5],
         };
-        let bytes = [2, 0x30, 1, 0, 1, 5];
+        let bytes = [0, 0, 0, 0, 0, 0, 0x4f, 0xca, 2, 0x30, 1, 0, 1, 5];
         assert_eq!(key.encode(), bytes);
-        assert_eq!(IssuerKey::decode(&bytes), Ok(key));
+        assert_eq!(IssuerKey::decode(&bytes), Ok(key.clone()));
         assert_truncations_fail::<IssuerKey>(&bytes);
         assert_trailing_fails::<IssuerKey>(&bytes);
+
+        // Two keys in a vector of 28 bytes.
+        let older = IssuerKey {
+            day: 20_425,
+            ..key.clone()
+        };
+        let keys = IssuerKeys {
+            keys: vec![key, older],
+        };
+        let mut list = vec![28];
+        list.extend_from_slice(&bytes);
+        list.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x4f, 0xc9, 2, 0x30, 1, 0, 1, 5]);
+        assert_eq!(keys.encode(), list);
+        assert_eq!(IssuerKeys::decode(&list), Ok(keys));
+        assert_truncations_fail::<IssuerKeys>(&list);
+        assert_trailing_fails::<IssuerKeys>(&list);
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub use consent::{
     AppDataDictionary, ComponentData, ConsentChange, ConsentEntry, ConsentOperation, ConsentScope,
 };
 pub use discovery::{
-    GatewayKeys, IssuerKey, MAX_IDENTIFIER, MAX_MAPPINGS, MAX_TAGS, Mapping, MappingKind,
-    MappingList, MappingTbs,
+    GatewayKeys, IssuerKey, IssuerKeys, MAX_IDENTIFIER, MAX_MAPPINGS, MAX_TAGS, Mapping,
+    MappingKind, MappingList, MappingTbs,
 };
 pub use fanout::{FanoutMessage, FanoutTail, decode_fanout_batch, encode_fanout_batch};
 pub use franking::{FrankAad, FrankingAgentData, FrankingIntegrityTbs, ServerFrankingContext};

@@ -762,8 +762,9 @@ async fn token_key(
         .encode())
 }
 
-/// `POST /client/v1/tokens`: `{blinded: [hex]}` token requests signed blind, within the
-/// caller's daily allowance; answers `{signatures: [hex]}`.
+/// `POST /client/v1/tokens`: `{day, blinded: [hex]}` token requests made under our key of
+/// `day`, signed blind within the caller's daily allowance; answers `{signatures: [hex]}`, as
+/// many as the allowance still covers.
 async fn tokens(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -780,7 +781,11 @@ async fn tokens(
                 .ok_or_else(|| ApiError::bad_request("blinded must be a list of hex strings"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let signatures = crate::user_discovery::issue_tokens(&state, client.user_name, blinded).await?;
+    let day = request["day"]
+        .as_u64()
+        .ok_or_else(|| ApiError::bad_request("day must be the token key's day"))?;
+    let signatures =
+        crate::user_discovery::issue_tokens(&state, client.user_name, day, blinded).await?;
     let hexed: Vec<String> = signatures.iter().map(hex::encode).collect();
     Ok(Json(serde_json::json!({ "signatures": hexed })))
 }

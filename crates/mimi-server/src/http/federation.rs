@@ -334,7 +334,8 @@ async fn ohttp_keys(
     Ok(state.gateway.keys().encode())
 }
 
-/// `GET /v1/tokenKey/{domain}` (ours, IN-DISC-7): our token issuer key, signed.
+/// `GET /v1/tokenKey/{domain}` (ours, IN-DISC-7): our token issuer keys a gateway may redeem
+/// tokens of, signed.
 async fn token_key(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<PeerDomain>,
@@ -343,7 +344,7 @@ async fn token_key(
 ) -> Result<Vec<u8>, ApiError> {
     authenticate(&state, &peer, &headers)?;
     crate::user_discovery::check_addressed_to_us(&state, &domain)?;
-    Ok(crate::user_discovery::own_issuer_key(&state)
+    Ok(crate::user_discovery::own_issuer_keys(&state)
         .await?
         .encode())
 }
