@@ -257,8 +257,25 @@ impl Client {
         self.sealed_lookup(&keys, domain, id, now).await
     }
 
-    /// Seals a lookup of `id` to `keys`, pays with a token, and opens the answer.
+    /// Seals a lookup of `id` to `keys`, pays with a token, and opens the answer. A token the
+    /// gateway saw before (one back in the wallet after a power loss) is replaced once.
     async fn sealed_lookup(
+        &mut self,
+        keys: &GatewayKeys,
+        domain: &str,
+        id: &Identifier,
+        now: u64,
+    ) -> Result<Vec<Mapping>, ClientError> {
+        match self.sealed_lookup_once(keys, domain, id, now).await {
+            Err(ClientError::Refused(why)) if why.contains(mimi_discovery::TOKEN_REPLAYED) => {
+                tracing::info!(%domain, "a lookup token was spent before; paying with another");
+                self.sealed_lookup_once(keys, domain, id, now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn sealed_lookup_once(
         &mut self,
         keys: &GatewayKeys,
         domain: &str,

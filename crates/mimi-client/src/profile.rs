@@ -264,10 +264,23 @@ impl Profile {
         Ok(self.conn.transaction()?)
     }
 
-    /// Takes one lookup token of `issuer` from the wallet, spent from then on: durably removed
-    /// before it is used, so that no token goes out twice even across a crash. Tokens of days
-    /// before `first_day` (no gateway redeems them any more) are thrown away.
+    /// Takes one lookup token of `issuer` from the wallet, spent from then on. Tokens of days
+    /// before `first_day` (no gateway redeems them any more) are thrown away. The removal
+    /// survives the process but is not synced to disk (no fsync per lookup): after a power
+    /// loss a token may come back, and the gateway refuses it as used, which the lookup
+    /// answers by spending another (IN-DISC-7).
     pub(crate) fn take_lookup_token(
+        &mut self,
+        issuer: &str,
+        first_day: u64,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let taken = self.take_lookup_token_unsynced(issuer, first_day);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        taken
+    }
+
+    fn take_lookup_token_unsynced(
         &mut self,
         issuer: &str,
         first_day: u64,

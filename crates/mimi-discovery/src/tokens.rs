@@ -5,10 +5,10 @@
 
 use blind_rsa_signatures::{
     BlindSignature, BlindingResult, DefaultRng, Hash, KeyPair, Options, PublicKey, SecretKey,
-    Signature,
 };
 use mimi_identity::verify_provider_key_chain;
 use mimi_protocol::IssuerKey;
+use rsa::PublicKeyParts as _;
 use sha2::{Digest, Sha256};
 
 use crate::{DiscoveryError, sign_content};
@@ -25,6 +25,8 @@ pub const TOKEN_TYPE: u16 = 0x0002;
 const NK: usize = 256;
 /// The label of a provider's signature over its issuer key.
 pub const ISSUER_KEY_LABEL: &str = "MIMI token issuer key";
+/// What a gateway says of a token it redeemed before (its sealed 401's text).
+pub const TOKEN_REPLAYED: &str = "this token was used before";
 /// The size of an encoded token, bytes: type, nonce, challenge digest, key ID, authenticator.
 pub const TOKEN_LEN: usize = 2 + 32 + 32 + 32 + NK;
 
@@ -260,7 +262,18 @@ pub fn check_token(
     }
     let pk = PublicKey::from_spki(public_key, Some(&options()))
         .map_err(|e| bad(format!("bad issuer key: {e}")))?;
-    pk.verify(&Signature(authenticator.to_vec()), None, head, &options())
+    // The authenticator is a plain RSASSA-PSS signature (SHA-384, 48-byte salt: ring's
+    // RSA_PSS_SHA384), which ring checks several times faster than the blind-RSA crate.
+    let components = ring::signature::RsaPublicKeyComponents {
+        n: pk.0.n().to_bytes_be(),
+        e: pk.0.e().to_bytes_be(),
+    };
+    components
+        .verify(
+            &ring::signature::RSA_PSS_2048_8192_SHA384,
+            head,
+            authenticator,
+        )
         .map_err(|_| bad("the token's signature does not verify"))?;
     Ok(RedeemableToken { nonce })
 }

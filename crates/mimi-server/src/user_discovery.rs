@@ -294,7 +294,9 @@ pub(crate) async fn answer_oblivious(
         .await?;
     match redemption {
         Redemption::Redeemed => {}
-        Redemption::Replayed => return refuse(sealer, 401, "this token was used before"),
+        Redemption::Replayed => {
+            return refuse(sealer, 401, mimi_discovery::TOKEN_REPLAYED);
+        }
         Redemption::OverIssuerLimit => {
             return refuse(
                 sealer,
