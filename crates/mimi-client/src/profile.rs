@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS mls_state (id INTEGER PRIMARY KEY CHECK (id = 1), sna
 /// before credentials followed RFC 9420 §5.3 (issue 14); 1 kept the MLS state as one snapshot
 /// blob; 2 keeps it as one row per storage entry; 3 adds `app_keys`; 4 adds `franks`; 5, the
 /// current format, adds `lookup_tokens`.
-const PROFILE_VERSION: i64 = 5;
+pub(crate) const PROFILE_VERSION: i64 = 5;
 
 /// Refuses a profile this build cannot use, before changing anything: one from a newer build,
 /// or one whose MLS state carries X.509 credentials with the doubled length of older builds

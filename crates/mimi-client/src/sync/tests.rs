@@ -259,7 +259,10 @@ fn a_format_1_profile_is_converted_and_its_room_still_works() {
     let members = client.members(ROOM).unwrap();
     assert_eq!(members.len(), 2);
     drop(client);
-    assert_eq!(profile::format_of(dir.path()).unwrap(), (4, false));
+    assert_eq!(
+        profile::format_of(dir.path()).unwrap(),
+        (profile::PROFILE_VERSION, false)
+    );
 
     // Bob reads Alice's message and sends one Alice reads, from the converted state.
     let mut inbox = OfflineInbox::open(dir.path()).unwrap();
