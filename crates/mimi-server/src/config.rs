@@ -233,6 +233,12 @@ pub struct Limits {
     /// looks up a few contacts, a script walking a directory is stopped.
     #[serde(default = "default_identifier_queries_per_user")]
     pub identifier_queries_per_user_per_minute: u32,
+    /// Registration attempts (new users and new devices) from one source address (IPv4
+    /// address, or IPv6 /64) per hour, with a burst of an hour's worth; beyond it 429 with
+    /// `Retry-After`. Default 20: a household or an office signs up a few people, a script
+    /// minting accounts is stopped. `connections.exempt_addresses` are not counted.
+    #[serde(default = "default_registrations_per_address")]
+    pub registrations_per_address_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -247,6 +253,7 @@ impl Default for Limits {
             key_packages_per_requester_per_hour: default_key_packages_per_requester(),
             identifier_queries_per_peer_per_minute: default_identifier_queries_per_peer(),
             identifier_queries_per_user_per_minute: default_identifier_queries_per_user(),
+            registrations_per_address_per_hour: default_registrations_per_address(),
         }
     }
 }
@@ -277,6 +284,9 @@ fn default_identifier_queries_per_peer() -> u32 {
 }
 fn default_identifier_queries_per_user() -> u32 {
     30
+}
+fn default_registrations_per_address() -> u32 {
+    20
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are

@@ -1,19 +1,22 @@
 //! Per-requester quotas kept in memory: one token bucket per key (a peer's domain, a local
-//! user's name) that holds a minute's worth of requests and refills at the same rate. A
-//! restart refills every bucket, which errs towards serving; the quotas bound brute force, not
-//! billing.
+//! user's name, a client's address) that holds one period's worth of requests (a minute's or
+//! an hour's) and refills at the same rate. A restart refills every bucket, which errs towards
+//! serving; the quotas bound brute force, not billing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Size of the table at which full buckets are dropped (a full bucket is the same as none);
-/// the keys are peer domains and local users, so the table rarely gets near it.
+/// Size of the table at which full buckets are dropped (a full bucket is the same as none).
+/// Peer domains and local users rarely get near it; addresses may, and then only the buckets of
+/// addresses that used their allowance within the period stay.
 const PRUNE_AT: usize = 16_384;
 
-/// Requests allowed per key per minute, with a burst of one minute's worth.
+/// Requests allowed per key per period, with a burst of one period's worth.
 pub(crate) struct Quota {
-    per_minute: f64,
+    /// A full bucket: one period's requests.
+    capacity: f64,
+    refill_per_sec: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -26,8 +29,19 @@ struct Bucket {
 impl Quota {
     /// A quota of `per_minute` requests per key (at least one).
     pub(crate) fn per_minute(per_minute: u32) -> Self {
+        Self::per_period(per_minute, 60.0)
+    }
+
+    /// A quota of `per_hour` requests per key (at least one).
+    pub(crate) fn per_hour(per_hour: u32) -> Self {
+        Self::per_period(per_hour, 3600.0)
+    }
+
+    fn per_period(count: u32, seconds: f64) -> Self {
+        let capacity = f64::from(count.max(1));
         Self {
-            per_minute: f64::from(per_minute.max(1)),
+            capacity,
+            refill_per_sec: capacity / seconds,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -35,18 +49,17 @@ impl Quota {
     /// Takes one request of `key`'s allowance at `now`; when it is used up, how long until the
     /// next request is allowed (whole seconds, at least one, as `Retry-After` gives them).
     pub(crate) fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let refill_per_sec = self.per_minute / 60.0;
+        let (refill_per_sec, full) = (self.refill_per_sec, self.capacity);
         // Never held across an await: every caller is synchronous between lock and unlock.
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= PRUNE_AT {
-            let full = self.per_minute;
             buckets.retain(|_, b| b.level(now, refill_per_sec, full) < full);
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.per_minute,
+            tokens: full,
             refreshed: now,
         });
-        bucket.tokens = bucket.level(now, refill_per_sec, self.per_minute);
+        bucket.tokens = bucket.level(now, refill_per_sec, full);
         bucket.refreshed = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -89,6 +102,23 @@ mod tests {
             assert_eq!(quota.take("b.example", much_later), Ok(()));
         }
         assert!(quota.take("b.example", much_later).is_err());
+    }
+
+    #[test]
+    fn an_hourly_quota_allows_an_hours_worth_then_one_per_interval() {
+        let quota = Quota::per_hour(10);
+        let start = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(quota.take("192.0.2.1", start), Ok(()));
+        }
+        assert_eq!(
+            quota.take("192.0.2.1", start),
+            Err(Duration::from_secs(360))
+        );
+        assert_eq!(
+            quota.take("192.0.2.1", start + Duration::from_secs(360)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub(crate) struct AppState {
     pub(crate) provider_key_chain: Vec<Vec<u8>>,
     /// Our Oblivious HTTP gateway for discovery lookups, with a key made at start (IN-DISC-6).
     pub(crate) gateway: mimi_discovery::Gateway,
+    /// Registration attempts per source address (`limits.registrations_per_address_per_hour`).
+    pub(crate) registrations: crate::quota::Quota,
     /// Our token issuer keys by UTC day, each loaded (or made) on first use (IN-DISC-7).
     pub(crate) token_issuers: crate::user_discovery::OwnIssuers,
     /// Issuers' token keys we checked, by domain, with when we fetched them.
@@ -136,6 +138,8 @@ impl AppState {
         let gateway = mimi_discovery::Gateway::new(&seed, provider_key_chain.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the discovery gateway: {e}"))?;
         let identifier_quotas = crate::identifier_query::IdentifierQuotas::new(&config.limits);
+        let registrations =
+            crate::quota::Quota::per_hour(config.limits.registrations_per_address_per_hour);
         Ok(Arc::new(Self {
             membership_checks,
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
@@ -160,6 +164,7 @@ impl AppState {
             long_polls,
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
             identifier_quotas,
+            registrations,
             joining: std::sync::Mutex::new(std::collections::HashSet::new()),
             outbox_peers: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             writer,

@@ -109,6 +109,11 @@ impl Admission {
 
     /// Counts a new connection from `ip` at `now`, unless its address has too many open or
     /// opened too many too quickly.
+    /// The key per-address limits count `ip` under, or `None` for an exempt address.
+    pub(crate) fn limited_key(&self, ip: IpAddr) -> Option<AddressKey> {
+        (!self.exempt.contains(&ip)).then(|| AddressKey::of(ip))
+    }
+
     pub(crate) fn admit_address(
         self: &Arc<Self>,
         ip: IpAddr,

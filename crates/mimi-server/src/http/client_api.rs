@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
@@ -30,6 +30,7 @@ use sha2::Digest as _;
 
 use crate::discovery::Endpoint;
 use crate::error::ApiError;
+use crate::http::serve::ClientAddress;
 use crate::hub::Hub;
 use crate::key_material;
 use crate::state::{AppState, now_secs};
@@ -99,8 +100,21 @@ const MAX_NAME_LEN: usize = 64;
 /// refused registration creates nothing.
 async fn register(
     State(state): State<Arc<AppState>>,
+    address: Option<Extension<ClientAddress>>,
     Json(request): Json<RegisterRequest>,
 ) -> Result<Json<Registered>, ApiError> {
+    // REG-007: every attempt counts against its source address, before any work.
+    if let Some(Extension(ClientAddress(Some(key)))) = address {
+        state
+            .registrations
+            .take(&format!("{key:?}"), std::time::Instant::now())
+            .map_err(|wait| {
+                ApiError::too_many_requests(
+                    "too many registrations from this address; try again later",
+                    wait.as_secs(),
+                )
+            })?;
+    }
     // REG-001: one canonical form per name, so no two accounts differ only by case.
     check_canonical_name("user", &request.user)?;
     check_canonical_name("device", &request.device)?;
@@ -1223,6 +1237,61 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&state, request).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registrations_are_limited_per_source_address() {
+        let (_dir, state) = crate::state::tests::test_state_with(|c| {
+            c.limits.registrations_per_address_per_hour = 2
+        });
+        let from = |ip: &str, user: &str| {
+            let (signer, key) = new_key();
+            let body = registration(&signer, &key, user, "phone", now_secs());
+            let mut request = Request::post("/client/v1/register")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let key = ip.parse().ok().map(crate::http::admission::AddressKey::of);
+            request.extensions_mut().insert(ClientAddress(key));
+            request
+        };
+        for user in ["al", "bo"] {
+            let (status, _) = call(&state, from("192.0.2.7", user)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let response = routes()
+            .with_state(state.clone())
+            .oneshot(from("192.0.2.7", "cy"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=1800).contains(&retry), "{retry}");
+        // Nothing was created for the refused attempt.
+        assert_no_account(&state, "cy");
+        // Another address, an address in another /64 of IPv6, and an exempt one still pass.
+        assert_eq!(
+            call(&state, from("192.0.2.8", "cy")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&state, from("2001:db8:0:1::1", "di")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&state, from("2001:db8:0:1::2", "ed")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&state, from("2001:db8:0:1::3", "fa")).await.0,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the same /64"
+        );
+        assert_eq!(call(&state, from("exempt", "gu")).await.0, StatusCode::OK);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

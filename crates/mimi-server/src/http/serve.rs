@@ -28,6 +28,11 @@ use crate::http::stats::{Closed, ConnectionStats, empty_snapshot};
 #[derive(Debug, Clone)]
 pub(crate) struct PeerDomain(pub(crate) Option<String>);
 
+/// The source address of a request as per-address limits count it (IPv4 address or IPv6
+/// /64), or `None` for an address exempt from them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub(crate) Option<crate::http::admission::AddressKey>);
+
 /// How long open connections may take to finish their requests after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the totals of shed and closed connections are logged, when they changed.
@@ -162,6 +167,7 @@ async fn connection(
         .admit_established(peer.as_deref(), wait)
         .await?;
     let peer = PeerDomain(peer);
+    let address = ClientAddress(shared.admission.limited_key(client.ip()));
     let activity = Activity::new();
     let service = {
         let (router, activity, deadlines, stats) = (
@@ -176,6 +182,7 @@ async fn connection(
                 axum::body::Body::new(MinRateBody::new(body, deadlines, stats.clone()))
             });
             request.extensions_mut().insert(peer.clone());
+            request.extensions_mut().insert(address);
             // Every log line of the request (the room's owner adds the room) names it, the
             // peer provider and the connection's address.
             let span = tracing::info_span!(
