@@ -214,6 +214,19 @@ impl CheckedCommit {
     }
 }
 
+/// Who sent a handshake message, as the room's current epoch tells before any check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeSender {
+    /// A member client of the current epoch.
+    Member(VerifiedMember),
+    /// A client joining by external commit (who, the commit's own leaf says once checked).
+    Joiner,
+    /// An external sender (only the hub is one, HUB-041).
+    External,
+    /// A leaf the room does not hold, or a sender kind the hub refuses anyway.
+    Unknown,
+}
+
 /// A removal the hub proposed, to be proposed again after an external commit dropped it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reissue {
@@ -640,6 +653,32 @@ impl HubRoom {
             .export_ratchet_tree()
             .tls_serialize_detached()
             .map_err(|_| RoomError::Internal("ratchet tree does not encode"))
+    }
+
+    /// Who sent `message`, from its framing alone (nothing is verified or changed): lets a hub
+    /// check that a provider forwards only its own clients' handshakes before processing one
+    /// (FED-015). Malformed bytes are refused as [`check_handshake`](Self::check_handshake)
+    /// would refuse them.
+    pub fn handshake_sender(&self, message: &[u8]) -> Result<HandshakeSender, RoomError> {
+        let message = MlsMessageIn::tls_deserialize_exact(message)
+            .map_err(|e| RoomError::malformed("MLSMessage", e))?;
+        let protocol = message
+            .try_into_protocol_message()
+            .map_err(|_| RoomError::invalid("not a proposal or commit"))?;
+        let ProtocolMessage::PublicMessage(public) = &protocol else {
+            return Err(RoomError::not_allowed(
+                "handshake messages must be PublicMessages",
+            ));
+        };
+        Ok(match public.sender() {
+            Sender::Member(leaf) => match self.roster.members.get(&leaf.u32()) {
+                Some(member) => HandshakeSender::Member(member.clone()),
+                None => HandshakeSender::Unknown,
+            },
+            Sender::NewMemberCommit => HandshakeSender::Joiner,
+            Sender::External(_) => HandshakeSender::External,
+            _ => HandshakeSender::Unknown,
+        })
     }
 
     /// Validates and applies one handshake message (a PublicMessage proposal or commit).

@@ -35,7 +35,9 @@ pub use franking::{
     FRANKING_LABEL, frank_aad, frank_tag_in, franking_sign_content, franking_tag, server_frank,
     server_frank_matches, verify_frank,
 };
-pub use hub::{Accepted, AcceptedProposal, Checked, CheckedCommit, HubRoom, Reissue};
+pub use hub::{
+    Accepted, AcceptedProposal, Checked, CheckedCommit, HandshakeSender, HubRoom, Reissue,
+};
 pub use join_links::{JoinLinkTerms, new_join_link};
 pub use member::{
     CIPHERSUITE, CreatedRoom, ExternalJoin, HubSender, Incoming, MemberState, PendingCommit,

@@ -77,7 +77,7 @@ impl Embedded {
     /// `UpdateRoomResponse`.
     pub async fn update(&self, room_uri: &str, body: Vec<u8>) -> anyhow::Result<Vec<u8>> {
         let request = UpdateRequest::decode(&body).context("malformed UpdateRequest")?;
-        Ok(Hub::update(&self.state, room_uri, request.bundle)
+        Ok(Hub::update(&self.state, room_uri, request.bundle, None)
             .await?
             .encode())
     }

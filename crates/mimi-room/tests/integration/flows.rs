@@ -2,8 +2,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mimi_identity::{DevCa, ProviderIdentity, Validity};
 use mimi_room::{
-    Accepted, ClientIdentity, HubRoom, HubSender, Incoming, MemberState, Refusal, RoomError,
-    TrustAnchor,
+    Accepted, ClientIdentity, HandshakeSender, HubRoom, HubSender, Incoming, MemberState, Refusal,
+    RoomError, TrustAnchor,
 };
 
 pub(crate) struct Client {
@@ -277,6 +277,25 @@ fn leaving_takes_proposals_then_someone_elses_commit() {
     );
     assert_eq!(w.hub.participants().unwrap().len(), 1);
     assert_eq!(w.hub.members().len(), 1);
+}
+
+#[test]
+fn the_sender_of_a_handshake_is_read_from_its_framing_alone() {
+    let w = world_with_alice_and_bob();
+    let by_bob = w.bob.state.self_update(&w.bob.me, &w.room).unwrap();
+    let snapshot = w.hub.snapshot().unwrap();
+    match w.hub.handshake_sender(&by_bob.commit).unwrap() {
+        HandshakeSender::Member(member) => {
+            assert_eq!(member.domain, "b.example");
+            assert_eq!(member.device_uri, "mimi://b.example/d/bob/phone");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Reading it changed nothing; bytes that are not a handshake are refused.
+    assert_eq!(w.hub.snapshot().unwrap(), snapshot);
+    assert!(w.hub.handshake_sender(&by_bob.commit[..10]).is_err());
+    let (ciphertext, _) = w.alice.state.encrypt(&w.alice.me, &w.room, b"hi").unwrap();
+    assert!(w.hub.handshake_sender(&ciphertext).is_err());
 }
 
 #[test]

@@ -465,7 +465,7 @@ async fn update(
         request.bundle.proposal_or_commit().sender() == Some(Sender::NewMemberCommit);
     let response = match upstream::route(state.domain(), &room) {
         // A local joiner is subscribed by the hub, in the transaction that fans its commit out.
-        Route::Local => Hub::update(&state, &room_uri, request.bundle).await?,
+        Route::Local => Hub::update(&state, &room_uri, request.bundle, None).await?,
         Route::Hub(hub) => {
             // A joiner is subscribed before its commit goes to the hub, whose fan-out of it
             // (with any proposals stapled to it) may come back before the answer does; a

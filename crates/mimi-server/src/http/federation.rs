@@ -171,10 +171,11 @@ async fn update(
     Path(room): Path<String>,
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
-    authenticate(&state, &peer, &headers)?;
+    let peer = authenticate(&state, &peer, &headers)?;
     let room = super::room_in_path(&room)?.to_string();
     let request = UpdateRequest::decode(&body)?;
-    let response = Hub::update(&state, &room, request.bundle).await?;
+    // FED-015: the hub checks that the handshake is one of the peer's own clients'.
+    let response = Hub::update(&state, &room, request.bundle, Some(peer)).await?;
     Ok(response.encode())
 }
 

@@ -122,8 +122,14 @@ impl Hub {
         state: &Arc<AppState>,
         room_uri: &str,
         bundle: HandshakeBundle,
+        forwarded_by: Option<String>,
     ) -> Result<UpdateRoomResponse, ApiError> {
-        Self::ask(state, room_uri, |reply| Command::Update { bundle, reply }).await
+        Self::ask(state, room_uri, |reply| Command::Update {
+            bundle,
+            forwarded_by,
+            reply,
+        })
+        .await
     }
 
     /// Handles a `SubmitMessageRequest` for a hosted room. The owner checks the message and
@@ -217,7 +223,7 @@ impl Hub {
                     .map_err(|e| ApiError::internal(format!("own proposal: {e}")))?,
                 more_proposals: Vec::new(),
             };
-            let answer = Self::update(state, room_uri, bundle).await?;
+            let answer = Self::update(state, room_uri, bundle, None).await?;
             if !matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }) {
                 return Err(ApiError::conflict(format!(
                     "{room_uri} moved on while its hub proposed removals; try again: {:?}",
@@ -477,7 +483,7 @@ mod tests {
             ),
             ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
         };
-        let answer = Hub::update(&state, &room, bundle(&first.commit))
+        let answer = Hub::update(&state, &room, bundle(&first.commit), None)
             .await
             .unwrap();
         assert!(
@@ -492,7 +498,7 @@ mod tests {
             .room_journal(&room)
             .unwrap()
             .len();
-        let again = Hub::update(&state, &room, bundle(&first.commit))
+        let again = Hub::update(&state, &room, bundle(&first.commit), None)
             .await
             .unwrap();
         assert!(!matches!(
@@ -510,6 +516,57 @@ mod tests {
             journal_before
         );
         assert!(accepted(&post(&state, &alice, &room, "still here").await));
+    }
+
+    /// FED-015: a peer forwards only its own clients' handshakes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_cannot_forward_another_providers_handshake() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "forwarded").await;
+        let update = alice.mls.self_update(&alice.me, &room).unwrap();
+        let group_info = MlsMessage::from_bytes(update.group_info.as_ref().unwrap())
+            .unwrap()
+            .as_group_info()
+            .unwrap()
+            .clone();
+        let bundle = || HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(&update.commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(group_info.clone()),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        };
+        let epoch = |state: &Arc<AppState>| {
+            state
+                .store
+                .read()
+                .unwrap()
+                .room_journal(&room)
+                .unwrap()
+                .len()
+        };
+        let before = epoch(&state);
+        // Alice is a client of a.example: b.example may not forward her commit.
+        let refused = Hub::update(&state, &room, bundle(), Some("b.example".into()))
+            .await
+            .unwrap();
+        assert_eq!(refused.outcome, mimi_protocol::UpdateOutcome::NotAllowed);
+        assert!(
+            refused
+                .error_description
+                .contains("b.example cannot forward"),
+            "{refused:?}"
+        );
+        assert_eq!(epoch(&state), before, "nothing journaled");
+        // The same commit from its own provider is accepted.
+        let answer = Hub::update(&state, &room, bundle(), Some("a.example".into()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
+        assert_eq!(epoch(&state), before + 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +608,7 @@ mod tests {
             ),
             ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
         };
-        let answer = Hub::update(&state, &room, bundle).await.unwrap();
+        let answer = Hub::update(&state, &room, bundle, None).await.unwrap();
         assert!(
             matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
             "{answer:?}"

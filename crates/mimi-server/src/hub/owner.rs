@@ -36,6 +36,8 @@ pub(super) enum Command {
     /// Validate and apply a handshake bundle.
     Update {
         bundle: HandshakeBundle,
+        /// The peer that forwarded it, for a follower's client (`None`: one of ours).
+        forwarded_by: Option<String>,
         reply: Reply<UpdateRoomResponse>,
     },
     /// Check an application message and queue its save.
@@ -170,8 +172,12 @@ async fn handle(
     command: Command,
 ) -> Option<HubRoom> {
     match command {
-        Command::Update { bundle, reply } => {
-            let (room, outcome) = handshake(state, room_uri, room, bundle).await;
+        Command::Update {
+            bundle,
+            forwarded_by,
+            reply,
+        } => {
+            let (room, outcome) = handshake(state, room_uri, room, bundle, forwarded_by).await;
             let _ = reply.send(outcome);
             room
         }
@@ -265,10 +271,19 @@ async fn handshake(
     room_uri: &str,
     room: HubRoom,
     bundle: HandshakeBundle,
+    forwarded_by: Option<String>,
 ) -> (Option<HubRoom>, Result<UpdateRoomResponse, ApiError>) {
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let (room, planned) = blocking(room, move |room| {
-        update::plan(&s, room, &uri, bundle, now_secs(), now_ms())
+        update::plan(
+            &s,
+            room,
+            &uri,
+            bundle,
+            forwarded_by.as_deref(),
+            now_secs(),
+            now_ms(),
+        )
     })
     .await;
     let (room, planned) = match (room, planned) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mimi_protocol::{
     FanoutMessage, GroupInfoOption, HandshakeBundle, MlsMessage, UpdateRoomResponse, Welcome,
 };
-use mimi_room::{Accepted, Checked, CheckedCommit, HubRoom, Reissue, RoomError};
+use mimi_room::{Accepted, Checked, CheckedCommit, HandshakeSender, HubRoom, Reissue, RoomError};
 use mimi_store::Tx;
 
 use crate::error::ApiError;
@@ -102,9 +102,15 @@ pub(super) fn plan(
     room: &mut HubRoom,
     room_uri: &str,
     bundle: HandshakeBundle,
+    forwarded_by: Option<&str>,
     now: u64,
     ts: u64,
 ) -> Result<Planned, ApiError> {
+    if let Some(peer) = forwarded_by
+        && let Some(refusal) = foreign_sender(room, peer, &bundle)
+    {
+        return Ok(Planned::refused(refusal, false));
+    }
     match bundle {
         HandshakeBundle::Commit {
             commit,
@@ -127,6 +133,18 @@ pub(super) fn plan(
                 }
                 Err(e) => return Ok(Planned::refused(refusal_to_update(e)?, false)),
             };
+            // FED-015: a joiner's commit comes through its own provider.
+            if let (Some(peer), Some(joiner)) = (forwarded_by, checked.external_joiner())
+                && joiner.domain != peer
+            {
+                return Ok(Planned::refused(
+                    UpdateRoomResponse::not_allowed(&format!(
+                        "{peer} cannot forward the external commit of {}",
+                        joiner.device_uri
+                    )),
+                    false,
+                ));
+            }
             // A commit that adds no one by Welcome and removes no one can be saved while OpenMLS
             // merges it (the owner does both, and answers once both are done): the save needs
             // nothing the merge produces. Others are merged first: a Welcome carries the merged
@@ -244,6 +262,41 @@ pub(super) fn plan(
             })
         }
     }
+}
+
+/// FED-015 (as FED-010 for messages): a peer forwards only its own clients' handshakes. A
+/// member's is checked here against the roster, before anything is processed; a joiner's once
+/// its commit is checked; the hub's own proposals never come from a peer. Messages whose
+/// sender cannot be read are left to validation, which refuses them.
+fn foreign_sender(
+    room: &HubRoom,
+    peer: &str,
+    bundle: &HandshakeBundle,
+) -> Option<UpdateRoomResponse> {
+    let messages: Vec<&MlsMessage> = match bundle {
+        HandshakeBundle::Commit { commit, .. } => vec![commit],
+        HandshakeBundle::Proposal {
+            proposal,
+            more_proposals,
+        } => std::iter::once(proposal).chain(more_proposals).collect(),
+    };
+    for message in messages {
+        match room.handshake_sender(message.as_bytes()) {
+            Ok(HandshakeSender::Member(member)) if member.domain != peer => {
+                return Some(UpdateRoomResponse::not_allowed(&format!(
+                    "{peer} cannot forward a handshake of {}",
+                    member.device_uri
+                )));
+            }
+            Ok(HandshakeSender::External) => {
+                return Some(UpdateRoomResponse::not_allowed(
+                    "only the hub sends proposals as an external sender",
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Has the hub propose again, in the room's new epoch, the removal of `devices` (those still
