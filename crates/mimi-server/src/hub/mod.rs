@@ -125,7 +125,7 @@ impl Hub {
         forwarded_by: Option<String>,
     ) -> Result<UpdateRoomResponse, ApiError> {
         Self::ask(state, room_uri, |reply| Command::Update {
-            bundle,
+            bundle: Box::new(bundle),
             forwarded_by,
             reply,
         })

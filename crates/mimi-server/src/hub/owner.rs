@@ -35,7 +35,7 @@ pub(super) enum Command {
     },
     /// Validate and apply a handshake bundle.
     Update {
-        bundle: HandshakeBundle,
+        bundle: Box<HandshakeBundle>,
         /// The peer that forwarded it, for a follower's client (`None`: one of ours).
         forwarded_by: Option<String>,
         reply: Reply<UpdateRoomResponse>,
@@ -177,7 +177,7 @@ async fn handle(
             forwarded_by,
             reply,
         } => {
-            let (room, outcome) = handshake(state, room_uri, room, bundle, forwarded_by).await;
+            let (room, outcome) = handshake(state, room_uri, room, *bundle, forwarded_by).await;
             let _ = reply.send(outcome);
             room
         }
