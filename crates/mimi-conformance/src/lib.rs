@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use mimi_test_support::{
     DnsRecord, DnsServer, Logs, Running, Serve, clear_config_table, init_mesh, set_config_value,
+    set_top_level_value,
 };
 use serde_json::Value;
 
@@ -45,6 +46,13 @@ pub fn binary(name: &str) -> PathBuf {
 /// runs too long.
 pub fn run_with_timeout(cmd: &mut Command) -> Output {
     mimi_test_support::run_with_timeout(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A loopback address with a port nothing listens on now (the OS's choice of a free one).
+fn free_loopback_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free loopback port")
 }
 
 /// Several `mimid` providers on loopback that know each other as peers and share one dev CA.
@@ -72,6 +80,9 @@ pub struct Options {
     /// With `dns`, this provider publishes only its A record, and every provider's
     /// `discovery.default_port` is its port.
     pub address_only: Option<&'static str>,
+    /// Every provider serves its operations endpoints (`metrics_listen`) on a loopback port
+    /// of its own ([`Provider::metrics_addr`]).
+    pub metrics: bool,
 }
 
 impl Network {
@@ -132,9 +143,16 @@ impl Network {
             if let Some(port) = default_port {
                 set("default_port", &port.to_string());
             }
+            let metrics_addr = options.metrics.then(|| {
+                let addr = free_loopback_port();
+                set_top_level_value(&config, "metrics_listen", &format!("\"{addr}\""))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                addr
+            });
             providers.push(Provider {
                 domain: initialized.domain,
                 addr: initialized.addr,
+                metrics_addr,
                 logs: Logs::in_dir(&initialized.dir),
                 dir: initialized.dir,
                 config,
@@ -341,6 +359,8 @@ pub struct Provider {
     pub domain: String,
     /// The loopback address it listens on.
     pub addr: SocketAddr,
+    /// Its operations endpoints' address, with [`Options::metrics`].
+    pub metrics_addr: Option<SocketAddr>,
     /// The directory `mimid init` filled (`mimid.toml`, `tls.pem`, `tls.key`, ...).
     pub dir: PathBuf,
     config: PathBuf,

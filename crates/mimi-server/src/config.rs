@@ -14,6 +14,10 @@ pub struct Config {
     pub domain: String,
     /// Address to listen on for both the federation and the client API.
     pub listen: SocketAddr,
+    /// Address of the operations listener: `/metrics` (Prometheus), `/healthz`, `/readyz`,
+    /// plain HTTP, for an internal network only. None: not served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory holding the database and key files (relative paths below resolve here).
     pub dir: PathBuf,
     /// PEM file of the federation trust anchor (the root CA).

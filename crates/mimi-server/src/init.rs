@@ -48,6 +48,7 @@ pub fn init(
     let config = Config {
         domain: domain.to_owned(),
         listen,
+        metrics_listen: None,
         dir: dir.clone(),
         ca_cert,
         webpki_roots: false,

@@ -25,6 +25,7 @@ mod identifier_query;
 mod init;
 mod key_material;
 mod knock;
+mod metrics;
 mod profile;
 mod quota;
 mod ratchet_tree;
@@ -71,10 +72,31 @@ pub async fn run(
     let server_tls = tls.server_config()?;
     let state = state::AppState::new(config, &tls)?;
     let router = http::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .with_state(state.clone());
     let mut background = JoinSet::new();
     let (stop_senders, stop) = tokio::sync::watch::channel(false);
+    if let Some(addr) = state.config.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+        tracing::info!(addr = %listener.local_addr()?, "operations endpoints");
+        background.spawn(metrics::serve(listener, state.clone(), stop.clone()));
+    }
+    // `/readyz` turns 503 as soon as shutdown begins, so balancers stop sending here.
+    let shutdown = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     fanout::run_senders(&state, &mut background, &stop);
     if let Some(queue) = state.take_membership_queue() {
         let (s, stop) = (state.clone(), stop.clone());

@@ -75,6 +75,10 @@ pub(crate) struct AppState {
     pub(crate) provider_key_chain: Vec<Vec<u8>>,
     /// Our Oblivious HTTP gateway for discovery lookups, with a key made at start (IN-DISC-6).
     pub(crate) gateway: mimi_discovery::Gateway,
+    /// Counters and histograms for `/metrics` (issue 13).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Set when shutdown begins: `/readyz` then answers 503.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
     /// Registration attempts per source address (`limits.registrations_per_address_per_hour`).
     pub(crate) registrations: crate::quota::Quota,
     /// Our token issuer keys by UTC day, each loaded (or made) on first use (IN-DISC-7).
@@ -97,7 +101,8 @@ impl AppState {
         let inbox_wake = Arc::new(watch::Sender::new(0u64));
         let wake = inbox_wake.clone();
         store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));
-        let writer = Writer::start(store.clone())?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let writer = Writer::start(store.clone(), metrics.clone())?;
         let identity = ProviderIdentity::from_pem(
             &std::fs::read_to_string(config.path(&config.identity_cert))?,
             &std::fs::read_to_string(config.path(&config.identity_key))?,
@@ -165,6 +170,8 @@ impl AppState {
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
             identifier_quotas,
             registrations,
+            metrics,
+            draining: std::sync::atomic::AtomicBool::new(false),
             joining: std::sync::Mutex::new(std::collections::HashSet::new()),
             outbox_peers: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             writer,
@@ -275,20 +282,20 @@ impl AppState {
 /// The single thread that performs every `AppState::write`, a batch at a time.
 struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
-    /// Committed batches, for tests (and a future metrics endpoint).
+    /// Committed batches, for tests.
     #[cfg_attr(not(test), allow(dead_code))]
     batches: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
-    fn start(store: Arc<Store>) -> anyhow::Result<Self> {
+    fn start(store: Arc<Store>, metrics: Arc<crate::metrics::Metrics>) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
         let batches = Arc::new(AtomicU64::new(0));
         let counter = batches.clone();
         let thread = std::thread::Builder::new()
             .name("mimid-writer".into())
-            .spawn(move || write_batches(&store, queue, &counter))
+            .spawn(move || write_batches(&store, queue, &counter, &metrics))
             .context("cannot start the store writer thread")?;
         Ok(Self {
             jobs,
@@ -357,7 +364,12 @@ where
 
 /// The writer loop: take every job waiting (up to [`MAX_BATCH_JOBS`]), run them in one
 /// transaction, commit once, answer each.
-fn write_batches(store: &Store, mut queue: mpsc::Receiver<Box<dyn Job>>, batches: &AtomicU64) {
+fn write_batches(
+    store: &Store,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    batches: &AtomicU64,
+    metrics: &crate::metrics::Metrics,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH_JOBS);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -367,9 +379,11 @@ fn write_batches(store: &Store, mut queue: mpsc::Receiver<Box<dyn Job>>, batches
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let outcome = store
             .lock()
             .and_then(|mut guard| guard.run_batch(&mut batch, |job, tx| job.run(tx)));
+        metrics.write_batch_seconds.observe(started.elapsed());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
         } else {

@@ -126,6 +126,22 @@ impl StoreGuard<'_> {
         Ok((items, not_before))
     }
 
+    /// Per peer with entries queued: how many, and when the oldest was queued (seconds since
+    /// the UNIX epoch).
+    pub fn outbox_by_peer(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT peer, COUNT(*), MIN(created_at) FROM outbox GROUP BY peer ORDER BY peer",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Stored `/notify` bodies, each shared by the entries that carry it (for tests).
     pub fn outbox_bodies(&self) -> Result<u64, StoreError> {
         let n: i64 = self
@@ -154,9 +170,9 @@ mod tests {
         {
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 0)
+            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 5)
                 .unwrap();
-            tx.enqueue_notify(&["b.example"], "r", b"second", 0)
+            tx.enqueue_notify(&["b.example"], "r", b"second", 9)
                 .unwrap();
             tx.enqueue_notify(&[], "r", b"nobody", 0).unwrap();
             tx.commit().unwrap();
@@ -164,6 +180,13 @@ mod tests {
         let reader = store.read().unwrap();
         assert_eq!(reader.outbox_len().unwrap(), 3);
         assert_eq!(reader.outbox_bodies().unwrap(), 2);
+        assert_eq!(
+            reader.outbox_by_peer().unwrap(),
+            [
+                ("b.example".to_owned(), 2, 5),
+                ("c.example".to_owned(), 1, 5)
+            ]
+        );
         let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
         let (c, _) = reader.outbox_head("c.example", 0, 10).unwrap();
         drop(reader);

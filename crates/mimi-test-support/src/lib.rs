@@ -35,7 +35,7 @@ mod serve;
 // The public interface.
 pub use binaries::{sibling_binary, workspace_binary};
 pub use command::{COMMAND_TIMEOUT, describe, run_with_timeout};
-pub use config::{clear_config_table, set_config_value};
+pub use config::{clear_config_table, set_config_value, set_top_level_value};
 pub use dns::{DnsRecord, DnsServer};
 pub use error::Error;
 pub use logs::{Logs, tail};

@@ -13,6 +13,7 @@ mod franking;
 mod hostile;
 mod identifier_query;
 mod lifecycle;
+mod operations;
 mod peer_scope;
 mod ratchet_tree;
 mod registration;

@@ -171,6 +171,9 @@ async fn drain_once(
                 Some(None)
             }
         };
+        state
+            .metrics
+            .delivery(peer, retry_after.is_none() && !give_up);
         match retry_after {
             None => {
                 // The next batch goes out while these entries are removed: waiting for that

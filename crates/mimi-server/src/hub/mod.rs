@@ -139,18 +139,25 @@ impl Hub {
         room_uri: &str,
         request: SubmitMessageRequest,
     ) -> Result<SubmitMessageResponse, ApiError> {
-        let outcome =
-            Self::ask(state, room_uri, |reply| Command::Submit { request, reply }).await?;
-        match outcome {
-            owner::Submitted::Refused(response) => Ok(response),
-            owner::Submitted::Saving { saved, response } => {
-                saved
-                    .await
-                    .map_err(|_| ApiError::internal("the store writer dropped a job"))??;
-                state.wake_outbox();
-                Ok(response)
-            }
-        }
+        let outcome = Self::ask(state, room_uri, |reply| Command::Submit { request, reply }).await;
+        let answer = match outcome {
+            Ok(owner::Submitted::Refused(response)) => Ok(response),
+            Ok(owner::Submitted::Saving { saved, response }) => saved
+                .await
+                .map_err(|_| ApiError::internal("the store writer dropped a job"))
+                .and_then(|saved| saved)
+                .map(|()| {
+                    state.wake_outbox();
+                    response
+                }),
+            Err(e) => Err(e),
+        };
+        let label = match &answer {
+            Ok(response) => crate::metrics::submit_outcome(&response.outcome),
+            Err(_) => "error",
+        };
+        state.metrics.message(label);
+        answer
     }
 
     /// Answers a `GroupInfoRequest` (draft §5.5) from a client of `requester_domain`.
@@ -248,6 +255,15 @@ impl Hub {
     pub(crate) async fn hosts(state: &Arc<AppState>, room_uri: &str) -> Result<bool, ApiError> {
         let (s, uri) = (state.clone(), room_uri.to_owned());
         tokio::task::spawn_blocking(move || Ok(s.store.read()?.hosts_room(&uri)?)).await?
+    }
+
+    /// Rooms whose owner is in memory now.
+    pub(crate) fn rooms_cached(&self) -> usize {
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
     }
 
     /// Stops taking requests and waits until every owner has answered what it holds.

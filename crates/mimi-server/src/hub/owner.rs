@@ -177,7 +177,16 @@ async fn handle(
             forwarded_by,
             reply,
         } => {
+            let kind = match *bundle {
+                HandshakeBundle::Commit { .. } => "commit",
+                HandshakeBundle::Proposal { .. } => "proposal",
+            };
             let (room, outcome) = handshake(state, room_uri, room, *bundle, forwarded_by).await;
+            let label = match &outcome {
+                Ok(response) => crate::metrics::update_outcome(&response.outcome),
+                Err(_) => "error",
+            };
+            state.metrics.handshake(kind, label);
             let _ = reply.send(outcome);
             room
         }

@@ -1,0 +1,124 @@
+//! The operations endpoints (`metrics_listen`, issue 13): health, readiness and Prometheus
+//! metrics that move with what the provider does.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use mimi_conformance::{Network, Options};
+
+use crate::{wait_joined, wait_messages};
+
+/// `GET path` on the operations listener: the status and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("the operations listener answers");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
+}
+
+/// The value of the metric line `series` (name and labels exactly), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn health_readiness_and_metrics_follow_the_traffic() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example"],
+        &Options {
+            metrics: true,
+            ..Options::default()
+        },
+    );
+    let ops = net.provider("a.example").metrics_addr.unwrap();
+    assert_eq!(get(ops, "/healthz").0, 200);
+    assert_eq!(get(ops, "/readyz"), (200, "ready\n".to_owned()));
+    let (status, before) = get(ops, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(value(&before, "mimid_rooms_cached"), Some(0.0));
+
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("ops");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    alice.send(&room, "one");
+    alice.send(&room, "two");
+    wait_messages(&bob, &room, 2);
+
+    let (_, after) = get(ops, "/metrics");
+    let accepted = |kind: &str| {
+        value(
+            &after,
+            &format!("mimid_handshakes_total{{kind=\"{kind}\",outcome=\"success\"}}"),
+        )
+    };
+    // The room's creation is not a handshake; Alice's add is a commit.
+    assert!(accepted("commit") >= Some(1.0), "{after}");
+    assert_eq!(
+        value(&after, "mimid_messages_total{outcome=\"accepted\"}"),
+        Some(2.0),
+        "{after}"
+    );
+    assert!(
+        value(
+            &after,
+            "mimid_fanout_batches_total{peer=\"b.example\",outcome=\"delivered\"}"
+        ) >= Some(1.0),
+        "{after}"
+    );
+    assert_eq!(value(&after, "mimid_rooms_cached"), Some(1.0), "{after}");
+    assert!(value(&after, "mimid_write_batch_seconds_count") > Some(0.0));
+    // Requests are counted by route, never by the raw path: no room or user is named.
+    assert!(
+        after.contains("mimid_requests_total{endpoint=\"/client/v1/register\",status=\"200\"}"),
+        "{after}"
+    );
+    assert!(
+        !after.contains("/r/ops") && !after.contains("alice"),
+        "{after}"
+    );
+    // The fan-out to b.example drains (delivered entries are removed just after delivery).
+    let depth = |text: &str| value(text, "mimid_fanout_queue_depth{peer=\"b.example\"}");
+    wait_for_metrics(ops, "b.example's queue to drain", |t| depth(t).is_none());
+
+    // A provider that is down leaves its messages queued, which the gauges show.
+    net.provider("b.example").kill();
+    alice.send(&room, "while b is away");
+    let queued = wait_for_metrics(ops, "one entry queued for b.example", |t| {
+        depth(t) == Some(1.0)
+    });
+    assert!(value(&queued, "mimid_fanout_oldest_seconds{peer=\"b.example\"}").is_some());
+}
+
+/// Scrapes `/metrics` until `done` holds of it (at most 30 s); the last scrape.
+fn wait_for_metrics(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = get(addr, "/metrics");
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
