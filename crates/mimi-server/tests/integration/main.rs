@@ -1,3 +1,4 @@
-//! mimid tests that need no network: configuration files and `mimid init`.
+//! mimid tests that need no network: configuration files, `mimid init`, and its logs.
 
 mod config;
+mod logs;
