@@ -243,6 +243,12 @@ pub struct Limits {
     /// minting accounts is stopped. `connections.exempt_addresses` are not counted.
     #[serde(default = "default_registrations_per_address")]
     pub registrations_per_address_per_hour: u32,
+    /// How long a fan-out entry waits for a peer that cannot be reached before it is dropped,
+    /// with an error in the log and `mimid_fanout_expired_total`, seconds. Default 7 days:
+    /// longer than any planned outage, short enough that a provider gone for good does not
+    /// fill the disk. 0 keeps entries forever.
+    #[serde(default = "default_fanout_expiry")]
+    pub fanout_expiry_secs: u64,
 }
 
 impl Default for Limits {
@@ -258,6 +264,7 @@ impl Default for Limits {
             identifier_queries_per_peer_per_minute: default_identifier_queries_per_peer(),
             identifier_queries_per_user_per_minute: default_identifier_queries_per_user(),
             registrations_per_address_per_hour: default_registrations_per_address(),
+            fanout_expiry_secs: default_fanout_expiry(),
         }
     }
 }
@@ -291,6 +298,9 @@ fn default_identifier_queries_per_user() -> u32 {
 }
 fn default_registrations_per_address() -> u32 {
     20
+}
+fn default_fanout_expiry() -> u64 {
+    7 * 24 * 3600
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are

@@ -86,6 +86,8 @@ pub(crate) struct Metrics {
     messages: Mutex<BTreeMap<String, u64>>,
     /// Fan-out deliveries by (peer, outcome: `delivered` or `failed`).
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Fan-out entries dropped undelivered after `limits.fanout_expiry_secs`, by peer.
+    expired: Mutex<BTreeMap<String, u64>>,
     /// Time the store writer takes per batch (one transaction, synced).
     pub(crate) write_batch_seconds: Histogram,
 }
@@ -127,6 +129,11 @@ impl Metrics {
     pub(crate) fn delivery(&self, peer: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
         bump(&self.deliveries, (peer.to_owned(), outcome));
+    }
+
+    /// `count` fan-out entries for `peer` expired undelivered.
+    pub(crate) fn expired(&self, peer: &str, count: u64) {
+        *lock(&self.expired).entry(peer.to_owned()).or_default() += count;
     }
 
     /// The counters and histograms in the text exposition format, then `gauges`.
@@ -191,6 +198,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "mimid_fanout_batches_total{{peer=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(peer)
+            );
+        }
+        header(
+            &mut out,
+            "mimid_fanout_expired_total",
+            "counter",
+            "Fan-out entries dropped undelivered after fanout_expiry_secs.",
+        );
+        for (peer, n) in lock(&self.expired).iter() {
+            let _ = writeln!(
+                out,
+                "mimid_fanout_expired_total{{peer=\"{}\"}} {n}",
                 escape(peer)
             );
         }
@@ -394,6 +414,7 @@ mod tests {
         metrics.handshake("commit", "wrongEpoch");
         metrics.message("notAllowed");
         metrics.delivery("b.example", true);
+        metrics.expired("c.example", 4);
         let gauges = Gauges {
             queues: vec![("b.example".into(), 7, 12)],
             rooms_cached: 3,
@@ -413,6 +434,7 @@ mod tests {
             "mimid_handshakes_total{kind=\"commit\",outcome=\"wrongEpoch\"} 1",
             "mimid_messages_total{outcome=\"notAllowed\"} 1",
             "mimid_fanout_batches_total{peer=\"b.example\",outcome=\"delivered\"} 1",
+            "mimid_fanout_expired_total{peer=\"c.example\"} 4",
             "mimid_write_batch_seconds_count 0",
             "mimid_fanout_queue_depth{peer=\"b.example\"} 7",
             "mimid_fanout_oldest_seconds{peer=\"b.example\"} 12",

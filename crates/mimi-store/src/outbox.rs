@@ -68,6 +68,19 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Drops `peer`'s entries queued before `before` (seconds since the UNIX epoch), and the
+    /// bodies no entry points at any more; returns how many entries went.
+    pub fn expire_outbox(&self, peer: &str, before: u64) -> Result<u64, StoreError> {
+        let expired = self
+            .conn()
+            .prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND created_at < ?2")?
+            .execute(params![peer, before as i64])?;
+        if expired > 0 {
+            self.delete_outbox(&[])?;
+        }
+        Ok(expired as u64)
+    }
+
     /// Records a failed attempt; the peer's queue waits until `next_attempt_at` (ms).
     pub fn defer_outbox(&self, id: i64, next_attempt_at: u64) -> Result<(), StoreError> {
         self.conn()
@@ -218,5 +231,40 @@ mod tests {
         let reader = store.read().unwrap();
         assert_eq!(reader.outbox_len().unwrap(), 0);
         assert_eq!(reader.outbox_bodies().unwrap(), 0);
+    }
+
+    #[test]
+    fn entries_queued_too_long_for_a_peer_expire_with_their_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let with_tx = |f: &dyn Fn(&crate::Tx<'_>) -> u64| {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            let n = f(&tx);
+            tx.commit().unwrap();
+            n
+        };
+        with_tx(&|tx| {
+            tx.enqueue_notify(&["b.example"], "r", b"old", 100).unwrap();
+            tx.enqueue_notify(&["b.example", "c.example"], "r", b"newer", 200)
+                .unwrap();
+            0
+        });
+        // Nothing of b.example's is older than 100; c.example's entry is not b.example's.
+        assert_eq!(
+            with_tx(&|tx| tx.expire_outbox("b.example", 100).unwrap()),
+            0
+        );
+        assert_eq!(
+            with_tx(&|tx| tx.expire_outbox("b.example", 201).unwrap()),
+            2
+        );
+        let reader = store.read().unwrap();
+        assert_eq!(
+            reader.outbox_by_peer().unwrap(),
+            [("c.example".to_owned(), 1, 200)]
+        );
+        // "old" went; "newer" stays for c.example.
+        assert_eq!(reader.outbox_bodies().unwrap(), 1);
     }
 }

@@ -122,3 +122,36 @@ fn wait_for_metrics(addr: SocketAddr, what: &str, done: impl Fn(&str) -> bool) -
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn entries_for_a_peer_unreachable_too_long_expire_and_are_counted() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example"],
+        &Options {
+            metrics: true,
+            settings: vec![("fanout_expiry_secs", "2".into())],
+            ..Options::default()
+        },
+    );
+    let ops = net.provider("a.example").metrics_addr.unwrap();
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("expiring");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    net.provider("b.example").kill();
+    alice.send(&room, "never delivered");
+    let depth = |text: &str| value(text, "mimid_fanout_queue_depth{peer=\"b.example\"}");
+    let expired = wait_for_metrics(ops, "b.example's entry to expire", |t| {
+        value(t, "mimid_fanout_expired_total{peer=\"b.example\"}") == Some(1.0)
+    });
+    assert_eq!(depth(&expired), None, "{expired}");
+    let log =
+        std::fs::read_to_string(net.provider("a.example").dir.join("mimid.stderr.log")).unwrap();
+    assert!(log.contains("expired undelivered"), "{log}");
+    // b.example comes back: later messages flow again.
+    net.provider("b.example").start();
+    alice.send(&room, "after the outage");
+    let seen = wait_messages(&bob, &room, 1);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}

@@ -82,9 +82,20 @@ async fn drain_until_stopped(
     let mut delivered = 0i64;
     // Removals of delivered entries, running while the next batch goes out.
     let mut removals = JoinSet::new();
+    let mut expiry_checked: Option<std::time::Instant> = None;
     while !*stop.borrow() {
         // Marked seen before looking at the queue: anything queued from now on wakes us.
         wake.borrow_and_update();
+        // A short expiry (tests, small deployments) is checked at half its length.
+        let every = EXPIRY_CHECK_INTERVAL.min(Duration::from_secs(
+            (state.config.limits.fanout_expiry_secs / 2).max(1),
+        ));
+        if expiry_checked.is_none_or(|at| at.elapsed() >= every) {
+            expiry_checked = Some(std::time::Instant::now());
+            if let Err(e) = expire(&state, &peer).await {
+                tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries");
+            }
+        }
         let wait = match drain_once(&state, &peer, &mut delivered, &mut removals, &stop).await {
             Ok(wait) => wait,
             Err(e) => {
@@ -102,6 +113,34 @@ async fn drain_until_stopped(
     }
     // Let the last removals land, so a clean stop resends nothing.
     while removals.join_next().await.is_some() {}
+}
+
+/// How often a sender drops its peer's entries older than `limits.fanout_expiry_secs`.
+const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Drops `peer`'s entries queued longer than `limits.fanout_expiry_secs` (0: never): a peer
+/// gone for good must not fill the disk. Each drop is logged and counted.
+async fn expire(state: &Arc<AppState>, peer: &str) -> Result<(), crate::error::ApiError> {
+    let keep = state.config.limits.fanout_expiry_secs;
+    if keep == 0 {
+        return Ok(());
+    }
+    let before = now_ms() / 1000;
+    let before = before.saturating_sub(keep);
+    let p = peer.to_owned();
+    let expired = state
+        .write(move |tx| Ok(tx.expire_outbox(&p, before)?))
+        .await?;
+    if expired > 0 {
+        tracing::error!(
+            peer,
+            count = expired,
+            after_secs = keep,
+            "fan-out entries expired undelivered: the peer was unreachable too long"
+        );
+        state.metrics.expired(peer, expired);
+    }
+    Ok(())
 }
 
 /// Sends queued entries in order until the queue is empty or a delivery fails; returns how
