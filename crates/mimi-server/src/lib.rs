@@ -10,6 +10,7 @@
 //! the `profile` fields they made searchable, within the `quota`s; `state` holds what handlers share
 //! (store, group-commit writer); `config`, `init` and `tls` set a provider up.
 
+mod admin;
 mod assets;
 mod config;
 mod consent;
@@ -62,6 +63,47 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let operations = OperationsListeners::bind(&config).await?;
+    run_bound(config, listener, operations, shutdown).await
+}
+
+/// The operator's listeners: `metrics_listen` if configured, and the admin socket. Bound
+/// before `mimid serve` says it is ready, so that whoever waits for that finds them open.
+struct OperationsListeners {
+    metrics: Option<TcpListener>,
+    /// None if it cannot be opened (a path too long for a socket, say): the provider serves
+    /// without it, saying so in the log.
+    admin: Option<tokio::net::UnixListener>,
+}
+
+impl OperationsListeners {
+    async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
+        let path = admin::socket_path(config);
+        let admin = match admin::bind(&path) {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "no admin socket: `mimid admin` will not reach this provider");
+                None
+            }
+        };
+        Ok(Self { metrics, admin })
+    }
+}
+
+async fn run_bound(
+    config: Config,
+    listener: TcpListener,
+    operations: OperationsListeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     // A zero pool would shed everything and an absurd deadline would overflow the clock:
     // refuse to serve with a config `mimid check-config` would flag.
     let problems = config.connections.problems();
@@ -80,12 +122,17 @@ pub async fn run(
         .with_state(state.clone());
     let mut background = JoinSet::new();
     let (stop_senders, stop) = tokio::sync::watch::channel(false);
-    if let Some(addr) = state.config.metrics_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+    if let Some(listener) = operations.metrics {
         tracing::info!(addr = %listener.local_addr()?, "operations endpoints");
         background.spawn(metrics::serve(listener, state.clone(), stop.clone()));
+    }
+    if let Some(listener) = operations.admin {
+        background.spawn(admin::serve(
+            listener,
+            admin::socket_path(&state.config),
+            state.clone(),
+            stop.clone(),
+        ));
     }
     // `/readyz` turns 503 as soon as shutdown begins, so balancers stop sending here.
     let shutdown = {
@@ -161,6 +208,15 @@ enum Command {
         peers: Vec<String>,
     },
     /// Serve until interrupted.
+    /// Ask the running provider about its rooms, peers and users, or delete a user (over the
+    /// admin socket in its `dir`).
+    Admin {
+        /// The config file of the provider.
+        #[arg(long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     Serve {
         /// The config file written by `mimid init`.
         #[arg(long)]
@@ -268,6 +324,14 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Reports {
             command: ReportsCommand::List { config, json },
         } => list_reports(&Config::load(&config)?, json),
+        Command::Admin { config, command } => {
+            let out = admin::run(&Config::load(&config)?, &command)?;
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{out}");
+            }
+            Ok(())
+        }
         Command::DnsRecords { config, host } => {
             let config = Config::load(&config)?;
             let host = host.unwrap_or_else(|| config.domain.clone());
@@ -306,6 +370,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 let listener = TcpListener::bind(config.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
+                let operations = OperationsListeners::bind(&config).await?;
                 #[allow(clippy::print_stdout)]
                 {
                     println!("ready {}", listener.local_addr()?);
@@ -325,7 +390,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
                         _ = stdin_closed => {}
                     }
                 };
-                run(config, listener, shutdown).await
+                run_bound(config, listener, operations, shutdown).await
             })
         }
     }

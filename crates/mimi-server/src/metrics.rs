@@ -88,6 +88,9 @@ pub(crate) struct Metrics {
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Fan-out entries dropped undelivered after `limits.fanout_expiry_secs`, by peer.
     expired: Mutex<BTreeMap<String, u64>>,
+    /// The last failure of a fan-out delivery to each peer, with when (seconds since the UNIX
+    /// epoch); for `mimid admin peers`, not exported.
+    last_errors: Mutex<BTreeMap<String, (String, u64)>>,
     /// Time the store writer takes per batch (one transaction, synced).
     pub(crate) write_batch_seconds: Histogram,
 }
@@ -129,6 +132,16 @@ impl Metrics {
     pub(crate) fn delivery(&self, peer: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
         bump(&self.deliveries, (peer.to_owned(), outcome));
+    }
+
+    /// A fan-out delivery to `peer` failed with `error`.
+    pub(crate) fn delivery_failed(&self, peer: &str, error: String) {
+        lock(&self.last_errors).insert(peer.to_owned(), (error, now_secs()));
+    }
+
+    /// The last delivery failure to `peer` and when, if any.
+    pub(crate) fn last_error(&self, peer: &str) -> Option<(String, u64)> {
+        lock(&self.last_errors).get(peer).cloned()
     }
 
     /// `count` fan-out entries for `peer` expired undelivered.
@@ -349,7 +362,7 @@ async fn scrape(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     let gauges = Gauges {
         queues: queues
             .into_iter()
-            .map(|(peer, depth, oldest)| (peer, depth, now.saturating_sub(oldest)))
+            .map(|q| (q.peer, q.depth, now.saturating_sub(q.oldest_created_at)))
             .collect(),
         rooms_cached: state.hub.rooms_cached(),
     };

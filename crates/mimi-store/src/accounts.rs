@@ -100,6 +100,31 @@ impl StoreGuard<'_> {
         user_exists(&self.conn, name)
     }
 
+    /// Every local user with when it registered (seconds since the UNIX epoch) and its
+    /// devices, by name.
+    pub fn users(&self) -> Result<Vec<(String, u64, Vec<String>)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.name, u.created_at, c.device_uri FROM users u
+             LEFT JOIN clients c ON c.user_name = u.name ORDER BY u.name, c.device_uri",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut users: Vec<(String, u64, Vec<String>)> = Vec::new();
+        for row in rows {
+            let (name, created_at, device) = row?;
+            match users.last_mut() {
+                Some(last) if last.0 == name => last.2.extend(device),
+                _ => users.push((name, created_at, device.into_iter().collect())),
+            }
+        }
+        Ok(users)
+    }
+
     /// The device URIs of a user's clients.
     pub fn devices_of(&self, user_name: &str) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

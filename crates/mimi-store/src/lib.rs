@@ -41,7 +41,7 @@ pub use discovery::{CodeCheck, MAX_CODE_ATTEMPTS, Redemption};
 pub use error::StoreError;
 pub use inbox::InboxItem;
 pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
-pub use outbox::OutboxItem;
+pub use outbox::{OutboxItem, PeerQueue};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::StoredRoom;
 pub use trees::StoredTree;

@@ -22,6 +22,21 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// One peer's fan-out queue, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerQueue {
+    /// The peer's domain.
+    pub peer: String,
+    /// Entries queued.
+    pub depth: u64,
+    /// When the oldest was queued, seconds since the UNIX epoch.
+    pub oldest_created_at: u64,
+    /// Failed attempts of the entry at the head of the queue.
+    pub head_attempts: u32,
+    /// When the head may be tried again, ms since the UNIX epoch (0: now).
+    pub next_attempt_at_ms: u64,
+}
+
 impl Tx<'_> {
     /// Appends one `/notify` body for each of `peers`, the body stored once.
     pub fn enqueue_notify(
@@ -139,18 +154,22 @@ impl StoreGuard<'_> {
         Ok((items, not_before))
     }
 
-    /// Per peer with entries queued: how many, and when the oldest was queued (seconds since
-    /// the UNIX epoch).
-    pub fn outbox_by_peer(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    /// Per peer with entries queued: how many, the oldest, and when the next try is due.
+    pub fn outbox_by_peer(&self) -> Result<Vec<PeerQueue>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT peer, COUNT(*), MIN(created_at) FROM outbox GROUP BY peer ORDER BY peer",
+            "SELECT o.peer, COUNT(*), MIN(o.created_at),
+                    (SELECT attempts FROM outbox h WHERE h.peer = o.peer ORDER BY h.id LIMIT 1),
+                    (SELECT next_attempt_at FROM outbox h WHERE h.peer = o.peer ORDER BY h.id LIMIT 1)
+             FROM outbox o GROUP BY o.peer ORDER BY o.peer",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, i64>(2)? as u64,
-            ))
+            Ok(PeerQueue {
+                peer: r.get(0)?,
+                depth: r.get::<_, i64>(1)? as u64,
+                oldest_created_at: r.get::<_, i64>(2)? as u64,
+                head_attempts: r.get::<_, i64>(3)? as u32,
+                next_attempt_at_ms: r.get::<_, i64>(4)? as u64,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -260,9 +279,15 @@ mod tests {
             2
         );
         let reader = store.read().unwrap();
+        let queues = reader.outbox_by_peer().unwrap();
+        assert_eq!(queues.len(), 1);
         assert_eq!(
-            reader.outbox_by_peer().unwrap(),
-            [("c.example".to_owned(), 1, 200)]
+            (
+                queues[0].peer.as_str(),
+                queues[0].depth,
+                queues[0].oldest_created_at
+            ),
+            ("c.example", 1, 200)
         );
         // "old" went; "newer" stays for c.example.
         assert_eq!(reader.outbox_bodies().unwrap(), 1);

@@ -362,6 +362,22 @@ mod journal_tests {
 }
 
 impl StoreGuard<'_> {
+    /// Every room this provider hosts: its URI, epoch and last change (seconds since the UNIX
+    /// epoch), by URI.
+    pub fn hosted_rooms(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT room_uri, epoch, updated_at FROM rooms ORDER BY room_uri")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The rooms `device_uri` is subscribed to now.
     pub fn rooms_of_device(&self, device_uri: &str) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -5,9 +5,10 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use mimi_conformance::{Network, Options};
+use mimi_conformance::{Network, Options, binary, run_with_timeout};
+use serde_json::Value;
 
-use crate::{wait_joined, wait_messages};
+use crate::{wait_joined, wait_members, wait_messages};
 
 /// `GET path` on the operations listener: the status and the body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -154,4 +155,86 @@ fn entries_for_a_peer_unreachable_too_long_expire_and_are_counted() {
     alice.send(&room, "after the outage");
     let seen = wait_messages(&bob, &room, 1);
     assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+/// `mimid admin --config C ARGS...` against a running provider: its JSON answer.
+fn admin(net: &mut Network, domain: &str, args: &[&str]) -> Value {
+    let config = net.provider(domain).dir.join("mimid.toml");
+    let out = run_with_timeout(
+        std::process::Command::new(binary("mimid"))
+            .arg("admin")
+            .arg("--config")
+            .arg(&config)
+            .args(args),
+    );
+    assert!(out.status.success(), "mimid admin {args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+#[test]
+fn the_operator_lists_rooms_peers_and_users_and_deletes_a_user() {
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("admin");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+
+    let rooms = admin(&mut net, "a.example", &["rooms", "--json"]);
+    assert_eq!(rooms[0]["room"], room.as_str(), "{rooms}");
+    assert!(rooms[0]["epoch"].as_u64() >= Some(1), "{rooms}");
+    let users = admin(&mut net, "a.example", &["users", "--json"]);
+    assert_eq!(users[0]["user"], "alice", "{users}");
+    assert_eq!(
+        users[0]["devices"].as_array().map(Vec::len),
+        Some(1),
+        "{users}"
+    );
+
+    // With b.example down, its queue and the failure show.
+    net.provider("b.example").kill();
+    alice.send(&room, "queued for b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let peers = loop {
+        let peers = admin(&mut net, "a.example", &["peers", "--json"]);
+        if peers[0]["last_error"].is_string() {
+            break peers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failure shown: {peers}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(peers[0]["peer"], "b.example", "{peers}");
+    assert_eq!(peers[0]["queued"], 1, "{peers}");
+    assert!(peers[0]["attempts"].as_u64() >= Some(1), "{peers}");
+    net.provider("b.example").start();
+    wait_messages(&bob, &room, 1);
+
+    // Deleting Alice takes her out of the room everywhere, then the account goes.
+    let deleted = admin(&mut net, "a.example", &["delete-user", "alice"]);
+    assert_eq!(deleted["rooms"][0], room.as_str(), "{deleted}");
+    assert_eq!(
+        admin(&mut net, "a.example", &["users", "--json"]),
+        Value::Array(Vec::new())
+    );
+    // Bob's next message first commits the hub's removals (HUB-081).
+    bob.sync();
+    bob.send(&room, "alice's account is gone");
+    wait_members(&bob, &room, &[bob.uri()]);
+    assert!(!alice.run(&["sync"]).status.success(), "her token is gone");
+    // An unknown user is an error, and changes nothing.
+    let config = net.provider("a.example").dir.join("mimid.toml");
+    let out = run_with_timeout(
+        std::process::Command::new(binary("mimid"))
+            .args(["admin", "--config"])
+            .arg(&config)
+            .args(["delete-user", "nobody"]),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
 }

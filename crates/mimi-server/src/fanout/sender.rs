@@ -203,10 +203,15 @@ async fn drain_once(
             _ if give_up => None,
             Ok(r) => {
                 tracing::info!(peer, status = %r.status, count = batch.len(), "notify not accepted, will retry");
+                state
+                    .metrics
+                    .delivery_failed(peer, format!("answered {}", r.status));
                 Some(r.retry_after)
             }
             Err(e) => {
-                tracing::info!(peer, error = %format!("{e:#}"), count = batch.len(), "notify failed, will retry");
+                let error = format!("{e:#}");
+                tracing::info!(peer, error = %error, count = batch.len(), "notify failed, will retry");
+                state.metrics.delivery_failed(peer, error);
                 Some(None)
             }
         };
