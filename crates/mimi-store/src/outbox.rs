@@ -212,11 +212,17 @@ mod tests {
         let reader = store.read().unwrap();
         assert_eq!(reader.outbox_len().unwrap(), 3);
         assert_eq!(reader.outbox_bodies().unwrap(), 2);
+        let queues: Vec<(String, u64, u64, u32)> = reader
+            .outbox_by_peer()
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.peer, q.depth, q.oldest_created_at, q.head_attempts))
+            .collect();
         assert_eq!(
-            reader.outbox_by_peer().unwrap(),
+            queues,
             [
-                ("b.example".to_owned(), 2, 5),
-                ("c.example".to_owned(), 1, 5)
+                ("b.example".to_owned(), 2, 5, 0),
+                ("c.example".to_owned(), 1, 5, 0)
             ]
         );
         let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
