@@ -249,6 +249,12 @@ pub struct Limits {
     /// fill the disk. 0 keeps entries forever.
     #[serde(default = "default_fanout_expiry")]
     pub fanout_expiry_secs: u64,
+    /// Federation requests one peer provider (by its certificate's domain) may make per minute,
+    /// with a burst of a minute's worth; beyond it 429 with `Retry-After`, which our own
+    /// senders honour. Default 60,000 (1,000 a second): far above what fan-out batching needs
+    /// between two providers, low enough that one peer cannot take the whole server.
+    #[serde(default = "default_requests_per_peer")]
+    pub requests_per_peer_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -265,6 +271,7 @@ impl Default for Limits {
             identifier_queries_per_user_per_minute: default_identifier_queries_per_user(),
             registrations_per_address_per_hour: default_registrations_per_address(),
             fanout_expiry_secs: default_fanout_expiry(),
+            requests_per_peer_per_minute: default_requests_per_peer(),
         }
     }
 }
@@ -301,6 +308,9 @@ fn default_registrations_per_address() -> u32 {
 }
 fn default_fanout_expiry() -> u64 {
     7 * 24 * 3600
+}
+fn default_requests_per_peer() -> u32 {
+    60_000
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are

@@ -116,6 +116,10 @@ async fn run_bound(
     let router = http::routes()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            http::limit_peers,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))

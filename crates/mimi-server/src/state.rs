@@ -79,6 +79,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// Set when shutdown begins: `/readyz` then answers 503.
     pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Federation requests per peer domain (`limits.requests_per_peer_per_minute`).
+    pub(crate) peer_requests: crate::quota::Quota,
     /// Registration attempts per source address (`limits.registrations_per_address_per_hour`).
     pub(crate) registrations: crate::quota::Quota,
     /// Our token issuer keys by UTC day, each loaded (or made) on first use (IN-DISC-7).
@@ -145,6 +147,8 @@ impl AppState {
         let identifier_quotas = crate::identifier_query::IdentifierQuotas::new(&config.limits);
         let registrations =
             crate::quota::Quota::per_hour(config.limits.registrations_per_address_per_hour);
+        let peer_requests =
+            crate::quota::Quota::per_minute(config.limits.requests_per_peer_per_minute);
         Ok(Arc::new(Self {
             membership_checks,
             membership_queue: std::sync::Mutex::new(Some(membership_queue)),
@@ -170,6 +174,7 @@ impl AppState {
             connection_stats: Arc::new(crate::http::ConnectionStats::default()),
             identifier_quotas,
             registrations,
+            peer_requests,
             metrics,
             draining: std::sync::atomic::AtomicBool::new(false),
             joining: std::sync::Mutex::new(std::collections::HashSet::new()),
