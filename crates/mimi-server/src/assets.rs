@@ -16,6 +16,7 @@ const ASSET_PATH: &str = "/v1/assets/";
 pub(crate) async fn upload(
     state: &Arc<AppState>,
     device_uri: String,
+    user_name: String,
     bytes: Vec<u8>,
 ) -> Result<String, ApiError> {
     let limit = state.config.limits.max_asset_bytes;
@@ -27,14 +28,48 @@ pub(crate) async fn upload(
     }
     let id = hex::encode(rand::random::<[u8; 16]>());
     let key = id.clone();
-    state
-        .write(move |tx| Ok(tx.add_asset(&key, &device_uri, &bytes, now_secs())?))
+    let quota = state.config.limits.asset_bytes_per_user;
+    let stored = state
+        .write(move |tx| {
+            Ok(tx.add_asset(&key, &device_uri, &user_name, &bytes, quota, now_secs())?)
+        })
         .await?;
+    if let Err(mimi_store::AssetRefusal::OverQuota { held }) = stored {
+        return Err(ApiError::too_large(format!(
+            "your attachments here take {held} bytes of your {quota}: this one does not fit \
+             (they are kept {} days)",
+            state.config.limits.asset_retention_secs / 86_400
+        )));
+    }
     Ok(format!(
         "https://{}:{}{ASSET_PATH}{id}",
         state.domain(),
         state.config.listen.port()
     ))
+}
+
+/// How often stored assets past `limits.asset_retention_secs` are deleted.
+const EXPIRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes assets older than `limits.asset_retention_secs` (0: never) at start and every hour,
+/// until `stop` turns true.
+pub(crate) async fn run_expiry(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let keep = state.config.limits.asset_retention_secs;
+    if keep == 0 {
+        return;
+    }
+    loop {
+        let before = now_secs().saturating_sub(keep);
+        match state.write(move |tx| Ok(tx.expire_assets(before)?)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "attachments past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old attachments"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EXPIRY_INTERVAL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
 }
 
 /// AST-010 at the uploader's provider: when it hosts the room, the upload must fit the room's

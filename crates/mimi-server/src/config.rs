@@ -255,6 +255,15 @@ pub struct Limits {
     /// between two providers, low enough that one peer cannot take the whole server.
     #[serde(default = "default_requests_per_peer")]
     pub requests_per_peer_per_minute: u32,
+    /// Bytes of attachments one local user may have stored here at a time; an upload beyond it
+    /// is refused (413). Default 1 GiB.
+    #[serde(default = "default_asset_bytes_per_user")]
+    pub asset_bytes_per_user: u64,
+    /// How long an uploaded attachment is kept, seconds; 0 keeps them forever. Default 90
+    /// days. Rooms carry no retention period of their own (the drafts define none), so this
+    /// one period applies to every room's attachments (IN-SERVER-14).
+    #[serde(default = "default_asset_retention")]
+    pub asset_retention_secs: u64,
 }
 
 impl Default for Limits {
@@ -272,6 +281,8 @@ impl Default for Limits {
             registrations_per_address_per_hour: default_registrations_per_address(),
             fanout_expiry_secs: default_fanout_expiry(),
             requests_per_peer_per_minute: default_requests_per_peer(),
+            asset_bytes_per_user: default_asset_bytes_per_user(),
+            asset_retention_secs: default_asset_retention(),
         }
     }
 }
@@ -311,6 +322,12 @@ fn default_fanout_expiry() -> u64 {
 }
 fn default_requests_per_peer() -> u32 {
     60_000
+}
+fn default_asset_bytes_per_user() -> u64 {
+    1 << 30
+}
+fn default_asset_retention() -> u64 {
+    90 * 24 * 3600
 }
 
 /// How long each phase of an incoming connection may take, and how many connections are

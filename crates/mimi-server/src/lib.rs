@@ -126,6 +126,10 @@ async fn run_bound(
         .with_state(state.clone());
     let mut background = JoinSet::new();
     let (stop_senders, stop) = tokio::sync::watch::channel(false);
+    {
+        let (s, stop) = (state.clone(), stop.clone());
+        background.spawn(async move { assets::run_expiry(s, stop).await });
+    }
     if let Some(listener) = operations.metrics {
         tracing::info!(addr = %listener.local_addr()?, "operations endpoints");
         background.spawn(metrics::serve(listener, state.clone(), stop.clone()));

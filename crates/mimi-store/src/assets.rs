@@ -5,21 +5,53 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{StoreError, StoreGuard, Tx};
 
+/// Why an upload was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetRefusal {
+    /// The user's assets would exceed its quota; how many bytes it holds now.
+    OverQuota {
+        /// Bytes of the user's assets stored now.
+        held: u64,
+    },
+}
+
 impl Tx<'_> {
-    /// Stores an uploaded asset under `id`.
+    /// Stores an asset uploaded by `device_uri` of `user_name` under `id`, unless the user's
+    /// stored assets would then exceed `quota` bytes.
     pub fn add_asset(
         &self,
         id: &str,
         device_uri: &str,
+        user_name: &str,
         bytes: &[u8],
+        quota: u64,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Result<(), AssetRefusal>, StoreError> {
+        let held: i64 = self
+            .conn()
+            .prepare_cached(
+                "SELECT COALESCE(SUM(length(bytes)), 0) FROM assets WHERE user_name = ?1",
+            )?
+            .query_row(params![user_name], |r| r.get(0))?;
+        let held = held as u64;
+        if held + bytes.len() as u64 > quota {
+            return Ok(Err(AssetRefusal::OverQuota { held }));
+        }
         self.conn()
             .prepare_cached(
-                "INSERT INTO assets (id, device_uri, bytes, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO assets (id, device_uri, user_name, bytes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![id, device_uri, bytes, now as i64])?;
-        Ok(())
+            .execute(params![id, device_uri, user_name, bytes, now as i64])?;
+        Ok(Ok(()))
+    }
+
+    /// Deletes assets stored before `before` (seconds since the UNIX epoch); returns how many.
+    pub fn expire_assets(&self, before: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM assets WHERE created_at < ?1")?
+            .execute(params![before as i64])? as u64)
     }
 }
 
@@ -32,5 +64,55 @@ impl StoreGuard<'_> {
                 r.get(0)
             })
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn a_users_assets_stay_within_its_quota_and_old_ones_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let add = |id: &str, user: &str, len: usize, now: u64| {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            let added = tx
+                .add_asset(
+                    id,
+                    &format!("mimi://a/d/{user}/p"),
+                    user,
+                    &vec![0; len],
+                    10,
+                    now,
+                )
+                .unwrap();
+            tx.commit().unwrap();
+            added
+        };
+        assert_eq!(add("1", "al", 6, 100), Ok(()));
+        assert_eq!(
+            add("2", "al", 5, 200),
+            Err(AssetRefusal::OverQuota { held: 6 })
+        );
+        assert_eq!(add("3", "al", 4, 200), Ok(()), "exactly the quota");
+        assert_eq!(add("4", "bo", 10, 200), Ok(()), "per user");
+        assert!(
+            store.read().unwrap().asset("2").unwrap().is_none(),
+            "refused: not stored"
+        );
+        let expired = {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            let n = tx.expire_assets(150).unwrap();
+            tx.commit().unwrap();
+            n
+        };
+        assert_eq!(expired, 1);
+        assert!(store.read().unwrap().asset("1").unwrap().is_none());
+        // The space is Al's again.
+        assert_eq!(add("5", "al", 6, 300), Ok(()));
     }
 }

@@ -36,6 +36,7 @@ use rusqlite::Connection;
 // Public API.
 pub use abuse_reports::{AbuseReportRow, NewAbuseReport};
 pub use accounts::Client;
+pub use assets::AssetRefusal;
 pub use consent::{ConsentDecision, ConsentMode, ConsentRecord, ConsentState};
 pub use discovery::{CodeCheck, MAX_CODE_ATTEMPTS, Redemption};
 pub use error::StoreError;

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 13;
+const SCHEMA_VERSION: i64 = 14;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -335,6 +335,15 @@ CREATE TABLE token_redemptions (
 );
 ";
 
+/// v14: assets know their uploader's user (per-user quota) and are found by age (retention);
+/// assets of clients already removed are kept, under no user.
+const MIGRATE_V14: &str = "
+ALTER TABLE assets ADD COLUMN user_name TEXT;
+UPDATE assets SET user_name = (SELECT user_name FROM clients WHERE clients.device_uri = assets.device_uri);
+CREATE INDEX assets_by_user ON assets(user_name);
+CREATE INDEX assets_by_age ON assets(created_at);
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -391,7 +400,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 13] = [
+    let steps: [(i64, &str); 14] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -406,6 +415,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (11, MIGRATE_V11),
         (12, MIGRATE_V12),
         (13, MIGRATE_V13),
+        (14, MIGRATE_V14),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

@@ -974,7 +974,8 @@ async fn upload_asset(
         )
         .await?;
     }
-    let url = crate::assets::upload(&state, client.device_uri, body.to_vec()).await?;
+    let url =
+        crate::assets::upload(&state, client.device_uri, client.user_name, body.to_vec()).await?;
     Ok(Json(AssetStored { url }))
 }
 
@@ -1226,6 +1227,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(inbox(&state, &token, "after=0&wait_ms=300").await.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_users_attachments_stay_within_its_quota() {
+        let (_dir, state) =
+            crate::state::tests::test_state_with(|c| c.limits.asset_bytes_per_user = 10);
+        let token = alice(&state).await;
+        let upload = |len: usize| {
+            let request = Request::post("/client/v1/assets")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(vec![7u8; len]))
+                .unwrap();
+            call(&state, request)
+        };
+        assert_eq!(upload(6).await.0, StatusCode::OK);
+        let (status, body) = upload(6).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("6 bytes of your 10"), "{text}");
+        assert_eq!(upload(4).await.0, StatusCode::OK, "exactly the quota");
+        assert_eq!(upload(1).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
