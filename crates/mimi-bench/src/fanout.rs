@@ -127,6 +127,78 @@ struct Outcome {
     full_load: PhaseFigures,
     half_load: PhaseFigures,
     check: Option<Check>,
+    /// The hub's `/metrics`, scraped every half second through both phases.
+    hub_metrics: Vec<MetricsSample>,
+}
+
+/// One scrape of the hub's `/metrics` during the run.
+#[derive(Debug, Serialize, PartialEq)]
+struct MetricsSample {
+    /// Seconds from the start of the full-load phase.
+    t_s: f64,
+    /// Fan-out entries queued, per peer.
+    queue_depth: BTreeMap<String, u64>,
+    /// Requests the hub answered since the previous scrape.
+    requests: u64,
+    /// Their mean handling time, milliseconds.
+    mean_request_ms: Option<f64>,
+}
+
+/// The figures of one `/metrics` text that the samples keep: queue depth per peer, and the
+/// request count and total handling seconds over every route.
+fn read_metrics(text: &str) -> (BTreeMap<String, u64>, u64, f64) {
+    let mut depth = BTreeMap::new();
+    let (mut count, mut sum) = (0u64, 0f64);
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if let Some(peer) = series
+            .strip_prefix("mimid_fanout_queue_depth{peer=\"")
+            .and_then(|r| r.strip_suffix("\"}"))
+        {
+            depth.insert(peer.to_owned(), value.parse().unwrap_or(0));
+        } else if series.starts_with("mimid_request_seconds_count{") {
+            count += value.parse::<u64>().unwrap_or(0);
+        } else if series.starts_with("mimid_request_seconds_sum{") {
+            sum += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    (depth, count, sum)
+}
+
+/// Scrapes `addr`'s `/metrics` every half second until `stop`, one sample per scrape.
+async fn sample_metrics(
+    addr: std::net::SocketAddr,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+) -> Vec<MetricsSample> {
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/metrics");
+    let mut samples = Vec::new();
+    let mut previous: Option<(u64, f64)> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(response) = http.get(&url).send().await
+            && let Ok(text) = response.text().await
+        {
+            let (queue_depth, count, sum) = read_metrics(&text);
+            let (requests, mean_request_ms) = match previous {
+                Some((c, s)) if count > c => {
+                    (count - c, Some((sum - s) * 1000.0 / (count - c) as f64))
+                }
+                _ => (0, None),
+            };
+            previous = Some((count, sum));
+            samples.push(MetricsSample {
+                t_s: start.elapsed().as_secs_f64(),
+                queue_depth,
+                requests,
+                mean_request_ms,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    samples
 }
 
 /// How long building the room took, milliseconds.
@@ -318,6 +390,13 @@ async fn bench(
         ));
     }
 
+    // The hub (the room's creator is on DOMAINS[0]) is scraped throughout.
+    let stop_sampling = Arc::new(AtomicBool::new(false));
+    let sampling = tokio::spawn(sample_metrics(
+        providers.nodes[0].metrics,
+        Instant::now(),
+        stop_sampling.clone(),
+    ));
     progress(&format!("full load for {} s", settings.seconds));
     let (full_range, full_start, ended_early) =
         full_load(settings, &senders, full_pools, &http, &room_path, &ledger).await;
@@ -345,6 +424,8 @@ async fn bench(
 
     stop_observers.store(true, Ordering::Relaxed);
     while observing.join_next().await.is_some() {}
+    stop_sampling.store(true, Ordering::Relaxed);
+    let hub_metrics = sampling.await.unwrap_or_default();
 
     let check = if settings.check {
         progress("check: each provider's observer syncs and decrypts");
@@ -365,6 +446,7 @@ async fn bench(
         full_load: full,
         half_load: half,
         check,
+        hub_metrics,
     })
 }
 
@@ -877,6 +959,33 @@ fn table(o: &Outcome) -> String {
             t.push_str(&format!("  {d:<20} {}\n", spread(s)));
         }
     }
+    // What the hub's /metrics showed: the peak queue per peer and of the handling time.
+    let mut peaks: BTreeMap<&str, u64> = BTreeMap::new();
+    for sample in &o.hub_metrics {
+        for (peer, depth) in &sample.queue_depth {
+            let peak = peaks.entry(peer).or_default();
+            *peak = (*peak).max(*depth);
+        }
+    }
+    let slowest = o
+        .hub_metrics
+        .iter()
+        .filter_map(|s| s.mean_request_ms)
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    t.push_str(&format!(
+        "hub /metrics, {} scrapes: peak fan-out queue {}; slowest half second's mean handling {}\n",
+        o.hub_metrics.len(),
+        if peaks.is_empty() {
+            "empty throughout".to_owned()
+        } else {
+            peaks
+                .iter()
+                .map(|(p, d)| format!("{p} {d}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        slowest.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms")),
+    ));
     match &o.check {
         Some(c) => t.push_str(&format!(
             "check {}: expected {} decrypted bench messages; got {:?}, errors {:?} ({:.1} s)",
@@ -897,6 +1006,21 @@ mod tests {
 
     fn hash(n: u8) -> MessageKey {
         [n; 16]
+    }
+
+    #[test]
+    fn a_scrape_gives_queue_depths_and_request_totals() {
+        let text = "# TYPE mimid_fanout_queue_depth gauge\n\
+                    mimid_fanout_queue_depth{peer=\"b.example\"} 12\n\
+                    mimid_fanout_queue_depth{peer=\"c.example\"} 0\n\
+                    mimid_request_seconds_count{endpoint=\"/a\"} 3\n\
+                    mimid_request_seconds_sum{endpoint=\"/a\"} 0.5\n\
+                    mimid_request_seconds_count{endpoint=\"/b\"} 1\n\
+                    mimid_request_seconds_sum{endpoint=\"/b\"} 0.25\n";
+        let (depth, count, sum) = read_metrics(text);
+        assert_eq!(depth["b.example"], 12);
+        assert_eq!(depth["c.example"], 0);
+        assert_eq!((count, sum), (4, 0.75));
     }
 
     #[test]

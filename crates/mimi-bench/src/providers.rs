@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mimi_test_support::{Logs, Running, Serve, init_mesh, set_config_value, sibling_binary};
+use mimi_test_support::{
+    Logs, Running, Serve, init_mesh, set_config_value, set_top_level_value, sibling_binary,
+};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde::Serialize;
@@ -32,6 +34,8 @@ pub(crate) struct Node {
     pub(crate) url: String,
     /// Its state directory (config, keys, SQLite database).
     pub(crate) dir: PathBuf,
+    /// Its operations endpoints (`metrics_listen`): `/metrics`, `/healthz`, `/readyz`.
+    pub(crate) metrics: std::net::SocketAddr,
     process: Running,
 }
 
@@ -86,6 +90,12 @@ impl Providers {
             for (key, value) in settings {
                 set_config_value(&provider.config, key, value)?;
             }
+            let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            set_top_level_value(
+                &provider.config,
+                "metrics_listen",
+                &format!("\"{metrics}\""),
+            )?;
             let logs = Logs {
                 stderr: dir.join(format!("{}.log", provider.domain)),
                 stdout: dir.join(format!("{}.stdout.log", provider.domain)),
@@ -108,6 +118,7 @@ impl Providers {
                 url: format!("https://{}", provider.addr),
                 domain: provider.domain,
                 dir: provider.dir,
+                metrics,
                 process,
             });
         }
