@@ -169,11 +169,11 @@ fn read_metrics(text: &str) -> (BTreeMap<String, u64>, u64, f64) {
 
 /// Scrapes `addr`'s `/metrics` every half second until `stop`, one sample per scrape.
 async fn sample_metrics(
+    http: reqwest::Client,
     addr: std::net::SocketAddr,
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> Vec<MetricsSample> {
-    let http = reqwest::Client::new();
     let url = format!("http://{addr}/metrics");
     let mut samples = Vec::new();
     let mut previous: Option<(u64, f64)> = None;
@@ -392,7 +392,9 @@ async fn bench(
 
     // The hub (the room's creator is on DOMAINS[0]) is scraped throughout.
     let stop_sampling = Arc::new(AtomicBool::new(false));
+    // Our HTTPS client (its TLS set up with a crypto provider) speaks plain HTTP as well.
     let sampling = tokio::spawn(sample_metrics(
+        http.clone(),
         providers.nodes[0].metrics,
         Instant::now(),
         stop_sampling.clone(),
