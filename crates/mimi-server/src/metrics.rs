@@ -86,6 +86,8 @@ pub(crate) struct Metrics {
     messages: Mutex<BTreeMap<String, u64>>,
     /// Fan-out deliveries by (peer, outcome: `delivered` or `failed`).
     deliveries: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Queueing to confirmed delivery of fan-out entries, by peer.
+    delivery_seconds: Mutex<BTreeMap<String, Arc<Histogram>>>,
     /// Fan-out entries dropped undelivered after `limits.fanout_expiry_secs`, by peer.
     expired: Mutex<BTreeMap<String, u64>>,
     /// The last failure of a fan-out delivery to each peer, with when (seconds since the UNIX
@@ -132,6 +134,15 @@ impl Metrics {
     pub(crate) fn delivery(&self, peer: &str, delivered: bool) {
         let outcome = if delivered { "delivered" } else { "failed" };
         bump(&self.deliveries, (peer.to_owned(), outcome));
+    }
+
+    /// A fan-out entry reached `peer` `took` after it was queued.
+    pub(crate) fn delivered_after(&self, peer: &str, took: Duration) {
+        let histogram = lock(&self.delivery_seconds)
+            .entry(peer.to_owned())
+            .or_default()
+            .clone();
+        histogram.observe(took);
     }
 
     /// A fan-out delivery to `peer` failed with `error`.
@@ -213,6 +224,16 @@ impl Metrics {
                 "mimid_fanout_batches_total{{peer=\"{}\",outcome=\"{outcome}\"}} {n}",
                 escape(peer)
             );
+        }
+        header(
+            &mut out,
+            "mimid_fanout_delivery_seconds",
+            "histogram",
+            "From queueing a fan-out entry to the peer's confirmation, by peer.",
+        );
+        for (peer, histogram) in lock(&self.delivery_seconds).iter() {
+            let labels = format!("peer=\"{}\"", escape(peer));
+            histogram.write(&mut out, "mimid_fanout_delivery_seconds", &labels);
         }
         header(
             &mut out,
@@ -428,6 +449,7 @@ mod tests {
         metrics.message("notAllowed");
         metrics.delivery("b.example", true);
         metrics.expired("c.example", 4);
+        metrics.delivered_after("b.example", Duration::from_millis(20));
         let gauges = Gauges {
             queues: vec![("b.example".into(), 7, 12)],
             rooms_cached: 3,
@@ -448,6 +470,9 @@ mod tests {
             "mimid_messages_total{outcome=\"notAllowed\"} 1",
             "mimid_fanout_batches_total{peer=\"b.example\",outcome=\"delivered\"} 1",
             "mimid_fanout_expired_total{peer=\"c.example\"} 4",
+            "mimid_fanout_delivery_seconds_bucket{peer=\"b.example\",le=\"0.01\"} 0",
+            "mimid_fanout_delivery_seconds_bucket{peer=\"b.example\",le=\"0.025\"} 1",
+            "mimid_fanout_delivery_seconds_count{peer=\"b.example\"} 1",
             "mimid_write_batch_seconds_count 0",
             "mimid_fanout_queue_depth{peer=\"b.example\"} 7",
             "mimid_fanout_oldest_seconds{peer=\"b.example\"} 12",

@@ -20,6 +20,8 @@ pub struct OutboxItem {
     pub body: Vec<u8>,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// When it was queued, ms since the UNIX epoch (0: before schema v15).
+    pub queued_at_ms: u64,
 }
 
 /// One peer's fan-out queue, as operators see it.
@@ -38,13 +40,14 @@ pub struct PeerQueue {
 }
 
 impl Tx<'_> {
-    /// Appends one `/notify` body for each of `peers`, the body stored once.
+    /// Appends one `/notify` body for each of `peers`, the body stored once, queued at
+    /// `now_ms` (ms since the UNIX epoch).
     pub fn enqueue_notify(
         &self,
         peers: &[&str],
         room_uri: &str,
         body: &[u8],
-        now: u64,
+        now_ms: u64,
     ) -> Result<(), StoreError> {
         if peers.is_empty() {
             return Ok(());
@@ -54,10 +57,17 @@ impl Tx<'_> {
             .execute(params![body])?;
         let body_id = self.conn().last_insert_rowid();
         let mut insert = self.conn().prepare_cached(
-            "INSERT INTO outbox (peer, room_uri, body_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO outbox (peer, room_uri, body_id, created_at, queued_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for peer in peers {
-            insert.execute(params![peer, room_uri, body_id, now as i64])?;
+            insert.execute(params![
+                peer,
+                room_uri,
+                body_id,
+                (now_ms / 1000) as i64,
+                now_ms as i64
+            ])?;
         }
         Ok(())
     }
@@ -126,7 +136,8 @@ impl StoreGuard<'_> {
         limit: usize,
     ) -> Result<(Vec<OutboxItem>, u64), StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.id, o.peer, o.room_uri, b.body, o.attempts, o.next_attempt_at
+            "SELECT o.id, o.peer, o.room_uri, b.body, o.attempts, o.next_attempt_at,
+                    o.queued_at_ms
              FROM outbox o JOIN outbox_bodies b ON b.id = o.body_id
              WHERE o.peer = ?1 AND o.id > ?2 ORDER BY o.id LIMIT ?3",
         )?;
@@ -140,6 +151,7 @@ impl StoreGuard<'_> {
                     room_uri: r.get(2)?,
                     body: r.get(3)?,
                     attempts: r.get::<_, i64>(4)? as u32,
+                    queued_at_ms: r.get::<_, i64>(6)? as u64,
                 },
                 r.get::<_, i64>(5)? as u64,
             ))
@@ -202,9 +214,9 @@ mod tests {
         {
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 5)
+            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 5_000)
                 .unwrap();
-            tx.enqueue_notify(&["b.example"], "r", b"second", 9)
+            tx.enqueue_notify(&["b.example"], "r", b"second", 9_500)
                 .unwrap();
             tx.enqueue_notify(&[], "r", b"nobody", 0).unwrap();
             tx.commit().unwrap();
@@ -270,8 +282,9 @@ mod tests {
             n
         };
         with_tx(&|tx| {
-            tx.enqueue_notify(&["b.example"], "r", b"old", 100).unwrap();
-            tx.enqueue_notify(&["b.example", "c.example"], "r", b"newer", 200)
+            tx.enqueue_notify(&["b.example"], "r", b"old", 100_000)
+                .unwrap();
+            tx.enqueue_notify(&["b.example", "c.example"], "r", b"newer", 200_000)
                 .unwrap();
             0
         });

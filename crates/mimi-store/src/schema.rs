@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 14;
+const SCHEMA_VERSION: i64 = 15;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -344,6 +344,12 @@ CREATE INDEX assets_by_user ON assets(user_name);
 CREATE INDEX assets_by_age ON assets(created_at);
 ";
 
+/// v15: each fan-out entry records when it was queued to the millisecond, for the delivery
+/// latency metric (entries queued before have 0, and are not measured).
+const MIGRATE_V15: &str = "
+ALTER TABLE outbox ADD COLUMN queued_at_ms INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -400,7 +406,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 14] = [
+    let steps: [(i64, &str); 15] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -416,6 +422,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (12, MIGRATE_V12),
         (13, MIGRATE_V13),
         (14, MIGRATE_V14),
+        (15, MIGRATE_V15),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
@@ -643,7 +650,7 @@ mod tests {
         {
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.enqueue_notify(&["b"], "r", b"new", 0).unwrap();
+            tx.enqueue_notify(&["b"], "r", b"new", 1_000).unwrap();
             tx.commit().unwrap();
         }
         let reader = store.read().unwrap();
@@ -654,6 +661,11 @@ mod tests {
             [(1, vec![1]), (3, b"new".to_vec())]
         );
         assert_eq!((c[0].id, c[0].attempts, not_before), (2, 3, 99));
+        assert_eq!(
+            (b[0].queued_at_ms, b[1].queued_at_ms),
+            (0, 1_000),
+            "unknown before v15"
+        );
         assert_eq!(c[0].body, [2]);
         assert_eq!(reader.outbox_bodies().unwrap(), 3);
     }

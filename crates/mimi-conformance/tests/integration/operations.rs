@@ -85,6 +85,13 @@ fn health_readiness_and_metrics_follow_the_traffic() {
         "{after}"
     );
     assert_eq!(value(&after, "mimid_rooms_cached"), Some(1.0), "{after}");
+    assert!(
+        value(
+            &after,
+            "mimid_fanout_delivery_seconds_count{peer=\"b.example\"}"
+        ) >= Some(1.0),
+        "{after}"
+    );
     assert!(value(&after, "mimid_write_batch_seconds_count") > Some(0.0));
     // Requests are counted by route, never by the raw path: no room or user is named.
     assert!(

@@ -30,7 +30,7 @@ pub(crate) fn fan_out(
     // Checked cheaply per message: only a peer not seen before takes the lock's slow path.
     state.note_peers(&peers);
     // One copy of the body for every peer's queue.
-    tx.enqueue_notify(&peers, room_uri, &body, now)
+    tx.enqueue_notify(&peers, room_uri, &body, crate::state::now_ms())
 }
 
 /// Delivers one FanoutMessage to local clients: a Welcome to the clients whose KeyPackages it

@@ -218,6 +218,13 @@ async fn drain_once(
         state
             .metrics
             .delivery(peer, retry_after.is_none() && !give_up);
+        if retry_after.is_none() && !give_up {
+            let now = now_ms();
+            for item in batch.iter().filter(|i| i.queued_at_ms > 0) {
+                let took = Duration::from_millis(now.saturating_sub(item.queued_at_ms));
+                state.metrics.delivered_after(peer, took);
+            }
+        }
         match retry_after {
             None => {
                 // The next batch goes out while these entries are removed: waiting for that
@@ -288,6 +295,7 @@ mod tests {
             room_uri: room.into(),
             body: vec![0; len],
             attempts,
+            queued_at_ms: 0,
         }
     }
 
