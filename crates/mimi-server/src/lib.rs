@@ -216,6 +216,13 @@ enum Command {
         peers: Vec<String>,
     },
     /// Serve until interrupted.
+    /// Bring the provider's database to this build's schema (also done at every start), or
+    /// refuse one a newer build wrote; prints the version before and after.
+    Migrate {
+        /// The config file of the provider.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Ask the running provider about its rooms, peers and users, or delete a user (over the
     /// admin socket in its `dir`).
     Admin {
@@ -332,6 +339,26 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Reports {
             command: ReportsCommand::List { config, json },
         } => list_reports(&Config::load(&config)?, json),
+        Command::Migrate { config } => {
+            let config = Config::load(&config)?;
+            let db = config.dir.join("mimid.sqlite");
+            let before = mimi_store::schema_version_of(&db)
+                .with_context(|| format!("cannot read {}", db.display()))?;
+            // Opening migrates, each step in its own transaction; a newer schema is refused
+            // before anything changes.
+            mimi_store::Store::open(&db)
+                .with_context(|| format!("cannot migrate {}", db.display()))?;
+            let after = mimi_store::schema_version_of(&db)?;
+            #[allow(clippy::print_stdout)]
+            {
+                if before == after {
+                    println!("{}: schema v{after}, already current", db.display());
+                } else {
+                    println!("{}: schema v{before} -> v{after}", db.display());
+                }
+            }
+            Ok(())
+        }
         Command::Admin { config, command } => {
             let out = admin::run(&Config::load(&config)?, &command)?;
             #[allow(clippy::print_stdout)]

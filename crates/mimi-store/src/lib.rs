@@ -45,6 +45,7 @@ pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use outbox::{OutboxItem, PeerQueue};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::StoredRoom;
+pub use schema::{SCHEMA_VERSION, schema_version_of};
 pub use trees::StoredTree;
 
 /// Read-only connections kept open. Reads are short (one inbox page, one token lookup), so a

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -349,6 +349,15 @@ CREATE INDEX assets_by_age ON assets(created_at);
 const MIGRATE_V15: &str = "
 ALTER TABLE outbox ADD COLUMN queued_at_ms INTEGER NOT NULL DEFAULT 0;
 ";
+
+/// The schema version of the database file at `path` (0: none yet), read without changing it.
+pub fn schema_version_of(path: &std::path::Path) -> Result<i64, StoreError> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
 
 /// Sets durability pragmas and creates or upgrades the schema.
 pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
