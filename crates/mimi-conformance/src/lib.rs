@@ -383,6 +383,14 @@ impl Provider {
         self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
     }
 
+    /// Stops the process with `SIGTERM` (a clean shutdown) and waits up to 30 s; its exit
+    /// status, `None` if it did not exit in time (it is killed then) or was not running.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.process
+            .take()
+            .and_then(|p| p.terminate(Duration::from_secs(30)))
+    }
+
     /// Kills the process with `SIGKILL` (no clean shutdown) and reaps it; no-op if not running.
     pub fn kill(&mut self) {
         // Dropping the running process kills and reaps it.

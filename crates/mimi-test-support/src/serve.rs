@@ -159,6 +159,22 @@ impl Running {
     pub fn logs(&self) -> &Logs {
         &self.logs
     }
+
+    /// Asks it to stop with `SIGTERM` (a clean shutdown) and waits up to `timeout` for it to
+    /// exit; its exit status, or `None` if it was still running (it is killed then).
+    pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for Running {

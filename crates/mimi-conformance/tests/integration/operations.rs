@@ -245,3 +245,37 @@ fn the_operator_lists_rooms_peers_and_users_and_deletes_a_user() {
         "{out:?}"
     );
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_what_is_queued_for_the_next_start() {
+    let mut net = Network::start_with(
+        &["a.example", "b.example"],
+        &Options {
+            metrics: true,
+            ..Options::default()
+        },
+    );
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("restart");
+    alice.add(&room, &bob.uri());
+    wait_joined(&bob, &room);
+    net.provider("b.example").kill();
+    alice.send(&room, "sent while b is away");
+    // a.example stops on SIGTERM, promptly and with success, and removes its admin socket.
+    let a = net.provider("a.example");
+    let began = std::time::Instant::now();
+    let status = a.terminate().expect("mimid exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(!a.dir.join("admin.sock").exists());
+    // What was queued for b.example is delivered after both come back.
+    net.provider("a.example").start();
+    net.provider("b.example").start();
+    let seen = wait_messages(&bob, &room, 1);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
