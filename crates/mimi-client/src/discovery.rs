@@ -315,7 +315,16 @@ impl Client {
         if let Some(token) = self.profile.take_lookup_token(&issuer, first_day)? {
             return Ok(token);
         }
-        self.fetch_lookup_tokens(TOKENS_PER_REQUEST, now).await?;
+        match self.fetch_lookup_tokens(TOKENS_PER_REQUEST, now).await {
+            // The issuer's day turned between fetching its key and asking: once more, under
+            // the new day's key.
+            Err(ClientError::Refused(why)) if why.contains(mimi_discovery::STALE_TOKEN_KEY) => {
+                self.fetch_lookup_tokens(TOKENS_PER_REQUEST, now).await?;
+            }
+            other => {
+                other?;
+            }
+        }
         self.profile
             .take_lookup_token(&issuer, first_day)?
             .ok_or_else(|| ClientError::Provider("the provider signed no token".into()))

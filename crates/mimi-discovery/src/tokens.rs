@@ -25,6 +25,9 @@ pub const TOKEN_TYPE: u16 = 0x0002;
 const NK: usize = 256;
 /// The label of a provider's signature over its issuer key.
 pub const ISSUER_KEY_LABEL: &str = "MIMI token issuer key";
+/// What an issuer says of token requests made under a key of another day than its today (its
+/// 409's text ends with it); the client fetches the key again.
+pub const STALE_TOKEN_KEY: &str = "fetch the key again";
 /// What a gateway says of a token it redeemed before (its sealed 401's text).
 pub const TOKEN_REPLAYED: &str = "this token was used before";
 /// The size of an encoded token, bytes: type, nonce, challenge digest, key ID, authenticator.

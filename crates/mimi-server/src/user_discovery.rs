@@ -563,7 +563,8 @@ pub(crate) async fn issue_tokens(
     let today = now_secs() / 86_400;
     if day != today {
         return Err(ApiError::conflict(format!(
-            "tokens are issued under today's key (day {today}), not day {day}'s: fetch the key again"
+            "tokens are issued under today's key (day {today}), not day {day}'s: {}",
+            mimi_discovery::STALE_TOKEN_KEY
         )));
     }
     let limit = state.config.discovery.tokens_per_user_per_day;
