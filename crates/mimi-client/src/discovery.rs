@@ -177,7 +177,7 @@ impl Client {
             let records = match self.oblivious_lookup(domain, &id, now).await {
                 Ok(records) => records,
                 // Without tokens no lookup can be paid for: say so rather than find nothing.
-                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                Err(ClientError::Refused(why)) if why.contains(mimi_discovery::NO_TOKENS_LEFT) => {
                     return Err(ClientError::Refused(why));
                 }
                 Err(e) => {
@@ -234,7 +234,7 @@ impl Client {
             match self.sealed_lookup(&keys, domain, id, now).await {
                 Ok(found) => return Ok(found),
                 // Out of tokens stays out of tokens under any key.
-                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                Err(ClientError::Refused(why)) if why.contains(mimi_discovery::NO_TOKENS_LEFT) => {
                     return Err(ClientError::Refused(why));
                 }
                 Err(e) => {
@@ -391,7 +391,7 @@ impl Client {
             let want = usize::try_from(count - held).unwrap_or(usize::MAX);
             match self.fetch_lookup_tokens(want, now).await {
                 Ok(_) => {}
-                Err(ClientError::Refused(why)) if why.contains("no lookup tokens left") => {
+                Err(ClientError::Refused(why)) if why.contains(mimi_discovery::NO_TOKENS_LEFT) => {
                     return Ok(held);
                 }
                 Err(e) => return Err(e),

@@ -24,8 +24,8 @@ pub use oblivious::{
     open_answer, seal_lookup,
 };
 pub use tokens::{
-    ISSUER_KEY_LABEL, Issuer, PendingToken, RedeemableToken, STALE_TOKEN_KEY, TOKEN_LEN,
-    TOKEN_REPLAYED, TOKEN_TYPE, challenge_digest, check_issuer_key, check_token, key_id,
+    ISSUER_KEY_LABEL, Issuer, NO_TOKENS_LEFT, PendingToken, RedeemableToken, STALE_TOKEN_KEY,
+    TOKEN_LEN, TOKEN_REPLAYED, TOKEN_TYPE, challenge_digest, check_issuer_key, check_token, key_id,
     sign_issuer_key, token_key_id,
 };
 

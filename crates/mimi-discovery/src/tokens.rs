@@ -25,6 +25,9 @@ pub const TOKEN_TYPE: u16 = 0x0002;
 const NK: usize = 256;
 /// The label of a provider's signature over its issuer key.
 pub const ISSUER_KEY_LABEL: &str = "MIMI token issuer key";
+/// What an issuer's 429 says when a user's tokens for the day are used up (its text starts
+/// with it); `mimi lookup` shows it and exits 1.
+pub const NO_TOKENS_LEFT: &str = "no lookup tokens left";
 /// What an issuer says of token requests made under a key of another day than its today (its
 /// 409's text ends with it); the client fetches the key again.
 pub const STALE_TOKEN_KEY: &str = "fetch the key again";

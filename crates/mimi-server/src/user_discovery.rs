@@ -575,7 +575,7 @@ pub(crate) async fn issue_tokens(
     if granted == 0 {
         let tomorrow = (day + 1) * 86_400 - now_secs();
         return Err(ApiError::too_many_requests(
-            format!("no lookup tokens left today ({limit} a day)"),
+            format!("{} today ({limit} a day)", mimi_discovery::NO_TOKENS_LEFT),
             tomorrow,
         ));
     }
@@ -837,7 +837,10 @@ mod tests {
         // One left of the 3: one request of two gets one signature.
         assert_eq!(issue("al", 2).await.unwrap().len(), 1);
         let over = issue("al", 1).await.unwrap_err();
-        assert!(over.to_string().contains("no lookup tokens left"), "{over}");
+        assert!(
+            over.to_string().contains(mimi_discovery::NO_TOKENS_LEFT),
+            "{over}"
+        );
         assert_eq!(issue("bo", 3).await.unwrap().len(), 3, "per user");
         assert!(issue("bo", 11).await.is_err(), "at most 10 a request");
         assert!(
