@@ -405,7 +405,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str)
     }
     let s = state.clone();
     let store_ok =
-        tokio::task::spawn_blocking(move || s.store.read().and_then(|r| r.outbox_len()).is_ok())
+        tokio::task::spawn_blocking(move || s.store.read().and_then(|r| r.ping()).is_ok())
             .await
             .unwrap_or(false);
     if store_ok {

@@ -186,6 +186,12 @@ impl StoreGuard<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether the database answers a query at all (readiness probes: constant time).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Stored `/notify` bodies, each shared by the entries that carry it (for tests).
     pub fn outbox_bodies(&self) -> Result<u64, StoreError> {
         let n: i64 = self
