@@ -15,10 +15,10 @@ use crate::error::ClientError;
 /// Whether a call may be sent again when its first attempt failed in a way that may pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Repeat {
-    /// Reads, and writes that change nothing the second time (an inbox ack, an unsubscribe).
+    /// Reads, and writes that change nothing the second time (an inbox ack, an unsubscribe, an
+    /// application message, which the room's hub recognizes when it comes again: FED-016).
     Safe,
-    /// Everything else. The provider deduplicates nothing, so a repeated message, commit,
-    /// upload or registration could happen twice.
+    /// Everything else: a repeated commit, upload or registration could happen twice.
     Never,
 }
 

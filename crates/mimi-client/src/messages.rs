@@ -298,10 +298,9 @@ impl Client {
             profile::mark_sent(tx, &hash, room, &event)
         })?;
         let path = format!("/client/v1/submit/{}", room_path(room)?);
-        let answer = self
-            .api
-            .post_bytes(&path, ciphertext, Repeat::Never)
-            .await?;
+        // Repeated after a lost answer: the hub answers a message it already has as before
+        // and does not deliver it twice (FED-016).
+        let answer = self.api.post_bytes(&path, ciphertext, Repeat::Safe).await?;
         let response = SubmitMessageResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed submit answer: {e}")))?;
         let refusal = match response.outcome {

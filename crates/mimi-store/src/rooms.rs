@@ -481,3 +481,68 @@ mod remove_client_tests {
         assert!(!store.read().unwrap().user_exists("bob").unwrap());
     }
 }
+
+impl Tx<'_> {
+    /// Records that the hub accepted the message with `hash` in `room_uri` and answered
+    /// `answer` at `now_ms`; if it already had, returns that earlier answer and records nothing.
+    /// Records older than `forget_before_ms` are dropped on the way.
+    pub fn accept_message_once(
+        &self,
+        room_uri: &str,
+        hash: &[u8],
+        answer: &[u8],
+        now_ms: u64,
+        forget_before_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let earlier: Option<Vec<u8>> = self
+            .conn()
+            .prepare_cached(
+                "SELECT answer FROM accepted_messages WHERE room_uri = ?1 AND hash = ?2",
+            )?
+            .query_row(params![room_uri, hash], |r| r.get(0))
+            .optional()?;
+        if earlier.is_some() {
+            return Ok(earlier);
+        }
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO accepted_messages (room_uri, hash, answer, accepted_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![room_uri, hash, answer, now_ms as i64])?;
+        self.conn()
+            .prepare_cached("DELETE FROM accepted_messages WHERE accepted_at < ?1")?
+            .execute(params![forget_before_ms as i64])?;
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod accepted_tests {
+    use crate::Store;
+
+    #[test]
+    fn a_message_is_accepted_once_and_remembered_for_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let accept = |room: &str, hash: &[u8], answer: &[u8], now: u64, forget: u64| {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            let earlier = tx
+                .accept_message_once(room, hash, answer, now, forget)
+                .unwrap();
+            tx.commit().unwrap();
+            earlier
+        };
+        assert_eq!(accept("r", b"h1", b"first", 1_000, 0), None);
+        assert_eq!(
+            accept("r", b"h1", b"second", 2_000, 0),
+            Some(b"first".to_vec()),
+            "the earlier answer, nothing recorded"
+        );
+        assert_eq!(accept("s", b"h1", b"other room", 2_000, 0), None);
+        // Forgotten once older than the window: the same bytes count as new again.
+        assert_eq!(accept("r", b"h2", b"x", 10_000, 5_000), None);
+        assert_eq!(accept("r", b"h1", b"again", 10_000, 5_000), None);
+    }
+}

@@ -5,7 +5,7 @@ use rusqlite::Connection;
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -350,6 +350,20 @@ const MIGRATE_V15: &str = "
 ALTER TABLE outbox ADD COLUMN queued_at_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// v16: the application messages a hub accepted lately, by room and hash, with the answer it
+/// gave: a submission repeated after a lost answer gets the same answer and is not fanned out
+/// twice (FED-016).
+const MIGRATE_V16: &str = "
+CREATE TABLE accepted_messages (
+    room_uri TEXT NOT NULL,
+    hash BLOB NOT NULL,
+    answer BLOB NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    PRIMARY KEY (room_uri, hash)
+) WITHOUT ROWID;
+CREATE INDEX accepted_messages_by_age ON accepted_messages(accepted_at);
+";
+
 /// The schema version of the database file at `path` (0: none yet), read without changing it.
 pub fn schema_version_of(path: &std::path::Path) -> Result<i64, StoreError> {
     if !path.exists() {
@@ -415,7 +429,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 15] = [
+    let steps: [(i64, &str); 16] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -432,6 +446,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (13, MIGRATE_V13),
         (14, MIGRATE_V14),
         (15, MIGRATE_V15),
+        (16, MIGRATE_V16),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

@@ -146,9 +146,16 @@ impl Hub {
                 .await
                 .map_err(|_| ApiError::internal("the store writer dropped a job"))
                 .and_then(|saved| saved)
-                .map(|()| {
-                    state.wake_outbox();
-                    response
+                .and_then(|earlier| match earlier {
+                    None => {
+                        state.wake_outbox();
+                        Ok(response)
+                    }
+                    // FED-016: accepted before; the answer given then.
+                    Some(answer) => {
+                        tracing::info!("a message submitted again; answered as before");
+                        SubmitMessageResponse::decode(&answer).map_err(ApiError::internal)
+                    }
                 }),
             Err(e) => Err(e),
         };
@@ -465,6 +472,33 @@ mod tests {
     /// Room-wide mailbox entries saved so far.
     fn saved(state: &AppState) -> u64 {
         state.store.read().unwrap().mailbox_len().unwrap()
+    }
+
+    /// FED-016: a message submitted again after a lost answer gets the first answer and is
+    /// saved and fanned out once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_submitted_twice_is_saved_once_and_answered_alike() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "again").await;
+        let (ciphertext, _) = alice.mls.encrypt(&alice.me, &room, b"once").unwrap();
+        let request = || SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: MlsMessage::from_bytes(&ciphertext).unwrap(),
+            sending_uri: IdentifierUri::new(ALICE),
+        };
+        let before = saved(&state);
+        let first = Hub::submit(&state, &room, request()).await.unwrap();
+        assert!(accepted(&first), "{first:?}");
+        // Twice more, one of them racing a new message: still one copy, the same answer.
+        let (again, other) = tokio::join!(
+            Hub::submit(&state, &room, request()),
+            post(&state, &alice, &room, "another")
+        );
+        assert_eq!(again.unwrap(), first);
+        assert!(accepted(&other));
+        assert_eq!(Hub::submit(&state, &room, request()).await.unwrap(), first);
+        assert_eq!(saved(&state), before + 2, "the repeated message saved once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

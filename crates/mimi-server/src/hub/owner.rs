@@ -100,9 +100,10 @@ impl Command {
 pub(super) enum Submitted {
     /// Refused: answered as is, nothing saved.
     Refused(SubmitMessageResponse),
-    /// Accepted: `response` once `saved` reports the save durable.
+    /// Accepted: `response` once `saved` reports the save durable, unless the save found the
+    /// same message accepted before: then the answer given then (encoded), and nothing saved.
     Saving {
-        saved: oneshot::Receiver<Result<(), ApiError>>,
+        saved: oneshot::Receiver<Result<Option<Vec<u8>>, ApiError>>,
         response: SubmitMessageResponse,
     },
 }
@@ -371,6 +372,10 @@ async fn handshake(
     (room, Ok(response))
 }
 
+/// How long a hub remembers the messages it accepted, to recognize one submitted again after a
+/// lost answer (FED-016): longer than any client's or follower's repeats take.
+const ACCEPTED_MESSAGES_KEPT_MS: u64 = 120_000;
+
 /// Checks an application message against the room and, if it passes, queues its fan-out in
 /// the writer, behind every earlier save of this room and ahead of every later one.
 async fn submit(
@@ -402,27 +407,35 @@ async fn submit(
             return Ok(Submitted::Refused(SubmitMessageResponse::not_allowed()));
         }
     };
-    let fanned_frank = frank.clone();
+    let response = SubmitMessageResponse::accepted(ts, frank.clone());
+    // FED-016: the same bytes submitted again (a client or follower repeating after a lost
+    // answer) get the first answer and are not fanned out twice. Checked in the writer, in
+    // order behind the first submission's save, so a repeat never answers before it is durable.
+    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(message.as_bytes()).into();
+    let answer = mimi_protocol::Wire::encode(&response);
     // HUB-032: providers none of whose members may receive messages are left out.
     let domains = room.receiving_domains().clone();
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let saved = state
         .queue_write(move |tx| {
+            let forget_before = ts.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
+            if let Some(earlier) =
+                tx.accept_message_once(&uri, &hash, &answer, ts, forget_before)?
+            {
+                return Ok(Some(earlier));
+            }
             fan_out(
                 tx,
                 &s,
                 &uri,
-                &FanoutMessage::application(ts, message, fanned_frank),
+                &FanoutMessage::application(ts, message, frank),
                 &domains,
                 now,
             )?;
-            Ok(())
+            Ok(None)
         })
         .await?;
-    Ok(Submitted::Saving {
-        saved,
-        response: SubmitMessageResponse::accepted(ts, frank),
-    })
+    Ok(Submitted::Saving { saved, response })
 }
 
 /// The hub's frank of an accepted message (draft §5.4.1.2): made when the room names a franking
