@@ -350,18 +350,17 @@ const MIGRATE_V15: &str = "
 ALTER TABLE outbox ADD COLUMN queued_at_ms INTEGER NOT NULL DEFAULT 0;
 ";
 
-/// v16: the application messages a hub accepted lately, by room and hash, with the answer it
-/// gave: a submission repeated after a lost answer gets the same answer and is not fanned out
-/// twice (FED-016).
+/// v16: the application messages a hub accepted lately, by hash, with the answer it gave: a
+/// submission repeated after a lost answer gets the same answer and is not fanned out twice
+/// (FED-016). Rows are appended in time order (the rowid), so the oldest go first without an
+/// index on time; an MLS message's bytes name its group, so the hash alone identifies it.
 const MIGRATE_V16: &str = "
 CREATE TABLE accepted_messages (
-    room_uri TEXT NOT NULL,
-    hash BLOB NOT NULL,
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
     answer BLOB NOT NULL,
-    accepted_at INTEGER NOT NULL,
-    PRIMARY KEY (room_uri, hash)
-) WITHOUT ROWID;
-CREATE INDEX accepted_messages_by_age ON accepted_messages(accepted_at);
+    accepted_at INTEGER NOT NULL
+);
 ";
 
 /// The schema version of the database file at `path` (0: none yet), read without changing it.

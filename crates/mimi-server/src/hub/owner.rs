@@ -419,9 +419,7 @@ async fn submit(
     let saved = state
         .queue_write(move |tx| {
             let forget_before = ts.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
-            if let Some(earlier) =
-                tx.accept_message_once(&uri, &hash, &answer, ts, forget_before)?
-            {
+            if let Some(earlier) = tx.accept_message_once(&hash, &answer, ts, forget_before)? {
                 return Ok(Some(earlier));
             }
             fan_out(
