@@ -226,8 +226,23 @@ fn the_operator_lists_rooms_peers_and_users_and_deletes_a_user() {
         admin(&mut net, "a.example", &["users", "--json"]),
         Value::Array(Vec::new())
     );
-    // Bob's next message first commits the hub's removals (HUB-081).
-    bob.sync();
+    // Bob's next message first commits the hub's removals (HUB-081), once they reached him:
+    // the hub's two proposals (Alice's client, and Alice from the participant list).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut handshakes = 0;
+    while handshakes < 2 {
+        let out = bob.run_ok(&["sync"]);
+        handshakes += out
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" handshakes"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub's removals did not reach bob"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     bob.send(&room, "alice's account is gone");
     wait_members(&bob, &room, &[bob.uri()]);
     assert!(!alice.run(&["sync"]).status.success(), "her token is gone");
