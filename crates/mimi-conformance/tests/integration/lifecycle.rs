@@ -300,8 +300,9 @@ fn a_deleted_account_leaves_rooms_hosted_elsewhere() {
     let rooms = bob.run_ok(&["account", "delete"]);
     assert!(rooms.contains(&room), "{rooms}");
     // Cathy, a member whose role may remove no one, sends next: her message first commits the
-    // hub's proposals, which took Bob out of the list and his client out of the group (HUB-081).
-    cathy.sync();
+    // hub's proposals, which took Bob out of the list and his client out of the group (HUB-081),
+    // once they reached her.
+    crate::sync_until_handshakes(&cathy, 2);
     cathy.send(&room, "bob's account is gone");
     for member in [&alice, &cathy] {
         wait_until(&[member], "bob to be gone from the room", || {

@@ -25,6 +25,29 @@ mod user_discovery;
 use mimi_conformance::{Client, senders_and_texts, wait_until};
 use serde_json::Value;
 
+/// Syncs `client` until its syncs together took in at least `count` handshake messages (at
+/// most 20 s): proposals a hub made must have reached it before its next commit carries them.
+fn sync_until_handshakes(client: &Client, count: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = 0;
+    while seen < count {
+        let out = client.run_ok(&["sync"]);
+        seen += out
+            .split(", ")
+            .find_map(|part| part.strip_suffix(" handshakes"))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} saw {seen} of {count} handshakes in 20 s",
+            client.uri()
+        );
+        if seen < count {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 /// Waits until `client` has joined `room` (its `room members` works and lists it).
 fn wait_joined(client: &Client, room: &str) {
     let me = client.uri();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mimi_conformance::{Network, Options, binary, run_with_timeout};
 use serde_json::Value;
 
-use crate::{wait_joined, wait_members, wait_messages};
+use crate::{sync_until_handshakes, wait_joined, wait_members, wait_messages};
 
 /// `GET path` on the operations listener: the status and the body.
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -228,21 +228,7 @@ fn the_operator_lists_rooms_peers_and_users_and_deletes_a_user() {
     );
     // Bob's next message first commits the hub's removals (HUB-081), once they reached him:
     // the hub's two proposals (Alice's client, and Alice from the participant list).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut handshakes = 0;
-    while handshakes < 2 {
-        let out = bob.run_ok(&["sync"]);
-        handshakes += out
-            .split(", ")
-            .find_map(|part| part.strip_suffix(" handshakes"))
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or(0);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hub's removals did not reach bob"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sync_until_handshakes(&bob, 2);
     bob.send(&room, "alice's account is gone");
     wait_members(&bob, &room, &[bob.uri()]);
     assert!(!alice.run(&["sync"]).status.success(), "her token is gone");
