@@ -152,16 +152,10 @@ pub(crate) async fn serve(
     listener: tokio::net::UnixListener,
     path: PathBuf,
     state: Arc<AppState>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let served = axum::serve(listener, routes().with_state(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "the admin socket failed");
-    }
+    let router = routes().with_state(state);
+    crate::metrics::serve_until_stopped(listener, router, stop, "admin socket").await;
     let _ = std::fs::remove_file(&path);
 }
 

@@ -422,15 +422,35 @@ async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str)
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let served = axum::serve(listener, routes().with_state(state))
+    serve_until_stopped(
+        listener,
+        routes().with_state(state),
+        stop,
+        "operations listener",
+    )
+    .await;
+}
+
+/// Serves `router` in plain HTTP on `listener` (an operator's listener: metrics or the admin
+/// socket) until `stop` turns true; a failure is logged under `what`.
+pub(crate) async fn serve_until_stopped<L>(
+    listener: L,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    what: &'static str,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
         .await;
     if let Err(e) = served {
-        tracing::error!(error = %e, "the operations listener failed");
+        tracing::error!(error = %e, listener = what, "an operator's listener failed");
     }
 }
 
