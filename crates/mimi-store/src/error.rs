@@ -8,6 +8,15 @@ pub enum StoreError {
     /// SQLite reported an error.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A stored value is not what the schema says (a wrong type, a missing row).
+    #[error("stored data is not as expected: {0}")]
+    Corrupt(String),
+    /// A statement failed inside the transaction, so PostgreSQL discarded all of it.
+    #[error("the transaction failed part way and was rolled back")]
+    Aborted,
     /// A row that must be unique already exists.
     #[error("{0} already exists")]
     Exists(String),
