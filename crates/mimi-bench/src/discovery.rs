@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use mimi_client::Client;
 use serde::Serialize;
 
-use super::providers::{Memory, Providers};
+use super::providers::{Engine, Memory, Providers};
 use super::{Machine, report};
 
 /// The asker's provider (the relay and token issuer), the holder's, and the discovery provider.
@@ -71,7 +71,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
         ("tokens_per_user_per_day", "4000000000".to_owned()),
         ("redemptions_per_issuer_per_day", "1000000000000".to_owned()),
     ];
-    let providers = Providers::start_with(&DOMAINS, temp.path(), &settings).await?;
+    let providers =
+        Providers::start_with(&DOMAINS, temp.path(), &settings, &Engine::Sqlite).await?;
     let result = measure(&providers, temp.path(), &args).await;
     if result.is_err() {
         for node in &providers.nodes {

@@ -23,7 +23,7 @@ use mimi_protocol::{FanoutMessage, MimiUri, SubmitMessageResponse, SubmitOutcome
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::providers::{Providers, https_client};
+use super::providers::{Engine, Providers, https_client};
 use super::{Machine, Spread, report};
 
 /// The providers; the first hosts the room.
@@ -71,6 +71,10 @@ pub struct Args {
     /// Skip the final check (each provider's observer decrypts every bench message).
     #[arg(long)]
     no_check: bool,
+    /// Keep every provider's store in PostgreSQL (a scratch database each) on the server this
+    /// URL names, or without a URL the one `MIMI_TEST_POSTGRES` names.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    postgres: Option<String>,
 }
 
 /// Checked settings.
@@ -82,6 +86,10 @@ struct Settings {
     pool: usize,
     drain_secs: u64,
     check: bool,
+    /// `sqlite` or `postgres`.
+    store: &'static str,
+    #[serde(skip)]
+    engine: Engine,
     #[serde(skip)]
     json: bool,
 }
@@ -110,6 +118,8 @@ impl Settings {
             pool: args.pool,
             drain_secs: args.drain_secs,
             check: !args.no_check,
+            store: Engine::from_flag(args.postgres.clone())?.name(),
+            engine: Engine::from_flag(args.postgres)?,
             json: args.json,
         })
     }
@@ -274,7 +284,7 @@ struct Check {
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let settings = Settings::from_args(args)?;
-    let outcome = Providers::around(&DOMAINS, async |providers, dir| {
+    let outcome = Providers::around(&DOMAINS, &settings.engine, async |providers, dir| {
         bench(&settings, providers, dir).await
     })
     .await?;

@@ -18,6 +18,46 @@ use serde::Serialize;
 /// Timeout of one benchmark request to a provider: long enough for a commit into a large room.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Which engine the providers keep their stores on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// `mimid.sqlite` in each provider's directory.
+    Sqlite,
+    /// A scratch database per provider on the PostgreSQL server this URL names (its
+    /// `postgres` database).
+    Postgres(String),
+}
+
+impl Engine {
+    /// `--postgres [URL]`: absent, SQLite; given without a URL, the server
+    /// `MIMI_TEST_POSTGRES` names (`scripts/postgres.sh start DIR` prints one).
+    pub(crate) fn from_flag(postgres: Option<String>) -> anyhow::Result<Self> {
+        match postgres {
+            None => Ok(Engine::Sqlite),
+            Some(url) if !url.is_empty() => Ok(Engine::Postgres(url)),
+            Some(_) => std::env::var(mimi_store::TEST_POSTGRES_ENV)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .map(Engine::Postgres)
+                .with_context(|| {
+                    format!(
+                        "--postgres needs a URL, or {} set: start a server with \
+                         `scripts/postgres.sh start DIR`",
+                        mimi_store::TEST_POSTGRES_ENV
+                    )
+                }),
+        }
+    }
+
+    /// `sqlite` or `postgres`, for reports.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres(_) => "postgres",
+        }
+    }
+}
+
 /// Running `mimid` processes, one per domain, killed on drop.
 pub(crate) struct Providers {
     /// The processes, in the order of the domains given to [`Providers::start`].
@@ -37,6 +77,8 @@ pub(crate) struct Node {
     /// Its operations endpoints (`metrics_listen`): `/metrics`, `/healthz`, `/readyz`.
     pub(crate) metrics: std::net::SocketAddr,
     process: Running,
+    /// Its PostgreSQL database, dropped after `process`, whose `Drop` kills `mimid`.
+    _scratch: Option<mimi_store::ScratchDatabase>,
 }
 
 /// Resident memory of a process, from `/proc/PID/status`.
@@ -52,7 +94,7 @@ impl Providers {
     /// Runs `mimid init` for each domain (all peers of each other) under `dir`, then starts
     /// `mimid serve` for each and waits until all are ready.
     pub(crate) async fn start(domains: &[&str], dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(domains, dir, &[]).await
+        Self::start_with(domains, dir, &[], &Engine::Sqlite).await
     }
 
     /// As [`Providers::start`], with `key = value` settings written into every config first.
@@ -60,7 +102,9 @@ impl Providers {
         domains: &[&str],
         dir: &Path,
         settings: &[(&str, String)],
+        engine: &Engine,
     ) -> anyhow::Result<Self> {
+        let engine = engine.clone();
         let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
         let settings: Vec<(String, String)> = settings
             .iter()
@@ -68,15 +112,18 @@ impl Providers {
             .collect();
         let dir = dir.to_owned();
         // Starting processes and waiting for their ready lines blocks: keep it off the workers.
-        tokio::task::spawn_blocking(move || Self::start_blocking(&domains, &dir, &settings))
-            .await
-            .context("the task starting mimid panicked")?
+        tokio::task::spawn_blocking(move || {
+            Self::start_blocking(&domains, &dir, &settings, &engine)
+        })
+        .await
+        .context("the task starting mimid panicked")?
     }
 
     fn start_blocking(
         domains: &[String],
         dir: &Path,
         settings: &[(String, String)],
+        engine: &Engine,
     ) -> anyhow::Result<Self> {
         let mimid = sibling_binary("mimid")?;
         let ca_dir = dir.join("ca");
@@ -90,6 +137,19 @@ impl Providers {
             for (key, value) in settings {
                 set_config_value(&provider.config, key, value)?;
             }
+            let scratch = match engine {
+                Engine::Sqlite => None,
+                Engine::Postgres(url) => {
+                    let scratch = mimi_store::ScratchDatabase::create(url)
+                        .with_context(|| format!("cannot create a database on {url}"))?;
+                    set_top_level_value(
+                        &provider.config,
+                        "database",
+                        &format!("\"{}\"", scratch.url()),
+                    )?;
+                    Some(scratch)
+                }
+            };
             let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
             set_top_level_value(
                 &provider.config,
@@ -120,6 +180,7 @@ impl Providers {
                 dir: provider.dir,
                 metrics,
                 process,
+                _scratch: scratch,
             });
         }
         let ca_pem = std::fs::read_to_string(ca_dir.join("ca.pem"))
@@ -131,10 +192,11 @@ impl Providers {
     /// each provider's log if it failed, and stops them whatever happened.
     pub(crate) async fn around<T>(
         domains: &[&str],
+        engine: &Engine,
         work: impl AsyncFnOnce(&Providers, &Path) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let providers = Self::start(domains, temp.path()).await?;
+        let providers = Self::start_with(domains, temp.path(), &[], engine).await?;
         let result = work(&providers, temp.path()).await;
         if result.is_err() {
             for node in &providers.nodes {

@@ -28,7 +28,7 @@ use mimi_protocol::{
 use mimi_room::{ClientIdentity, HubSender, MemberState, TrustAnchor};
 use serde::{Deserialize, Serialize};
 
-use super::providers::{Providers, https_client};
+use super::providers::{Engine, Providers, https_client};
 use super::world::{DOMAINS, now_secs, user_of};
 use super::{Machine, report};
 
@@ -308,7 +308,7 @@ struct ServerOutput {
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn run_with_server(args: Args) -> anyhow::Result<String> {
-    let output = Providers::around(&DOMAINS, async |providers, dir| {
+    let output = Providers::around(&DOMAINS, &Engine::Sqlite, async |providers, dir| {
         with_server(&args, providers, dir).await
     })
     .await?;

@@ -11,6 +11,10 @@
 //!
 //! When a test fails, the harness prints every command it ran and each provider's log; set
 //! `MIMI_CONFORMANCE_LOGS=1` to print them for passing tests too (with `--nocapture`).
+//!
+//! With `MIMI_CONFORMANCE_STORE=postgres`, every provider keeps its store in a scratch database
+//! of its own on the PostgreSQL server `MIMI_TEST_POSTGRES` names, so the same suite checks both
+//! engines (`scripts/test.sh` runs it both ways).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -143,6 +147,22 @@ impl Network {
             if let Some(port) = default_port {
                 set("default_port", &port.to_string());
             }
+            let (store, scratch) = match store_engine() {
+                StoreEngine::Sqlite => (
+                    mimi_store::Location::Sqlite(initialized.dir.join("mimid.sqlite")),
+                    None,
+                ),
+                StoreEngine::Postgres => {
+                    let scratch =
+                        mimi_store::ScratchDatabase::from_env().unwrap_or_else(|e| panic!("{e}"));
+                    set_top_level_value(&config, "database", &format!("\"{}\"", scratch.url()))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    (
+                        mimi_store::Location::Postgres(scratch.url().to_owned()),
+                        Some(scratch),
+                    )
+                }
+            };
             let metrics_addr = options.metrics.then(|| {
                 let addr = free_loopback_port();
                 set_top_level_value(&config, "metrics_listen", &format!("\"{addr}\""))
@@ -158,6 +178,8 @@ impl Network {
                 config,
                 process: None,
                 mimid: mimid.clone(),
+                store,
+                _scratch: scratch,
             });
         }
         let mut network = Network {
@@ -367,9 +389,92 @@ pub struct Provider {
     logs: Logs,
     process: Option<Running>,
     mimid: PathBuf,
+    store: mimi_store::Location,
+    /// Dropped after `process`, whose `Drop` kills `mimid`.
+    _scratch: Option<mimi_store::ScratchDatabase>,
+}
+
+/// Which engine the providers' stores run on (`MIMI_CONFORMANCE_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEngine {
+    /// `mimid.sqlite` in each provider's directory (the default).
+    Sqlite,
+    /// A scratch database per provider on `MIMI_TEST_POSTGRES`'s server.
+    Postgres,
+}
+
+/// The engine this run's providers use; panics on a value it does not know.
+pub fn store_engine() -> StoreEngine {
+    match std::env::var("MIMI_CONFORMANCE_STORE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => StoreEngine::Sqlite,
+        Ok("postgres") => StoreEngine::Postgres,
+        Ok(other) => panic!("MIMI_CONFORMANCE_STORE={other}: expected sqlite or postgres"),
+    }
 }
 
 impl Provider {
+    /// Where this provider keeps its store.
+    pub fn store(&self) -> &mimi_store::Location {
+        &self.store
+    }
+
+    /// Runs a query on this provider's store (either engine; `?N` parameters) and returns its
+    /// rows, to look at what the provider stored.
+    pub fn db_query(
+        &self,
+        sql: &str,
+        params: &[mimi_store::inspect::Cell],
+    ) -> Vec<Vec<mimi_store::inspect::Cell>> {
+        mimi_store::inspect::query(&self.store, sql, params)
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.domain))
+    }
+
+    /// Everything the provider's store holds, as bytes to search: the SQLite file and its
+    /// write-ahead log (rows since deleted included), or on PostgreSQL every row of every table,
+    /// text and bytes as stored.
+    pub fn store_contents(&self) -> Vec<u8> {
+        use mimi_store::inspect::Cell;
+        match &self.store {
+            mimi_store::Location::Sqlite(path) => {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                let mut bytes = fs::read(path).unwrap_or_default();
+                bytes.extend(fs::read(PathBuf::from(wal)).unwrap_or_default());
+                bytes
+            }
+            mimi_store::Location::Postgres(_) => {
+                let tables = self.db_query(
+                    "SELECT table_name::text FROM information_schema.tables
+                     WHERE table_schema = current_schema()",
+                    &[],
+                );
+                let mut bytes = Vec::new();
+                for table in tables {
+                    let name = table[0].text().expect("a table name").to_owned();
+                    for row in self.db_query(&format!("SELECT * FROM {name}"), &[]) {
+                        for cell in row {
+                            match cell {
+                                Cell::Text(t) => bytes.extend(t.into_bytes()),
+                                Cell::Blob(b) => bytes.extend(b),
+                                Cell::Int(i) => bytes.extend(i.to_string().into_bytes()),
+                                Cell::Null => {}
+                            }
+                            bytes.push(0);
+                        }
+                    }
+                }
+                bytes
+            }
+        }
+    }
+
+    /// Runs one statement on this provider's store, as an attacker with access to its disk
+    /// would; returns the rows changed.
+    pub fn db_execute(&self, sql: &str, params: &[mimi_store::inspect::Cell]) -> usize {
+        mimi_store::inspect::execute(&self.store, sql, params)
+            .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.domain))
+    }
+
     /// Starts `mimid serve` with this provider's config and waits for its `ready` line.
     pub fn start(&mut self) {
         assert!(self.process.is_none(), "{} is already running", self.domain);

@@ -20,6 +20,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Directory holding the database and key files (relative paths below resolve here).
     pub dir: PathBuf,
+    /// Where the store lives: a PostgreSQL URL (`postgres://user@host:port/db`), which several
+    /// nodes of one domain may share, or an SQLite file. None: `mimid.sqlite` in `dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// PEM file of the federation trust anchor (the root CA).
     pub ca_cert: PathBuf,
     /// Also accept peers whose TLS certificate chains to a public WebPKI root (the Mozilla
@@ -644,6 +648,17 @@ impl Config {
             Err(e) => problems.push(format!("rooms.presets: {e}")),
         }
         problems
+    }
+
+    /// Where the store lives (see `database`).
+    pub fn store_location(&self) -> mimi_store::Location {
+        match self.database.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                mimi_store::Location::Postgres(url.to_owned())
+            }
+            Some(file) => mimi_store::Location::Sqlite(self.path(Path::new(file))),
+            None => mimi_store::Location::Sqlite(self.dir.join("mimid.sqlite")),
+        }
     }
 
     /// A path from the config, resolved against `dir`.

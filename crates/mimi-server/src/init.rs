@@ -49,6 +49,7 @@ pub fn init(
         domain: domain.to_owned(),
         listen,
         metrics_listen: None,
+        database: None,
         dir: dir.clone(),
         ca_cert,
         webpki_roots: false,

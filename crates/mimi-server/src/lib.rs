@@ -98,6 +98,18 @@ impl OperationsListeners {
     }
 }
 
+/// Opens the store at `location` on a thread of its own: opening connects, migrates and syncs,
+/// which must not run on an async worker (and the PostgreSQL client refuses to).
+pub(crate) fn open_store(location: &mimi_store::Location) -> anyhow::Result<mimi_store::Store> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| mimi_store::Store::open_at(location))
+            .join()
+            .map_err(|_| anyhow::anyhow!("opening {location} panicked"))?
+            .with_context(|| format!("cannot open {location}"))
+    })
+}
+
 async fn run_bound(
     config: Config,
     listener: TcpListener,
@@ -341,20 +353,22 @@ fn execute(command: Command) -> anyhow::Result<()> {
         } => list_reports(&Config::load(&config)?, json),
         Command::Migrate { config } => {
             let config = Config::load(&config)?;
-            let db = config.dir.join("mimid.sqlite");
-            let before = mimi_store::schema_version_of(&db)
-                .with_context(|| format!("cannot read {}", db.display()))?;
-            // Opening migrates, each step in its own transaction; a newer schema is refused
-            // before anything changes.
-            mimi_store::Store::open(&db)
-                .with_context(|| format!("cannot migrate {}", db.display()))?;
-            let after = mimi_store::schema_version_of(&db)?;
+            let db = config.store_location();
+            let version = |db: &mimi_store::Location| match db {
+                mimi_store::Location::Sqlite(path) => mimi_store::schema_version_of(path),
+                mimi_store::Location::Postgres(url) => mimi_store::schema_version_of_postgres(url),
+            };
+            let before = version(&db).with_context(|| format!("cannot read {db}"))?;
+            // Opening migrates (SQLite one transaction per step, PostgreSQL all in one); a newer
+            // schema is refused before anything changes.
+            open_store(&db).with_context(|| format!("cannot migrate {db}"))?;
+            let after = version(&db)?;
             #[allow(clippy::print_stdout)]
             {
                 if before == after {
-                    println!("{}: schema v{after}, already current", db.display());
+                    println!("{db}: schema v{after}, already current");
                 } else {
-                    println!("{}: schema v{before} -> v{after}", db.display());
+                    println!("{db}: schema v{before} -> v{after}");
                 }
             }
             Ok(())
@@ -433,9 +447,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
 
 /// `mimid reports list`: reads the store of `config` (a running `mimid` may keep serving).
 fn list_reports(config: &Config, json: bool) -> anyhow::Result<()> {
-    let db = config.dir.join("mimid.sqlite");
-    let store =
-        mimi_store::Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+    let store = open_store(&config.store_location())?;
     let rows = store.read()?.abuse_reports()?;
     let mut out = std::io::stdout().lock();
     for row in rows {

@@ -97,9 +97,7 @@ pub(crate) struct AppState {
 impl AppState {
     pub(crate) fn new(config: Config, tls: &TlsMaterial) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&config.dir)?;
-        let db = config.dir.join("mimid.sqlite");
-        let store =
-            Arc::new(Store::open(&db).with_context(|| format!("cannot open {}", db.display()))?);
+        let store = Arc::new(crate::open_store(&config.store_location())?);
         let inbox_wake = Arc::new(watch::Sender::new(0u64));
         let wake = inbox_wake.clone();
         store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));

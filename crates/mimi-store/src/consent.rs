@@ -2,8 +2,7 @@
 //! each (target, requester, room) scope, the KeyPackages a grant brought, and the log of
 //! KeyPackages handed to each requester, which the claim limit reads.
 
-use rusqlite::{OptionalExtension, params};
-
+use crate::db::{Db, params};
 use crate::{StoreError, StoreGuard, Tx};
 
 /// Who may fetch a local user's KeyPackages without an explicit grant.
@@ -106,12 +105,11 @@ fn room_key(room: Option<&str>) -> &str {
 impl Tx<'_> {
     /// Sets the consent mode of local user `user_name`.
     pub fn set_consent_mode(&self, user_name: &str, mode: ConsentMode) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO consent_modes (user_name, mode) VALUES (?1, ?2)
-                 ON CONFLICT (user_name) DO UPDATE SET mode = excluded.mode",
-            )?
-            .execute(params![user_name, mode.as_str()])?;
+        self.conn().execute(
+            "INSERT INTO consent_modes (user_name, mode) VALUES (?1, ?2)
+             ON CONFLICT (user_name) DO UPDATE SET mode = excluded.mode",
+            params![user_name, mode.as_str()],
+        )?;
         Ok(())
     }
 
@@ -131,27 +129,19 @@ impl Tx<'_> {
         now: u64,
     ) -> Result<(), StoreError> {
         let room = room_key(room);
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO consent (target_uri, requester_uri, room_uri, state, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (target_uri, requester_uri, room_uri)
-                 DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                target_uri,
-                requester_uri,
-                room,
-                state.as_str(),
-                now as i64
-            ])?;
+        self.conn().execute(
+            "INSERT INTO consent (target_uri, requester_uri, room_uri, state, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (target_uri, requester_uri, room_uri)
+             DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            params![target_uri, requester_uri, room, state.as_str(), now as i64],
+        )?;
         if state != ConsentState::Granted {
-            self.conn()
-                .prepare_cached(
-                    "DELETE FROM consent_key_packages
-                     WHERE target_uri = ?1 AND requester_uri = ?2 AND room_uri = ?3",
-                )?
-                .execute(params![target_uri, requester_uri, room])?;
+            self.conn().execute(
+                "DELETE FROM consent_key_packages
+                 WHERE target_uri = ?1 AND requester_uri = ?2 AND room_uri = ?3",
+                params![target_uri, requester_uri, room],
+            )?;
         }
         Ok(())
     }
@@ -165,18 +155,11 @@ impl Tx<'_> {
         room: Option<&str>,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO consent (target_uri, requester_uri, room_uri, state,
-                     updated_at) VALUES (?1, ?2, ?3, 'requested', ?4)",
-            )?
-            .execute(params![
-                target_uri,
-                requester_uri,
-                room_key(room),
-                now as i64
-            ])?;
+        let n = self.conn().execute(
+            "INSERT INTO consent (target_uri, requester_uri, room_uri, state, updated_at)
+             VALUES (?1, ?2, ?3, 'requested', ?4) ON CONFLICT DO NOTHING",
+            params![target_uri, requester_uri, room_key(room), now as i64],
+        )?;
         Ok(n > 0)
     }
 
@@ -189,13 +172,11 @@ impl Tx<'_> {
         requester_uri: &str,
         room: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "DELETE FROM consent WHERE target_uri = ?1 AND requester_uri = ?2
-                     AND room_uri = ?3 AND state = 'requested'",
-            )?
-            .execute(params![target_uri, requester_uri, room_key(room)])?;
+        let n = self.conn().execute(
+            "DELETE FROM consent WHERE target_uri = ?1 AND requester_uri = ?2
+                 AND room_uri = ?3 AND state = 'requested'",
+            params![target_uri, requester_uri, room_key(room)],
+        )?;
         Ok(n > 0)
     }
 
@@ -208,18 +189,12 @@ impl Tx<'_> {
         key_packages: &[Vec<u8>],
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn().prepare_cached(
-            "INSERT INTO consent_key_packages (target_uri, requester_uri, room_uri, key_package,
-                 received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
         for kp in key_packages {
-            stmt.execute(params![
-                target_uri,
-                requester_uri,
-                room_key(room),
-                kp,
-                now as i64
-            ])?;
+            self.conn().execute(
+                "INSERT INTO consent_key_packages (target_uri, requester_uri, room_uri,
+                     key_package, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![target_uri, requester_uri, room_key(room), kp, now as i64],
+            )?;
         }
         Ok(())
     }
@@ -233,24 +208,20 @@ impl Tx<'_> {
         room_uri: &str,
         fits: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>)> = self
-            .conn()
-            .prepare_cached(
-                "SELECT id, key_package FROM consent_key_packages
-                 WHERE target_uri = ?1 AND requester_uri = ?2 AND room_uri IN ('', ?3)
-                 ORDER BY id",
-            )?
-            .query_map(params![target_uri, requester_uri, room_uri], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
+        let rows: Vec<(i64, Vec<u8>)> = self.conn().query(
+            "SELECT id, key_package FROM consent_key_packages
+             WHERE target_uri = ?1 AND requester_uri = ?2 AND room_uri IN ('', ?3)
+             ORDER BY id",
+            params![target_uri, requester_uri, room_uri],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let mut taken = Vec::new();
-        let mut delete = self
-            .conn()
-            .prepare_cached("DELETE FROM consent_key_packages WHERE id = ?1")?;
         for (id, kp) in rows {
             if fits(&kp) {
-                delete.execute(params![id])?;
+                self.conn().execute(
+                    "DELETE FROM consent_key_packages WHERE id = ?1",
+                    params![id],
+                )?;
                 taken.push(kp);
             }
         }
@@ -265,15 +236,12 @@ impl Tx<'_> {
         requester_uri: &str,
         room_uri: &str,
     ) -> Result<ConsentDecision, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        let states = self.conn().query(
             "SELECT state FROM consent WHERE target_uri = ?1 AND requester_uri = ?2
                  AND room_uri IN ('', ?3)",
+            params![target_uri, requester_uri, room_uri],
+            |r| r.get::<String>(0),
         )?;
-        let states = stmt
-            .query_map(params![target_uri, requester_uri, room_uri], |r| {
-                r.get::<_, String>(0)
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
         let mut decision = ConsentDecision::Unknown;
         for state in states {
             match ConsentState::parse(&state)? {
@@ -292,15 +260,13 @@ impl Tx<'_> {
         target_uri: &str,
         since: u64,
     ) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn()
-            .prepare_cached(
-                "SELECT COALESCE(SUM(count), 0) FROM key_package_claims
-                 WHERE requester_uri = ?1 AND target_uri = ?2 AND claimed_at >= ?3",
-            )?
-            .query_row(params![requester_uri, target_uri, since as i64], |r| {
-                r.get(0)
-            })?;
+        // PostgreSQL sums BIGINTs as NUMERIC.
+        let n: i64 = self.conn().query_one(
+            "SELECT COALESCE(CAST(SUM(count) AS BIGINT), 0) FROM key_package_claims
+             WHERE requester_uri = ?1 AND target_uri = ?2 AND claimed_at >= ?3",
+            params![requester_uri, target_uri, since as i64],
+            |r| r.get(0),
+        )?;
         Ok(n as u64)
     }
 
@@ -314,16 +280,16 @@ impl Tx<'_> {
         now: u64,
         forget_before: u64,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM key_package_claims WHERE claimed_at < ?1")?
-            .execute(params![forget_before as i64])?;
+        self.conn().execute(
+            "DELETE FROM key_package_claims WHERE claimed_at < ?1",
+            params![forget_before as i64],
+        )?;
         if count > 0 {
-            self.conn()
-                .prepare_cached(
-                    "INSERT INTO key_package_claims (requester_uri, target_uri, count, claimed_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![requester_uri, target_uri, count as i64, now as i64])?;
+            self.conn().execute(
+                "INSERT INTO key_package_claims (requester_uri, target_uri, count, claimed_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![requester_uri, target_uri, count as i64, now as i64],
+            )?;
         }
         Ok(())
     }
@@ -337,26 +303,26 @@ impl StoreGuard<'_> {
 
     /// Every stored scope in which `user_uri` is the target or the requester, newest first.
     pub fn consents_of(&self, user_uri: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.query(
             "SELECT c.target_uri, c.requester_uri, c.room_uri, c.state, c.updated_at,
                  (SELECT COUNT(*) FROM consent_key_packages k WHERE k.target_uri = c.target_uri
                      AND k.requester_uri = c.requester_uri AND k.room_uri = c.room_uri)
              FROM consent c WHERE c.target_uri = ?1 OR c.requester_uri = ?1
              ORDER BY c.updated_at DESC, c.target_uri, c.requester_uri, c.room_uri",
+            params![user_uri],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<i64>(4)?,
+                    r.get::<i64>(5)?,
+                ))
+            },
         )?;
-        let rows = stmt.query_map(params![user_uri], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (target_uri, requester_uri, room, state, updated_at, kps) = row?;
+        for (target_uri, requester_uri, room, state, updated_at, kps) in rows {
             out.push(ConsentRecord {
                 target_uri,
                 requester_uri,
@@ -370,11 +336,12 @@ impl StoreGuard<'_> {
     }
 }
 
-fn consent_mode(conn: &rusqlite::Connection, user_name: &str) -> Result<ConsentMode, StoreError> {
-    let mode: Option<String> = conn
-        .prepare_cached("SELECT mode FROM consent_modes WHERE user_name = ?1")?
-        .query_row(params![user_name], |r| r.get(0))
-        .optional()?;
+fn consent_mode(db: &Db, user_name: &str) -> Result<ConsentMode, StoreError> {
+    let mode: Option<String> = db.query_opt(
+        "SELECT mode FROM consent_modes WHERE user_name = ?1",
+        params![user_name],
+        |r| r.get(0),
+    )?;
     match mode {
         None => Ok(ConsentMode::Anyone),
         Some(m) => ConsentMode::parse(&m)
@@ -385,17 +352,11 @@ fn consent_mode(conn: &rusqlite::Connection, user_name: &str) -> Result<ConsentM
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::{Store, engine_test};
 
     const BOB: &str = "mimi://b.example/u/bob";
     const AL: &str = "mimi://a.example/u/al";
     const ROOM: &str = "mimi://a.example/r/x";
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("c.sqlite")).unwrap();
-        (dir, store)
-    }
 
     fn with_tx<T>(store: &Store, f: impl FnOnce(&Tx<'_>) -> T) -> T {
         let mut guard = store.lock().unwrap();
@@ -405,145 +366,146 @@ mod tests {
         out
     }
 
-    #[test]
-    fn granted_key_packages_are_taken_once_for_their_room_or_any() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            tx.add_granted_key_packages(BOB, AL, Some(ROOM), &[b"for-x".to_vec()], 1)
-                .unwrap();
-            tx.add_granted_key_packages(BOB, AL, None, &[b"any".to_vec(), b"odd".to_vec()], 2)
-                .unwrap();
-            tx.add_granted_key_packages(BOB, "mimi://c.example/u/cy", None, &[b"cy".to_vec()], 3)
-                .unwrap();
-        });
-        let fits = |kp: &[u8]| kp != b"odd";
-        let other_room = with_tx(&store, |tx| {
-            tx.take_granted_key_packages(BOB, AL, "mimi://a.example/r/y", &fits)
-                .unwrap()
-        });
-        assert_eq!(other_room, vec![b"any".to_vec()]);
-        let this_room = with_tx(&store, |tx| {
-            tx.take_granted_key_packages(BOB, AL, ROOM, &fits).unwrap()
-        });
-        assert_eq!(this_room, vec![b"for-x".to_vec()], "taken once");
-        let again = with_tx(&store, |tx| {
-            tx.take_granted_key_packages(BOB, AL, ROOM, &|_| true)
-                .unwrap()
-        });
-        assert_eq!(again, vec![b"odd".to_vec()], "what did not fit stayed");
+    engine_test! {
+        fn granted_key_packages_are_taken_once_for_their_room_or_any(store) {
+            with_tx(store, |tx| {
+                tx.add_granted_key_packages(BOB, AL, Some(ROOM), &[b"for-x".to_vec()], 1)
+                    .unwrap();
+                tx.add_granted_key_packages(BOB, AL, None, &[b"any".to_vec(), b"odd".to_vec()], 2)
+                    .unwrap();
+                let cy = "mimi://c.example/u/cy";
+                tx.add_granted_key_packages(BOB, cy, None, &[b"cy".to_vec()], 3)
+                    .unwrap();
+            });
+            let fits = |kp: &[u8]| kp != b"odd";
+            let other_room = with_tx(store, |tx| {
+                tx.take_granted_key_packages(BOB, AL, "mimi://a.example/r/y", &fits)
+                    .unwrap()
+            });
+            assert_eq!(other_room, vec![b"any".to_vec()]);
+            let this_room = with_tx(store, |tx| {
+                tx.take_granted_key_packages(BOB, AL, ROOM, &fits).unwrap()
+            });
+            assert_eq!(this_room, vec![b"for-x".to_vec()], "taken once");
+            let again = with_tx(store, |tx| {
+                tx.take_granted_key_packages(BOB, AL, ROOM, &|_| true)
+                    .unwrap()
+            });
+            assert_eq!(again, vec![b"odd".to_vec()], "what did not fit stayed");
+        }
     }
 
-    #[test]
-    fn the_mode_is_anyone_until_set() {
-        let (_d, store) = store();
-        assert_eq!(
-            store.read().unwrap().consent_mode("bob").unwrap(),
-            ConsentMode::Anyone
-        );
-        with_tx(&store, |tx| {
-            tx.set_consent_mode("bob", ConsentMode::Contacts).unwrap()
-        });
-        assert_eq!(
-            store.read().unwrap().consent_mode("bob").unwrap(),
-            ConsentMode::Contacts
-        );
-        with_tx(&store, |tx| {
-            tx.set_consent_mode("bob", ConsentMode::Anyone).unwrap()
-        });
-        assert_eq!(
-            store.read().unwrap().consent_mode("bob").unwrap(),
-            ConsentMode::Anyone
-        );
+    engine_test! {
+        fn the_mode_is_anyone_until_set(store) {
+            assert_eq!(
+                store.read().unwrap().consent_mode("bob").unwrap(),
+                ConsentMode::Anyone
+            );
+            with_tx(store, |tx| {
+                tx.set_consent_mode("bob", ConsentMode::Contacts).unwrap()
+            });
+            assert_eq!(
+                store.read().unwrap().consent_mode("bob").unwrap(),
+                ConsentMode::Contacts
+            );
+            with_tx(store, |tx| {
+                tx.set_consent_mode("bob", ConsentMode::Anyone).unwrap()
+            });
+            assert_eq!(
+                store.read().unwrap().consent_mode("bob").unwrap(),
+                ConsentMode::Anyone
+            );
+        }
     }
 
-    #[test]
-    fn a_denial_wins_over_a_grant_and_a_room_grant_covers_only_its_room() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            assert_eq!(
-                tx.consent_decision(BOB, AL, ROOM).unwrap(),
-                ConsentDecision::Unknown
-            );
-            tx.set_consent(BOB, AL, Some(ROOM), ConsentState::Granted, 1)
-                .unwrap();
-            assert_eq!(
-                tx.consent_decision(BOB, AL, ROOM).unwrap(),
-                ConsentDecision::Granted
-            );
-            assert_eq!(
-                tx.consent_decision(BOB, AL, "mimi://a.example/r/y")
-                    .unwrap(),
-                ConsentDecision::Unknown
-            );
-            tx.set_consent(BOB, AL, None, ConsentState::Revoked, 2)
-                .unwrap();
-            assert_eq!(
-                tx.consent_decision(BOB, AL, ROOM).unwrap(),
-                ConsentDecision::Denied
-            );
-        });
+    engine_test! {
+        fn a_denial_wins_over_a_grant_and_a_room_grant_covers_only_its_room(store) {
+            with_tx(store, |tx| {
+                assert_eq!(
+                    tx.consent_decision(BOB, AL, ROOM).unwrap(),
+                    ConsentDecision::Unknown
+                );
+                tx.set_consent(BOB, AL, Some(ROOM), ConsentState::Granted, 1)
+                    .unwrap();
+                assert_eq!(
+                    tx.consent_decision(BOB, AL, ROOM).unwrap(),
+                    ConsentDecision::Granted
+                );
+                assert_eq!(
+                    tx.consent_decision(BOB, AL, "mimi://a.example/r/y")
+                        .unwrap(),
+                    ConsentDecision::Unknown
+                );
+                tx.set_consent(BOB, AL, None, ConsentState::Revoked, 2)
+                    .unwrap();
+                assert_eq!(
+                    tx.consent_decision(BOB, AL, ROOM).unwrap(),
+                    ConsentDecision::Denied
+                );
+            });
+        }
     }
 
-    #[test]
-    fn a_request_neither_undoes_an_answer_and_a_cancel_removes_only_a_pending_request() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            assert!(tx.record_consent_request(BOB, AL, None, 1).unwrap());
-            assert!(!tx.record_consent_request(BOB, AL, None, 2).unwrap());
-            assert!(tx.cancel_consent_request(BOB, AL, None).unwrap());
-            assert!(!tx.cancel_consent_request(BOB, AL, None).unwrap());
-            tx.set_consent(BOB, AL, None, ConsentState::Granted, 3)
-                .unwrap();
-            assert!(!tx.record_consent_request(BOB, AL, None, 4).unwrap());
-            assert!(!tx.cancel_consent_request(BOB, AL, None).unwrap());
+    engine_test! {
+        fn a_request_neither_undoes_an_answer_and_a_cancel_removes_only_a_pending_request(store) {
+            with_tx(store, |tx| {
+                assert!(tx.record_consent_request(BOB, AL, None, 1).unwrap());
+                assert!(!tx.record_consent_request(BOB, AL, None, 2).unwrap());
+                assert!(tx.cancel_consent_request(BOB, AL, None).unwrap());
+                assert!(!tx.cancel_consent_request(BOB, AL, None).unwrap());
+                tx.set_consent(BOB, AL, None, ConsentState::Granted, 3)
+                    .unwrap();
+                assert!(!tx.record_consent_request(BOB, AL, None, 4).unwrap());
+                assert!(!tx.cancel_consent_request(BOB, AL, None).unwrap());
+                assert_eq!(
+                    tx.consent_decision(BOB, AL, ROOM).unwrap(),
+                    ConsentDecision::Granted
+                );
+            });
+        }
+    }
+
+    engine_test! {
+        fn granted_key_packages_are_listed_and_dropped_with_the_grant(store) {
+            with_tx(store, |tx| {
+                tx.set_consent(BOB, AL, None, ConsentState::Granted, 1)
+                    .unwrap();
+                tx.add_granted_key_packages(BOB, AL, None, &[vec![1], vec![2]], 1)
+                    .unwrap();
+            });
+            let list = store.read().unwrap().consents_of(AL).unwrap();
+            assert_eq!(list.len(), 1);
             assert_eq!(
-                tx.consent_decision(BOB, AL, ROOM).unwrap(),
-                ConsentDecision::Granted
+                (list[0].state, list[0].key_packages),
+                (ConsentState::Granted, 2)
             );
-        });
+            assert_eq!(list[0].room_uri, None);
+            with_tx(store, |tx| {
+                tx.set_consent(BOB, AL, None, ConsentState::Revoked, 2)
+                    .unwrap()
+            });
+            let list = store.read().unwrap().consents_of(BOB).unwrap();
+            assert_eq!(
+                (list[0].state, list[0].key_packages),
+                (ConsentState::Revoked, 0)
+            );
+        }
     }
 
-    #[test]
-    fn granted_key_packages_are_listed_and_dropped_with_the_grant() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            tx.set_consent(BOB, AL, None, ConsentState::Granted, 1)
-                .unwrap();
-            tx.add_granted_key_packages(BOB, AL, None, &[vec![1], vec![2]], 1)
-                .unwrap();
-        });
-        let list = store.read().unwrap().consents_of(AL).unwrap();
-        assert_eq!(list.len(), 1);
-        assert_eq!(
-            (list[0].state, list[0].key_packages),
-            (ConsentState::Granted, 2)
-        );
-        assert_eq!(list[0].room_uri, None);
-        with_tx(&store, |tx| {
-            tx.set_consent(BOB, AL, None, ConsentState::Revoked, 2)
-                .unwrap()
-        });
-        let list = store.read().unwrap().consents_of(BOB).unwrap();
-        assert_eq!(
-            (list[0].state, list[0].key_packages),
-            (ConsentState::Revoked, 0)
-        );
-    }
-
-    #[test]
-    fn handed_out_key_packages_count_within_the_window_and_old_entries_are_forgotten() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            tx.log_key_packages_handed_out(AL, BOB, 2, 100, 0).unwrap();
-            tx.log_key_packages_handed_out(AL, BOB, 3, 200, 0).unwrap();
-            tx.log_key_packages_handed_out("mimi://c.example/u/cy", BOB, 7, 200, 0)
-                .unwrap();
-            assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 0).unwrap(), 5);
-            assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 150).unwrap(), 3);
-            // Nothing handed out, but the old entry goes.
-            tx.log_key_packages_handed_out(AL, BOB, 0, 300, 150)
-                .unwrap();
-            assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 0).unwrap(), 3);
-        });
+    engine_test! {
+        fn handed_out_key_packages_count_within_the_window_and_old_entries_are_forgotten(store) {
+            with_tx(store, |tx| {
+                tx.log_key_packages_handed_out(AL, BOB, 2, 100, 0).unwrap();
+                tx.log_key_packages_handed_out(AL, BOB, 3, 200, 0).unwrap();
+                tx.log_key_packages_handed_out("mimi://c.example/u/cy", BOB, 7, 200, 0)
+                    .unwrap();
+                assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 0).unwrap(), 5);
+                assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 150).unwrap(), 3);
+                // Nothing handed out, but the old entry goes.
+                tx.log_key_packages_handed_out(AL, BOB, 0, 300, 150)
+                    .unwrap();
+                assert_eq!(tx.key_packages_handed_out_since(AL, BOB, 0).unwrap(), 3);
+            });
+        }
     }
 }

@@ -29,7 +29,7 @@ pub enum Dialect {
 /// One open connection to either engine.
 pub(crate) enum Db {
     Sqlite(rusqlite::Connection),
-    Postgres(Pg),
+    Postgres(Box<Pg>),
 }
 
 /// A PostgreSQL connection and the statements it prepared. The `RefCell`s are only ever
@@ -192,7 +192,21 @@ pub(crate) enum Row<'a> {
     Postgres(&'a postgres::Row),
 }
 
+impl FromValue for Owned {
+    fn from_value(v: Owned) -> Result<Self, StoreError> {
+        Ok(v)
+    }
+}
+
 impl Row<'_> {
+    /// How many columns the row has.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Row::Sqlite(row) => row.as_ref().column_count(),
+            Row::Postgres(row) => row.len(),
+        }
+    }
+
     /// Column `i` (from 0) as a `T`.
     pub(crate) fn get<T: FromValue>(&self, i: usize) -> Result<T, StoreError> {
         T::from_value(self.owned(i)?)
@@ -251,11 +265,11 @@ impl Db {
     /// Connects to PostgreSQL at `url` (`postgres://user@host:port/db` or key=value form).
     pub(crate) fn connect_postgres(url: &str) -> Result<Self, StoreError> {
         let client = postgres::Client::connect(url, postgres::NoTls)?;
-        Ok(Db::Postgres(Pg {
+        Ok(Db::Postgres(Box::new(Pg {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             failed: Cell::new(false),
-        }))
+        })))
     }
 
     /// Whether the server closed this connection (PostgreSQL restarted or failed over).

@@ -1,8 +1,7 @@
 //! User discovery (issue 12): identifiers our users claimed, the codes that prove them, and
 //! the mapping records this provider answers lookups with.
 
-use rusqlite::{OptionalExtension, params};
-
+use crate::db::params;
 use crate::{StoreError, StoreGuard, Tx};
 
 /// Wrong codes after which a claim must be made again.
@@ -33,14 +32,13 @@ impl Tx<'_> {
         code: &str,
         expires_at: u64,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO discovery_claims (user_name, identifier, code, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (user_name, identifier) DO UPDATE
-                     SET code = excluded.code, expires_at = excluded.expires_at, attempts = 0",
-            )?
-            .execute(params![user_name, identifier, code, expires_at as i64])?;
+        self.conn().execute(
+            "INSERT INTO discovery_claims (user_name, identifier, code, expires_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (user_name, identifier) DO UPDATE
+                 SET code = excluded.code, expires_at = excluded.expires_at, attempts = 0",
+            params![user_name, identifier, code, expires_at as i64],
+        )?;
         Ok(())
     }
 
@@ -56,16 +54,12 @@ impl Tx<'_> {
         now: u64,
         own_domain: &str,
     ) -> Result<CodeCheck, StoreError> {
-        let claim: Option<(String, i64, i64)> = self
-            .conn()
-            .prepare_cached(
-                "SELECT code, expires_at, attempts FROM discovery_claims
-                 WHERE user_name = ?1 AND identifier = ?2",
-            )?
-            .query_row(params![user_name, identifier], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let claim: Option<(String, i64, i64)> = self.conn().query_opt(
+            "SELECT code, expires_at, attempts FROM discovery_claims
+             WHERE user_name = ?1 AND identifier = ?2",
+            params![user_name, identifier],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let Some((expected, expires_at, attempts)) = claim else {
             return Ok(CodeCheck::NoClaim);
         };
@@ -73,50 +67,43 @@ impl Tx<'_> {
             return Ok(CodeCheck::NoClaim);
         }
         if expected != code {
-            self.conn()
-                .prepare_cached(
-                    "UPDATE discovery_claims SET attempts = attempts + 1
-                     WHERE user_name = ?1 AND identifier = ?2",
-                )?
-                .execute(params![user_name, identifier])?;
+            self.conn().execute(
+                "UPDATE discovery_claims SET attempts = attempts + 1
+                 WHERE user_name = ?1 AND identifier = ?2",
+                params![user_name, identifier],
+            )?;
             return Ok(CodeCheck::Wrong);
         }
-        let superseded: Vec<String> = self
-            .conn()
-            .prepare_cached(
-                "SELECT user_name FROM discovery_claims
-                 WHERE identifier = ?1 AND user_name <> ?2 AND verified_at IS NOT NULL",
-            )?
-            .query_map(params![identifier, user_name], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        self.conn()
-            .prepare_cached(
-                "DELETE FROM discovery_claims WHERE identifier = ?1 AND user_name <> ?2
-                 AND verified_at IS NOT NULL",
-            )?
-            .execute(params![identifier, user_name])?;
+        let superseded: Vec<String> = self.conn().query(
+            "SELECT user_name FROM discovery_claims
+             WHERE identifier = ?1 AND user_name <> ?2 AND verified_at IS NOT NULL",
+            params![identifier, user_name],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "DELETE FROM discovery_claims WHERE identifier = ?1 AND user_name <> ?2
+             AND verified_at IS NOT NULL",
+            params![identifier, user_name],
+        )?;
         if !superseded.is_empty() {
             // Our own record for the old holder goes; peers are told by the caller.
             self.remove_mapping(identifier, own_domain)?;
         }
         // The code is used up.
-        self.conn()
-            .prepare_cached(
-                "UPDATE discovery_claims SET verified_at = ?3, code = ''
-                 WHERE user_name = ?1 AND identifier = ?2",
-            )?
-            .execute(params![user_name, identifier, now as i64])?;
+        self.conn().execute(
+            "UPDATE discovery_claims SET verified_at = ?3, code = ''
+             WHERE user_name = ?1 AND identifier = ?2",
+            params![user_name, identifier, now as i64],
+        )?;
         Ok(CodeCheck::Verified { superseded })
     }
 
     /// Forgets `user_name`'s claim or proof of `identifier`; returns whether there was one.
     pub fn drop_claim(&self, user_name: &str, identifier: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "DELETE FROM discovery_claims WHERE user_name = ?1 AND identifier = ?2",
-            )?
-            .execute(params![user_name, identifier])?;
+        let n = self.conn().execute(
+            "DELETE FROM discovery_claims WHERE user_name = ?1 AND identifier = ?2",
+            params![user_name, identifier],
+        )?;
         Ok(n > 0)
     }
 
@@ -131,45 +118,41 @@ impl Tx<'_> {
         record: &[u8],
         received_from: &str,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO discovery_mappings
-                     (identifier, provider, sequence, not_after, record, received_from)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (identifier, provider) DO UPDATE
-                     SET sequence = excluded.sequence, not_after = excluded.not_after,
-                         record = excluded.record, received_from = excluded.received_from
-                     WHERE excluded.sequence > discovery_mappings.sequence",
-            )?
-            .execute(params![
+        let n = self.conn().execute(
+            "INSERT INTO discovery_mappings
+                 (identifier, provider, sequence, not_after, record, received_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (identifier, provider) DO UPDATE
+                 SET sequence = excluded.sequence, not_after = excluded.not_after,
+                     record = excluded.record, received_from = excluded.received_from
+                 WHERE excluded.sequence > discovery_mappings.sequence",
+            params![
                 identifier,
                 provider,
                 sequence as i64,
                 not_after as i64,
                 record,
                 received_from
-            ])?;
+            ],
+        )?;
         Ok(n > 0)
     }
 
     /// Drops the record `provider` published for `identifier`; returns whether there was one.
     pub fn remove_mapping(&self, identifier: &str, provider: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "DELETE FROM discovery_mappings WHERE identifier = ?1 AND provider = ?2",
-            )?
-            .execute(params![identifier, provider])?;
+        let n = self.conn().execute(
+            "DELETE FROM discovery_mappings WHERE identifier = ?1 AND provider = ?2",
+            params![identifier, provider],
+        )?;
         Ok(n > 0)
     }
 
     /// Drops records past their validity at `now`; returns how many.
     pub fn expire_mappings(&self, now: u64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .prepare_cached("DELETE FROM discovery_mappings WHERE not_after <= ?1")?
-            .execute(params![now as i64])?)
+        self.conn().execute(
+            "DELETE FROM discovery_mappings WHERE not_after <= ?1",
+            params![now as i64],
+        )
     }
 }
 
@@ -194,24 +177,24 @@ impl Tx<'_> {
         n: u32,
         limit: u32,
     ) -> Result<u32, StoreError> {
-        let used: i64 = self
-            .conn()
-            .prepare_cached(
-                "SELECT COALESCE((SELECT count FROM token_issuance
-                     WHERE user_name = ?1 AND day = ?2), 0)",
-            )?
-            .query_row(params![user_name, day as i64], |r| r.get(0))?;
+        let used: i64 = self.conn().query_one(
+            "SELECT COALESCE((SELECT count FROM token_issuance
+                 WHERE user_name = ?1 AND day = ?2), 0)",
+            params![user_name, day as i64],
+            |r| r.get(0),
+        )?;
         let left = (i64::from(limit) - used).max(0);
         let granted = i64::from(n).min(left);
         if granted == 0 {
             return Ok(0);
         }
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO token_issuance (user_name, day, count) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (user_name, day) DO UPDATE SET count = count + excluded.count",
-            )?
-            .execute(params![user_name, day as i64, granted])?;
+        // The table's name says which `count` is the kept one (PostgreSQL would not guess).
+        self.conn().execute(
+            "INSERT INTO token_issuance (user_name, day, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user_name, day)
+                 DO UPDATE SET count = token_issuance.count + excluded.count",
+            params![user_name, day as i64, granted],
+        )?;
         Ok(granted as u32)
     }
 
@@ -225,37 +208,39 @@ impl Tx<'_> {
         day: u64,
         issuer_limit: u64,
     ) -> Result<Redemption, StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM redeemed_tokens WHERE day <= ?1")?
-            .execute(params![day as i64 - 2])?;
+        self.conn().execute(
+            "DELETE FROM redeemed_tokens WHERE day <= ?1",
+            params![day as i64 - 2],
+        )?;
         let seen = self
             .conn()
-            .prepare_cached("SELECT 1 FROM redeemed_tokens WHERE nonce = ?1")?
-            .query_row(params![nonce], |_| Ok(()))
-            .optional()?
+            .query_opt(
+                "SELECT 1 FROM redeemed_tokens WHERE nonce = ?1",
+                params![nonce],
+                |_| Ok(()),
+            )?
             .is_some();
         if seen {
             return Ok(Redemption::Replayed);
         }
-        let used: i64 = self
-            .conn()
-            .prepare_cached(
-                "SELECT COALESCE((SELECT count FROM token_redemptions
-                     WHERE issuer = ?1 AND day = ?2), 0)",
-            )?
-            .query_row(params![issuer, day as i64], |r| r.get(0))?;
+        let used: i64 = self.conn().query_one(
+            "SELECT COALESCE((SELECT count FROM token_redemptions
+                 WHERE issuer = ?1 AND day = ?2), 0)",
+            params![issuer, day as i64],
+            |r| r.get(0),
+        )?;
         if used as u64 >= issuer_limit {
             return Ok(Redemption::OverIssuerLimit);
         }
-        self.conn()
-            .prepare_cached("INSERT INTO redeemed_tokens (nonce, issuer, day) VALUES (?1, ?2, ?3)")?
-            .execute(params![nonce, issuer, day as i64])?;
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO token_redemptions (issuer, day, count) VALUES (?1, ?2, 1)
-                 ON CONFLICT (issuer, day) DO UPDATE SET count = count + 1",
-            )?
-            .execute(params![issuer, day as i64])?;
+        self.conn().execute(
+            "INSERT INTO redeemed_tokens (nonce, issuer, day) VALUES (?1, ?2, ?3)",
+            params![nonce, issuer, day as i64],
+        )?;
+        self.conn().execute(
+            "INSERT INTO token_redemptions (issuer, day, count) VALUES (?1, ?2, 1)
+             ON CONFLICT (issuer, day) DO UPDATE SET count = token_redemptions.count + 1",
+            params![issuer, day as i64],
+        )?;
         Ok(Redemption::Redeemed)
     }
 }
@@ -265,42 +250,41 @@ impl StoreGuard<'_> {
     pub fn holds_identifier(&self, user_name: &str, identifier: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT 1 FROM discovery_claims
                  WHERE user_name = ?1 AND identifier = ?2 AND verified_at IS NOT NULL",
                 params![user_name, identifier],
                 |_| Ok(()),
-            )
-            .optional()?
+            )?
             .is_some())
     }
 
     /// The identifiers `user_name` claimed or proved: (identifier, proved).
     pub fn claims_of(&self, user_name: &str) -> Result<Vec<(String, bool)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT identifier, verified_at IS NOT NULL FROM discovery_claims
              WHERE user_name = ?1 ORDER BY identifier",
-        )?;
-        let rows = stmt.query_map(params![user_name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![user_name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The records kept for `identifier` that are still valid at `now`, by provider.
     pub fn mappings_for(&self, identifier: &str, now: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT record FROM discovery_mappings
              WHERE identifier = ?1 AND not_after > ?2 ORDER BY provider",
-        )?;
-        let rows = stmt.query_map(params![identifier, now as i64], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![identifier, now as i64],
+            |r| r.get(0),
+        )
     }
 
     /// How many records are kept.
     pub fn mapping_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM discovery_mappings", [], |r| {
-                r.get::<_, i64>(0)
+            .query_one("SELECT COUNT(*) FROM discovery_mappings", params![], |r| {
+                r.get::<i64>(0)
             })? as u64)
     }
 }
@@ -308,7 +292,7 @@ impl StoreGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::{Store, engine_test};
 
     const PHONE: &str = "tel:+15551234567";
 
@@ -320,199 +304,193 @@ mod tests {
         out
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.sqlite")).unwrap();
-        (dir, store)
-    }
-
-    #[test]
-    fn a_claim_is_proved_by_its_code_once_within_its_time_and_attempts() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            tx.start_claim("bob", PHONE, "123456", 100).unwrap()
-        });
-        let check = |code: &str, now| {
-            with_tx(&store, |tx| {
-                tx.check_claim_code("bob", PHONE, code, now, "b.example")
+    engine_test! {
+        fn a_claim_is_proved_by_its_code_once_within_its_time_and_attempts(store) {
+            with_tx(store, |tx| {
+                tx.start_claim("bob", PHONE, "123456", 100).unwrap()
+            });
+            let check = |code: &str, now| {
+                with_tx(store, |tx| {
+                    tx.check_claim_code("bob", PHONE, code, now, "b.example")
+                        .unwrap()
+                })
+            };
+            assert_eq!(check("000000", 50), CodeCheck::Wrong);
+            assert!(
+                !store
+                    .read()
                     .unwrap()
-            })
-        };
-        assert_eq!(check("000000", 50), CodeCheck::Wrong);
-        assert!(
-            !store
-                .read()
-                .unwrap()
-                .holds_identifier("bob", PHONE)
-                .unwrap()
-        );
-        assert_eq!(check("123456", 100), CodeCheck::NoClaim, "expired");
-        assert_eq!(
-            check("123456", 60),
-            CodeCheck::Verified {
-                superseded: Vec::new()
+                    .holds_identifier("bob", PHONE)
+                    .unwrap()
+            );
+            assert_eq!(check("123456", 100), CodeCheck::NoClaim, "expired");
+            assert_eq!(
+                check("123456", 60),
+                CodeCheck::Verified {
+                    superseded: Vec::new()
+                }
+            );
+            assert!(
+                store
+                    .read()
+                    .unwrap()
+                    .holds_identifier("bob", PHONE)
+                    .unwrap()
+            );
+            assert_eq!(
+                check("123456", 61),
+                CodeCheck::NoClaim,
+                "the code is used up"
+            );
+            // Too many wrong codes end a claim.
+            with_tx(store, |tx| {
+                tx.start_claim("cy", PHONE, "654321", 100).unwrap()
+            });
+            for _ in 0..MAX_CODE_ATTEMPTS {
+                let wrong = with_tx(store, |tx| {
+                    tx.check_claim_code("cy", PHONE, "1", 50, "b.example")
+                        .unwrap()
+                });
+                assert_eq!(wrong, CodeCheck::Wrong);
             }
-        );
-        assert!(
-            store
-                .read()
-                .unwrap()
-                .holds_identifier("bob", PHONE)
-                .unwrap()
-        );
-        assert_eq!(
-            check("123456", 61),
-            CodeCheck::NoClaim,
-            "the code is used up"
-        );
-        // Too many wrong codes end a claim.
-        with_tx(&store, |tx| {
-            tx.start_claim("cy", PHONE, "654321", 100).unwrap()
-        });
-        for _ in 0..MAX_CODE_ATTEMPTS {
-            let wrong = with_tx(&store, |tx| {
-                tx.check_claim_code("cy", PHONE, "1", 50, "b.example")
+            let late = with_tx(store, |tx| {
+                tx.check_claim_code("cy", PHONE, "654321", 50, "b.example")
                     .unwrap()
             });
-            assert_eq!(wrong, CodeCheck::Wrong);
+            assert_eq!(late, CodeCheck::NoClaim);
+            assert!(
+                store
+                    .read()
+                    .unwrap()
+                    .holds_identifier("bob", PHONE)
+                    .unwrap()
+            );
         }
-        let late = with_tx(&store, |tx| {
-            tx.check_claim_code("cy", PHONE, "654321", 50, "b.example")
-                .unwrap()
-        });
-        assert_eq!(late, CodeCheck::NoClaim);
-        assert!(
-            store
-                .read()
-                .unwrap()
-                .holds_identifier("bob", PHONE)
-                .unwrap()
-        );
     }
 
-    #[test]
-    fn a_recycled_number_goes_to_its_new_holder_only_once_verified() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            tx.start_claim("bob", PHONE, "1", 100).unwrap();
-            tx.check_claim_code("bob", PHONE, "1", 10, "b.example")
-                .unwrap();
+    engine_test! {
+        fn a_recycled_number_goes_to_its_new_holder_only_once_verified(store) {
+            with_tx(store, |tx| {
+                tx.start_claim("bob", PHONE, "1", 100).unwrap();
+                tx.check_claim_code("bob", PHONE, "1", 10, "b.example")
+                    .unwrap();
+                assert!(
+                    tx.put_mapping(PHONE, "b.example", 1, 100, b"bob's", "b.example")
+                        .unwrap()
+                );
+                tx.start_claim("dan", PHONE, "2", 100).unwrap();
+            });
+            // Claimed but not proved: Bob still holds it.
             assert!(
-                tx.put_mapping(PHONE, "b.example", 1, 100, b"bob's", "b.example")
+                store
+                    .read()
+                    .unwrap()
+                    .holds_identifier("bob", PHONE)
                     .unwrap()
             );
-            tx.start_claim("dan", PHONE, "2", 100).unwrap();
-        });
-        // Claimed but not proved: Bob still holds it.
-        assert!(
-            store
-                .read()
-                .unwrap()
-                .holds_identifier("bob", PHONE)
-                .unwrap()
-        );
-        assert_eq!(
-            store.read().unwrap().mappings_for(PHONE, 20).unwrap().len(),
-            1
-        );
-        let done = with_tx(&store, |tx| {
-            tx.check_claim_code("dan", PHONE, "2", 20, "b.example")
-                .unwrap()
-        });
-        assert_eq!(
-            done,
-            CodeCheck::Verified {
-                superseded: vec!["bob".into()]
-            }
-        );
-        assert!(
-            !store
-                .read()
-                .unwrap()
-                .holds_identifier("bob", PHONE)
-                .unwrap()
-        );
-        assert!(
-            store
-                .read()
-                .unwrap()
-                .mappings_for(PHONE, 20)
-                .unwrap()
-                .is_empty()
-        );
+            assert_eq!(
+                store.read().unwrap().mappings_for(PHONE, 20).unwrap().len(),
+                1
+            );
+            let done = with_tx(store, |tx| {
+                tx.check_claim_code("dan", PHONE, "2", 20, "b.example")
+                    .unwrap()
+            });
+            assert_eq!(
+                done,
+                CodeCheck::Verified {
+                    superseded: vec!["bob".into()]
+                }
+            );
+            assert!(
+                !store
+                    .read()
+                    .unwrap()
+                    .holds_identifier("bob", PHONE)
+                    .unwrap()
+            );
+            assert!(
+                store
+                    .read()
+                    .unwrap()
+                    .mappings_for(PHONE, 20)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
     }
 
-    #[test]
-    fn token_allowances_and_redemptions_are_counted_per_day() {
-        let (_d, store) = store();
-        let take = |n, day| {
-            with_tx(&store, |tx| {
-                tx.take_token_allowance("al", day, n, 3).unwrap()
-            })
-        };
-        assert_eq!(take(2, 1), 2);
-        assert_eq!(take(2, 1), 1, "only what is left of the day's 3");
-        assert_eq!(take(1, 1), 0);
-        assert_eq!(take(5, 2), 3, "a new day");
-        let redeem = |nonce: &[u8], day| {
-            with_tx(&store, |tx| {
-                tx.redeem_token(nonce, "a.example", day, 2).unwrap()
-            })
-        };
-        assert_eq!(redeem(b"n1", 1), Redemption::Redeemed);
-        assert_eq!(redeem(b"n1", 1), Redemption::Replayed);
-        assert_eq!(redeem(b"n2", 1), Redemption::Redeemed);
-        assert_eq!(redeem(b"n3", 1), Redemption::OverIssuerLimit);
-        assert_eq!(
-            redeem(b"n1", 2),
-            Redemption::Replayed,
-            "kept into the next day"
-        );
-        assert_eq!(redeem(b"n3", 2), Redemption::Redeemed);
-        assert_eq!(redeem(b"n4", 3), Redemption::Redeemed);
-        assert_eq!(
-            redeem(b"n3", 3),
-            Redemption::Replayed,
-            "a nonce is kept as long as its token is redeemable"
-        );
-        // Day 1's nonces are gone on day 3 (their tokens' key is no longer accepted).
-        let kept: i64 = with_tx(&store, |tx| {
-            tx.conn()
-                .query_row("SELECT COUNT(*) FROM redeemed_tokens", [], |r| r.get(0))
-                .unwrap()
-        });
-        assert_eq!(kept, 2);
+    engine_test! {
+        fn token_allowances_and_redemptions_are_counted_per_day(store) {
+            let take = |n, day| {
+                with_tx(store, |tx| {
+                    tx.take_token_allowance("al", day, n, 3).unwrap()
+                })
+            };
+            assert_eq!(take(2, 1), 2);
+            assert_eq!(take(2, 1), 1, "only what is left of the day's 3");
+            assert_eq!(take(1, 1), 0);
+            assert_eq!(take(5, 2), 3, "a new day");
+            let redeem = |nonce: &[u8], day| {
+                with_tx(store, |tx| {
+                    tx.redeem_token(nonce, "a.example", day, 2).unwrap()
+                })
+            };
+            assert_eq!(redeem(b"n1", 1), Redemption::Redeemed);
+            assert_eq!(redeem(b"n1", 1), Redemption::Replayed);
+            assert_eq!(redeem(b"n2", 1), Redemption::Redeemed);
+            assert_eq!(redeem(b"n3", 1), Redemption::OverIssuerLimit);
+            assert_eq!(
+                redeem(b"n1", 2),
+                Redemption::Replayed,
+                "kept into the next day"
+            );
+            assert_eq!(redeem(b"n3", 2), Redemption::Redeemed);
+            assert_eq!(redeem(b"n4", 3), Redemption::Redeemed);
+            assert_eq!(
+                redeem(b"n3", 3),
+                Redemption::Replayed,
+                "a nonce is kept as long as its token is redeemable"
+            );
+            // Day 1's nonces are gone on day 3 (their tokens' key is no longer accepted).
+            let kept: i64 = with_tx(store, |tx| {
+                tx.conn()
+                    .query_one("SELECT COUNT(*) FROM redeemed_tokens", params![], |r| r.get(0))
+                    .unwrap()
+            });
+            assert_eq!(kept, 2);
+        }
     }
 
-    #[test]
-    fn records_are_replaced_only_by_newer_ones_and_expire() {
-        let (_d, store) = store();
-        with_tx(&store, |tx| {
-            assert!(
-                tx.put_mapping(PHONE, "b.example", 2, 100, b"two", "b.example")
-                    .unwrap()
-            );
-            assert!(
-                !tx.put_mapping(PHONE, "b.example", 1, 100, b"one", "b.example")
-                    .unwrap()
-            );
-            assert!(
-                !tx.put_mapping(PHONE, "b.example", 2, 100, b"again", "b.example")
-                    .unwrap()
-            );
-            assert!(
-                tx.put_mapping(PHONE, "c.example", 1, 50, b"c", "c.example")
-                    .unwrap()
-            );
-        });
-        let read = |now| store.read().unwrap().mappings_for(PHONE, now).unwrap();
-        assert_eq!(read(10), vec![b"two".to_vec(), b"c".to_vec()]);
-        assert_eq!(read(60), vec![b"two".to_vec()], "c's has expired");
-        assert_eq!(with_tx(&store, |tx| tx.expire_mappings(60).unwrap()), 1);
-        assert!(with_tx(&store, |tx| tx
-            .remove_mapping(PHONE, "b.example")
-            .unwrap()));
-        assert!(read(10).is_empty());
-        assert_eq!(store.read().unwrap().mapping_count().unwrap(), 0);
+    engine_test! {
+        fn records_are_replaced_only_by_newer_ones_and_expire(store) {
+            with_tx(store, |tx| {
+                assert!(
+                    tx.put_mapping(PHONE, "b.example", 2, 100, b"two", "b.example")
+                        .unwrap()
+                );
+                assert!(
+                    !tx.put_mapping(PHONE, "b.example", 1, 100, b"one", "b.example")
+                        .unwrap()
+                );
+                assert!(
+                    !tx.put_mapping(PHONE, "b.example", 2, 100, b"again", "b.example")
+                        .unwrap()
+                );
+                assert!(
+                    tx.put_mapping(PHONE, "c.example", 1, 50, b"c", "c.example")
+                        .unwrap()
+                );
+            });
+            let read = |now| store.read().unwrap().mappings_for(PHONE, now).unwrap();
+            assert_eq!(read(10), vec![b"two".to_vec(), b"c".to_vec()]);
+            assert_eq!(read(60), vec![b"two".to_vec()], "c's has expired");
+            assert_eq!(with_tx(store, |tx| tx.expire_mappings(60).unwrap()), 1);
+            assert!(with_tx(store, |tx| tx
+                .remove_mapping(PHONE, "b.example")
+                .unwrap()));
+            assert!(read(10).is_empty());
+            assert_eq!(store.read().unwrap().mapping_count().unwrap(), 0);
+        }
     }
 }

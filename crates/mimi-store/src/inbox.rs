@@ -5,10 +5,9 @@
 //! Also the follower's filter of FanoutMessages already processed (draft §5.4: duplicates get
 //! 201 and are processed once, IN-SERVER-10).
 
-use rusqlite::{Connection, OptionalExtension, params};
-
+use crate::db::{Db, params};
 use crate::schema::mailbox_position;
-use crate::{StoreError, StoreGuard, Tx};
+use crate::{Dialect, StoreError, StoreGuard, Tx};
 
 /// How long a FanoutMessage hash is remembered, seconds (two weeks).
 pub(crate) const DUPLICATE_WINDOW_SECS: u64 = 14 * 24 * 3600;
@@ -33,7 +32,8 @@ impl Tx<'_> {
         body: &[u8],
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().prepare_cached("INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)")?.execute(
+        self.conn().execute(
+            "INSERT INTO mailbox (room_uri, device_uri, body, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![room_uri, device_uri, body, now as i64],
         )?;
         self.mark_inbox_changed();
@@ -54,16 +54,19 @@ impl Tx<'_> {
             [one] => return self.deliver(one, room_uri, body, now),
             many => many,
         };
-        self.conn()
-            .prepare_cached("INSERT INTO mailbox_shared (body) VALUES (?1)")?
-            .execute(params![body])?;
-        let shared_id = self.conn().last_insert_rowid();
-        let mut insert = self.conn().prepare_cached(
-            "INSERT INTO mailbox (room_uri, device_uri, body, shared_id, created_at)
-             VALUES (?1, ?2, x'', ?3, ?4)",
+        let shared_id: i64 = self.conn().query_one(
+            "INSERT INTO mailbox_shared (body) VALUES (?1) RETURNING id",
+            params![body],
+            |r| r.get(0),
         )?;
+        // The row's own body is empty, bound as bytes: PostgreSQL reads `x''` as a bit string.
+        let empty: &[u8] = &[];
         for device in devices {
-            insert.execute(params![room_uri, device, shared_id, now as i64])?;
+            self.conn().execute(
+                "INSERT INTO mailbox (room_uri, device_uri, body, shared_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![room_uri, device, empty, shared_id, now as i64],
+            )?;
         }
         self.mark_inbox_changed();
         Ok(())
@@ -77,14 +80,12 @@ impl Tx<'_> {
         body: &[u8],
         now: u64,
     ) -> Result<bool, StoreError> {
-        let inserted = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO mailbox (room_uri, device_uri, body, created_at)
+        let inserted = self.conn().execute(
+            "INSERT INTO mailbox (room_uri, device_uri, body, created_at)
              SELECT ?1, NULL, ?2, ?3
              WHERE EXISTS (SELECT 1 FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL)",
-            )?
-            .execute(params![room_uri, body, now as i64])?;
+            params![room_uri, body, now as i64],
+        )?;
         if inserted > 0 {
             self.mark_inbox_changed();
         }
@@ -97,41 +98,38 @@ impl Tx<'_> {
     /// swallow messages that arrive later.
     pub fn ack_inbox(&self, device_uri: &str, up_to: i64) -> Result<(), StoreError> {
         let up_to = up_to.min(mailbox_position(self.conn())?);
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO inbox_cursors (device_uri, acked_up_to) VALUES (?1, ?2)
+        self.conn().execute(
+            "INSERT INTO inbox_cursors (device_uri, acked_up_to) VALUES (?1, ?2)
              ON CONFLICT (device_uri) DO UPDATE
-                 SET acked_up_to = MAX(acked_up_to, excluded.acked_up_to)",
-            )?
-            .execute(params![device_uri, up_to])?;
+                 SET acked_up_to = CASE WHEN inbox_cursors.acked_up_to > excluded.acked_up_to
+                                        THEN inbox_cursors.acked_up_to
+                                        ELSE excluded.acked_up_to END",
+            params![device_uri, up_to],
+        )?;
         let acked = acked_up_to(self.conn(), device_uri)?;
-        let shared: Vec<i64> = {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT DISTINCT shared_id FROM mailbox
-                 WHERE device_uri = ?1 AND id <= ?2 AND shared_id IS NOT NULL",
-            )?;
-            let rows = stmt.query_map(params![device_uri, acked], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        self.conn()
-            .prepare_cached("DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2")?
-            .execute(params![device_uri, acked])?;
+        let shared: Vec<i64> = self.conn().query(
+            "SELECT DISTINCT shared_id FROM mailbox
+             WHERE device_uri = ?1 AND id <= ?2 AND shared_id IS NOT NULL",
+            params![device_uri, acked],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "DELETE FROM mailbox WHERE device_uri = ?1 AND id <= ?2",
+            params![device_uri, acked],
+        )?;
         // A shared body goes with the last device that still had to read it.
         for id in shared {
-            self.conn()
-                .prepare_cached(
-                    "DELETE FROM mailbox_shared WHERE id = ?1
-                     AND NOT EXISTS (SELECT 1 FROM mailbox WHERE shared_id = ?1)",
-                )?
-                .execute(params![id])?;
-        }
-        let rooms: Vec<String> = {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1",
+            self.conn().execute(
+                "DELETE FROM mailbox_shared WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM mailbox WHERE shared_id = ?1)",
+                params![id],
             )?;
-            let rows = stmt.query_map(params![device_uri], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        }
+        let rooms: Vec<String> = self.conn().query(
+            "SELECT DISTINCT room_uri FROM subscriptions WHERE device_uri = ?1",
+            params![device_uri],
+            |r| r.get(0),
+        )?;
         for room in rooms {
             collect_room_log(self.conn(), &room)?;
         }
@@ -141,15 +139,15 @@ impl Tx<'_> {
     /// Records a FanoutMessage hash; returns false if it was seen before. Hashes older than
     /// [`DUPLICATE_WINDOW_SECS`] are forgotten: a hub retries for far less than that.
     pub fn first_sighting(&self, message_hash: &[u8], now: u64) -> Result<bool, StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM notify_seen WHERE received_at < ?1")?
-            .execute(params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64])?;
-        let inserted = self
-            .conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)",
-            )?
-            .execute(params![message_hash, now as i64])?;
+        self.conn().execute(
+            "DELETE FROM notify_seen WHERE received_at < ?1",
+            params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
+        )?;
+        let inserted = self.conn().execute(
+            "INSERT INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![message_hash, now as i64],
+        )?;
         Ok(inserted > 0)
     }
 
@@ -175,9 +173,20 @@ impl StoreGuard<'_> {
     ) -> Result<Vec<InboxItem>, StoreError> {
         // One read transaction: the queries below must see the same snapshot, or an entry
         // committed between two of them could be skipped by a cursor that moved past it.
-        let tx = self.conn.unchecked_transaction()?;
-        let items = inbox(&tx, device_uri, after, limit)?;
-        tx.commit()?;
+        // PostgreSQL gives each statement its own snapshot unless asked for one per transaction.
+        self.conn.batch(match self.conn.dialect() {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+        })?;
+        let items = match inbox(&self.conn, device_uri, after, limit) {
+            Ok(items) => items,
+            Err(e) => {
+                // The error is what the caller needs; a failed rollback adds nothing to it.
+                let _ = self.conn.batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        self.conn.batch("COMMIT")?;
         Ok(items)
     }
 
@@ -185,7 +194,7 @@ impl StoreGuard<'_> {
     pub fn mailbox_len(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM mailbox", [], |r| r.get(0))?;
+            .query_one("SELECT COUNT(*) FROM mailbox", params![], |r| r.get(0))?;
         Ok(n as u64)
     }
 }
@@ -193,51 +202,52 @@ impl StoreGuard<'_> {
 /// Drops what no subscription of `room_uri` can still return: closed subscriptions whose client
 /// acknowledged past their end, and room-log entries that every active subscriber acknowledged
 /// (or subscribed after) and that lie outside what closed subscriptions still have to read.
-pub(crate) fn collect_room_log(conn: &Connection, room_uri: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
+pub(crate) fn collect_room_log(db: &Db, room_uri: &str) -> Result<(), StoreError> {
+    db.execute(
         "DELETE FROM subscriptions
          WHERE room_uri = ?1 AND until_id IS NOT NULL
            AND (until_id <= from_id OR until_id <= COALESCE(
                    (SELECT acked_up_to FROM inbox_cursors c
                     WHERE c.device_uri = subscriptions.device_uri), 0))",
-    )?
-    .execute(params![room_uri])?;
-    let low: Option<i64> = conn
-        .prepare_cached(
-            "SELECT MIN(MAX(s.from_id, COALESCE(c.acked_up_to, 0)))
+        params![room_uri],
+    )?;
+    let low: Option<i64> = db.query_one(
+        "SELECT MIN(CASE WHEN s.from_id > COALESCE(c.acked_up_to, 0) THEN s.from_id
+                         ELSE COALESCE(c.acked_up_to, 0) END)
          FROM subscriptions s LEFT JOIN inbox_cursors c ON c.device_uri = s.device_uri
          WHERE s.room_uri = ?1 AND s.until_id IS NULL",
-        )?
-        .query_row(params![room_uri], |r| r.get(0))?;
+        params![room_uri],
+        |r| r.get(0),
+    )?;
     // No active subscription: nobody reads the room's log from now on.
     let low = match low {
         Some(low) => low,
-        None => mailbox_position(conn)?,
+        None => mailbox_position(db)?,
     };
     // Closed subscriptions are rare (removals, departures), so checking each candidate against
     // them is cheap; the common case is a range delete on the room's index.
-    conn.prepare_cached(
+    db.execute(
         "DELETE FROM mailbox
          WHERE device_uri IS NULL AND room_uri = ?1 AND id <= ?2
            AND NOT EXISTS (
                SELECT 1 FROM subscriptions s
                LEFT JOIN inbox_cursors c ON c.device_uri = s.device_uri
                WHERE s.room_uri = ?1 AND s.until_id IS NOT NULL
-                 AND mailbox.id > MAX(s.from_id, COALESCE(c.acked_up_to, 0))
+                 AND mailbox.id > CASE WHEN s.from_id > COALESCE(c.acked_up_to, 0)
+                                       THEN s.from_id ELSE COALESCE(c.acked_up_to, 0) END
                  AND mailbox.id <= s.until_id)",
-    )?
-    .execute(params![room_uri, low])?;
+        params![room_uri, low],
+    )?;
     Ok(())
 }
 
-fn acked_up_to(conn: &Connection, device_uri: &str) -> Result<i64, StoreError> {
-    Ok(conn
-        .query_row(
+fn acked_up_to(db: &Db, device_uri: &str) -> Result<i64, StoreError> {
+    Ok(db
+        .query_opt(
             "SELECT acked_up_to FROM inbox_cursors WHERE device_uri = ?1",
             params![device_uri],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .unwrap_or(0))
 }
 
@@ -246,60 +256,136 @@ fn acked_up_to(conn: &Connection, device_uri: &str) -> Result<i64, StoreError> {
 /// many rooms does not load many pages of bodies per request. Callers run it inside one
 /// transaction.
 fn inbox(
-    conn: &Connection,
+    db: &Db,
     device_uri: &str,
     after: i64,
     limit: usize,
 ) -> Result<Vec<InboxItem>, StoreError> {
-    let after = after.max(acked_up_to(conn, device_uri)?);
+    let after = after.max(acked_up_to(db, device_uri)?);
     let limit_sql = limit.min(i64::MAX as usize) as i64;
-    let mut ids: Vec<i64> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM mailbox WHERE device_uri = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![device_uri, after, limit_sql], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let ranges: Vec<(String, i64, Option<i64>)> = {
-        let mut stmt = conn.prepare_cached(
-            "SELECT room_uri, from_id, until_id FROM subscriptions
-             WHERE device_uri = ?1 AND (until_id IS NULL OR until_id > ?2)",
-        )?;
-        let rows = stmt.query_map(params![device_uri, after], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let mut ids: Vec<i64> = db.query(
+        "SELECT id FROM mailbox WHERE device_uri = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        params![device_uri, after, limit_sql],
+        |r| r.get(0),
+    )?;
+    let ranges: Vec<(String, i64, Option<i64>)> = db.query(
+        "SELECT room_uri, from_id, until_id FROM subscriptions
+         WHERE device_uri = ?1 AND (until_id IS NULL OR until_id > ?2)",
+        params![device_uri, after],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     for (room, from, until) in ranges {
-        let mut stmt = conn.prepare_cached(
+        ids.extend(db.query(
             "SELECT id FROM mailbox
              WHERE device_uri IS NULL AND room_uri = ?1 AND id > ?2 AND id <= ?3
              ORDER BY id LIMIT ?4",
-        )?;
-        let rows = stmt.query_map(
             params![room, after.max(from), until.unwrap_or(i64::MAX), limit_sql],
-            |r| r.get::<_, i64>(0),
-        )?;
-        for id in rows {
-            ids.push(id?);
-        }
+            |r| r.get::<i64>(0),
+        )?);
     }
     ids.sort_unstable();
     ids.dedup();
     ids.truncate(limit);
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.room_uri, COALESCE(s.body, m.body)
-         FROM mailbox m LEFT JOIN mailbox_shared s ON s.id = m.shared_id
-         WHERE m.id = ?1",
-    )?;
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some((room_uri, body)) = stmt
-            .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-        {
+        if let Some((room_uri, body)) = db.query_opt(
+            "SELECT m.room_uri, COALESCE(s.body, m.body)
+             FROM mailbox m LEFT JOIN mailbox_shared s ON s.id = m.shared_id
+             WHERE m.id = ?1",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )? {
             items.push(InboxItem { id, room_uri, body });
         }
     }
     Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DUPLICATE_WINDOW_SECS;
+    use crate::db::params;
+    use crate::{Tx, engine_test};
+
+    engine_test! {
+        fn an_inbox_merges_own_entries_with_the_room_log_until_acknowledged(store) {
+            let room = "mimi://a.example/r/x";
+            let (alice, bob) = ("mimi://a.example/d/alice/1", "mimi://a.example/d/bob/1");
+            let with_tx = |f: &dyn Fn(&Tx<'_>)| {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                f(&tx);
+                tx.commit().unwrap();
+            };
+            let bodies = |device: &str| -> Vec<Vec<u8>> {
+                let reader = store.read().unwrap();
+                let items = reader.inbox(device, 0, 10).unwrap();
+                items.into_iter().map(|i| i.body).collect()
+            };
+            let shared_bodies = || -> i64 {
+                let reader = store.read().unwrap();
+                let sql = "SELECT COUNT(*) FROM mailbox_shared";
+                reader.db().query_one(sql, params![], |r| r.get(0)).unwrap()
+            };
+            with_tx(&|tx| {
+                // No subscriber: nobody could read it, so it is not kept.
+                assert!(!tx.append_room_log(room, b"lost", 1).unwrap());
+                tx.subscribe(room, alice).unwrap();
+                tx.subscribe(room, bob).unwrap();
+                // Subscribing again while subscribed changes nothing.
+                tx.subscribe(room, bob).unwrap();
+                assert!(!tx.subscribe_if_new(room, bob).unwrap());
+                assert!(tx.append_room_log(room, b"m1", 2).unwrap());
+                let both = [alice.to_owned(), bob.to_owned()];
+                tx.deliver_to_each(&both, room, b"welcome", 3).unwrap();
+                tx.deliver(alice, room, b"own", 4).unwrap();
+            });
+            assert_eq!(bodies(alice), [&b"m1"[..], b"welcome", b"own"]);
+            assert_eq!(bodies(bob), [&b"m1"[..], b"welcome"]);
+            assert_eq!(shared_bodies(), 1);
+            {
+                let reader = store.read().unwrap();
+                assert_eq!(reader.mailbox_len().unwrap(), 4);
+                let page = reader.inbox(alice, 0, 2).unwrap();
+                assert_eq!(page.len(), 2);
+                let rest = reader.inbox(alice, page[1].id, 10).unwrap();
+                assert_eq!((rest.len(), rest[0].body.as_slice()), (1, &b"own"[..]));
+            }
+            // Beyond the newest entry: counts up to it, and swallows nothing later.
+            with_tx(&|tx| tx.ack_inbox(alice, i64::MAX).unwrap());
+            assert!(bodies(alice).is_empty());
+            assert_eq!(bodies(bob), [&b"m1"[..], b"welcome"]);
+            assert_eq!(shared_bodies(), 1, "Bob still has to read the Welcome");
+            with_tx(&|tx| {
+                assert!(tx.append_room_log(room, b"m2", 5).unwrap());
+                tx.unsubscribe(room, bob).unwrap();
+                assert!(tx.append_room_log(room, b"m3", 6).unwrap());
+            });
+            assert_eq!(bodies(alice), [&b"m2"[..], b"m3"]);
+            assert_eq!(bodies(bob), [&b"m1"[..], b"welcome", b"m2"], "nothing after leaving");
+            let bob_last = store.read().unwrap().inbox(bob, 0, 10).unwrap()[2].id;
+            with_tx(&|tx| tx.ack_inbox(bob, bob_last).unwrap());
+            assert!(bodies(bob).is_empty());
+            assert_eq!(shared_bodies(), 0, "the Welcome went with its last reader");
+            assert_eq!(store.read().unwrap().mailbox_len().unwrap(), 2);
+            with_tx(&|tx| tx.ack_inbox(alice, i64::MAX).unwrap());
+            assert_eq!(store.read().unwrap().mailbox_len().unwrap(), 0);
+        }
+    }
+
+    engine_test! {
+        fn a_fanout_message_counts_once_within_the_window(store) {
+            let sighting = |hash: &[u8], now: u64| {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                let first = tx.first_sighting(hash, now).unwrap();
+                tx.commit().unwrap();
+                first
+            };
+            assert!(sighting(b"h1", 100));
+            assert!(!sighting(b"h1", 200));
+            assert!(sighting(b"h2", 200));
+            assert!(sighting(b"h1", 101 + DUPLICATE_WINDOW_SECS), "forgotten after the window");
+        }
+    }
 }

@@ -1,8 +1,7 @@
 //! KeyPackages uploaded by local clients, claimed at most once (draft-ietf-mimi-protocol-06
 //! §5.1), and the KeyPackageRef routes a hub keeps to deliver Welcomes.
 
-use rusqlite::{OptionalExtension, params};
-
+use crate::db::{Db, params};
 use crate::{StoreError, StoreGuard, Tx};
 
 /// Most stored KeyPackages of one client looked at per claim: a client keeps a few dozen, and
@@ -56,16 +55,24 @@ impl Tx<'_> {
         last_resort: bool,
     ) -> Result<(), StoreError> {
         if last_resort {
-            self.conn()
-                .prepare_cached(
-                    "UPDATE key_packages SET claimed_for_room = ''
-                     WHERE device_uri = ?1 AND last_resort = 1 AND claimed_for_room IS NULL",
-                )?
-                .execute(params![device_uri])?;
+            self.conn().execute(
+                "UPDATE key_packages SET claimed_for_room = ''
+                 WHERE device_uri = ?1 AND last_resort = 1 AND claimed_for_room IS NULL",
+                params![device_uri],
+            )?;
         }
-        let inserted = self.conn().prepare_cached("INSERT OR IGNORE INTO key_packages (device_uri, user_name, key_package, kp_ref, not_after, last_resort)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(
-            params![device_uri, user_name, key_package, kp_ref, not_after.min(i64::MAX as u64) as i64, last_resort],
+        let inserted = self.conn().execute(
+            "INSERT INTO key_packages
+                 (device_uri, user_name, key_package, kp_ref, not_after, last_resort)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![
+                device_uri,
+                user_name,
+                key_package,
+                kp_ref,
+                not_after.min(i64::MAX as u64) as i64,
+                last_resort
+            ],
         )?;
         if inserted == 0 {
             return Err(StoreError::Exists("key package".into()));
@@ -83,34 +90,27 @@ impl Tx<'_> {
         now: u64,
         fits: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
-        let devices: Vec<String> = {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
-            )?;
-            let rows = stmt.query_map(params![user_name], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let devices: Vec<String> = self.conn().query(
+            "SELECT device_uri FROM clients WHERE user_name = ?1 ORDER BY device_uri",
+            params![user_name],
+            |r| r.get(0),
+        )?;
         let mut out = Vec::new();
         for device in devices {
-            let candidates: Vec<(i64, Vec<u8>, bool)> = {
-                let mut stmt = self.conn().prepare_cached(
-                    "SELECT id, key_package, last_resort FROM key_packages
-                     WHERE device_uri = ?1 AND claimed_for_room IS NULL AND not_after > ?2
-                     ORDER BY last_resort, id LIMIT ?3",
-                )?;
-                let rows = stmt.query_map(params![device, now as i64, MAX_CANDIDATES], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-                rows.collect::<Result<_, _>>()?
-            };
+            let candidates: Vec<(i64, Vec<u8>, bool)> = self.conn().query(
+                "SELECT id, key_package, last_resort FROM key_packages
+                 WHERE device_uri = ?1 AND claimed_for_room IS NULL AND not_after > ?2
+                 ORDER BY last_resort, id LIMIT ?3",
+                params![device, now as i64, MAX_CANDIDATES],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             let outcome = match candidates.iter().find(|(_, kp, _)| fits(kp)) {
                 Some((_, kp, true)) => ClaimOutcome::LastResort(kp.clone()),
                 Some((id, kp, false)) => {
-                    self.conn()
-                        .prepare_cached(
-                            "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
-                        )?
-                        .execute(params![room_uri, id])?;
+                    self.conn().execute(
+                        "UPDATE key_packages SET claimed_for_room = ?1 WHERE id = ?2",
+                        params![room_uri, id],
+                    )?;
                     ClaimOutcome::Fresh(kp.clone())
                 }
                 None if candidates.is_empty() => ClaimOutcome::Exhausted,
@@ -131,7 +131,10 @@ impl Tx<'_> {
         domain: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.conn().prepare_cached("INSERT OR REPLACE INTO welcome_routes (kp_ref, domain, created_at) VALUES (?1, ?2, ?3)")?.execute(
+        self.conn().execute(
+            "INSERT INTO welcome_routes (kp_ref, domain, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kp_ref) DO UPDATE SET domain = excluded.domain,
+                 created_at = excluded.created_at",
             params![kp_ref, domain, now as i64],
         )?;
         Ok(())
@@ -151,17 +154,19 @@ impl Tx<'_> {
 impl StoreGuard<'_> {
     /// The provider that supplied KeyPackage `kp_ref`, if the hub relayed it.
     pub fn welcome_route(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
-        welcome_route(&self.conn, kp_ref)
+        welcome_route(self.db(), kp_ref)
     }
 
     /// The local client whose KeyPackage has reference `kp_ref`.
     pub fn device_of_key_package(&self, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
-        device_of_key_package(&self.conn, kp_ref)
+        device_of_key_package(self.db(), kp_ref)
     }
 
     /// How many unclaimed one-time KeyPackages a client has left (its last-resort one aside).
     pub fn unclaimed_key_packages(&self, device_uri: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.prepare_cached("SELECT COUNT(*) FROM key_packages WHERE device_uri = ?1 AND claimed_for_room IS NULL AND last_resort = 0")?.query_row(
+        let n: i64 = self.conn.query_one(
+            "SELECT COUNT(*) FROM key_packages
+             WHERE device_uri = ?1 AND claimed_for_room IS NULL AND last_resort = 0",
             params![device_uri],
             |r| r.get(0),
         )?;
@@ -169,120 +174,111 @@ impl StoreGuard<'_> {
     }
 }
 
-fn welcome_route(conn: &rusqlite::Connection, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
-            params![kp_ref],
-            |r| r.get(0),
-        )
-        .optional()?)
+fn welcome_route(db: &Db, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+    db.query_opt(
+        "SELECT domain FROM welcome_routes WHERE kp_ref = ?1",
+        params![kp_ref],
+        |r| r.get(0),
+    )
 }
 
-fn device_of_key_package(
-    conn: &rusqlite::Connection,
-    kp_ref: &[u8],
-) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT device_uri FROM key_packages WHERE kp_ref = ?1",
-            params![kp_ref],
-            |r| r.get(0),
-        )
-        .optional()?)
+fn device_of_key_package(db: &Db, kp_ref: &[u8]) -> Result<Option<String>, StoreError> {
+    db.query_opt(
+        "SELECT device_uri FROM key_packages WHERE kp_ref = ?1",
+        params![kp_ref],
+        |r| r.get(0),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::engine_test;
 
     const B1: &str = "mimi://b.example/d/bob/b1";
 
-    #[test]
-    fn the_last_resort_package_is_handed_out_again_only_once_the_fresh_ones_are_gone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("k.sqlite")).unwrap();
-        let mut guard = store.lock().unwrap();
-        let tx = guard.begin().unwrap();
-        tx.ensure_user("bob", 0).unwrap();
-        tx.add_client(
-            &crate::Client {
-                device_uri: B1.into(),
-                user_name: "bob".into(),
-                chain: b"[]".to_vec(),
-            },
-            &[1],
-            0,
-        )
-        .unwrap();
-        let all = |_: &[u8]| true;
-        assert_eq!(
-            tx.claim_key_packages("bob", "r", 10, &all).unwrap()[0].outcome,
-            ClaimOutcome::Exhausted
-        );
-        tx.add_key_package(B1, "bob", b"last1", b"r1", 100, true)
+    engine_test! {
+        fn the_last_resort_package_is_handed_out_again_only_once_the_fresh_ones_are_gone(store) {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.ensure_user("bob", 0).unwrap();
+            tx.add_client(
+                &crate::Client {
+                    device_uri: B1.into(),
+                    user_name: "bob".into(),
+                    chain: b"[]".to_vec(),
+                },
+                &[1],
+                0,
+            )
             .unwrap();
-        tx.add_key_package(B1, "bob", b"last2", b"r2", 100, true)
-            .unwrap();
-        tx.add_key_package(B1, "bob", b"fresh", b"r3", 100, false)
-            .unwrap();
-        let claim = |fits: &dyn Fn(&[u8]) -> bool| {
-            tx.claim_key_packages("bob", "r", 10, fits).unwrap()[0]
-                .outcome
-                .clone()
-        };
-        assert_eq!(claim(&all), ClaimOutcome::Fresh(b"fresh".to_vec()));
-        // Only the newer last-resort package is handed out, as often as asked.
-        for _ in 0..3 {
-            assert_eq!(claim(&all), ClaimOutcome::LastResort(b"last2".to_vec()));
+            let all = |_: &[u8]| true;
+            assert_eq!(
+                tx.claim_key_packages("bob", "r", 10, &all).unwrap()[0].outcome,
+                ClaimOutcome::Exhausted
+            );
+            tx.add_key_package(B1, "bob", b"last1", b"r1", 100, true)
+                .unwrap();
+            tx.add_key_package(B1, "bob", b"last2", b"r2", 100, true)
+                .unwrap();
+            tx.add_key_package(B1, "bob", b"fresh", b"r3", 100, false)
+                .unwrap();
+            let claim = |fits: &dyn Fn(&[u8]) -> bool| {
+                tx.claim_key_packages("bob", "r", 10, fits).unwrap()[0]
+                    .outcome
+                    .clone()
+            };
+            assert_eq!(claim(&all), ClaimOutcome::Fresh(b"fresh".to_vec()));
+            // Only the newer last-resort package is handed out, as often as asked.
+            for _ in 0..3 {
+                assert_eq!(claim(&all), ClaimOutcome::LastResort(b"last2".to_vec()));
+            }
+            // The superseded one still routes its Welcome.
+            assert_eq!(
+                tx.device_of_key_package(b"r1").unwrap().as_deref(),
+                Some(B1)
+            );
+            assert_eq!(claim(&|_| false), ClaimOutcome::NothingCompatible);
+            // Expired: nothing left at all.
+            assert_eq!(
+                tx.claim_key_packages("bob", "r", 100, &all).unwrap()[0].outcome,
+                ClaimOutcome::Exhausted
+            );
         }
-        // The superseded one still routes its Welcome.
-        assert_eq!(
-            tx.device_of_key_package(b"r1").unwrap().as_deref(),
-            Some(B1)
-        );
-        assert_eq!(claim(&|_| false), ClaimOutcome::NothingCompatible);
-        // Expired: nothing left at all.
-        assert_eq!(
-            tx.claim_key_packages("bob", "r", 100, &all).unwrap()[0].outcome,
-            ClaimOutcome::Exhausted
-        );
     }
 
-    #[test]
-    fn a_claim_takes_the_oldest_package_that_fits_and_leaves_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("k.sqlite")).unwrap();
-        let mut guard = store.lock().unwrap();
-        let tx = guard.begin().unwrap();
-        tx.ensure_user("bob", 0).unwrap();
-        tx.add_client(
-            &crate::Client {
-                device_uri: B1.into(),
-                user_name: "bob".into(),
-                chain: b"[]".to_vec(),
-            },
-            &[1],
-            0,
-        )
-        .unwrap();
-        tx.add_key_package(B1, "bob", b"suite-a", b"r1", 100, false)
+    engine_test! {
+        fn a_claim_takes_the_oldest_package_that_fits_and_leaves_the_others(store) {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.ensure_user("bob", 0).unwrap();
+            tx.add_client(
+                &crate::Client {
+                    device_uri: B1.into(),
+                    user_name: "bob".into(),
+                    chain: b"[]".to_vec(),
+                },
+                &[1],
+                0,
+            )
             .unwrap();
-        tx.add_key_package(B1, "bob", b"suite-b", b"r2", 100, false)
-            .unwrap();
-        let only_b = |kp: &[u8]| kp == b"suite-b";
-        assert_eq!(
-            tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
-            ClaimOutcome::Fresh(b"suite-b".to_vec())
-        );
-        assert_eq!(
-            tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
-            ClaimOutcome::NothingCompatible
-        );
-        assert_eq!(
-            tx.claim_key_packages("bob", "r", 10, &|_| true).unwrap()[0].outcome,
-            ClaimOutcome::Fresh(b"suite-a".to_vec())
-        );
+            tx.add_key_package(B1, "bob", b"suite-a", b"r1", 100, false)
+                .unwrap();
+            tx.add_key_package(B1, "bob", b"suite-b", b"r2", 100, false)
+                .unwrap();
+            let only_b = |kp: &[u8]| kp == b"suite-b";
+            assert_eq!(
+                tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
+                ClaimOutcome::Fresh(b"suite-b".to_vec())
+            );
+            assert_eq!(
+                tx.claim_key_packages("bob", "r", 10, &only_b).unwrap()[0].outcome,
+                ClaimOutcome::NothingCompatible
+            );
+            assert_eq!(
+                tx.claim_key_packages("bob", "r", 10, &|_| true).unwrap()[0].outcome,
+                ClaimOutcome::Fresh(b"suite-a".to_vec())
+            );
+        }
     }
 }

@@ -20,6 +20,8 @@ mod db;
 mod discovery;
 mod error;
 mod inbox;
+#[doc(hidden)]
+pub mod inspect;
 mod key_packages;
 mod knocks;
 mod outbox;
@@ -49,8 +51,8 @@ pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use outbox::{OutboxItem, PeerQueue};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::StoredRoom;
-pub use scratch::{ScratchDatabase, TEST_POSTGRES_ENV};
 pub use schema::{SCHEMA_VERSION, schema_version_of, schema_version_of_postgres};
+pub use scratch::{ScratchDatabase, TEST_POSTGRES_ENV};
 pub use trees::StoredTree;
 
 /// Read-only connections kept open. Reads are short (one inbox page, one token lookup), so a
@@ -390,7 +392,11 @@ pub(crate) mod testing {
             Self::open(location, tempfile::tempdir().unwrap(), Some(scratch))
         }
 
-        fn open(location: Location, dir: tempfile::TempDir, scratch: Option<ScratchDatabase>) -> Self {
+        fn open(
+            location: Location,
+            dir: tempfile::TempDir,
+            scratch: Option<ScratchDatabase>,
+        ) -> Self {
             Self {
                 store: Some(Store::open_at(&location).unwrap()),
                 location,

@@ -3,8 +3,7 @@
 //! A body going to several peers is stored once (`outbox_bodies`), and goes once no queue row
 //! points at it any more.
 
-use rusqlite::params;
-
+use crate::db::params;
 use crate::{StoreError, StoreGuard, Tx};
 
 /// One queued `/notify` request.
@@ -52,54 +51,52 @@ impl Tx<'_> {
         if peers.is_empty() {
             return Ok(());
         }
-        self.conn()
-            .prepare_cached("INSERT INTO outbox_bodies (body) VALUES (?1)")?
-            .execute(params![body])?;
-        let body_id = self.conn().last_insert_rowid();
-        let mut insert = self.conn().prepare_cached(
-            "INSERT INTO outbox (peer, room_uri, body_id, created_at, queued_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+        let body_id: i64 = self.conn().query_one(
+            "INSERT INTO outbox_bodies (body) VALUES (?1) RETURNING id",
+            params![body],
+            |r| r.get(0),
         )?;
         for peer in peers {
-            insert.execute(params![
-                peer,
-                room_uri,
-                body_id,
-                (now_ms / 1000) as i64,
-                now_ms as i64
-            ])?;
+            self.conn().execute(
+                "INSERT INTO outbox (peer, room_uri, body_id, created_at, queued_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    peer,
+                    room_uri,
+                    body_id,
+                    (now_ms / 1000) as i64,
+                    now_ms as i64
+                ],
+            )?;
         }
         Ok(())
     }
 
     /// Removes delivered entries, and the bodies no entry points at any more.
     pub fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut delete = self
-            .conn()
-            .prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
         for id in ids {
-            delete.execute(params![id])?;
+            self.conn()
+                .execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
         }
         // Bodies and queue rows are numbered in the same order, so every body below the one
         // the oldest remaining row points at is unreferenced: one range delete, no index on
         // `body_id`. A peer that is far behind keeps the bodies after its oldest entry.
-        self.conn()
-            .prepare_cached(
-                "DELETE FROM outbox_bodies WHERE id < COALESCE(
-                    (SELECT body_id FROM outbox ORDER BY id LIMIT 1),
-                    (SELECT MAX(id) + 1 FROM outbox_bodies))",
-            )?
-            .execute([])?;
+        self.conn().execute(
+            "DELETE FROM outbox_bodies WHERE id < COALESCE(
+                (SELECT body_id FROM outbox ORDER BY id LIMIT 1),
+                (SELECT MAX(id) + 1 FROM outbox_bodies))",
+            params![],
+        )?;
         Ok(())
     }
 
     /// Drops `peer`'s entries queued before `before` (seconds since the UNIX epoch), and the
     /// bodies no entry points at any more; returns how many entries went.
     pub fn expire_outbox(&self, peer: &str, before: u64) -> Result<u64, StoreError> {
-        let expired = self
-            .conn()
-            .prepare_cached("DELETE FROM outbox WHERE peer = ?1 AND created_at < ?2")?
-            .execute(params![peer, before as i64])?;
+        let expired = self.conn().execute(
+            "DELETE FROM outbox WHERE peer = ?1 AND created_at < ?2",
+            params![peer, before as i64],
+        )?;
         if expired > 0 {
             self.delete_outbox(&[])?;
         }
@@ -108,11 +105,10 @@ impl Tx<'_> {
 
     /// Records a failed attempt; the peer's queue waits until `next_attempt_at` (ms).
     pub fn defer_outbox(&self, id: i64, next_attempt_at: u64) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
-            )?
-            .execute(params![id, next_attempt_at as i64])?;
+        self.conn().execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
+            params![id, next_attempt_at as i64],
+        )?;
         Ok(())
     }
 }
@@ -120,11 +116,11 @@ impl Tx<'_> {
 impl StoreGuard<'_> {
     /// The peers with queued entries.
     pub fn outbox_peers(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT peer FROM outbox ORDER BY peer")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query(
+            "SELECT DISTINCT peer FROM outbox ORDER BY peer",
+            params![],
+            |r| r.get(0),
+        )
     }
 
     /// The oldest entries for `peer` with an id above `after`, in order, with the time (ms)
@@ -135,29 +131,29 @@ impl StoreGuard<'_> {
         after: i64,
         limit: usize,
     ) -> Result<(Vec<OutboxItem>, u64), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.query(
             "SELECT o.id, o.peer, o.room_uri, b.body, o.attempts, o.next_attempt_at,
                     o.queued_at_ms
              FROM outbox o JOIN outbox_bodies b ON b.id = o.body_id
              WHERE o.peer = ?1 AND o.id > ?2 ORDER BY o.id LIMIT ?3",
+            params![peer, after, limit as i64],
+            |r| {
+                Ok((
+                    OutboxItem {
+                        id: r.get(0)?,
+                        peer: r.get(1)?,
+                        room_uri: r.get(2)?,
+                        body: r.get(3)?,
+                        attempts: r.get::<i64>(4)? as u32,
+                        queued_at_ms: r.get::<i64>(6)? as u64,
+                    },
+                    r.get::<i64>(5)? as u64,
+                ))
+            },
         )?;
         let mut not_before = 0u64;
         let mut items = Vec::new();
-        let rows = stmt.query_map(params![peer, after, limit as i64], |r| {
-            Ok((
-                OutboxItem {
-                    id: r.get(0)?,
-                    peer: r.get(1)?,
-                    room_uri: r.get(2)?,
-                    body: r.get(3)?,
-                    attempts: r.get::<_, i64>(4)? as u32,
-                    queued_at_ms: r.get::<_, i64>(6)? as u64,
-                },
-                r.get::<_, i64>(5)? as u64,
-            ))
-        })?;
-        for row in rows {
-            let (item, next) = row?;
+        for (item, next) in rows {
             if items.is_empty() {
                 not_before = next;
             }
@@ -168,35 +164,36 @@ impl StoreGuard<'_> {
 
     /// Per peer with entries queued: how many, the oldest, and when the next try is due.
     pub fn outbox_by_peer(&self) -> Result<Vec<PeerQueue>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT o.peer, COUNT(*), MIN(o.created_at),
                     (SELECT attempts FROM outbox h WHERE h.peer = o.peer ORDER BY h.id LIMIT 1),
                     (SELECT next_attempt_at FROM outbox h WHERE h.peer = o.peer ORDER BY h.id LIMIT 1)
              FROM outbox o GROUP BY o.peer ORDER BY o.peer",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(PeerQueue {
-                peer: r.get(0)?,
-                depth: r.get::<_, i64>(1)? as u64,
-                oldest_created_at: r.get::<_, i64>(2)? as u64,
-                head_attempts: r.get::<_, i64>(3)? as u32,
-                next_attempt_at_ms: r.get::<_, i64>(4)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![],
+            |r| {
+                Ok(PeerQueue {
+                    peer: r.get(0)?,
+                    depth: r.get::<i64>(1)? as u64,
+                    oldest_created_at: r.get::<i64>(2)? as u64,
+                    head_attempts: r.get::<i64>(3)? as u32,
+                    next_attempt_at_ms: r.get::<i64>(4)? as u64,
+                })
+            },
+        )
     }
 
     /// Whether the database answers a query at all (readiness probes: constant time).
     pub fn ping(&self) -> Result<(), StoreError> {
-        self.conn.query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+        self.conn.query_one("SELECT 1", params![], |_| Ok(()))
     }
 
     /// Stored `/notify` bodies, each shared by the entries that carry it (for tests).
     pub fn outbox_bodies(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM outbox_bodies", [], |r| r.get(0))?;
+            .query_one("SELECT COUNT(*) FROM outbox_bodies", params![], |r| {
+                r.get(0)
+            })?;
         Ok(n as u64)
     }
 
@@ -204,117 +201,115 @@ impl StoreGuard<'_> {
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+            .query_one("SELECT COUNT(*) FROM outbox", params![], |r| r.get(0))?;
         Ok(n as u64)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
+    use crate::engine_test;
 
-    #[test]
-    fn a_body_for_several_peers_is_stored_once_and_goes_with_its_last_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 5_000)
-                .unwrap();
-            tx.enqueue_notify(&["b.example"], "r", b"second", 9_500)
-                .unwrap();
-            tx.enqueue_notify(&[], "r", b"nobody", 0).unwrap();
-            tx.commit().unwrap();
+    engine_test! {
+        fn a_body_for_several_peers_is_stored_once_and_goes_with_its_last_entry(store) {
+            {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                tx.enqueue_notify(&["b.example", "c.example"], "r", b"first", 5_000)
+                    .unwrap();
+                tx.enqueue_notify(&["b.example"], "r", b"second", 9_500)
+                    .unwrap();
+                tx.enqueue_notify(&[], "r", b"nobody", 0).unwrap();
+                tx.commit().unwrap();
+            }
+            let reader = store.read().unwrap();
+            assert_eq!(reader.outbox_len().unwrap(), 3);
+            assert_eq!(reader.outbox_bodies().unwrap(), 2);
+            let queues: Vec<(String, u64, u64, u32)> = reader
+                .outbox_by_peer()
+                .unwrap()
+                .into_iter()
+                .map(|q| (q.peer, q.depth, q.oldest_created_at, q.head_attempts))
+                .collect();
+            assert_eq!(
+                queues,
+                [
+                    ("b.example".to_owned(), 2, 5, 0),
+                    ("c.example".to_owned(), 1, 5, 0)
+                ]
+            );
+            let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
+            let (c, _) = reader.outbox_head("c.example", 0, 10).unwrap();
+            drop(reader);
+            assert_eq!(
+                b.iter().map(|i| i.body.as_slice()).collect::<Vec<_>>(),
+                [&b"first"[..], b"second"]
+            );
+            assert_eq!(c[0].body, b"first");
+            let delete = |ids: &[i64]| {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                tx.delete_outbox(ids).unwrap();
+                tx.commit().unwrap();
+            };
+            // b.example got both; c.example still needs the first body.
+            delete(&[b[0].id, b[1].id]);
+            assert_eq!(store.read().unwrap().outbox_bodies().unwrap(), 2);
+            assert_eq!(
+                store
+                    .read()
+                    .unwrap()
+                    .outbox_head("c.example", 0, 10)
+                    .unwrap()
+                    .0[0]
+                    .body,
+                b"first"
+            );
+            delete(&[c[0].id]);
+            let reader = store.read().unwrap();
+            assert_eq!(reader.outbox_len().unwrap(), 0);
+            assert_eq!(reader.outbox_bodies().unwrap(), 0);
         }
-        let reader = store.read().unwrap();
-        assert_eq!(reader.outbox_len().unwrap(), 3);
-        assert_eq!(reader.outbox_bodies().unwrap(), 2);
-        let queues: Vec<(String, u64, u64, u32)> = reader
-            .outbox_by_peer()
-            .unwrap()
-            .into_iter()
-            .map(|q| (q.peer, q.depth, q.oldest_created_at, q.head_attempts))
-            .collect();
-        assert_eq!(
-            queues,
-            [
-                ("b.example".to_owned(), 2, 5, 0),
-                ("c.example".to_owned(), 1, 5, 0)
-            ]
-        );
-        let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
-        let (c, _) = reader.outbox_head("c.example", 0, 10).unwrap();
-        drop(reader);
-        assert_eq!(
-            b.iter().map(|i| i.body.as_slice()).collect::<Vec<_>>(),
-            [&b"first"[..], b"second"]
-        );
-        assert_eq!(c[0].body, b"first");
-        let delete = |ids: &[i64]| {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            tx.delete_outbox(ids).unwrap();
-            tx.commit().unwrap();
-        };
-        // b.example got both; c.example still needs the first body.
-        delete(&[b[0].id, b[1].id]);
-        assert_eq!(store.read().unwrap().outbox_bodies().unwrap(), 2);
-        assert_eq!(
-            store
-                .read()
-                .unwrap()
-                .outbox_head("c.example", 0, 10)
-                .unwrap()
-                .0[0]
-                .body,
-            b"first"
-        );
-        delete(&[c[0].id]);
-        let reader = store.read().unwrap();
-        assert_eq!(reader.outbox_len().unwrap(), 0);
-        assert_eq!(reader.outbox_bodies().unwrap(), 0);
     }
 
-    #[test]
-    fn entries_queued_too_long_for_a_peer_expire_with_their_bodies() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let with_tx = |f: &dyn Fn(&crate::Tx<'_>) -> u64| {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            let n = f(&tx);
-            tx.commit().unwrap();
-            n
-        };
-        with_tx(&|tx| {
-            tx.enqueue_notify(&["b.example"], "r", b"old", 100_000)
-                .unwrap();
-            tx.enqueue_notify(&["b.example", "c.example"], "r", b"newer", 200_000)
-                .unwrap();
-            0
-        });
-        // Nothing of b.example's is older than 100; c.example's entry is not b.example's.
-        assert_eq!(
-            with_tx(&|tx| tx.expire_outbox("b.example", 100).unwrap()),
-            0
-        );
-        assert_eq!(
-            with_tx(&|tx| tx.expire_outbox("b.example", 201).unwrap()),
-            2
-        );
-        let reader = store.read().unwrap();
-        let queues = reader.outbox_by_peer().unwrap();
-        assert_eq!(queues.len(), 1);
-        assert_eq!(
-            (
-                queues[0].peer.as_str(),
-                queues[0].depth,
-                queues[0].oldest_created_at
-            ),
-            ("c.example", 1, 200)
-        );
-        // "old" went; "newer" stays for c.example.
-        assert_eq!(reader.outbox_bodies().unwrap(), 1);
+    engine_test! {
+        fn entries_queued_too_long_for_a_peer_expire_with_their_bodies(store) {
+            let with_tx = |f: &dyn Fn(&crate::Tx<'_>) -> u64| {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                let n = f(&tx);
+                tx.commit().unwrap();
+                n
+            };
+            with_tx(&|tx| {
+                tx.enqueue_notify(&["b.example"], "r", b"old", 100_000)
+                    .unwrap();
+                tx.enqueue_notify(&["b.example", "c.example"], "r", b"newer", 200_000)
+                    .unwrap();
+                0
+            });
+            // Nothing of b.example's is older than 100; c.example's entry is not b.example's.
+            assert_eq!(
+                with_tx(&|tx| tx.expire_outbox("b.example", 100).unwrap()),
+                0
+            );
+            assert_eq!(
+                with_tx(&|tx| tx.expire_outbox("b.example", 201).unwrap()),
+                2
+            );
+            let reader = store.read().unwrap();
+            let queues = reader.outbox_by_peer().unwrap();
+            assert_eq!(queues.len(), 1);
+            assert_eq!(
+                (
+                    queues[0].peer.as_str(),
+                    queues[0].depth,
+                    queues[0].oldest_created_at
+                ),
+                ("c.example", 1, 200)
+            );
+            // "old" went; "newer" stays for c.example.
+            assert_eq!(reader.outbox_bodies().unwrap(), 1);
+        }
     }
 }

@@ -8,9 +8,8 @@
 //! sees only searchable fields with a value: a field that is set but not searchable and a user
 //! that does not exist look the same to it.
 
-use rusqlite::{Connection, params};
-
-use crate::{StoreError, StoreGuard, Tx};
+use crate::db::{Db, ToValue, Value, params};
+use crate::{Dialect, StoreError, StoreGuard, Tx};
 
 /// A profile field a user can set or make searchable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,15 +95,30 @@ impl Tx<'_> {
         value: Option<&str>,
     ) -> Result<(), StoreError> {
         let folded = value.map(fold);
-        self.conn()
-            .prepare_cached(
+        let set = |db: &Db| {
+            db.execute(
                 "INSERT INTO profile_fields (user_name, field, value, folded, searchable)
                  VALUES (?1, ?2, ?3, ?4, 0)
                  ON CONFLICT (user_name, field)
                  DO UPDATE SET value = excluded.value, folded = excluded.folded",
-            )?
-            .execute(params![user_name, key.as_str(), value, folded])?;
-        Ok(())
+                params![user_name, key.as_str(), value, folded],
+            )
+        };
+        if key != ProfileKey::Nick {
+            set(self.conn())?;
+            return Ok(());
+        }
+        // The refusal must leave the transaction usable, which PostgreSQL does only for what
+        // a savepoint fenced off.
+        self.conn().batch("SAVEPOINT profile_nick")?;
+        match set(self.conn()) {
+            Ok(_) => self.conn().batch("RELEASE SAVEPOINT profile_nick"),
+            Err(e) => {
+                self.conn()
+                    .batch("ROLLBACK TO SAVEPOINT profile_nick; RELEASE SAVEPOINT profile_nick")?;
+                Err(e)
+            }
+        }
     }
 
     /// Turns the searchable flag of a field of local user `user_name` on or off.
@@ -116,19 +130,12 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         // The nick's value is the user name, there from the row's creation.
         let value = (key == ProfileKey::Nick).then_some(user_name);
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO profile_fields (user_name, field, value, folded, searchable)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (user_name, field) DO UPDATE SET searchable = excluded.searchable",
-            )?
-            .execute(params![
-                user_name,
-                key.as_str(),
-                value,
-                value.map(fold),
-                searchable
-            ])?;
+        self.conn().execute(
+            "INSERT INTO profile_fields (user_name, field, value, folded, searchable)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (user_name, field) DO UPDATE SET searchable = excluded.searchable",
+            params![user_name, key.as_str(), value, value.map(fold), searchable],
+        )?;
         Ok(())
     }
 
@@ -156,7 +163,12 @@ impl StoreGuard<'_> {
         if conditions.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut sql = String::from("SELECT name FROM users u WHERE 1");
+        let mut sql = String::from("SELECT name FROM users u WHERE 1 = 1");
+        // The engines name the substring search differently.
+        let contains = match self.conn.dialect() {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
         let mut values: Vec<String> = Vec::new();
         for (how, text) in conditions {
             // Each condition is one EXISTS over the user's searchable fields; the text is
@@ -171,11 +183,11 @@ impl StoreGuard<'_> {
                 ProfileMatch::Contains(key) => {
                     values.push(key.as_str().to_owned());
                     values.push(fold(text));
-                    format!("f.field = ?{n} AND instr(f.folded, ?{}) > 0", n + 1)
+                    format!("f.field = ?{n} AND {contains}(f.folded, ?{}) > 0", n + 1)
                 }
                 ProfileMatch::ContainsAny => {
                     values.push(fold(text));
-                    format!("instr(f.folded, ?{n}) > 0")
+                    format!("{contains}(f.folded, ?{n}) > 0")
                 }
             };
             sql.push_str(&format!(
@@ -183,12 +195,11 @@ impl StoreGuard<'_> {
                  AND f.searchable = 1 AND f.value IS NOT NULL AND {test})"
             ));
         }
-        sql.push_str(&format!(" ORDER BY name LIMIT {limit}"));
-        let names: Vec<String> = {
-            let mut stmt = self.conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        // The limit is bound too, so each shape of search is one cached statement.
+        sql.push_str(&format!(" ORDER BY name LIMIT ?{}", values.len() + 1));
+        let mut values: Vec<Value<'_>> = values.iter().map(|v| v.to_value()).collect();
+        values.push(Value::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        let names: Vec<String> = self.conn.query(&sql, &values, |r| r.get(0))?;
         let mut found = Vec::with_capacity(names.len());
         for user_name in names {
             let fields = profile(&self.conn, &user_name)?
@@ -202,17 +213,18 @@ impl StoreGuard<'_> {
     }
 }
 
-fn profile(conn: &Connection, user_name: &str) -> Result<Vec<ProfileEntry>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn profile(db: &Db, user_name: &str) -> Result<Vec<ProfileEntry>, StoreError> {
+    let rows = db.query(
         "SELECT field, value, searchable FROM profile_fields WHERE user_name = ?1",
+        params![user_name],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<Option<String>>(1)?,
+                r.get::<bool>(2)?,
+            ))
+        },
     )?;
-    let rows = stmt.query_map(params![user_name], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
     let mut entries: Vec<ProfileEntry> = ProfileKey::ALL
         .into_iter()
         .map(|key| ProfileEntry {
@@ -221,8 +233,7 @@ fn profile(conn: &Connection, user_name: &str) -> Result<Vec<ProfileEntry>, Stor
             searchable: false,
         })
         .collect();
-    for row in rows {
-        let (field, value, searchable) = row?;
+    for (field, value, searchable) in rows {
         // The table's CHECK admits only the five names.
         let key = ProfileKey::parse(&field)
             .ok_or_else(|| StoreError::NotFound(format!("profile field {field:?}")))?;
@@ -242,20 +253,15 @@ fn fold(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::{Store, engine_test};
 
-    fn store_with(users: &[&str]) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.sqlite")).unwrap();
-        {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            for user in users {
-                tx.ensure_user(user, 0).unwrap();
-            }
-            tx.commit().unwrap();
+    fn add_users(store: &Store, users: &[&str]) {
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        for user in users {
+            tx.ensure_user(user, 0).unwrap();
         }
-        (dir, store)
+        tx.commit().unwrap();
     }
 
     fn edit(store: &Store, f: impl FnOnce(&Tx<'_>)) {
@@ -269,220 +275,226 @@ mod tests {
         found.iter().map(|f| f.user_name.as_str()).collect()
     }
 
-    #[test]
-    fn a_new_users_profile_is_empty_and_nothing_is_searchable() {
-        let (_dir, store) = store_with(&["alice"]);
-        let profile = store.read().unwrap().profile("alice").unwrap();
-        assert_eq!(profile.len(), 5);
-        assert!(profile.iter().all(|e| e.value.is_none() && !e.searchable));
-        let reader = store.read().unwrap();
-        for how in [
-            ProfileMatch::Exact(ProfileKey::Nick),
-            ProfileMatch::ContainsAny,
-        ] {
+    engine_test! {
+        fn a_new_users_profile_is_empty_and_nothing_is_searchable(store) {
+            add_users(store, &["alice"]);
+            let profile = store.read().unwrap().profile("alice").unwrap();
+            assert_eq!(profile.len(), 5);
+            assert!(profile.iter().all(|e| e.value.is_none() && !e.searchable));
+            let reader = store.read().unwrap();
+            for how in [
+                ProfileMatch::Exact(ProfileKey::Nick),
+                ProfileMatch::ContainsAny,
+            ] {
+                assert!(
+                    reader
+                        .search_profiles(&[(how, "alice")], 10)
+                        .unwrap()
+                        .is_empty()
+                );
+            }
+        }
+    }
+
+    engine_test! {
+        fn only_searchable_fields_with_a_value_are_found_and_disclosed(store) {
+            add_users(store, &["alice", "bob"]);
+            edit(store, |tx| {
+                tx.set_profile_value("alice", ProfileKey::Email, Some("al@a.example"))
+                    .unwrap();
+                tx.set_profile_value("alice", ProfileKey::Phone, Some("+15550001"))
+                    .unwrap();
+                tx.set_profile_value("alice", ProfileKey::Name, Some("Alice Ångström"))
+                    .unwrap();
+                tx.set_profile_searchable("alice", ProfileKey::Email, true)
+                    .unwrap();
+                tx.set_profile_searchable("alice", ProfileKey::Name, true)
+                    .unwrap();
+                // Searchable before it has a value: matches nothing yet.
+                tx.set_profile_searchable("bob", ProfileKey::Phone, true)
+                    .unwrap();
+            });
+            let reader = store.read().unwrap();
+            let email = reader
+                .search_profiles(
+                    &[(ProfileMatch::Exact(ProfileKey::Email), "al@a.example")],
+                    10,
+                )
+                .unwrap();
+            assert_eq!(
+                email,
+                [FoundProfile {
+                    user_name: "alice".into(),
+                    fields: vec![
+                        (ProfileKey::Email, "al@a.example".into()),
+                        (ProfileKey::Name, "Alice Ångström".into()),
+                    ],
+                }]
+            );
+            // The phone is set but not searchable; exact means exact.
+            for (how, text) in [
+                (ProfileMatch::Exact(ProfileKey::Phone), "+15550001"),
+                (ProfileMatch::Exact(ProfileKey::Email), "AL@a.example"),
+                (ProfileMatch::ContainsAny, "5550001"),
+                (ProfileMatch::Exact(ProfileKey::Nick), "alice"),
+            ] {
+                assert!(
+                    reader
+                        .search_profiles(&[(how, text)], 10)
+                        .unwrap()
+                        .is_empty(),
+                    "{how:?} {text}"
+                );
+            }
+            // Substrings compare in lowercase, Unicode included.
+            for text in ["ÅNGST", "lice å", "alice"] {
+                let found = reader
+                    .search_profiles(&[(ProfileMatch::Contains(ProfileKey::Name), text)], 10)
+                    .unwrap();
+                assert_eq!(names(&found), ["alice"], "{text}");
+            }
+        }
+    }
+
+    engine_test! {
+        fn every_condition_must_hold_and_the_limit_caps_the_answer(store) {
+            add_users(store, &["ann", "anna", "annie", "bo"]);
+            edit(store, |tx| {
+                for (user, name) in [
+                    ("ann", "Ann Lee"),
+                    ("anna", "Anna Lee"),
+                    ("annie", "Annie Wu"),
+                    ("bo", "Bo Lee"),
+                ] {
+                    tx.set_profile_value(user, ProfileKey::Name, Some(name))
+                        .unwrap();
+                    tx.set_profile_searchable(user, ProfileKey::Name, true)
+                        .unwrap();
+                    tx.set_profile_searchable(user, ProfileKey::Nick, true)
+                        .unwrap();
+                }
+            });
+            let reader = store.read().unwrap();
+            let ann = [(ProfileMatch::Contains(ProfileKey::Name), "ann")];
+            assert_eq!(
+                names(&reader.search_profiles(&ann, 10).unwrap()),
+                ["ann", "anna", "annie"]
+            );
+            assert_eq!(
+                names(&reader.search_profiles(&ann, 2).unwrap()),
+                ["ann", "anna"]
+            );
+            let both = [
+                (ProfileMatch::Contains(ProfileKey::Name), "ann"),
+                (ProfileMatch::ContainsAny, "lee"),
+            ];
+            assert_eq!(
+                names(&reader.search_profiles(&both, 10).unwrap()),
+                ["ann", "anna"]
+            );
+            let nick = [(ProfileMatch::Exact(ProfileKey::Nick), "bo")];
+            let found = reader.search_profiles(&nick, 10).unwrap();
+            assert_eq!(
+                found[0].fields,
+                [
+                    (ProfileKey::Name, "Bo Lee".to_owned()),
+                    (ProfileKey::Nick, "bo".to_owned())
+                ]
+            );
+            assert!(reader.search_profiles(&[], 10).unwrap().is_empty());
+            // Patterns are text, not wildcards.
             assert!(
                 reader
-                    .search_profiles(&[(how, "alice")], 10)
+                    .search_profiles(&[(ProfileMatch::ContainsAny, "%")], 10)
                     .unwrap()
                     .is_empty()
             );
         }
     }
 
-    #[test]
-    fn only_searchable_fields_with_a_value_are_found_and_disclosed() {
-        let (_dir, store) = store_with(&["alice", "bob"]);
-        edit(&store, |tx| {
-            tx.set_profile_value("alice", ProfileKey::Email, Some("al@a.example"))
-                .unwrap();
-            tx.set_profile_value("alice", ProfileKey::Phone, Some("+15550001"))
-                .unwrap();
-            tx.set_profile_value("alice", ProfileKey::Name, Some("Alice Ångström"))
-                .unwrap();
-            tx.set_profile_searchable("alice", ProfileKey::Email, true)
-                .unwrap();
-            tx.set_profile_searchable("alice", ProfileKey::Name, true)
-                .unwrap();
-            // Searchable before it has a value: matches nothing yet.
-            tx.set_profile_searchable("bob", ProfileKey::Phone, true)
-                .unwrap();
-        });
-        let reader = store.read().unwrap();
-        let email = reader
-            .search_profiles(
-                &[(ProfileMatch::Exact(ProfileKey::Email), "al@a.example")],
-                10,
-            )
-            .unwrap();
-        assert_eq!(
-            email,
-            [FoundProfile {
-                user_name: "alice".into(),
-                fields: vec![
-                    (ProfileKey::Email, "al@a.example".into()),
-                    (ProfileKey::Name, "Alice Ångström".into()),
-                ],
-            }]
-        );
-        // The phone is set but not searchable; exact means exact.
-        for (how, text) in [
-            (ProfileMatch::Exact(ProfileKey::Phone), "+15550001"),
-            (ProfileMatch::Exact(ProfileKey::Email), "AL@a.example"),
-            (ProfileMatch::ContainsAny, "5550001"),
-            (ProfileMatch::Exact(ProfileKey::Nick), "alice"),
-        ] {
+    engine_test! {
+        fn clearing_a_field_or_its_flag_makes_its_user_unfindable_by_it(store) {
+            add_users(store, &["alice"]);
+            let by_handle = [(ProfileMatch::Exact(ProfileKey::Handle), "im:al@a.example")];
+            edit(store, |tx| {
+                tx.set_profile_value("alice", ProfileKey::Handle, Some("im:al@a.example"))
+                    .unwrap();
+                tx.set_profile_searchable("alice", ProfileKey::Handle, true)
+                    .unwrap();
+            });
+            assert_eq!(
+                store
+                    .read()
+                    .unwrap()
+                    .search_profiles(&by_handle, 10)
+                    .unwrap()
+                    .len(),
+                1
+            );
+            edit(store, |tx| {
+                tx.set_profile_searchable("alice", ProfileKey::Handle, false)
+                    .unwrap()
+            });
+            assert!(
+                store
+                    .read()
+                    .unwrap()
+                    .search_profiles(&by_handle, 10)
+                    .unwrap()
+                    .is_empty()
+            );
+            edit(store, |tx| {
+                tx.set_profile_searchable("alice", ProfileKey::Handle, true)
+                    .unwrap();
+                tx.set_profile_value("alice", ProfileKey::Handle, None)
+                    .unwrap();
+            });
+            let reader = store.read().unwrap();
+            assert!(reader.search_profiles(&by_handle, 10).unwrap().is_empty());
+            let handle = &reader.profile("alice").unwrap()[0];
+            assert_eq!((handle.value.as_deref(), handle.searchable), (None, true));
+        }
+    }
+
+    engine_test! {
+        fn the_nick_holds_the_user_name_and_nothing_else(store) {
+            add_users(store, &["alice"]);
+            edit(store, |tx| {
+                tx.set_profile_searchable("alice", ProfileKey::Nick, true)
+                    .unwrap();
+            });
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            assert!(
+                tx.set_profile_value("alice", ProfileKey::Nick, Some("mallory"))
+                    .is_err()
+            );
+            let nick = tx.profile("alice").unwrap()[4].clone();
+            assert_eq!(nick.value.as_deref(), Some("alice"));
+        }
+    }
+
+    engine_test! {
+        fn a_removed_users_profile_goes_with_it(store) {
+            add_users(store, &["alice"]);
+            edit(store, |tx| {
+                tx.set_profile_value("alice", ProfileKey::Email, Some("al@a.example"))
+                    .unwrap();
+                tx.set_profile_searchable("alice", ProfileKey::Email, true)
+                    .unwrap();
+                assert!(tx.remove_user("alice").unwrap());
+            });
+            let reader = store.read().unwrap();
             assert!(
                 reader
-                    .search_profiles(&[(how, text)], 10)
+                    .search_profiles(
+                        &[(ProfileMatch::Exact(ProfileKey::Email), "al@a.example")],
+                        10
+                    )
                     .unwrap()
-                    .is_empty(),
-                "{how:?} {text}"
+                    .is_empty()
             );
+            assert!(reader.profile("alice").unwrap()[1].value.is_none());
         }
-        // Substrings compare in lowercase, Unicode included.
-        for text in ["ÅNGST", "lice å", "alice"] {
-            let found = reader
-                .search_profiles(&[(ProfileMatch::Contains(ProfileKey::Name), text)], 10)
-                .unwrap();
-            assert_eq!(names(&found), ["alice"], "{text}");
-        }
-    }
-
-    #[test]
-    fn every_condition_must_hold_and_the_limit_caps_the_answer() {
-        let (_dir, store) = store_with(&["ann", "anna", "annie", "bo"]);
-        edit(&store, |tx| {
-            for (user, name) in [
-                ("ann", "Ann Lee"),
-                ("anna", "Anna Lee"),
-                ("annie", "Annie Wu"),
-                ("bo", "Bo Lee"),
-            ] {
-                tx.set_profile_value(user, ProfileKey::Name, Some(name))
-                    .unwrap();
-                tx.set_profile_searchable(user, ProfileKey::Name, true)
-                    .unwrap();
-                tx.set_profile_searchable(user, ProfileKey::Nick, true)
-                    .unwrap();
-            }
-        });
-        let reader = store.read().unwrap();
-        let ann = [(ProfileMatch::Contains(ProfileKey::Name), "ann")];
-        assert_eq!(
-            names(&reader.search_profiles(&ann, 10).unwrap()),
-            ["ann", "anna", "annie"]
-        );
-        assert_eq!(
-            names(&reader.search_profiles(&ann, 2).unwrap()),
-            ["ann", "anna"]
-        );
-        let both = [
-            (ProfileMatch::Contains(ProfileKey::Name), "ann"),
-            (ProfileMatch::ContainsAny, "lee"),
-        ];
-        assert_eq!(
-            names(&reader.search_profiles(&both, 10).unwrap()),
-            ["ann", "anna"]
-        );
-        let nick = [(ProfileMatch::Exact(ProfileKey::Nick), "bo")];
-        let found = reader.search_profiles(&nick, 10).unwrap();
-        assert_eq!(
-            found[0].fields,
-            [
-                (ProfileKey::Name, "Bo Lee".to_owned()),
-                (ProfileKey::Nick, "bo".to_owned())
-            ]
-        );
-        assert!(reader.search_profiles(&[], 10).unwrap().is_empty());
-        // Patterns are text, not wildcards.
-        assert!(
-            reader
-                .search_profiles(&[(ProfileMatch::ContainsAny, "%")], 10)
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn clearing_a_field_or_its_flag_makes_its_user_unfindable_by_it() {
-        let (_dir, store) = store_with(&["alice"]);
-        let by_handle = [(ProfileMatch::Exact(ProfileKey::Handle), "im:al@a.example")];
-        edit(&store, |tx| {
-            tx.set_profile_value("alice", ProfileKey::Handle, Some("im:al@a.example"))
-                .unwrap();
-            tx.set_profile_searchable("alice", ProfileKey::Handle, true)
-                .unwrap();
-        });
-        assert_eq!(
-            store
-                .read()
-                .unwrap()
-                .search_profiles(&by_handle, 10)
-                .unwrap()
-                .len(),
-            1
-        );
-        edit(&store, |tx| {
-            tx.set_profile_searchable("alice", ProfileKey::Handle, false)
-                .unwrap()
-        });
-        assert!(
-            store
-                .read()
-                .unwrap()
-                .search_profiles(&by_handle, 10)
-                .unwrap()
-                .is_empty()
-        );
-        edit(&store, |tx| {
-            tx.set_profile_searchable("alice", ProfileKey::Handle, true)
-                .unwrap();
-            tx.set_profile_value("alice", ProfileKey::Handle, None)
-                .unwrap();
-        });
-        let reader = store.read().unwrap();
-        assert!(reader.search_profiles(&by_handle, 10).unwrap().is_empty());
-        let handle = &reader.profile("alice").unwrap()[0];
-        assert_eq!((handle.value.as_deref(), handle.searchable), (None, true));
-    }
-
-    #[test]
-    fn the_nick_holds_the_user_name_and_nothing_else() {
-        let (_dir, store) = store_with(&["alice"]);
-        edit(&store, |tx| {
-            tx.set_profile_searchable("alice", ProfileKey::Nick, true)
-                .unwrap();
-        });
-        let mut guard = store.lock().unwrap();
-        let tx = guard.begin().unwrap();
-        assert!(
-            tx.set_profile_value("alice", ProfileKey::Nick, Some("mallory"))
-                .is_err()
-        );
-        let nick = tx.profile("alice").unwrap()[4].clone();
-        assert_eq!(nick.value.as_deref(), Some("alice"));
-    }
-
-    #[test]
-    fn a_removed_users_profile_goes_with_it() {
-        let (_dir, store) = store_with(&["alice"]);
-        edit(&store, |tx| {
-            tx.set_profile_value("alice", ProfileKey::Email, Some("al@a.example"))
-                .unwrap();
-            tx.set_profile_searchable("alice", ProfileKey::Email, true)
-                .unwrap();
-            assert!(tx.remove_user("alice").unwrap());
-        });
-        let reader = store.read().unwrap();
-        assert!(
-            reader
-                .search_profiles(
-                    &[(ProfileMatch::Exact(ProfileKey::Email), "al@a.example")],
-                    10
-                )
-                .unwrap()
-                .is_empty()
-        );
-        assert!(reader.profile("alice").unwrap()[1].value.is_none());
     }
 }

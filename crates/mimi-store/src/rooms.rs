@@ -1,6 +1,6 @@
 //! Rooms this provider hosts as hub: the persisted `HubRoom` snapshot and latest GroupInfo.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Db, params};
 
 use crate::inbox::collect_room_log;
 use crate::schema::mailbox_position;
@@ -22,19 +22,18 @@ pub struct StoredRoom {
 impl Tx<'_> {
     /// Creates a hosted room; fails if the URI is taken.
     pub fn create_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
-        let inserted = self
-            .conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO rooms (room_uri, snapshot, epoch, group_info, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
+        let inserted = self.conn().execute(
+            "INSERT INTO rooms (room_uri, snapshot, epoch, group_info, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+            params![
                 room.room_uri,
                 room.snapshot,
                 room.epoch as i64,
                 room.group_info,
                 now as i64
-            ])?;
+            ],
+        )?;
         if inserted == 0 {
             return Err(StoreError::Exists(room.room_uri.clone()));
         }
@@ -43,19 +42,18 @@ impl Tx<'_> {
 
     /// Replaces a hosted room's state; a `None` GroupInfo keeps the stored one.
     pub fn update_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE rooms SET snapshot = ?2, epoch = ?3,
+        self.conn().execute(
+            "UPDATE rooms SET snapshot = ?2, epoch = ?3,
                  group_info = COALESCE(?4, group_info), updated_at = ?5
              WHERE room_uri = ?1",
-            )?
-            .execute(params![
+            params![
                 room.room_uri,
                 room.snapshot,
                 room.epoch as i64,
                 room.group_info,
                 now as i64
-            ])?;
+            ],
+        )?;
         Ok(())
     }
 
@@ -69,20 +67,19 @@ impl Tx<'_> {
         epoch: u64,
         group_info: Option<&[u8]>,
     ) -> Result<u64, StoreError> {
-        let seq: i64 = self
-            .conn()
-            .prepare_cached(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_journal WHERE room_uri = ?1",
-            )?
-            .query_row(params![room_uri], |r| r.get(0))?;
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO room_journal (room_uri, seq, message, accepted_at)
+        let seq: i64 = self.conn().query_one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_journal WHERE room_uri = ?1",
+            params![room_uri],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "INSERT INTO room_journal (room_uri, seq, message, accepted_at)
              VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![room_uri, seq, message, accepted_at as i64])?;
-        let updated = self.conn().prepare_cached("UPDATE rooms SET epoch = ?2, group_info = COALESCE(?3, group_info), updated_at = ?4
-             WHERE room_uri = ?1")?.execute(
+            params![room_uri, seq, message, accepted_at as i64],
+        )?;
+        let updated = self.conn().execute(
+            "UPDATE rooms SET epoch = ?2, group_info = COALESCE(?3, group_info), updated_at = ?4
+             WHERE room_uri = ?1",
             params![room_uri, epoch as i64, group_info, accepted_at as i64],
         )?;
         if updated == 0 {
@@ -94,25 +91,23 @@ impl Tx<'_> {
     /// Replaces a hosted room's snapshot and empties its journal, which the snapshot includes.
     pub fn checkpoint_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
         self.update_room(room, now)?;
-        self.conn()
-            .prepare_cached("DELETE FROM room_journal WHERE room_uri = ?1")?
-            .execute(params![room.room_uri])?;
+        self.conn().execute(
+            "DELETE FROM room_journal WHERE room_uri = ?1",
+            params![room.room_uri],
+        )?;
         Ok(())
     }
 
     /// Subscribes a local client to a room's fan-out: it reads the room's log from the current
     /// position on. Subscribing again while subscribed changes nothing.
     pub fn subscribe(&self, room_uri: &str, device_uri: &str) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO subscriptions (room_uri, device_uri, from_id)
-             VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![
-                room_uri,
-                device_uri,
-                mailbox_position(self.conn())?
-            ])?;
+        // The conflict is with the one active subscription (a partial unique index).
+        self.conn().execute(
+            "INSERT INTO subscriptions (room_uri, device_uri, from_id)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![room_uri, device_uri, mailbox_position(self.conn())?],
+        )?;
         Ok(())
     }
 
@@ -120,17 +115,13 @@ impl Tx<'_> {
     /// before, so that a subscription taken ahead of a join the hub then refuses can be
     /// withdrawn with [`Tx::withdraw_subscription`].
     pub fn subscribe_if_new(&self, room_uri: &str, device_uri: &str) -> Result<bool, StoreError> {
-        let inserted = self
-            .conn()
-            .prepare_cached(
-                "INSERT OR IGNORE INTO subscriptions (room_uri, device_uri, from_id)
-             VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![
-                room_uri,
-                device_uri,
-                mailbox_position(self.conn())?
-            ])?;
+        // The conflict is with the one active subscription (a partial unique index).
+        let inserted = self.conn().execute(
+            "INSERT INTO subscriptions (room_uri, device_uri, from_id)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![room_uri, device_uri, mailbox_position(self.conn())?],
+        )?;
         Ok(inserted == 1)
     }
 
@@ -141,12 +132,11 @@ impl Tx<'_> {
         room_uri: &str,
         device_uri: &str,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "DELETE FROM subscriptions
+        self.conn().execute(
+            "DELETE FROM subscriptions
              WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
-            )?
-            .execute(params![room_uri, device_uri])?;
+            params![room_uri, device_uri],
+        )?;
         Ok(())
     }
 
@@ -154,16 +144,11 @@ impl Tx<'_> {
     /// room's log (a commit that removed it, fanned out in the same transaction, included), and
     /// nothing later.
     pub fn unsubscribe(&self, room_uri: &str, device_uri: &str) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE subscriptions SET until_id = ?3
+        self.conn().execute(
+            "UPDATE subscriptions SET until_id = ?3
              WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
-            )?
-            .execute(params![
-                room_uri,
-                device_uri,
-                mailbox_position(self.conn())?
-            ])?;
+            params![room_uri, device_uri, mailbox_position(self.conn())?],
+        )?;
         collect_room_log(self.conn(), room_uri)
     }
 
@@ -186,12 +171,11 @@ impl Tx<'_> {
         device_uri: &str,
         until_id: i64,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "UPDATE subscriptions SET until_id = ?3
+        self.conn().execute(
+            "UPDATE subscriptions SET until_id = ?3
              WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL AND from_id < ?3",
-            )?
-            .execute(params![room_uri, device_uri, until_id])?;
+            params![room_uri, device_uri, until_id],
+        )?;
         collect_room_log(self.conn(), room_uri)
     }
 
@@ -214,70 +198,65 @@ impl StoreGuard<'_> {
 
     /// Whether a room is hosted here, without reading its state.
     pub fn hosts_room(&self, room_uri: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.query_row(
+        self.conn.query_one(
             "SELECT EXISTS (SELECT 1 FROM rooms WHERE room_uri = ?1)",
             params![room_uri],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// Whether a local client is subscribed to a room's fan-out now.
     pub fn is_subscribed(&self, room_uri: &str, device_uri: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT 1 FROM subscriptions
                  WHERE room_uri = ?1 AND device_uri = ?2 AND until_id IS NULL",
                 params![room_uri, device_uri],
                 |_| Ok(()),
-            )
-            .optional()?
+            )?
             .is_some())
     }
 
     /// The handshakes accepted since the room's snapshot, oldest first, with the time (seconds)
     /// each was accepted: replaying them on the snapshot gives the room's current state.
     pub fn room_journal(&self, room_uri: &str) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT message, accepted_at FROM room_journal WHERE room_uri = ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![room_uri], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![room_uri],
+            |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<i64>(1)? as u64)),
+        )
     }
 }
 
-fn subscribers(conn: &Connection, room_uri: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached(
+fn subscribers(db: &Db, room_uri: &str) -> Result<Vec<String>, StoreError> {
+    db.query(
         "SELECT device_uri FROM subscriptions WHERE room_uri = ?1 AND until_id IS NULL
          ORDER BY device_uri",
-    )?;
-    let rows = stmt.query_map(params![room_uri], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![room_uri],
+        |r| r.get(0),
+    )
 }
 
-fn room(conn: &Connection, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT room_uri, snapshot, epoch, group_info FROM rooms WHERE room_uri = ?1",
-            params![room_uri],
-            |r| {
-                Ok(StoredRoom {
-                    room_uri: r.get(0)?,
-                    snapshot: r.get(1)?,
-                    epoch: r.get::<_, i64>(2)? as u64,
-                    group_info: r.get(3)?,
-                })
-            },
-        )
-        .optional()?)
+fn room(db: &Db, room_uri: &str) -> Result<Option<StoredRoom>, StoreError> {
+    db.query_opt(
+        "SELECT room_uri, snapshot, epoch, group_info FROM rooms WHERE room_uri = ?1",
+        params![room_uri],
+        |r| {
+            Ok(StoredRoom {
+                room_uri: r.get(0)?,
+                snapshot: r.get(1)?,
+                epoch: r.get::<i64>(2)? as u64,
+                group_info: r.get(3)?,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
 mod journal_tests {
     use super::*;
-    use crate::Store;
+    use crate::engine_test;
 
     fn stored(snapshot: &[u8], epoch: u64) -> StoredRoom {
         StoredRoom {
@@ -288,76 +267,73 @@ mod journal_tests {
         }
     }
 
-    #[test]
-    fn a_room_is_hosted_once_created_and_not_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let uri = "mimi://a.example/r/x";
-        assert!(!store.read().unwrap().hosts_room(uri).unwrap());
-        {
-            let mut g = store.lock().unwrap();
-            let tx = g.begin().unwrap();
-            tx.create_room(&stored(b"snap0", 0), 1).unwrap();
-            tx.commit().unwrap();
-        }
-        assert!(store.read().unwrap().hosts_room(uri).unwrap());
-        assert!(
-            !store
-                .read()
-                .unwrap()
-                .hosts_room("mimi://a.example/r/y")
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn journal_accumulates_until_a_checkpoint_empties_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let uri = "mimi://a.example/r/x";
-        {
-            let mut g = store.lock().unwrap();
-            let tx = g.begin().unwrap();
-            tx.create_room(&stored(b"snap0", 0), 1).unwrap();
-            assert_eq!(
-                tx.append_room_journal(uri, b"c1", 10, 1, Some(b"gi1"))
-                    .unwrap(),
-                1
+    engine_test! {
+        fn a_room_is_hosted_once_created_and_not_before(store) {
+            let uri = "mimi://a.example/r/x";
+            assert!(!store.read().unwrap().hosts_room(uri).unwrap());
+            {
+                let mut g = store.lock().unwrap();
+                let tx = g.begin().unwrap();
+                tx.create_room(&stored(b"snap0", 0), 1).unwrap();
+                tx.commit().unwrap();
+            }
+            assert!(store.read().unwrap().hosts_room(uri).unwrap());
+            assert!(
+                !store
+                    .read()
+                    .unwrap()
+                    .hosts_room("mimi://a.example/r/y")
+                    .unwrap()
             );
-            assert_eq!(tx.append_room_journal(uri, b"p2", 11, 1, None).unwrap(), 2);
-            tx.commit().unwrap();
         }
-        let g = store.lock().unwrap();
-        assert_eq!(
-            g.room_journal(uri).unwrap(),
-            vec![(b"c1".to_vec(), 10), (b"p2".to_vec(), 11)]
-        );
-        let room = g.room(uri).unwrap().unwrap();
-        assert_eq!((room.epoch, room.snapshot.as_slice()), (1, &b"snap0"[..]));
-        assert_eq!(
-            room.group_info.as_deref(),
-            Some(&b"gi1"[..]),
-            "None keeps the last"
-        );
-        drop(g);
-        let mut g = store.lock().unwrap();
-        let tx = g.begin().unwrap();
-        tx.checkpoint_room(&stored(b"snap2", 2), 12).unwrap();
-        tx.commit().unwrap();
-        assert!(g.room_journal(uri).unwrap().is_empty());
-        assert_eq!(g.room(uri).unwrap().unwrap().snapshot, b"snap2");
     }
 
-    #[test]
-    fn journal_for_an_unknown_room_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let mut g = store.lock().unwrap();
-        let tx = g.begin().unwrap();
-        assert!(matches!(
-            tx.append_room_journal("mimi://a.example/r/none", b"c", 1, 1, None),
-            Err(StoreError::NotFound(_))
-        ));
+    engine_test! {
+        fn journal_accumulates_until_a_checkpoint_empties_it(store) {
+            let uri = "mimi://a.example/r/x";
+            {
+                let mut g = store.lock().unwrap();
+                let tx = g.begin().unwrap();
+                tx.create_room(&stored(b"snap0", 0), 1).unwrap();
+                assert_eq!(
+                    tx.append_room_journal(uri, b"c1", 10, 1, Some(b"gi1"))
+                        .unwrap(),
+                    1
+                );
+                assert_eq!(tx.append_room_journal(uri, b"p2", 11, 1, None).unwrap(), 2);
+                tx.commit().unwrap();
+            }
+            let g = store.lock().unwrap();
+            assert_eq!(
+                g.room_journal(uri).unwrap(),
+                vec![(b"c1".to_vec(), 10), (b"p2".to_vec(), 11)]
+            );
+            let room = g.room(uri).unwrap().unwrap();
+            assert_eq!((room.epoch, room.snapshot.as_slice()), (1, &b"snap0"[..]));
+            assert_eq!(
+                room.group_info.as_deref(),
+                Some(&b"gi1"[..]),
+                "None keeps the last"
+            );
+            drop(g);
+            let mut g = store.lock().unwrap();
+            let tx = g.begin().unwrap();
+            tx.checkpoint_room(&stored(b"snap2", 2), 12).unwrap();
+            tx.commit().unwrap();
+            assert!(g.room_journal(uri).unwrap().is_empty());
+            assert_eq!(g.room(uri).unwrap().unwrap().snapshot, b"snap2");
+        }
+    }
+
+    engine_test! {
+        fn journal_for_an_unknown_room_is_refused(store) {
+            let mut g = store.lock().unwrap();
+            let tx = g.begin().unwrap();
+            assert!(matches!(
+                tx.append_room_journal("mimi://a.example/r/none", b"c", 1, 1, None),
+                Err(StoreError::NotFound(_))
+            ));
+        }
     }
 }
 
@@ -365,27 +341,27 @@ impl StoreGuard<'_> {
     /// Every room this provider hosts: its URI, epoch and last change (seconds since the UNIX
     /// epoch), by URI.
     pub fn hosted_rooms(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT room_uri, epoch, updated_at FROM rooms ORDER BY room_uri")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)? as u64,
-                r.get::<_, i64>(2)? as u64,
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.conn.query(
+            "SELECT room_uri, epoch, updated_at FROM rooms ORDER BY room_uri",
+            params![],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<i64>(1)? as u64,
+                    r.get::<i64>(2)? as u64,
+                ))
+            },
+        )
     }
 
     /// The rooms `device_uri` is subscribed to now.
     pub fn rooms_of_device(&self, device_uri: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT room_uri FROM subscriptions WHERE device_uri = ?1 AND until_id IS NULL
              ORDER BY room_uri",
-        )?;
-        let rows = stmt.query_map(params![device_uri], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![device_uri],
+            |r| r.get::<String>(0),
+        )
     }
 }
 
@@ -393,23 +369,22 @@ impl Tx<'_> {
     /// Removes a local client for good: its subscriptions end, its KeyPackages go and its
     /// token no longer authenticates. Returns whether it existed.
     pub fn remove_client(&self, device_uri: &str) -> Result<bool, StoreError> {
-        let rooms: Vec<String> = {
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT room_uri FROM subscriptions WHERE device_uri = ?1 AND until_id IS NULL",
-            )?;
-            let rows = stmt.query_map(params![device_uri], |r| r.get::<_, String>(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let rooms: Vec<String> = self.conn().query(
+            "SELECT room_uri FROM subscriptions WHERE device_uri = ?1 AND until_id IS NULL",
+            params![device_uri],
+            |r| r.get::<String>(0),
+        )?;
         for room in rooms {
             self.unsubscribe(&room, device_uri)?;
         }
-        self.conn()
-            .prepare_cached("DELETE FROM key_packages WHERE device_uri = ?1")?
-            .execute(params![device_uri])?;
-        let n = self
-            .conn()
-            .prepare_cached("DELETE FROM clients WHERE device_uri = ?1")?
-            .execute(params![device_uri])?;
+        self.conn().execute(
+            "DELETE FROM key_packages WHERE device_uri = ?1",
+            params![device_uri],
+        )?;
+        let n = self.conn().execute(
+            "DELETE FROM clients WHERE device_uri = ?1",
+            params![device_uri],
+        )?;
         Ok(n > 0)
     }
 }
@@ -418,67 +393,67 @@ impl Tx<'_> {
     /// Removes a local user whose clients are gone (`remove_client` each first): its remaining
     /// KeyPackages, its profile and its name go. Returns whether it existed.
     pub fn remove_user(&self, user_name: &str) -> Result<bool, StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM key_packages WHERE user_name = ?1")?
-            .execute(params![user_name])?;
-        self.conn()
-            .prepare_cached("DELETE FROM profile_fields WHERE user_name = ?1")?
-            .execute(params![user_name])?;
+        self.conn().execute(
+            "DELETE FROM key_packages WHERE user_name = ?1",
+            params![user_name],
+        )?;
+        self.conn().execute(
+            "DELETE FROM profile_fields WHERE user_name = ?1",
+            params![user_name],
+        )?;
         let n = self
             .conn()
-            .prepare_cached("DELETE FROM users WHERE name = ?1")?
-            .execute(params![user_name])?;
+            .execute("DELETE FROM users WHERE name = ?1", params![user_name])?;
         Ok(n > 0)
     }
 }
 
 #[cfg(test)]
 mod remove_client_tests {
-    use crate::{Client, Store};
+    use crate::{Client, engine_test};
 
-    #[test]
-    fn a_removed_client_leaves_its_rooms_and_cannot_authenticate() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        let device = "mimi://b.example/d/bob/tablet";
-        {
+    engine_test! {
+        fn a_removed_client_leaves_its_rooms_and_cannot_authenticate(store) {
+            let device = "mimi://b.example/d/bob/tablet";
+            {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                tx.ensure_user("bob", 0).unwrap();
+                let client = Client {
+                    device_uri: device.into(),
+                    user_name: "bob".into(),
+                    chain: vec![1],
+                };
+                tx.add_client(&client, b"token-hash", 0).unwrap();
+                tx.subscribe("mimi://a.example/r/x", device).unwrap();
+                tx.subscribe("mimi://b.example/r/y", device).unwrap();
+                tx.commit().unwrap();
+            }
+            assert_eq!(
+                store.read().unwrap().rooms_of_device(device).unwrap(),
+                vec!["mimi://a.example/r/x", "mimi://b.example/r/y"]
+            );
+            {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                assert!(tx.remove_client(device).unwrap());
+                assert!(!tx.remove_client(device).unwrap());
+                tx.commit().unwrap();
+            }
+            {
+                let reader = store.read().unwrap();
+                assert!(reader.rooms_of_device(device).unwrap().is_empty());
+                assert!(reader.client_by_token(b"token-hash").unwrap().is_none());
+            }
+            // With its last client gone, the user itself can go.
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.ensure_user("bob", 0).unwrap();
-            let client = Client {
-                device_uri: device.into(),
-                user_name: "bob".into(),
-                chain: vec![1],
-            };
-            tx.add_client(&client, b"token-hash", 0).unwrap();
-            tx.subscribe("mimi://a.example/r/x", device).unwrap();
-            tx.subscribe("mimi://b.example/r/y", device).unwrap();
+            assert!(tx.remove_user("bob").unwrap());
+            assert!(!tx.remove_user("bob").unwrap());
             tx.commit().unwrap();
+            drop(guard);
+            assert!(!store.read().unwrap().user_exists("bob").unwrap());
         }
-        assert_eq!(
-            store.read().unwrap().rooms_of_device(device).unwrap(),
-            vec!["mimi://a.example/r/x", "mimi://b.example/r/y"]
-        );
-        {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            assert!(tx.remove_client(device).unwrap());
-            assert!(!tx.remove_client(device).unwrap());
-            tx.commit().unwrap();
-        }
-        {
-            let reader = store.read().unwrap();
-            assert!(reader.rooms_of_device(device).unwrap().is_empty());
-            assert!(reader.client_by_token(b"token-hash").unwrap().is_none());
-        }
-        // With its last client gone, the user itself can go.
-        let mut guard = store.lock().unwrap();
-        let tx = guard.begin().unwrap();
-        assert!(tx.remove_user("bob").unwrap());
-        assert!(!tx.remove_user("bob").unwrap());
-        tx.commit().unwrap();
-        drop(guard);
-        assert!(!store.read().unwrap().user_exists("bob").unwrap());
     }
 }
 
@@ -495,59 +470,57 @@ impl Tx<'_> {
         forget_before_ms: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         // The common case, a new message, costs one insert.
-        let inserted = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO accepted_messages (hash, answer, accepted_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (hash) DO NOTHING",
-            )?
-            .execute(params![hash, answer, now_ms as i64])?;
+        let inserted = self.conn().execute(
+            "INSERT INTO accepted_messages (hash, answer, accepted_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hash) DO NOTHING",
+            params![hash, answer, now_ms as i64],
+        )?;
         if inserted == 0 {
-            let earlier: Vec<u8> = self
-                .conn()
-                .prepare_cached("SELECT answer FROM accepted_messages WHERE hash = ?1")?
-                .query_row(params![hash], |r| r.get(0))?;
+            let earlier: Vec<u8> = self.conn().query_one(
+                "SELECT answer FROM accepted_messages WHERE hash = ?1",
+                params![hash],
+                |r| r.get(0),
+            )?;
             return Ok(Some(earlier));
         }
-        // The oldest rows come first by rowid: look at no more than 16 of them, so each
+        // The oldest rows come first by id: look at no more than 16 of them, so each
         // message pays a bounded share of the expiry, which keeps up with any rate.
-        self.conn()
-            .prepare_cached(
-                "DELETE FROM accepted_messages WHERE id IN (
-                     SELECT id FROM (SELECT id, accepted_at FROM accepted_messages
-                                     ORDER BY id LIMIT 16)
-                     WHERE accepted_at < ?1)",
-            )?
-            .execute(params![forget_before_ms as i64])?;
+        // (PostgreSQL wants the inner query named.)
+        self.conn().execute(
+            "DELETE FROM accepted_messages WHERE id IN (
+                 SELECT id FROM (SELECT id, accepted_at FROM accepted_messages
+                                 ORDER BY id LIMIT 16) AS oldest
+                 WHERE accepted_at < ?1)",
+            params![forget_before_ms as i64],
+        )?;
         Ok(None)
     }
 }
 
 #[cfg(test)]
 mod accepted_tests {
-    use crate::Store;
+    use crate::engine_test;
 
-    #[test]
-    fn a_message_is_accepted_once_and_remembered_for_a_while() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        let accept = |hash: &[u8], answer: &[u8], now: u64, forget: u64| {
-            let mut guard = store.lock().unwrap();
-            let tx = guard.begin().unwrap();
-            let earlier = tx.accept_message_once(hash, answer, now, forget).unwrap();
-            tx.commit().unwrap();
-            earlier
-        };
-        assert_eq!(accept(b"h1", b"first", 1_000, 0), None);
-        assert_eq!(
-            accept(b"h1", b"second", 2_000, 0),
-            Some(b"first".to_vec()),
-            "the earlier answer, nothing recorded"
-        );
-        assert_eq!(accept(b"h2", b"x", 2_000, 0), None);
-        // Forgotten once older than the window: the same bytes count as new again.
-        assert_eq!(accept(b"h3", b"y", 10_000, 5_000), None);
-        assert_eq!(accept(b"h1", b"again", 10_000, 5_000), None);
-        assert_eq!(accept(b"h3", b"z", 10_000, 5_000), Some(b"y".to_vec()));
+    engine_test! {
+        fn a_message_is_accepted_once_and_remembered_for_a_while(store) {
+            let accept = |hash: &[u8], answer: &[u8], now: u64, forget: u64| {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                let earlier = tx.accept_message_once(hash, answer, now, forget).unwrap();
+                tx.commit().unwrap();
+                earlier
+            };
+            assert_eq!(accept(b"h1", b"first", 1_000, 0), None);
+            assert_eq!(
+                accept(b"h1", b"second", 2_000, 0),
+                Some(b"first".to_vec()),
+                "the earlier answer, nothing recorded"
+            );
+            assert_eq!(accept(b"h2", b"x", 2_000, 0), None);
+            // Forgotten once older than the window: the same bytes count as new again.
+            assert_eq!(accept(b"h3", b"y", 10_000, 5_000), None);
+            assert_eq!(accept(b"h1", b"again", 10_000, 5_000), None);
+            assert_eq!(accept(b"h3", b"z", 10_000, 5_000), Some(b"y".to_vec()));
+        }
     }
 }

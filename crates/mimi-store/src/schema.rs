@@ -763,6 +763,66 @@ mod tests {
     use crate::Store;
 
     #[test]
+    fn a_postgres_schema_newer_than_the_build_is_refused_and_left_alone() {
+        let scratch = crate::ScratchDatabase::from_env().unwrap();
+        assert_eq!(schema_version_of_postgres(scratch.url()).unwrap(), 0);
+        let store = Store::open_postgres(scratch.url()).unwrap();
+        assert_eq!(
+            schema_version_of_postgres(scratch.url()).unwrap(),
+            SCHEMA_VERSION
+        );
+        {
+            let mut guard = store.lock().unwrap();
+            let tx = guard.begin().unwrap();
+            tx.ensure_user("kept", 0).unwrap();
+            tx.conn()
+                .execute(
+                    "UPDATE mimi_schema SET version = ?1",
+                    params![SCHEMA_VERSION + 1],
+                )
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        drop(store);
+        match Store::open_postgres(scratch.url()) {
+            Err(StoreError::NewerSchema { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a newer schema was opened"),
+        }
+        assert_eq!(
+            schema_version_of_postgres(scratch.url()).unwrap(),
+            SCHEMA_VERSION + 1
+        );
+        // Opening again at the current version (as after an upgrade) finds the data intact.
+        let db = Db::connect_postgres(scratch.url()).unwrap();
+        db.execute(
+            "UPDATE mimi_schema SET version = ?1",
+            params![SCHEMA_VERSION],
+        )
+        .unwrap();
+        let store = Store::open_postgres(scratch.url()).unwrap();
+        assert!(store.read().unwrap().user_exists("kept").unwrap());
+    }
+
+    #[test]
+    fn nodes_opening_one_new_postgres_database_together_create_its_schema_once() {
+        let scratch = crate::ScratchDatabase::from_env().unwrap();
+        let url = scratch.url().to_owned();
+        let opened: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || Store::open_postgres(&url).map(|_| ()))
+            })
+            .collect();
+        for node in opened {
+            node.join().unwrap().unwrap();
+        }
+        assert_eq!(schema_version_of_postgres(&url).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
     fn the_postgres_write_lock_key_spells_its_name() {
         let key = i64::from_be_bytes(*b"mimidwr1");
         assert!(POSTGRES_BEGIN_WRITE.ends_with(&format!("pg_advisory_xact_lock({key})")));
@@ -806,8 +866,8 @@ mod tests {
         let version: i64 = store
             .read()
             .unwrap()
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()
+            .query_one("PRAGMA user_version", params![], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }
@@ -881,8 +941,8 @@ mod tests {
         let version: i64 = store
             .read()
             .unwrap()
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()
+            .query_one("PRAGMA user_version", params![], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }
@@ -907,8 +967,8 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let reader = store.read().unwrap();
         let version: i64 = reader
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .db()
+            .query_one("PRAGMA user_version", params![], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert!(reader.user_exists("bob").unwrap());
@@ -995,8 +1055,8 @@ mod tests {
         {
             let reader = store.read().unwrap();
             let version: i64 = reader
-                .conn
-                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .db()
+                .query_one("PRAGMA user_version", params![], |r| r.get(0))
                 .unwrap();
             assert_eq!(version, SCHEMA_VERSION);
             assert!(reader.user_exists("alice").unwrap());

@@ -33,9 +33,8 @@ impl ScratchDatabase {
         );
         let mut admin = postgres::Client::connect(admin_url, postgres::NoTls)?;
         admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let url = with_database(admin_url, &name).ok_or_else(|| {
-            StoreError::Corrupt(format!("{admin_url} is not a postgres:// URL"))
-        })?;
+        let url = with_database(admin_url, &name)
+            .ok_or_else(|| StoreError::Corrupt(format!("{admin_url} is not a postgres:// URL")))?;
         Ok(Self {
             admin_url: admin_url.to_owned(),
             name,
@@ -65,14 +64,19 @@ impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         // Best effort: a server already gone takes its databases with it.
         if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
 
 /// `url` (`postgres://user@host:port/db?options`) naming database `name` instead.
 fn with_database(url: &str, name: &str) -> Option<String> {
-    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
     let (authority, tail) = match rest.split_once('/') {
         Some((authority, tail)) => (authority, tail),
         None => (rest, ""),
@@ -98,7 +102,10 @@ mod tests {
             with_database("postgresql://u:p@h/postgres?sslmode=disable", "x").as_deref(),
             Some("postgres://u:p@h/x?sslmode=disable")
         );
-        assert_eq!(with_database("postgres://u@h", "x").as_deref(), Some("postgres://u@h/x"));
+        assert_eq!(
+            with_database("postgres://u@h", "x").as_deref(),
+            Some("postgres://u@h/x")
+        );
         assert_eq!(with_database("host=h user=u", "x"), None);
     }
 }

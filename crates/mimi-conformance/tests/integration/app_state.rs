@@ -27,14 +27,9 @@ fn wait_state(client: &Client, room: &str, id: &str, want: &str) {
     )
 }
 
-/// Whether `needle` occurs in the bytes of the provider database `db` or its WAL.
-fn database_holds(db: &std::path::Path, needle: &[u8]) -> bool {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    [db.to_path_buf(), wal.into()]
-        .iter()
-        .filter_map(|path| std::fs::read(path).ok())
-        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+/// Whether `needle` occurs in a provider's store contents (`Provider::store_contents`).
+fn database_holds(store: &[u8], needle: &[u8]) -> bool {
+    store.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -132,7 +127,7 @@ fn encrypted_app_state_is_read_by_members_and_later_joiners_and_the_hub_stores_n
 
     // The hub's database holds the plaintext value (a control that the search works) and
     // none of the encrypted ones.
-    let db = net.provider("a.example").dir.join("mimid.sqlite");
+    let db = net.provider("a.example").store_contents();
     assert!(database_holds(&db, b"an open note"));
     for secret in [first, second, third] {
         assert!(

@@ -4,6 +4,7 @@
 
 use mimi_conformance::{ClientCert, Network, Options, member_users};
 use mimi_protocol::{ClientKeyMaterial, KeyMaterialResponse, KeyMaterialUserCode, Wire};
+use mimi_store::inspect::Cell;
 use serde_json::Value;
 
 use crate::foreign_credentials::{ForeignDevice, opaque};
@@ -291,15 +292,11 @@ fn a_grant_with_key_packages_adds_its_user_to_a_room_hosted_elsewhere_without_an
     alice.add(&room, &bob.uri());
     wait_joined(&bob, &room);
     assert_eq!(entry(&consent_list(&alice))["key_packages"], 0, "used up");
-    let db = net.provider("b.example").dir.join("mimid.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let claims: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM key_package_claims WHERE requester_uri = ?1",
-            [alice.uri()],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(claims, 0, "no /keyMaterial claim reached b.example");
+    let claims = net.provider("b.example").db_query(
+        "SELECT COUNT(*) FROM key_package_claims WHERE requester_uri = ?1",
+        &[Cell::Text(alice.uri())],
+    )[0][0]
+        .int();
+    assert_eq!(claims, Some(0), "no /keyMaterial claim reached b.example");
     bob.send(&room, "added with the key package I handed over");
 }

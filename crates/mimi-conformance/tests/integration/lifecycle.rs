@@ -1,6 +1,7 @@
 //! The membership lifecycle across providers: kick, ban, unban, and coming back.
 
 use mimi_conformance::{Network, wait_until};
+use mimi_store::inspect::Cell;
 
 use crate::{assert_one_line, wait_joined};
 
@@ -453,32 +454,35 @@ fn a_follower_stops_delivering_to_a_client_the_moment_a_commit_removes_it() {
     alice.send(&room, "said after the ban");
     // b.example still follows the room for Dave. What it stored for the room after Bob's
     // subscription ended is out of his reach; the ban commit itself is within it.
-    let db = net.provider("b.example").dir.join("mimid.sqlite");
+    let store = net.provider("b.example").store().clone();
     let bob_device = "mimi://b.example/d/bob/cli";
     let counts = || -> Result<(i64, i64), String> {
-        let conn = rusqlite::Connection::open(&db).map_err(|e| e.to_string())?;
-        let range: Option<(i64, Option<i64>)> = conn
-            .query_row(
-                "SELECT from_id, until_id FROM subscriptions
-                 WHERE room_uri = ?1 AND device_uri = ?2 ORDER BY id DESC LIMIT 1",
-                [&room, bob_device],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .ok();
-        let Some((from, Some(until))) = range else {
+        let query = |sql: &str, params: &[Cell]| {
+            mimi_store::inspect::query(&store, sql, params).map_err(|e| e.to_string())
+        };
+        let range = query(
+            "SELECT from_id, until_id FROM subscriptions
+             WHERE room_uri = ?1 AND device_uri = ?2 ORDER BY id DESC LIMIT 1",
+            &[Cell::Text(room.clone()), Cell::Text(bob_device.into())],
+        )?;
+        let Some((Some(from), Some(until))) = range.first().map(|r| (r[0].int(), r[1].int()))
+        else {
             return Err(format!("bob's subscription is still open: {range:?}"));
         };
-        let count = |sql: &str| -> Result<i64, String> {
-            conn.query_row(sql, rusqlite::params![room, from, until], |r| r.get(0))
-                .map_err(|e| e.to_string())
+        let count = |sql: &str, params: &[Cell]| -> Result<i64, String> {
+            query(sql, params)?[0][0]
+                .int()
+                .ok_or_else(|| "COUNT(*) gave no integer".to_owned())
         };
         let within = count(
             "SELECT COUNT(*) FROM mailbox WHERE room_uri = ?1 AND device_uri IS NULL
              AND id > ?2 AND id <= ?3",
+            &[Cell::Text(room.clone()), Cell::Int(from), Cell::Int(until)],
         )?;
         let after = count(
             "SELECT COUNT(*) FROM mailbox WHERE room_uri = ?1 AND device_uri IS NULL
-             AND id > ?3 AND ?2 = ?2",
+             AND id > ?2",
+            &[Cell::Text(room.clone()), Cell::Int(until)],
         )?;
         if after >= 1 {
             Ok((within, after))

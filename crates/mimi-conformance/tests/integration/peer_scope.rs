@@ -9,6 +9,7 @@ use mimi_protocol::{
     AbuseReport, AbuseType, AbusiveMessage, AppDataDictionary, ConsentChange, ConsentEntry,
     ConsentScope, Frank, IdentifierUri, KeyPackage, KnockList, KnockOperation, KnockRequest, Wire,
 };
+use mimi_store::inspect::Cell;
 use serde_json::Value;
 
 use crate::{wait_joined, wait_messages};
@@ -73,17 +74,16 @@ fn consent_scope(requester: &str, target: &str) -> ConsentScope {
 /// The newest KeyPackage `user` uploaded to the provider for `domain`, read from its store.
 /// The newest one is never what a claim or a grant hands out first (they take the oldest).
 fn stored_key_package(net: &mut Network, domain: &str, user: &str) -> KeyPackage {
-    let db = net.provider(domain).dir.join("mimid.sqlite");
-    let conn = rusqlite::Connection::open(&db).expect("open the provider's store");
-    let bytes: Vec<u8> = conn
-        .query_row(
-            "SELECT key_package FROM key_packages
-             WHERE user_name = ?1 AND last_resort = 0 ORDER BY id DESC LIMIT 1",
-            [user],
-            |r| r.get(0),
-        )
-        .unwrap_or_else(|e| panic!("no KeyPackage of {user} at {domain}: {e}"));
-    KeyPackage::from_bytes(&bytes).expect("a stored KeyPackage decodes")
+    let rows = net.provider(domain).db_query(
+        "SELECT key_package FROM key_packages
+         WHERE user_name = ?1 AND last_resort = 0 ORDER BY id DESC LIMIT 1",
+        &[Cell::Text(user.to_owned())],
+    );
+    let bytes = rows
+        .first()
+        .and_then(|row| row[0].blob())
+        .unwrap_or_else(|| panic!("no KeyPackage of {user} at {domain}"));
+    KeyPackage::from_bytes(bytes).expect("a stored KeyPackage decodes")
 }
 
 /// `mimid reports list --json` of the provider for `domain`, one value per report.

@@ -11,23 +11,20 @@ use crate::{expected, wait_joined, wait_messages};
 
 /// Waits until `domain`'s mailbox holds a Welcome for `room` and returns it, decoded.
 fn wait_mailbox_welcome(net: &mut Network, domain: &str, room: &str) -> FanoutMessage {
-    let db = net.provider(domain).dir.join("mimid.sqlite");
+    let store = net.provider(domain).store().clone();
     let start = Instant::now();
     loop {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .expect("cannot open the provider's database");
-        let bodies: Vec<Vec<u8>> = conn
-            .prepare(
-                "SELECT COALESCE(s.body, m.body) FROM mailbox m
-                 LEFT JOIN mailbox_shared s ON s.id = m.shared_id
-                 WHERE m.room_uri = ?1 AND m.device_uri IS NOT NULL",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map([room], |r| r.get(0))?
-                    .collect::<Result<_, _>>()
-            })
-            .expect("cannot read the mailbox");
+        let bodies: Vec<Vec<u8>> = mimi_store::inspect::query(
+            &store,
+            "SELECT COALESCE(s.body, m.body) FROM mailbox m
+             LEFT JOIN mailbox_shared s ON s.id = m.shared_id
+             WHERE m.room_uri = ?1 AND m.device_uri IS NOT NULL",
+            &[mimi_store::inspect::Cell::Text(room.to_owned())],
+        )
+        .expect("cannot read the mailbox")
+        .into_iter()
+        .filter_map(|row| row[0].blob().map(<[u8]>::to_vec))
+        .collect();
         if let Some(body) = bodies.first() {
             return FanoutMessage::decode(body).expect("the mailbox holds a FanoutMessage");
         }

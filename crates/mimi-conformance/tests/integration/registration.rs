@@ -5,11 +5,11 @@
 //! The test plays a client written from docs/client-api.md alone: it builds `RegistrationTBS`
 //! and the `SignWithLabel` input byte by byte, signs with `ring`, and posts the JSON with `curl`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mimi_conformance::{Network, describe, run_with_timeout};
+use mimi_store::inspect::Cell;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use serde_json::{Value, json};
@@ -112,24 +112,23 @@ fn register(net: &mut Network, body: &Value) -> (u16, String) {
 }
 
 /// The users and clients a.example's store holds whose name equals `user` up to ASCII case.
-fn accounts_like(db: &Path, user: &str) -> (i64, i64) {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("cannot open the provider's database");
+fn accounts_like(store: &mimi_store::Location, user: &str) -> (i64, i64) {
     let count = |sql: &str| -> i64 {
-        conn.query_row(sql, [user], |r| r.get(0))
-            .expect("cannot count accounts")
+        mimi_store::inspect::query(store, sql, &[Cell::Text(user.to_owned())])
+            .expect("cannot count accounts")[0][0]
+            .int()
+            .expect("a count")
     };
     (
-        count("SELECT COUNT(*) FROM users WHERE name = ?1 COLLATE NOCASE"),
-        count("SELECT COUNT(*) FROM clients WHERE user_name = ?1 COLLATE NOCASE"),
+        count("SELECT COUNT(*) FROM users WHERE lower(name) = lower(?1)"),
+        count("SELECT COUNT(*) FROM clients WHERE lower(user_name) = lower(?1)"),
     )
 }
 
 #[test]
 fn registration_without_a_valid_proof_or_with_a_small_order_key_is_refused_and_creates_nothing() {
     let mut net = Network::start(&["a.example"]);
-    let db = net.provider("a.example").dir.join("mimid.sqlite");
+    let db = net.provider("a.example").store().clone();
     let key = new_key();
     let other = new_key();
     let t = now();
@@ -210,7 +209,7 @@ fn registration_without_a_valid_proof_or_with_a_small_order_key_is_refused_and_c
 #[test]
 fn a_name_that_differs_from_an_existing_one_only_by_case_is_refused_and_creates_nothing() {
     let mut net = Network::start(&["a.example"]);
-    let db = net.provider("a.example").dir.join("mimid.sqlite");
+    let db = net.provider("a.example").store().clone();
     // The real client registers with a proof of its own.
     let alice = net.client("a.example", "alice");
     assert_eq!(accounts_like(&db, "alice"), (1, 1));

@@ -1,6 +1,7 @@
 //! Room life cycle across three providers: joining, sending, removal and leaving.
 
 use mimi_conformance::{Network, member_users, senders_and_texts};
+use mimi_store::inspect::Cell;
 
 use crate::{assert_one_line, expected, ids, snapshot, wait_joined, wait_members, wait_messages};
 
@@ -299,11 +300,12 @@ fn attachment_of_five_mib_crosses_providers_through_the_hub_and_tampering_is_det
     );
 
     // b.example never held the plaintext: its database has no 64-byte run of the file.
-    let db = net.provider("b.example").dir.join("mimid.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let stored: Vec<u8> = conn
-        .query_row("SELECT bytes FROM assets", [], |r| r.get(0))
-        .unwrap();
+    let stored = net
+        .provider("b.example")
+        .db_query("SELECT bytes FROM assets", &[])[0][0]
+        .blob()
+        .expect("the stored attachment")
+        .to_vec();
     assert!(
         !stored.windows(64).any(|w| w == &data[1000..1064]),
         "plaintext on the server"
@@ -312,8 +314,8 @@ fn attachment_of_five_mib_crosses_providers_through_the_hub_and_tampering_is_det
     // A provider that swaps the stored bytes is caught.
     let mut tampered = stored.clone();
     tampered[10] ^= 1;
-    conn.execute("UPDATE assets SET bytes = ?1", [tampered])
-        .unwrap();
+    net.provider("b.example")
+        .db_execute("UPDATE assets SET bytes = ?1", &[Cell::Blob(tampered)]);
     let refused =
         cathy.run_expect_failure(&["download", &room, &id, "--out", out.to_str().unwrap()]);
     assert_one_line(&refused);

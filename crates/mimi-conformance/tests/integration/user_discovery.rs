@@ -4,6 +4,7 @@
 //! are shown as such; removal and a recycled number.
 
 use mimi_conformance::{Client, ClientCert, Network, Options};
+use mimi_store::inspect::Cell;
 use serde_json::Value;
 
 use crate::wait_joined;
@@ -84,22 +85,36 @@ fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
         |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
     let relay_log = read(&mut net, "a.example", "mimid.stderr.log");
     assert!(contains(&relay_log, "oblivious lookup relayed"));
-    for file in ["mimid.stderr.log", "mimid.sqlite", "mimid.sqlite-wal"] {
-        let bytes = read(&mut net, "a.example", file);
-        assert!(
-            !contains(&bytes, "5551234567"),
-            "a.example's {file} holds the number"
-        );
-    }
+    let store = net.provider("a.example").store_contents();
+    assert!(
+        !contains(&store, "5551234567"),
+        "a.example's store holds the number"
+    );
+    assert!(
+        contains(&store, "alice"),
+        "a control: the search sees a.example's store"
+    );
+    let bytes = read(&mut net, "a.example", "mimid.stderr.log");
+    assert!(
+        !contains(&bytes, "5551234567"),
+        "a.example's log holds the number"
+    );
     let gateway_log = read(&mut net, "d.example", "mimid.stderr.log");
     assert!(contains(&gateway_log, "oblivious lookup answered"));
-    for file in ["mimid.stderr.log", "mimid.sqlite", "mimid.sqlite-wal"] {
-        let bytes = read(&mut net, "d.example", file);
-        assert!(
-            !contains(&bytes, "alice"),
-            "d.example's {file} knows who asked"
-        );
-    }
+    let store = net.provider("d.example").store_contents();
+    assert!(
+        !contains(&store, "alice"),
+        "d.example's store knows who asked"
+    );
+    assert!(
+        contains(&store, "5551234567"),
+        "a control: the search sees d.example's store"
+    );
+    let bytes = read(&mut net, "d.example", "mimid.stderr.log");
+    assert!(
+        !contains(&bytes, "alice"),
+        "d.example's log knows who asked"
+    );
 
     // Alice adds Bob by his number.
     let room = alice.room_create("by-number");
@@ -108,14 +123,12 @@ fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
     bob.send(&room, "you found me");
 
     // c.example cannot publish a record b.example attested, even a genuine one.
-    let record = {
-        let db = net.provider("d.example").dir.join("mimid.sqlite");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let record: Vec<u8> = conn
-            .query_row("SELECT record FROM discovery_mappings", [], |r| r.get(0))
-            .unwrap();
-        record
-    };
+    let record = net
+        .provider("d.example")
+        .db_query("SELECT record FROM discovery_mappings", &[])[0][0]
+        .blob()
+        .expect("a record")
+        .to_vec();
     let mut list = vec![0x40 | (record.len() >> 8) as u8, record.len() as u8];
     list.extend_from_slice(&record);
     let answer = net.post(
@@ -129,14 +142,14 @@ fn a_published_phone_number_is_found_elsewhere_checked_and_leads_to_a_room() {
 
     // A record altered where it is kept is shown, but not as verified.
     {
-        let db = net.provider("d.example").dir.join("mimid.sqlite");
-        let conn = rusqlite::Connection::open(&db).unwrap();
         let mut tampered = record.clone();
         // The last byte of the provider's signature.
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        conn.execute("UPDATE discovery_mappings SET record = ?1", [tampered])
-            .unwrap();
+        net.provider("d.example").db_execute(
+            "UPDATE discovery_mappings SET record = ?1",
+            &[Cell::Blob(tampered)],
+        );
     }
     let found = lookup(&alice, PHONE);
     assert_eq!(found.len(), 1, "{found:?}");
@@ -197,14 +210,11 @@ fn lookups_stop_when_the_days_tokens_are_used_up_and_each_token_is_redeemed_once
     let out = alice.run_expect_failure(&["lookup", PHONE]);
     assert!(out.contains("no lookup tokens left"), "{out}");
     // d.example redeemed exactly the two tokens, and knows only that a.example issued them.
-    let db = net.provider("d.example").dir.join("mimid.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let redeemed: Vec<String> = conn
-        .prepare("SELECT issuer FROM redeemed_tokens")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let redeemed: Vec<String> = net
+        .provider("d.example")
+        .db_query("SELECT issuer FROM redeemed_tokens", &[])
+        .iter()
+        .map(|row| row[0].text().expect("an issuer").to_owned())
+        .collect();
     assert_eq!(redeemed, ["a.example", "a.example"]);
 }

@@ -111,3 +111,26 @@ fn problems_are_all_reported_not_only_the_first() {
     // six missing files, a bad peer URL and a self-peer
     assert!(problems.len() >= 8, "{problems:#?}");
 }
+
+#[test]
+fn the_database_setting_picks_the_engine() {
+    use mimi_store::Location;
+    let config = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(
+        config.store_location(),
+        Location::Postgres("postgres://mimid@127.0.0.1:5432/mimid".into())
+    );
+    let without = EXAMPLE.replace("database = \"postgres://mimid@127.0.0.1:5432/mimid\"", "");
+    assert_eq!(
+        Config::parse(&without).unwrap().store_location(),
+        Location::Sqlite("/var/lib/mimid/mimid.sqlite".into())
+    );
+    let file = EXAMPLE.replace(
+        "database = \"postgres://mimid@127.0.0.1:5432/mimid\"",
+        "database = \"store/main.sqlite\"",
+    );
+    assert_eq!(
+        Config::parse(&file).unwrap().store_location(),
+        Location::Sqlite("/var/lib/mimid/store/main.sqlite".into())
+    );
+}
