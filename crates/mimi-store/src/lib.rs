@@ -15,6 +15,7 @@
 mod abuse_reports;
 mod accounts;
 mod assets;
+mod cluster;
 mod consent;
 mod db;
 mod discovery;
@@ -24,6 +25,7 @@ mod inbox;
 pub mod inspect;
 mod key_packages;
 mod knocks;
+mod notify;
 mod outbox;
 mod profiles;
 mod rooms;
@@ -43,11 +45,13 @@ pub use db::Dialect;
 pub use abuse_reports::{AbuseReportRow, NewAbuseReport};
 pub use accounts::Client;
 pub use assets::AssetRefusal;
+pub use cluster::{ClusterNode, Lease};
 pub use consent::{ConsentDecision, ConsentMode, ConsentRecord, ConsentState};
 pub use discovery::{CodeCheck, MAX_CODE_ATTEMPTS, Redemption};
 pub use error::StoreError;
 pub use inbox::InboxItem;
 pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
+pub use notify::{Change, Listening};
 pub use outbox::{OutboxItem, PeerQueue};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::StoredRoom;
@@ -110,6 +114,8 @@ pub struct Tx<'a> {
     finished: Cell<bool>,
     /// Set when this transaction added something to an inbox, so its commit wakes waiters.
     inbox_changed: Cell<bool>,
+    /// Set when it queued fan-out, so its commit wakes the senders of other nodes.
+    outbox_changed: Cell<bool>,
     listener: Option<&'a InboxListener>,
 }
 
@@ -263,6 +269,7 @@ impl StoreGuard<'_> {
             db: &self.conn,
             finished: Cell::new(false),
             inbox_changed: Cell::new(false),
+            outbox_changed: Cell::new(false),
             listener: self.listener,
         })
     }
@@ -279,7 +286,7 @@ impl StoreGuard<'_> {
         let tx = self.begin()?;
         for job in jobs.iter_mut() {
             tx.conn().batch("SAVEPOINT job")?;
-            let changed_before = tx.inbox_changed.get();
+            let changed_before = (tx.inbox_changed.get(), tx.outbox_changed.get());
             if run(job, &tx) {
                 tx.conn().batch("RELEASE SAVEPOINT job")?;
             } else {
@@ -287,7 +294,8 @@ impl StoreGuard<'_> {
                 // the savepoint is gone and this fails: the batch is then lost as a whole.
                 tx.conn()
                     .batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")?;
-                tx.inbox_changed.set(changed_before);
+                tx.inbox_changed.set(changed_before.0);
+                tx.outbox_changed.set(changed_before.1);
             }
         }
         tx.commit()
@@ -306,6 +314,19 @@ impl Tx<'_> {
             // PostgreSQL would answer COMMIT with a rollback and no error.
             return Err(StoreError::Aborted);
         }
+        // Other nodes on the same PostgreSQL database learn of new inbox entries and fan-out
+        // at the commit (a NOTIFY is delivered only if its transaction commits).
+        if self.db.dialect() == Dialect::Postgres {
+            match (self.inbox_changed.get(), self.outbox_changed.get()) {
+                (false, false) => {}
+                (true, false) => self.db.batch(notify::NOTIFY_INBOX)?,
+                (false, true) => self.db.batch(notify::NOTIFY_OUTBOX)?,
+                (true, true) => {
+                    self.db.batch(notify::NOTIFY_INBOX)?;
+                    self.db.batch(notify::NOTIFY_OUTBOX)?;
+                }
+            }
+        }
         // A failed COMMIT leaves `finished` unset, so dropping `self` rolls back.
         self.db.batch("COMMIT")?;
         self.finished.set(true);
@@ -323,6 +344,10 @@ impl Tx<'_> {
 
     pub(crate) fn mark_inbox_changed(&self) {
         self.inbox_changed.set(true);
+    }
+
+    pub(crate) fn mark_outbox_changed(&self) {
+        self.outbox_changed.set(true);
     }
 }
 

@@ -51,6 +51,7 @@ impl Tx<'_> {
         if peers.is_empty() {
             return Ok(());
         }
+        self.mark_outbox_changed();
         let body_id: i64 = self.conn().query_one(
             "INSERT INTO outbox_bodies (body) VALUES (?1) RETURNING id",
             params![body],

@@ -6,7 +6,7 @@ use crate::db::{Db, params};
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 16;
+pub const SCHEMA_VERSION: i64 = 17;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -626,12 +626,15 @@ pub(crate) fn prepare_postgres(db: &Db) -> Result<(), StoreError> {
         if version == 0 {
             db.batch(POSTGRES_V16)?;
             db.batch("CREATE TABLE mimi_schema (version BIGINT NOT NULL)")?;
-            db.execute(
-                "INSERT INTO mimi_schema (version) VALUES (?1)",
-                params![SCHEMA_VERSION],
-            )?;
+            db.execute("INSERT INTO mimi_schema (version) VALUES (16)", params![])?;
         }
-        // Steps after v16 go here, shared with SQLite where the SQL is the same.
+        // The steps after v16, in the SQL both engines share.
+        for (step, sql) in [(17, MIGRATE_V17)] {
+            if version < step {
+                db.batch(sql)?;
+                db.execute("UPDATE mimi_schema SET version = ?1", params![step])?;
+            }
+        }
         Ok(())
     })();
     match outcome {
@@ -642,6 +645,23 @@ pub(crate) fn prepare_postgres(db: &Db) -> Result<(), StoreError> {
         }
     }
 }
+
+/// v17: the nodes of a cluster and the leases that give one node a room or a peer's queue
+/// (`cluster.rs`). The same SQL on both engines; a single node never writes them.
+const MIGRATE_V17: &str = "
+CREATE TABLE cluster_nodes (
+    node TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    seen_at_ms BIGINT NOT NULL
+);
+CREATE TABLE leases (
+    resource TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    generation BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE INDEX leases_by_node ON leases(node);
+";
 
 /// The schema version of the database file at `path` (0: none yet), read without changing it.
 pub fn schema_version_of(path: &std::path::Path) -> Result<i64, StoreError> {
@@ -708,7 +728,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 16] = [
+    let steps: [(i64, &str); 17] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -726,6 +746,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (14, MIGRATE_V14),
         (15, MIGRATE_V15),
         (16, MIGRATE_V16),
+        (17, MIGRATE_V17),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
