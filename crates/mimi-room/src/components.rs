@@ -149,19 +149,10 @@ impl RoomComponents {
         participants: Arc<ParticipantListData>,
         raw: BTreeMap<u16, Arc<Vec<u8>>>,
     ) -> Result<Self, RoomError> {
-        let roles = raw
-            .get(&ROLES_LIST)
-            .ok_or_else(|| RoomError::not_allowed("group has no roles_list component"))?;
-        let roles = RoleData::decode(roles).map_err(|e| RoomError::malformed("roles_list", e))?;
-        let base = raw
-            .get(&BASE_ROOM_POLICY)
-            .map(|b| BaseRoomPolicy::decode(b))
-            .transpose()
-            .map_err(|e| RoomError::malformed("base_room_policy", e))?
-            .unwrap_or_default();
-        let policy = RoomPolicy::new(roles)
-            .map_err(|e| RoomError::not_allowed(e.to_string()))?
-            .with_base_policy(&base);
+        let (policy, base) = policy_of(
+            raw.get(&ROLES_LIST).map(|r| r.as_slice()),
+            raw.get(&BASE_ROOM_POLICY).map(|b| b.as_slice()),
+        )?;
         let metadata = raw
             .get(&ROOM_METADATA)
             .map(|m| RoomMetadata::decode(m))
@@ -229,6 +220,25 @@ impl RoleLookup {
             .get(user)
             .map_or(RoleIndex::NON_PARTICIPANT, |r| RoleIndex(*r))
     }
+}
+
+/// The policy a room's roles list and base room policy components make (a room without the
+/// latter has the default one), and that base policy.
+pub(crate) fn policy_of(
+    roles: Option<&[u8]>,
+    base: Option<&[u8]>,
+) -> Result<(RoomPolicy, BaseRoomPolicy), RoomError> {
+    let roles = roles.ok_or_else(|| RoomError::not_allowed("group has no roles_list component"))?;
+    let roles = RoleData::decode(roles).map_err(|e| RoomError::malformed("roles_list", e))?;
+    let base = base
+        .map(BaseRoomPolicy::decode)
+        .transpose()
+        .map_err(|e| RoomError::malformed("base_room_policy", e))?
+        .unwrap_or_default();
+    let policy = RoomPolicy::new(roles)
+        .map_err(|e| RoomError::not_allowed(e.to_string()))?
+        .with_base_policy(&base);
+    Ok((policy, base))
 }
 
 /// The initial dictionary of a new room: the creator as the only participant, and the policy

@@ -36,6 +36,24 @@ impl RoomRules {
         }
     }
 
+    /// Rules another node of the hub's cluster read, rebuilt from the user's role and the
+    /// room's components (the policy is decoded from them again, as the room does).
+    pub fn from_parts(
+        role: RoleIndex,
+        components: BTreeMap<u16, Vec<u8>>,
+    ) -> Result<Self, crate::RoomError> {
+        use crate::components::{BASE_ROOM_POLICY, ROLES_LIST};
+        let (policy, _) = crate::components::policy_of(
+            components.get(&ROLES_LIST).map(Vec::as_slice),
+            components.get(&BASE_ROOM_POLICY).map(Vec::as_slice),
+        )?;
+        Ok(Self {
+            role,
+            policy,
+            components,
+        })
+    }
+
     /// Whether the user's role holds `capability`.
     pub fn can(&self, capability: Capability) -> bool {
         self.policy.has_capability(self.role, capability)

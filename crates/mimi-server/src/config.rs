@@ -58,6 +58,28 @@ pub struct Config {
     /// Finding peers that `[peers]` does not list (IN-DISC-1).
     #[serde(default)]
     pub discovery: Discovery,
+    /// Running as one of several nodes of this domain that share a PostgreSQL `database`
+    /// (docs/architecture.md, "Cluster"). None: the only node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+/// This node's place in a cluster of `mimid` nodes serving one domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// This node's name, unique among the domain's nodes.
+    pub node: String,
+    /// Where the other nodes reach this one: its `listen` address as they see it.
+    pub address: SocketAddr,
+    /// How long a node keeps a room or a peer's fan-out queue without renewing its lease, ms:
+    /// after a node dies, its rooms wait this long for a new owner.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    10_000
 }
 
 /// How peers not listed in `[peers]` are found: DNS, then their directory (IN-DISC-1).
@@ -582,6 +604,17 @@ impl Config {
     /// Every problem found in the config and the files it names (empty when it is usable).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            if !matches!(self.store_location(), mimi_store::Location::Postgres(_)) {
+                problems.push("cluster needs a PostgreSQL database the nodes share".into());
+            }
+            if cluster.node.is_empty() || cluster.node.len() > 64 {
+                problems.push("cluster.node must be 1 to 64 characters".into());
+            }
+            if cluster.lease_ms < 1_000 {
+                problems.push("cluster.lease_ms must be at least 1000".into());
+            }
+        }
         if mimi_protocol::MimiUri::provider(&self.domain).is_err() {
             problems.push(format!("domain {:?} is not a valid DNS name", self.domain));
         }

@@ -32,6 +32,26 @@ pub(crate) enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind whose status this is (for answers of another node of our cluster, which
+    /// mapped its error the same way); a status no kind has is a refusal passed on.
+    pub(crate) fn from_status(status: StatusCode) -> Self {
+        [
+            Self::Malformed,
+            Self::Unauthenticated,
+            Self::Forbidden,
+            Self::NotFound,
+            Self::Conflict,
+            Self::TooLarge,
+            Self::Unavailable,
+            Self::TooManyRequests,
+            Self::UpstreamFailed,
+            Self::Internal,
+        ]
+        .into_iter()
+        .find(|kind| kind.status() == status)
+        .unwrap_or(Self::UpstreamRefused(status))
+    }
+
     /// The HTTP status for this kind: the one mapping from error to status.
     pub(crate) fn status(self) -> StatusCode {
         match self {

@@ -50,6 +50,7 @@ pub fn init(
         listen,
         metrics_listen: None,
         database: None,
+        cluster: None,
         dir: dir.clone(),
         ca_cert,
         webpki_roots: false,

@@ -12,6 +12,7 @@
 
 mod admin;
 mod assets;
+mod cluster;
 mod config;
 mod consent;
 mod devices;
@@ -49,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 // Public API.
-pub use config::{Config, Connections, Limits};
+pub use config::{Cluster, Config, Connections, Limits};
 pub use embedded::Embedded;
 pub use init::init;
 
@@ -101,12 +102,21 @@ impl OperationsListeners {
 /// Opens the store at `location` on a thread of its own: opening connects, migrates and syncs,
 /// which must not run on an async worker (and the PostgreSQL client refuses to).
 pub(crate) fn open_store(location: &mimi_store::Location) -> anyhow::Result<mimi_store::Store> {
+    off_the_workers(|| {
+        mimi_store::Store::open_at(location).with_context(|| format!("cannot open {location}"))
+    })
+}
+
+/// Runs `work` to its end on a thread of its own and waits for it: for blocking set-up work
+/// (connecting to PostgreSQL, whose client refuses to block an async worker) at start-up.
+pub(crate) fn off_the_workers<T: Send>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
     std::thread::scope(|scope| {
         scope
-            .spawn(|| mimi_store::Store::open_at(location))
+            .spawn(work)
             .join()
-            .map_err(|_| anyhow::anyhow!("opening {location} panicked"))?
-            .with_context(|| format!("cannot open {location}"))
+            .map_err(|_| anyhow::anyhow!("start-up work panicked"))?
     })
 }
 
@@ -165,6 +175,10 @@ async fn run_bound(
         }
     };
     fanout::run_senders(&state, &mut background, &stop);
+    {
+        let (s, stop) = (state.clone(), stop.clone());
+        background.spawn(async move { cluster::run_renewals(s, stop).await });
+    }
     if let Some(queue) = state.take_membership_queue() {
         let (s, stop) = (state.clone(), stop.clone());
         background.spawn(async move { follower::run_membership_checks(s, queue, stop).await });

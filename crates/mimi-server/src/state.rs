@@ -44,7 +44,7 @@ pub(crate) struct AppState {
     pub(crate) peers: Peers,
     /// Bumped whenever the outbox gains entries. A watch, not a `Notify`: a sender busy with
     /// a batch when entries arrive still sees the change when it next waits.
-    pub(crate) outbox_wake: watch::Sender<u64>,
+    pub(crate) outbox_wake: Arc<watch::Sender<u64>>,
     /// Bumped after every commit that added inbox entries; long-polling clients watch it.
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
     /// The owners of the hosted rooms in memory.
@@ -91,6 +91,10 @@ pub(crate) struct AppState {
     /// Local clients whose external commit is on its way to a room's hub elsewhere, by
     /// (room, device): subscribed already, not yet members (IN-LIFECYCLE-7).
     pub(crate) joining: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// This node's part in a cluster of nodes for the domain (`[cluster]`).
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    /// Wakes long polls and senders for the other nodes' commits (cluster only).
+    _listening: Option<mimi_store::Listening>,
     writer: Writer,
 }
 
@@ -99,8 +103,33 @@ impl AppState {
         std::fs::create_dir_all(&config.dir)?;
         let store = Arc::new(crate::open_store(&config.store_location())?);
         let inbox_wake = Arc::new(watch::Sender::new(0u64));
+        let outbox_wake = Arc::new(watch::Sender::new(0u64));
         let wake = inbox_wake.clone();
         store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));
+        // The other nodes of a cluster commit to the same database: their new inbox entries
+        // and fan-out wake this node's long polls and senders too.
+        let cluster = crate::cluster::Cluster::new(&config, tls)?;
+        let listening = match (&cluster, config.store_location()) {
+            (Some(_), mimi_store::Location::Postgres(url)) => {
+                let (inbox, outbox) = (inbox_wake.clone(), outbox_wake.clone());
+                let on_change = move |change| {
+                    let bump = |n: &mut u64| *n = n.wrapping_add(1);
+                    match change {
+                        mimi_store::Change::Inbox => inbox.send_modify(bump),
+                        mimi_store::Change::Outbox => outbox.send_modify(bump),
+                        mimi_store::Change::Reconnected => {
+                            inbox.send_modify(bump);
+                            outbox.send_modify(bump);
+                        }
+                    }
+                };
+                Some(crate::off_the_workers(|| {
+                    mimi_store::Listening::start(&url, on_change)
+                        .context("cannot listen for the cluster's changes")
+                })?)
+            }
+            _ => None,
+        };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let writer = Writer::start(store.clone(), metrics.clone())?;
         let identity = ProviderIdentity::from_pem(
@@ -163,8 +192,10 @@ impl AppState {
             hub_seed: seed.clone(),
             frank_key,
             peers,
-            outbox_wake: watch::Sender::new(0),
+            outbox_wake,
             inbox_wake,
+            cluster,
+            _listening: listening,
             hub: crate::hub::Hub::new(room_cache_rooms),
             envelope,
             known_clients: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -221,6 +252,13 @@ impl AppState {
 
     pub(crate) fn domain(&self) -> &str {
         &self.config.domain
+    }
+
+    /// This node's cluster part, for code that only runs in a cluster.
+    pub(crate) fn cluster(&self) -> Result<&crate::cluster::Cluster, ApiError> {
+        self.cluster
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("not a node of a cluster"))
     }
 
     /// This hub's entry in a room's `external_senders`: its key with the basic credential

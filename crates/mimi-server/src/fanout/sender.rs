@@ -58,6 +58,16 @@ async fn supervise(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<
     let mut wake = state.outbox_wake.subscribe();
     while !*stop.borrow() {
         wake.borrow_and_update();
+        // Another node of a cluster may have queued for a peer this one never saw.
+        if state.cluster.is_some() {
+            let s = state.clone();
+            if let Ok(Ok(peers)) =
+                tokio::task::spawn_blocking(move || s.store.read().and_then(|r| r.outbox_peers()))
+                    .await
+            {
+                state.note_peers(peers);
+            }
+        }
         for peer in state.peers_with_queues() {
             if running.insert(peer.clone()) {
                 let (state, stop) = (state.clone(), stop.clone());
@@ -96,12 +106,21 @@ async fn drain_until_stopped(
                 tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries");
             }
         }
-        let wait = match drain_once(&state, &peer, &mut delivered, &mut removals, &stop).await {
-            Ok(wait) => wait,
+        // In a cluster, one node at a time sends a peer's queue, in order.
+        let wait = match crate::cluster::Cluster::may_send_to(&state, &peer).await {
+            Ok(false) => Some(IDLE_POLL),
             Err(e) => {
-                tracing::warn!(peer = %peer, error = %e, "outbox error");
+                tracing::warn!(peer = %peer, error = %e, "cannot take the peer's queue");
                 Some(IDLE_POLL)
             }
+            Ok(true) => match drain_once(&state, &peer, &mut delivered, &mut removals, &stop).await
+            {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "outbox error");
+                    Some(IDLE_POLL)
+                }
+            },
         };
         let wait = wait.unwrap_or(IDLE_POLL);
         tokio::select! {

@@ -47,6 +47,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/ratchetTree/{*path}", get(ratchet_tree))
         .route("/v1/reportAbuse/{*room}", post(report_abuse))
         .route("/v1/identifierQuery/{domain}", post(identifier_query))
+        .route(
+            crate::cluster::INTERNAL_PATH,
+            post(crate::cluster::serve_internal),
+        )
 }
 
 /// FED-001: a client certificate chained to the trust anchor; FED-002: `From: mimi@<that

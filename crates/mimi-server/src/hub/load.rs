@@ -47,6 +47,7 @@ pub(super) async fn load(state: &Arc<AppState>, room_uri: &str) -> Result<HubRoo
 pub(super) async fn checkpoint(
     state: &Arc<AppState>,
     room_uri: &str,
+    generation: Option<i64>,
     room: HubRoom,
 ) -> Option<HubRoom> {
     let uri = room_uri.to_owned();
@@ -61,8 +62,13 @@ pub(super) async fn checkpoint(
     .await;
     let saved = match stored {
         Ok(stored) => {
+            let s = state.clone();
             state
-                .write(move |tx| Ok(tx.checkpoint_room(&stored, now_secs())?))
+                .write(move |tx| {
+                    // A node that lost the room must not fold its older view over the journal.
+                    crate::cluster::fence(tx, &s, &stored.room_uri, generation)?;
+                    Ok(tx.checkpoint_room(&stored, now_secs())?)
+                })
                 .await
         }
         Err(error) => Err(error),

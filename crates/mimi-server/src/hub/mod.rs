@@ -28,6 +28,7 @@ use mimi_store::StoredRoom;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::cluster::{self, Cluster, Place};
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
 
@@ -56,6 +57,8 @@ struct OwnerEntry {
     /// send never waits, so it can happen under the `owners` lock (see `owner::retire`).
     commands: mpsc::UnboundedSender<Command>,
     last_used: u64,
+    /// The lease generation the owner works under (`None`: not in a cluster).
+    generation: Option<i64>,
 }
 
 impl Hub {
@@ -124,6 +127,21 @@ impl Hub {
         bundle: HandshakeBundle,
         forwarded_by: Option<String>,
     ) -> Result<UpdateRoomResponse, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => {
+                cluster::update(state, &node, room_uri, &bundle, forwarded_by).await
+            }
+            Place::Here(_) => Self::update_here(state, room_uri, bundle, forwarded_by).await,
+        }
+    }
+
+    /// [`Hub::update`] on the node that owns the room (this one).
+    pub(crate) async fn update_here(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        bundle: HandshakeBundle,
+        forwarded_by: Option<String>,
+    ) -> Result<UpdateRoomResponse, ApiError> {
         Self::ask(state, room_uri, |reply| Command::Update {
             bundle: Box::new(bundle),
             forwarded_by,
@@ -135,6 +153,18 @@ impl Hub {
     /// Handles a `SubmitMessageRequest` for a hosted room. The owner checks the message and
     /// queues its save in order, then moves on; this waits for the save to be durable.
     pub(crate) async fn submit(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        request: SubmitMessageRequest,
+    ) -> Result<SubmitMessageResponse, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => cluster::submit(state, &node, room_uri, &request).await,
+            Place::Here(_) => Self::submit_here(state, room_uri, request).await,
+        }
+    }
+
+    /// [`Hub::submit`] on the node that owns the room (this one).
+    pub(crate) async fn submit_here(
         state: &Arc<AppState>,
         room_uri: &str,
         request: SubmitMessageRequest,
@@ -174,11 +204,39 @@ impl Hub {
         request: GroupInfoRequest,
         requester_domain: &str,
     ) -> Result<GroupInfoResponse, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => {
+                cluster::group_info(state, &node, room_uri, &request, requester_domain).await
+            }
+            Place::Here(_) => {
+                Self::group_info_here(state, room_uri, request, requester_domain).await
+            }
+        }
+    }
+
+    /// [`Hub::group_info`] on the node that owns the room (this one).
+    pub(crate) async fn group_info_here(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        request: GroupInfoRequest,
+        requester_domain: &str,
+    ) -> Result<GroupInfoResponse, ApiError> {
         group_info::answer(state, room_uri, request, requester_domain).await
     }
 
     /// The provider domains with members in a hosted room now.
     pub(crate) async fn member_domains(
+        state: &Arc<AppState>,
+        room_uri: &str,
+    ) -> Result<BTreeSet<String>, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => cluster::member_domains(state, &node, room_uri).await,
+            Place::Here(_) => Self::member_domains_here(state, room_uri).await,
+        }
+    }
+
+    /// [`Hub::member_domains`] on the node that owns the room (this one).
+    pub(crate) async fn member_domains_here(
         state: &Arc<AppState>,
         room_uri: &str,
     ) -> Result<BTreeSet<String>, ApiError> {
@@ -190,6 +248,17 @@ impl Hub {
         state: &Arc<AppState>,
         room_uri: &str,
     ) -> Result<(u64, BTreeSet<String>), ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => cluster::clients(state, &node, room_uri).await,
+            Place::Here(_) => Self::clients_here(state, room_uri).await,
+        }
+    }
+
+    /// [`Hub::clients`] on the node that owns the room (this one).
+    pub(crate) async fn clients_here(
+        state: &Arc<AppState>,
+        room_uri: &str,
+    ) -> Result<(u64, BTreeSet<String>), ApiError> {
         Self::ask(state, room_uri, |reply| Command::Clients { reply }).await
     }
 
@@ -197,6 +266,21 @@ impl Hub {
     /// (HUB-081): each proposal is accepted and fanned out like a member's, and the room's next
     /// commit must carry it. Returns the proposals (MLSMessages), one per device in the group.
     pub(crate) async fn remove_clients(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        devices: Vec<String>,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => {
+                let op = cluster::Op::RemoveClients { devices };
+                cluster::removals(state, &node, room_uri, op).await
+            }
+            Place::Here(_) => Self::remove_clients_here(state, room_uri, devices).await,
+        }
+    }
+
+    /// [`Hub::remove_clients`] on the node that owns the room (this one).
+    pub(crate) async fn remove_clients_here(
         state: &Arc<AppState>,
         room_uri: &str,
         devices: Vec<String>,
@@ -213,6 +297,21 @@ impl Hub {
     /// participant-list removal and a Remove of each of its clients, accepted and fanned out as
     /// [`Hub::remove_clients`] has them. Returns the proposals.
     pub(crate) async fn remove_user(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        user: String,
+    ) -> Result<Vec<Vec<u8>>, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => {
+                let op = cluster::Op::RemoveUser { user };
+                cluster::removals(state, &node, room_uri, op).await
+            }
+            Place::Here(_) => Self::remove_user_here(state, room_uri, user).await,
+        }
+    }
+
+    /// [`Hub::remove_user`] on the node that owns the room (this one).
+    pub(crate) async fn remove_user_here(
         state: &Arc<AppState>,
         room_uri: &str,
         user: String,
@@ -237,7 +336,7 @@ impl Hub {
                     .map_err(|e| ApiError::internal(format!("own proposal: {e}")))?,
                 more_proposals: Vec::new(),
             };
-            let answer = Self::update(state, room_uri, bundle, None).await?;
+            let answer = Self::update_here(state, room_uri, bundle, None).await?;
             if !matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }) {
                 return Err(ApiError::conflict(format!(
                     "{room_uri} moved on while its hub proposed removals; try again: {:?}",
@@ -250,6 +349,18 @@ impl Hub {
 
     /// What a hosted room's policy lets `user` do now.
     pub(crate) async fn rules(
+        state: &Arc<AppState>,
+        room_uri: &str,
+        user: &str,
+    ) -> Result<mimi_room::RoomRules, ApiError> {
+        match Cluster::place_room(state, room_uri).await? {
+            Place::Node(node) => cluster::rules(state, &node, room_uri, user).await,
+            Place::Here(_) => Self::rules_here(state, room_uri, user).await,
+        }
+    }
+
+    /// [`Hub::rules`] on the node that owns the room (this one).
+    pub(crate) async fn rules_here(
         state: &Arc<AppState>,
         room_uri: &str,
         user: &str,
@@ -288,8 +399,18 @@ impl Hub {
         room_uri: &str,
         command: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Command,
     ) -> Result<T, ApiError> {
+        let generation = match Cluster::place_room(state, room_uri).await? {
+            Place::Here(generation) => generation,
+            // The lease moved between routing and now (it lapsed): the requester repeats.
+            Place::Node(_) => {
+                return Err(ApiError::unavailable(
+                    format!("{room_uri} moved to another node; try again"),
+                    1,
+                ));
+            }
+        };
         let (reply, answer) = oneshot::channel();
-        state.hub.send(state, room_uri, command(reply));
+        state.hub.send(state, room_uri, generation, command(reply));
         answer
             .await
             .map_err(|_| ApiError::internal(format!("the owner of {room_uri} stopped")))?
@@ -297,10 +418,26 @@ impl Hub {
 
     /// Queues `command` for the room's owner. Under the `owners` lock, so an owner that retires
     /// (also under it) never leaves a command behind in its queue.
-    fn send(&self, state: &Arc<AppState>, room_uri: &str, command: Command) {
+    fn send(
+        &self,
+        state: &Arc<AppState>,
+        room_uri: &str,
+        generation: Option<i64>,
+        command: Command,
+    ) {
         let mut owners = self.lock_owners();
         owners.tick += 1;
         let tick = owners.tick;
+        // An owner from an earlier lease of the room may hold a state another node has moved
+        // on from: it finishes what it queued (its writes fail the fence) and a new owner loads
+        // the room afresh.
+        if owners
+            .map
+            .get(room_uri)
+            .is_some_and(|entry| entry.generation != generation)
+        {
+            owners.map.remove(room_uri);
+        }
         if let Some(entry) = owners.map.get_mut(room_uri) {
             entry.last_used = tick;
             match entry.commands.send(command) {
@@ -308,11 +445,11 @@ impl Hub {
                 // The owner ended without retiring (it panicked): start a new one.
                 Err(mpsc::error::SendError(command)) => {
                     owners.map.remove(room_uri);
-                    self.start_owner(&mut owners, state, room_uri, command, tick);
+                    self.start_owner(&mut owners, state, room_uri, generation, command, tick);
                 }
             }
         } else {
-            self.start_owner(&mut owners, state, room_uri, command, tick);
+            self.start_owner(&mut owners, state, room_uri, generation, command, tick);
         }
     }
 
@@ -321,6 +458,7 @@ impl Hub {
         owners: &mut Owners,
         state: &Arc<AppState>,
         room_uri: &str,
+        generation: Option<i64>,
         first: Command,
         tick: u64,
     ) {
@@ -332,7 +470,13 @@ impl Hub {
         let mut tasks = self.lock_tasks();
         // Forget owners that have finished, so the set does not grow with every room ever used.
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(owner::run(state.clone(), room_uri.to_owned(), id, queue));
+        tasks.spawn(owner::run(
+            state.clone(),
+            room_uri.to_owned(),
+            id,
+            generation,
+            queue,
+        ));
         drop(tasks);
         owners.map.insert(
             room_uri.to_owned(),
@@ -340,6 +484,7 @@ impl Hub {
                 id,
                 commands,
                 last_used: tick,
+                generation,
             },
         );
         if owners.map.len() > self.capacity {
@@ -355,6 +500,12 @@ impl Hub {
                 let _ = victim.send(Command::Retire);
             }
         }
+    }
+
+    /// Drops the owner of `room_uri` from memory (this node lost the room's lease): it finishes
+    /// what it queued, and the room's next command here starts an owner that loads it afresh.
+    pub(crate) fn forget(&self, room_uri: &str) {
+        self.lock_owners().map.remove(room_uri);
     }
 
     /// Removes the owner `id` of `room_uri` if `still_idle` holds, under the `owners` lock;

@@ -113,6 +113,7 @@ pub(super) async fn run(
     state: Arc<AppState>,
     room_uri: String,
     id: u64,
+    generation: Option<i64>,
     mut queue: mpsc::UnboundedReceiver<Command>,
 ) {
     let span = tracing::info_span!("room", room = %room_uri);
@@ -132,7 +133,7 @@ pub(super) async fn run(
                     creator_device,
                     reply,
                 } => {
-                    let outcome = save_created(&state, stored, creator_device).await;
+                    let outcome = save_created(&state, generation, stored, creator_device).await;
                     if outcome.is_ok() {
                         room = Some(*created);
                     }
@@ -156,7 +157,7 @@ pub(super) async fn run(
                             }
                         },
                     };
-                    room = handle(&state, &room_uri, loaded, command).await;
+                    room = handle(&state, &room_uri, generation, loaded, command).await;
                 }
             }
         }
@@ -169,6 +170,7 @@ pub(super) async fn run(
 async fn handle(
     state: &Arc<AppState>,
     room_uri: &str,
+    generation: Option<i64>,
     room: HubRoom,
     command: Command,
 ) -> Option<HubRoom> {
@@ -182,7 +184,8 @@ async fn handle(
                 HandshakeBundle::Commit { .. } => "commit",
                 HandshakeBundle::Proposal { .. } => "proposal",
             };
-            let (room, outcome) = handshake(state, room_uri, room, *bundle, forwarded_by).await;
+            let (room, outcome) =
+                handshake(state, room_uri, generation, room, *bundle, forwarded_by).await;
             let label = match &outcome {
                 Ok(response) => crate::metrics::update_outcome(&response.outcome),
                 Err(_) => "error",
@@ -192,7 +195,7 @@ async fn handle(
             room
         }
         Command::Submit { request, reply } => {
-            let _ = reply.send(submit(state, room_uri, &room, request).await);
+            let _ = reply.send(submit(state, room_uri, generation, &room, request).await);
             Some(room)
         }
         Command::ExternalJoin { user, link, reply } => {
@@ -262,11 +265,14 @@ async fn handle(
 /// Saves a room just created, with its creator subscribed.
 async fn save_created(
     state: &Arc<AppState>,
+    generation: Option<i64>,
     stored: StoredRoom,
     device: String,
 ) -> Result<(), ApiError> {
+    let s = state.clone();
     state
         .write(move |tx| {
+            crate::cluster::fence(tx, &s, &stored.room_uri, generation)?;
             tx.create_room(&stored, now_secs())?;
             tx.subscribe(&stored.room_uri, &device)?;
             Ok(())
@@ -279,6 +285,7 @@ async fn save_created(
 async fn handshake(
     state: &Arc<AppState>,
     room_uri: &str,
+    generation: Option<i64>,
     room: HubRoom,
     bundle: HandshakeBundle,
     forwarded_by: Option<String>,
@@ -314,7 +321,10 @@ async fn handshake(
     };
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let saving = match state
-        .queue_write(move |tx| save.persist(tx, &s, &uri))
+        .queue_write(move |tx| {
+            crate::cluster::fence(tx, &s, &uri, generation)?;
+            save.persist(tx, &s, &uri)
+        })
         .await
     {
         Ok(saving) => saving,
@@ -365,7 +375,7 @@ async fn handshake(
     state.wake_outbox();
     // Not while proposals are pending: the journal keeps them as received, for `/groupInfo`.
     let room = if journaled >= load::CHECKPOINT_EVERY && room.pending_proposals().is_empty() {
-        load::checkpoint(state, room_uri, room).await
+        load::checkpoint(state, room_uri, generation, room).await
     } else {
         Some(room)
     };
@@ -381,6 +391,7 @@ const ACCEPTED_MESSAGES_KEPT_MS: u64 = 120_000;
 async fn submit(
     state: &Arc<AppState>,
     room_uri: &str,
+    generation: Option<i64>,
     room: &HubRoom,
     request: SubmitMessageRequest,
 ) -> Result<Submitted, ApiError> {
@@ -418,6 +429,7 @@ async fn submit(
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let saved = state
         .queue_write(move |tx| {
+            crate::cluster::fence(tx, &s, &uri, generation)?;
             let forget_before = ts.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
             if let Some(earlier) = tx.accept_message_once(&hash, &answer, ts, forget_before)? {
                 return Ok(Some(earlier));
