@@ -87,7 +87,13 @@ pub struct Options {
     /// Every provider serves its operations endpoints (`metrics_listen`) on a loopback port
     /// of its own ([`Provider::metrics_addr`]).
     pub metrics: bool,
+    /// This domain runs as this many `mimid` nodes on one PostgreSQL database (always, even
+    /// when the suite runs on SQLite), behind a round-robin proxy at the provider's address.
+    pub cluster: Option<(&'static str, usize)>,
 }
+
+/// How long a cluster node's leases last in the tests: a killed node's rooms move after this.
+pub const CLUSTER_LEASE_MS: u64 = 3_000;
 
 impl Network {
     /// Initialises and starts one provider per domain, each with every other one as a peer.
@@ -147,7 +153,14 @@ impl Network {
             if let Some(port) = default_port {
                 set("default_port", &port.to_string());
             }
-            let (store, scratch) = match store_engine() {
+            let clustered = options
+                .cluster
+                .filter(|(domain, _)| *domain == initialized.domain);
+            let engine = match clustered {
+                Some(_) => StoreEngine::Postgres,
+                None => store_engine(),
+            };
+            let (store, scratch) = match engine {
                 StoreEngine::Sqlite => (
                     mimi_store::Location::Sqlite(initialized.dir.join("mimid.sqlite")),
                     None,
@@ -169,6 +182,18 @@ impl Network {
                     .unwrap_or_else(|e| panic!("{e}"));
                 addr
             });
+            let (nodes, proxy) = match clustered {
+                Some((_, count)) => {
+                    let nodes = (0..count)
+                        .map(|i| ClusterNode::prepare(&initialized.dir, &config, i))
+                        .collect::<Vec<_>>();
+                    let backends = nodes.iter().map(|n| n.addr).collect();
+                    let proxy = mimi_test_support::Proxy::start(initialized.addr, backends)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    (nodes, Some(proxy))
+                }
+                None => (Vec::new(), None),
+            };
             providers.push(Provider {
                 domain: initialized.domain,
                 addr: initialized.addr,
@@ -178,6 +203,8 @@ impl Network {
                 config,
                 process: None,
                 mimid: mimid.clone(),
+                nodes,
+                proxy,
                 store,
                 _scratch: scratch,
             });
@@ -331,6 +358,9 @@ impl Network {
         }
         for p in &self.providers {
             p.logs.dump(&p.domain, 300);
+            for node in &p.nodes {
+                node.logs.dump(&format!("{} {}", p.domain, node.name), 300);
+            }
         }
     }
 }
@@ -389,6 +419,10 @@ pub struct Provider {
     logs: Logs,
     process: Option<Running>,
     mimid: PathBuf,
+    /// With [`Options::cluster`], the nodes serving this domain (then `process` stays unused).
+    nodes: Vec<ClusterNode>,
+    /// The round-robin proxy in front of `nodes`, listening at `addr`.
+    proxy: Option<mimi_test_support::Proxy>,
     store: mimi_store::Location,
     /// Dropped after `process`, whose `Drop` kills `mimid`.
     _scratch: Option<mimi_store::ScratchDatabase>,
@@ -475,8 +509,17 @@ impl Provider {
             .unwrap_or_else(|e| panic!("{}: {sql}: {e}", self.domain))
     }
 
-    /// Starts `mimid serve` with this provider's config and waits for its `ready` line.
+    /// Starts `mimid serve` with this provider's config and waits for its `ready` line (every
+    /// node that is not running, for a cluster).
     pub fn start(&mut self) {
+        if !self.nodes.is_empty() {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].process.is_none() {
+                    self.start_node(i);
+                }
+            }
+            return;
+        }
         assert!(self.process.is_none(), "{} is already running", self.domain);
         let serve = Serve::new(
             &self.mimid,
@@ -500,6 +543,99 @@ impl Provider {
     pub fn kill(&mut self) {
         // Dropping the running process kills and reaps it.
         self.process = None;
+        for node in &mut self.nodes {
+            node.process = None;
+        }
+    }
+
+    /// The names of this cluster's nodes (`n0`, `n1`, ...).
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Starts node `i` of this cluster and waits until it is ready.
+    pub fn start_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.process.is_none(), "{} is already running", node.name);
+        let serve = Serve::new(
+            &self.mimid,
+            &node.config,
+            &self.domain,
+            node.addr,
+            &node.logs,
+        );
+        node.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// Kills node `i` of this cluster with `SIGKILL`.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].process = None;
+    }
+
+    /// The index of the node that holds `resource`'s lease now (`room:URI`, `peer:DOMAIN`).
+    pub fn lease_holder(&self, resource: &str) -> Option<usize> {
+        let rows = self.db_query(
+            "SELECT node FROM leases WHERE resource = ?1 AND expires_at_ms > 0",
+            &[mimi_store::inspect::Cell::Text(resource.to_owned())],
+        );
+        let name = rows.first()?.first()?.text()?.to_owned();
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// The round-robin proxy in front of this cluster.
+    pub fn proxy(&self) -> Option<&mimi_test_support::Proxy> {
+        self.proxy.as_ref()
+    }
+}
+
+/// One `mimid` node of a clustered provider: its own directory (a copy of the provider's keys),
+/// listen address and log, the provider's database.
+struct ClusterNode {
+    name: String,
+    addr: SocketAddr,
+    config: PathBuf,
+    logs: Logs,
+    process: Option<Running>,
+}
+
+impl ClusterNode {
+    /// Writes node `i`'s directory next to the provider's: its keys, and a config that differs
+    /// in `dir`, `listen` and `[cluster]`.
+    fn prepare(provider_dir: &Path, provider_config: &Path, i: usize) -> Self {
+        let name = format!("n{i}");
+        let dir = provider_dir.join(format!("node-{name}"));
+        fs::create_dir_all(&dir).expect("cannot create a node directory");
+        for entry in fs::read_dir(provider_dir).expect("cannot list the provider directory") {
+            let path = entry.expect("a directory entry").path();
+            let file = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            let key_file = file.ends_with(".pem") || file.ends_with(".key");
+            if path.is_file() && key_file {
+                fs::copy(&path, dir.join(file)).expect("cannot copy a key file");
+            }
+        }
+        let addr = free_loopback_port();
+        let config = dir.join("mimid.toml");
+        fs::copy(provider_config, &config).expect("cannot copy the config");
+        let set = |key: &str, value: &str| {
+            set_top_level_value(&config, key, value).unwrap_or_else(|e| panic!("{e}"));
+        };
+        set("dir", &format!("{:?}", dir.display().to_string()));
+        set("listen", &format!("\"{addr}\""));
+        let mut text = fs::read_to_string(&config).expect("cannot read the node config");
+        text.push_str(&format!(
+            "\n[cluster]\nnode = \"{name}\"\naddress = \"{addr}\"\nlease_ms = {CLUSTER_LEASE_MS}\n"
+        ));
+        fs::write(&config, text).expect("cannot write the node config");
+        Self {
+            name,
+            addr,
+            config,
+            logs: Logs::in_dir(&dir),
+            process: None,
+        }
     }
 }
 

@@ -77,6 +77,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A socket of the harness's own (the proxy) failed.
+    #[error("{0}: {1}")]
+    Net(String, std::io::Error),
 }
 
 impl Error {

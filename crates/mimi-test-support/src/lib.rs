@@ -30,6 +30,7 @@ mod dns;
 mod error;
 mod logs;
 mod mesh;
+mod proxy;
 mod serve;
 
 // The public interface.
@@ -40,4 +41,5 @@ pub use dns::{DnsRecord, DnsServer};
 pub use error::Error;
 pub use logs::{Logs, tail};
 pub use mesh::{Initialized, free_loopback_addrs, init_mesh};
+pub use proxy::{Fault, Proxy};
 pub use serve::{READY_TIMEOUT, Running, Serve};

@@ -3,6 +3,7 @@
 //! `scripts/test.sh`, which does both).
 
 mod app_state;
+mod cluster;
 mod consent;
 mod content;
 mod demo;

@@ -1,0 +1,302 @@
+//! A TCP proxy on loopback: the load balancer in front of a cluster's nodes (each connection
+//! to the next backend that accepts it, round robin), and the faulty network between a client
+//! and its provider or between providers ([`Fault`]). TLS passes through untouched: a fault
+//! hits whatever request the connection carries next.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::Error;
+
+/// How long a backend may take to accept a connection before the next one is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the accepting thread looks up to notice it should stop.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// What the proxy does to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing: bytes pass both ways.
+    None,
+    /// The request reaches the backend, the answer never reaches the client: once the backend
+    /// starts answering, both sides are closed (a lost answer).
+    DropAnswer,
+    /// Both directions wait this long before each chunk passes.
+    Delay(Duration),
+    /// After this many bytes from the client, both sides are reset (a request cut in its
+    /// body).
+    ResetAfter(usize),
+}
+
+/// Which connections get which fault: every `every`-th connection (1: all) gets `fault`.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    fault: Fault,
+    every: usize,
+}
+
+/// A running proxy; stops accepting when dropped (connections already open run to their end).
+pub struct Proxy {
+    addr: SocketAddr,
+    backends: Arc<Mutex<Vec<SocketAddr>>>,
+    plan: Arc<Mutex<Plan>>,
+    faults_injected: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listens on `listen` (port 0: any) and spreads connections over `backends`.
+    pub fn start(listen: SocketAddr, backends: Vec<SocketAddr>) -> Result<Self, Error> {
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| Error::Net(format!("proxy cannot listen on {listen}"), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Net("proxy listener".into(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Net("proxy listener".into(), e))?;
+        let backends = Arc::new(Mutex::new(backends));
+        let plan = Arc::new(Mutex::new(Plan {
+            fault: Fault::None,
+            every: 1,
+        }));
+        let faults_injected = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (backends, plan, injected, stop) = (
+                backends.clone(),
+                plan.clone(),
+                faults_injected.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || accept(&listener, &backends, &plan, &injected, &stop))
+        };
+        Ok(Self {
+            addr,
+            backends,
+            plan,
+            faults_injected,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// From now on, every `every`-th new connection (1: each) gets `fault`.
+    pub fn set_fault(&self, fault: Fault, every: usize) {
+        *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = Plan {
+            fault,
+            every: every.max(1),
+        };
+    }
+
+    /// Connections a fault was applied to so far.
+    pub fn faults_injected(&self) -> usize {
+        self.faults_injected.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the backends new connections go to.
+    pub fn set_backends(&self, backends: Vec<SocketAddr>) {
+        *self.backends.lock().unwrap_or_else(|e| e.into_inner()) = backends;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept(
+    listener: &TcpListener,
+    backends: &Mutex<Vec<SocketAddr>>,
+    plan: &Mutex<Plan>,
+    injected: &AtomicUsize,
+    stop: &AtomicBool,
+) {
+    let mut next = 0usize;
+    let mut count = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let _ = client.set_nonblocking(false);
+        let targets = backends.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // The next backend that accepts, as a balancer skips a dead node.
+        let backend = (0..targets.len()).find_map(|i| {
+            let target = targets[(next + i) % targets.len()];
+            TcpStream::connect_timeout(&target, CONNECT_TIMEOUT)
+                .ok()
+                .map(|s| (i, s))
+        });
+        let Some((skipped, backend)) = backend else {
+            continue;
+        };
+        next = next.wrapping_add(skipped + 1);
+        count += 1;
+        let plan = *plan.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = if count.is_multiple_of(plan.every) {
+            plan.fault
+        } else {
+            Fault::None
+        };
+        if fault != Fault::None {
+            injected.fetch_add(1, Ordering::Relaxed);
+        }
+        std::thread::spawn(move || relay(client, backend, fault));
+    }
+}
+
+/// Copies both ways until either side ends, applying `fault`.
+fn relay(client: TcpStream, backend: TcpStream, fault: Fault) {
+    let (Ok(client_r), Ok(backend_r)) = (client.try_clone(), backend.try_clone()) else {
+        return;
+    };
+    let delay = match fault {
+        Fault::Delay(d) => Some(d),
+        _ => None,
+    };
+    let limit = match fault {
+        Fault::ResetAfter(n) => Some(n),
+        _ => None,
+    };
+    let (c, b) = (client.try_clone(), backend.try_clone());
+    let upstream = std::thread::spawn(move || {
+        copy(client_r, backend, delay, limit);
+        if let (Ok(c), Ok(b)) = (c, b)
+            && limit.is_some()
+        {
+            reset(&c);
+            reset(&b);
+        }
+    });
+    if fault == Fault::DropAnswer {
+        // The first bytes of the answer show the request was handled: then both sides go.
+        let mut backend_r = backend_r;
+        let mut first = [0u8; 1];
+        let _ = backend_r.read(&mut first);
+        let _ = backend_r.shutdown(Shutdown::Both);
+        let _ = client.shutdown(Shutdown::Both);
+    } else {
+        copy(backend_r, client, delay, None);
+    }
+    let _ = upstream.join();
+}
+
+/// Copies `from` to `to` until the end or `limit` bytes, waiting `delay` before each chunk;
+/// then closes `to` for writing.
+fn copy(mut from: TcpStream, mut to: TcpStream, delay: Option<Duration>, limit: Option<usize>) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut passed = 0usize;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        let n = match limit {
+            Some(limit) => n.min(limit - passed),
+            None => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        passed += n;
+        if limit.is_some_and(|limit| passed >= limit) {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// Closes `stream` with a reset (SO_LINGER 0), as a crashed middlebox would.
+fn reset(stream: &TcpStream) {
+    let socket = socket2::SockRef::from(stream);
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    let _ = socket.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn round_trip(addr: SocketAddr) -> std::io::Result<Vec<u8>> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"ping")?;
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got)?;
+        Ok(got.to_vec())
+    }
+
+    #[test]
+    fn connections_take_turns_and_skip_a_dead_backend() {
+        let live = echo_server();
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), vec![dead, live]).unwrap();
+        for _ in 0..4 {
+            assert_eq!(round_trip(proxy.addr()).unwrap(), b"ping");
+        }
+        assert_eq!(proxy.faults_injected(), 0);
+    }
+
+    #[test]
+    fn a_dropped_answer_reaches_the_backend_but_not_the_client() {
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), vec![echo_server()]).unwrap();
+        proxy.set_fault(Fault::DropAnswer, 2);
+        assert!(round_trip(proxy.addr()).is_ok());
+        assert!(round_trip(proxy.addr()).is_err());
+        assert!(round_trip(proxy.addr()).is_ok());
+        assert_eq!(proxy.faults_injected(), 1);
+    }
+
+    #[test]
+    fn a_reset_cuts_the_request() {
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), vec![echo_server()]).unwrap();
+        proxy.set_fault(Fault::ResetAfter(2), 1);
+        assert!(round_trip(proxy.addr()).is_err());
+        proxy.set_fault(Fault::Delay(Duration::from_millis(50)), 1);
+        assert_eq!(round_trip(proxy.addr()).unwrap(), b"ping");
+    }
+}
