@@ -16,9 +16,10 @@ use crate::error::ClientError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Repeat {
     /// Reads, and writes that change nothing the second time (an inbox ack, an unsubscribe, an
-    /// application message, which the room's hub recognizes when it comes again: FED-016).
+    /// application message or a handshake bundle, which the room's hub recognizes when it
+    /// comes again: FED-016, IN-SERVER-15).
     Safe,
-    /// Everything else: a repeated commit, upload or registration could happen twice.
+    /// Everything else: a repeated upload or registration could happen twice.
     Never,
 }
 

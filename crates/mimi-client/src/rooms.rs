@@ -749,7 +749,9 @@ impl Client {
         let path = format!("/client/v1/update/{}", room_path(room)?);
         let answer = self
             .api
-            .post_bytes(&path, UpdateRequest { bundle }.encode(), Repeat::Never)
+            // The hub answers a repeated bundle as it answered the first (IN-SERVER-15), so a
+            // commit whose answer was lost is sent again rather than left in doubt.
+            .post_bytes(&path, UpdateRequest { bundle }.encode(), Repeat::Safe)
             .await?;
         UpdateRoomResponse::decode(&answer)
             .map_err(|e| ClientError::Provider(format!("malformed update answer: {e}")))

@@ -90,6 +90,10 @@ pub struct Options {
     /// This domain runs as this many `mimid` nodes on one PostgreSQL database (always, even
     /// when the suite runs on SQLite), behind a round-robin proxy at the provider's address.
     pub cluster: Option<(&'static str, usize)>,
+    /// Every provider sits behind a TCP proxy of its own at its address (its process listens
+    /// elsewhere), through which its clients and its peers reach it: [`Provider::proxy`]
+    /// injects faults.
+    pub proxied: bool,
 }
 
 /// How long a cluster node's leases last in the tests: a killed node's rooms move after this.
@@ -182,8 +186,13 @@ impl Network {
                     .unwrap_or_else(|e| panic!("{e}"));
                 addr
             });
+            let mut listen = initialized.addr;
             let (nodes, proxy) = match clustered {
                 Some((_, count)) => {
+                    // Peers follow the directory's URLs: they must lead to the balancer.
+                    let port = initialized.addr.port().to_string();
+                    set_top_level_value(&config, "public_port", &port)
+                        .unwrap_or_else(|e| panic!("{e}"));
                     let nodes = (0..count)
                         .map(|i| ClusterNode::prepare(&initialized.dir, &config, i))
                         .collect::<Vec<_>>();
@@ -192,11 +201,24 @@ impl Network {
                         .unwrap_or_else(|e| panic!("{e}"));
                     (nodes, Some(proxy))
                 }
+                None if options.proxied => {
+                    listen = free_loopback_port();
+                    set_top_level_value(&config, "listen", &format!("\"{listen}\""))
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    // Peers follow the directory's URLs: they must lead to the proxy.
+                    let port = initialized.addr.port().to_string();
+                    set_top_level_value(&config, "public_port", &port)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let proxy = mimi_test_support::Proxy::start(initialized.addr, vec![listen])
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    (Vec::new(), Some(proxy))
+                }
                 None => (Vec::new(), None),
             };
             providers.push(Provider {
                 domain: initialized.domain,
                 addr: initialized.addr,
+                listen,
                 metrics_addr,
                 logs: Logs::in_dir(&initialized.dir),
                 dir: initialized.dir,
@@ -409,8 +431,10 @@ pub struct Answer {
 pub struct Provider {
     /// The provider's domain, e.g. `a.example`.
     pub domain: String,
-    /// The loopback address it listens on.
+    /// The loopback address its clients and peers reach it at.
     pub addr: SocketAddr,
+    /// Where its process listens: `addr`, unless a proxy stands in front of it.
+    listen: SocketAddr,
     /// Its operations endpoints' address, with [`Options::metrics`].
     pub metrics_addr: Option<SocketAddr>,
     /// The directory `mimid init` filled (`mimid.toml`, `tls.pem`, `tls.key`, ...).
@@ -525,7 +549,7 @@ impl Provider {
             &self.mimid,
             &self.config,
             &self.domain,
-            self.addr,
+            self.listen,
             &self.logs,
         );
         self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
@@ -546,6 +570,15 @@ impl Provider {
         for node in &mut self.nodes {
             node.process = None;
         }
+    }
+
+    /// What the provider logged so far (every node's log, for a cluster).
+    pub fn log_text(&self) -> String {
+        let mut text = fs::read_to_string(&self.logs.stderr).unwrap_or_default();
+        for node in &self.nodes {
+            text.push_str(&fs::read_to_string(&node.logs.stderr).unwrap_or_default());
+        }
+        text
     }
 
     /// The names of this cluster's nodes (`n0`, `n1`, ...).
@@ -582,7 +615,7 @@ impl Provider {
         self.nodes.iter().position(|n| n.name == name)
     }
 
-    /// The round-robin proxy in front of this cluster.
+    /// The proxy in front of this provider ([`Options::proxied`]) or cluster.
     pub fn proxy(&self) -> Option<&mimi_test_support::Proxy> {
         self.proxy.as_ref()
     }

@@ -14,6 +14,10 @@ pub struct Config {
     pub domain: String,
     /// Address to listen on for both the federation and the client API.
     pub listen: SocketAddr,
+    /// The port peers reach this provider at, when it differs from `listen`'s (a load
+    /// balancer or a cluster's nodes in front): the URLs of its directory use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
     /// Address of the operations listener: `/metrics` (Prometheus), `/healthz`, `/readyz`,
     /// plain HTTP, for an internal network only. None: not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -49,6 +49,7 @@ pub fn init(
         domain: domain.to_owned(),
         listen,
         metrics_listen: None,
+        public_port: None,
         database: None,
         cluster: None,
         dir: dir.clone(),

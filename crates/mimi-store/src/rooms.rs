@@ -338,6 +338,16 @@ mod journal_tests {
 }
 
 impl StoreGuard<'_> {
+    /// The answer given to the message or handshake with this hash, if the hub accepted it
+    /// lately (see [`Tx::accept_message_once`]).
+    pub fn accepted_answer(&self, hash: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn.query_opt(
+            "SELECT answer FROM accepted_messages WHERE hash = ?1",
+            params![hash],
+            |r| r.get(0),
+        )
+    }
+
     /// Every room this provider hosts: its URI, epoch and last change (seconds since the UNIX
     /// epoch), by URI.
     pub fn hosted_rooms(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {

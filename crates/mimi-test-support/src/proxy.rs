@@ -30,13 +30,20 @@ pub enum Fault {
     /// After this many bytes from the client, both sides are reset (a request cut in its
     /// body).
     ResetAfter(usize),
+    /// The next answer to a request of more than this many bytes (TLS records included), on
+    /// any connection, new or already open, is lost: when the backend starts answering it, both
+    /// sides are closed. Smaller requests (reads, TLS handshakes) pass, so the fault lands on
+    /// a write. Only with [`Proxy::fault_next`].
+    DropAnswerToLarge(usize),
 }
 
-/// Which connections get which fault: every `every`-th connection (1: all) gets `fault`.
+/// Which connections get which fault: every `every`-th connection (1: all) gets `fault`;
+/// with `once`, only the next one.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     fault: Fault,
     every: usize,
+    once: bool,
 }
 
 /// A running proxy; stops accepting when dropped (connections already open run to their end).
@@ -44,6 +51,8 @@ pub struct Proxy {
     addr: SocketAddr,
     backends: Arc<Mutex<Vec<SocketAddr>>>,
     plan: Arc<Mutex<Plan>>,
+    /// An armed [`Fault::DropAnswerToLarge`]: its size, until a connection uses it.
+    large: Arc<Mutex<Option<usize>>>,
     faults_injected: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -64,22 +73,26 @@ impl Proxy {
         let plan = Arc::new(Mutex::new(Plan {
             fault: Fault::None,
             every: 1,
+            once: false,
         }));
         let faults_injected = Arc::new(AtomicUsize::new(0));
+        let large = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (backends, plan, injected, stop) = (
-                backends.clone(),
-                plan.clone(),
-                faults_injected.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || accept(&listener, &backends, &plan, &injected, &stop))
+            let shared = Shared {
+                backends: backends.clone(),
+                plan: plan.clone(),
+                large: large.clone(),
+                injected: faults_injected.clone(),
+            };
+            let stop = stop.clone();
+            std::thread::spawn(move || accept(&listener, &shared, &stop))
         };
         Ok(Self {
             addr,
             backends,
             plan,
+            large,
             faults_injected,
             stop,
             thread: Some(thread),
@@ -96,6 +109,21 @@ impl Proxy {
         *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = Plan {
             fault,
             every: every.max(1),
+            once: false,
+        };
+    }
+
+    /// The next new connection gets `fault`; the ones after it none. A
+    /// [`Fault::DropAnswerToLarge`] waits instead for the next large request on any connection.
+    pub fn fault_next(&self, fault: Fault) {
+        if let Fault::DropAnswerToLarge(size) = fault {
+            *self.large.lock().unwrap_or_else(|e| e.into_inner()) = Some(size);
+            return;
+        }
+        *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = Plan {
+            fault,
+            every: 1,
+            once: true,
         };
     }
 
@@ -119,13 +147,16 @@ impl Drop for Proxy {
     }
 }
 
-fn accept(
-    listener: &TcpListener,
-    backends: &Mutex<Vec<SocketAddr>>,
-    plan: &Mutex<Plan>,
-    injected: &AtomicUsize,
-    stop: &AtomicBool,
-) {
+/// What the accepting thread and every connection share.
+#[derive(Clone)]
+struct Shared {
+    backends: Arc<Mutex<Vec<SocketAddr>>>,
+    plan: Arc<Mutex<Plan>>,
+    large: Arc<Mutex<Option<usize>>>,
+    injected: Arc<AtomicUsize>,
+}
+
+fn accept(listener: &TcpListener, shared: &Shared, stop: &AtomicBool) {
     let mut next = 0usize;
     let mut count = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -138,7 +169,11 @@ fn accept(
             Err(_) => continue,
         };
         let _ = client.set_nonblocking(false);
-        let targets = backends.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let targets = shared
+            .backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         // The next backend that accepts, as a balancer skips a dead node.
         let backend = (0..targets.len()).find_map(|i| {
             let target = targets[(next + i) % targets.len()];
@@ -151,21 +186,27 @@ fn accept(
         };
         next = next.wrapping_add(skipped + 1);
         count += 1;
-        let plan = *plan.lock().unwrap_or_else(|e| e.into_inner());
-        let fault = if count.is_multiple_of(plan.every) {
-            plan.fault
-        } else {
-            Fault::None
+        let fault = {
+            let mut plan = shared.plan.lock().unwrap_or_else(|e| e.into_inner());
+            let fault = if count.is_multiple_of(plan.every) {
+                plan.fault
+            } else {
+                Fault::None
+            };
+            if plan.once {
+                plan.fault = Fault::None;
+            }
+            fault
         };
-        if fault != Fault::None {
-            injected.fetch_add(1, Ordering::Relaxed);
-        }
-        std::thread::spawn(move || relay(client, backend, fault));
+        let shared = shared.clone();
+        std::thread::spawn(move || relay(client, backend, fault, &shared));
     }
 }
 
-/// Copies both ways until either side ends, applying `fault`.
-fn relay(client: TcpStream, backend: TcpStream, fault: Fault) {
+/// Copies both ways until either side ends, applying `fault`; counts it in `injected` once it
+/// took effect.
+fn relay(client: TcpStream, backend: TcpStream, fault: Fault, shared: &Shared) {
+    let injected = &shared.injected;
     let (Ok(client_r), Ok(backend_r)) = (client.try_clone(), backend.try_clone()) else {
         return;
     };
@@ -177,32 +218,67 @@ fn relay(client: TcpStream, backend: TcpStream, fault: Fault) {
         Fault::ResetAfter(n) => Some(n),
         _ => None,
     };
-    let (c, b) = (client.try_clone(), backend.try_clone());
+    if delay.is_some() {
+        injected.fetch_add(1, Ordering::Relaxed);
+    }
+    // Bytes the client sent since the backend last answered: the size of the request an
+    // answer belongs to.
+    let request = Arc::new(AtomicUsize::new(0));
+    let (c, b, counted) = (client.try_clone(), backend.try_clone(), request.clone());
     let upstream = std::thread::spawn(move || {
-        copy(client_r, backend, delay, limit);
-        if let (Ok(c), Ok(b)) = (c, b)
-            && limit.is_some()
-        {
+        let cut = copy(client_r, backend, delay, limit, Some(&counted));
+        if cut && let (Ok(c), Ok(b)) = (c, b) {
             reset(&c);
             reset(&b);
         }
+        cut
     });
-    if fault == Fault::DropAnswer {
-        // The first bytes of the answer show the request was handled: then both sides go.
-        let mut backend_r = backend_r;
-        let mut first = [0u8; 1];
-        let _ = backend_r.read(&mut first);
-        let _ = backend_r.shutdown(Shutdown::Both);
-        let _ = client.shutdown(Shutdown::Both);
-    } else {
-        copy(backend_r, client, delay, None);
+    let drop_all = fault == Fault::DropAnswer;
+    let mut from = backend_r;
+    let mut to = client;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let asked = request.swap(0, Ordering::Relaxed);
+        let drop_large = asked > 0 && {
+            let mut large = shared.large.lock().unwrap_or_else(|e| e.into_inner());
+            match *large {
+                Some(size) if asked > size => large.take().is_some(),
+                _ => false,
+            }
+        };
+        if drop_all || drop_large {
+            injected.fetch_add(1, Ordering::Relaxed);
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+            break;
+        }
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
     }
-    let _ = upstream.join();
+    let _ = to.shutdown(Shutdown::Write);
+    if upstream.join().unwrap_or(false) {
+        injected.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// Copies `from` to `to` until the end or `limit` bytes, waiting `delay` before each chunk;
-/// then closes `to` for writing.
-fn copy(mut from: TcpStream, mut to: TcpStream, delay: Option<Duration>, limit: Option<usize>) {
+/// Copies `from` to `to` until the end or `limit` bytes (then returns true: cut), waiting
+/// `delay` before each chunk and adding what passed to `counted`; then closes `to` for
+/// writing.
+fn copy(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    delay: Option<Duration>,
+    limit: Option<usize>,
+    counted: Option<&AtomicUsize>,
+) -> bool {
     let mut buf = [0u8; 16 * 1024];
     let mut passed = 0usize;
     loop {
@@ -217,15 +293,19 @@ fn copy(mut from: TcpStream, mut to: TcpStream, delay: Option<Duration>, limit: 
             Some(limit) => n.min(limit - passed),
             None => n,
         };
+        if let Some(counted) = counted {
+            counted.fetch_add(n, Ordering::Relaxed);
+        }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
         passed += n;
         if limit.is_some_and(|limit| passed >= limit) {
-            break;
+            return true;
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+    false
 }
 
 /// Closes `stream` with a reset (SO_LINGER 0), as a crashed middlebox would.
@@ -289,6 +369,25 @@ mod tests {
         assert!(round_trip(proxy.addr()).is_err());
         assert!(round_trip(proxy.addr()).is_ok());
         assert_eq!(proxy.faults_injected(), 1);
+    }
+
+    #[test]
+    fn only_the_answer_to_a_large_request_is_dropped_and_only_once() {
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), vec![echo_server()]).unwrap();
+        proxy.fault_next(Fault::DropAnswerToLarge(100));
+        let mut s = TcpStream::connect(proxy.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // A small request on the faulty connection is answered.
+        s.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        // A large one is not, and the connection is gone.
+        s.write_all(&[7u8; 500]).unwrap();
+        let mut rest = Vec::new();
+        assert!(matches!(s.read_to_end(&mut rest), Ok(n) if n < 500) || rest.len() < 500);
+        assert_eq!(proxy.faults_injected(), 1);
+        // The next connection is not faulty.
+        assert_eq!(round_trip(proxy.addr()).unwrap(), b"ping");
     }
 
     #[test]

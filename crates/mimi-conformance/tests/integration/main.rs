@@ -8,6 +8,7 @@ mod consent;
 mod content;
 mod demo;
 mod discovery;
+mod faults;
 mod federation_api;
 mod foreign_credentials;
 mod franking;

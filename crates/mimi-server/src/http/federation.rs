@@ -88,7 +88,12 @@ fn authenticate(
 }
 
 async fn directory(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let base = format!("https://{}:{}", state.domain(), state.config.listen.port());
+    // Behind a balancer (or as one node of a cluster), the port peers reach us at.
+    let port = state
+        .config
+        .public_port
+        .unwrap_or_else(|| state.config.listen.port());
+    let base = format!("https://{}:{port}", state.domain());
     // Only endpoints this server has a route for (issue 14). Consent keeps the directory's
     // parameter names (IN-PROTO-18); we fill them with a domain (IN-CONSENT-1).
     let mut directory = Directory::for_base_url(&base);

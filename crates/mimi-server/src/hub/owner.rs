@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use mimi_protocol::{
     FanoutMessage, Frank, HandshakeBundle, MlsMessageKind, ServerFrankingContext,
-    SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse,
+    SubmitMessageRequest, SubmitMessageResponse, UpdateRoomResponse, Wire as _,
 };
 use mimi_room::{HubRoom, Refusal};
 use mimi_store::StoredRoom;
@@ -290,6 +290,21 @@ async fn handshake(
     bundle: HandshakeBundle,
     forwarded_by: Option<String>,
 ) -> (Option<HubRoom>, Result<UpdateRoomResponse, ApiError>) {
+    // FED-016 for handshakes (IN-SERVER-15): the same bundle submitted again after a lost
+    // answer gets the first answer, and nothing is checked or saved twice. The first one's save
+    // was durable before this command started (one command at a time), so the check is exact.
+    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bundle.encode()).into();
+    let s = state.clone();
+    match tokio::task::spawn_blocking(move || s.store.read()?.accepted_answer(&hash)).await {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(answer))) => {
+            tracing::info!("a handshake submitted again; answered as before");
+            let answer = UpdateRoomResponse::decode(&answer).map_err(ApiError::internal);
+            return (Some(room), answer);
+        }
+        Ok(Err(e)) => return (Some(room), Err(e.into())),
+        Err(e) => return (Some(room), Err(e.into())),
+    }
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let (room, planned) = blocking(room, move |room| {
         update::plan(
@@ -320,9 +335,13 @@ async fn handshake(
         return (if changed { None } else { Some(room) }, Ok(response));
     };
     let (s, uri) = (state.clone(), room_uri.to_owned());
+    let answer = response.encode();
     let saving = match state
         .queue_write(move |tx| {
             crate::cluster::fence(tx, &s, &uri, generation)?;
+            let now = now_ms();
+            let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
+            tx.accept_message_once(&hash, &answer, now, forget_before)?;
             save.persist(tx, &s, &uri)
         })
         .await
