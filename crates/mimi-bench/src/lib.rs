@@ -7,12 +7,14 @@
 //! to stderr as the benchmarks run. Real `mimid` processes are started through
 //! `mimi-test-support`, from the `mimid` binary next to the running executable.
 //!
-//! Layout: `commit`, `fanout`, `join` and `memory` are one benchmark each; `providers` runs
+//! Layout: `commit`, `fanout`, `join`, `memory`, `discovery`, `sync` and `chaos` are one
+//! benchmark each; `providers` runs
 //! `mimid` processes for them, `world` builds a large room around an in-process hub.
 //!
 //! To add a benchmark: a module with an `Args` (clap) and an `async fn run(Args) ->
 //! anyhow::Result<String>`, one variant in [`BenchCommand`] and one arm in [`run`].
 
+mod chaos;
 mod commit;
 mod discovery;
 mod fanout;
@@ -26,6 +28,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 // The public interface: the subcommand and its options, and the function that runs it.
+pub use chaos::Args as ChaosArgs;
 pub use commit::Args as CommitArgs;
 pub use fanout::Args as FanoutArgs;
 pub use join::Args as JoinArgs;
@@ -47,6 +50,9 @@ pub enum BenchCommand {
     Discovery(discovery::Args),
     /// A client in a large room catching up on many messages (decrypt, fold, store).
     Sync(sync::Args),
+    /// Fan-out while providers are killed with `kill -9` and restarted at random: nothing
+    /// accepted may be lost or arrive twice.
+    Chaos(chaos::Args),
 }
 
 /// Runs one benchmark; returns its report (a table, or one line of JSON) for stdout.
@@ -58,6 +64,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<String> {
         BenchCommand::Memory(args) => memory::run(args).await,
         BenchCommand::Discovery(args) => discovery::run(args).await,
         BenchCommand::Sync(args) => sync::run(args).await,
+        BenchCommand::Chaos(args) => chaos::run(args).await,
     }
 }
 

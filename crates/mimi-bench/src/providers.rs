@@ -76,9 +76,35 @@ pub(crate) struct Node {
     pub(crate) dir: PathBuf,
     /// Its operations endpoints (`metrics_listen`): `/metrics`, `/healthz`, `/readyz`.
     pub(crate) metrics: std::net::SocketAddr,
-    process: Running,
+    /// None while killed (`Providers::kill_and_restart`).
+    process: Option<Running>,
+    /// How to start it again.
+    serve: ServeSpec,
     /// Its PostgreSQL database, dropped after `process`, whose `Drop` kills `mimid`.
     _scratch: Option<mimi_store::ScratchDatabase>,
+}
+
+/// What `Serve` needs to start a node again.
+struct ServeSpec {
+    mimid: PathBuf,
+    config: PathBuf,
+    addr: std::net::SocketAddr,
+    logs: Logs,
+}
+
+impl ServeSpec {
+    fn start(&self, domain: &str) -> anyhow::Result<Running> {
+        Ok(
+            Serve::new(&self.mimid, &self.config, domain, self.addr, &self.logs)
+                // Info logs on every commit would cost the servers CPU the benchmark measures;
+                // MIMID_LOG from the environment still wins.
+                .env(
+                    "MIMID_LOG",
+                    std::env::var("MIMID_LOG").unwrap_or_else(|_| "warn".into()),
+                )
+                .start()?,
+        )
+    }
 }
 
 /// Resident memory of a process, from `/proc/PID/status`.
@@ -160,26 +186,20 @@ impl Providers {
                 stderr: dir.join(format!("{}.log", provider.domain)),
                 stdout: dir.join(format!("{}.stdout.log", provider.domain)),
             };
-            let process = Serve::new(
-                &mimid,
-                &provider.config,
-                &provider.domain,
-                provider.addr,
-                &logs,
-            )
-            // Info logs on every commit would cost the servers CPU the benchmark measures;
-            // MIMID_LOG from the environment still wins.
-            .env(
-                "MIMID_LOG",
-                std::env::var("MIMID_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .start()?;
+            let serve = ServeSpec {
+                mimid: mimid.clone(),
+                config: provider.config.clone(),
+                addr: provider.addr,
+                logs,
+            };
+            let process = serve.start(&provider.domain)?;
             nodes.push(Node {
                 url: format!("https://{}", provider.addr),
                 domain: provider.domain,
                 dir: provider.dir,
                 metrics,
-                process,
+                process: Some(process),
+                serve,
                 _scratch: scratch,
             });
         }
@@ -207,6 +227,31 @@ impl Providers {
         result
     }
 
+    /// Kills node `i` with SIGKILL, waits `down`, starts it again and waits until it is ready.
+    pub(crate) async fn kill_and_restart(
+        &mut self,
+        i: usize,
+        down: Duration,
+    ) -> anyhow::Result<()> {
+        let killed = self.nodes[i].process.take();
+        // Killing reaps the process, which waits: keep that off the workers.
+        tokio::task::spawn_blocking(move || drop(killed)).await?;
+        tokio::time::sleep(down).await;
+        let node = &self.nodes[i];
+        let (serve, domain) = (
+            ServeSpec {
+                mimid: node.serve.mimid.clone(),
+                config: node.serve.config.clone(),
+                addr: node.serve.addr,
+                logs: node.serve.logs.clone(),
+            },
+            node.domain.clone(),
+        );
+        let process = tokio::task::spawn_blocking(move || serve.start(&domain)).await??;
+        self.nodes[i].process = Some(process);
+        Ok(())
+    }
+
     /// Kills every process and waits for it to exit.
     pub(crate) async fn stop(self) {
         // Dropping a process kills and reaps it, which waits: keep that off the workers.
@@ -217,7 +262,12 @@ impl Providers {
 impl Node {
     /// The process's current memory.
     pub(crate) fn memory(&self) -> anyhow::Result<Memory> {
-        let path = format!("/proc/{}/status", self.process.pid());
+        let pid = self
+            .process
+            .as_ref()
+            .map(Running::pid)
+            .context("the process is not running")?;
+        let path = format!("/proc/{pid}/status");
         let status =
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
         parse_status(&status).with_context(|| format!("no VmRSS/VmHWM in {path}"))
@@ -230,7 +280,7 @@ impl Node {
 
     /// The last `lines` lines of its log (stderr), newest first, joined by ` | `.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        mimi_test_support::tail(&self.process.logs().stderr, lines)
+        mimi_test_support::tail(&self.serve.logs.stderr, lines)
             .lines()
             .rev()
             .collect::<Vec<_>>()

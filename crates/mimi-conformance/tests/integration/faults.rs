@@ -136,6 +136,12 @@ fn lost_answers_cut_requests_and_delays_lose_and_duplicate_nothing() {
     }
     // Every fault took effect: three lost answers, a cut and a delay at a.example, a lost
     // answer at c.example.
-    assert_eq!(net.provider("a.example").proxy().unwrap().faults_injected(), 5);
-    assert_eq!(net.provider("c.example").proxy().unwrap().faults_injected(), 1);
+    assert_eq!(
+        net.provider("a.example").proxy().unwrap().faults_injected(),
+        5
+    );
+    assert_eq!(
+        net.provider("c.example").proxy().unwrap().faults_injected(),
+        1
+    );
 }

@@ -669,8 +669,13 @@ mod tests {
         let (_dir, state) = test_state();
         let alice = alice(&state);
         let room = create(&state, &alice, "x").await;
-        // A commit for an epoch the room is not at: built, then made stale by a first commit.
+        // A commit for an epoch the room is not at: built, discarded, and made stale by a second
+        // commit for the same epoch, which the hub accepts. (The same bytes sent again would be
+        // a repeat, answered as the first was: IN-SERVER-15.)
+        let stale = alice.mls.self_update(&alice.me, &room).unwrap();
+        alice.mls.discard_pending_commit(&room).unwrap();
         let first = alice.mls.self_update(&alice.me, &room).unwrap();
+        assert_ne!(stale.commit, first.commit);
         let group_info = first.group_info.clone().unwrap();
         let bundle = |commit: &[u8]| HandshakeBundle::Commit {
             commit: MlsMessage::from_bytes(commit).unwrap(),
@@ -699,7 +704,7 @@ mod tests {
             .room_journal(&room)
             .unwrap()
             .len();
-        let again = Hub::update(&state, &room, bundle(&first.commit), None)
+        let again = Hub::update(&state, &room, bundle(&stale.commit), None)
             .await
             .unwrap();
         assert!(!matches!(
@@ -717,6 +722,41 @@ mod tests {
             journal_before
         );
         assert!(accepted(&post(&state, &alice, &room, "still here").await));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handshake_sent_again_gets_the_first_answer_and_is_saved_once() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "x").await;
+        let commit = alice.mls.self_update(&alice.me, &room).unwrap();
+        let bundle = || HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(&commit.commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(
+                MlsMessage::from_bytes(commit.group_info.as_ref().unwrap())
+                    .unwrap()
+                    .as_group_info()
+                    .unwrap()
+                    .clone(),
+            ),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        };
+        let first = Hub::update(&state, &room, bundle(), None).await.unwrap();
+        assert!(
+            matches!(first.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+            "{first:?}"
+        );
+        let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
+        let saved = journal(&state);
+        // The answer was lost: the committer sends the same bundle again.
+        let again = Hub::update(&state, &room, bundle(), None).await.unwrap();
+        assert_eq!(again.encode(), first.encode());
+        assert_eq!(journal(&state), saved);
+        alice.mls.merge_pending_commit(&room).unwrap();
+        assert!(accepted(
+            &post(&state, &alice, &room, "after the repeat").await
+        ));
     }
 
     /// FED-015: a peer forwards only its own clients' handshakes.
