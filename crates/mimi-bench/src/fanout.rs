@@ -75,6 +75,10 @@ pub struct Args {
     /// URL names, or without a URL the one `MIMI_TEST_POSTGRES` names.
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     postgres: Option<String>,
+    /// Serve the hub's domain with this many `mimid` nodes on the PostgreSQL database, behind
+    /// a round-robin TCP proxy (needs --postgres).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 /// Checked settings.
@@ -88,6 +92,8 @@ struct Settings {
     check: bool,
     /// `sqlite` or `postgres`.
     store: &'static str,
+    /// Nodes serving the hub's domain.
+    nodes: usize,
     #[serde(skip)]
     engine: Engine,
     #[serde(skip)]
@@ -119,6 +125,7 @@ impl Settings {
             drain_secs: args.drain_secs,
             check: !args.no_check,
             store: Engine::from_flag(args.postgres.clone())?.name(),
+            nodes: args.nodes.max(1),
             engine: Engine::from_flag(args.postgres)?,
             json: args.json,
         })
@@ -284,9 +291,12 @@ struct Check {
 /// Runs the benchmark.
 pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     let settings = Settings::from_args(args)?;
-    let outcome = Providers::around(&DOMAINS, &settings.engine, async |providers, dir| {
-        bench(&settings, providers, dir).await
-    })
+    let outcome = Providers::around(
+        &DOMAINS,
+        &settings.engine,
+        settings.nodes,
+        async |providers, dir| bench(&settings, providers, dir).await,
+    )
     .await?;
     report(settings.json, &outcome, &table(&outcome))
 }

@@ -80,6 +80,10 @@ pub(crate) struct Node {
     process: Option<Running>,
     /// How to start it again.
     serve: ServeSpec,
+    /// With a cluster, the domain's other nodes (this one is its first), and the round-robin
+    /// proxy in front of them all at `url`.
+    _others: Vec<Running>,
+    _proxy: Option<mimi_test_support::Proxy>,
     /// Its PostgreSQL database, dropped after `process`, whose `Drop` kills `mimid`.
     _scratch: Option<mimi_store::ScratchDatabase>,
 }
@@ -107,6 +111,56 @@ impl ServeSpec {
     }
 }
 
+/// Writes node `n` of a clustered provider: its own directory with the provider's keys, and a
+/// config that differs in `dir`, `listen`, `metrics_listen` and `[cluster]`. Returns how to
+/// start it and its metrics address.
+fn cluster_node(
+    mimid: &Path,
+    provider_dir: &Path,
+    provider_config: &Path,
+    n: usize,
+    logs_dir: &Path,
+) -> anyhow::Result<(ServeSpec, std::net::SocketAddr)> {
+    let name = format!("n{n}");
+    let dir = provider_dir.join(format!("node-{name}"));
+    std::fs::create_dir_all(&dir)?;
+    for entry in std::fs::read_dir(provider_dir)? {
+        let path = entry?.path();
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
+        if path.is_file() && (file.ends_with(".pem") || file.ends_with(".key")) {
+            std::fs::copy(&path, dir.join(file))?;
+        }
+    }
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = dir.join("mimid.toml");
+    std::fs::copy(provider_config, &config)?;
+    set_top_level_value(&config, "dir", &format!("{:?}", dir.display().to_string()))?;
+    set_top_level_value(&config, "listen", &format!("\"{addr}\""))?;
+    set_top_level_value(&config, "metrics_listen", &format!("\"{metrics}\""))?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!(
+        "\n[cluster]\nnode = \"{name}\"\naddress = \"{addr}\"\n"
+    ));
+    std::fs::write(&config, text)?;
+    let logs = Logs {
+        stderr: logs_dir.join(format!("{name}.log")),
+        stdout: logs_dir.join(format!("{name}.stdout.log")),
+    };
+    Ok((
+        ServeSpec {
+            mimid: mimid.to_owned(),
+            config,
+            addr,
+            logs,
+        },
+        metrics,
+    ))
+}
+
 /// Resident memory of a process, from `/proc/PID/status`.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub(crate) struct Memory {
@@ -130,6 +184,22 @@ impl Providers {
         settings: &[(&str, String)],
         engine: &Engine,
     ) -> anyhow::Result<Self> {
+        Self::start_cluster(domains, dir, settings, engine, 1).await
+    }
+
+    /// As [`Providers::start_with`], the first domain served by `first_nodes` nodes on one
+    /// PostgreSQL database behind a round-robin TCP proxy at its address (2 or more need
+    /// [`Engine::Postgres`]).
+    pub(crate) async fn start_cluster(
+        domains: &[&str],
+        dir: &Path,
+        settings: &[(&str, String)],
+        engine: &Engine,
+        first_nodes: usize,
+    ) -> anyhow::Result<Self> {
+        if first_nodes > 1 && *engine == Engine::Sqlite {
+            anyhow::bail!("several nodes need PostgreSQL (--postgres)");
+        }
         let engine = engine.clone();
         let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
         let settings: Vec<(String, String)> = settings
@@ -139,7 +209,7 @@ impl Providers {
         let dir = dir.to_owned();
         // Starting processes and waiting for their ready lines blocks: keep it off the workers.
         tokio::task::spawn_blocking(move || {
-            Self::start_blocking(&domains, &dir, &settings, &engine)
+            Self::start_blocking(&domains, &dir, &settings, &engine, first_nodes)
         })
         .await
         .context("the task starting mimid panicked")?
@@ -150,13 +220,14 @@ impl Providers {
         dir: &Path,
         settings: &[(String, String)],
         engine: &Engine,
+        first_nodes: usize,
     ) -> anyhow::Result<Self> {
         let mimid = sibling_binary("mimid")?;
         let ca_dir = dir.join("ca");
         let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
         let mesh = init_mesh(&mimid, &domains, dir, &ca_dir)?;
         let mut nodes = Vec::new();
-        for provider in mesh {
+        for (index, provider) in mesh.into_iter().enumerate() {
             // The load generator plays every user from 127.0.0.1: lift the per-address
             // connection limits for it (the pools and deadlines stay as configured).
             set_config_value(&provider.config, "exempt_addresses", r#"["127.0.0.1"]"#)?;
@@ -186,6 +257,46 @@ impl Providers {
                 stderr: dir.join(format!("{}.log", provider.domain)),
                 stdout: dir.join(format!("{}.stdout.log", provider.domain)),
             };
+            if index == 0 && first_nodes > 1 {
+                // Peers follow the directory's URLs: they must lead to the proxy.
+                set_top_level_value(
+                    &provider.config,
+                    "public_port",
+                    &provider.addr.port().to_string(),
+                )?;
+                let mut specs = Vec::new();
+                for n in 0..first_nodes {
+                    specs.push(cluster_node(
+                        &mimid,
+                        &provider.dir,
+                        &provider.config,
+                        n,
+                        dir,
+                    )?);
+                }
+                let mut running = specs
+                    .iter()
+                    .map(|(spec, _)| spec.start(&provider.domain))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let proxy = mimi_test_support::Proxy::start(
+                    provider.addr,
+                    specs.iter().map(|(spec, _)| spec.addr).collect(),
+                )?;
+                let (serve, metrics) = specs.swap_remove(0);
+                let first = running.remove(0);
+                nodes.push(Node {
+                    url: format!("https://{}", provider.addr),
+                    domain: provider.domain,
+                    dir: provider.dir,
+                    metrics,
+                    process: Some(first),
+                    serve,
+                    _others: running,
+                    _proxy: Some(proxy),
+                    _scratch: scratch,
+                });
+                continue;
+            }
             let serve = ServeSpec {
                 mimid: mimid.clone(),
                 config: provider.config.clone(),
@@ -200,6 +311,8 @@ impl Providers {
                 metrics,
                 process: Some(process),
                 serve,
+                _others: Vec::new(),
+                _proxy: None,
                 _scratch: scratch,
             });
         }
@@ -213,10 +326,11 @@ impl Providers {
     pub(crate) async fn around<T>(
         domains: &[&str],
         engine: &Engine,
+        first_nodes: usize,
         work: impl AsyncFnOnce(&Providers, &Path) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
         let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let providers = Self::start_with(domains, temp.path(), &[], engine).await?;
+        let providers = Self::start_cluster(domains, temp.path(), &[], engine, first_nodes).await?;
         let result = work(&providers, temp.path()).await;
         if result.is_err() {
             for node in &providers.nodes {

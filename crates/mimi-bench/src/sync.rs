@@ -308,7 +308,7 @@ struct ServerOutput {
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn run_with_server(args: Args) -> anyhow::Result<String> {
-    let output = Providers::around(&DOMAINS, &Engine::Sqlite, async |providers, dir| {
+    let output = Providers::around(&DOMAINS, &Engine::Sqlite, 1, async |providers, dir| {
         with_server(&args, providers, dir).await
     })
     .await?;
