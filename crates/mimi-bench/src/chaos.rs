@@ -26,8 +26,9 @@ use super::world::DOMAINS;
 const INBOX_WAIT_MS: u64 = 1_000;
 /// Pause between a failed submission and its repeat.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
-/// Most messages a sender encrypts ahead (receivers accept a ratchet jump of at most 1,000).
-const POOL: usize = 900;
+/// Messages a sender encrypts at a time, just ahead of sending them (receivers accept a ratchet
+/// jump of at most 1,000, so a sender never runs far ahead).
+const BATCH: usize = 20;
 
 /// Options of `mimi bench chaos`.
 #[derive(clap::Args)]
@@ -205,13 +206,6 @@ async fn bench(
         .map_err(|e| anyhow::anyhow!("bad room URI {room}: {e}"))?
         .to_path_segment();
 
-    progress(&format!("encrypting {POOL} messages per sender"));
-    let mut pools = Vec::new();
-    for (s, sender) in members.iter_mut().enumerate() {
-        let texts: Vec<String> = (0..POOL).map(|i| format!("chaos {s} {i}")).collect();
-        pools.push(sender.encrypt_batch(&room, &texts)?);
-    }
-
     let http = https_client(&providers.ca_pem)?;
     let ledger = Arc::new(Mutex::new(Ledger {
         arrivals: vec![HashMap::new(); DOMAINS.len()],
@@ -241,20 +235,31 @@ async fn bench(
     // Past the deadline a sender only finishes the message in hand, for at most this long.
     let give_up = deadline + Duration::from_secs(args.drain_secs);
     let mut sending = JoinSet::new();
-    for (sender, pool) in members.iter().zip(pools) {
+    for (s, mut sender) in members.into_iter().enumerate() {
         let url = format!("{}/client/v1/submit/{room_path}", sender.server());
-        let (http, token, ledger) = (
+        let (http, token, ledger, room) = (
             http.clone(),
             sender.bearer_token().to_owned(),
             ledger.clone(),
+            room.clone(),
         );
+        // Each sender keeps one submission in flight until the end, encrypting as it goes.
         sending.spawn(async move {
-            for bytes in pool {
-                if Instant::now() >= deadline {
-                    return;
+            let mut next = 0usize;
+            while Instant::now() < deadline {
+                let texts: Vec<String> = (next..next + BATCH)
+                    .map(|i| format!("chaos {s} {i}"))
+                    .collect();
+                next += BATCH;
+                let batch = sender.encrypt_batch(&room, &texts)?;
+                for bytes in batch {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    submit_until_answered(&http, &url, &token, bytes, &ledger, give_up).await;
                 }
-                submit_until_answered(&http, &url, &token, bytes, &ledger, give_up).await;
             }
+            Ok::<_, mimi_client::ClientError>(())
         });
     }
 
@@ -268,7 +273,10 @@ async fn bench(
         *kills.entry(DOMAINS[victim].to_owned()).or_default() += 1;
         providers.kill_and_restart(victim, down).await?;
     }
-    while sending.join_next().await.is_some() {}
+    while let Some(sent) = sending.join_next().await {
+        sent.context("a sender panicked")?
+            .context("a sender could not encrypt")?;
+    }
     let load_ended = Instant::now();
 
     progress("waiting for every accepted message to arrive everywhere");
