@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mimi_protocol::{
-    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, IdentifierRequest, IdentifierResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, GatewayKeys, IssuerKey, Mapping, MappingList, MappingTbs, MlsMessage, ParticipantListData, ParticipantListUpdate, ProfileField, QueryElement, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, UserProfile, Wire,
+    AbuseReport, AppDataDictionary, client_api::InboxPage, ConsentEntry, ConsentScope, decode_fanout_batch, FanoutMessage, FrankAad, FrankingAgentData, FrankingIntegrityTbs, GroupInfoRequest, GroupInfoResponse, IdentifierRequest, IdentifierResponse, KeyMaterialRequest, KeyMaterialResponse, KnockList, KnockRequest, GatewayKeys, IssuerKey, IssuerKeys, Mapping, MappingList, MappingTbs, MlsMessage, ParticipantListData, ParticipantListUpdate, ProfileField, QueryElement, RemoveClientsRequest, RemoveUserRequest, RoomClients, RoomMetadata, SafeAad, ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, UpdateRequest, UpdateRoomResponse, UserProfile, Wire,
 };
 
 fn round_trip<T: Wire>(data: &[u8], name: &str) {
@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<MappingList>(data, "MappingList");
     round_trip::<GatewayKeys>(data, "GatewayKeys");
     round_trip::<IssuerKey>(data, "IssuerKey");
+    round_trip::<IssuerKeys>(data, "IssuerKeys");
     round_trip::<ConsentEntry>(data, "ConsentEntry");
     round_trip::<ConsentScope>(data, "ConsentScope");
     round_trip::<AppDataDictionary>(data, "AppDataDictionary");

@@ -415,9 +415,10 @@ fn issuer_key_path(state: &AppState, day: u64) -> std::path::PathBuf {
     state.config.dir.join(format!("token-issuer-{day}.der"))
 }
 
-/// Our token issuer key of `day`: read from `token-issuer-DAY.der` in our `dir`, or made and
-/// saved there on first use (an RSA-2048 key takes a moment to make). Keys of days before
-/// yesterday are forgotten, and their files removed: no token of theirs is redeemable.
+/// Our token issuer key of `day`: read from `token-issuer-DAY.der` in our `dir` (in a cluster,
+/// from the database the nodes share), or made and saved there on first use (an RSA-2048 key
+/// takes a moment to make). Keys of days before yesterday are forgotten, and their files
+/// (rows) removed: no token of theirs is redeemable.
 async fn own_issuer(
     state: &Arc<AppState>,
     day: u64,
@@ -437,6 +438,35 @@ async fn own_issuer(
         issuers.entry(day).or_default().clone()
     };
     let (path, dir) = (issuer_key_path(state, day), state.config.dir.clone());
+    if state.cluster.is_some() {
+        // The nodes of a cluster share one key a day, kept in the database: a token issued by
+        // one node must be redeemable against the key any other node publishes.
+        let s = state.clone();
+        return cell
+            .get_or_try_init(|| async move {
+                let r = s.clone();
+                let kept =
+                    tokio::task::spawn_blocking(move || r.store.read()?.issuer_key(day)).await??;
+                let der = match kept {
+                    Some(der) => der,
+                    None => {
+                        let made = tokio::task::spawn_blocking(|| {
+                            mimi_discovery::Issuer::generate()
+                                .and_then(|issuer| issuer.to_der())
+                                .map_err(ApiError::internal)
+                        })
+                        .await??;
+                        s.write(move |tx| Ok(tx.keep_issuer_key(day, &made)?))
+                            .await?
+                    }
+                };
+                mimi_discovery::Issuer::from_der(&der)
+                    .map(Arc::new)
+                    .map_err(ApiError::internal)
+            })
+            .await
+            .cloned();
+    }
     cell.get_or_try_init(|| async move {
         tokio::task::spawn_blocking(move || {
             remove_old_issuer_keys(&dir, day);
@@ -470,8 +500,16 @@ async fn own_issuer_if_made(
     if made.is_some() {
         return Ok(made);
     }
-    let path = issuer_key_path(state, day);
-    if tokio::task::spawn_blocking(move || path.is_file()).await? {
+    let made = if state.cluster.is_some() {
+        let s = state.clone();
+        tokio::task::spawn_blocking(move || s.store.read()?.issuer_key(day))
+            .await??
+            .is_some()
+    } else {
+        let path = issuer_key_path(state, day);
+        tokio::task::spawn_blocking(move || path.is_file()).await?
+    };
+    if made {
         return Ok(Some(own_issuer(state, day).await?));
     }
     Ok(None)

@@ -243,9 +243,37 @@ impl Tx<'_> {
         )?;
         Ok(Redemption::Redeemed)
     }
+
+    /// Keeps `der` as the token issuer key of `day` unless one is kept already; returns the
+    /// key kept, so nodes of a cluster that made keys at once all use the first stored. Keys
+    /// of days before `day - 1` go: no token of theirs is redeemable any more.
+    pub fn keep_issuer_key(&self, day: u64, der: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.conn().execute(
+            "DELETE FROM token_issuer_keys WHERE day < ?1",
+            params![day.saturating_sub(1) as i64],
+        )?;
+        self.conn().execute(
+            "INSERT INTO token_issuer_keys (day, der) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![day as i64, der],
+        )?;
+        self.conn().query_one(
+            "SELECT der FROM token_issuer_keys WHERE day = ?1",
+            params![day as i64],
+            |r| r.get(0),
+        )
+    }
 }
 
 impl StoreGuard<'_> {
+    /// The token issuer key kept for `day`, if any (see [`Tx::keep_issuer_key`]).
+    pub fn issuer_key(&self, day: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn.query_opt(
+            "SELECT der FROM token_issuer_keys WHERE day = ?1",
+            params![day as i64],
+            |r| r.get(0),
+        )
+    }
+
     /// Whether `user_name` proved it holds `identifier` here.
     pub fn holds_identifier(&self, user_name: &str, identifier: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -295,6 +323,20 @@ mod tests {
     use crate::{Store, engine_test};
 
     const PHONE: &str = "tel:+15551234567";
+
+    engine_test! {
+        fn the_first_issuer_key_kept_for_a_day_wins_and_old_days_go(store) {
+            assert_eq!(store.read().unwrap().issuer_key(10).unwrap(), None);
+            assert_eq!(with_tx(store, |tx| tx.keep_issuer_key(10, b"first").unwrap()), b"first");
+            // Another node made its own at the same time: it gets the first.
+            assert_eq!(with_tx(store, |tx| tx.keep_issuer_key(10, b"second").unwrap()), b"first");
+            assert_eq!(with_tx(store, |tx| tx.keep_issuer_key(11, b"next").unwrap()), b"next");
+            assert_eq!(store.read().unwrap().issuer_key(10).unwrap().as_deref(), Some(&b"first"[..]));
+            with_tx(store, |tx| tx.keep_issuer_key(12, b"third").unwrap());
+            assert_eq!(store.read().unwrap().issuer_key(10).unwrap(), None, "before yesterday");
+            assert!(store.read().unwrap().issuer_key(11).unwrap().is_some());
+        }
+    }
 
     fn with_tx<T>(store: &Store, f: impl FnOnce(&Tx<'_>) -> T) -> T {
         let mut guard = store.lock().unwrap();

@@ -6,7 +6,7 @@ use crate::db::{Db, params};
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 17;
+pub const SCHEMA_VERSION: i64 = 18;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -629,7 +629,7 @@ pub(crate) fn prepare_postgres(db: &Db) -> Result<(), StoreError> {
             db.execute("INSERT INTO mimi_schema (version) VALUES (16)", params![])?;
         }
         // The steps after v16, in the SQL both engines share.
-        for (step, sql) in [(17, MIGRATE_V17)] {
+        for (step, sql) in [(17, MIGRATE_V17), (18, MIGRATE_V18)] {
             if version < step {
                 db.batch(sql)?;
                 db.execute("UPDATE mimi_schema SET version = ?1", params![step])?;
@@ -661,6 +661,15 @@ CREATE TABLE leases (
     expires_at_ms BIGINT NOT NULL
 );
 CREATE INDEX leases_by_node ON leases(node);
+";
+
+/// v18: the Privacy Pass issuer key of each day in the database, for the nodes of a cluster
+/// to share (a single node keeps it in a file of its `dir`, IN-DISC-7).
+const MIGRATE_V18: &str = "
+CREATE TABLE token_issuer_keys (
+    day BIGINT PRIMARY KEY,
+    der BYTEA NOT NULL
+);
 ";
 
 /// The schema version of the database file at `path` (0: none yet), read without changing it.
@@ -728,7 +737,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 17] = [
+    let steps: [(i64, &str); 18] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -747,6 +756,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (15, MIGRATE_V15),
         (16, MIGRATE_V16),
         (17, MIGRATE_V17),
+        (18, MIGRATE_V18),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {
