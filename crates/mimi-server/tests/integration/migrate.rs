@@ -62,3 +62,67 @@ fn stamp_schema_version(db: &std::path::Path, version: i64) {
     bytes[60..64].copy_from_slice(&(version as u32).to_be_bytes());
     std::fs::write(db, bytes).unwrap();
 }
+
+#[test]
+fn migrate_on_postgres_brings_the_schema_up_and_refuses_a_newer_one_untouched() {
+    let scratch = mimi_store::ScratchDatabase::from_env().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let ca = dir.path().join("ca");
+    let init = mimid(&[
+        "init",
+        "--domain",
+        "a.example",
+        "--listen",
+        "127.0.0.1:0",
+        "--dir",
+        a.to_str().unwrap(),
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(init.status.success(), "{init:?}");
+    let config = String::from_utf8(init.stdout).unwrap().trim().to_owned();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("database = \"{}\"\n{text}", scratch.url())).unwrap();
+    let current = mimi_store::SCHEMA_VERSION;
+
+    let first = mimid(&["migrate", "--config", &config]);
+    assert!(first.status.success(), "{first:?}");
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains(&format!("v0 -> v{current}")), "{said}");
+    assert!(!a.join("mimid.sqlite").exists(), "no SQLite file beside");
+    let again = mimid(&["migrate", "--config", &config]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already current"),
+        "{again:?}"
+    );
+
+    // What a newer build left: refused, and the database left as it was.
+    let location = mimi_store::Location::Postgres(scratch.url().to_owned());
+    mimi_store::inspect::execute(
+        &location,
+        "UPDATE mimi_schema SET version = ?1",
+        &[mimi_store::inspect::Cell::Int(current + 1)],
+    )
+    .unwrap();
+    let tables = || {
+        mimi_store::inspect::query(
+            &location,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            &[],
+        )
+        .unwrap()
+    };
+    let before = tables();
+    let refused = mimid(&["migrate", "--config", &config]);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("newer"),
+        "{refused:?}"
+    );
+    assert_eq!(tables(), before);
+    assert_eq!(
+        mimi_store::schema_version_of_postgres(scratch.url()).unwrap(),
+        current + 1
+    );
+}
