@@ -13,17 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mimi_client::Client;
 use mimi_protocol::{FanoutMessage, MimiUri, SubmitMessageResponse, SubmitOutcome, Wire as _};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::Machine;
-use super::providers::{Engine, Providers, https_client};
+use super::fanout::{INBOX_WAIT_MS, MessageKey, message_key};
+use super::providers::{Engine, Providers, https_client, register_members, wait_joined};
 use super::world::DOMAINS;
 
-/// How long an observer's inbox request waits for news.
-const INBOX_WAIT_MS: u64 = 1_000;
 /// Pause between a failed submission and its repeat.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Messages a sender encrypts at a time, just ahead of sending them (receivers accept a ratchet
@@ -134,16 +132,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<String> {
     })
 }
 
-/// What identifies a message on the way: the AEAD tag at the end of its MLS bytes.
-type MessageKey = [u8; 16];
-
-fn message_key(mls: &[u8]) -> MessageKey {
-    let mut key = [0u8; 16];
-    let tail = &mls[mls.len().saturating_sub(16)..];
-    key[16 - tail.len()..].copy_from_slice(tail);
-    key
-}
-
 /// Every message's fate: accepted or not, and its arrivals per provider.
 #[derive(Default)]
 struct Ledger {
@@ -176,20 +164,8 @@ async fn bench(
         DOMAINS.len(),
         DOMAINS[0]
     ));
-    let mut members = Vec::new();
-    for i in 0..args.senders + DOMAINS.len() {
-        let node = &providers.nodes[i % DOMAINS.len()];
-        let client = Client::register(
-            &dir.join("profiles").join(format!("u{i}")),
-            &node.url,
-            &providers.ca_pem,
-            &format!("u{i}"),
-            "bench",
-        )
-        .await
-        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
-        members.push(client);
-    }
+    let mut members =
+        register_members(providers, dir, args.senders + DOMAINS.len(), Some(1)).await?;
     let room = members[0].create_room("chaos").await?;
     let others: Vec<String> = members[1..]
         .iter()
@@ -352,25 +328,6 @@ fn accepted_keys(ledger: &Ledger) -> impl Iterator<Item = &MessageKey> {
 
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
     ledger.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Syncs `client` until it has joined `room`.
-async fn wait_joined(client: &mut Client, room: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        client.sync().await?;
-        if client
-            .rooms()?
-            .iter()
-            .any(|(r, joined)| r == room && *joined)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("{} did not join {room}", client.user_uri());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Submits `bytes`, and again after every failure, until the hub answers or `give_up`.

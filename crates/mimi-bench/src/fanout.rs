@@ -23,7 +23,7 @@ use mimi_protocol::{FanoutMessage, MimiUri, SubmitMessageResponse, SubmitOutcome
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::providers::{Engine, Providers, https_client};
+use super::providers::{Engine, Providers, https_client, register_members, wait_joined};
 use super::{Machine, Spread, report};
 
 /// The providers; the first hosts the room.
@@ -34,7 +34,7 @@ const TEXT_PREFIX: &str = "bench-fanout";
 
 /// Long-poll wait asked of the inbox. A server that ignores the parameter answers at once,
 /// and the observer then polls every [`POLL_INTERVAL`] instead.
-const INBOX_WAIT_MS: u64 = 1_000;
+pub(crate) const INBOX_WAIT_MS: u64 = 1_000;
 
 /// Pause between inbox reads that found nothing, when the server does not long-poll. It bounds
 /// the error it adds to a latency sample, and costs the servers ~100 reads/s per observer.
@@ -327,20 +327,7 @@ async fn bench(
 
     progress(&format!("registering {} members", settings.members));
     let began = Instant::now();
-    let mut members = Vec::with_capacity(settings.members);
-    for i in 0..settings.members {
-        let node = &providers.nodes[i % DOMAINS.len()];
-        let client = Client::register(
-            &dir.join("profiles").join(format!("u{i}")),
-            &node.url,
-            &providers.ca_pem,
-            &format!("u{i}"),
-            "bench",
-        )
-        .await
-        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
-        members.push(client);
-    }
+    let mut members = register_members(providers, dir, settings.members, None).await?;
     setup.register_ms = began.elapsed().as_millis();
 
     progress("creating the room and adding everyone in one commit");
@@ -470,25 +457,6 @@ async fn bench(
         check,
         hub_metrics,
     })
-}
-
-/// Syncs `client` until it has joined `room`.
-async fn wait_joined(client: &mut Client, room: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        client.sync().await?;
-        if client
-            .rooms()?
-            .iter()
-            .any(|(r, active)| r == room && *active)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("{} did not join {room} within 60 s", client.user_uri());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Encrypts `counts[s]` messages for sender `s` and enters them in the ledger; returns, per
@@ -762,10 +730,10 @@ fn lock(ledger: &Mutex<Ledger>) -> MutexGuard<'_, Ledger> {
 /// the AEAD tag of its ciphertext. Tags of distinct messages collide with negligible
 /// probability, and taking them costs the load generator nothing, unlike hashing every
 /// message three times (once per observing provider).
-type MessageKey = [u8; 16];
+pub(crate) type MessageKey = [u8; 16];
 
 /// The key of an MLS message's bytes (shorter messages are keyed by what there is).
-fn message_key(mls: &[u8]) -> MessageKey {
+pub(crate) fn message_key(mls: &[u8]) -> MessageKey {
     let mut key = [0u8; 16];
     let tail = &mls[mls.len().saturating_sub(16)..];
     key[16 - tail.len()..].copy_from_slice(tail);

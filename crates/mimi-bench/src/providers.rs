@@ -88,6 +88,54 @@ pub(crate) struct Node {
     _scratch: Option<mimi_store::ScratchDatabase>,
 }
 
+/// Registers users `u0`..`u{count-1}` (device `bench`), spread round-robin over the providers,
+/// each with `stock` KeyPackages (None: the client's usual stock); profiles under
+/// `dir/profiles`.
+pub(crate) async fn register_members(
+    providers: &Providers,
+    dir: &Path,
+    count: usize,
+    stock: Option<usize>,
+) -> anyhow::Result<Vec<mimi_client::Client>> {
+    let mut members = Vec::with_capacity(count);
+    for i in 0..count {
+        let node = &providers.nodes[i % providers.nodes.len()];
+        let (profile, user) = (dir.join("profiles").join(format!("u{i}")), format!("u{i}"));
+        let (url, ca) = (&node.url, &providers.ca_pem);
+        let client = match stock {
+            Some(n) => {
+                mimi_client::Client::register_with_stock(&profile, url, ca, &user, "bench", n).await
+            }
+            None => mimi_client::Client::register(&profile, url, ca, &user, "bench").await,
+        }
+        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
+        members.push(client);
+    }
+    Ok(members)
+}
+
+/// Syncs `client` until it has joined `room` (a minute at most).
+pub(crate) async fn wait_joined(
+    client: &mut mimi_client::Client,
+    room: &str,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        client.sync().await?;
+        if client
+            .rooms()?
+            .iter()
+            .any(|(r, joined)| r == room && *joined)
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("{} did not join {room}", client.user_uri());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// What `Serve` needs to start a node again.
 struct ServeSpec {
     mimid: PathBuf,

@@ -28,7 +28,7 @@ use mimi_protocol::{
 use mimi_room::{ClientIdentity, HubSender, MemberState, TrustAnchor};
 use serde::{Deserialize, Serialize};
 
-use super::providers::{Engine, Providers, https_client};
+use super::providers::{Engine, Providers, https_client, register_members};
 use super::world::{DOMAINS, now_secs, user_of};
 use super::{Machine, report};
 
@@ -323,21 +323,7 @@ async fn with_server(
     let members = args.members.max(2);
     let began = Instant::now();
     eprintln!("mimi: bench sync: registering {members} members");
-    let mut clients = Vec::with_capacity(members);
-    for i in 0..members {
-        let node = &providers.nodes[i % DOMAINS.len()];
-        let client = Client::register_with_stock(
-            &dir.join("profiles").join(format!("u{i}")),
-            &node.url,
-            &providers.ca_pem,
-            &format!("u{i}"),
-            "bench",
-            1,
-        )
-        .await
-        .with_context(|| format!("cannot register u{i} at {}", node.domain))?;
-        clients.push(client);
-    }
+    let mut clients = register_members(providers, dir, members, Some(1)).await?;
     // u0 on the hub's provider sends; u1 on the next provider catches up; the rest are silent.
     let mut rest = clients.split_off(2);
     let mut reader = clients.pop().context("no reader")?;

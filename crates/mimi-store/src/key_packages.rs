@@ -197,21 +197,26 @@ mod tests {
 
     const B1: &str = "mimi://b.example/d/bob/b1";
 
+    /// Bob and his device B1.
+    fn add_bob(tx: &Tx<'_>) {
+        tx.ensure_user("bob", 0).unwrap();
+        tx.add_client(
+            &crate::Client {
+                device_uri: B1.into(),
+                user_name: "bob".into(),
+                chain: b"[]".to_vec(),
+            },
+            &[1],
+            0,
+        )
+        .unwrap();
+    }
+
     engine_test! {
         fn the_last_resort_package_is_handed_out_again_only_once_the_fresh_ones_are_gone(store) {
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.ensure_user("bob", 0).unwrap();
-            tx.add_client(
-                &crate::Client {
-                    device_uri: B1.into(),
-                    user_name: "bob".into(),
-                    chain: b"[]".to_vec(),
-                },
-                &[1],
-                0,
-            )
-            .unwrap();
+            add_bob(&tx);
             let all = |_: &[u8]| true;
             assert_eq!(
                 tx.claim_key_packages("bob", "r", 10, &all).unwrap()[0].outcome,
@@ -251,17 +256,7 @@ mod tests {
         fn a_claim_takes_the_oldest_package_that_fits_and_leaves_the_others(store) {
             let mut guard = store.lock().unwrap();
             let tx = guard.begin().unwrap();
-            tx.ensure_user("bob", 0).unwrap();
-            tx.add_client(
-                &crate::Client {
-                    device_uri: B1.into(),
-                    user_name: "bob".into(),
-                    chain: b"[]".to_vec(),
-                },
-                &[1],
-                0,
-            )
-            .unwrap();
+            add_bob(&tx);
             tx.add_key_package(B1, "bob", b"suite-a", b"r1", 100, false)
                 .unwrap();
             tx.add_key_package(B1, "bob", b"suite-b", b"r2", 100, false)

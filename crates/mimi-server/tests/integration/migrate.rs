@@ -10,11 +10,10 @@ fn mimid(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn migrate_brings_the_schema_up_and_refuses_a_newer_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a");
-    let ca = dir.path().join("ca");
+/// `mimid init` of a.example under `dir`: its state directory and its config's path.
+fn init(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let a = dir.join("a");
+    let ca = dir.join("ca");
     let init = mimid(&[
         "init",
         "--domain",
@@ -28,6 +27,13 @@ fn migrate_brings_the_schema_up_and_refuses_a_newer_one() {
     ]);
     assert!(init.status.success(), "{init:?}");
     let config = String::from_utf8(init.stdout).unwrap().trim().to_owned();
+    (a, config)
+}
+
+#[test]
+fn migrate_brings_the_schema_up_and_refuses_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, config) = init(dir.path());
     let current = mimi_store::SCHEMA_VERSION;
 
     let first = mimid(&["migrate", "--config", &config]);
@@ -67,21 +73,7 @@ fn stamp_schema_version(db: &std::path::Path, version: i64) {
 fn migrate_on_postgres_brings_the_schema_up_and_refuses_a_newer_one_untouched() {
     let scratch = mimi_store::ScratchDatabase::from_env().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("a");
-    let ca = dir.path().join("ca");
-    let init = mimid(&[
-        "init",
-        "--domain",
-        "a.example",
-        "--listen",
-        "127.0.0.1:0",
-        "--dir",
-        a.to_str().unwrap(),
-        "--ca",
-        ca.to_str().unwrap(),
-    ]);
-    assert!(init.status.success(), "{init:?}");
-    let config = String::from_utf8(init.stdout).unwrap().trim().to_owned();
+    let (a, config) = init(dir.path());
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("database = \"{}\"\n{text}", scratch.url())).unwrap();
     let current = mimi_store::SCHEMA_VERSION;
