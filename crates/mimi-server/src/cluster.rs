@@ -53,6 +53,8 @@ pub(crate) struct Cluster {
     domain: String,
     tls: Arc<rustls::ClientConfig>,
     timeout: Duration,
+    /// The largest answer read from another node (`limits.max_body_bytes`).
+    max_answer: usize,
 }
 
 struct Held {
@@ -101,6 +103,7 @@ impl Cluster {
             domain: config.domain.clone(),
             tls: Arc::new(tls.client_config()?),
             timeout: Duration::from_secs(config.limits.peer_timeout_secs),
+            max_answer: config.limits.max_body_bytes,
         }))
     }
 
@@ -327,9 +330,12 @@ async fn forward(
             .unwrap_or_else(|e| e.into_inner())
             .remove(&room_resource(room_uri));
     }
-    let bytes = response.bytes().await.map_err(|e| {
-        ApiError::unavailable(format!("the owner of {room_uri} did not answer: {e}"), 1)
-    })?;
+    // The answer is read with the same cap as a peer's.
+    let bytes = crate::upstream::read_capped(address, response, cluster.max_answer)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!("the owner of {room_uri} did not answer: {e:#}"), 1)
+        })?;
     if status.is_success() {
         serde_json::from_slice(&bytes).map_err(ApiError::internal)
     } else {
@@ -651,5 +657,117 @@ pub(crate) async fn run_renewals(
     match state.write(move |tx| Ok(tx.release_leases(&node)?)).await {
         Ok(n) => tracing::info!(leases = n, "leases given up"),
         Err(e) => tracing::warn!(error = %e, "cannot give up leases"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::test_state_with;
+
+    #[test]
+    fn a_forwarded_command_reads_back_as_sent() {
+        let sent = Forwarded {
+            room: "mimi://a.example/r/x".into(),
+            op: Op::RemoveClients {
+                devices: vec!["mimi://b.example/d/bob/phone".into()],
+            },
+        };
+        let json = serde_json::to_value(&sent).unwrap();
+        assert_eq!(json["op"], "remove_clients");
+        assert_eq!(json["room"], "mimi://a.example/r/x");
+        let back: Forwarded = serde_json::from_value(json).unwrap();
+        assert!(matches!(back.op, Op::RemoveClients { devices } if devices.len() == 1));
+        assert!(serde_json::from_str::<Forwarded>(r#"{"room":"r","op":"format_disk"}"#).is_err());
+    }
+
+    #[test]
+    fn every_error_kind_survives_the_hop_between_nodes() {
+        for kind in [
+            ErrorKind::Malformed,
+            ErrorKind::Unauthenticated,
+            ErrorKind::Forbidden,
+            ErrorKind::NotFound,
+            ErrorKind::Conflict,
+            ErrorKind::TooLarge,
+            ErrorKind::Unavailable,
+            ErrorKind::TooManyRequests,
+            ErrorKind::UpstreamFailed,
+            ErrorKind::Internal,
+            ErrorKind::UpstreamRefused(StatusCode::IM_A_TEAPOT),
+        ] {
+            assert_eq!(ErrorKind::from_status(kind.status()), kind);
+        }
+    }
+
+    /// A node of a one-node cluster on a scratch PostgreSQL database (made on a thread of its
+    /// own: the PostgreSQL client refuses to block an async worker).
+    fn clustered() -> (
+        tempfile::TempDir,
+        Arc<AppState>,
+        mimi_store::ScratchDatabase,
+    ) {
+        let scratch = std::thread::spawn(mimi_store::ScratchDatabase::from_env)
+            .join()
+            .unwrap()
+            .unwrap();
+        let url = scratch.url().to_owned();
+        let (dir, state) = test_state_with(move |config| {
+            config.database = Some(url);
+            config.cluster = Some(crate::config::Cluster {
+                node: "n1".into(),
+                address: "127.0.0.1:9".parse().unwrap(),
+                lease_ms: 60_000,
+            });
+        });
+        (dir, state, scratch)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_that_lost_a_room_writes_nothing_for_it_and_sends_its_commands_on() {
+        let (_dir, state, db) = clustered();
+        let room = "mimi://a.example/r/x";
+        let Place::Here(Some(generation)) = Cluster::place_room(&state, room).await.unwrap() else {
+            panic!("a free room's lease goes to the asking node");
+        };
+        let fenced = |generation| {
+            let (s, inner) = (state.clone(), state.clone());
+            async move {
+                s.write(move |tx| {
+                    fence(tx, &inner, room, Some(generation))?;
+                    tx.ensure_user("written-under-the-lease", 0)?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        fenced(generation).await.unwrap();
+        // Another node takes the room over (this one's lease lapsed unnoticed).
+        state
+            .write(move |tx| {
+                tx.heartbeat("n2", "127.0.0.1:1", now_ms() as i64)?;
+                tx.release_leases("n1")?;
+                let lease = tx.take_lease(&room_resource(room), "n2", now_ms() as i64, 60_000)?;
+                assert_eq!(lease.generation, generation + 1);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let refused = fenced(generation).await.unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::Unavailable);
+        // This node still believes it holds the room until its next renewal: renewing tells it.
+        {
+            let cluster = state.cluster().unwrap();
+            let mut held = cluster.held.lock().unwrap();
+            held.confirmed = Instant::now() - Duration::from_secs(3_600);
+        }
+        match Cluster::place_room(&state, room).await.unwrap() {
+            Place::Node(address) => assert_eq!(address, "127.0.0.1:1"),
+            Place::Here(_) => panic!("the room moved to n2"),
+        }
+        // n2 is not there: the command is refused for now, not lost silently.
+        let error = Hub::member_domains(&state, room).await.unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        drop(db);
     }
 }

@@ -319,7 +319,7 @@ impl Peers {
 
 /// Reads an answer up to `max` bytes: a hostile or broken peer cannot make us buffer without
 /// bound.
-async fn read_capped(
+pub(crate) async fn read_capped(
     domain: &str,
     mut response: reqwest::Response,
     max: usize,
