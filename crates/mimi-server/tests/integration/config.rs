@@ -134,3 +134,28 @@ fn the_database_setting_picks_the_engine() {
         Location::Sqlite("/var/lib/mimid/store/main.sqlite".into())
     );
 }
+
+#[test]
+fn a_cluster_needs_a_shared_postgres_database_and_sane_leases() {
+    let clustered = format!(
+        "{EXAMPLE}\n[cluster]\nnode = \"n1\"\naddress = \"10.0.0.11:8401\"\nlease_ms = 10000\n"
+    );
+    // Whatever the example alone reports (its files are not on this machine), and no more.
+    let base = Config::parse(EXAMPLE).unwrap().problems();
+    assert_eq!(Config::parse(&clustered).unwrap().problems(), base);
+    let on_sqlite = clustered.replace(
+        "database = \"postgres://mimid@127.0.0.1:5432/mimid\"",
+        "database = \"mimid.sqlite\"",
+    );
+    let problems = Config::parse(&on_sqlite).unwrap().problems();
+    assert!(
+        problems.contains(&"cluster needs a PostgreSQL database the nodes share".into()),
+        "{problems:?}"
+    );
+    let short = clustered.replace("lease_ms = 10000", "lease_ms = 10");
+    let problems = Config::parse(&short).unwrap().problems();
+    assert!(
+        problems.contains(&"cluster.lease_ms must be at least 1000".into()),
+        "{problems:?}"
+    );
+}
