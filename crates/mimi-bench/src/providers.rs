@@ -159,56 +159,6 @@ impl ServeSpec {
     }
 }
 
-/// Writes node `n` of a clustered provider: its own directory with the provider's keys, and a
-/// config that differs in `dir`, `listen`, `metrics_listen` and `[cluster]`. Returns how to
-/// start it and its metrics address.
-fn cluster_node(
-    mimid: &Path,
-    provider_dir: &Path,
-    provider_config: &Path,
-    n: usize,
-    logs_dir: &Path,
-) -> anyhow::Result<(ServeSpec, std::net::SocketAddr)> {
-    let name = format!("n{n}");
-    let dir = provider_dir.join(format!("node-{name}"));
-    std::fs::create_dir_all(&dir)?;
-    for entry in std::fs::read_dir(provider_dir)? {
-        let path = entry?.path();
-        let file = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default();
-        if path.is_file() && (file.ends_with(".pem") || file.ends_with(".key")) {
-            std::fs::copy(&path, dir.join(file))?;
-        }
-    }
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let config = dir.join("mimid.toml");
-    std::fs::copy(provider_config, &config)?;
-    set_top_level_value(&config, "dir", &format!("{:?}", dir.display().to_string()))?;
-    set_top_level_value(&config, "listen", &format!("\"{addr}\""))?;
-    set_top_level_value(&config, "metrics_listen", &format!("\"{metrics}\""))?;
-    let mut text = std::fs::read_to_string(&config)?;
-    text.push_str(&format!(
-        "\n[cluster]\nnode = \"{name}\"\naddress = \"{addr}\"\n"
-    ));
-    std::fs::write(&config, text)?;
-    let logs = Logs {
-        stderr: logs_dir.join(format!("{name}.log")),
-        stdout: logs_dir.join(format!("{name}.stdout.log")),
-    };
-    Ok((
-        ServeSpec {
-            mimid: mimid.to_owned(),
-            config,
-            addr,
-            logs,
-        },
-        metrics,
-    ))
-}
-
 /// Resident memory of a process, from `/proc/PID/status`.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub(crate) struct Memory {
@@ -306,22 +256,23 @@ impl Providers {
                 stdout: dir.join(format!("{}.stdout.log", provider.domain)),
             };
             if index == 0 && first_nodes > 1 {
-                // Peers follow the directory's URLs: they must lead to the proxy.
-                set_top_level_value(
-                    &provider.config,
-                    "public_port",
-                    &provider.addr.port().to_string(),
-                )?;
-                let mut specs = Vec::new();
-                for n in 0..first_nodes {
-                    specs.push(cluster_node(
-                        &mimid,
-                        &provider.dir,
-                        &provider.config,
-                        n,
-                        dir,
-                    )?);
-                }
+                let mut specs: Vec<(ServeSpec, std::net::SocketAddr)> =
+                    mimi_test_support::prepare_cluster(&provider, first_nodes, None)?
+                        .into_iter()
+                        .map(|node| {
+                            let logs = Logs {
+                                stderr: dir.join(format!("{}.log", node.name)),
+                                stdout: dir.join(format!("{}.stdout.log", node.name)),
+                            };
+                            let serve = ServeSpec {
+                                mimid: mimid.clone(),
+                                config: node.config,
+                                addr: node.addr,
+                                logs,
+                            };
+                            (serve, node.metrics)
+                        })
+                        .collect();
                 let mut running = specs
                     .iter()
                     .map(|(spec, _)| spec.start(&provider.domain))

@@ -140,7 +140,7 @@ impl Network {
         let mut providers = Vec::new();
         for initialized in mesh {
             record(&transcript, &initialized.command, &initialized.output);
-            let config = initialized.config;
+            let config = initialized.config.clone();
             let set = |key: &str, value: &str| {
                 set_config_value(&config, key, value).unwrap_or_else(|e| panic!("{e}"));
             };
@@ -189,13 +189,21 @@ impl Network {
             let mut listen = initialized.addr;
             let (nodes, proxy) = match clustered {
                 Some((_, count)) => {
-                    // Peers follow the directory's URLs: they must lead to the balancer.
-                    let port = initialized.addr.port().to_string();
-                    set_top_level_value(&config, "public_port", &port)
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    let nodes = (0..count)
-                        .map(|i| ClusterNode::prepare(&initialized.dir, &config, i))
-                        .collect::<Vec<_>>();
+                    let nodes: Vec<ClusterNode> = mimi_test_support::prepare_cluster(
+                        &initialized,
+                        count,
+                        Some(CLUSTER_LEASE_MS),
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .into_iter()
+                    .map(|node| ClusterNode {
+                        name: node.name,
+                        addr: node.addr,
+                        config: node.config,
+                        logs: Logs::in_dir(&node.dir),
+                        process: None,
+                    })
+                    .collect();
                     let backends = nodes.iter().map(|n| n.addr).collect();
                     let proxy = mimi_test_support::Proxy::start(initialized.addr, backends)
                         .unwrap_or_else(|e| panic!("{e}"));
@@ -629,47 +637,6 @@ struct ClusterNode {
     config: PathBuf,
     logs: Logs,
     process: Option<Running>,
-}
-
-impl ClusterNode {
-    /// Writes node `i`'s directory next to the provider's: its keys, and a config that differs
-    /// in `dir`, `listen` and `[cluster]`.
-    fn prepare(provider_dir: &Path, provider_config: &Path, i: usize) -> Self {
-        let name = format!("n{i}");
-        let dir = provider_dir.join(format!("node-{name}"));
-        fs::create_dir_all(&dir).expect("cannot create a node directory");
-        for entry in fs::read_dir(provider_dir).expect("cannot list the provider directory") {
-            let path = entry.expect("a directory entry").path();
-            let file = path
-                .file_name()
-                .and_then(|f| f.to_str())
-                .unwrap_or_default();
-            let key_file = file.ends_with(".pem") || file.ends_with(".key");
-            if path.is_file() && key_file {
-                fs::copy(&path, dir.join(file)).expect("cannot copy a key file");
-            }
-        }
-        let addr = free_loopback_port();
-        let config = dir.join("mimid.toml");
-        fs::copy(provider_config, &config).expect("cannot copy the config");
-        let set = |key: &str, value: &str| {
-            set_top_level_value(&config, key, value).unwrap_or_else(|e| panic!("{e}"));
-        };
-        set("dir", &format!("{:?}", dir.display().to_string()));
-        set("listen", &format!("\"{addr}\""));
-        let mut text = fs::read_to_string(&config).expect("cannot read the node config");
-        text.push_str(&format!(
-            "\n[cluster]\nnode = \"{name}\"\naddress = \"{addr}\"\nlease_ms = {CLUSTER_LEASE_MS}\n"
-        ));
-        fs::write(&config, text).expect("cannot write the node config");
-        Self {
-            name,
-            addr,
-            config,
-            logs: Logs::in_dir(&dir),
-            process: None,
-        }
-    }
 }
 
 impl Drop for Provider {

@@ -111,6 +111,7 @@ impl AppState {
         let cluster = crate::cluster::Cluster::new(&config, tls)?;
         let listening = match (&cluster, config.store_location()) {
             (Some(_), mimi_store::Location::Postgres(url)) => {
+                store.announce_changes();
                 let (inbox, outbox) = (inbox_wake.clone(), outbox_wake.clone());
                 let on_change = move |change| {
                     let bump = |n: &mut u64| *n = n.wrapping_add(1);

@@ -236,22 +236,21 @@ fn pg_owned(row: &postgres::Row, i: usize) -> Result<Owned, StoreError> {
         .columns()
         .get(i)
         .ok_or_else(|| StoreError::Corrupt(format!("no column {i}")))?
-        .type_()
-        .clone();
-    let owned = if ty == Type::INT8 {
+        .type_();
+    let owned = if *ty == Type::INT8 {
         row.try_get::<_, Option<i64>>(i)?.map(Owned::Int)
-    } else if ty == Type::INT4 {
+    } else if *ty == Type::INT4 {
         row.try_get::<_, Option<i32>>(i)?
             .map(|n| Owned::Int(n.into()))
-    } else if ty == Type::INT2 {
+    } else if *ty == Type::INT2 {
         row.try_get::<_, Option<i16>>(i)?
             .map(|n| Owned::Int(n.into()))
-    } else if ty == Type::BOOL {
+    } else if *ty == Type::BOOL {
         row.try_get::<_, Option<bool>>(i)?
             .map(|b| Owned::Int(b.into()))
-    } else if ty == Type::TEXT || ty == Type::VARCHAR || ty == Type::NAME {
+    } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
         row.try_get::<_, Option<String>>(i)?.map(Owned::Text)
-    } else if ty == Type::BYTEA {
+    } else if *ty == Type::BYTEA {
         row.try_get::<_, Option<Vec<u8>>>(i)?.map(Owned::Blob)
     } else {
         return Err(StoreError::Corrupt(format!(

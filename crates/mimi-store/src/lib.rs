@@ -35,7 +35,7 @@ mod trees;
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use db::Db;
@@ -105,6 +105,8 @@ pub struct Store {
     next_reader: AtomicUsize,
     inbox_listener: OnceLock<InboxListener>,
     location: Location,
+    /// Whether commits announce new inbox entries and fan-out with NOTIFY (other nodes listen).
+    announce: AtomicBool,
 }
 
 /// An open transaction; dropped without [`Tx::commit`] it rolls back.
@@ -117,6 +119,8 @@ pub struct Tx<'a> {
     /// Set when it queued fan-out, so its commit wakes the senders of other nodes.
     outbox_changed: Cell<bool>,
     listener: Option<&'a InboxListener>,
+    /// See [`Store::announce_changes`].
+    announce: bool,
 }
 
 /// Prepared statements kept per SQLite connection: more than the store has, so none is
@@ -178,6 +182,7 @@ impl Store {
             next_reader: AtomicUsize::new(0),
             inbox_listener: OnceLock::new(),
             location,
+            announce: AtomicBool::new(false),
         }
     }
 
@@ -202,6 +207,7 @@ impl Store {
         Ok(StoreGuard {
             conn,
             listener: self.inbox_listener.get(),
+            announce: self.announce.load(Ordering::Relaxed),
         })
     }
 
@@ -226,6 +232,7 @@ impl Store {
         Ok(StoreGuard {
             conn,
             listener: None,
+            announce: false,
         })
     }
 
@@ -242,6 +249,14 @@ impl Store {
         Ok(())
     }
 
+    /// From now on, a commit that added inbox entries or queued fan-out announces it with a
+    /// PostgreSQL NOTIFY, for the other nodes of a cluster ([`Listening`]); a single node has
+    /// no one to tell, and its commits skip the extra statements. No effect on SQLite.
+    pub fn announce_changes(&self) {
+        self.announce
+            .store(self.dialect() == Dialect::Postgres, Ordering::Relaxed);
+    }
+
     /// Sets the function called after every commit that added inbox entries (once; later calls
     /// are ignored). It runs on the committing thread, so it must be quick.
     pub fn set_inbox_listener(&self, listener: impl Fn() + Send + Sync + 'static) {
@@ -253,6 +268,8 @@ impl Store {
 pub struct StoreGuard<'a> {
     conn: MutexGuard<'a, Db>,
     listener: Option<&'a InboxListener>,
+    /// See [`Store::announce_changes`].
+    announce: bool,
 }
 
 impl StoreGuard<'_> {
@@ -271,6 +288,7 @@ impl StoreGuard<'_> {
             inbox_changed: Cell::new(false),
             outbox_changed: Cell::new(false),
             listener: self.listener,
+            announce: self.announce,
         })
     }
 
@@ -316,7 +334,7 @@ impl Tx<'_> {
         }
         // Other nodes on the same PostgreSQL database learn of new inbox entries and fan-out
         // at the commit (a NOTIFY is delivered only if its transaction commits).
-        if self.db.dialect() == Dialect::Postgres {
+        if self.announce {
             match (self.inbox_changed.get(), self.outbox_changed.get()) {
                 (false, false) => {}
                 (true, false) => self.db.batch(notify::NOTIFY_INBOX)?,

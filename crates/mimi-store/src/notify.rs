@@ -124,6 +124,7 @@ mod tests {
     #[test]
     fn a_commit_on_one_connection_wakes_a_listener_on_another() {
         let store = TestStore::postgres();
+        store.announce_changes();
         let crate::Location::Postgres(url) = store.location().clone() else {
             unreachable!()
         };
@@ -151,6 +152,25 @@ mod tests {
                 .unwrap();
             drop(tx);
         }
+        assert!(changes.recv_timeout(Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn a_store_that_does_not_announce_sends_nothing() {
+        let store = TestStore::postgres();
+        let crate::Location::Postgres(url) = store.location().clone() else {
+            unreachable!()
+        };
+        let (seen, changes) = std::sync::mpsc::channel();
+        let _listening = Listening::start(&url, move |change| {
+            let _ = seen.send(change);
+        })
+        .unwrap();
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        tx.enqueue_notify(&["b.example"], "mimi://a.example/r/x", b"body", 1)
+            .unwrap();
+        tx.commit().unwrap();
         assert!(changes.recv_timeout(Duration::from_secs(1)).is_err());
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod binaries;
+mod cluster;
 mod command;
 mod config;
 mod dns;
@@ -35,6 +36,7 @@ mod serve;
 
 // The public interface.
 pub use binaries::{sibling_binary, workspace_binary};
+pub use cluster::{NodeConfig, prepare_cluster};
 pub use command::{COMMAND_TIMEOUT, describe, run_with_timeout};
 pub use config::{clear_config_table, set_config_value, set_top_level_value};
 pub use dns::{DnsRecord, DnsServer};
