@@ -301,17 +301,55 @@ impl AppState {
         F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(TypedJob {
+        self.send_job(Box::new(TypedJob {
             work: Some(work),
             result: None,
             reply,
-        });
+        }))
+        .await?;
+        Ok(answer)
+    }
+
+    /// As [`AppState::write`], for work that may run twice (the second run after the first
+    /// was rolled back, see `StoreGuard::run_batch`): it changes nothing outside the
+    /// transaction that running again would not redo. The writer then needs no savepoint.
+    pub(crate) async fn write_repeatable<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.queue_write_repeatable(work)
+            .await?
+            .await
+            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+    }
+
+    /// As [`AppState::queue_write`], for work that may run twice (see
+    /// [`AppState::write_repeatable`]).
+    pub(crate) async fn queue_write_repeatable<T, F>(
+        self: &Arc<Self>,
+        work: F,
+    ) -> Result<oneshot::Receiver<Result<T, ApiError>>, ApiError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send_job(Box::new(RepeatableJob {
+            work,
+            result: None,
+            reply,
+        }))
+        .await?;
+        Ok(answer)
+    }
+
+    async fn send_job(&self, job: Box<dyn Job>) -> Result<(), ApiError> {
         self.writer
             .jobs
             .send(job)
             .await
-            .map_err(|_| ApiError::internal("the store writer has stopped"))?;
-        Ok(answer)
+            .map_err(|_| ApiError::internal("the store writer has stopped"))
     }
 
     /// Batches the writer has committed so far.
@@ -366,6 +404,10 @@ impl Drop for Writer {
 trait Job: Send {
     /// Runs the work; returns whether it succeeded (its savepoint is kept).
     fn run(&mut self, tx: &Tx<'_>) -> bool;
+    /// Whether `run` may be called again after the transaction of its first run rolled back.
+    fn repeatable(&self) -> bool {
+        false
+    }
     /// Answers the caller once the batch's commit succeeded or failed.
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>);
 }
@@ -394,14 +436,52 @@ where
     }
 
     fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
-        let answer = match (committed, self.result) {
-            (Ok(()), Some(result)) => result,
-            (Ok(()), None) => Err(ApiError::internal("a store write was not run")),
-            (Err(e), _) => Err(ApiError::internal(format!("group commit failed: {e}"))),
-        };
-        // The caller may have gone away (a dropped request); the work is committed regardless.
-        let _ = self.reply.send(answer);
+        answer_job(self.reply, self.result, committed);
     }
+}
+
+/// A `write_repeatable` call: its work can run more than once.
+struct RepeatableJob<T, F> {
+    work: F,
+    result: Option<Result<T, ApiError>>,
+    reply: oneshot::Sender<Result<T, ApiError>>,
+}
+
+impl<T, F> Job for RepeatableJob<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+{
+    fn run(&mut self, tx: &Tx<'_>) -> bool {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.work)(tx)))
+            .unwrap_or_else(|_| Err(ApiError::internal("a store write panicked")));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &StoreError>) {
+        answer_job(self.reply, self.result, committed);
+    }
+}
+
+/// Sends a job's answer: its own result if the batch committed, else the commit's failure.
+fn answer_job<T>(
+    reply: oneshot::Sender<Result<T, ApiError>>,
+    result: Option<Result<T, ApiError>>,
+    committed: Result<(), &StoreError>,
+) {
+    let answer = match (committed, result) {
+        (Ok(()), Some(result)) => result,
+        (Ok(()), None) => Err(ApiError::internal("a store write was not run")),
+        (Err(e), _) => Err(ApiError::internal(format!("group commit failed: {e}"))),
+    };
+    // The caller may have gone away (a dropped request); the work is committed regardless.
+    let _ = reply.send(answer);
 }
 
 /// The writer loop: take every job waiting (up to [`MAX_BATCH_JOBS`]), run them in one
@@ -422,9 +502,9 @@ fn write_batches(
             }
         }
         let started = std::time::Instant::now();
-        let outcome = store
-            .lock()
-            .and_then(|mut guard| guard.run_batch(&mut batch, |job, tx| job.run(tx)));
+        let outcome = store.lock().and_then(|mut guard| {
+            guard.run_batch(&mut batch, |job| job.repeatable(), |job, tx| job.run(tx))
+        });
         metrics.write_batch_seconds.observe(started.elapsed());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
@@ -485,6 +565,19 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_writers_share_one_commit_and_a_failing_one_changes_nothing() {
+        hundred_writers_one_failing(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeatable_writers_share_one_commit_and_a_failing_one_changes_nothing() {
+        // The batch's first attempt, without savepoints, fails at job 42 and is rolled back;
+        // the second, with savepoints, keeps the other 99.
+        hundred_writers_one_failing(true).await;
+    }
+
+    /// A hundred writers queued behind a held batch, the 43rd failing: they share one commit
+    /// and only the failing one's change is missing.
+    async fn hundred_writers_one_failing(repeatable: bool) {
         let (_dir, state) = test_state();
         // Hold the writer inside a batch so the jobs below all queue up behind it.
         let (started_tx, started) = std::sync::mpsc::channel();
@@ -508,16 +601,19 @@ pub(crate) mod tests {
         let mut writers = Vec::new();
         for i in 0..100 {
             let state = state.clone();
+            let work = move |tx: &Tx<'_>| {
+                tx.ensure_user(&format!("u{i}"), 0)?;
+                if i == 42 {
+                    return Err(ApiError::bad_request("refused"));
+                }
+                Ok(i)
+            };
             writers.push(tokio::spawn(async move {
-                state
-                    .write(move |tx| {
-                        tx.ensure_user(&format!("u{i}"), 0)?;
-                        if i == 42 {
-                            return Err(ApiError::bad_request("refused"));
-                        }
-                        Ok(i)
-                    })
-                    .await
+                if repeatable {
+                    state.write_repeatable(work).await
+                } else {
+                    state.write(work).await
+                }
             }));
         }
         while state.writer.jobs.capacity() > WRITE_QUEUE - 100 {

@@ -136,17 +136,37 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records a FanoutMessage hash; returns false if it was seen before. Hashes older than
-    /// [`DUPLICATE_WINDOW_SECS`] are forgotten: a hub retries for far less than that.
-    pub fn first_sighting(&self, message_hash: &[u8], now: u64) -> Result<bool, StoreError> {
+    /// Records the hash of a FanoutMessage the hub stamped `sent_at` (its `timestamp`);
+    /// returns false if it was seen before. Hashes received more than
+    /// [`DUPLICATE_WINDOW_SECS`] ago are forgotten: a hub retries for far less than that.
+    /// Keyed by the timestamp first, so new rows go to the end of the index, not to a random
+    /// page of it (schema v19).
+    pub fn first_sighting(
+        &self,
+        sent_at: u64,
+        message_hash: &[u8],
+        now: u64,
+    ) -> Result<bool, StoreError> {
         self.conn().execute(
             "DELETE FROM notify_seen WHERE received_at < ?1",
             params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
         )?;
+        // Rows from before v19 carry no timestamp (-1).
+        let seen_before_v19 = self.conn().query_opt(
+            "SELECT 1 FROM notify_seen WHERE sent_at = -1 AND body_hash = ?1",
+            params![message_hash],
+            |r| r.get::<i64>(0),
+        )?;
+        if seen_before_v19.is_some() {
+            return Ok(false);
+        }
+        // A timestamp past i64::MAX (only a broken hub sends one) is kept as the largest,
+        // never as -1.
+        let sent_at = sent_at.min(i64::MAX as u64) as i64;
         let inserted = self.conn().execute(
-            "INSERT INTO notify_seen (body_hash, received_at) VALUES (?1, ?2)
+            "INSERT INTO notify_seen (sent_at, body_hash, received_at) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
-            params![message_hash, now as i64],
+            params![sent_at, message_hash, now as i64],
         )?;
         Ok(inserted > 0)
     }
@@ -378,7 +398,7 @@ mod tests {
             let sighting = |hash: &[u8], now: u64| {
                 let mut guard = store.lock().unwrap();
                 let tx = guard.begin().unwrap();
-                let first = tx.first_sighting(hash, now).unwrap();
+                let first = tx.first_sighting(5_000, hash, now).unwrap();
                 tx.commit().unwrap();
                 first
             };

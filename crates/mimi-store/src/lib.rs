@@ -7,12 +7,14 @@
 //! Every state change that `mimid` acknowledges happens inside one [`Tx`] that is committed
 //! (and synced, `synchronous=FULL`) before the acknowledgement is sent, so a `kill -9` at any
 //! moment loses nothing that was acknowledged. [`StoreGuard::run_batch`] commits many
-//! independent units of work with one sync (group commit), each in its own savepoint.
+//! independent units of work with one sync (group commit), each in its own savepoint unless
+//! every one of them can run again.
 //!
 //! Layout: one write connection ([`Store::lock`]) and a few read-only connections
 //! ([`Store::read`]); WAL lets the readers run while the writer commits.
 
 mod abuse_reports;
+mod accepted;
 mod accounts;
 mod assets;
 mod cluster;
@@ -107,6 +109,8 @@ pub struct Store {
     location: Location,
     /// Whether commits announce new inbox entries and fan-out with NOTIFY (other nodes listen).
     announce: AtomicBool,
+    /// The memory index of the messages accepted lately (`accepted.rs`).
+    recent: Mutex<accepted::Recent>,
 }
 
 /// An open transaction; dropped without [`Tx::commit`] it rolls back.
@@ -121,6 +125,9 @@ pub struct Tx<'a> {
     listener: Option<&'a InboxListener>,
     /// See [`Store::announce_changes`].
     announce: bool,
+    /// The memory index of accepted messages, and what this transaction adds to it.
+    recent: &'a Mutex<accepted::Recent>,
+    accepted: accepted::Pending,
 }
 
 /// Prepared statements kept per SQLite connection: more than the store has, so none is
@@ -183,6 +190,7 @@ impl Store {
             inbox_listener: OnceLock::new(),
             location,
             announce: AtomicBool::new(false),
+            recent: Mutex::new(accepted::Recent::default()),
         }
     }
 
@@ -208,6 +216,7 @@ impl Store {
             conn,
             listener: self.inbox_listener.get(),
             announce: self.announce.load(Ordering::Relaxed),
+            recent: &self.recent,
         })
     }
 
@@ -233,6 +242,7 @@ impl Store {
             conn,
             listener: None,
             announce: false,
+            recent: &self.recent,
         })
     }
 
@@ -270,6 +280,7 @@ pub struct StoreGuard<'a> {
     listener: Option<&'a InboxListener>,
     /// See [`Store::announce_changes`].
     announce: bool,
+    recent: &'a Mutex<accepted::Recent>,
 }
 
 impl StoreGuard<'_> {
@@ -289,6 +300,8 @@ impl StoreGuard<'_> {
             outbox_changed: Cell::new(false),
             listener: self.listener,
             announce: self.announce,
+            recent: self.recent,
+            accepted: accepted::Pending::default(),
         })
     }
 
@@ -296,15 +309,29 @@ impl StoreGuard<'_> {
     /// commits once. A job for which `run` returns false is rolled back to its savepoint alone;
     /// the others keep their changes. `Ok` means the commit is durable for every job that
     /// succeeded; `Err` means nothing of the batch was kept.
+    ///
+    /// When every job can run again (`repeatable`: it changes nothing outside the transaction
+    /// that a second run would not redo), the batch first runs without savepoints: a savepoint
+    /// copies every page a job touches, which costs more than the job at high rates. Should
+    /// one fail, that attempt is rolled back whole and the batch runs again with savepoints.
     pub fn run_batch<J>(
         &mut self,
         jobs: &mut [J],
+        repeatable: impl Fn(&J) -> bool,
         mut run: impl FnMut(&mut J, &Tx<'_>) -> bool,
     ) -> Result<(), StoreError> {
+        if jobs.iter().all(&repeatable) {
+            let tx = self.begin()?;
+            if jobs.iter_mut().all(|job| run(job, &tx)) {
+                return tx.commit();
+            }
+            // Dropped: rolled back, with whatever the jobs added to memory indexes.
+        }
         let tx = self.begin()?;
         for job in jobs.iter_mut() {
             tx.conn().batch("SAVEPOINT job")?;
             let changed_before = (tx.inbox_changed.get(), tx.outbox_changed.get());
+            let accepted_before = tx.accepted.mark();
             if run(job, &tx) {
                 tx.conn().batch("RELEASE SAVEPOINT job")?;
             } else {
@@ -314,6 +341,7 @@ impl StoreGuard<'_> {
                     .batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")?;
                 tx.inbox_changed.set(changed_before.0);
                 tx.outbox_changed.set(changed_before.1);
+                tx.accepted.roll_back_to(accepted_before);
             }
         }
         tx.commit()
@@ -348,6 +376,12 @@ impl Tx<'_> {
         // A failed COMMIT leaves `finished` unset, so dropping `self` rolls back.
         self.db.batch("COMMIT")?;
         self.finished.set(true);
+        // Only now do the accepted messages join the index: a rollback must leave no trace.
+        if self.accepted.mark() > 0 {
+            // The commit is durable: a poisoned lock must not turn it into an error.
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            self.accepted.commit_into(&mut recent);
+        }
         if self.inbox_changed.get()
             && let Some(listener) = self.listener
         {
@@ -470,7 +504,7 @@ mod tests {
     engine_test! {
         fn a_job_that_ends_the_transaction_loses_the_whole_batch(store) {
             let mut jobs = vec![0, 1, 2];
-            let outcome = store.lock().unwrap().run_batch(&mut jobs, |i, tx| {
+            let outcome = store.lock().unwrap().run_batch(&mut jobs, |_| false, |i, tx| {
                 tx.ensure_user(&format!("u{i}"), 0).unwrap();
                 if *i == 1 {
                     // What the engine does on its own after some I/O errors: the transaction

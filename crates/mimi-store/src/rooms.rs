@@ -338,16 +338,6 @@ mod journal_tests {
 }
 
 impl StoreGuard<'_> {
-    /// The answer given to the message or handshake with this hash, if the hub accepted it
-    /// lately (see [`Tx::accept_message_once`]).
-    pub fn accepted_answer(&self, hash: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.conn.query_opt(
-            "SELECT answer FROM accepted_messages WHERE hash = ?1",
-            params![hash],
-            |r| r.get(0),
-        )
-    }
-
     /// Every room this provider hosts: its URI, epoch and last change (seconds since the UNIX
     /// epoch), by URI.
     pub fn hosted_rooms(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
@@ -463,74 +453,6 @@ mod remove_client_tests {
             tx.commit().unwrap();
             drop(guard);
             assert!(!store.read().unwrap().user_exists("bob").unwrap());
-        }
-    }
-}
-
-impl Tx<'_> {
-    /// Records that the hub accepted the message with `hash` (of its MLSMessage bytes, which
-    /// name its room) and answered `answer` at `now_ms`; if it already had, returns that
-    /// earlier answer and records nothing. Records older than `forget_before_ms` go, a few at
-    /// a time.
-    pub fn accept_message_once(
-        &self,
-        hash: &[u8],
-        answer: &[u8],
-        now_ms: u64,
-        forget_before_ms: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        // The common case, a new message, costs one insert.
-        let inserted = self.conn().execute(
-            "INSERT INTO accepted_messages (hash, answer, accepted_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (hash) DO NOTHING",
-            params![hash, answer, now_ms as i64],
-        )?;
-        if inserted == 0 {
-            let earlier: Vec<u8> = self.conn().query_one(
-                "SELECT answer FROM accepted_messages WHERE hash = ?1",
-                params![hash],
-                |r| r.get(0),
-            )?;
-            return Ok(Some(earlier));
-        }
-        // The oldest rows come first by id: look at no more than 16 of them, so each
-        // message pays a bounded share of the expiry, which keeps up with any rate.
-        // (PostgreSQL wants the inner query named.)
-        self.conn().execute(
-            "DELETE FROM accepted_messages WHERE id IN (
-                 SELECT id FROM (SELECT id, accepted_at FROM accepted_messages
-                                 ORDER BY id LIMIT 16) AS oldest
-                 WHERE accepted_at < ?1)",
-            params![forget_before_ms as i64],
-        )?;
-        Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod accepted_tests {
-    use crate::engine_test;
-
-    engine_test! {
-        fn a_message_is_accepted_once_and_remembered_for_a_while(store) {
-            let accept = |hash: &[u8], answer: &[u8], now: u64, forget: u64| {
-                let mut guard = store.lock().unwrap();
-                let tx = guard.begin().unwrap();
-                let earlier = tx.accept_message_once(hash, answer, now, forget).unwrap();
-                tx.commit().unwrap();
-                earlier
-            };
-            assert_eq!(accept(b"h1", b"first", 1_000, 0), None);
-            assert_eq!(
-                accept(b"h1", b"second", 2_000, 0),
-                Some(b"first".to_vec()),
-                "the earlier answer, nothing recorded"
-            );
-            assert_eq!(accept(b"h2", b"x", 2_000, 0), None);
-            // Forgotten once older than the window: the same bytes count as new again.
-            assert_eq!(accept(b"h3", b"y", 10_000, 5_000), None);
-            assert_eq!(accept(b"h1", b"again", 10_000, 5_000), None);
-            assert_eq!(accept(b"h3", b"z", 10_000, 5_000), Some(b"y".to_vec()));
         }
     }
 }

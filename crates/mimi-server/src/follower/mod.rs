@@ -42,14 +42,15 @@ pub(crate) async fn notify(
     let count = messages.len();
     let room = room_uri.to_owned();
     let (delivered, last_commit) = state
-        .write(move |tx| {
+        // Repeatable: all it changes is in the transaction.
+        .write_repeatable(move |tx| {
             let now = now_secs();
             let mut delivered = 0usize;
             let mut last_commit = None;
             for m in &messages {
                 // Decoding is exact, so this is the message's own slice of the body.
                 let encoded = m.encode();
-                if !tx.first_sighting(&Sha256::digest(&encoded), now)? {
+                if !tx.first_sighting(m.timestamp, &Sha256::digest(&encoded), now)? {
                     continue;
                 }
                 deliver_local(tx, &room, m, &encoded, now)?;

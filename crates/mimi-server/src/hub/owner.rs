@@ -295,7 +295,7 @@ async fn handshake(
     // was durable before this command started (one command at a time), so the check is exact.
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bundle.encode()).into();
     let s = state.clone();
-    match tokio::task::spawn_blocking(move || s.store.read()?.accepted_answer(&hash)).await {
+    match tokio::task::spawn_blocking(move || s.store.read()?.accepted_handshake(&hash)).await {
         Ok(Ok(None)) => {}
         Ok(Ok(Some(answer))) => {
             tracing::info!("a handshake submitted again; answered as before");
@@ -341,7 +341,7 @@ async fn handshake(
             crate::cluster::fence(tx, &s, &uri, generation)?;
             let now = now_ms();
             let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
-            tx.accept_message_once(&hash, &answer, now, forget_before)?;
+            tx.accept_handshake_once(&hash, &answer, now, forget_before)?;
             save.persist(tx, &s, &uri)
         })
         .await
@@ -446,21 +446,17 @@ async fn submit(
     // HUB-032: providers none of whose members may receive messages are left out.
     let domains = room.receiving_domains().clone();
     let (s, uri) = (state.clone(), room_uri.to_owned());
+    let fanout = FanoutMessage::application(ts, message, frank);
+    // Repeatable: everything it does is inside the transaction (or, for the peers it notes,
+    // the same again), so the writer can batch it without a savepoint.
     let saved = state
-        .queue_write(move |tx| {
+        .queue_write_repeatable(move |tx| {
             crate::cluster::fence(tx, &s, &uri, generation)?;
             let forget_before = ts.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
             if let Some(earlier) = tx.accept_message_once(&hash, &answer, ts, forget_before)? {
                 return Ok(Some(earlier));
             }
-            fan_out(
-                tx,
-                &s,
-                &uri,
-                &FanoutMessage::application(ts, message, frank),
-                &domains,
-                now,
-            )?;
+            fan_out(tx, &s, &uri, &fanout, &domains, now)?;
             Ok(None)
         })
         .await?;
