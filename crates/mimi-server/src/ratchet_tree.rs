@@ -67,7 +67,7 @@ pub(crate) fn welcome_option(
         room.to_path_segment()
     );
     let content = mimi_room::label_content(SIGNATURE_LABEL, &tree).map_err(ApiError::internal)?;
-    let tree_signature = state.hub_key.sign(&content).as_ref().to_vec();
+    let tree_signature = state.hub_key.sign(&content);
     let option = RatchetTreeOption::HttpsUri {
         ratchet_tree_url: url.into_bytes(),
         tree_signature,

@@ -35,7 +35,7 @@ pub(crate) struct AppState {
     pub(crate) identity: ProviderIdentity,
     pub(crate) hub_public_key: Vec<u8>,
     /// The hub's external-sender key, which also signs GroupInfo responses.
-    pub(crate) hub_key: ring::signature::Ed25519KeyPair,
+    pub(crate) hub_key: HubKey,
     /// The seed of `hub_key`, for signing the hub's own MLS proposals (HUB-081).
     pub(crate) hub_seed: Vec<u8>,
     /// The draft's `hub_key` for server franks (§5.4.1.2): a secret HMAC key, derived from the
@@ -147,9 +147,8 @@ impl AppState {
         }
         let seed = hex::decode(std::fs::read_to_string(config.path(&config.hub_key))?.trim())
             .context("hub key is not hex")?;
-        let hub = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
-            .map_err(|_| anyhow::anyhow!("hub key is not an Ed25519 seed"))?;
-        let hub_public_key = ring::signature::KeyPair::public_key(&hub).as_ref().to_vec();
+        let hub = HubKey::from_seed(&seed)?;
+        let hub_public_key = hub.public_key();
         // IN-FRANK-3: HMAC(seed, label) separates the frank key from the signing key.
         let frank_key = mimi_room::franking_tag(&seed, FRANK_KEY_LABEL);
         let peers = Peers::new(&config, tls)?;
@@ -359,6 +358,32 @@ impl AppState {
     }
 }
 
+/// The hub's Ed25519 signing key: franks (every accepted message in a franking room), ratchet
+/// trees, GroupInfo. Signed with ed25519-dalek, whose signer takes about 13 µs here against
+/// ring's 19 µs (BENCHMARKS.md, issue 9); the signatures are the same bytes (RFC 8032 is
+/// deterministic).
+pub(crate) struct HubKey(ed25519_dalek::SigningKey);
+
+impl HubKey {
+    /// The key of a 32-byte seed.
+    fn from_seed(seed: &[u8]) -> anyhow::Result<Self> {
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("hub key is not an Ed25519 seed"))?;
+        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+    }
+
+    /// The public key's 32 bytes.
+    pub(crate) fn public_key(&self) -> Vec<u8> {
+        self.0.verifying_key().to_bytes().to_vec()
+    }
+
+    /// The 64-byte signature of `message`.
+    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
+        ed25519_dalek::Signer::sign(&self.0, message).to_bytes().to_vec()
+    }
+}
+
 /// The single thread that performs every `AppState::write`, a batch at a time.
 struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
@@ -561,6 +586,24 @@ pub(crate) mod tests {
         let tls = TlsMaterial::load(&config).unwrap();
         let state = AppState::new(config, &tls).unwrap();
         (dir, state)
+    }
+
+    #[test]
+    fn the_hub_key_signs_as_rfc_8032_says() {
+        // RFC 8032 §7.1, TEST 2: the secret key, the one-byte message 0x72, the signature.
+        let seed = hex::decode("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
+            .unwrap();
+        let key = HubKey::from_seed(&seed).unwrap();
+        assert_eq!(
+            hex::encode(key.public_key()),
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+        );
+        assert_eq!(
+            hex::encode(key.sign(&[0x72])),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+        );
+        assert!(HubKey::from_seed(&seed[..31]).is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,14 @@ pub(crate) struct Recent {
     order: VecDeque<Entry>,
     /// The highest id folded in: every committed row at or below it is known.
     last_id: i64,
+    /// Rows below this id have been deleted from the table (or are being, by a transaction
+    /// that may yet roll back; the next deletion covers them again).
+    deleted_below: i64,
 }
+
+/// Rows the table may keep past the window before a deletion clears them: deleting in runs
+/// costs one statement per few hundred messages instead of one per message.
+const DELETE_RUN: i64 = 256;
 
 impl Recent {
     /// Adds a committed row; rows at or below `last_id` are known already.
@@ -59,6 +66,11 @@ impl Recent {
                 self.by_prefix.remove(&oldest.prefix);
             }
         }
+    }
+
+    /// The id below which every row is older than the window (after `forget_before`).
+    fn expired_below(&self) -> i64 {
+        self.order.front().map_or(self.last_id + 1, |oldest| oldest.id)
     }
 
     /// Rows in the index now.
@@ -108,7 +120,7 @@ impl Tx<'_> {
     /// Records that the hub accepted the application message with `hash` (of its MLSMessage
     /// bytes, which name its room) and answered `answer` at `now_ms`; if it had already, within
     /// the window, returns that earlier answer and records nothing. What was accepted before
-    /// `forget_before_ms` is forgotten, in memory at once and in the table a few rows at a time.
+    /// `forget_before_ms` is forgotten, in memory at once and in the table a run at a time.
     pub fn accept_message_once(
         &self,
         hash: &[u8],
@@ -116,7 +128,7 @@ impl Tx<'_> {
         now_ms: u64,
         forget_before_ms: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.catch_up_accepted()?;
+        self.catch_up_accepted(forget_before_ms)?;
         let prefix = prefix_of(hash);
         let known = {
             let pending = self.accepted.entries.borrow();
@@ -128,11 +140,7 @@ impl Tx<'_> {
         };
         let known = match known {
             Some(id) => Some(id),
-            None => {
-                let mut recent = self.recent()?;
-                recent.forget_before(forget_before_ms);
-                recent.by_prefix.get(&prefix).copied()
-            }
+            None => self.recent()?.by_prefix.get(&prefix).copied(),
         };
         if let Some(id) = known {
             let row: Option<(Vec<u8>, Vec<u8>)> = self.conn().query_opt(
@@ -157,23 +165,15 @@ impl Tx<'_> {
             prefix,
             id,
         });
-        // The oldest rows come first by id: look at no more than 16 of them, so each
-        // message pays a bounded share of the expiry, which keeps up with any rate.
-        // (PostgreSQL wants the inner query named.)
-        self.conn().execute(
-            "DELETE FROM accepted_messages WHERE id IN (
-                 SELECT id FROM (SELECT id, accepted_at FROM accepted_messages
-                                 ORDER BY id LIMIT 16) AS oldest
-                 WHERE accepted_at < ?1)",
-            params![forget_before_ms as i64],
-        )?;
         Ok(None)
     }
 
-    /// Folds the rows committed since the index last looked into it, once per transaction:
-    /// after a restart that is the whole window; in a cluster, what other nodes accepted
-    /// (writers hold the write lock, so ids follow commit order and none below is missing).
-    fn catch_up_accepted(&self) -> Result<(), StoreError> {
+    /// Once per transaction: folds the rows committed since the index last looked into it
+    /// (after a restart that is the whole window; in a cluster, what other nodes accepted:
+    /// writers hold the write lock, so ids follow commit order and none below is missing),
+    /// forgets what is older than `forget_before_ms`, and deletes it from the table once a
+    /// run of [`DELETE_RUN`] rows has gathered (by id: every node's index covers all rows).
+    fn catch_up_accepted(&self, forget_before_ms: u64) -> Result<(), StoreError> {
         if self.accepted.caught_up.replace(true) {
             return Ok(());
         }
@@ -192,6 +192,16 @@ impl Tx<'_> {
         let mut recent = self.recent()?;
         for row in rows {
             recent.fold(row);
+        }
+        recent.forget_before(forget_before_ms);
+        let expired_below = recent.expired_below();
+        if expired_below - recent.deleted_below >= DELETE_RUN {
+            recent.deleted_below = expired_below;
+            drop(recent);
+            self.conn().execute(
+                "DELETE FROM accepted_messages WHERE id < ?1",
+                params![expired_below],
+            )?;
         }
         Ok(())
     }
@@ -248,6 +258,7 @@ impl StoreGuard<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::db::params;
     use crate::engine_test;
 
     /// Accepts in a transaction of its own, committed.
@@ -280,6 +291,32 @@ mod tests {
             assert_eq!(accept(store, b"h3", b"z", 10_000, 5_000), Some(b"y".to_vec()));
             // Memory holds the window only: h3 and the second h1.
             assert_eq!(store.recent.lock().unwrap().len(), 2);
+        }
+    }
+
+    engine_test! {
+        fn the_table_forgets_in_runs(store) {
+            let rows = || -> i64 {
+                store
+                    .read()
+                    .unwrap()
+                    .db()
+                    .query_one("SELECT COUNT(*) FROM accepted_messages", params![], |r| r.get(0))
+                    .unwrap()
+            };
+            let run = crate::accepted::DELETE_RUN as usize;
+            for i in 0..run - 2 {
+                accept(store, format!("old {i}").as_bytes(), b"a", 1_000, 0);
+            }
+            // Expired, but fewer than a run: kept for now, though no longer recognized.
+            assert_eq!(accept(store, b"old 0", b"b", 10_000, 5_000), None);
+            assert_eq!(rows(), run as i64 - 1);
+            accept(store, b"one more", b"c", 10_000, 0);
+            // At 20 s, with a window of 5 s, all of them are expired: a whole run, deleted in
+            // one statement when the next transaction accepts.
+            accept(store, b"new", b"d", 20_000, 15_000);
+            assert_eq!(rows(), 1, "only the message of 20 s remains");
+            assert_eq!(accept(store, b"new", b"e", 20_000, 15_000), Some(b"d".to_vec()));
         }
     }
 

@@ -682,7 +682,9 @@ CREATE TABLE token_issuer_keys (
 /// handshakes move to `accepted_handshakes`, which keeps the index (the rows so far are
 /// copied there too, whichever they were). (2) The follower's duplicate filter is keyed by
 /// the hub's timestamp first, so its inserts land at the end of the index; rows from before
-/// carry `sent_at` -1 and are still looked up (`first_sighting`).
+/// carry `sent_at` -1 and are still looked up (`first_sighting`). AUTOINCREMENT: the memory
+/// index takes ids for commit order, and SQLite would otherwise hand out a deleted last id
+/// again.
 const MIGRATE_V19_SQLITE: &str = "
 CREATE TABLE accepted_handshakes (
     id INTEGER PRIMARY KEY,
@@ -693,7 +695,7 @@ CREATE TABLE accepted_handshakes (
 INSERT INTO accepted_handshakes (hash, answer, accepted_at)
     SELECT hash, answer, accepted_at FROM accepted_messages ORDER BY id;
 CREATE TABLE accepted_messages_v19 (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     hash BLOB NOT NULL,
     answer BLOB NOT NULL,
     accepted_at INTEGER NOT NULL

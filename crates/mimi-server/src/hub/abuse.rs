@@ -140,7 +140,7 @@ mod tests {
             frank: Frank {
                 server_frank,
                 franking_signature_ciphersuite: mimi_room::WIRE_CIPHERSUITE,
-                franking_integrity_signature: state.hub_key.sign(&signed).as_ref().to_vec(),
+                franking_integrity_signature: state.hub_key.sign(&signed),
             },
             accepted_timestamp: 1234,
         }

@@ -144,7 +144,7 @@ fn seal(
     };
     let content = mimi_room::label_content("GroupInfoResponseTBS", &tbs.encode())
         .map_err(ApiError::internal)?;
-    let signature = state.hub_key.sign(&content).as_ref().to_vec();
+    let signature = state.hub_key.sign(&content);
     Ok(GroupInfoResponse {
         protocol: Protocol::Mls10,
         room_id: IdentifierUri::new(room_uri),

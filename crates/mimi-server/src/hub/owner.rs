@@ -492,7 +492,7 @@ fn frank(
     Ok(Some(Frank {
         server_frank,
         franking_signature_ciphersuite: mimi_room::WIRE_CIPHERSUITE,
-        franking_integrity_signature: state.hub_key.sign(&content).as_ref().to_vec(),
+        franking_integrity_signature: state.hub_key.sign(&content),
     }))
 }
 
