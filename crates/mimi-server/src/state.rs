@@ -380,7 +380,9 @@ impl HubKey {
 
     /// The 64-byte signature of `message`.
     pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        ed25519_dalek::Signer::sign(&self.0, message).to_bytes().to_vec()
+        ed25519_dalek::Signer::sign(&self.0, message)
+            .to_bytes()
+            .to_vec()
     }
 }
 

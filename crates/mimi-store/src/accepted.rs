@@ -70,7 +70,9 @@ impl Recent {
 
     /// The id below which every row is older than the window (after `forget_before`).
     fn expired_below(&self) -> i64 {
-        self.order.front().map_or(self.last_id + 1, |oldest| oldest.id)
+        self.order
+            .front()
+            .map_or(self.last_id + 1, |oldest| oldest.id)
     }
 
     /// Rows in the index now.
