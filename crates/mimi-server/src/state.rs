@@ -282,10 +282,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        self.queue_write(work)
-            .await?
-            .await
-            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+        outcome(self.queue_write(work).await?).await
     }
 
     /// Queues `work` for the writer and returns once it is queued, with the receiver of its
@@ -299,14 +296,14 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        self.send_job(Box::new(TypedJob {
-            work: Some(work),
-            result: None,
-            reply,
-        }))
-        .await?;
-        Ok(answer)
+        self.enqueue(|reply| {
+            Box::new(TypedJob {
+                work: Some(work),
+                result: None,
+                reply,
+            })
+        })
+        .await
     }
 
     /// As [`AppState::write`], for work that may run twice (the second run after the first
@@ -317,10 +314,7 @@ impl AppState {
         T: Send + 'static,
         F: FnMut(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        self.queue_write_repeatable(work)
-            .await?
-            .await
-            .map_err(|_| ApiError::internal("the store writer dropped a job"))?
+        outcome(self.queue_write_repeatable(work).await?).await
     }
 
     /// As [`AppState::queue_write`], for work that may run twice (see
@@ -333,22 +327,28 @@ impl AppState {
         T: Send + 'static,
         F: FnMut(&Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        self.send_job(Box::new(RepeatableJob {
-            work,
-            result: None,
-            reply,
-        }))
-        .await?;
-        Ok(answer)
+        self.enqueue(|reply| {
+            Box::new(RepeatableJob {
+                work,
+                result: None,
+                reply,
+            })
+        })
+        .await
     }
 
-    async fn send_job(&self, job: Box<dyn Job>) -> Result<(), ApiError> {
+    /// Queues the job `make` builds around the sender of its outcome.
+    async fn enqueue<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> Box<dyn Job>,
+    ) -> Result<oneshot::Receiver<Result<T, ApiError>>, ApiError> {
+        let (reply, answer) = oneshot::channel();
         self.writer
             .jobs
-            .send(job)
+            .send(make(reply))
             .await
-            .map_err(|_| ApiError::internal("the store writer has stopped"))
+            .map_err(|_| ApiError::internal("the store writer has stopped"))?;
+        Ok(answer)
     }
 
     /// Batches the writer has committed so far.
@@ -425,6 +425,13 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
+}
+
+/// What a queued write job answered, once its batch committed.
+async fn outcome<T>(answer: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+    answer
+        .await
+        .map_err(|_| ApiError::internal("the store writer dropped a job"))?
 }
 
 /// A type-erased `write` call.
