@@ -40,6 +40,30 @@ pub enum DnsRecord {
     },
 }
 
+/// Attempts at finding a loopback port free for both UDP and TCP.
+const PORT_ATTEMPTS: usize = 32;
+
+/// A UDP socket and a TCP listener on the same loopback port. The system picks a port free
+/// for UDP; the same number may be taken for TCP (by any connection's local end, as other
+/// tests run), and then another is tried.
+fn bind_one_port_for_both()
+-> Result<(std::net::UdpSocket, std::net::TcpListener, SocketAddr), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("bind a DNS socket on", "127.0.0.1", e))?;
+        let addr = udp
+            .local_addr()
+            .map_err(|e| Error::io("read the address of", "127.0.0.1", e))?;
+        match std::net::TcpListener::bind(addr) {
+            Ok(tcp) => return Ok((udp, tcp, addr)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempt < PORT_ATTEMPTS => {}
+            Err(e) => return Err(Error::io("bind a DNS listener on", addr.to_string(), e)),
+        }
+    }
+}
+
 /// A running DNS server; dropping it stops it.
 pub struct DnsServer {
     addr: SocketAddr,
@@ -51,14 +75,7 @@ impl DnsServer {
     /// Starts a server on a free loopback port that answers `records` and nothing else.
     pub fn start(records: &[DnsRecord]) -> Result<Self, Error> {
         let catalog = catalog(records)?;
-        // One port for both transports: take a UDP port, then the same number for TCP.
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")
-            .map_err(|e| Error::io("bind a DNS socket on", "127.0.0.1", e))?;
-        let addr = udp
-            .local_addr()
-            .map_err(|e| Error::io("read the address of", "127.0.0.1", e))?;
-        let tcp = std::net::TcpListener::bind(addr)
-            .map_err(|e| Error::io("bind a DNS listener on", addr.to_string(), e))?;
+        let (udp, tcp, addr) = bind_one_port_for_both()?;
         for socket in [&udp as &dyn SetNonblocking, &tcp] {
             socket
                 .nonblocking()
