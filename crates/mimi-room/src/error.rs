@@ -84,6 +84,9 @@ impl RoomError {
                 Self::CorruptState("stored MLS value does not decode")
             }
             crate::storage::StorageError::Poisoned => Self::Internal("MLS storage lock poisoned"),
+            crate::storage::StorageError::StaleTree => {
+                Self::Internal("the stored ratchet tree is out of date")
+            }
         }
     }
 

@@ -276,7 +276,7 @@ impl HubRoom {
     ) -> Result<Self, RoomError> {
         let group_info = crate::decode::group_info(group_info)?;
         let tree = crate::decode::ratchet_tree(ratchet_tree)?;
-        let provider = MlsProvider::default();
+        let provider = MlsProvider::for_hub([])?;
         let (group, _) = PublicGroup::from_external(
             provider.crypto(),
             provider.storage(),
@@ -383,7 +383,7 @@ impl HubRoom {
         snapshot: &[u8],
         _now: u64,
     ) -> Result<Self, RoomError> {
-        let provider = MlsProvider::from_snapshot(snapshot, false)?;
+        let provider = MlsProvider::for_hub(crate::provider::split_snapshot(snapshot)?)?;
         let group_id = GroupId::from_slice(room_uri.as_bytes());
         let group = PublicGroup::load(provider.storage(), &group_id)
             .map_err(|_| RoomError::CorruptState("cannot read the public group"))?
@@ -426,6 +426,11 @@ impl HubRoom {
 
     /// The persisted form of this room's state.
     pub fn snapshot(&self) -> Result<Vec<u8>, RoomError> {
+        // The tree is written here rather than after every commit (`MlsProvider::for_hub`).
+        self.provider
+            .storage()
+            .write_tree_now(self.group.group_id(), self.group.treesync())
+            .map_err(RoomError::storage)?;
         self.provider.snapshot()
     }
 

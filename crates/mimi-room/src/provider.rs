@@ -33,9 +33,14 @@ impl MlsProvider {
         }
     }
 
-    /// Restores a provider from [`MlsProvider::snapshot`] bytes.
-    pub(crate) fn from_snapshot(bytes: &[u8], tracking: bool) -> Result<Self, RoomError> {
-        Ok(Self::from_entries(split_snapshot(bytes)?, tracking))
+    /// A hub's provider over `entries`: no change journal, and ratchet trees written only when
+    /// the hub snapshots (see [`TrackedStorage::defer_trees`]).
+    pub(crate) fn for_hub(
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<Self, RoomError> {
+        let provider = Self::from_entries(entries, false);
+        provider.storage.defer_trees().map_err(RoomError::storage)?;
+        Ok(provider)
     }
 
     /// Serializes the whole store, keys sorted so equal states give equal bytes.
@@ -122,10 +127,10 @@ mod tests {
     fn snapshot_round_trips_and_rejects_truncation() {
         let provider = MlsProvider::from_entries([(b"k".to_vec(), b"value".to_vec())], false);
         let bytes = provider.snapshot().unwrap();
-        let restored = MlsProvider::from_snapshot(&bytes, false).unwrap();
+        let restored = MlsProvider::from_entries(split_snapshot(&bytes).unwrap(), false);
         assert_eq!(restored.snapshot().unwrap(), bytes);
         for cut in 0..bytes.len() {
-            assert!(MlsProvider::from_snapshot(&bytes[..cut], false).is_err());
+            assert!(split_snapshot(&bytes[..cut]).is_err());
         }
     }
 }

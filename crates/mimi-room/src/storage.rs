@@ -23,6 +23,9 @@ pub(crate) enum StorageError {
     /// A thread panicked while holding the store's lock.
     #[error("MLS storage lock poisoned")]
     Poisoned,
+    /// A deferred ratchet tree was read or snapshotted before [`TrackedStorage::write_tree_now`].
+    #[error("the stored ratchet tree is out of date")]
+    StaleTree,
 }
 
 /// One key that changed since the last save: its new value, or `None` if it was deleted.
@@ -49,10 +52,15 @@ struct Journal {
     dirty: BTreeSet<Vec<u8>>,
     /// Each key's value at the last savepoint, for keys changed since then.
     undo: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Whether `write_tree` only marks the tree out of date (see [`TrackedStorage::defer_trees`]).
+    defer_trees: bool,
+    /// Tree keys whose stored value is older than the tree OpenMLS last asked to write.
+    stale: BTreeSet<Vec<u8>>,
 }
 
 impl Journal {
     fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.stale.remove(&key);
         let old = match value {
             Some(v) => self.values.insert(key.clone(), v),
             None => self.values.remove(&key),
@@ -79,9 +87,32 @@ impl TrackedStorage {
         }
     }
 
-    /// Every entry, sorted by key.
+    /// Makes `write_tree` skip its work and only note that the stored tree is out of date;
+    /// reading that tree, or snapshotting, then fails until [`TrackedStorage::write_tree_now`]
+    /// stores the current one. For the hub, which keeps its `PublicGroup` in memory and reads
+    /// the store only when it snapshots: OpenMLS writes the whole tree as JSON after every
+    /// commit, about half of what a bare `PublicGroup` spends on a commit at 100 members
+    /// (BENCHMARKS.md, issue 9).
+    pub(crate) fn defer_trees(&self) -> Result<(), StorageError> {
+        self.lock()?.defer_trees = true;
+        Ok(())
+    }
+
+    /// Stores `tree` as group `group_id`'s ratchet tree now, even when trees are deferred.
+    pub(crate) fn write_tree_now<G: Serialize, T: Serialize>(
+        &self,
+        group_id: &G,
+        tree: &T,
+    ) -> Result<(), StorageError> {
+        self.put(TREE, group_id, tree)
+    }
+
+    /// Every entry, sorted by key; fails while a deferred tree is out of date.
     pub(crate) fn sorted_entries(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StorageError> {
         let journal = self.lock()?;
+        if !journal.stale.is_empty() {
+            return Err(StorageError::StaleTree);
+        }
         Ok(journal
             .values
             .iter()
@@ -296,8 +327,42 @@ macro_rules! group_values {
 impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
     type Error = StorageError;
 
+    fn write_tree<G: traits::GroupId<CURRENT_VERSION>, V: traits::TreeSync<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+        value: &V,
+    ) -> Result<(), Self::Error> {
+        let key = storage_key(TREE, &serde_json::to_vec(group_id)?);
+        let mut journal = self.lock()?;
+        if journal.defer_trees {
+            journal.stale.insert(key);
+            return Ok(());
+        }
+        drop(journal);
+        self.put(TREE, group_id, value)
+    }
+
+    fn tree<G: traits::GroupId<CURRENT_VERSION>, V: traits::TreeSync<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<Option<V>, Self::Error> {
+        let key = storage_key(TREE, &serde_json::to_vec(group_id)?);
+        if self.lock()?.stale.contains(&key) {
+            return Err(StorageError::StaleTree);
+        }
+        self.get(TREE, group_id)
+    }
+
+    fn delete_tree<G: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &G,
+    ) -> Result<(), Self::Error> {
+        let key = storage_key(TREE, &serde_json::to_vec(group_id)?);
+        self.lock()?.stale.remove(&key);
+        self.remove(TREE, group_id)
+    }
+
     group_values!(
-        (TREE, write_tree, tree, delete_tree, TreeSync),
         (
             INTERIM_TRANSCRIPT_HASH,
             write_interim_transcript_hash,
@@ -685,6 +750,47 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in tree and group ID for the storage trait's tree methods.
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Tree(Vec<u8>);
+    impl openmls_traits::storage::Entity<CURRENT_VERSION> for Tree {}
+    impl traits::TreeSync<CURRENT_VERSION> for Tree {}
+    #[derive(Serialize)]
+    struct Group(&'static str);
+    impl Key<CURRENT_VERSION> for Group {}
+    impl traits::GroupId<CURRENT_VERSION> for Group {}
+
+    #[test]
+    fn a_deferred_tree_is_unreadable_until_written_now() {
+        let s = TrackedStorage::from_entries(Vec::new(), false);
+        s.defer_trees().unwrap();
+        let g = Group("room");
+        s.write_tree_now(&g, &Tree(vec![1])).unwrap();
+        s.write_tree(&g, &Tree(vec![2])).unwrap();
+        // Neither the older value nor a snapshot may stand in for the tree OpenMLS wrote.
+        assert!(matches!(
+            s.tree::<_, Tree>(&g),
+            Err(StorageError::StaleTree)
+        ));
+        assert!(matches!(s.sorted_entries(), Err(StorageError::StaleTree)));
+        s.write_tree_now(&g, &Tree(vec![3])).unwrap();
+        assert_eq!(s.tree::<_, Tree>(&g).unwrap(), Some(Tree(vec![3])));
+        assert_eq!(s.sorted_entries().unwrap().len(), 1);
+        s.write_tree(&g, &Tree(vec![4])).unwrap();
+        s.delete_tree(&g).unwrap();
+        assert_eq!(s.tree::<_, Tree>(&g).unwrap(), None);
+        assert!(s.sorted_entries().unwrap().is_empty());
+    }
+
+    #[test]
+    fn without_deferral_a_tree_is_stored_when_written() {
+        let s = TrackedStorage::from_entries(Vec::new(), false);
+        let g = Group("room");
+        s.write_tree(&g, &Tree(vec![5])).unwrap();
+        assert_eq!(s.tree::<_, Tree>(&g).unwrap(), Some(Tree(vec![5])));
+        assert_eq!(s.sorted_entries().unwrap().len(), 1);
+    }
 
     fn tracked() -> TrackedStorage {
         TrackedStorage::from_entries(Vec::new(), true)

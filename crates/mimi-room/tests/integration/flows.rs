@@ -669,6 +669,13 @@ fn hub_keeps_members_in_step_across_add_update_and_remove() {
     assert_eq!(reloaded.members(), w.hub.members());
     assert_eq!(reloaded.member_domains(), w.hub.member_domains());
     assert_eq!(reloaded.member_count(), 2);
+    // The hub writes its tree only when it snapshots: the reloaded tree is the one after the
+    // last commit, not the one the room was created with.
+    assert_eq!(
+        reloaded.ratchet_tree().unwrap(),
+        w.hub.ratchet_tree().unwrap()
+    );
+    assert_eq!(reloaded.epoch(), w.hub.epoch());
     assert!(
         w.hub
             .check_application(w.hub.epoch(), "mimi://c.example/u/cathy")
