@@ -759,6 +759,36 @@ mod tests {
         ));
     }
 
+    /// FED-016 for a proposal: validated again it would be queued twice in memory, so the room
+    /// is read again from the store, and the repeat is answered as the first and saved once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proposal_sent_again_is_saved_once_and_leaves_the_room_whole() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "proposed").await;
+        let proposals = Hub::remove_clients(&state, &room, vec![alice.me.device_uri.clone()])
+            .await
+            .unwrap();
+        let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
+        let saved = journal(&state);
+        let bundle = || HandshakeBundle::Proposal {
+            proposal: MlsMessage::from_bytes(&proposals[0]).unwrap(),
+            more_proposals: Vec::new(),
+        };
+        for _ in 0..2 {
+            let again = Hub::update(&state, &room, bundle(), None).await.unwrap();
+            assert!(
+                matches!(again.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+                "{again:?}"
+            );
+            assert_eq!(journal(&state), saved);
+        }
+        // The room read again is the one saved: Alice still in it, at the same epoch.
+        let (epoch, clients) = Hub::clients(&state, &room).await.unwrap();
+        assert_eq!(clients.len(), 1);
+        assert_eq!(epoch, 0);
+    }
+
     /// FED-015: a peer forwards only its own clients' handshakes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_peer_cannot_forward_another_providers_handshake() {

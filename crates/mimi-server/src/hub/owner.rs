@@ -291,20 +291,13 @@ async fn handshake(
     forwarded_by: Option<String>,
 ) -> (Option<HubRoom>, Result<UpdateRoomResponse, ApiError>) {
     // FED-016 for handshakes (IN-SERVER-15): the same bundle submitted again after a lost
-    // answer gets the first answer, and nothing is checked or saved twice. The first one's save
-    // was durable before this command started (one command at a time), so the check is exact.
+    // answer gets the first answer, and nothing is saved twice. The first one's save was
+    // durable before this command started (one command at a time), so the check is exact. It
+    // runs beside the validation, which changes nothing but the room in memory: a repeat drops
+    // that room, to be read again from the store.
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bundle.encode()).into();
     let s = state.clone();
-    match tokio::task::spawn_blocking(move || s.store.read()?.accepted_handshake(&hash)).await {
-        Ok(Ok(None)) => {}
-        Ok(Ok(Some(answer))) => {
-            tracing::info!("a handshake submitted again; answered as before");
-            let answer = UpdateRoomResponse::decode(&answer).map_err(ApiError::internal);
-            return (Some(room), answer);
-        }
-        Ok(Err(e)) => return (Some(room), Err(e.into())),
-        Err(e) => return (Some(room), Err(e.into())),
-    }
+    let earlier = tokio::task::spawn_blocking(move || s.store.read()?.accepted_handshake(&hash));
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let (room, planned) = blocking(room, move |room| {
         update::plan(
@@ -318,6 +311,24 @@ async fn handshake(
         )
     })
     .await;
+    let repeated = match earlier.await {
+        Ok(Ok(repeated)) => repeated,
+        Ok(Err(e)) => return (None, Err(e.into())),
+        Err(e) => return (None, Err(e.into())),
+    };
+    if let Some(answer) = repeated {
+        tracing::info!("a handshake submitted again; answered as before");
+        // A repeated commit is normally refused for its past epoch, changing nothing: the room
+        // is kept then, and read again otherwise.
+        let kept = match (room, &planned) {
+            (Some(room), Ok(p)) if p.save.is_none() && !p.changed => Some(room),
+            _ => None,
+        };
+        return (
+            kept,
+            UpdateRoomResponse::decode(&answer).map_err(ApiError::internal),
+        );
+    }
     let (room, planned) = match (room, planned) {
         (Some(room), Ok(planned)) => (room, planned),
         // A failure part-way may have changed the group: read it again next time.
