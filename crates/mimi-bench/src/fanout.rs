@@ -533,8 +533,8 @@ async fn full_load(
 }
 
 /// Open loop: message `j` is due at `start + j / rate` whatever happened to the earlier
-/// ones, round-robin over the senders (each sender's messages stay in ratchet order), and
-/// goes out then unless its sender already has [`MAX_IN_FLIGHT_PER_SENDER`] in flight.
+/// ones, round-robin over the senders, and is handed then to its sender, which submits its
+/// messages in ratchet order with at most [`MAX_IN_FLIGHT_PER_SENDER`] in flight.
 async fn paced_load(
     senders: &[Sender],
     pools: Vec<Vec<Queued>>,
@@ -546,35 +546,72 @@ async fn paced_load(
     let range = range_of(&pools);
     let mut queues: Vec<std::vec::IntoIter<Queued>> =
         pools.into_iter().map(Vec::into_iter).collect();
-    let in_flight: Vec<Arc<tokio::sync::Semaphore>> = senders
-        .iter()
-        .map(|_| Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_SENDER)))
-        .collect();
-    let start = Instant::now();
     let mut tasks = JoinSet::new();
+    let mut feeds = Vec::with_capacity(senders.len());
+    for sender in senders {
+        let (feed, due_messages) = tokio::sync::mpsc::unbounded_channel();
+        let (http, ledger) = (http.clone(), ledger.clone());
+        let url = Arc::new(format!("{}/client/v1/submit/{room_path}", sender.url));
+        let token = Arc::new(sender.token.clone());
+        tasks.spawn(in_order(
+            due_messages,
+            MAX_IN_FLIGHT_PER_SENDER,
+            move |Queued { index, bytes }, due| {
+                let (http, url, token, ledger) =
+                    (http.clone(), url.clone(), token.clone(), ledger.clone());
+                async move { submit(&http, &url, &token, index, bytes, due, &ledger).await }
+            },
+        ));
+        feeds.push(feed);
+    }
+    let start = Instant::now();
     let mut j = 0usize;
     loop {
         let s = j % senders.len();
-        let Some(Queued { index, bytes }) = queues[s].next() else {
+        let Some(queued) = queues[s].next() else {
             break;
         };
         let due = start + Duration::from_secs_f64(j as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
-        let http = http.clone();
-        let url = format!("{}/client/v1/submit/{room_path}", senders[s].url);
-        let token = senders[s].token.clone();
-        let ledger = ledger.clone();
-        let turn = in_flight[s].clone();
-        tasks.spawn(async move {
-            // The semaphore is never closed.
-            let _turn = turn.acquire_owned().await;
-            submit(&http, &url, &token, index, bytes, due, &ledger).await
-        });
+        // The sender's task ends only once its feed is dropped, below.
+        let _ = feeds[s].send((queued, due));
         j += 1;
-        while tasks.try_join_next().is_some() {}
     }
+    drop(feeds);
     while tasks.join_next().await.is_some() {}
     (range, start)
+}
+
+/// Runs `submit` on each message of `feed` in the order fed, at most `cap` at a time: a
+/// message starts only after every earlier one has. Requests in flight together may still
+/// reach the hub in any order, at most `cap - 1` places apart, which OpenMLS's default
+/// out-of-order tolerance of 5 generations absorbs for a cap of 4. (Each message once waited
+/// for a turn in a task of its own; after a slow moment, hundreds of such tasks queued in
+/// whatever order they first ran, and a client could not decrypt a message that arrived 8
+/// generations late.)
+async fn in_order<F, Fut>(
+    mut feed: tokio::sync::mpsc::UnboundedReceiver<(Queued, Instant)>,
+    cap: usize,
+    submit: F,
+) where
+    F: Fn(Queued, Instant) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let turns = Arc::new(tokio::sync::Semaphore::new(cap));
+    let mut running = JoinSet::new();
+    while let Some((queued, due)) = feed.recv().await {
+        // The semaphore is never closed.
+        let Ok(turn) = turns.clone().acquire_owned().await else {
+            break;
+        };
+        let work = submit(queued, due);
+        running.spawn(async move {
+            work.await;
+            drop(turn);
+        });
+        while running.try_join_next().is_some() {}
+    }
+    while running.join_next().await.is_some() {}
 }
 
 /// Submits one pre-encrypted message and records when it was `due` (latencies count from
@@ -1111,6 +1148,39 @@ mod tests {
         assert_eq!(f.failures, BTreeMap::from([("HTTP 503".to_owned(), 1)]));
         assert_eq!(f.delivery_latency_ms, None);
         assert_eq!(ledger.undelivered(0..4), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sender_starts_its_messages_in_order_and_keeps_the_cap() {
+        let (feed, due) = tokio::sync::mpsc::unbounded_channel();
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let (now, peak) = (
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        );
+        // Everything is fed at once, as after a stall, and requests take uneven times.
+        for index in 0..300 {
+            let queued = Queued {
+                index,
+                bytes: Vec::new(),
+            };
+            feed.send((queued, Instant::now())).unwrap();
+        }
+        drop(feed);
+        let (s, n, p) = (started.clone(), now.clone(), peak.clone());
+        in_order(due, MAX_IN_FLIGHT_PER_SENDER, move |queued, _| {
+            s.lock().unwrap().push(queued.index);
+            let (n, p) = (n.clone(), p.clone());
+            async move {
+                let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(running, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_micros(50 * (queued.index % 7) as u64)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+            }
+        })
+        .await;
+        assert_eq!(*started.lock().unwrap(), (0..300).collect::<Vec<_>>());
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_IN_FLIGHT_PER_SENDER);
     }
 
     #[test]
