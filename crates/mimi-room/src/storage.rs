@@ -336,10 +336,10 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         let mut journal = self.lock()?;
         if journal.defer_trees {
             journal.stale.insert(key);
-            return Ok(());
+        } else {
+            journal.set(key, Some(serde_json::to_vec(value)?));
         }
-        drop(journal);
-        self.put(TREE, group_id, value)
+        Ok(())
     }
 
     fn tree<G: traits::GroupId<CURRENT_VERSION>, V: traits::TreeSync<CURRENT_VERSION>>(
@@ -347,10 +347,14 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         group_id: &G,
     ) -> Result<Option<V>, Self::Error> {
         let key = storage_key(TREE, &serde_json::to_vec(group_id)?);
-        if self.lock()?.stale.contains(&key) {
+        let journal = self.lock()?;
+        if journal.stale.contains(&key) {
             return Err(StorageError::StaleTree);
         }
-        self.get(TREE, group_id)
+        match journal.values.get(&key) {
+            Some(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+            None => Ok(None),
+        }
     }
 
     fn delete_tree<G: traits::GroupId<CURRENT_VERSION>>(
@@ -358,8 +362,13 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         group_id: &G,
     ) -> Result<(), Self::Error> {
         let key = storage_key(TREE, &serde_json::to_vec(group_id)?);
-        self.lock()?.stale.remove(&key);
-        self.remove(TREE, group_id)
+        let mut journal = self.lock()?;
+        // A tree only marked stale has no value to delete, but is no longer out of date.
+        journal.stale.remove(&key);
+        if journal.values.contains_key(&key) {
+            journal.set(key, None);
+        }
+        Ok(())
     }
 
     group_values!(
