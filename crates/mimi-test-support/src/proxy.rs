@@ -28,7 +28,9 @@ pub enum Fault {
     /// Both directions wait this long before each chunk passes.
     Delay(Duration),
     /// After this many bytes from the client, both sides are reset (a request cut in its
-    /// body).
+    /// body). With [`Proxy::fault_next`], the cut lands instead on the next request, on any
+    /// connection, new or already open, that grows past this many bytes (TLS records
+    /// included): other connections opened meanwhile (a peer's, a read) cannot take it.
     ResetAfter(usize),
     /// The next answer to a request of more than this many bytes (TLS records included), on
     /// any connection, new or already open, is lost: when the backend starts answering it, both
@@ -53,6 +55,9 @@ pub struct Proxy {
     plan: Arc<Mutex<Plan>>,
     /// An armed [`Fault::DropAnswerToLarge`]: its size, until a connection uses it.
     large: Arc<Mutex<Option<usize>>>,
+    /// An armed [`Fault::ResetAfter`] from [`Proxy::fault_next`]: its size, until a request
+    /// uses it.
+    cut: Arc<Mutex<Option<usize>>>,
     faults_injected: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -77,12 +82,14 @@ impl Proxy {
         }));
         let faults_injected = Arc::new(AtomicUsize::new(0));
         let large = Arc::new(Mutex::new(None));
+        let cut = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let shared = Shared {
                 backends: backends.clone(),
                 plan: plan.clone(),
                 large: large.clone(),
+                cut: cut.clone(),
                 injected: faults_injected.clone(),
             };
             let stop = stop.clone();
@@ -93,6 +100,7 @@ impl Proxy {
             backends,
             plan,
             large,
+            cut,
             faults_injected,
             stop,
             thread: Some(thread),
@@ -114,11 +122,19 @@ impl Proxy {
     }
 
     /// The next new connection gets `fault`; the ones after it none. A
-    /// [`Fault::DropAnswerToLarge`] waits instead for the next large request on any connection.
+    /// [`Fault::DropAnswerToLarge`] or [`Fault::ResetAfter`] waits instead for the next large
+    /// request on any connection, so that it lands on a write whoever connects first.
     pub fn fault_next(&self, fault: Fault) {
-        if let Fault::DropAnswerToLarge(size) = fault {
-            *self.large.lock().unwrap_or_else(|e| e.into_inner()) = Some(size);
-            return;
+        match fault {
+            Fault::DropAnswerToLarge(size) => {
+                *self.large.lock().unwrap_or_else(|e| e.into_inner()) = Some(size);
+                return;
+            }
+            Fault::ResetAfter(size) => {
+                *self.cut.lock().unwrap_or_else(|e| e.into_inner()) = Some(size);
+                return;
+            }
+            _ => {}
         }
         *self.plan.lock().unwrap_or_else(|e| e.into_inner()) = Plan {
             fault,
@@ -153,6 +169,7 @@ struct Shared {
     backends: Arc<Mutex<Vec<SocketAddr>>>,
     plan: Arc<Mutex<Plan>>,
     large: Arc<Mutex<Option<usize>>>,
+    cut: Arc<Mutex<Option<usize>>>,
     injected: Arc<AtomicUsize>,
 }
 
@@ -225,8 +242,9 @@ fn relay(client: TcpStream, backend: TcpStream, fault: Fault, shared: &Shared) {
     // answer belongs to.
     let request = Arc::new(AtomicUsize::new(0));
     let (c, b, counted) = (client.try_clone(), backend.try_clone(), request.clone());
+    let armed = shared.cut.clone();
     let upstream = std::thread::spawn(move || {
-        let cut = copy(client_r, backend, delay, limit, Some(&counted));
+        let cut = copy(client_r, backend, delay, limit, &counted, &armed);
         if cut && let (Ok(c), Ok(b)) = (c, b) {
             reset(&c);
             reset(&b);
@@ -269,15 +287,18 @@ fn relay(client: TcpStream, backend: TcpStream, fault: Fault, shared: &Shared) {
     }
 }
 
-/// Copies `from` to `to` until the end or `limit` bytes (then returns true: cut), waiting
-/// `delay` before each chunk and adding what passed to `counted`; then closes `to` for
-/// writing.
+/// Copies `from` to `to` until the end or a cut (then returns true), waiting `delay` before
+/// each chunk and adding what passed to `request` (the bytes of the request in flight, which
+/// the answering side sets back to 0). The cut comes after `limit` bytes of the connection, or
+/// once the request in flight grows past the size `armed` holds, which it then disarms. Closes
+/// `to` for writing at the end.
 fn copy(
     mut from: TcpStream,
     mut to: TcpStream,
     delay: Option<Duration>,
     limit: Option<usize>,
-    counted: Option<&AtomicUsize>,
+    request: &AtomicUsize,
+    armed: &Mutex<Option<usize>>,
 ) -> bool {
     let mut buf = [0u8; 16 * 1024];
     let mut passed = 0usize;
@@ -289,18 +310,27 @@ fn copy(
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
-        let n = match limit {
+        let mut keep = match limit {
             Some(limit) => n.min(limit - passed),
             None => n,
         };
-        if let Some(counted) = counted {
-            counted.fetch_add(n, Ordering::Relaxed);
+        let asked = request.load(Ordering::Relaxed);
+        let taken = {
+            let mut armed = armed.lock().unwrap_or_else(|e| e.into_inner());
+            match *armed {
+                Some(size) if asked + n > size => armed.take(),
+                _ => None,
+            }
+        };
+        if let Some(size) = taken {
+            keep = keep.min(size.saturating_sub(asked));
         }
-        if to.write_all(&buf[..n]).is_err() {
+        request.fetch_add(keep, Ordering::Relaxed);
+        if to.write_all(&buf[..keep]).is_err() {
             break;
         }
-        passed += n;
-        if limit.is_some_and(|limit| passed >= limit) {
+        passed += keep;
+        if taken.is_some() || limit.is_some_and(|limit| passed >= limit) {
             return true;
         }
     }
@@ -388,6 +418,42 @@ mod tests {
         assert_eq!(proxy.faults_injected(), 1);
         // The next connection is not faulty.
         assert_eq!(round_trip(proxy.addr()).unwrap(), b"ping");
+    }
+
+    #[test]
+    fn an_armed_reset_waits_for_a_large_request_on_any_connection_and_cuts_it_once() {
+        let proxy = Proxy::start("127.0.0.1:0".parse().unwrap(), vec![echo_server()]).unwrap();
+        // A connection open before the fault is armed.
+        let mut open = TcpStream::connect(proxy.addr()).unwrap();
+        open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = [0u8; 4];
+        open.write_all(b"ping").unwrap();
+        open.read_exact(&mut got).unwrap();
+        proxy.fault_next(Fault::ResetAfter(100));
+        // A new connection with small requests only is not cut.
+        assert_eq!(round_trip(proxy.addr()).unwrap(), b"ping");
+        assert_eq!(proxy.faults_injected(), 0);
+        // A large request on the connection that was already open is.
+        open.write_all(&[7u8; 500]).unwrap();
+        let mut rest = Vec::new();
+        let _ = open.read_to_end(&mut rest);
+        assert!(
+            rest.len() <= 100,
+            "{} bytes echoed past the cut",
+            rest.len()
+        );
+        // Counted once the connection is gone, and only once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while proxy.faults_injected() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(proxy.faults_injected(), 1);
+        let mut next = TcpStream::connect(proxy.addr()).unwrap();
+        next.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        next.write_all(&[8u8; 500]).unwrap();
+        let mut back = [0u8; 500];
+        next.read_exact(&mut back).unwrap();
+        assert_eq!(proxy.faults_injected(), 1);
     }
 
     #[test]
