@@ -258,7 +258,7 @@ async fn drain_once(
                         .write(move |tx| Ok(tx.delete_outbox(&ids)?))
                         .await;
                     if let Err(e) = removed {
-                        tracing::warn!(peer = %p, error = ?e, "cannot remove delivered entries; they will be sent again after a restart");
+                        tracing::warn!(peer = %p, error = %e, "cannot remove delivered entries; they will be sent again after a restart");
                     }
                 });
             }
@@ -272,7 +272,7 @@ async fn drain_once(
                 state
                     .write(move |tx| Ok(tx.defer_outbox(id, next)?))
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot defer an entry: {e:?}"))?;
+                    .map_err(|e| anyhow::anyhow!("cannot defer an entry: {e}"))?;
                 return Ok(Some(Duration::from_millis(backoff)));
             }
         }
