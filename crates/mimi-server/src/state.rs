@@ -428,7 +428,9 @@ impl Drop for Writer {
 }
 
 /// What a queued write job answered, once its batch committed.
-async fn outcome<T>(answer: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+pub(crate) async fn outcome<T>(
+    answer: oneshot::Receiver<Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     answer
         .await
         .map_err(|_| ApiError::internal("the store writer dropped a job"))?

@@ -56,7 +56,7 @@ pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use notify::{Change, Listening};
 pub use outbox::{OutboxItem, PeerQueue};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
-pub use rooms::StoredRoom;
+pub use rooms::{RoomInput, StoredRoom};
 pub use schema::{SCHEMA_VERSION, schema_version_of, schema_version_of_postgres};
 pub use scratch::{ScratchDatabase, TEST_POSTGRES_ENV};
 pub use trees::StoredTree;

@@ -19,7 +19,63 @@ pub struct StoredRoom {
     pub group_info: Option<Vec<u8>>,
 }
 
+/// A handshake bundle a hosted room received, made durable while the hub validates it: the
+/// hub answers once both are done and writes what follows from the bundle afterwards; a hub
+/// that stops in between finishes the bundle from this record when it loads the room again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInput {
+    /// Its place among the room's inputs.
+    pub seq: u64,
+    /// The encoded `HandshakeBundle`.
+    pub bundle: Vec<u8>,
+    /// The peer that forwarded it; `None` for one of our clients.
+    pub forwarded_by: Option<String>,
+    /// The time it was validated at, seconds since the UNIX epoch.
+    pub now_secs: u64,
+    /// The hub's accepted timestamp for it, milliseconds since the UNIX epoch.
+    pub ts_ms: u64,
+}
+
 impl Tx<'_> {
+    /// Records a handshake bundle `room_uri` received (see [`RoomInput`]); returns its `seq`.
+    pub fn record_room_input(
+        &self,
+        room_uri: &str,
+        bundle: &[u8],
+        forwarded_by: Option<&str>,
+        now_secs: u64,
+        ts_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let seq: i64 = self.conn().query_one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM room_inputs WHERE room_uri = ?1",
+            params![room_uri],
+            |r| r.get(0),
+        )?;
+        self.conn().execute(
+            "INSERT INTO room_inputs (room_uri, seq, bundle, forwarded_by, now_secs, ts_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                room_uri,
+                seq,
+                bundle,
+                forwarded_by,
+                now_secs as i64,
+                ts_ms as i64
+            ],
+        )?;
+        Ok(seq as u64)
+    }
+
+    /// Forgets an input whose outcome is saved (or that was refused); forgetting it twice is
+    /// harmless.
+    pub fn drop_room_input(&self, room_uri: &str, seq: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM room_inputs WHERE room_uri = ?1 AND seq = ?2",
+            params![room_uri, seq as i64],
+        )?;
+        Ok(())
+    }
+
     /// Creates a hosted room; fails if the URI is taken.
     pub fn create_room(&self, room: &StoredRoom, now: u64) -> Result<(), StoreError> {
         let inserted = self.conn().execute(
@@ -227,6 +283,33 @@ impl StoreGuard<'_> {
             |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<i64>(1)? as u64)),
         )
     }
+
+    /// The inputs of `room_uri` not yet finished, in the order they came.
+    pub fn room_inputs(&self, room_uri: &str) -> Result<Vec<RoomInput>, StoreError> {
+        self.conn.query(
+            "SELECT seq, bundle, forwarded_by, now_secs, ts_ms FROM room_inputs
+             WHERE room_uri = ?1 ORDER BY seq",
+            params![room_uri],
+            |r| {
+                Ok(RoomInput {
+                    seq: r.get::<i64>(0)? as u64,
+                    bundle: r.get(1)?,
+                    forwarded_by: r.get(2)?,
+                    now_secs: r.get::<i64>(3)? as u64,
+                    ts_ms: r.get::<i64>(4)? as u64,
+                })
+            },
+        )
+    }
+
+    /// The hosted rooms with inputs not yet finished.
+    pub fn rooms_with_inputs(&self) -> Result<Vec<String>, StoreError> {
+        self.conn.query(
+            "SELECT DISTINCT room_uri FROM room_inputs ORDER BY room_uri",
+            params![],
+            |r| r.get(0),
+        )
+    }
 }
 
 fn subscribers(db: &Db, room_uri: &str) -> Result<Vec<String>, StoreError> {
@@ -322,6 +405,65 @@ mod journal_tests {
             tx.commit().unwrap();
             assert!(g.room_journal(uri).unwrap().is_empty());
             assert_eq!(g.room(uri).unwrap().unwrap().snapshot, b"snap2");
+        }
+    }
+
+    engine_test! {
+        fn inputs_are_kept_in_order_until_dropped(store) {
+            let (x, y) = ("mimi://a.example/r/x", "mimi://a.example/r/y");
+            {
+                let mut g = store.lock().unwrap();
+                let tx = g.begin().unwrap();
+                assert_eq!(tx.record_room_input(x, b"b1", None, 10, 10_001).unwrap(), 1);
+                assert_eq!(
+                    tx.record_room_input(x, b"b2", Some("b.example"), 11, 11_002).unwrap(),
+                    2
+                );
+                assert_eq!(tx.record_room_input(y, b"b3", None, 12, 12_003).unwrap(), 1);
+                tx.commit().unwrap();
+            }
+            let g = store.read().unwrap();
+            assert_eq!(
+                g.room_inputs(x).unwrap(),
+                vec![
+                    RoomInput {
+                        seq: 1,
+                        bundle: b"b1".to_vec(),
+                        forwarded_by: None,
+                        now_secs: 10,
+                        ts_ms: 10_001,
+                    },
+                    RoomInput {
+                        seq: 2,
+                        bundle: b"b2".to_vec(),
+                        forwarded_by: Some("b.example".into()),
+                        now_secs: 11,
+                        ts_ms: 11_002,
+                    },
+                ]
+            );
+            assert_eq!(g.rooms_with_inputs().unwrap(), vec![x.to_owned(), y.to_owned()]);
+            drop(g);
+            {
+                let mut g = store.lock().unwrap();
+                let tx = g.begin().unwrap();
+                tx.drop_room_input(x, 1).unwrap();
+                tx.drop_room_input(x, 1).unwrap();
+                tx.drop_room_input(y, 1).unwrap();
+                tx.commit().unwrap();
+            }
+            let g = store.read().unwrap();
+            assert_eq!(g.room_inputs(x).unwrap().len(), 1);
+            assert!(g.room_inputs(y).unwrap().is_empty());
+            assert_eq!(g.rooms_with_inputs().unwrap(), vec![x.to_owned()]);
+            drop(g);
+            // A rolled-back record leaves nothing.
+            let mut g = store.lock().unwrap();
+            let tx = g.begin().unwrap();
+            tx.record_room_input(y, b"b4", None, 13, 13_004).unwrap();
+            drop(tx);
+            drop(g);
+            assert!(store.read().unwrap().room_inputs(y).unwrap().is_empty());
         }
     }
 

@@ -6,7 +6,7 @@ use crate::db::{Db, params};
 use crate::error::StoreError;
 
 /// Current schema version, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 19;
+pub const SCHEMA_VERSION: i64 = 20;
 
 /// The last schema version whose builds wrote X.509 credentials with a doubled length (issue
 /// 14). Its tables are the current ones; only the bytes inside MLS objects differ.
@@ -633,6 +633,7 @@ pub(crate) fn prepare_postgres(db: &Db) -> Result<(), StoreError> {
             (17, MIGRATE_V17),
             (18, MIGRATE_V18),
             (19, MIGRATE_V19_POSTGRES),
+            (20, MIGRATE_V20),
         ];
         for (step, sql) in steps {
             if version < step {
@@ -674,6 +675,20 @@ const MIGRATE_V18: &str = "
 CREATE TABLE token_issuer_keys (
     day BIGINT PRIMARY KEY,
     der BYTEA NOT NULL
+);
+";
+
+/// v20: handshake bundles a hosted room received, durable while the hub validates them, until
+/// what follows from them is saved (`rooms.rs`, `RoomInput`). The same SQL on both engines.
+const MIGRATE_V20: &str = "
+CREATE TABLE room_inputs (
+    room_uri TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    bundle BYTEA NOT NULL,
+    forwarded_by TEXT,
+    now_secs BIGINT NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    PRIMARY KEY (room_uri, seq)
 );
 ";
 
@@ -803,7 +818,7 @@ fn migrate(conn: &Connection, version: i64) -> Result<(), StoreError> {
 
 /// Runs the steps after `version` up to and including `target`.
 fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), StoreError> {
-    let steps: [(i64, &str); 19] = [
+    let steps: [(i64, &str); 20] = [
         (1, SCHEMA_V1),
         (2, MIGRATE_V2),
         (3, MIGRATE_V3),
@@ -824,6 +839,7 @@ fn migrate_up_to(conn: &Connection, version: i64, target: i64) -> Result<(), Sto
         (17, MIGRATE_V17),
         (18, MIGRATE_V18),
         (19, MIGRATE_V19_SQLITE),
+        (20, MIGRATE_V20),
     ];
     for (step, sql) in steps {
         if version < step && step <= target {

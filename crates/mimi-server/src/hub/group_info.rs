@@ -29,16 +29,16 @@ pub(super) async fn answer(
         room_uri.to_owned(),
         requester_domain.to_owned(),
     );
-    let (user, stored_group_info) = tokio::task::spawn_blocking(move || {
+    let (user, hosted) = tokio::task::spawn_blocking(move || {
         let user = check_requester(&s, &r, &domain)?;
-        let group_info = s.store.read()?.room(&uri)?.map(|room| room.group_info);
-        Ok::<_, ApiError>((user, group_info))
+        let hosted = s.store.read()?.hosts_room(&uri)?;
+        Ok::<_, ApiError>((user, hosted))
     })
     .await??;
     // GI-002: unknown rooms and unauthorized users get the same answer (draft §5.5).
-    let Some(stored_group_info) = stored_group_info else {
+    if !hosted {
         return Ok(refusal(room_uri));
-    };
+    }
     let link = (!request.joining_code.is_empty()).then(|| request.joining_code.clone());
     let tree = Hub::ask(state, room_uri, |reply| Command::ExternalJoin {
         user: user.clone(),
@@ -46,7 +46,7 @@ pub(super) async fn answer(
         reply,
     })
     .await;
-    let (ratchet_tree, pending) = match tree {
+    let (ratchet_tree, pending, group_info) = match tree {
         Ok(answer) => answer,
         Err(e) if e.kind() == ErrorKind::Forbidden => {
             tracing::info!(requester = %user, error = %e, "group info refused");
@@ -54,7 +54,7 @@ pub(super) async fn answer(
         }
         Err(e) => return Err(e),
     };
-    let group_info = stored_group_info
+    let group_info = group_info
         .as_deref()
         .and_then(|gi| MlsMessage::from_bytes(gi).ok())
         .and_then(|m| m.as_group_info().cloned())

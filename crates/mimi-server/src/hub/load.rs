@@ -1,13 +1,15 @@
 //! Reading a hosted room from the store and writing it back whole. A room is saved as a
 //! snapshot plus a journal of the handshakes accepted since; loading replays the journal, and
-//! a checkpoint folds it into a new snapshot.
+//! a checkpoint folds it into a new snapshot. A handshake answered but not yet saved whole is
+//! finished here from its recorded input.
 
 use std::sync::Arc;
 
+use mimi_protocol::{HandshakeBundle, Wire as _};
 use mimi_room::HubRoom;
-use mimi_store::StoredRoom;
+use mimi_store::{RoomInput, StoredRoom};
 
-use super::owner::blocking;
+use super::owner::{self, Decided, blocking};
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
 
@@ -15,16 +17,44 @@ use crate::state::{AppState, now_secs};
 /// few commits while spreading the snapshot's cost over many.
 pub(super) const CHECKPOINT_EVERY: u64 = 32;
 
-/// The hosted room, decoded from the store (blocking pool: verifying a group is CPU work).
-pub(super) async fn load(state: &Arc<AppState>, room_uri: &str) -> Result<HubRoom, ApiError> {
+/// The hosted room, decoded from the store, with any handshake a stopped hub answered but did
+/// not finish saving finished now (see `owner::handshake`).
+pub(super) async fn load(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+) -> Result<HubRoom, ApiError> {
+    loop {
+        let (room, inputs) = read(state, room_uri).await?;
+        if inputs.is_empty() {
+            return Ok(room);
+        }
+        if let Some(room) = finish_inputs(state, room_uri, generation, room, inputs).await? {
+            return Ok(room);
+        }
+        // An input refused part-way left memory ahead of the store: read it again, without
+        // that input now.
+    }
+}
+
+/// The room as its snapshot and journal give it (blocking pool: verifying a group is CPU
+/// work), and its inputs not yet finished.
+async fn read(
+    state: &Arc<AppState>,
+    room_uri: &str,
+) -> Result<(HubRoom, Vec<RoomInput>), ApiError> {
     let (state, room_uri) = (state.clone(), room_uri.to_owned());
     tokio::task::spawn_blocking(move || {
-        let (stored, journal) = {
+        let (stored, journal, inputs) = {
             let guard = state.store.read()?;
             let stored = guard
                 .room(&room_uri)?
                 .ok_or_else(|| ApiError::not_found(format!("unknown room {room_uri}")))?;
-            (stored, guard.room_journal(&room_uri)?)
+            (
+                stored,
+                guard.room_journal(&room_uri)?,
+                guard.room_inputs(&room_uri)?,
+            )
         };
         let mut room = HubRoom::load(&state.anchor, &room_uri, &stored.snapshot, now_secs())
             .map_err(ApiError::internal)?;
@@ -36,9 +66,85 @@ pub(super) async fn load(state: &Arc<AppState>, room_uri: &str) -> Result<HubRoo
         }
         // After the replay: what was accepted stays accepted if the envelope has narrowed.
         room.set_envelope(state.envelope.clone());
-        Ok(room)
+        Ok((room, inputs))
     })
     .await?
+}
+
+/// Decides each input again, in order, at the time it was first validated, as the owner
+/// did before it answered: validation depends only on the room, the bundle and that time, so
+/// an input answered as accepted is accepted again, and what follows from it is saved now.
+/// Returns `None` when an input refused part-way left memory ahead of the store.
+async fn finish_inputs(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    mut room: HubRoom,
+    inputs: Vec<RoomInput>,
+) -> Result<Option<HubRoom>, ApiError> {
+    for input in inputs {
+        let bundle = HandshakeBundle::decode(&input.bundle)
+            .map_err(|e| ApiError::internal(format!("{room_uri}: stored input: {e}")))?;
+        let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input.bundle).into();
+        let earlier = owner::repeat_check(state, hash);
+        let decided = owner::decide(
+            state,
+            room_uri,
+            room,
+            bundle,
+            input.forwarded_by,
+            input.now_secs,
+            input.ts_ms,
+            earlier,
+        )
+        .await;
+        match decided {
+            Decided::Accepted {
+                response,
+                save,
+                room: decided,
+            } => {
+                let (finished, _) = owner::finish(
+                    state,
+                    room_uri,
+                    generation,
+                    decided,
+                    hash,
+                    response.encode(),
+                    save,
+                    input.seq,
+                )
+                .await?;
+                tracing::info!(
+                    seq = input.seq,
+                    "finished saving a handshake answered before a stop"
+                );
+                state.wake_outbox();
+                room = finished;
+            }
+            // An error is not a decision: the input stays for the next load.
+            Decided::Nothing {
+                answer: Err(error), ..
+            } => return Err(error),
+            Decided::Nothing {
+                answer: Ok(_),
+                room: kept,
+            } => {
+                let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
+                state
+                    .write(move |tx| {
+                        crate::cluster::fence(tx, &s, &uri, generation)?;
+                        Ok(tx.drop_room_input(&uri, seq)?)
+                    })
+                    .await?;
+                match kept {
+                    Some(kept) => room = kept,
+                    None => return Ok(None),
+                }
+            }
+        }
+    }
+    Ok(Some(room))
 }
 
 /// Saves a fresh snapshot and empties the journal. Failing is harmless (the journal still

@@ -384,6 +384,30 @@ impl Hub {
             .len()
     }
 
+    /// Reads again every hosted room in which a stopped hub answered a handshake without
+    /// saving all that follows from it, which finishes it (`load::load`): the fan-out and any
+    /// Welcome go out without waiting for the room's next request. Run once at start.
+    pub(crate) async fn finish_left_inputs(state: Arc<AppState>) {
+        let s = state.clone();
+        let rooms =
+            match tokio::task::spawn_blocking(move || s.store.read()?.rooms_with_inputs()).await {
+                Ok(Ok(rooms)) => rooms,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot list the rooms with handshakes left unsaved");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot list the rooms with handshakes left unsaved");
+                    return;
+                }
+            };
+        for room in rooms {
+            if let Err(error) = Self::member_domains(&state, &room).await {
+                tracing::error!(%room, %error, "cannot finish the handshakes left in a room");
+            }
+        }
+    }
+
     /// Stops taking requests and waits until every owner has answered what it holds.
     pub(crate) async fn shutdown(&self) {
         // Dropping the senders ends each owner once its queue is empty.
@@ -613,6 +637,19 @@ mod tests {
         Hub::submit(state, room, request).await.unwrap()
     }
 
+    /// [`Hub::update`], then a command through the room's owner, which starts only once the
+    /// update's save is written: the store can be read then.
+    async fn update_settled(
+        state: &Arc<AppState>,
+        room: &str,
+        bundle: HandshakeBundle,
+        forwarded_by: Option<String>,
+    ) -> Result<UpdateRoomResponse, ApiError> {
+        let answer = Hub::update(state, room, bundle, forwarded_by).await;
+        Hub::clients(state, room).await.unwrap();
+        answer
+    }
+
     fn accepted(response: &SubmitMessageResponse) -> bool {
         matches!(
             response.outcome,
@@ -689,7 +726,7 @@ mod tests {
             ),
             ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
         };
-        let answer = Hub::update(&state, &room, bundle(&first.commit), None)
+        let answer = update_settled(&state, &room, bundle(&first.commit), None)
             .await
             .unwrap();
         assert!(
@@ -704,7 +741,7 @@ mod tests {
             .room_journal(&room)
             .unwrap()
             .len();
-        let again = Hub::update(&state, &room, bundle(&stale.commit), None)
+        let again = update_settled(&state, &room, bundle(&stale.commit), None)
             .await
             .unwrap();
         assert!(!matches!(
@@ -742,7 +779,7 @@ mod tests {
             ),
             ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
         };
-        let first = Hub::update(&state, &room, bundle(), None).await.unwrap();
+        let first = update_settled(&state, &room, bundle(), None).await.unwrap();
         assert!(
             matches!(first.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
             "{first:?}"
@@ -750,7 +787,7 @@ mod tests {
         let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
         let saved = journal(&state);
         // The answer was lost: the committer sends the same bundle again.
-        let again = Hub::update(&state, &room, bundle(), None).await.unwrap();
+        let again = update_settled(&state, &room, bundle(), None).await.unwrap();
         assert_eq!(again.encode(), first.encode());
         assert_eq!(journal(&state), saved);
         alice.mls.merge_pending_commit(&room).unwrap();
@@ -769,6 +806,8 @@ mod tests {
         let proposals = Hub::remove_clients(&state, &room, vec![alice.me.device_uri.clone()])
             .await
             .unwrap();
+        // The owner's next command starts once the proposals' save is written.
+        Hub::clients(&state, &room).await.unwrap();
         let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
         let saved = journal(&state);
         let bundle = || HandshakeBundle::Proposal {
@@ -776,7 +815,7 @@ mod tests {
             more_proposals: Vec::new(),
         };
         for _ in 0..2 {
-            let again = Hub::update(&state, &room, bundle(), None).await.unwrap();
+            let again = update_settled(&state, &room, bundle(), None).await.unwrap();
             assert!(
                 matches!(again.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
                 "{again:?}"
@@ -787,6 +826,84 @@ mod tests {
         let (epoch, clients) = Hub::clients(&state, &room).await.unwrap();
         assert_eq!(clients.len(), 1);
         assert_eq!(epoch, 0);
+    }
+
+    /// The state of a provider whose files `dir` holds, opened again as after a restart.
+    fn reopen(dir: &std::path::Path) -> Arc<AppState> {
+        let config = crate::config::Config::load(&dir.join("a").join("mimid.toml")).unwrap();
+        let tls = crate::tls::TlsMaterial::load(&config).unwrap();
+        AppState::new(config, &tls).unwrap()
+    }
+
+    /// A stop after a handshake's input was durable and answered, before the rest was saved:
+    /// the next start finishes it (journal, room log, FED-016 record) and forgets the input;
+    /// inputs refused or repeated are only forgotten.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answered_handshake_left_unsaved_is_finished_at_the_next_start() {
+        let (dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "stopped").await;
+        let update = alice.mls.self_update(&alice.me, &room).unwrap();
+        let group_info = MlsMessage::from_bytes(update.group_info.as_ref().unwrap())
+            .unwrap()
+            .as_group_info()
+            .unwrap()
+            .clone();
+        let bundle = HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(&update.commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(group_info),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        };
+        let encoded = bundle.encode();
+        let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&encoded).into();
+        let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
+        let before = (journal(&state).len(), saved(&state));
+        // What the owner writes before answering, and no more: then the stop.
+        let (r, e, ts) = (room.clone(), encoded.clone(), crate::state::now_ms());
+        state
+            .write(move |tx| Ok(tx.record_room_input(&r, &e, None, ts / 1000, ts)?))
+            .await
+            .unwrap();
+        // The same commit forwarded by a peer (refused, FED-015), left too.
+        let (r, e) = (room.clone(), encoded.clone());
+        state
+            .write(move |tx| Ok(tx.record_room_input(&r, &e, Some("b.example"), ts / 1000, ts)?))
+            .await
+            .unwrap();
+        state.hub.shutdown().await;
+        drop(state);
+
+        let state = reopen(dir.path());
+        Hub::finish_left_inputs(state.clone()).await;
+        let store = state.store.read().unwrap();
+        assert!(store.room_inputs(&room).unwrap().is_empty());
+        assert!(store.rooms_with_inputs().unwrap().is_empty());
+        let answer = store.accepted_handshake(&hash).unwrap().expect("recorded");
+        drop(store);
+        let answer = UpdateRoomResponse::decode(&answer).unwrap();
+        assert_eq!(
+            answer,
+            UpdateRoomResponse::success(ts),
+            "the answer the submitter was given"
+        );
+        assert_eq!(journal(&state).len(), before.0 + 1, "journaled once");
+        assert_eq!(saved(&state), before.1 + 1, "in the room log once");
+        let (epoch, _) = Hub::clients(&state, &room).await.unwrap();
+        assert_eq!(epoch, 1);
+        // Submitted again after the restart: the first answer, nothing saved twice.
+        let again = update_settled(&state, &room, bundle, None).await.unwrap();
+        assert_eq!(again, answer);
+        assert_eq!(journal(&state).len(), before.0 + 1);
+        assert!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .room_inputs(&room)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// FED-015: a peer forwards only its own clients' handshakes.
@@ -818,7 +935,7 @@ mod tests {
         };
         let before = epoch(&state);
         // Alice is a client of a.example: b.example may not forward her commit.
-        let refused = Hub::update(&state, &room, bundle(), Some("b.example".into()))
+        let refused = update_settled(&state, &room, bundle(), Some("b.example".into()))
             .await
             .unwrap();
         assert_eq!(refused.outcome, mimi_protocol::UpdateOutcome::NotAllowed);
@@ -830,7 +947,7 @@ mod tests {
         );
         assert_eq!(epoch(&state), before, "nothing journaled");
         // The same commit from its own provider is accepted.
-        let answer = Hub::update(&state, &room, bundle(), Some("a.example".into()))
+        let answer = update_settled(&state, &room, bundle(), Some("a.example".into()))
             .await
             .unwrap();
         assert!(
@@ -879,7 +996,7 @@ mod tests {
             ),
             ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
         };
-        let answer = Hub::update(&state, &room, bundle, None).await.unwrap();
+        let answer = update_settled(&state, &room, bundle, None).await.unwrap();
         assert!(
             matches!(answer.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
             "{answer:?}"

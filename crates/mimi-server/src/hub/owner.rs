@@ -50,8 +50,9 @@ pub(super) enum Command {
         user: String,
         /// The join link the requester presented (`joiningCode`), if any.
         link: Option<Vec<u8>>,
-        /// The ratchet tree and the proposals pending in the epoch.
-        reply: Reply<(Vec<u8>, Vec<mimi_room::AcceptedProposal>)>,
+        /// The ratchet tree, the proposals pending in the epoch, and the GroupInfo saved for
+        /// it (read here, after every earlier command's save, so that it matches the tree).
+        reply: Reply<ExternalJoinAnswer>,
     },
     /// The domains with members now.
     MemberDomains { reply: Reply<BTreeSet<String>> },
@@ -95,6 +96,10 @@ impl Command {
         }
     }
 }
+
+/// The owner's answer to [`Command::ExternalJoin`]: the ratchet tree, the proposals pending
+/// in the epoch, and the GroupInfo saved for the epoch (an MLSMessage).
+pub(super) type ExternalJoinAnswer = (Vec<u8>, Vec<mimi_room::AcceptedProposal>, Option<Vec<u8>>);
 
 /// The owner's answer to a message.
 pub(super) enum Submitted {
@@ -142,7 +147,7 @@ pub(super) async fn run(
                 command => {
                     let loaded = match room.take() {
                         Some(loaded) => loaded,
-                        None => match load::load(&state, &room_uri).await {
+                        None => match load::load(&state, &room_uri, generation).await {
                             Ok(loaded) => loaded,
                             Err(error) => {
                                 let unknown = error.kind() == ErrorKind::NotFound;
@@ -184,26 +189,37 @@ async fn handle(
                 HandshakeBundle::Commit { .. } => "commit",
                 HandshakeBundle::Proposal { .. } => "proposal",
             };
-            let (room, outcome) =
-                handshake(state, room_uri, generation, room, *bundle, forwarded_by).await;
-            let label = match &outcome {
-                Ok(response) => crate::metrics::update_outcome(&response.outcome),
-                Err(_) => "error",
+            let answer = |outcome: Result<UpdateRoomResponse, ApiError>| {
+                let label = match &outcome {
+                    Ok(response) => crate::metrics::update_outcome(&response.outcome),
+                    Err(_) => "error",
+                };
+                state.metrics.handshake(kind, label);
+                let _ = reply.send(outcome);
             };
-            state.metrics.handshake(kind, label);
-            let _ = reply.send(outcome);
-            room
+            handshake(
+                state,
+                room_uri,
+                generation,
+                room,
+                *bundle,
+                forwarded_by,
+                answer,
+            )
+            .await
         }
         Command::Submit { request, reply } => {
             let _ = reply.send(submit(state, room_uri, generation, &room, request).await);
             Some(room)
         }
         Command::ExternalJoin { user, link, reply } => {
+            let (s, uri) = (state.clone(), room_uri.to_owned());
             let (room, outcome) = blocking(room, move |room| {
                 room.check_external_join(&user, link.as_deref(), now_secs())
                     .map_err(|e| ApiError::forbidden(format!("{user} may not join: {e}")))?;
                 let tree = room.ratchet_tree().map_err(ApiError::internal)?;
-                Ok((tree, room.pending_proposals().to_vec()))
+                let group_info = s.store.read()?.room(&uri)?.and_then(|r| r.group_info);
+                Ok((tree, room.pending_proposals().to_vec(), group_info))
             })
             .await;
             let _ = reply.send(outcome);
@@ -280,7 +296,12 @@ async fn save_created(
         .await
 }
 
-/// Validates and applies a handshake bundle (blocking pool), saves it (writer), and checkpoints
+/// Handles a handshake bundle: the bundle is made durable as it arrives (a `RoomInput`, in the
+/// writer) while it is validated and applied (blocking pool); the submitter is answered once
+/// both are done, and what follows from an accepted bundle (the journal, the fan-out, a
+/// Welcome's routing and tree, the FED-016 record) is saved after that, before the next
+/// command. An answered bundle is therefore durable; a hub that stops before the rest is
+/// saved finishes it from the input when it loads the room again (`load::load`). Checkpoints
 /// the room when its journal is long.
 async fn handshake(
     state: &Arc<AppState>,
@@ -289,51 +310,177 @@ async fn handshake(
     room: HubRoom,
     bundle: HandshakeBundle,
     forwarded_by: Option<String>,
-) -> (Option<HubRoom>, Result<UpdateRoomResponse, ApiError>) {
-    // FED-016 for handshakes (IN-SERVER-15): the same bundle submitted again after a lost
-    // answer gets the first answer, and nothing is saved twice. The first one's save was
-    // durable before this command started (one command at a time), so the check is exact. It
-    // runs beside the validation, which changes nothing but the room in memory: a repeat drops
-    // that room, to be read again from the store.
-    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bundle.encode()).into();
+    answer: impl FnOnce(Result<UpdateRoomResponse, ApiError>),
+) -> Option<HubRoom> {
+    let encoded = bundle.encode();
+    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&encoded).into();
+    let ts = now_ms();
+    let now = ts / 1000;
+    let recorded = {
+        let (s, uri, by) = (state.clone(), room_uri.to_owned(), forwarded_by.clone());
+        state
+            .queue_write(move |tx| {
+                crate::cluster::fence(tx, &s, &uri, generation)?;
+                Ok(tx.record_room_input(&uri, &encoded, by.as_deref(), now, ts)?)
+            })
+            .await
+    };
+    let recorded = match recorded {
+        Ok(recorded) => recorded,
+        Err(error) => {
+            answer(Err(error));
+            return Some(room);
+        }
+    };
+    let earlier = repeat_check(state, hash);
+    match decide(
+        state,
+        room_uri,
+        room,
+        bundle,
+        forwarded_by,
+        now,
+        ts,
+        earlier,
+    )
+    .await
+    {
+        Decided::Nothing { answer: a, room } => {
+            answer(a);
+            // A refused or repeated bundle leaves nothing behind.
+            if let Ok(seq) = crate::state::outcome(recorded).await {
+                let (s, uri) = (state.clone(), room_uri.to_owned());
+                let dropped = state
+                    .write(move |tx| {
+                        crate::cluster::fence(tx, &s, &uri, generation)?;
+                        Ok(tx.drop_room_input(&uri, seq)?)
+                    })
+                    .await;
+                if let Err(error) = dropped {
+                    tracing::warn!(%error, "cannot drop a refused handshake's input");
+                    return None;
+                }
+            }
+            room
+        }
+        Decided::Accepted {
+            response,
+            save,
+            room,
+        } => {
+            let seq = match crate::state::outcome(recorded).await {
+                Ok(seq) => seq,
+                Err(error) => {
+                    // Not durable, so not accepted: memory is ahead of the store.
+                    answer(Err(error));
+                    return None;
+                }
+            };
+            let encoded_answer = response.encode();
+            answer(Ok(response));
+            let room = match finish(
+                state,
+                room_uri,
+                generation,
+                room,
+                hash,
+                encoded_answer,
+                save,
+                seq,
+            )
+            .await
+            {
+                Ok((room, journaled)) => {
+                    state.wake_outbox();
+                    // Not while proposals are pending: the journal keeps them as received,
+                    // for `/groupInfo`.
+                    if journaled >= load::CHECKPOINT_EVERY && room.pending_proposals().is_empty() {
+                        return load::checkpoint(state, room_uri, generation, room).await;
+                    }
+                    room
+                }
+                Err(error) => {
+                    // The input stays: loading the room again finishes it.
+                    tracing::error!(%error, "cannot save an answered handshake; the room is read again");
+                    return None;
+                }
+            };
+            Some(room)
+        }
+    }
+}
+
+/// FED-016 for handshakes (IN-SERVER-15): the answer given to the same bundle before, if any,
+/// read beside the validation. Exact, because every earlier command's save finished before
+/// this one started (one command at a time).
+pub(super) fn repeat_check(
+    state: &Arc<AppState>,
+    hash: [u8; 32],
+) -> tokio::task::JoinHandle<Result<Option<Vec<u8>>, mimi_store::StoreError>> {
     let s = state.clone();
-    let earlier = tokio::task::spawn_blocking(move || s.store.read()?.accepted_handshake(&hash));
+    tokio::task::spawn_blocking(move || s.store.read()?.accepted_handshake(&hash))
+}
+
+/// What validating a handshake bundle decided.
+pub(super) enum Decided {
+    /// Nothing to save: a refusal, a repeat's earlier answer, or an error. `room` is `None`
+    /// when memory may differ from the store.
+    Nothing {
+        answer: Result<UpdateRoomResponse, ApiError>,
+        room: Option<HubRoom>,
+    },
+    /// Accepted and applied to `room`; `save` is still to be written.
+    Accepted {
+        response: UpdateRoomResponse,
+        save: Box<update::Save>,
+        room: HubRoom,
+    },
+}
+
+/// Validates `bundle` at `now` (seconds; `ts`, the accepted timestamp, in ms) and applies it
+/// to `room` if accepted; `earlier` is the repeat check. The validation changes nothing but the
+/// room in memory, so a repeat keeps the room when it changed nothing (a past epoch's commit)
+/// and has it read again otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn decide(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    room: HubRoom,
+    bundle: HandshakeBundle,
+    forwarded_by: Option<String>,
+    now: u64,
+    ts: u64,
+    earlier: tokio::task::JoinHandle<Result<Option<Vec<u8>>, mimi_store::StoreError>>,
+) -> Decided {
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let (room, planned) = blocking(room, move |room| {
-        update::plan(
-            &s,
-            room,
-            &uri,
-            bundle,
-            forwarded_by.as_deref(),
-            now_secs(),
-            now_ms(),
-        )
+        update::plan(&s, room, &uri, bundle, forwarded_by.as_deref(), now, ts)
     })
     .await;
+    let nothing = |answer, room| Decided::Nothing { answer, room };
     let repeated = match earlier.await {
         Ok(Ok(repeated)) => repeated,
-        Ok(Err(e)) => return (None, Err(e.into())),
-        Err(e) => return (None, Err(e.into())),
+        Ok(Err(e)) => return nothing(Err(e.into()), None),
+        Err(e) => return nothing(Err(e.into()), None),
     };
     if let Some(answer) = repeated {
         tracing::info!("a handshake submitted again; answered as before");
-        // A repeated commit is normally refused for its past epoch, changing nothing: the room
-        // is kept then, and read again otherwise.
         let kept = match (room, &planned) {
             (Some(room), Ok(p)) if p.save.is_none() && !p.changed => Some(room),
             _ => None,
         };
-        return (
-            kept,
+        return nothing(
             UpdateRoomResponse::decode(&answer).map_err(ApiError::internal),
+            kept,
         );
     }
     let (room, planned) = match (room, planned) {
         (Some(room), Ok(planned)) => (room, planned),
         // A failure part-way may have changed the group: read it again next time.
-        (_, Err(error)) => return (None, Err(error)),
-        (None, Ok(_)) => return (None, Err(ApiError::internal("validation lost the room"))),
+        (_, Err(error)) => return nothing(Err(error), None),
+        (None, Ok(_)) => {
+            return nothing(Err(ApiError::internal("validation lost the room")), None);
+        }
     };
     let update::Planned {
         response,
@@ -343,24 +490,9 @@ async fn handshake(
     } = planned;
     let Some(save) = save else {
         // Refused. If a bundle was refused after part of it applied, memory is ahead of the store.
-        return (if changed { None } else { Some(room) }, Ok(response));
+        return nothing(Ok(response), if changed { None } else { Some(room) });
     };
-    let (s, uri) = (state.clone(), room_uri.to_owned());
-    let answer = response.encode();
-    let saving = match state
-        .queue_write(move |tx| {
-            crate::cluster::fence(tx, &s, &uri, generation)?;
-            let now = now_ms();
-            let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
-            tx.accept_handshake_once(&hash, &answer, now, forget_before)?;
-            save.persist(tx, &s, &uri)
-        })
-        .await
-    {
-        Ok(saving) => saving,
-        Err(error) => return (None, Err(error)),
-    };
-    // The save is queued; a commit left to apply is merged meanwhile (`update::plan`).
+    // A commit left to apply is merged while its input is written (`update::plan`).
     let room = match merge {
         Some(commit) => {
             let anchor = state.anchor.clone();
@@ -374,42 +506,61 @@ async fn handshake(
                     if let mimi_room::Accepted::Commit { epoch, .. } = accepted {
                         tracing::info!(epoch, "commit accepted");
                     }
-                    Some(room)
+                    room
                 }
-                // Whatever the save's fate, memory no longer matches: read the room again.
-                (_, Err(error)) => {
-                    let _ = saving.await;
-                    return (None, Err(error));
+                (_, Err(error)) => return nothing(Err(error), None),
+                (None, Ok(_)) => {
+                    return nothing(
+                        Err(ApiError::internal("applying the commit lost the room")),
+                        None,
+                    );
                 }
-                (None, Ok(_)) => None,
             }
         }
-        None => Some(room),
+        None => room,
     };
-    let journaled = match saving.await {
-        Ok(Ok(entries)) => entries,
-        Ok(Err(error)) => return (None, Err(error)),
-        Err(_) => {
-            return (
-                None,
-                Err(ApiError::internal("the store writer dropped a job")),
-            );
-        }
-    };
-    let Some(room) = room else {
-        return (
-            None,
-            Err(ApiError::internal("applying the commit lost the room")),
-        );
-    };
-    state.wake_outbox();
-    // Not while proposals are pending: the journal keeps them as received, for `/groupInfo`.
-    let room = if journaled >= load::CHECKPOINT_EVERY && room.pending_proposals().is_empty() {
-        load::checkpoint(state, room_uri, generation, room).await
-    } else {
-        Some(room)
-    };
-    (room, Ok(response))
+    Decided::Accepted {
+        response,
+        save: Box::new(save),
+        room,
+    }
+}
+
+/// Saves what follows from the accepted input `seq` of `room_uri` (its Welcome routed first),
+/// with the FED-016 record of `answer` and the input dropped, in one transaction; returns the
+/// room and the length of its journal.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn finish(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    room: HubRoom,
+    hash: [u8; 32],
+    answer: Vec<u8>,
+    mut save: Box<update::Save>,
+    seq: u64,
+) -> Result<(HubRoom, u64), ApiError> {
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    let (room, routed) = blocking(room, move |room| {
+        save.route_welcome(&s, room, &uri)?;
+        Ok(save)
+    })
+    .await;
+    let save = routed?;
+    let room = room.ok_or_else(|| ApiError::internal("routing the Welcome lost the room"))?;
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    let journaled = state
+        .write(move |tx| {
+            crate::cluster::fence(tx, &s, &uri, generation)?;
+            let now = now_ms();
+            let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
+            tx.accept_handshake_once(&hash, &answer, now, forget_before)?;
+            let journaled = save.persist(tx, &s, &uri)?;
+            tx.drop_room_input(&uri, seq)?;
+            Ok(journaled)
+        })
+        .await?;
+    Ok((room, journaled))
 }
 
 /// How long a hub remembers the messages it accepted, to recognize one submitted again after a

@@ -56,9 +56,34 @@ pub(super) struct Save {
     /// A local client the (external) commit brought in: it reads the room from its own commit
     /// on, so it also gets the proposals stapled to it.
     joined_local: Option<String>,
+    /// A Welcome still to route, once the commit is merged: see [`Save::route_welcome`].
+    welcome: Option<PendingWelcome>,
+}
+
+/// A Welcome of an accepted commit, with what routing it needs.
+struct PendingWelcome {
+    welcome: Welcome,
+    /// The KeyPackage refs the commit adds, with the domain of each added client.
+    added: Vec<(Vec<u8>, String)>,
+    /// The hub's accepted timestamp, ms.
+    ts: u64,
 }
 
 impl Save {
+    /// Routes the commit's Welcome, if it has one, with `room` merged: exporting and signing
+    /// the new tree is the costliest part of an add, so it runs after the submitter's answer.
+    pub(super) fn route_welcome(
+        &mut self,
+        state: &Arc<AppState>,
+        room: &HubRoom,
+        room_uri: &str,
+    ) -> Result<(), ApiError> {
+        let Some(PendingWelcome { welcome, added, ts }) = self.welcome.take() else {
+            return Ok(());
+        };
+        plan_welcome(state, room, room_uri, welcome, &added, ts, self)
+    }
+
     /// Writes everything; returns the length of the room's journal afterwards. The handshakes
     /// go to the journal, not a rewrite of the whole room: a commit costs one small row however
     /// large the room is.
@@ -191,7 +216,7 @@ pub(super) fn plan(
             };
             let mut journal = vec![commit.as_bytes().to_vec()];
             journal.extend(reissued.iter().map(|p| p.as_bytes().to_vec()));
-            let mut save = Save {
+            let save = Save {
                 now,
                 epoch,
                 journal,
@@ -200,18 +225,12 @@ pub(super) fn plan(
                 fanouts: vec![(FanoutMessage::commit(ts, commit, reissued), notify_domains)],
                 removed_local,
                 joined_local,
-            };
-            if let Some(welcome) = welcome {
-                plan_welcome(
-                    state,
-                    room,
-                    room_uri,
+                welcome: welcome.map(|welcome| PendingWelcome {
                     welcome,
-                    &welcome_routes,
+                    added: welcome_routes,
                     ts,
-                    &mut save,
-                )?;
-            }
+                }),
+            };
             Ok(Planned {
                 response: UpdateRoomResponse::success(ts),
                 changed: true,
@@ -257,6 +276,7 @@ pub(super) fn plan(
                     )],
                     removed_local: Vec::new(),
                     joined_local: None,
+                    welcome: None,
                 }),
                 merge: None,
             })
