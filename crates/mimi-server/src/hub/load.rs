@@ -86,7 +86,8 @@ async fn finish_inputs(
         let bundle = HandshakeBundle::decode(&input.bundle)
             .map_err(|e| ApiError::internal(format!("{room_uri}: stored input: {e}")))?;
         let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input.bundle).into();
-        let earlier = owner::repeat_check(state, hash);
+        let stored = owner::repeat_check(state, hash);
+        let earlier = async move { Ok(stored.await??) };
         let decided = owner::decide(
             state,
             room_uri,
@@ -104,7 +105,7 @@ async fn finish_inputs(
                 save,
                 room: decided,
             } => {
-                let (finished, _) = owner::finish(
+                let finished = owner::finish(
                     state,
                     room_uri,
                     generation,

@@ -843,18 +843,7 @@ mod tests {
         let (dir, state) = test_state();
         let alice = alice(&state);
         let room = create(&state, &alice, "stopped").await;
-        let update = alice.mls.self_update(&alice.me, &room).unwrap();
-        let group_info = MlsMessage::from_bytes(update.group_info.as_ref().unwrap())
-            .unwrap()
-            .as_group_info()
-            .unwrap()
-            .clone();
-        let bundle = HandshakeBundle::Commit {
-            commit: MlsMessage::from_bytes(&update.commit).unwrap(),
-            welcome: None,
-            group_info_option: mimi_protocol::GroupInfoOption::Full(group_info),
-            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
-        };
+        let bundle = self_update_bundle(&alice, &room);
         let encoded = bundle.encode();
         let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&encoded).into();
         let journal = |state: &AppState| state.store.read().unwrap().room_journal(&room).unwrap();
@@ -904,6 +893,82 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A commit whose save failed after its answer (its input left behind) is not overtaken:
+    /// the next handshake gets an error, and reading the room again finishes the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handshake_never_overtakes_one_whose_save_failed() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "overtake").await;
+        let first = self_update_bundle(&alice, &room);
+        let encoded = first.encode();
+        let (r, ts) = (room.clone(), crate::state::now_ms());
+        state
+            .write(move |tx| Ok(tx.record_room_input(&r, &encoded, None, ts / 1000, ts)?))
+            .await
+            .unwrap();
+        alice.mls.discard_pending_commit(&room).unwrap();
+        let second = self_update_bundle(&alice, &room);
+        let error = Hub::update(&state, &room, second, None).await.unwrap_err();
+        assert_eq!(error.kind(), crate::error::ErrorKind::Internal, "{error}");
+        // The next command reads the room again, which finishes the first commit.
+        let (epoch, _) = Hub::clients(&state, &room).await.unwrap();
+        assert_eq!(epoch, 1);
+        let store = state.store.read().unwrap();
+        assert!(store.room_inputs(&room).unwrap().is_empty());
+        assert_eq!(store.room_journal(&room).unwrap().len(), 1);
+    }
+
+    /// FED-016 while the first save may still be committing: two copies of a commit at once
+    /// get the same answer and are saved once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_copies_of_a_commit_at_once_are_answered_alike_and_saved_once() {
+        let (_dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "twice").await;
+        let bundle = self_update_bundle(&alice, &room);
+        for round in 0..2 {
+            let (a, b) = tokio::join!(
+                Hub::update(&state, &room, bundle.clone(), None),
+                Hub::update(&state, &room, bundle.clone(), None)
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(
+                matches!(a.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
+                "{a:?}"
+            );
+            assert_eq!(a, b, "round {round}");
+        }
+        let (epoch, _) = Hub::clients(&state, &room).await.unwrap();
+        assert_eq!(epoch, 1);
+        assert_eq!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .room_journal(&room)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// Alice's commit of an update of her own path, with the GroupInfo for the new epoch.
+    fn self_update_bundle(alice: &Alice, room: &str) -> HandshakeBundle {
+        let update = alice.mls.self_update(&alice.me, room).unwrap();
+        let group_info = MlsMessage::from_bytes(update.group_info.as_ref().unwrap())
+            .unwrap()
+            .as_group_info()
+            .unwrap()
+            .clone();
+        HandshakeBundle::Commit {
+            commit: MlsMessage::from_bytes(&update.commit).unwrap(),
+            welcome: None,
+            group_info_option: mimi_protocol::GroupInfoOption::Full(group_info),
+            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
+        }
     }
 
     /// FED-015: a peer forwards only its own clients' handshakes.

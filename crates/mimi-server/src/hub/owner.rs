@@ -125,7 +125,30 @@ pub(super) async fn run(
     async {
         // `None` until loaded, and again whenever memory may differ from the store.
         let mut room: Option<HubRoom> = None;
-        while let Some(command) = queue.recv().await {
+        // The last handshake's save, answered and queued but not yet committed.
+        let mut saving: Option<Saving> = None;
+        loop {
+            let next = match saving.as_mut() {
+                // Settled as soon as it commits, unless a command comes first.
+                Some(pending) => tokio::select! {
+                    biased;
+                    done = &mut pending.done => {
+                        saving = None;
+                        room = settle(&state, &room_uri, generation, room.take(), flatten(done)).await;
+                        continue;
+                    }
+                    next = queue.recv() => next,
+                },
+                None => queue.recv().await,
+            };
+            let Some(command) = next else { break };
+            // A handshake on the room in memory is validated while the last one's save commits;
+            // any other command waits for that save.
+            let pipelined = matches!(command, Command::Update { .. }) && room.is_some();
+            if !pipelined && let Some(pending) = saving.take() {
+                let done = flatten(pending.done.await);
+                room = settle(&state, &room_uri, generation, room.take(), done).await;
+            }
             match command {
                 Command::Retire => {
                     if state.hub.remove_owner(&room_uri, id, || queue.is_empty()) {
@@ -162,24 +185,34 @@ pub(super) async fn run(
                             }
                         },
                     };
-                    room = handle(&state, &room_uri, generation, loaded, command).await;
+                    (room, saving) =
+                        handle(&state, &room_uri, generation, loaded, command, saving.take())
+                            .await;
                 }
             }
+        }
+        // The queue is closed (shutdown): the last save is awaited before the owner ends.
+        if let Some(pending) = saving.take() {
+            let done = flatten(pending.done.await);
+            settle(&state, &room_uri, generation, room.take(), done).await;
         }
     }
     .instrument(span)
     .await;
 }
 
-/// Handles one command on a loaded room; returns the room if memory still matches the store.
+/// Handles one command on a loaded room; returns the room if memory still matches the store,
+/// and a handshake's save still committing. `saving`, the last handshake's save if it is still
+/// committing, is given only with a handshake.
 async fn handle(
     state: &Arc<AppState>,
     room_uri: &str,
     generation: Option<i64>,
     room: HubRoom,
     command: Command,
-) -> Option<HubRoom> {
-    match command {
+    saving: Option<Saving>,
+) -> (Option<HubRoom>, Option<Saving>) {
+    let room = match command {
         Command::Update {
             bundle,
             forwarded_by,
@@ -197,16 +230,17 @@ async fn handle(
                 state.metrics.handshake(kind, label);
                 let _ = reply.send(outcome);
             };
-            handshake(
+            return handshake(
                 state,
                 room_uri,
                 generation,
                 room,
                 *bundle,
                 forwarded_by,
+                saving,
                 answer,
             )
-            .await
+            .await;
         }
         Command::Submit { request, reply } => {
             let _ = reply.send(submit(state, room_uri, generation, &room, request).await);
@@ -275,7 +309,8 @@ async fn handle(
             Some(room)
         }
         Command::Retire => Some(room),
-    }
+    };
+    (room, None)
 }
 
 /// Saves a room just created, with its creator subscribed.
@@ -296,13 +331,64 @@ async fn save_created(
         .await
 }
 
+/// A handshake's save, queued after its answer and not yet committed. The owner may validate
+/// the next handshake meanwhile (its own input is queued behind this save); anything else waits
+/// for it (`settle`).
+pub(super) struct Saving {
+    /// The bundle's hash and the answer it got: a repeat arriving before the save commits
+    /// gets it too (FED-016).
+    hash: [u8; 32],
+    answer: Vec<u8>,
+    /// The save's outcome: the length of the room's journal after it.
+    done: oneshot::Receiver<Result<u64, ApiError>>,
+}
+
+/// A queued write's outcome as one result.
+fn flatten<T>(done: Result<Result<T, ApiError>, oneshot::error::RecvError>) -> Result<T, ApiError> {
+    done.map_err(|_| ApiError::internal("the store writer dropped a job"))?
+}
+
+/// After a handshake's save committed (`done`): wakes the fan-out and checkpoints the room
+/// when its journal is long; returns the room, `None` if the save failed (memory is then
+/// ahead of the store, and loading the room again finishes the handshake from its input).
+async fn settle(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    room: Option<HubRoom>,
+    done: Result<u64, ApiError>,
+) -> Option<HubRoom> {
+    match done {
+        Ok(journaled) => {
+            state.wake_outbox();
+            match room {
+                // Not while proposals are pending: the journal keeps them as received, for
+                // `/groupInfo`.
+                Some(room)
+                    if journaled >= load::CHECKPOINT_EVERY
+                        && room.pending_proposals().is_empty() =>
+                {
+                    load::checkpoint(state, room_uri, generation, room).await
+                }
+                room => room,
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot save an answered handshake; the room is read again");
+            None
+        }
+    }
+}
+
 /// Handles a handshake bundle: the bundle is made durable as it arrives (a `RoomInput`, in the
 /// writer) while it is validated and applied (blocking pool); the submitter is answered once
-/// both are done, and what follows from an accepted bundle (the journal, the fan-out, a
-/// Welcome's routing and tree, the FED-016 record) is saved after that, before the next
-/// command. An answered bundle is therefore durable; a hub that stops before the rest is
-/// saved finishes it from the input when it loads the room again (`load::load`). Checkpoints
-/// the room when its journal is long.
+/// both are done, and once the last handshake's save (`previous`) committed. What follows from
+/// an accepted bundle (the journal, the fan-out, a Welcome's routing and tree, the FED-016
+/// record) is routed and queued after the answer; its commit is settled by the owner before
+/// any command but the next handshake. An answered bundle is therefore durable; a hub that
+/// stops before the rest is saved finishes it from the input when it loads the room again
+/// (`load::load`).
+#[allow(clippy::too_many_arguments)]
 async fn handshake(
     state: &Arc<AppState>,
     room_uri: &str,
@@ -310,8 +396,9 @@ async fn handshake(
     room: HubRoom,
     bundle: HandshakeBundle,
     forwarded_by: Option<String>,
+    previous: Option<Saving>,
     answer: impl FnOnce(Result<UpdateRoomResponse, ApiError>),
-) -> Option<HubRoom> {
+) -> (Option<HubRoom>, Option<Saving>) {
     let encoded = bundle.encode();
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&encoded).into();
     let ts = now_ms();
@@ -321,7 +408,15 @@ async fn handshake(
         state
             .queue_write(move |tx| {
                 crate::cluster::fence(tx, &s, &uri, generation)?;
-                Ok(tx.record_room_input(&uri, &encoded, by.as_deref(), now, ts)?)
+                let seq = tx.record_room_input(&uri, &encoded, by.as_deref(), now, ts)?;
+                // Queued behind the last handshake's save, which drops that one's input: an
+                // input still there means that save failed, and this one must not overtake it.
+                if seq != 1 {
+                    return Err(ApiError::internal(
+                        "an earlier handshake of the room is not saved yet",
+                    ));
+                }
+                Ok(seq)
             })
             .await
     };
@@ -329,11 +424,28 @@ async fn handshake(
         Ok(recorded) => recorded,
         Err(error) => {
             answer(Err(error));
-            return Some(room);
+            let done = match previous {
+                Some(previous) => flatten(previous.done.await),
+                None => return (Some(room), None),
+            };
+            let room = settle(state, room_uri, generation, Some(room), done).await;
+            return (room, None);
         }
     };
-    let earlier = repeat_check(state, hash);
-    match decide(
+    // FED-016: the answer to the same bundle, whether its save committed (the store) or is
+    // still committing (`previous`).
+    let in_flight = previous
+        .as_ref()
+        .filter(|p| p.hash == hash)
+        .map(|p| p.answer.clone());
+    let stored = repeat_check(state, hash);
+    let earlier = async move {
+        match in_flight {
+            Some(answer) => Ok(Some(answer)),
+            None => flatten_join(stored.await),
+        }
+    };
+    let decided = decide(
         state,
         room_uri,
         room,
@@ -343,8 +455,20 @@ async fn handshake(
         ts,
         earlier,
     )
-    .await
-    {
+    .await;
+    // The last handshake's save commits before this one is answered.
+    if let Some(previous) = previous {
+        let done = flatten(previous.done.await);
+        if let Err(error) = done {
+            tracing::error!(%error, "cannot save an answered handshake; the room is read again");
+            answer(Err(ApiError::internal(
+                "an earlier handshake of the room could not be saved",
+            )));
+            return (None, None);
+        }
+        state.wake_outbox();
+    }
+    match decided {
         Decided::Nothing { answer: a, room } => {
             answer(a);
             // A refused or repeated bundle leaves nothing behind.
@@ -358,10 +482,10 @@ async fn handshake(
                     .await;
                 if let Err(error) = dropped {
                     tracing::warn!(%error, "cannot drop a refused handshake's input");
-                    return None;
+                    return (None, None);
                 }
             }
-            room
+            (room, None)
         }
         Decided::Accepted {
             response,
@@ -373,41 +497,55 @@ async fn handshake(
                 Err(error) => {
                     // Not durable, so not accepted: memory is ahead of the store.
                     answer(Err(error));
-                    return None;
+                    return (None, None);
                 }
             };
             let encoded_answer = response.encode();
             answer(Ok(response));
-            let room = match finish(
-                state,
-                room_uri,
-                generation,
-                room,
-                hash,
-                encoded_answer,
-                save,
-                seq,
-            )
-            .await
-            {
-                Ok((room, journaled)) => {
-                    state.wake_outbox();
-                    // Not while proposals are pending: the journal keeps them as received,
-                    // for `/groupInfo`.
-                    if journaled >= load::CHECKPOINT_EVERY && room.pending_proposals().is_empty() {
-                        return load::checkpoint(state, room_uri, generation, room).await;
-                    }
-                    room
+            let (room, save) = route(state, room_uri, room, save).await;
+            let queued = match save {
+                Ok(save) => {
+                    queue_save(
+                        state,
+                        room_uri,
+                        generation,
+                        hash,
+                        encoded_answer.clone(),
+                        save,
+                        seq,
+                    )
+                    .await
                 }
-                Err(error) => {
+                Err(error) => Err(error),
+            };
+            match (room, queued) {
+                (Some(room), Ok(done)) => (
+                    Some(room),
+                    Some(Saving {
+                        hash,
+                        answer: encoded_answer,
+                        done,
+                    }),
+                ),
+                (_, Err(error)) => {
                     // The input stays: loading the room again finishes it.
                     tracing::error!(%error, "cannot save an answered handshake; the room is read again");
-                    return None;
+                    (None, None)
                 }
-            };
-            Some(room)
+                (None, Ok(done)) => {
+                    let _ = done.await;
+                    (None, None)
+                }
+            }
         }
     }
+}
+
+/// A spawned repeat check's outcome as one result.
+fn flatten_join(
+    done: Result<Result<Option<Vec<u8>>, mimi_store::StoreError>, tokio::task::JoinError>,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    Ok(done??)
 }
 
 /// FED-016 for handshakes (IN-SERVER-15): the answer given to the same bundle before, if any,
@@ -450,7 +588,7 @@ pub(super) async fn decide(
     forwarded_by: Option<String>,
     now: u64,
     ts: u64,
-    earlier: tokio::task::JoinHandle<Result<Option<Vec<u8>>, mimi_store::StoreError>>,
+    earlier: impl std::future::Future<Output = Result<Option<Vec<u8>>, ApiError>>,
 ) -> Decided {
     let (s, uri) = (state.clone(), room_uri.to_owned());
     let (room, planned) = blocking(room, move |room| {
@@ -459,9 +597,8 @@ pub(super) async fn decide(
     .await;
     let nothing = |answer, room| Decided::Nothing { answer, room };
     let repeated = match earlier.await {
-        Ok(Ok(repeated)) => repeated,
-        Ok(Err(e)) => return nothing(Err(e.into()), None),
-        Err(e) => return nothing(Err(e.into()), None),
+        Ok(repeated) => repeated,
+        Err(e) => return nothing(Err(e), None),
     };
     if let Some(answer) = repeated {
         tracing::info!("a handshake submitted again; answered as before");
@@ -526,31 +663,36 @@ pub(super) async fn decide(
     }
 }
 
-/// Saves what follows from the accepted input `seq` of `room_uri` (its Welcome routed first),
-/// with the FED-016 record of `answer` and the input dropped, in one transaction; returns the
-/// room and the length of its journal.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn finish(
+/// Routes an accepted commit's Welcome, if any, with the merged `room` (blocking pool).
+async fn route(
     state: &Arc<AppState>,
     room_uri: &str,
-    generation: Option<i64>,
     room: HubRoom,
-    hash: [u8; 32],
-    answer: Vec<u8>,
     mut save: Box<update::Save>,
-    seq: u64,
-) -> Result<(HubRoom, u64), ApiError> {
+) -> (Option<HubRoom>, Result<Box<update::Save>, ApiError>) {
     let (s, uri) = (state.clone(), room_uri.to_owned());
-    let (room, routed) = blocking(room, move |room| {
+    blocking(room, move |room| {
         save.route_welcome(&s, room, &uri)?;
         Ok(save)
     })
-    .await;
-    let save = routed?;
-    let room = room.ok_or_else(|| ApiError::internal("routing the Welcome lost the room"))?;
+    .await
+}
+
+/// Queues what follows from the accepted input `seq` of `room_uri`, with the FED-016 record of
+/// `answer`, and drops the input, in one transaction; its outcome is the length of the room's
+/// journal afterwards.
+async fn queue_save(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    hash: [u8; 32],
+    answer: Vec<u8>,
+    save: Box<update::Save>,
+    seq: u64,
+) -> Result<oneshot::Receiver<Result<u64, ApiError>>, ApiError> {
     let (s, uri) = (state.clone(), room_uri.to_owned());
-    let journaled = state
-        .write(move |tx| {
+    state
+        .queue_write(move |tx| {
             crate::cluster::fence(tx, &s, &uri, generation)?;
             let now = now_ms();
             let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
@@ -559,8 +701,28 @@ pub(super) async fn finish(
             tx.drop_room_input(&uri, seq)?;
             Ok(journaled)
         })
-        .await?;
-    Ok((room, journaled))
+        .await
+}
+
+/// Saves what follows from the accepted input `seq` of `room_uri` (its Welcome routed first)
+/// and waits for it to commit; returns the room.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn finish(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    room: HubRoom,
+    hash: [u8; 32],
+    answer: Vec<u8>,
+    save: Box<update::Save>,
+    seq: u64,
+) -> Result<HubRoom, ApiError> {
+    let (room, save) = route(state, room_uri, room, save).await;
+    let save = save?;
+    let room = room.ok_or_else(|| ApiError::internal("routing the Welcome lost the room"))?;
+    let done = queue_save(state, room_uri, generation, hash, answer, save, seq).await?;
+    crate::state::outcome(done).await?;
+    Ok(room)
 }
 
 /// How long a hub remembers the messages it accepted, to recognize one submitted again after a
