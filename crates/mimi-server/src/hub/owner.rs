@@ -1,8 +1,10 @@
 //! The owner of one hosted room: a task that holds the decoded room and handles the room's
 //! commands in arrival order. Validation and loading run on the blocking pool with the room
-//! moved there and back; a handshake's save is awaited before the next command, so every
-//! command sees a state that is kept. A message only queues its save (in order, ahead of any
-//! later handshake's) and the next command starts while it commits.
+//! moved there and back. A handshake is answered once its input is durable; its save is
+//! queued after the answer and committed before any other command, or before the next
+//! handshake's answer, so every answer rests on a state that is kept. A message only queues
+//! its save (in order, ahead of any later handshake's) and the next command starts while it
+//! commits.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
