@@ -582,13 +582,14 @@ async fn paced_load(
     (range, start)
 }
 
-/// Runs `submit` on each message of `feed` in the order fed, at most `cap` at a time: a
-/// message starts only after every earlier one has. Requests in flight together may still
-/// reach the hub in any order, at most `cap - 1` places apart, which OpenMLS's default
-/// out-of-order tolerance of 5 generations absorbs for a cap of 4. (Each message once waited
-/// for a turn in a task of its own; after a slow moment, hundreds of such tasks queued in
-/// whatever order they first ran, and a client could not decrypt a message that arrived 8
-/// generations late.)
+/// Runs `submit` on each message of `feed` in the order fed, with a window of `cap`: a
+/// message starts only once the one `cap` places before it has finished. Requests in flight
+/// together are then fewer than `cap` places apart and may reach the hub at most `cap - 1`
+/// places out of order, which OpenMLS's default out-of-order tolerance of 5 generations
+/// absorbs for a cap of 4. (A plain cap on requests in flight let later messages overtake one
+/// stuck in a slow request without bound: a client could not decrypt a message that arrived
+/// 19 generations late. Before that, each message waited for a turn in a task of its own, and
+/// after a slow moment they queued in whatever order they first ran.)
 async fn in_order<F, Fut>(
     mut feed: tokio::sync::mpsc::UnboundedReceiver<(Queued, Instant)>,
     cap: usize,
@@ -597,21 +598,19 @@ async fn in_order<F, Fut>(
     F: Fn(Queued, Instant) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let turns = Arc::new(tokio::sync::Semaphore::new(cap));
-    let mut running = JoinSet::new();
+    let mut window: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
+        std::collections::VecDeque::new();
     while let Some((queued, due)) = feed.recv().await {
-        // The semaphore is never closed.
-        let Ok(turn) = turns.clone().acquire_owned().await else {
-            break;
-        };
-        let work = submit(queued, due);
-        running.spawn(async move {
-            work.await;
-            drop(turn);
-        });
-        while running.try_join_next().is_some() {}
+        if window.len() >= cap.max(1)
+            && let Some(oldest) = window.pop_front()
+        {
+            let _ = oldest.await;
+        }
+        window.push_back(tokio::spawn(submit(queued, due)));
     }
-    while running.join_next().await.is_some() {}
+    for running in window {
+        let _ = running.await;
+    }
 }
 
 /// Submits one pre-encrypted message and records when it was `due` (latencies count from
@@ -1151,7 +1150,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_sender_starts_its_messages_in_order_and_keeps_the_cap() {
+    async fn a_sender_starts_its_messages_in_order_within_its_window() {
         let (feed, due) = tokio::sync::mpsc::unbounded_channel();
         let started = Arc::new(Mutex::new(Vec::new()));
         let (now, peak) = (
@@ -1168,19 +1167,40 @@ mod tests {
         }
         drop(feed);
         let (s, n, p) = (started.clone(), now.clone(), peak.clone());
-        in_order(due, MAX_IN_FLIGHT_PER_SENDER, move |queued, _| {
-            s.lock().unwrap().push(queued.index);
-            let (n, p) = (n.clone(), p.clone());
+        let finished = Arc::new(Mutex::new(vec![false; 300]));
+        let overtaken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (f, o) = (finished.clone(), overtaken.clone());
+        let cap = MAX_IN_FLIGHT_PER_SENDER;
+        in_order(due, cap, move |queued, _| {
+            let index = queued.index;
+            s.lock().unwrap().push(index);
+            // Every message `cap` or more places earlier has finished.
+            if index >= cap && !f.lock().unwrap()[..=index - cap].iter().all(|&done| done) {
+                o.fetch_add(1, Ordering::SeqCst);
+            }
+            let (n, p, f) = (n.clone(), p.clone(), f.clone());
             async move {
                 let running = n.fetch_add(1, Ordering::SeqCst) + 1;
                 p.fetch_max(running, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_micros(50 * (queued.index % 7) as u64)).await;
+                // Uneven times, and one request stuck far longer than the rest.
+                let micros = if index == 10 {
+                    20_000
+                } else {
+                    50 * (index % 7) as u64
+                };
+                tokio::time::sleep(Duration::from_micros(micros)).await;
+                f.lock().unwrap()[index] = true;
                 n.fetch_sub(1, Ordering::SeqCst);
             }
         })
         .await;
         assert_eq!(*started.lock().unwrap(), (0..300).collect::<Vec<_>>());
-        assert_eq!(peak.load(Ordering::SeqCst), MAX_IN_FLIGHT_PER_SENDER);
+        assert_eq!(peak.load(Ordering::SeqCst), cap);
+        assert_eq!(
+            overtaken.load(Ordering::SeqCst),
+            0,
+            "a message started too far ahead"
+        );
     }
 
     #[test]
