@@ -65,10 +65,13 @@ pub struct Args {
     /// Length of each measured phase (full load, then half load), seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Members that send, spread round-robin over the providers; at full load each keeps one
-    /// submission in flight.
+    /// Members that send, spread round-robin over the providers.
     #[arg(long, default_value_t = 24)]
     senders: usize,
+    /// Submissions each sender keeps in flight at full load (1 to 4): a sender starts a message
+    /// once the one this many places before it was answered.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
     /// Messages each sender encrypts ahead for the full-load phase (at most 900); the phase
     /// ends early, and says so, when a sender runs out.
     #[arg(long, default_value_t = MAX_POOL)]
@@ -94,6 +97,7 @@ pub struct Args {
 struct Settings {
     members: usize,
     senders: usize,
+    in_flight: usize,
     seconds: u64,
     pool: usize,
     drain_secs: u64,
@@ -122,12 +126,16 @@ impl Settings {
         if args.senders == 0 || args.seconds == 0 {
             anyhow::bail!("--senders and --seconds must be at least 1");
         }
+        if args.in_flight == 0 || args.in_flight > MAX_IN_FLIGHT_PER_SENDER {
+            anyhow::bail!("--in-flight must be between 1 and {MAX_IN_FLIGHT_PER_SENDER}");
+        }
         if args.pool == 0 || args.pool > MAX_POOL {
             anyhow::bail!("--pool must be between 1 and {MAX_POOL}");
         }
         Ok(Self {
             members: args.members,
             senders: args.senders,
+            in_flight: args.in_flight,
             seconds: args.seconds,
             pool: args.pool,
             drain_secs: args.drain_secs,
@@ -496,9 +504,9 @@ fn encrypt_pools(
     Ok(pools)
 }
 
-/// Closed loop: every sender submits its next message as soon as the previous one is
-/// answered, until `seconds` pass or a sender's pool runs out. Returns the ledger range, the
-/// start and whether the phase ended early.
+/// Closed loop: every sender submits its next message as soon as the one `in_flight` places
+/// before it is answered (with 1, the previous one), until `seconds` pass or a sender's pool
+/// runs out. Returns the ledger range, the start and whether the phase ended early.
 async fn full_load(
     settings: &Settings,
     senders: &[Sender],
@@ -514,18 +522,43 @@ async fn full_load(
     let mut tasks = JoinSet::new();
     for (sender, pool) in senders.iter().zip(pools) {
         let http = http.clone();
-        let url = format!("{}/client/v1/submit/{room_path}", sender.url);
-        let token = sender.token.clone();
+        let url = Arc::new(format!("{}/client/v1/submit/{room_path}", sender.url));
+        let token = Arc::new(sender.token.clone());
         let ledger = ledger.clone();
         let ran_out = ran_out.clone();
+        let in_flight = settings.in_flight.max(1);
         tasks.spawn(async move {
+            // As `in_order`: a message starts once the one `in_flight` places before it ended.
+            let mut window: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
+                std::collections::VecDeque::new();
+            let mut stopped = false;
             for Queued { index, bytes } in pool {
-                if Instant::now() >= deadline || ran_out.load(Ordering::Relaxed) {
-                    return;
+                if window.len() >= in_flight
+                    && let Some(oldest) = window.pop_front()
+                {
+                    let _ = oldest.await;
                 }
-                submit(&http, &url, &token, index, bytes, Instant::now(), &ledger).await;
+                if Instant::now() >= deadline || ran_out.load(Ordering::Relaxed) {
+                    stopped = true;
+                    break;
+                }
+                if in_flight == 1 {
+                    // One at a time needs no task of its own.
+                    submit(&http, &url, &token, index, bytes, Instant::now(), &ledger).await;
+                    continue;
+                }
+                let (http, url, token, ledger) =
+                    (http.clone(), url.clone(), token.clone(), ledger.clone());
+                window.push_back(tokio::spawn(async move {
+                    submit(&http, &url, &token, index, bytes, Instant::now(), &ledger).await;
+                }));
             }
-            ran_out.store(true, Ordering::Relaxed);
+            for running in window {
+                let _ = running.await;
+            }
+            if !stopped {
+                ran_out.store(true, Ordering::Relaxed);
+            }
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -1201,6 +1234,28 @@ mod tests {
             0,
             "a message started too far ahead"
         );
+    }
+
+    /// `mimi bench fanout` with `line` as its options, checked.
+    fn settings(line: &[&str]) -> anyhow::Result<Settings> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: Args,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("fanout").chain(line.iter().copied()),
+        )?;
+        Settings::from_args(cli.args)
+    }
+
+    #[test]
+    fn a_sender_keeps_one_to_four_submissions_in_flight() {
+        assert_eq!(settings(&[]).unwrap().in_flight, 1);
+        assert_eq!(settings(&["--in-flight", "2"]).unwrap().in_flight, 2);
+        assert_eq!(settings(&["--in-flight", "4"]).unwrap().in_flight, 4);
+        assert!(settings(&["--in-flight", "0"]).is_err());
+        assert!(settings(&["--in-flight", "5"]).is_err());
     }
 
     #[test]
