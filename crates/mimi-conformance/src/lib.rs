@@ -563,6 +563,32 @@ impl Provider {
         self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
     }
 
+    /// Starts `mimid serve` as [`Provider::start`] does (a single node), with `env` added to
+    /// its environment (e.g. a failpoint, `MIMID_FAILPOINT`).
+    pub fn start_with_env(&mut self, env: &[(&'static str, &str)]) {
+        assert!(self.nodes.is_empty(), "{}: a single node only", self.domain);
+        assert!(self.process.is_none(), "{} is already running", self.domain);
+        let serve = env.iter().fold(
+            Serve::new(
+                &self.mimid,
+                &self.config,
+                &self.domain,
+                self.listen,
+                &self.logs,
+            ),
+            |serve, (key, value)| serve.env(key, *value),
+        );
+        self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own and reaps it; its exit status,
+    /// `None` if it is still running (it keeps running then) or was not running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let status = self.process.as_mut()?.wait_exit(timeout)?;
+        self.process = None;
+        Some(status)
+    }
+
     /// Stops the process with `SIGTERM` (a clean shutdown) and waits up to 30 s; its exit
     /// status, `None` if it did not exit in time (it is killed then) or was not running.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {

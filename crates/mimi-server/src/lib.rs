@@ -19,6 +19,7 @@ mod devices;
 mod discovery;
 mod embedded;
 mod error;
+mod failpoint;
 mod fanout;
 mod follower;
 mod http;

@@ -160,6 +160,21 @@ impl Running {
         &self.logs
     }
 
+    /// Waits up to `timeout` for it to exit on its own; its exit status, or `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Asks it to stop with `SIGTERM` (a clean shutdown) and waits up to `timeout` for it to
     /// exit; its exit status, or `None` if it was still running (it is killed then).
     pub fn terminate(mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {

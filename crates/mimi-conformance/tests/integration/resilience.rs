@@ -52,3 +52,52 @@ fn hub_killed_between_messages_loses_nothing_acknowledged() {
         assert_eq!(ids(&messages), [m1.clone(), m2.clone()]);
     }
 }
+
+/// A hub that dies right after answering a commit, before the rest of it is saved (a failpoint
+/// aborts it there, as a crash would): the commit's input is on disk, and the hub finishes it
+/// when it starts again, so the user the commit added joins and the room goes on.
+#[test]
+fn hub_dead_after_answering_a_commit_finishes_it_when_it_starts_again() {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let mut net = Network::start(&["a.example", "b.example"]);
+    let alice = net.client("a.example", "alice");
+    let bob = net.client("b.example", "bob");
+    let room = alice.room_create("answered");
+    let count = |net: &mut Network, table: &str| -> i64 {
+        let rows = net
+            .provider("a.example")
+            .db_query(&format!("SELECT COUNT(*) FROM {table}"), &[]);
+        rows[0][0].int().unwrap_or(-1)
+    };
+    let journal_before = count(&mut net, "room_journal");
+
+    let hub = net.provider("a.example");
+    hub.terminate();
+    hub.start_with_env(&[("MIMID_FAILPOINT", "after-handshake-answer")]);
+    // Answered (the command succeeds), then the hub dies.
+    alice.add(&room, &bob.uri());
+    let status = net
+        .provider("a.example")
+        .wait_exit(std::time::Duration::from_secs(30))
+        .expect("the hub dies at its failpoint");
+    assert_eq!(status.signal(), Some(6), "aborted: {status:?}");
+    assert!(
+        net.provider("a.example")
+            .log_text()
+            .contains("failpoint reached")
+    );
+    // Only the input was saved: no journal row yet, so no Welcome went out.
+    assert_eq!(count(&mut net, "room_inputs"), 1);
+    assert_eq!(count(&mut net, "room_journal"), journal_before);
+
+    net.provider("a.example").start();
+    wait_joined(&bob, &room);
+    assert_eq!(count(&mut net, "room_inputs"), 0);
+    alice.send(&room, "after the restart");
+    let messages = wait_messages(&bob, &room, 1);
+    assert_eq!(
+        senders_and_texts(&messages),
+        expected(&[(&alice, "after the restart")])
+    );
+}

@@ -504,6 +504,7 @@ async fn handshake(
             };
             let encoded_answer = response.encode();
             answer(Ok(response));
+            crate::failpoint::reached("after-handshake-answer").await;
             let (room, save) = route(state, room_uri, room, save).await;
             let queued = match save {
                 Ok(save) => {
