@@ -766,19 +766,8 @@ mod tests {
         let (_dir, state) = test_state();
         let alice = alice(&state);
         let room = create(&state, &alice, "x").await;
-        let commit = alice.mls.self_update(&alice.me, &room).unwrap();
-        let bundle = || HandshakeBundle::Commit {
-            commit: MlsMessage::from_bytes(&commit.commit).unwrap(),
-            welcome: None,
-            group_info_option: mimi_protocol::GroupInfoOption::Full(
-                MlsMessage::from_bytes(commit.group_info.as_ref().unwrap())
-                    .unwrap()
-                    .as_group_info()
-                    .unwrap()
-                    .clone(),
-            ),
-            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
-        };
+        let commit = self_update_bundle(&alice, &room);
+        let bundle = || commit.clone();
         let first = update_settled(&state, &room, bundle(), None).await.unwrap();
         assert!(
             matches!(first.outcome, mimi_protocol::UpdateOutcome::Success { .. }),
@@ -977,18 +966,8 @@ mod tests {
         let (_dir, state) = test_state();
         let alice = alice(&state);
         let room = create(&state, &alice, "forwarded").await;
-        let update = alice.mls.self_update(&alice.me, &room).unwrap();
-        let group_info = MlsMessage::from_bytes(update.group_info.as_ref().unwrap())
-            .unwrap()
-            .as_group_info()
-            .unwrap()
-            .clone();
-        let bundle = || HandshakeBundle::Commit {
-            commit: MlsMessage::from_bytes(&update.commit).unwrap(),
-            welcome: None,
-            group_info_option: mimi_protocol::GroupInfoOption::Full(group_info.clone()),
-            ratchet_tree_option: mimi_protocol::RatchetTreeOption::DistributionService,
-        };
+        let commit = self_update_bundle(&alice, &room);
+        let bundle = || commit.clone();
         let epoch = |state: &Arc<AppState>| {
             state
                 .store
