@@ -650,6 +650,17 @@ mod tests {
         answer
     }
 
+    /// Handshakes in the room's journal on disk.
+    fn journal_len(state: &AppState, room: &str) -> usize {
+        state
+            .store
+            .read()
+            .unwrap()
+            .room_journal(room)
+            .unwrap()
+            .len()
+    }
+
     fn accepted(response: &SubmitMessageResponse) -> bool {
         matches!(
             response.outcome,
@@ -734,13 +745,7 @@ mod tests {
             "{answer:?}"
         );
         alice.mls.merge_pending_commit(&room).unwrap();
-        let journal_before = state
-            .store
-            .read()
-            .unwrap()
-            .room_journal(&room)
-            .unwrap()
-            .len();
+        let journal_before = journal_len(&state, &room);
         let again = update_settled(&state, &room, bundle(&stale.commit), None)
             .await
             .unwrap();
@@ -748,16 +753,7 @@ mod tests {
             again.outcome,
             mimi_protocol::UpdateOutcome::Success { .. }
         ));
-        assert_eq!(
-            state
-                .store
-                .read()
-                .unwrap()
-                .room_journal(&room)
-                .unwrap()
-                .len(),
-            journal_before
-        );
+        assert_eq!(journal_len(&state, &room), journal_before);
         assert!(accepted(&post(&state, &alice, &room, "still here").await));
     }
 
@@ -932,16 +928,7 @@ mod tests {
         }
         let (epoch, _) = Hub::clients(&state, &room).await.unwrap();
         assert_eq!(epoch, 1);
-        assert_eq!(
-            state
-                .store
-                .read()
-                .unwrap()
-                .room_journal(&room)
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(journal_len(&state, &room), 1);
     }
 
     /// Alice's commit of an update of her own path, with the GroupInfo for the new epoch.
@@ -968,15 +955,7 @@ mod tests {
         let room = create(&state, &alice, "forwarded").await;
         let commit = self_update_bundle(&alice, &room);
         let bundle = || commit.clone();
-        let epoch = |state: &Arc<AppState>| {
-            state
-                .store
-                .read()
-                .unwrap()
-                .room_journal(&room)
-                .unwrap()
-                .len()
-        };
+        let epoch = |state: &Arc<AppState>| journal_len(state, &room);
         let before = epoch(&state);
         // Alice is a client of a.example: b.example may not forward her commit.
         let refused = update_settled(&state, &room, bundle(), Some("b.example".into()))
