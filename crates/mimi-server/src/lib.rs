@@ -176,7 +176,7 @@ async fn run_bound(
         }
     };
     fanout::run_senders(&state, &mut background, &stop);
-    background.spawn(hub::Hub::finish_left_inputs(state.clone()));
+    background.spawn(hub::Hub::finish_left_inputs(state.clone(), stop.clone()));
     {
         let (s, stop) = (state.clone(), stop.clone());
         background.spawn(async move { cluster::run_renewals(s, stop).await });

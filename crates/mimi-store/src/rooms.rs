@@ -66,6 +66,21 @@ impl Tx<'_> {
         Ok(seq as u64)
     }
 
+    /// Counts one more try at finishing an input after a restart; returns the tries so far
+    /// (0 if the input is gone).
+    pub fn count_room_input_attempt(&self, room_uri: &str, seq: u64) -> Result<u64, StoreError> {
+        self.conn().execute(
+            "UPDATE room_inputs SET attempts = attempts + 1 WHERE room_uri = ?1 AND seq = ?2",
+            params![room_uri, seq as i64],
+        )?;
+        let attempts: Option<i64> = self.conn().query_opt(
+            "SELECT attempts FROM room_inputs WHERE room_uri = ?1 AND seq = ?2",
+            params![room_uri, seq as i64],
+            |r| r.get(0),
+        )?;
+        Ok(attempts.unwrap_or(0) as u64)
+    }
+
     /// Forgets an input whose outcome is saved (or that was refused); forgetting it twice is
     /// harmless.
     pub fn drop_room_input(&self, room_uri: &str, seq: u64) -> Result<(), StoreError> {
@@ -455,6 +470,16 @@ mod journal_tests {
             let g = store.read().unwrap();
             assert_eq!(g.room_inputs(x).unwrap().len(), 1);
             assert!(g.room_inputs(y).unwrap().is_empty());
+            drop(g);
+            {
+                let mut g = store.lock().unwrap();
+                let tx = g.begin().unwrap();
+                assert_eq!(tx.count_room_input_attempt(x, 2).unwrap(), 1);
+                assert_eq!(tx.count_room_input_attempt(x, 2).unwrap(), 2);
+                assert_eq!(tx.count_room_input_attempt(x, 1).unwrap(), 0, "dropped");
+                tx.commit().unwrap();
+            }
+            let g = store.read().unwrap();
             assert_eq!(g.rooms_with_inputs().unwrap(), vec![x.to_owned()]);
             drop(g);
             // A rolled-back record leaves nothing.

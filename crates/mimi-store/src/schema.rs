@@ -679,7 +679,8 @@ CREATE TABLE token_issuer_keys (
 ";
 
 /// v20: handshake bundles a hosted room received, durable while the hub validates them, until
-/// what follows from them is saved (`rooms.rs`, `RoomInput`). The same SQL on both engines.
+/// what follows from them is saved (`rooms.rs`, `RoomInput`), with the times a restarted hub
+/// tried to finish each. The same SQL on both engines.
 const MIGRATE_V20: &str = "
 CREATE TABLE room_inputs (
     room_uri TEXT NOT NULL,
@@ -688,6 +689,7 @@ CREATE TABLE room_inputs (
     forwarded_by TEXT,
     now_secs BIGINT NOT NULL,
     ts_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (room_uri, seq)
 );
 ";

@@ -13,6 +13,9 @@ use super::owner::{self, Decided, blocking};
 use crate::error::ApiError;
 use crate::state::{AppState, now_secs};
 
+/// Tries at finishing one input after restarts before it is given up.
+const MAX_INPUT_ATTEMPTS: u64 = 3;
+
 /// Handshakes journaled before the room is snapshotted again: bounds the replay on load to a
 /// few commits while spreading the snapshot's cost over many.
 pub(super) const CHECKPOINT_EVERY: u64 = 32;
@@ -83,6 +86,32 @@ async fn finish_inputs(
     inputs: Vec<RoomInput>,
 ) -> Result<Option<HubRoom>, ApiError> {
     for input in inputs {
+        // Counted before each try: an input whose handling kills the process (or always
+        // fails) is given up after a few restarts instead of stopping the hub or the room for
+        // good.
+        let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
+        let attempts = state
+            .write(move |tx| {
+                crate::cluster::fence(tx, &s, &uri, generation)?;
+                Ok(tx.count_room_input_attempt(&uri, seq)?)
+            })
+            .await?;
+        if attempts > MAX_INPUT_ATTEMPTS {
+            tracing::error!(
+                seq = input.seq,
+                attempts,
+                "giving up a handshake left by a stop: finishing it failed on every try; if it \
+                 had been answered, its submitter was told it was accepted"
+            );
+            let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
+            state
+                .write(move |tx| {
+                    crate::cluster::fence(tx, &s, &uri, generation)?;
+                    Ok(tx.drop_room_input(&uri, seq)?)
+                })
+                .await?;
+            continue;
+        }
         let bundle = HandshakeBundle::decode(&input.bundle)
             .map_err(|e| ApiError::internal(format!("{room_uri}: stored input: {e}")))?;
         let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input.bundle).into();
@@ -128,9 +157,16 @@ async fn finish_inputs(
                 answer: Err(error), ..
             } => return Err(error),
             Decided::Nothing {
-                answer: Ok(_),
+                answer: Ok(refusal),
                 room: kept,
             } => {
+                // Refused again, so never answered as accepted, unless the policy envelope or
+                // the trust anchor changed across the restart (docs/architecture.md).
+                tracing::warn!(
+                    seq = input.seq,
+                    outcome = ?refusal.outcome,
+                    "a handshake left by a stop is refused when decided again; dropped"
+                );
                 let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
                 state
                     .write(move |tx| {

@@ -387,7 +387,10 @@ impl Hub {
     /// Reads again every hosted room in which a stopped hub answered a handshake without
     /// saving all that follows from it, which finishes it (`load::load`): the fan-out and any
     /// Welcome go out without waiting for the room's next request. Run once at start.
-    pub(crate) async fn finish_left_inputs(state: Arc<AppState>) {
+    pub(crate) async fn finish_left_inputs(
+        state: Arc<AppState>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let s = state.clone();
         let rooms =
             match tokio::task::spawn_blocking(move || s.store.read()?.rooms_with_inputs()).await {
@@ -402,6 +405,10 @@ impl Hub {
                 }
             };
         for room in rooms {
+            // A stopping server leaves the rest for its next start.
+            if *stop.borrow() || state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             if let Err(error) = Self::member_domains(&state, &room).await {
                 tracing::error!(%room, %error, "cannot finish the handshakes left in a room");
             }
@@ -849,7 +856,7 @@ mod tests {
         drop(state);
 
         let state = reopen(dir.path());
-        Hub::finish_left_inputs(state.clone()).await;
+        Hub::finish_left_inputs(state.clone(), tokio::sync::watch::channel(false).1).await;
         let store = state.store.read().unwrap();
         assert!(store.room_inputs(&room).unwrap().is_empty());
         assert!(store.rooms_with_inputs().unwrap().is_empty());
@@ -878,6 +885,39 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// An input that cannot be finished (here: bytes that do not decode) keeps its room from
+    /// loading for a few tries only, then is given up and the room goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_input_that_cannot_be_finished_is_given_up_after_a_few_tries() {
+        let (dir, state) = test_state();
+        let alice = alice(&state);
+        let room = create(&state, &alice, "stuck").await;
+        let (r, ts) = (room.clone(), crate::state::now_ms());
+        state
+            .write(move |tx| Ok(tx.record_room_input(&r, b"\xff\xff", None, ts / 1000, ts)?))
+            .await
+            .unwrap();
+        state.hub.shutdown().await;
+        drop(state);
+
+        let state = reopen(dir.path());
+        for _ in 0..3 {
+            assert!(Hub::clients(&state, &room).await.is_err());
+        }
+        let (epoch, clients) = Hub::clients(&state, &room).await.unwrap();
+        assert_eq!((epoch, clients.len()), (0, 1));
+        assert!(
+            state
+                .store
+                .read()
+                .unwrap()
+                .room_inputs(&room)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(accepted(&post(&state, &alice, &room, "going on").await));
     }
 
     /// A commit whose save failed after its answer (its input left behind) is not overtaken:

@@ -440,11 +440,10 @@ async fn handshake(
         .as_ref()
         .filter(|p| p.hash == hash)
         .map(|p| p.answer.clone());
-    let stored = repeat_check(state, hash);
     let earlier = async move {
         match in_flight {
             Some(answer) => Ok(Some(answer)),
-            None => flatten_join(stored.await),
+            None => flatten_join(repeat_check(state, hash).await),
         }
     };
     let decided = decide(
@@ -472,8 +471,20 @@ async fn handshake(
     }
     match decided {
         Decided::Nothing { answer: a, room } => {
-            answer(a);
-            // A refused or repeated bundle leaves nothing behind.
+            // A refused or repeated bundle leaves nothing behind. A refusal is answered at once
+            // (decided again after a crash, it is refused again); an error only once the input
+            // is gone, so that a bundle answered with an error is not finished after a crash.
+            let mut answer = Some(answer);
+            let later = match a {
+                Ok(refusal) => {
+                    if let Some(answer) = answer.take() {
+                        answer(Ok(refusal));
+                    }
+                    None
+                }
+                Err(error) => Some(error),
+            };
+            let mut room = room;
             if let Ok(seq) = crate::state::outcome(recorded).await {
                 let (s, uri) = (state.clone(), room_uri.to_owned());
                 let dropped = state
@@ -484,8 +495,11 @@ async fn handshake(
                     .await;
                 if let Err(error) = dropped {
                     tracing::warn!(%error, "cannot drop a refused handshake's input");
-                    return (None, None);
+                    room = None;
                 }
+            }
+            if let (Some(answer), Some(error)) = (answer, later) {
+                answer(Err(error));
             }
             (room, None)
         }
@@ -699,7 +713,15 @@ async fn queue_save(
             crate::cluster::fence(tx, &s, &uri, generation)?;
             let now = now_ms();
             let forget_before = now.saturating_sub(ACCEPTED_MESSAGES_KEPT_MS);
-            tx.accept_handshake_once(&hash, &answer, now, forget_before)?;
+            if tx
+                .accept_handshake_once(&hash, &answer, now, forget_before)?
+                .is_some()
+            {
+                // Saved already: another owner of the room (a successor after a panic, a node
+                // that took the room over) finished the same input first.
+                tx.drop_room_input(&uri, seq)?;
+                return Ok(0);
+            }
             let journaled = save.persist(tx, &s, &uri)?;
             tx.drop_room_input(&uri, seq)?;
             Ok(journaled)
