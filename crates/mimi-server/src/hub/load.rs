@@ -103,13 +103,7 @@ async fn finish_inputs(
                 "giving up a handshake left by a stop: finishing it failed on every try; if it \
                  had been answered, its submitter was told it was accepted"
             );
-            let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
-            state
-                .write(move |tx| {
-                    crate::cluster::fence(tx, &s, &uri, generation)?;
-                    Ok(tx.drop_room_input(&uri, seq)?)
-                })
-                .await?;
+            owner::drop_input(state, room_uri, generation, input.seq).await?;
             continue;
         }
         let bundle = HandshakeBundle::decode(&input.bundle)
@@ -167,13 +161,7 @@ async fn finish_inputs(
                     outcome = ?refusal.outcome,
                     "a handshake left by a stop is refused when decided again; dropped"
                 );
-                let (s, uri, seq) = (state.clone(), room_uri.to_owned(), input.seq);
-                state
-                    .write(move |tx| {
-                        crate::cluster::fence(tx, &s, &uri, generation)?;
-                        Ok(tx.drop_room_input(&uri, seq)?)
-                    })
-                    .await?;
+                owner::drop_input(state, room_uri, generation, input.seq).await?;
                 match kept {
                     Some(kept) => room = kept,
                     None => return Ok(None),

@@ -485,18 +485,11 @@ async fn handshake(
                 Err(error) => Some(error),
             };
             let mut room = room;
-            if let Ok(seq) = crate::state::outcome(recorded).await {
-                let (s, uri) = (state.clone(), room_uri.to_owned());
-                let dropped = state
-                    .write(move |tx| {
-                        crate::cluster::fence(tx, &s, &uri, generation)?;
-                        Ok(tx.drop_room_input(&uri, seq)?)
-                    })
-                    .await;
-                if let Err(error) = dropped {
-                    tracing::warn!(%error, "cannot drop a refused handshake's input");
-                    room = None;
-                }
+            if let Ok(seq) = crate::state::outcome(recorded).await
+                && let Err(error) = drop_input(state, room_uri, generation, seq).await
+            {
+                tracing::warn!(%error, "cannot drop a refused handshake's input");
+                room = None;
             }
             if let (Some(answer), Some(error)) = (answer, later) {
                 answer(Err(error));
@@ -556,6 +549,22 @@ async fn handshake(
             }
         }
     }
+}
+
+/// Forgets the input `seq` of `room_uri` that will not be saved (refused, repeated, given up).
+pub(super) async fn drop_input(
+    state: &Arc<AppState>,
+    room_uri: &str,
+    generation: Option<i64>,
+    seq: u64,
+) -> Result<(), ApiError> {
+    let (s, uri) = (state.clone(), room_uri.to_owned());
+    state
+        .write(move |tx| {
+            crate::cluster::fence(tx, &s, &uri, generation)?;
+            Ok(tx.drop_room_input(&uri, seq)?)
+        })
+        .await
 }
 
 /// A spawned repeat check's outcome as one result.
