@@ -528,16 +528,10 @@ async fn full_load(
         let ran_out = ran_out.clone();
         let in_flight = settings.in_flight.max(1);
         tasks.spawn(async move {
-            // As `in_order`: a message starts once the one `in_flight` places before it ended.
-            let mut window: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
-                std::collections::VecDeque::new();
+            let mut window = Window::new(in_flight);
             let mut stopped = false;
             for Queued { index, bytes } in pool {
-                if window.len() >= in_flight
-                    && let Some(oldest) = window.pop_front()
-                {
-                    let _ = oldest.await;
-                }
+                window.turn().await;
                 if Instant::now() >= deadline || ran_out.load(Ordering::Relaxed) {
                     stopped = true;
                     break;
@@ -549,13 +543,11 @@ async fn full_load(
                 }
                 let (http, url, token, ledger) =
                     (http.clone(), url.clone(), token.clone(), ledger.clone());
-                window.push_back(tokio::spawn(async move {
+                window.start(async move {
                     submit(&http, &url, &token, index, bytes, Instant::now(), &ledger).await;
-                }));
+                });
             }
-            for running in window {
-                let _ = running.await;
-            }
+            window.finish().await;
             if !stopped {
                 ran_out.store(true, Ordering::Relaxed);
             }
@@ -631,18 +623,48 @@ async fn in_order<F, Fut>(
     F: Fn(Queued, Instant) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let mut window: std::collections::VecDeque<tokio::task::JoinHandle<()>> =
-        std::collections::VecDeque::new();
+    let mut window = Window::new(cap);
     while let Some((queued, due)) = feed.recv().await {
-        if window.len() >= cap.max(1)
-            && let Some(oldest) = window.pop_front()
+        window.turn().await;
+        window.start(submit(queued, due));
+    }
+    window.finish().await;
+}
+
+/// One sender's submissions in flight, in the order they started: a new one may start once
+/// the one `cap` places before it has finished, so no two in flight are `cap` or more apart.
+struct Window {
+    cap: usize,
+    running: std::collections::VecDeque<tokio::task::JoinHandle<()>>,
+}
+
+impl Window {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            running: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Waits until the next submission may start.
+    async fn turn(&mut self) {
+        if self.running.len() >= self.cap
+            && let Some(oldest) = self.running.pop_front()
         {
             let _ = oldest.await;
         }
-        window.push_back(tokio::spawn(submit(queued, due)));
     }
-    for running in window {
-        let _ = running.await;
+
+    /// Starts a submission (after [`Window::turn`]).
+    fn start(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.running.push_back(tokio::spawn(work));
+    }
+
+    /// Waits for every submission still in flight.
+    async fn finish(self) {
+        for running in self.running {
+            let _ = running.await;
+        }
     }
 }
 

@@ -110,7 +110,7 @@ async fn finish_inputs(
             .map_err(|e| ApiError::internal(format!("{room_uri}: stored input: {e}")))?;
         let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&input.bundle).into();
         let stored = owner::repeat_check(state, hash);
-        let earlier = async move { Ok(stored.await??) };
+        let earlier = async move { owner::flatten_join(stored.await) };
         let decided = owner::decide(
             state,
             room_uri,

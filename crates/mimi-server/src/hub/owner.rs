@@ -568,7 +568,7 @@ pub(super) async fn drop_input(
 }
 
 /// A spawned repeat check's outcome as one result.
-fn flatten_join(
+pub(super) fn flatten_join(
     done: Result<Result<Option<Vec<u8>>, mimi_store::StoreError>, tokio::task::JoinError>,
 ) -> Result<Option<Vec<u8>>, ApiError> {
     Ok(done??)
