@@ -147,10 +147,12 @@ impl Tx<'_> {
         message_hash: &[u8],
         now: u64,
     ) -> Result<bool, StoreError> {
-        self.conn().execute(
-            "DELETE FROM notify_seen WHERE received_at < ?1",
-            params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
-        )?;
+        if !self.sightings_pruned.replace(true) {
+            self.conn().execute(
+                "DELETE FROM notify_seen WHERE received_at < ?1",
+                params![now.saturating_sub(DUPLICATE_WINDOW_SECS) as i64],
+            )?;
+        }
         // Rows from before v19 carry no timestamp (-1).
         let seen_before_v19 = self.conn().query_opt(
             "SELECT 1 FROM notify_seen WHERE sent_at = -1 AND body_hash = ?1",
@@ -283,42 +285,116 @@ fn inbox(
 ) -> Result<Vec<InboxItem>, StoreError> {
     let after = after.max(acked_up_to(db, device_uri)?);
     let limit_sql = limit.min(i64::MAX as usize) as i64;
-    let mut ids: Vec<i64> = db.query(
-        "SELECT id FROM mailbox WHERE device_uri = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        params![device_uri, after, limit_sql],
-        |r| r.get(0),
-    )?;
+    let mut sources = vec![Source::Own];
     let ranges: Vec<(String, i64, Option<i64>)> = db.query(
         "SELECT room_uri, from_id, until_id FROM subscriptions
          WHERE device_uri = ?1 AND (until_id IS NULL OR until_id > ?2)",
         params![device_uri, after],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    for (room, from, until) in ranges {
-        ids.extend(db.query(
-            "SELECT id FROM mailbox
-             WHERE device_uri IS NULL AND room_uri = ?1 AND id > ?2 AND id <= ?3
-             ORDER BY id LIMIT ?4",
-            params![room, after.max(from), until.unwrap_or(i64::MAX), limit_sql],
-            |r| r.get::<i64>(0),
-        )?);
+    sources.extend(
+        ranges
+            .into_iter()
+            .map(|(room, from, until)| Source::RoomLog {
+                room,
+                after: after.max(from),
+                until: until.unwrap_or(i64::MAX),
+            }),
+    );
+    // Which entries first, by id alone (index-only reads), so a device in many rooms with
+    // a backlog in each reads the bodies of one page, not of a page per room.
+    let mut ids = Vec::new();
+    for source in &sources {
+        ids.extend(source.ids(db, device_uri, after, limit_sql)?);
     }
     ids.sort_unstable();
     ids.dedup();
     ids.truncate(limit);
+    let Some(&last) = ids.last() else {
+        return Ok(Vec::new());
+    };
+    // Then the bodies, one range read per source up to the page's last id: every source's
+    // entries up to there are on the page (a source cut by the limit below `last` would have
+    // filled the page on its own), so these reads return the page exactly.
     let mut items = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some((room_uri, body)) = db.query_opt(
-            "SELECT m.room_uri, COALESCE(s.body, m.body)
-             FROM mailbox m LEFT JOIN mailbox_shared s ON s.id = m.shared_id
-             WHERE m.id = ?1",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )? {
-            items.push(InboxItem { id, room_uri, body });
+    for source in &sources {
+        items.extend(source.items(db, device_uri, after, last, limit_sql)?);
+    }
+    items.sort_unstable_by_key(|i| i.id);
+    items.dedup_by_key(|i| i.id);
+    Ok(items)
+}
+
+/// Where a device's inbox entries come from.
+enum Source {
+    /// Rows for the device itself (Welcomes and other device-targeted messages).
+    Own,
+    /// The room log of a room it subscribes to, inside the subscription's range.
+    RoomLog {
+        room: String,
+        after: i64,
+        until: i64,
+    },
+}
+
+impl Source {
+    /// The ids of the first `limit` entries after `after`.
+    fn ids(
+        &self,
+        db: &Db,
+        device_uri: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Source::Own => db.query(
+                "SELECT id FROM mailbox WHERE device_uri = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                params![device_uri, after, limit],
+                |r| r.get(0),
+            ),
+            Source::RoomLog { room, after, until } => db.query(
+                "SELECT id FROM mailbox
+                 WHERE device_uri IS NULL AND room_uri = ?1 AND id > ?2 AND id <= ?3
+                 ORDER BY id LIMIT ?4",
+                params![room, *after, *until, limit],
+                |r| r.get(0),
+            ),
         }
     }
-    Ok(items)
+
+    /// The entries after `after` up to `last`, with their bodies.
+    fn items(
+        &self,
+        db: &Db,
+        device_uri: &str,
+        after: i64,
+        last: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        fn item(r: &crate::db::Row<'_>) -> Result<InboxItem, StoreError> {
+            Ok(InboxItem {
+                id: r.get(0)?,
+                room_uri: r.get(1)?,
+                body: r.get(2)?,
+            })
+        }
+        match self {
+            Source::Own => db.query(
+                "SELECT m.id, m.room_uri, COALESCE(s.body, m.body)
+                 FROM mailbox m LEFT JOIN mailbox_shared s ON s.id = m.shared_id
+                 WHERE m.device_uri = ?1 AND m.id > ?2 AND m.id <= ?3 ORDER BY m.id LIMIT ?4",
+                params![device_uri, after, last, limit],
+                item,
+            ),
+            Source::RoomLog { room, after, until } => db.query(
+                "SELECT id, room_uri, body FROM mailbox
+                 WHERE device_uri IS NULL AND room_uri = ?1 AND id > ?2 AND id <= ?3
+                 ORDER BY id LIMIT ?4",
+                params![room, *after, (*until).min(last), limit],
+                item,
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

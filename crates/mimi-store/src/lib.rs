@@ -122,6 +122,9 @@ pub struct Tx<'a> {
     inbox_changed: Cell<bool>,
     /// Set when it queued fan-out, so its commit wakes the senders of other nodes.
     outbox_changed: Cell<bool>,
+    /// Set once this transaction forgot the FanoutMessage hashes past their window: once is
+    /// enough, however many messages a `/notify` batch holds.
+    sightings_pruned: Cell<bool>,
     listener: Option<&'a InboxListener>,
     /// See [`Store::announce_changes`].
     announce: bool,
@@ -298,6 +301,7 @@ impl StoreGuard<'_> {
             finished: Cell::new(false),
             inbox_changed: Cell::new(false),
             outbox_changed: Cell::new(false),
+            sightings_pruned: Cell::new(false),
             listener: self.listener,
             announce: self.announce,
             recent: self.recent,

@@ -267,6 +267,43 @@ fn pages_follow_the_cursor() {
 }
 
 #[test]
+fn pages_are_exact_across_own_entries_and_uneven_room_logs() {
+    let (_dir, store) = open();
+    write(&store, |tx| {
+        tx.subscribe(ROOM, ALICE).unwrap();
+        tx.subscribe(OTHER_ROOM, ALICE).unwrap();
+        tx.subscribe(OTHER_ROOM, BOB).unwrap();
+        // A long run of one room, then the other room and Alice's own entries interleaved,
+        // one of them a Welcome whose body is shared with Bob.
+        for i in 0..7u8 {
+            log(tx, ROOM, &[i]);
+        }
+        for i in 7..13u8 {
+            match i % 3 {
+                0 => log(tx, OTHER_ROOM, &[i]),
+                1 => tx.deliver(ALICE, ROOM, &[i], 0).unwrap(),
+                _ => tx
+                    .deliver_to_each(&[ALICE.to_owned(), BOB.to_owned()], ROOM, &[i], 0)
+                    .unwrap(),
+            }
+        }
+    });
+    for size in [1, 2, 3, 5, 256] {
+        let mut after = 0;
+        let mut seen = Vec::new();
+        loop {
+            let page = store.read().unwrap().inbox(ALICE, after, size).unwrap();
+            let Some(last) = page.last() else { break };
+            assert!(page.len() == size || page.len() < size && seen.len() + page.len() == 13);
+            assert!(page.windows(2).all(|w| w[0].id < w[1].id));
+            after = last.id;
+            seen.extend(page.into_iter().map(|i| i.body[0]));
+        }
+        assert_eq!(seen, (0..13).collect::<Vec<u8>>(), "pages of {size}");
+    }
+}
+
+#[test]
 fn acknowledged_entries_are_not_returned_again_and_collected_once_everyone_acked() {
     let (_dir, store) = open();
     write(&store, |tx| {
