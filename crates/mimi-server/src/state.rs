@@ -45,6 +45,8 @@ pub(crate) struct AppState {
     /// Bumped whenever the outbox gains entries. A watch, not a `Notify`: a sender busy with
     /// a batch when entries arrive still sees the change when it next waits.
     pub(crate) outbox_wake: Arc<watch::Sender<u64>>,
+    /// What the fan-out queue gained, as it commits, for the senders that keep up.
+    pub(crate) outbox_feed: Arc<crate::fanout::Feed>,
     /// Bumped after every commit that added inbox entries; long-polling clients watch it.
     pub(crate) inbox_wake: Arc<watch::Sender<u64>>,
     /// The owners of the hosted rooms in memory.
@@ -106,6 +108,14 @@ impl AppState {
         let outbox_wake = Arc::new(watch::Sender::new(0u64));
         let wake = inbox_wake.clone();
         store.set_inbox_listener(move || wake.send_modify(|n| *n = n.wrapping_add(1)));
+        // Every commit that queues fan-out feeds and wakes the senders: the one place that
+        // tells them, whichever path queued it.
+        let outbox_feed = Arc::new(crate::fanout::Feed::default());
+        let (feed, wake) = (outbox_feed.clone(), outbox_wake.clone());
+        store.set_outbox_listener(move |items| {
+            feed.push(items);
+            wake.send_modify(|n| *n = n.wrapping_add(1));
+        });
         // The other nodes of a cluster commit to the same database: their new inbox entries
         // and fan-out wake this node's long polls and senders too.
         let cluster = crate::cluster::Cluster::new(&config, tls)?;
@@ -193,6 +203,7 @@ impl AppState {
             frank_key,
             peers,
             outbox_wake,
+            outbox_feed,
             inbox_wake,
             cluster,
             _listening: listening,
@@ -243,11 +254,6 @@ impl AppState {
     pub(crate) fn peers_with_queues(&self) -> Vec<String> {
         let known = self.outbox_peers.lock().unwrap_or_else(|e| e.into_inner());
         known.iter().cloned().collect()
-    }
-
-    /// Tells the `/notify` senders that the outbox has new entries.
-    pub(crate) fn wake_outbox(&self) {
-        self.outbox_wake.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub(crate) fn domain(&self) -> &str {

@@ -48,10 +48,10 @@ pub struct AbuseReportRow {
 impl Tx<'_> {
     /// Stores a verified report; returns its id.
     pub fn add_abuse_report(&self, r: &NewAbuseReport<'_>, now: u64) -> Result<i64, StoreError> {
-        self.conn().query_one(
+        self.conn().insert(
             "INSERT INTO abuse_reports (room_uri, reporting_user, alleged_abuser,
                  reason_code, note, received_from, report, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 r.room_uri,
                 r.reporting_user,
@@ -62,7 +62,6 @@ impl Tx<'_> {
                 r.report,
                 now as i64
             ],
-            |row| row.get(0),
         )
     }
 }

@@ -156,11 +156,9 @@ impl Tx<'_> {
                 return Ok(Some(earlier));
             }
         }
-        let id: i64 = self.conn().query_one(
-            "INSERT INTO accepted_messages (hash, answer, accepted_at) VALUES (?1, ?2, ?3)
-             RETURNING id",
+        let id = self.conn().insert(
+            "INSERT INTO accepted_messages (hash, answer, accepted_at) VALUES (?1, ?2, ?3)",
             params![hash, answer, now_ms as i64],
-            |r| r.get(0),
         )?;
         self.accepted.entries.borrow_mut().push(Entry {
             at_ms: now_ms,

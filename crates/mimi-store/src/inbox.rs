@@ -54,10 +54,9 @@ impl Tx<'_> {
             [one] => return self.deliver(one, room_uri, body, now),
             many => many,
         };
-        let shared_id: i64 = self.conn().query_one(
-            "INSERT INTO mailbox_shared (body) VALUES (?1) RETURNING id",
+        let shared_id = self.conn().insert(
+            "INSERT INTO mailbox_shared (body) VALUES (?1)",
             params![body],
-            |r| r.get(0),
         )?;
         // The row's own body is empty, bound as bytes: PostgreSQL reads `x''` as a bit string.
         let empty: &[u8] = &[];

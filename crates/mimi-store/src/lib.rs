@@ -68,6 +68,16 @@ const READERS: usize = 4;
 /// Called after a commit that added inbox entries (device- or room-wide).
 type InboxListener = Box<dyn Fn() + Send + Sync>;
 
+/// Called after a commit that queued fan-out, with the entries it queued in id order.
+type OutboxListener = Box<dyn Fn(Vec<OutboxItem>) + Send + Sync>;
+
+/// What is told of commits on the write connection.
+#[derive(Default)]
+struct Listeners {
+    inbox: OnceLock<InboxListener>,
+    outbox: OnceLock<OutboxListener>,
+}
+
 /// Where a store lives: an SQLite file (one node) or a PostgreSQL database (one or many).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -105,7 +115,7 @@ pub struct Store {
     conn: Mutex<Db>,
     readers: Vec<Mutex<Db>>,
     next_reader: AtomicUsize,
-    inbox_listener: OnceLock<InboxListener>,
+    listeners: Listeners,
     location: Location,
     /// Whether commits announce new inbox entries and fan-out with NOTIFY (other nodes listen).
     announce: AtomicBool,
@@ -125,12 +135,15 @@ pub struct Tx<'a> {
     /// Set once this transaction forgot the FanoutMessage hashes past their window: once is
     /// enough, however many messages a `/notify` batch holds.
     sightings_pruned: Cell<bool>,
-    listener: Option<&'a InboxListener>,
+    listeners: Option<&'a Listeners>,
     /// See [`Store::announce_changes`].
     announce: bool,
     /// The memory index of accepted messages, and what this transaction adds to it.
     recent: &'a Mutex<accepted::Recent>,
     accepted: accepted::Pending,
+    /// The fan-out entries this transaction queued, for the outbox listener (kept only if
+    /// one is set).
+    queued: std::cell::RefCell<Vec<OutboxItem>>,
 }
 
 /// Prepared statements kept per SQLite connection: more than the store has, so none is
@@ -190,7 +203,7 @@ impl Store {
             conn: Mutex::new(conn),
             readers,
             next_reader: AtomicUsize::new(0),
-            inbox_listener: OnceLock::new(),
+            listeners: Listeners::default(),
             location,
             announce: AtomicBool::new(false),
             recent: Mutex::new(accepted::Recent::default()),
@@ -217,7 +230,7 @@ impl Store {
         self.reconnect_if_closed(&mut conn, false)?;
         Ok(StoreGuard {
             conn,
-            listener: self.inbox_listener.get(),
+            listeners: Some(&self.listeners),
             announce: self.announce.load(Ordering::Relaxed),
             recent: &self.recent,
         })
@@ -243,7 +256,7 @@ impl Store {
         self.reconnect_if_closed(&mut conn, true)?;
         Ok(StoreGuard {
             conn,
-            listener: None,
+            listeners: None,
             announce: false,
             recent: &self.recent,
         })
@@ -273,14 +286,21 @@ impl Store {
     /// Sets the function called after every commit that added inbox entries (once; later calls
     /// are ignored). It runs on the committing thread, so it must be quick.
     pub fn set_inbox_listener(&self, listener: impl Fn() + Send + Sync + 'static) {
-        let _ = self.inbox_listener.set(Box::new(listener));
+        let _ = self.listeners.inbox.set(Box::new(listener));
+    }
+
+    /// Sets the function called after every commit that queued fan-out, with the entries it
+    /// queued, in id order (once; later calls are ignored). Commits are serialised, so calls
+    /// come in commit order. It runs on the committing thread, so it must be quick.
+    pub fn set_outbox_listener(&self, listener: impl Fn(Vec<OutboxItem>) + Send + Sync + 'static) {
+        let _ = self.listeners.outbox.set(Box::new(listener));
     }
 }
 
 /// Exclusive use of one connection.
 pub struct StoreGuard<'a> {
     conn: MutexGuard<'a, Db>,
-    listener: Option<&'a InboxListener>,
+    listeners: Option<&'a Listeners>,
     /// See [`Store::announce_changes`].
     announce: bool,
     recent: &'a Mutex<accepted::Recent>,
@@ -302,10 +322,11 @@ impl StoreGuard<'_> {
             inbox_changed: Cell::new(false),
             outbox_changed: Cell::new(false),
             sightings_pruned: Cell::new(false),
-            listener: self.listener,
+            listeners: self.listeners,
             announce: self.announce,
             recent: self.recent,
             accepted: accepted::Pending::default(),
+            queued: Default::default(),
         })
     }
 
@@ -336,6 +357,7 @@ impl StoreGuard<'_> {
             tx.conn().batch("SAVEPOINT job")?;
             let changed_before = (tx.inbox_changed.get(), tx.outbox_changed.get());
             let accepted_before = tx.accepted.mark();
+            let queued_before = tx.queued.borrow().len();
             if run(job, &tx) {
                 tx.conn().batch("RELEASE SAVEPOINT job")?;
             } else {
@@ -346,6 +368,7 @@ impl StoreGuard<'_> {
                 tx.inbox_changed.set(changed_before.0);
                 tx.outbox_changed.set(changed_before.1);
                 tx.accepted.roll_back_to(accepted_before);
+                tx.queued.borrow_mut().truncate(queued_before);
             }
         }
         tx.commit()
@@ -386,10 +409,16 @@ impl Tx<'_> {
             let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
             self.accepted.commit_into(&mut recent);
         }
+        let listeners = self.listeners;
         if self.inbox_changed.get()
-            && let Some(listener) = self.listener
+            && let Some(listener) = listeners.and_then(|l| l.inbox.get())
         {
             listener();
+        }
+        if self.outbox_changed.get()
+            && let Some(listener) = listeners.and_then(|l| l.outbox.get())
+        {
+            listener(self.queued.take());
         }
         Ok(())
     }
@@ -404,6 +433,13 @@ impl Tx<'_> {
 
     pub(crate) fn mark_outbox_changed(&self) {
         self.outbox_changed.set(true);
+    }
+
+    /// Keeps a queued fan-out entry for the outbox listener, if there is one.
+    pub(crate) fn note_queued(&self, item: impl FnOnce() -> OutboxItem) {
+        if self.listeners.is_some_and(|l| l.outbox.get().is_some()) {
+            self.queued.borrow_mut().push(item());
+        }
     }
 }
 

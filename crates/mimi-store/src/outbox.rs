@@ -52,13 +52,12 @@ impl Tx<'_> {
             return Ok(());
         }
         self.mark_outbox_changed();
-        let body_id: i64 = self.conn().query_one(
-            "INSERT INTO outbox_bodies (body) VALUES (?1) RETURNING id",
+        let body_id = self.conn().insert(
+            "INSERT INTO outbox_bodies (body) VALUES (?1)",
             params![body],
-            |r| r.get(0),
         )?;
         for peer in peers {
-            self.conn().execute(
+            let id = self.conn().insert(
                 "INSERT INTO outbox (peer, room_uri, body_id, created_at, queued_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -69,16 +68,30 @@ impl Tx<'_> {
                     now_ms as i64
                 ],
             )?;
+            self.note_queued(|| OutboxItem {
+                id,
+                peer: (*peer).to_owned(),
+                room_uri: room_uri.to_owned(),
+                body: body.to_vec(),
+                attempts: 0,
+                queued_at_ms: now_ms,
+            });
         }
         Ok(())
     }
 
-    /// Removes delivered entries, and the bodies no entry points at any more.
-    pub fn delete_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
-        for id in ids {
-            self.conn()
-                .execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
-        }
+    /// Removes `peer`'s entries from `first` to `last` (ids, inclusive), delivered together,
+    /// and the bodies no entry points at any more. A delivered batch is a run of the peer's
+    /// queue, so the range holds no entry of the peer that was not in it.
+    pub fn delete_delivered(&self, peer: &str, first: i64, last: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "DELETE FROM outbox WHERE peer = ?1 AND id >= ?2 AND id <= ?3",
+            params![peer, first, last],
+        )?;
+        self.drop_unreferenced_bodies()
+    }
+
+    fn drop_unreferenced_bodies(&self) -> Result<(), StoreError> {
         // Bodies and queue rows are numbered in the same order, so every body below the one
         // the oldest remaining row points at is unreferenced: one range delete, no index on
         // `body_id`. A peer that is far behind keeps the bodies after its oldest entry.
@@ -99,7 +112,7 @@ impl Tx<'_> {
             params![peer, before as i64],
         )?;
         if expired > 0 {
-            self.delete_outbox(&[])?;
+            self.drop_unreferenced_bodies()?;
         }
         Ok(expired as u64)
     }
@@ -209,6 +222,7 @@ impl StoreGuard<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::OutboxItem;
     use crate::engine_test;
 
     engine_test! {
@@ -247,14 +261,16 @@ mod tests {
                 [&b"first"[..], b"second"]
             );
             assert_eq!(c[0].body, b"first");
-            let delete = |ids: &[i64]| {
+            let delete = |peer: &str, first: i64, last: i64| {
                 let mut guard = store.lock().unwrap();
                 let tx = guard.begin().unwrap();
-                tx.delete_outbox(ids).unwrap();
+                tx.delete_delivered(peer, first, last).unwrap();
                 tx.commit().unwrap();
             };
-            // b.example got both; c.example still needs the first body.
-            delete(&[b[0].id, b[1].id]);
+            // b.example got both; c.example still needs the first body. c.example's entry
+            // lies between b.example's two, and stays.
+            assert!(b[0].id < c[0].id && c[0].id < b[1].id);
+            delete("b.example", b[0].id, b[1].id);
             assert_eq!(store.read().unwrap().outbox_bodies().unwrap(), 2);
             assert_eq!(
                 store
@@ -266,10 +282,57 @@ mod tests {
                     .body,
                 b"first"
             );
-            delete(&[c[0].id]);
+            delete("c.example", c[0].id, c[0].id);
             let reader = store.read().unwrap();
             assert_eq!(reader.outbox_len().unwrap(), 0);
             assert_eq!(reader.outbox_bodies().unwrap(), 0);
+        }
+    }
+
+    engine_test! {
+        fn the_outbox_listener_hears_what_each_commit_queued_and_nothing_rolled_back(store) {
+            use std::sync::{Arc, Mutex};
+            type Heard = Vec<(i64, String, Vec<u8>)>;
+            let heard: Arc<Mutex<Vec<Heard>>> = Arc::default();
+            let h = heard.clone();
+            store.set_outbox_listener(move |items| {
+                let items = items.into_iter().map(|i| (i.id, i.peer, i.body)).collect();
+                h.lock().unwrap().push(items);
+            });
+            // A batch whose second job fails: only the first job's entries are heard.
+            let mut jobs = vec![(&b"kept"[..], true), (&b"dropped"[..], false)];
+            store
+                .lock()
+                .unwrap()
+                .run_batch(&mut jobs, |_| false, |(body, keep), tx| {
+                    tx.enqueue_notify(&["b.example", "c.example"], "r", body, 1_000)
+                        .unwrap();
+                    *keep
+                })
+                .unwrap();
+            // A transaction rolled back is not heard; one without fan-out is not either.
+            {
+                let mut guard = store.lock().unwrap();
+                let tx = guard.begin().unwrap();
+                tx.enqueue_notify(&["b.example"], "r", b"rolled back", 2_000)
+                    .unwrap();
+            }
+            {
+                let mut guard = store.lock().unwrap();
+                guard.begin().unwrap().commit().unwrap();
+                let tx = guard.begin().unwrap();
+                tx.enqueue_notify(&["c.example"], "r", b"later", 3_000).unwrap();
+                tx.commit().unwrap();
+            }
+            let reader = store.read().unwrap();
+            let (b, _) = reader.outbox_head("b.example", 0, 10).unwrap();
+            let (c, _) = reader.outbox_head("c.example", 0, 10).unwrap();
+            let stored = |i: &OutboxItem| (i.id, i.peer.clone(), i.body.clone());
+            assert_eq!(
+                *heard.lock().unwrap(),
+                [vec![stored(&b[0]), stored(&c[0])], vec![stored(&c[1])]]
+            );
+            assert_eq!((b.len(), c.len()), (1, 2));
         }
     }
 

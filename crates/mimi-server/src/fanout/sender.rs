@@ -90,6 +90,8 @@ async fn drain_until_stopped(
     let mut wake = state.outbox_wake.subscribe();
     // Highest id delivered in this run; its removal from the queue may still be in flight.
     let mut delivered = 0i64;
+    // Whether the feed holds every entry of the peer after `delivered` that is still to send.
+    let mut synced = false;
     // Removals of delivered entries, running while the next batch goes out.
     let mut removals = JoinSet::new();
     let mut expiry_checked: Option<std::time::Instant> = None;
@@ -102,8 +104,13 @@ async fn drain_until_stopped(
         ));
         if expiry_checked.is_none_or(|at| at.elapsed() >= every) {
             expiry_checked = Some(std::time::Instant::now());
-            if let Err(e) = expire(&state, &peer).await {
-                tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries");
+            match expire(&state, &peer).await {
+                // The feed may still hold what went: read the store again.
+                Ok(true) => synced = false,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries")
+                }
             }
         }
         // In a cluster, one node at a time sends a peer's queue, in order.
@@ -113,15 +120,23 @@ async fn drain_until_stopped(
                 tracing::warn!(peer = %peer, error = %e, "cannot take the peer's queue");
                 Some(IDLE_POLL)
             }
-            Ok(true) => match drain_once(&state, &peer, &mut delivered, &mut removals, &stop).await
-            {
-                Ok(wait) => wait,
-                Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "outbox error");
-                    Some(IDLE_POLL)
+            Ok(true) => {
+                let mut cursor = Cursor {
+                    delivered: &mut delivered,
+                    synced: &mut synced,
+                };
+                match drain_once(&state, &peer, &mut cursor, &mut removals, &stop).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        tracing::warn!(peer = %peer, error = %e, "outbox error");
+                        Some(IDLE_POLL)
+                    }
                 }
-            },
+            }
         };
+        if !synced {
+            state.outbox_feed.forget(&peer);
+        }
         let wait = wait.unwrap_or(IDLE_POLL);
         tokio::select! {
             _ = wake.changed() => {}
@@ -138,11 +153,12 @@ async fn drain_until_stopped(
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Drops `peer`'s entries queued longer than `limits.fanout_expiry_secs` (0: never): a peer
-/// gone for good must not fill the disk. Each drop is logged and counted.
-async fn expire(state: &Arc<AppState>, peer: &str) -> Result<(), crate::error::ApiError> {
+/// gone for good must not fill the disk. Each drop is logged and counted. Returns whether
+/// anything went.
+async fn expire(state: &Arc<AppState>, peer: &str) -> Result<bool, crate::error::ApiError> {
     let keep = state.config.limits.fanout_expiry_secs;
     if keep == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let before = now_ms() / 1000;
     let before = before.saturating_sub(keep);
@@ -159,7 +175,49 @@ async fn expire(state: &Arc<AppState>, peer: &str) -> Result<(), crate::error::A
         );
         state.metrics.expired(peer, expired);
     }
-    Ok(())
+    Ok(expired > 0)
+}
+
+/// Where a sender stands in its peer's queue.
+struct Cursor<'a> {
+    /// Highest id delivered in this run; its removal from the queue may still be in flight.
+    delivered: &'a mut i64,
+    /// Whether the feed holds every entry of the peer after `delivered` that is still to send.
+    synced: &'a mut bool,
+}
+
+/// The peer's next batch, and the time (ms) before which it must not be sent. Taken from the
+/// feed while the sender is synced with it; otherwise read from the store, after listening to
+/// the feed, so that a read which leaves nothing of the queue behind makes the sender synced.
+/// A cluster's other nodes queue into the store without this node's feed knowing: there the
+/// store is always read.
+async fn next_batch(
+    state: &Arc<AppState>,
+    peer: &str,
+    cursor: &mut Cursor<'_>,
+) -> anyhow::Result<(Vec<OutboxItem>, u64)> {
+    if *cursor.synced {
+        if let Some(batch) = state.outbox_feed.take(peer, *cursor.delivered, fits) {
+            return Ok((batch, 0));
+        }
+        *cursor.synced = false;
+    }
+    let feed = state.cluster.is_none();
+    if feed {
+        state.outbox_feed.listen(peer);
+    }
+    let (items, not_before) = {
+        let s = state.clone();
+        let p = peer.to_owned();
+        let after = *cursor.delivered;
+        tokio::task::spawn_blocking(move || s.store.read()?.outbox_head(&p, after, BATCH_MESSAGES))
+            .await??
+    };
+    let read = items.len();
+    let batch = cut_batch(items);
+    // Everything queued before the read is in the batch, everything after it in the feed.
+    *cursor.synced = feed && read < BATCH_MESSAGES && batch.len() == read && not_before <= now_ms();
+    Ok((batch, not_before))
 }
 
 /// Sends queued entries in order until the queue is empty or a delivery fails; returns how
@@ -167,7 +225,7 @@ async fn expire(state: &Arc<AppState>, peer: &str) -> Result<(), crate::error::A
 async fn drain_once(
     state: &Arc<AppState>,
     peer: &str,
-    delivered: &mut i64,
+    cursor: &mut Cursor<'_>,
     removals: &mut JoinSet<()>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Duration>> {
@@ -177,24 +235,14 @@ async fn drain_once(
             return Ok(None);
         }
         while removals.try_join_next().is_some() {}
-        let (items, not_before) = {
-            let s = state.clone();
-            let p = peer.to_owned();
-            let after = *delivered;
-            tokio::task::spawn_blocking(move || {
-                s.store.read()?.outbox_head(&p, after, BATCH_MESSAGES)
-            })
-            .await??
-        };
-        if items.is_empty() {
+        let (batch, not_before) = next_batch(state, peer, cursor).await?;
+        let Some(head) = batch.first() else {
             return Ok(None);
-        }
+        };
         let now = now_ms();
         if not_before > now {
             return Ok(Some(Duration::from_millis(not_before - now)));
         }
-        let batch = cut_batch(items);
-        let head = &batch[0];
         let target = match head.room_uri.parse::<MimiUri>() {
             Ok(uri) => Target::about(Endpoint::Notify, &uri),
             Err(_) => Target::with(Endpoint::Notify, head.room_uri.clone()),
@@ -250,12 +298,13 @@ async fn drain_once(
                 // write would add a sync to every round trip. Until it lands they are skipped
                 // by id; if the process stops first they are sent again, and the peer drops
                 // them as duplicates (IN-SERVER-10).
-                let ids: Vec<i64> = batch.iter().map(|i| i.id).collect();
-                *delivered = ids.iter().copied().max().unwrap_or(*delivered);
+                let (first, last) = (head.id, batch[batch.len() - 1].id);
+                *cursor.delivered = last;
                 let (s, p) = (state.clone(), peer.to_owned());
                 removals.spawn(async move {
+                    let q = p.clone();
                     let removed = s
-                        .write(move |tx| Ok(tx.delete_outbox(&ids)?))
+                        .write(move |tx| Ok(tx.delete_delivered(&q, first, last)?))
                         .await;
                     if let Err(e) = removed {
                         tracing::warn!(peer = %p, error = %e, "cannot remove delivered entries; they will be sent again after a restart");
@@ -263,6 +312,8 @@ async fn drain_once(
                 });
             }
             Some(hint) => {
+                // The store has the entry's attempts and its next try: read it from there.
+                *cursor.synced = false;
                 let max = state.config.limits.max_backoff_ms;
                 let backoff = hint
                     .map(|d| (d.as_millis() as u64).min(max))
@@ -285,22 +336,25 @@ async fn drain_once(
 /// behind it along; after the next success batching resumes.
 fn cut_batch(items: Vec<OutboxItem>) -> Vec<OutboxItem> {
     let mut batch = Vec::new();
-    let mut bytes = 0usize;
     for item in items {
-        if let Some(head) = batch.first() {
-            let head: &OutboxItem = head;
-            if head.attempts > 0
-                || item.room_uri != head.room_uri
-                || batch.len() >= BATCH_MESSAGES
-                || bytes + item.body.len() > BATCH_BYTES
-            {
-                break;
-            }
+        if !fits(&batch, &item) {
+            break;
         }
-        bytes += item.body.len();
         batch.push(item);
     }
     batch
+}
+
+/// Whether `item` may join `batch`, the start of a `/notify` body (see [`cut_batch`]).
+fn fits(batch: &[OutboxItem], item: &OutboxItem) -> bool {
+    let Some(head) = batch.first() else {
+        return true;
+    };
+    let bytes: usize = batch.iter().map(|i| i.body.len()).sum();
+    head.attempts == 0
+        && item.room_uri == head.room_uri
+        && batch.len() < BATCH_MESSAGES
+        && bytes + item.body.len() <= BATCH_BYTES
 }
 
 #[cfg(test)]

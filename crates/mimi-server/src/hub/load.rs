@@ -143,7 +143,6 @@ async fn finish_inputs(
                     seq = input.seq,
                     "finished saving a handshake answered before a stop"
                 );
-                state.wake_outbox();
                 room = finished;
             }
             // An error is not a decision: the input stays for the next load.

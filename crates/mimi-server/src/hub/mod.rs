@@ -177,10 +177,7 @@ impl Hub {
                 .map_err(|_| ApiError::internal("the store writer dropped a job"))
                 .and_then(|saved| saved)
                 .and_then(|earlier| match earlier {
-                    None => {
-                        state.wake_outbox();
-                        Ok(response)
-                    }
+                    None => Ok(response),
                     // FED-016: accepted before; the answer given then.
                     Some(answer) => {
                         tracing::info!("a message submitted again; answered as before");

@@ -362,7 +362,6 @@ async fn settle(
 ) -> Option<HubRoom> {
     match done {
         Ok(journaled) => {
-            state.wake_outbox();
             match room {
                 // Not while proposals are pending: the journal keeps them as received, for
                 // `/groupInfo`.
@@ -467,7 +466,6 @@ async fn handshake(
             )));
             return (None, None);
         }
-        state.wake_outbox();
     }
     match decided {
         Decided::Nothing { answer: a, room } => {
