@@ -112,8 +112,8 @@ impl AppState {
         // tells them, whichever path queued it.
         let outbox_feed = Arc::new(crate::fanout::Feed::default());
         let (feed, wake) = (outbox_feed.clone(), outbox_wake.clone());
-        store.set_outbox_listener(move |items| {
-            feed.push(items);
+        store.set_outbox_listener(move |change| {
+            feed.note(change);
             wake.send_modify(|n| *n = n.wrapping_add(1));
         });
         // The other nodes of a cluster commit to the same database: their new inbox entries

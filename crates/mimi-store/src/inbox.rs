@@ -207,7 +207,11 @@ impl StoreGuard<'_> {
                 return Err(e);
             }
         };
-        self.conn.batch("COMMIT")?;
+        if let Err(e) = self.conn.batch("COMMIT") {
+            // A reader left inside its read transaction would see this snapshot forever.
+            let _ = self.conn.batch("ROLLBACK");
+            return Err(e);
+        }
         Ok(items)
     }
 

@@ -54,7 +54,7 @@ pub use error::StoreError;
 pub use inbox::InboxItem;
 pub use key_packages::{ClaimOutcome, ClaimedKeyPackage};
 pub use notify::{Change, Listening};
-pub use outbox::{OutboxItem, PeerQueue};
+pub use outbox::{OutboxItem, PeerQueue, QueueChange};
 pub use profiles::{FoundProfile, ProfileEntry, ProfileKey, ProfileMatch};
 pub use rooms::{RoomInput, StoredRoom};
 pub use schema::{SCHEMA_VERSION, schema_version_of, schema_version_of_postgres};
@@ -68,8 +68,8 @@ const READERS: usize = 4;
 /// Called after a commit that added inbox entries (device- or room-wide).
 type InboxListener = Box<dyn Fn() + Send + Sync>;
 
-/// Called after a commit that queued fan-out, with the entries it queued in id order.
-type OutboxListener = Box<dyn Fn(Vec<OutboxItem>) + Send + Sync>;
+/// Called after a commit that queued fan-out, with what it did to the queue.
+type OutboxListener = Box<dyn Fn(QueueChange) + Send + Sync>;
 
 /// What is told of commits on the write connection.
 #[derive(Default)]
@@ -290,9 +290,10 @@ impl Store {
     }
 
     /// Sets the function called after every commit that queued fan-out, with the entries it
-    /// queued, in id order (once; later calls are ignored). Commits are serialised, so calls
-    /// come in commit order. It runs on the committing thread, so it must be quick.
-    pub fn set_outbox_listener(&self, listener: impl Fn(Vec<OutboxItem>) + Send + Sync + 'static) {
+    /// queued, in id order, or after such a commit failed in a way that leaves its outcome
+    /// unknown (once; later calls are ignored). Commits are serialised, so calls come in
+    /// commit order. It runs on the committing thread, so it must be quick.
+    pub fn set_outbox_listener(&self, listener: impl Fn(QueueChange) + Send + Sync + 'static) {
         let _ = self.listeners.outbox.set(Box::new(listener));
     }
 }
@@ -358,6 +359,7 @@ impl StoreGuard<'_> {
             let changed_before = (tx.inbox_changed.get(), tx.outbox_changed.get());
             let accepted_before = tx.accepted.mark();
             let queued_before = tx.queued.borrow().len();
+            let pruned_before = tx.sightings_pruned.get();
             if run(job, &tx) {
                 tx.conn().batch("RELEASE SAVEPOINT job")?;
             } else {
@@ -369,6 +371,7 @@ impl StoreGuard<'_> {
                 tx.outbox_changed.set(changed_before.1);
                 tx.accepted.roll_back_to(accepted_before);
                 tx.queued.borrow_mut().truncate(queued_before);
+                tx.sightings_pruned.set(pruned_before);
             }
         }
         tx.commit()
@@ -400,8 +403,16 @@ impl Tx<'_> {
                 }
             }
         }
-        // A failed COMMIT leaves `finished` unset, so dropping `self` rolls back.
-        self.db.batch("COMMIT")?;
+        // A failed COMMIT leaves `finished` unset, so dropping `self` rolls back. Whether the
+        // changes landed is then unknown (a connection lost during COMMIT, an I/O error after
+        // the WAL write): whoever keeps track of the queue in memory must read it again.
+        let outbox_listener = self.listeners.and_then(|l| l.outbox.get());
+        if let Err(e) = self.db.batch("COMMIT") {
+            if let (true, Some(listener)) = (self.outbox_changed.get(), outbox_listener) {
+                listener(QueueChange::Unknown);
+            }
+            return Err(e);
+        }
         self.finished.set(true);
         // Only now do the accepted messages join the index: a rollback must leave no trace.
         if self.accepted.mark() > 0 {
@@ -415,10 +426,8 @@ impl Tx<'_> {
         {
             listener();
         }
-        if self.outbox_changed.get()
-            && let Some(listener) = listeners.and_then(|l| l.outbox.get())
-        {
-            listener(self.queued.take());
+        if let (true, Some(listener)) = (self.outbox_changed.get(), outbox_listener) {
+            listener(QueueChange::Queued(self.queued.take()));
         }
         Ok(())
     }

@@ -23,6 +23,17 @@ pub struct OutboxItem {
     pub queued_at_ms: u64,
 }
 
+/// What a commit did to the fan-out queue, as told to the outbox listener
+/// ([`crate::Store::set_outbox_listener`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueChange {
+    /// It committed, queuing these entries, in id order.
+    Queued(Vec<OutboxItem>),
+    /// Its COMMIT failed after it queued entries, and whether they are in the queue is not
+    /// known: what memory holds of the queue may have a hole.
+    Unknown,
+}
+
 /// One peer's fan-out queue, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerQueue {
@@ -80,14 +91,27 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Removes `peer`'s entries from `first` to `last` (ids, inclusive), delivered together,
-    /// and the bodies no entry points at any more. A delivered batch is a run of the peer's
-    /// queue, so the range holds no entry of the peer that was not in it.
-    pub fn delete_delivered(&self, peer: &str, first: i64, last: i64) -> Result<(), StoreError> {
-        self.conn().execute(
+    /// Removes `peer`'s entries from `first` to `last` (ids, inclusive), delivered together
+    /// as `count` entries, and the bodies no entry points at any more. A delivered batch is a
+    /// run of the peer's queue, so the range holds exactly its entries; if it holds a
+    /// different number, one of them was not delivered, and this fails, removing nothing
+    /// once the caller rolls back.
+    pub fn delete_delivered(
+        &self,
+        peer: &str,
+        first: i64,
+        last: i64,
+        count: usize,
+    ) -> Result<(), StoreError> {
+        let removed = self.conn().execute(
             "DELETE FROM outbox WHERE peer = ?1 AND id >= ?2 AND id <= ?3",
             params![peer, first, last],
         )?;
+        if removed != count {
+            return Err(StoreError::Corrupt(format!(
+                "{peer}'s queue holds {removed} entries from {first} to {last}, not the {count} delivered"
+            )));
+        }
         self.drop_unreferenced_bodies()
     }
 
@@ -222,7 +246,7 @@ impl StoreGuard<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::OutboxItem;
+    use super::{OutboxItem, QueueChange};
     use crate::engine_test;
 
     engine_test! {
@@ -261,16 +285,23 @@ mod tests {
                 [&b"first"[..], b"second"]
             );
             assert_eq!(c[0].body, b"first");
-            let delete = |peer: &str, first: i64, last: i64| {
+            let delete = |peer: &str, first: i64, last: i64, count: usize| {
                 let mut guard = store.lock().unwrap();
                 let tx = guard.begin().unwrap();
-                tx.delete_delivered(peer, first, last).unwrap();
-                tx.commit().unwrap();
+                let deleted = tx.delete_delivered(peer, first, last, count);
+                if deleted.is_ok() {
+                    tx.commit().unwrap();
+                }
+                deleted
             };
+            // A range holding an entry that was not delivered fails, and its rollback keeps
+            // everything.
+            assert!(delete("b.example", b[0].id, b[1].id, 1).is_err());
+            assert_eq!(store.read().unwrap().outbox_len().unwrap(), 3);
             // b.example got both; c.example still needs the first body. c.example's entry
             // lies between b.example's two, and stays.
             assert!(b[0].id < c[0].id && c[0].id < b[1].id);
-            delete("b.example", b[0].id, b[1].id);
+            delete("b.example", b[0].id, b[1].id, 2).unwrap();
             assert_eq!(store.read().unwrap().outbox_bodies().unwrap(), 2);
             assert_eq!(
                 store
@@ -282,7 +313,7 @@ mod tests {
                     .body,
                 b"first"
             );
-            delete("c.example", c[0].id, c[0].id);
+            delete("c.example", c[0].id, c[0].id, 1).unwrap();
             let reader = store.read().unwrap();
             assert_eq!(reader.outbox_len().unwrap(), 0);
             assert_eq!(reader.outbox_bodies().unwrap(), 0);
@@ -295,7 +326,10 @@ mod tests {
             type Heard = Vec<(i64, String, Vec<u8>)>;
             let heard: Arc<Mutex<Vec<Heard>>> = Arc::default();
             let h = heard.clone();
-            store.set_outbox_listener(move |items| {
+            store.set_outbox_listener(move |change| {
+                let QueueChange::Queued(items) = change else {
+                    panic!("no commit failed")
+                };
                 let items = items.into_iter().map(|i| (i.id, i.peer, i.body)).collect();
                 h.lock().unwrap().push(items);
             });
@@ -375,5 +409,32 @@ mod tests {
             // "old" went; "newer" stays for c.example.
             assert_eq!(reader.outbox_bodies().unwrap(), 1);
         }
+    }
+
+    #[test]
+    fn a_commit_that_fails_after_queuing_tells_the_listener_the_queue_is_unknown() {
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&dir.path().join("s.db")).unwrap();
+        let heard: Arc<Mutex<Vec<QueueChange>>> = Arc::default();
+        let h = heard.clone();
+        store.set_outbox_listener(move |change| h.lock().unwrap().push(change));
+        let mut guard = store.lock().unwrap();
+        let tx = guard.begin().unwrap();
+        tx.enqueue_notify(&["b.example"], "r", b"body", 1_000)
+            .unwrap();
+        // A foreign key checked only at COMMIT makes the COMMIT itself fail.
+        tx.conn().batch("PRAGMA defer_foreign_keys = ON").unwrap();
+        tx.conn()
+            .execute(
+                "INSERT INTO mailbox (room_uri, device_uri, body, shared_id, created_at)
+                 VALUES ('r', 'd', x'', 999, 0)",
+                crate::db::params![],
+            )
+            .unwrap();
+        assert!(tx.commit().is_err());
+        assert_eq!(*heard.lock().unwrap(), [QueueChange::Unknown]);
+        drop(guard);
+        assert_eq!(store.read().unwrap().outbox_len().unwrap(), 0);
     }
 }

@@ -6,10 +6,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use mimi_store::OutboxItem;
+use mimi_store::{OutboxItem, QueueChange};
 
 /// Most entries kept for one peer: a sender that falls this far behind reads the store again.
 const MOST_KEPT: usize = 16_384;
+/// Most body bytes kept for one peer, for the same reason: bodies can be large.
+const MOST_KEPT_BYTES: usize = 32 << 20;
 
 /// Per peer, the entries committed since its sender started listening.
 #[derive(Default)]
@@ -20,26 +22,38 @@ pub(crate) struct Feed {
 #[derive(Default)]
 struct Kept {
     listening: bool,
-    /// Set when entries were dropped for lack of room: the feed is no longer complete.
-    overflowed: bool,
+    /// Set when entries may be missing (dropped for lack of room, or a commit's outcome is
+    /// unknown): the sender must read the store.
+    incomplete: bool,
     entries: VecDeque<OutboxItem>,
+    /// The bodies' bytes in `entries`.
+    bytes: usize,
 }
 
 impl Feed {
-    /// Keeps what one commit queued (in id order; commits come in commit order) for the peers
-    /// whose senders listen.
-    pub(crate) fn push(&self, items: Vec<OutboxItem>) {
+    /// Takes in what a commit did to the queue (commits come in commit order): the entries it
+    /// queued are kept for the peers whose senders listen; a commit whose outcome is unknown
+    /// makes every peer's feed incomplete.
+    pub(crate) fn note(&self, change: QueueChange) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let items = match change {
+            QueueChange::Queued(items) => items,
+            QueueChange::Unknown => {
+                for kept in peers.values_mut() {
+                    kept.give_up();
+                }
+                return;
+            }
+        };
         for item in items {
             let Some(kept) = peers.get_mut(&item.peer).filter(|k| k.listening) else {
                 continue;
             };
-            if kept.entries.len() >= MOST_KEPT {
-                kept.overflowed = true;
-                kept.listening = false;
-                kept.entries.clear();
+            if kept.entries.len() >= MOST_KEPT || kept.bytes + item.body.len() > MOST_KEPT_BYTES {
+                kept.give_up();
                 continue;
             }
+            kept.bytes += item.body.len();
             kept.entries.push_back(item);
         }
     }
@@ -73,22 +87,37 @@ impl Feed {
     ) -> Option<Vec<OutboxItem>> {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         let kept = peers.get_mut(peer)?;
-        if kept.overflowed || !kept.listening {
+        if kept.incomplete || !kept.listening {
             return None;
         }
         let mut taken = Vec::new();
         while let Some(next) = kept.entries.front() {
             // Already read from the store (committed between `listen` and that read).
             if next.id <= after {
-                kept.entries.pop_front();
+                if let Some(skipped) = kept.entries.pop_front() {
+                    kept.bytes -= skipped.body.len();
+                }
                 continue;
             }
             if !fits(&taken, next) {
                 break;
             }
-            taken.extend(kept.entries.pop_front());
+            if let Some(next) = kept.entries.pop_front() {
+                kept.bytes -= next.body.len();
+                taken.push(next);
+            }
         }
         Some(taken)
+    }
+}
+
+impl Kept {
+    /// Stops keeping entries, and says the feed lost some.
+    fn give_up(&mut self) {
+        *self = Kept {
+            incomplete: true,
+            ..Kept::default()
+        };
     }
 }
 
@@ -114,14 +143,20 @@ mod tests {
     #[test]
     fn keeps_only_what_commits_after_listening_and_skips_what_was_read() {
         let feed = Feed::default();
-        feed.push(vec![item(1, "b.example")]);
+        feed.note(QueueChange::Queued(vec![item(1, "b.example")]));
         assert!(
             feed.take("b.example", 0, |_, _| true).is_none(),
             "not listening"
         );
         feed.listen("b.example");
-        feed.push(vec![item(2, "b.example"), item(3, "c.example")]);
-        feed.push(vec![item(4, "b.example"), item(5, "b.example")]);
+        feed.note(QueueChange::Queued(vec![
+            item(2, "b.example"),
+            item(3, "c.example"),
+        ]));
+        feed.note(QueueChange::Queued(vec![
+            item(4, "b.example"),
+            item(5, "b.example"),
+        ]));
         // Entry 2 was also in the store read that followed `listen`.
         let taken = feed
             .take("b.example", 2, |taken, _| taken.is_empty())
@@ -136,19 +171,58 @@ mod tests {
     fn an_overflow_sends_the_sender_back_to_the_store_until_it_listens_again() {
         let feed = Feed::default();
         feed.listen("b.example");
-        feed.push(
+        feed.note(QueueChange::Queued(
             (1..=MOST_KEPT as i64 + 1)
                 .map(|i| item(i, "b.example"))
                 .collect(),
-        );
+        ));
         assert!(feed.take("b.example", 0, |_, _| true).is_none());
-        feed.push(vec![item(MOST_KEPT as i64 + 2, "b.example")]);
+        feed.note(QueueChange::Queued(vec![item(
+            MOST_KEPT as i64 + 2,
+            "b.example",
+        )]));
         assert!(feed.take("b.example", 0, |_, _| true).is_none());
         feed.listen("b.example");
-        feed.push(vec![item(MOST_KEPT as i64 + 3, "b.example")]);
+        feed.note(QueueChange::Queued(vec![item(
+            MOST_KEPT as i64 + 3,
+            "b.example",
+        )]));
         let taken = feed.take("b.example", 0, |_, _| true).unwrap();
         assert_eq!(ids(&taken), [MOST_KEPT as i64 + 3]);
         feed.forget("b.example");
         assert!(feed.take("b.example", 0, |_, _| true).is_none());
+    }
+
+    #[test]
+    fn a_commit_of_unknown_outcome_sends_every_sender_back_to_the_store() {
+        let feed = Feed::default();
+        feed.listen("b.example");
+        feed.listen("c.example");
+        feed.note(QueueChange::Queued(vec![item(1, "b.example")]));
+        feed.note(QueueChange::Unknown);
+        feed.note(QueueChange::Queued(vec![
+            item(3, "b.example"),
+            item(4, "c.example"),
+        ]));
+        assert!(feed.take("b.example", 0, |_, _| true).is_none());
+        assert!(feed.take("c.example", 0, |_, _| true).is_none());
+    }
+
+    #[test]
+    fn large_bodies_overflow_the_feed_by_bytes() {
+        let feed = Feed::default();
+        feed.listen("b.example");
+        let large = |id| OutboxItem {
+            body: vec![0; MOST_KEPT_BYTES / 2],
+            ..item(id, "b.example")
+        };
+        feed.note(QueueChange::Queued(vec![large(1), large(2)]));
+        // Taking frees the room again.
+        assert_eq!(
+            ids(&feed.take("b.example", 0, |_, _| true).unwrap()),
+            [1, 2]
+        );
+        feed.note(QueueChange::Queued(vec![large(3), large(4), large(5)]));
+        assert!(feed.take("b.example", 2, |_, _| true).is_none());
     }
 }

@@ -88,11 +88,9 @@ async fn drain_until_stopped(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut wake = state.outbox_wake.subscribe();
-    // Highest id delivered in this run; its removal from the queue may still be in flight.
-    let mut delivered = 0i64;
-    // Whether the feed holds every entry of the peer after `delivered` that is still to send.
-    let mut synced = false;
-    // Removals of delivered entries, running while the next batch goes out.
+    let mut cursor = Cursor::default();
+    // Removals of delivered entries, running while the next batch goes out; each says whether
+    // it removed exactly what was delivered.
     let mut removals = JoinSet::new();
     let mut expiry_checked: Option<std::time::Instant> = None;
     while !*stop.borrow() {
@@ -104,13 +102,11 @@ async fn drain_until_stopped(
         ));
         if expiry_checked.is_none_or(|at| at.elapsed() >= every) {
             expiry_checked = Some(std::time::Instant::now());
-            match expire(&state, &peer).await {
-                // The feed may still hold what went: read the store again.
-                Ok(true) => synced = false,
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries")
-                }
+            // The store is read again now and then even while the feed seems complete: the
+            // feed may hold entries that just expired, and memory is not the truth.
+            cursor.synced = false;
+            if let Err(e) = expire(&state, &peer).await {
+                tracing::warn!(peer = %peer, error = %e, "cannot expire old fan-out entries");
             }
         }
         // In a cluster, one node at a time sends a peer's queue, in order.
@@ -120,21 +116,15 @@ async fn drain_until_stopped(
                 tracing::warn!(peer = %peer, error = %e, "cannot take the peer's queue");
                 Some(IDLE_POLL)
             }
-            Ok(true) => {
-                let mut cursor = Cursor {
-                    delivered: &mut delivered,
-                    synced: &mut synced,
-                };
-                match drain_once(&state, &peer, &mut cursor, &mut removals, &stop).await {
-                    Ok(wait) => wait,
-                    Err(e) => {
-                        tracing::warn!(peer = %peer, error = %e, "outbox error");
-                        Some(IDLE_POLL)
-                    }
+            Ok(true) => match drain_once(&state, &peer, &mut cursor, &mut removals, &stop).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "outbox error");
+                    Some(IDLE_POLL)
                 }
-            }
+            },
         };
-        if !synced {
+        if !cursor.synced {
             state.outbox_feed.forget(&peer);
         }
         let wait = wait.unwrap_or(IDLE_POLL);
@@ -143,7 +133,7 @@ async fn drain_until_stopped(
             _ = stop.changed() => {}
             _ = tokio::time::sleep(wait) => {}
         }
-        while removals.try_join_next().is_some() {}
+        cursor.settle(&mut removals);
     }
     // Let the last removals land, so a clean stop resends nothing.
     while removals.join_next().await.is_some() {}
@@ -153,12 +143,11 @@ async fn drain_until_stopped(
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Drops `peer`'s entries queued longer than `limits.fanout_expiry_secs` (0: never): a peer
-/// gone for good must not fill the disk. Each drop is logged and counted. Returns whether
-/// anything went.
-async fn expire(state: &Arc<AppState>, peer: &str) -> Result<bool, crate::error::ApiError> {
+/// gone for good must not fill the disk. Each drop is logged and counted.
+async fn expire(state: &Arc<AppState>, peer: &str) -> Result<(), crate::error::ApiError> {
     let keep = state.config.limits.fanout_expiry_secs;
     if keep == 0 {
-        return Ok(false);
+        return Ok(());
     }
     let before = now_ms() / 1000;
     let before = before.saturating_sub(keep);
@@ -175,15 +164,31 @@ async fn expire(state: &Arc<AppState>, peer: &str) -> Result<bool, crate::error:
         );
         state.metrics.expired(peer, expired);
     }
-    Ok(expired > 0)
+    Ok(())
 }
 
 /// Where a sender stands in its peer's queue.
-struct Cursor<'a> {
+#[derive(Default)]
+struct Cursor {
     /// Highest id delivered in this run; its removal from the queue may still be in flight.
-    delivered: &'a mut i64,
+    delivered: i64,
     /// Whether the feed holds every entry of the peer after `delivered` that is still to send.
-    synced: &'a mut bool,
+    synced: bool,
+}
+
+impl Cursor {
+    /// Takes in the removals that finished. One that failed, or found the store's range not
+    /// matching what was delivered, leaves the entries queued; the sender then reads the queue
+    /// again from its head, so nothing skipped stays skipped (what was delivered meanwhile
+    /// goes again, and the peer drops it as a duplicate, IN-SERVER-10).
+    fn settle(&mut self, removals: &mut JoinSet<bool>) {
+        while let Some(removed) = removals.try_join_next() {
+            if !matches!(removed, Ok(true)) {
+                self.delivered = 0;
+                self.synced = false;
+            }
+        }
+    }
 }
 
 /// The peer's next batch, and the time (ms) before which it must not be sent. Taken from the
@@ -194,13 +199,13 @@ struct Cursor<'a> {
 async fn next_batch(
     state: &Arc<AppState>,
     peer: &str,
-    cursor: &mut Cursor<'_>,
+    cursor: &mut Cursor,
 ) -> anyhow::Result<(Vec<OutboxItem>, u64)> {
-    if *cursor.synced {
-        if let Some(batch) = state.outbox_feed.take(peer, *cursor.delivered, fits) {
+    if cursor.synced {
+        if let Some(batch) = state.outbox_feed.take(peer, cursor.delivered, fits) {
             return Ok((batch, 0));
         }
-        *cursor.synced = false;
+        cursor.synced = false;
     }
     let feed = state.cluster.is_none();
     if feed {
@@ -209,14 +214,14 @@ async fn next_batch(
     let (items, not_before) = {
         let s = state.clone();
         let p = peer.to_owned();
-        let after = *cursor.delivered;
+        let after = cursor.delivered;
         tokio::task::spawn_blocking(move || s.store.read()?.outbox_head(&p, after, BATCH_MESSAGES))
             .await??
     };
     let read = items.len();
     let batch = cut_batch(items);
     // Everything queued before the read is in the batch, everything after it in the feed.
-    *cursor.synced = feed && read < BATCH_MESSAGES && batch.len() == read && not_before <= now_ms();
+    cursor.synced = feed && read < BATCH_MESSAGES && batch.len() == read && not_before <= now_ms();
     Ok((batch, not_before))
 }
 
@@ -225,8 +230,8 @@ async fn next_batch(
 async fn drain_once(
     state: &Arc<AppState>,
     peer: &str,
-    cursor: &mut Cursor<'_>,
-    removals: &mut JoinSet<()>,
+    cursor: &mut Cursor,
+    removals: &mut JoinSet<bool>,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<Duration>> {
     loop {
@@ -234,7 +239,7 @@ async fn drain_once(
         if *stop.borrow() {
             return Ok(None);
         }
-        while removals.try_join_next().is_some() {}
+        cursor.settle(removals);
         let (batch, not_before) = next_batch(state, peer, cursor).await?;
         let Some(head) = batch.first() else {
             return Ok(None);
@@ -248,7 +253,11 @@ async fn drain_once(
             Err(_) => Target::with(Endpoint::Notify, head.room_uri.clone()),
         };
         // The bodies are encoded FanoutMessages, so their concatenation is the batch encoding.
-        let body: Vec<u8> = batch.iter().flat_map(|i| i.body.iter().copied()).collect();
+        let body = batch
+            .iter()
+            .map(|i| i.body.as_slice())
+            .collect::<Vec<_>>()
+            .concat();
         let outcome = state.peers.post(peer, &target, body).await;
         let permanent_refusal = matches!(&outcome, Ok(r) if r.status.is_client_error()
             && r.status != StatusCode::REQUEST_TIMEOUT
@@ -298,22 +307,23 @@ async fn drain_once(
                 // write would add a sync to every round trip. Until it lands they are skipped
                 // by id; if the process stops first they are sent again, and the peer drops
                 // them as duplicates (IN-SERVER-10).
-                let (first, last) = (head.id, batch[batch.len() - 1].id);
-                *cursor.delivered = last;
+                let (first, last, count) = (head.id, batch[batch.len() - 1].id, batch.len());
+                cursor.delivered = last;
                 let (s, p) = (state.clone(), peer.to_owned());
                 removals.spawn(async move {
                     let q = p.clone();
                     let removed = s
-                        .write(move |tx| Ok(tx.delete_delivered(&q, first, last)?))
+                        .write(move |tx| Ok(tx.delete_delivered(&q, first, last, count)?))
                         .await;
-                    if let Err(e) = removed {
-                        tracing::warn!(peer = %p, error = %e, "cannot remove delivered entries; they will be sent again after a restart");
+                    if let Err(e) = &removed {
+                        tracing::error!(peer = %p, error = %e, "cannot remove delivered entries; reading the queue again from its head");
                     }
+                    removed.is_ok()
                 });
             }
             Some(hint) => {
                 // The store has the entry's attempts and its next try: read it from there.
-                *cursor.synced = false;
+                cursor.synced = false;
                 let max = state.config.limits.max_backoff_ms;
                 let backoff = hint
                     .map(|d| (d.as_millis() as u64).min(max))
@@ -374,6 +384,28 @@ mod tests {
 
     fn ids(batch: &[OutboxItem]) -> Vec<i64> {
         batch.iter().map(|i| i.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_removal_that_did_not_match_sends_the_sender_back_to_the_queue_head() {
+        let mut cursor = Cursor {
+            delivered: 40,
+            synced: true,
+        };
+        let mut removals = JoinSet::new();
+        removals.spawn(async { true });
+        while !removals.is_empty() {
+            tokio::task::yield_now().await;
+            cursor.settle(&mut removals);
+        }
+        assert_eq!((cursor.delivered, cursor.synced), (40, true));
+        removals.spawn(async { false });
+        removals.spawn(async { true });
+        while !removals.is_empty() {
+            tokio::task::yield_now().await;
+            cursor.settle(&mut removals);
+        }
+        assert_eq!((cursor.delivered, cursor.synced), (0, false));
     }
 
     #[test]
