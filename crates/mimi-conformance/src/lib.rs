@@ -552,15 +552,7 @@ impl Provider {
             }
             return;
         }
-        assert!(self.process.is_none(), "{} is already running", self.domain);
-        let serve = Serve::new(
-            &self.mimid,
-            &self.config,
-            &self.domain,
-            self.listen,
-            &self.logs,
-        );
-        self.process = Some(serve.start().unwrap_or_else(|e| panic!("{e}")));
+        self.start_with_env(&[]);
     }
 
     /// Starts `mimid serve` as [`Provider::start`] does (a single node), with `env` added to

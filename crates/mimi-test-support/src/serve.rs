@@ -181,14 +181,7 @@ impl Running {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            thread::sleep(std::time::Duration::from_millis(20));
-        }
-        None
+        self.wait_exit(timeout)
     }
 }
 

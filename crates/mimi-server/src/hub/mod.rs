@@ -665,6 +665,11 @@ mod tests {
             .len()
     }
 
+    /// Handshake inputs of the room still waiting to be saved.
+    fn inputs_left(state: &AppState, room: &str) -> usize {
+        state.store.read().unwrap().room_inputs(room).unwrap().len()
+    }
+
     fn accepted(response: &SubmitMessageResponse) -> bool {
         matches!(
             response.outcome,
@@ -873,15 +878,7 @@ mod tests {
         let again = update_settled(&state, &room, bundle, None).await.unwrap();
         assert_eq!(again, answer);
         assert_eq!(journal(&state).len(), before.0 + 1);
-        assert!(
-            state
-                .store
-                .read()
-                .unwrap()
-                .room_inputs(&room)
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(inputs_left(&state, &room), 0);
     }
 
     /// An input that cannot be finished (here: bytes that do not decode) keeps its room from
@@ -905,15 +902,7 @@ mod tests {
         }
         let (epoch, clients) = Hub::clients(&state, &room).await.unwrap();
         assert_eq!((epoch, clients.len()), (0, 1));
-        assert!(
-            state
-                .store
-                .read()
-                .unwrap()
-                .room_inputs(&room)
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(inputs_left(&state, &room), 0);
         assert!(accepted(&post(&state, &alice, &room, "going on").await));
     }
 
