@@ -202,7 +202,11 @@ async fn next_batch(
     cursor: &mut Cursor,
 ) -> anyhow::Result<(Vec<OutboxItem>, u64)> {
     if cursor.synced {
-        if let Some(batch) = state.outbox_feed.take(peer, cursor.delivered, fits) {
+        let mut cut = Cut::default();
+        if let Some(batch) = state
+            .outbox_feed
+            .take(peer, cursor.delivered, |item| cut.admits(item))
+        {
             return Ok((batch, 0));
         }
         cursor.synced = false;
@@ -345,26 +349,46 @@ async fn drain_once(
 /// alone, so an entry a peer refuses for good is found and dropped without taking the entries
 /// behind it along; after the next success batching resumes.
 fn cut_batch(items: Vec<OutboxItem>) -> Vec<OutboxItem> {
-    let mut batch = Vec::new();
-    for item in items {
-        if !fits(&batch, &item) {
-            break;
-        }
-        batch.push(item);
-    }
-    batch
+    let mut cut = Cut::default();
+    items
+        .into_iter()
+        .take_while(|item| cut.admits(item))
+        .collect()
 }
 
-/// Whether `item` may join `batch`, the start of a `/notify` body (see [`cut_batch`]).
-fn fits(batch: &[OutboxItem], item: &OutboxItem) -> bool {
-    let Some(head) = batch.first() else {
-        return true;
-    };
-    let bytes: usize = batch.iter().map(|i| i.body.len()).sum();
-    head.attempts == 0
-        && item.room_uri == head.room_uri
-        && batch.len() < BATCH_MESSAGES
-        && bytes + item.body.len() <= BATCH_BYTES
+/// What the start of a `/notify` body holds so far (see [`cut_batch`]).
+#[derive(Default)]
+struct Cut {
+    /// The head's room, once there is a head.
+    room: Option<String>,
+    /// Whether the head failed before (it then goes alone).
+    head_failed: bool,
+    count: usize,
+    bytes: usize,
+}
+
+impl Cut {
+    /// Whether `item` joins the body; counted in if so.
+    fn admits(&mut self, item: &OutboxItem) -> bool {
+        match &self.room {
+            None => {
+                self.room = Some(item.room_uri.clone());
+                self.head_failed = item.attempts > 0;
+            }
+            Some(room) => {
+                if self.head_failed
+                    || item.room_uri != *room
+                    || self.count >= BATCH_MESSAGES
+                    || self.bytes + item.body.len() > BATCH_BYTES
+                {
+                    return false;
+                }
+            }
+        }
+        self.count += 1;
+        self.bytes += item.body.len();
+        true
+    }
 }
 
 #[cfg(test)]
